@@ -1,0 +1,139 @@
+//! Builds the guest components (the bundled ConnectWise connector and the test fixture) for
+//! wasm32-wasip2, so that a plain `cargo build` or `cargo test` on a fresh clone produces them.
+//!
+//! The guests are built by a nested cargo with its own target directory (`target/guests`): sharing
+//! the outer build's directory would wait forever on its lock. rustup installs the wasm target only
+//! when it installs a toolchain, so a missing target is added here first.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+const PROFILE: &str = "guest";
+/// (package, artifact stem, environment variable the host reads the path from)
+const GUESTS: &[(&str, &str, &str)] = &[
+    (
+        "plugin-connectwise",
+        "plugin_connectwise",
+        "BSS_CONNECTWISE_WASM",
+    ),
+    ("bss-fixture", "bss_fixture", "BSS_FIXTURE_WASM"),
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("host/ lives inside the workspace")
+        .to_path_buf();
+    for watched in [
+        "wit",
+        "plugin-connectwise/src",
+        "plugin-connectwise/Cargo.toml",
+        "tests/fixtures/guest/src",
+        "tests/fixtures/guest/Cargo.toml",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
+    }
+
+    let target_dir = match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir).join("guests"),
+        None => workspace.join("target").join("guests"),
+    };
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    ensure_wasm_target(&rustc);
+
+    let mut build = Command::new(&cargo);
+    build
+        .current_dir(&workspace)
+        .args([
+            "build",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for (package, _, _) in GUESTS {
+        build.args(["-p", package]);
+    }
+    // Flags and wrappers meant for the host build must not leak into the guest build.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        build.env_remove(var);
+    }
+    let output = build
+        .output()
+        .expect("could not run cargo to build the guest components");
+    if !output.status.success() {
+        panic!(
+            "building the guest components failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    for (_, stem, variable) in GUESTS {
+        let artifact = target_dir
+            .join(TARGET)
+            .join(PROFILE)
+            .join(format!("{stem}.wasm"));
+        assert!(
+            artifact.exists(),
+            "the guest build did not produce {}",
+            artifact.display()
+        );
+        println!("cargo:rustc-env={variable}={}", artifact.display());
+    }
+}
+
+/// Adds the wasm32-wasip2 target to the active toolchain when its standard library is missing.
+fn ensure_wasm_target(rustc: &str) {
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    if let Some(sysroot) = &sysroot {
+        if has_target(sysroot) {
+            return;
+        }
+    }
+    let mut add = Command::new("rustup");
+    add.args(["target", "add", TARGET]);
+    if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
+        add.args(["--toolchain", &toolchain]);
+    }
+    let status = add.status().unwrap_or_else(|err| {
+        panic!("the {TARGET} target is missing and rustup could not be run to add it ({err}); run `rustup target add {TARGET}`")
+    });
+    assert!(
+        status.success(),
+        "`rustup target add {TARGET}` failed; run it by hand and build again"
+    );
+}
+
+fn has_target(sysroot: &Path) -> bool {
+    sysroot
+        .join("lib")
+        .join("rustlib")
+        .join(TARGET)
+        .join("lib")
+        .is_dir()
+}

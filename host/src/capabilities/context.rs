@@ -1,0 +1,345 @@
+//! The instance context: everything one instance grants its connector for one call, derived once
+//! from the connector's manifest and the instance's settings, lookups and options.
+//!
+//! Settings are split here, and only here, into what the guest may read (non-secret values) and
+//! what only the host uses (secrets, and the credential headers built from them). The allowed
+//! outbound origins are the instance's `url` settings; credentials go only to the origin of the
+//! manifest's remote-host variable.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use reqwest::header::{HeaderName, HeaderValue};
+
+use super::allowed_hosts::{AllowedHosts, Origin};
+use super::options::InstanceOptions;
+use crate::runtime::manifest::{AuthScheme, Manifest, VariableKind, template_keys};
+
+/// One row of a lookup table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupEntry {
+    pub bss_value: String,
+    pub remote_value: String,
+    pub pull_default: bool,
+}
+
+/// Headers the host adds to requests bound for one origin.
+#[derive(Clone)]
+pub struct Credentials {
+    pub origin: Origin,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Credentials")
+            .field("origin", &self.origin)
+            .field("headers", &names)
+            .finish()
+    }
+}
+
+/// A problem with one setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingProblem {
+    pub key: String,
+    pub message: String,
+}
+
+/// Every problem with an instance's settings, each against its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct SettingsError {
+    pub problems: Vec<SettingProblem>,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// What one instance grants its connector. Built by [`InstanceContext::new`]; immutable after.
+#[derive(Clone)]
+pub struct InstanceContext {
+    instance: String,
+    visible: BTreeMap<String, String>,
+    secrets: Vec<String>,
+    lookups: BTreeMap<String, Vec<LookupEntry>>,
+    allowed: AllowedHosts,
+    credentials: Option<Credentials>,
+    options: InstanceOptions,
+}
+
+impl fmt::Debug for InstanceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstanceContext")
+            .field("instance", &self.instance)
+            .field("visible", &self.visible)
+            .field(
+                "secrets",
+                &format_args!("[{} redacted]", self.secrets.len()),
+            )
+            .field("allowed", &self.allowed)
+            .field("credentials", &self.credentials)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl InstanceContext {
+    /// Validates `values` against the manifest (unknown keys, kinds, required values) and derives
+    /// the allowed hosts and credentials. `values` holds server variables only, secrets included.
+    pub fn new(
+        instance: &str,
+        manifest: &Manifest,
+        values: &BTreeMap<String, String>,
+        lookups: BTreeMap<String, Vec<LookupEntry>>,
+        options: InstanceOptions,
+    ) -> Result<InstanceContext, SettingsError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(SettingProblem {
+                key: key.to_string(),
+                message,
+            })
+        };
+        for key in values.keys() {
+            if manifest.variable(key).is_none() {
+                let known: Vec<&str> = manifest
+                    .server_variables
+                    .iter()
+                    .map(|v| v.key.as_str())
+                    .collect();
+                problem(
+                    key,
+                    format!(
+                        "not a setting of connector {}; its settings are {}",
+                        manifest.name,
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+        let mut effective = BTreeMap::new();
+        let mut visible = BTreeMap::new();
+        let mut secrets = Vec::new();
+        let mut origins = Vec::new();
+        for variable in &manifest.server_variables {
+            let key = variable.key.as_str();
+            let value = values
+                .get(key)
+                .cloned()
+                .or_else(|| variable.default_value.clone());
+            let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+                if variable.required {
+                    problem(
+                        key,
+                        format!("{} is required ({})", variable.label, variable.purpose),
+                    );
+                }
+                continue;
+            };
+            match variable.kind {
+                VariableKind::Integer if value.trim().parse::<i64>().is_err() => {
+                    problem(key, format!("{value:?} is not a whole number"));
+                    continue;
+                }
+                VariableKind::Choice if !variable.choices.iter().any(|c| c.value == value) => {
+                    let allowed: Vec<&str> =
+                        variable.choices.iter().map(|c| c.value.as_str()).collect();
+                    problem(
+                        key,
+                        format!("{value:?} is not one of {}", allowed.join(", ")),
+                    );
+                    continue;
+                }
+                VariableKind::Url => match Origin::parse_setting(&value) {
+                    Ok(origin) => origins.push(origin),
+                    Err(e) => {
+                        problem(key, e.reason);
+                        continue;
+                    }
+                },
+                _ => {}
+            }
+            if variable.kind == VariableKind::Secret {
+                secrets.push(value.clone());
+            } else {
+                visible.insert(key.to_string(), value.clone());
+            }
+            effective.insert(key.to_string(), value);
+        }
+        if !problems.is_empty() {
+            return Err(SettingsError { problems });
+        }
+
+        let credentials = match render_credentials(manifest, &effective) {
+            Ok(credentials) => credentials,
+            Err(message) => {
+                return Err(SettingsError {
+                    problems: vec![SettingProblem {
+                        key: manifest.remote_host_variable.clone(),
+                        message,
+                    }],
+                });
+            }
+        };
+        if let Some(credentials) = &credentials {
+            // A header value can carry a secret in another spelling (base64 of user:password).
+            for (_, value) in &credentials.headers {
+                if let Ok(text) = value.to_str() {
+                    let token = text
+                        .strip_prefix("Basic ")
+                        .or(text.strip_prefix("Bearer "))
+                        .unwrap_or(text);
+                    secrets.push(token.to_string());
+                }
+            }
+        }
+        secrets.retain(|s| !s.is_empty());
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+
+        Ok(InstanceContext {
+            instance: instance.to_string(),
+            visible,
+            secrets,
+            lookups,
+            allowed: AllowedHosts::new(origins),
+            credentials,
+            options,
+        })
+    }
+
+    /// A context that grants nothing: for calls such as `manifest` made before any instance exists.
+    pub fn empty(instance: &str) -> InstanceContext {
+        InstanceContext {
+            instance: instance.to_string(),
+            visible: BTreeMap::new(),
+            secrets: Vec::new(),
+            lookups: BTreeMap::new(),
+            allowed: AllowedHosts::default(),
+            credentials: None,
+            options: InstanceOptions::default(),
+        }
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub fn options(&self) -> &InstanceOptions {
+        &self.options
+    }
+
+    pub fn allowed_hosts(&self) -> &AllowedHosts {
+        &self.allowed
+    }
+
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    /// Secret values (longest first) that must never appear in logs.
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
+    }
+
+    /// A non-secret setting's effective value.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.visible.get(key).map(String::as_str)
+    }
+
+    /// Every non-secret setting with a value.
+    pub fn visible_settings(&self) -> &BTreeMap<String, String> {
+        &self.visible
+    }
+
+    pub fn lookup_table(&self, key: &str) -> &[LookupEntry] {
+        self.lookups.get(key).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn lookup(&self, key: &str, bss_value: &str) -> Option<&str> {
+        self.lookup_table(key)
+            .iter()
+            .find(|e| e.bss_value == bss_value)
+            .map(|e| e.remote_value.as_str())
+    }
+
+    /// The pull default among the BSS values mapped to `remote_value`, else the first mapped.
+    pub fn reverse_lookup(&self, key: &str, remote_value: &str) -> Option<&str> {
+        let mut mapped = self
+            .lookup_table(key)
+            .iter()
+            .filter(|e| e.remote_value == remote_value);
+        let first = mapped.next()?;
+        let chosen = std::iter::once(first)
+            .chain(mapped)
+            .find(|e| e.pull_default)
+            .unwrap_or(first);
+        Some(chosen.bss_value.as_str())
+    }
+}
+
+fn render(template: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = template.to_string();
+    for key in template_keys(template)? {
+        let value = values
+            .get(key)
+            .ok_or_else(|| format!("credentials need setting {key:?}, which has no value"))?;
+        out = out.replace(&format!("{{{key}}}"), value);
+    }
+    Ok(out)
+}
+
+fn render_credentials(
+    manifest: &Manifest,
+    values: &BTreeMap<String, String>,
+) -> Result<Option<Credentials>, String> {
+    let Some(host) = values.get(&manifest.remote_host_variable) else {
+        return Ok(None);
+    };
+    let origin = Origin::parse_setting(host).map_err(|e| e.to_string())?;
+    let mut headers = Vec::new();
+    let authorization = match &manifest.auth.scheme {
+        AuthScheme::None => None,
+        AuthScheme::Basic { username, password } => {
+            let pair = format!(
+                "{}:{}",
+                render(username, values)?,
+                render(password, values)?
+            );
+            Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            ))
+        }
+        AuthScheme::Bearer { token } => Some(format!("Bearer {}", render(token, values)?)),
+    };
+    if let Some(value) = authorization {
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| "credentials contain characters not allowed in a header".to_string())?;
+        headers.push((reqwest::header::AUTHORIZATION, sensitive(value)));
+    }
+    for (name, template) in &manifest.auth.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("{name:?} is not a header name"))?;
+        let value = HeaderValue::from_str(&render(template, values)?).map_err(|_| {
+            format!("the value for header {name} contains characters not allowed in a header")
+        })?;
+        headers.push((name, sensitive(value)));
+    }
+    Ok(Some(Credentials { origin, headers }))
+}
+
+fn sensitive(mut value: HeaderValue) -> HeaderValue {
+    value.set_sensitive(true);
+    value
+}

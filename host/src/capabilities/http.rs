@@ -1,0 +1,354 @@
+//! Outbound HTTP for connectors: the only network access a guest has.
+//!
+//! One [`HttpClient`] per host, pooled, shared by every call. Each call gets an [`HttpCall`] that
+//! applies its instance's policy before anything leaves the host:
+//!
+//! 1. the call's request budget (`host.max-requests-per-call`) and, on a dry run, GET/HEAD only;
+//! 2. the URL's origin (scheme, host, port) must be one of the instance's allowed origins;
+//! 3. the address: an IP literal is checked directly; a name is resolved by the client's resolver,
+//!    which drops loopback, private, link-local and unspecified addresses (unless the instance has
+//!    `host.allow-private-network`), so the check is on the address actually connected to and a
+//!    name that later resolves elsewhere (DNS rebinding) gains nothing;
+//! 4. headers: the guest cannot set `Authorization`, the credential headers, or hop-by-hop headers;
+//!    the host adds the credentials only when the origin is the instance's remote host;
+//! 5. redirects are followed only within the same origin (at most five); a redirect elsewhere is
+//!    handed back to the guest as the 3xx it is, so credentials never travel to another host;
+//! 6. a total timeout per request, and a response-size cap enforced while the body is read (a
+//!    declared length over the cap is refused before reading).
+
+use std::error::Error as StdError;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::redirect;
+use url::{Host, Url};
+
+use super::address::{AddressClass, classify};
+use super::allowed_hosts::Origin;
+use super::context::InstanceContext;
+use super::log::Labels;
+use crate::runtime::bindings::http::{HttpError, Method, Request, Response};
+
+/// How long connecting to a remote may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Redirects followed within one origin.
+const MAX_REDIRECTS: usize = 5;
+
+/// Headers a guest may not set: credentials are the host's, framing is the client's.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "upgrade",
+];
+
+/// A name that resolved only to addresses the instance may not reach.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} resolves to {address}, a {class} address")]
+struct RefusedAddress {
+    name: String,
+    address: IpAddr,
+    class: AddressClass,
+}
+
+/// Resolves names and keeps only publicly routable addresses.
+struct PublicOnlyResolver;
+
+impl Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let name = name.as_str().to_string();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let (public, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = found
+                .into_iter()
+                .partition(|a| classify(a.ip()).is_public());
+            if public.is_empty() {
+                if let Some(first) = refused.first() {
+                    let refusal = RefusedAddress {
+                        name,
+                        address: first.ip(),
+                        class: classify(first.ip()),
+                    };
+                    return Err(Box::new(refusal) as Box<dyn StdError + Send + Sync>);
+                }
+            }
+            Ok(Box::new(public.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The host's pooled HTTP clients: one that reaches only public addresses, one for instances that
+/// allow private networks.
+#[derive(Clone)]
+pub struct HttpClient {
+    public_only: reqwest::Client,
+    any_address: reqwest::Client,
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+impl HttpClient {
+    pub fn new() -> anyhow::Result<Self> {
+        static PROVIDER: Once = Once::new();
+        PROVIDER.call_once(|| {
+            // reqwest is built without a default crypto provider (to avoid a second TLS stack).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        let builder = || {
+            reqwest::Client::builder()
+                .no_proxy()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .pool_idle_timeout(Duration::from_secs(60))
+                .user_agent(concat!("bss-host/", env!("CARGO_PKG_VERSION")))
+                .retry(reqwest::retry::never())
+                .referer(false)
+                .redirect(redirect::Policy::custom(|attempt| {
+                    let previous = attempt.previous().last().cloned();
+                    match previous {
+                        Some(prev)
+                            if attempt.previous().len() <= MAX_REDIRECTS
+                                && same_origin(&prev, attempt.url()) =>
+                        {
+                            attempt.follow()
+                        }
+                        _ => attempt.stop(),
+                    }
+                }))
+        };
+        Ok(HttpClient {
+            public_only: builder()
+                .dns_resolver(Arc::new(PublicOnlyResolver))
+                .build()?,
+            any_address: builder().build()?,
+        })
+    }
+}
+
+/// One call's view of outbound HTTP: the instance's policy and the call's request count.
+pub struct HttpCall {
+    client: HttpClient,
+    context: Arc<InstanceContext>,
+    labels: Arc<Labels>,
+    dry_run: bool,
+    sent: u32,
+}
+
+impl HttpCall {
+    pub fn new(
+        client: HttpClient,
+        context: Arc<InstanceContext>,
+        labels: Arc<Labels>,
+        dry_run: bool,
+    ) -> Self {
+        HttpCall {
+            client,
+            context,
+            labels,
+            dry_run,
+            sent: 0,
+        }
+    }
+
+    /// Requests the guest has sent (or tried to send) in this call.
+    pub fn sent(&self) -> u32 {
+        self.sent
+    }
+
+    pub async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
+        let url = request.url.clone();
+        let result = self.checked_send(request).await;
+        if let Err(error) = &result {
+            let refused = matches!(
+                error,
+                HttpError::HostNotAllowed(_)
+                    | HttpError::PrivateAddress(_)
+                    | HttpError::RequestLimit(_)
+                    | HttpError::WriteInDryRun
+            );
+            let Labels {
+                connector,
+                version,
+                instance,
+            } = &*self.labels;
+            if refused {
+                tracing::warn!(
+                    connector,
+                    version,
+                    instance,
+                    url,
+                    "refused a connector's request: {error:?}"
+                );
+            } else {
+                tracing::debug!(
+                    connector,
+                    version,
+                    instance,
+                    url,
+                    "a connector's request failed: {error:?}"
+                );
+            }
+        }
+        result
+    }
+
+    async fn checked_send(&mut self, request: Request) -> Result<Response, HttpError> {
+        let options = self.context.options().clone();
+        self.sent += 1;
+        if self.sent > options.max_requests_per_call {
+            return Err(HttpError::RequestLimit(options.max_requests_per_call));
+        }
+        if self.dry_run && !matches!(request.method, Method::Get | Method::Head) {
+            return Err(HttpError::WriteInDryRun);
+        }
+        let url = Url::parse(&request.url)
+            .map_err(|e| HttpError::InvalidRequest(format!("url {:?}: {e}", request.url)))?;
+        let origin = Origin::of_url(&url)
+            .map_err(|e| HttpError::InvalidRequest(format!("url {:?}: {e}", request.url)))?;
+        let allowed = self.context.allowed_hosts();
+        if !allowed.allows(&origin) {
+            return Err(HttpError::HostNotAllowed(format!(
+                "{origin} is not among this instance's allowed hosts ({allowed})"
+            )));
+        }
+        let literal = match &origin.host {
+            Host::Ipv4(ip) => Some(IpAddr::V4(*ip)),
+            Host::Ipv6(ip) => Some(IpAddr::V6(*ip)),
+            Host::Domain(_) => None,
+        };
+        if let Some(ip) = literal {
+            let class = classify(ip);
+            if !class.is_public() && !options.allow_private_network {
+                return Err(private_refusal(&format!("{ip} is a {class} address")));
+            }
+        }
+
+        let headers = self.headers(&request.headers, &origin)?;
+        let client = if options.allow_private_network {
+            &self.client.any_address
+        } else {
+            &self.client.public_only
+        };
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Head => reqwest::Method::HEAD,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = client.request(method, url).headers(headers);
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let exchange = async {
+            let response = builder.send().await.map_err(translate)?;
+            read_response(response, options.max_response_bytes).await
+        };
+        match tokio::time::timeout(options.request_timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(HttpError::Timeout(format!(
+                "no complete response within {:?}",
+                options.request_timeout
+            ))),
+        }
+    }
+
+    fn headers(&self, given: &[(String, String)], origin: &Origin) -> Result<HeaderMap, HttpError> {
+        let credentials = self.context.credentials();
+        let mut headers = HeaderMap::new();
+        for (name, value) in given {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                HttpError::InvalidRequest(format!("{name:?} is not a valid header name"))
+            })?;
+            let reserved = RESERVED_HEADERS.contains(&name.as_str())
+                || credentials.is_some_and(|c| c.headers.iter().any(|(n, _)| *n == name));
+            if reserved {
+                continue;
+            }
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                HttpError::InvalidRequest(format!(
+                    "the value of header {name} has characters a header may not hold"
+                ))
+            })?;
+            headers.append(name, value);
+        }
+        if let Some(credentials) = credentials.filter(|c| c.origin == *origin) {
+            for (name, value) in &credentials.headers {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        Ok(headers)
+    }
+}
+
+fn private_refusal(detail: &str) -> HttpError {
+    HttpError::PrivateAddress(format!(
+        "{detail}; this instance may reach only public addresses unless host.allow-private-network is on"
+    ))
+}
+
+/// Reads the body chunk by chunk, dropping the connection as soon as it passes `cap` bytes.
+async fn read_response(mut response: reqwest::Response, cap: u64) -> Result<Response, HttpError> {
+    if response.content_length().is_some_and(|len| len > cap) {
+        return Err(HttpError::ResponseTooLarge(cap));
+    }
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).to_string(),
+            )
+        })
+        .collect();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(translate)? {
+        if body.len() as u64 + chunk.len() as u64 > cap {
+            return Err(HttpError::ResponseTooLarge(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Turns a client error into the guest's error, finding a refused address in its causes.
+fn translate(error: reqwest::Error) -> HttpError {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(&error);
+    let mut chain = Vec::new();
+    while let Some(e) = cause {
+        if let Some(refused) = e.downcast_ref::<RefusedAddress>() {
+            return private_refusal(&refused.to_string());
+        }
+        let text = e.to_string();
+        if chain.last() != Some(&text) {
+            chain.push(text);
+        }
+        cause = e.source();
+    }
+    let detail = chain.join(": ");
+    if error.is_timeout() {
+        HttpError::Timeout(detail)
+    } else {
+        HttpError::Transport(detail)
+    }
+}

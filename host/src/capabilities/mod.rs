@@ -1,0 +1,153 @@
+//! What a guest may import, and nothing more: outbound HTTP under its instance's policy, its own
+//! instance's non-secret settings and lookups, and logging. WASI is linked because every wasip2
+//! guest imports it, but with no files, no environment, no arguments, no sockets and no stdin;
+//! stdout and stderr go to the log.
+//!
+//! [`CallState`] is the data of one call's store: built fresh per call from the instance's
+//! [`InstanceContext`], dropped when the call ends.
+
+pub mod address;
+pub mod allowed_hosts;
+pub mod context;
+pub mod http;
+pub mod log;
+pub mod options;
+
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use self::context::InstanceContext;
+use self::http::{HttpCall, HttpClient};
+use self::log::{GuestOutput, Labels, Level, LogSink, LogSource};
+use crate::runtime::bindings::{
+    http as wit_http, log as wit_log, settings as wit_settings, types as wit_types,
+};
+use crate::runtime::limits::MemoryGuard;
+
+/// The data of one call's store.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    context: Arc<InstanceContext>,
+    http: HttpCall,
+    log: Arc<Mutex<LogSink>>,
+    pub(crate) memory: MemoryGuard,
+}
+
+impl CallState {
+    pub fn new(
+        context: Arc<InstanceContext>,
+        labels: Arc<Labels>,
+        client: HttpClient,
+        dry_run: bool,
+    ) -> Self {
+        let options = context.options().clone();
+        let log = Arc::new(Mutex::new(LogSink::new(
+            labels.clone(),
+            context.secrets(),
+            options.log_bytes_per_call,
+        )));
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestOutput::new(log.clone(), LogSource::Stdout))
+            .stderr(GuestOutput::new(log.clone(), LogSource::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .build();
+        CallState {
+            wasi,
+            table: ResourceTable::new(),
+            http: HttpCall::new(client, context.clone(), labels, dry_run),
+            context,
+            log,
+            memory: MemoryGuard::new(options.memory_limit),
+        }
+    }
+
+    pub fn requests_sent(&self) -> u32 {
+        self.http.sent()
+    }
+
+    /// Ends the call's log (flushes partial lines, reports suppressed volume) and returns what the
+    /// guest last wrote to stderr.
+    pub fn finish_log(&self) -> String {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.finish();
+        log.stderr_tail()
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit_types::Host for CallState {}
+
+impl wit_http::Host for CallState {
+    async fn send(
+        &mut self,
+        request: wit_http::Request,
+    ) -> Result<wit_http::Response, wit_http::HttpError> {
+        self.http.send(request).await
+    }
+}
+
+impl wit_settings::Host for CallState {
+    async fn get(&mut self, key: String) -> Option<String> {
+        self.context.setting(&key).map(str::to_string)
+    }
+
+    async fn all(&mut self) -> Vec<(String, String)> {
+        self.context
+            .visible_settings()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    async fn lookup(&mut self, key: String, bss_value: String) -> Option<String> {
+        self.context.lookup(&key, &bss_value).map(str::to_string)
+    }
+
+    async fn reverse_lookup(&mut self, key: String, remote_value: String) -> Option<String> {
+        self.context
+            .reverse_lookup(&key, &remote_value)
+            .map(str::to_string)
+    }
+
+    async fn lookup_table(&mut self, key: String) -> Vec<wit_settings::LookupEntry> {
+        self.context
+            .lookup_table(&key)
+            .iter()
+            .map(|e| wit_settings::LookupEntry {
+                bss_value: e.bss_value.clone(),
+                remote_value: e.remote_value.clone(),
+                pull_default: e.pull_default,
+            })
+            .collect()
+    }
+}
+
+impl wit_log::Host for CallState {
+    async fn write(&mut self, level: wit_log::Level, message: String) {
+        let level = match level {
+            wit_log::Level::Trace => Level::Trace,
+            wit_log::Level::Debug => Level::Debug,
+            wit_log::Level::Info => Level::Info,
+            wit_log::Level::Warn => Level::Warn,
+            wit_log::Level::Error => Level::Error,
+        };
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .line(level, LogSource::Log, &message);
+    }
+}

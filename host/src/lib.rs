@@ -1,0 +1,7 @@
+//! The BSS integration host: runs third-party connector components in a sandbox and keeps the BSS
+//! and outside systems in sync through them.
+//!
+//! `runtime` loads and calls components; `capabilities` is everything a component may import.
+
+pub mod capabilities;
+pub mod runtime;

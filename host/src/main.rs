@@ -1,0 +1,5 @@
+//! The `bss-host` command.
+
+fn main() {
+    println!("bss-host {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,85 @@
+//! The compiled-code cache on disk: one file per component, named by the SHA-256 of the component's
+//! bytes and a hash of the engine's compilation settings, so a restart loads native code instead of
+//! compiling, and a changed engine (version, flags, CPU features) never loads stale code.
+//!
+//! Loading a cached artifact trusts the file (wasmtime maps it as native code), so the cache folder
+//! must be the host's own (under the data folder), never a place connectors or users write. A file
+//! that fails to load is removed and the component is compiled again. Writes go to a temporary file
+//! first and are renamed into place, so a crash never leaves half an artifact.
+
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Feeds `Hash` output into SHA-256, which (unlike `DefaultHasher`) is stable across Rust releases.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        unreachable!("only the digest is used")
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// The SHA-256 of a component's bytes, in hex: its content hash.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[derive(Debug, Clone)]
+pub struct CompileCache {
+    dir: PathBuf,
+    engine_key: String,
+}
+
+impl CompileCache {
+    pub fn new(dir: &Path, engine: &Engine) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut hasher = Sha256Hasher(Sha256::new());
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_key = hex::encode(&hasher.0.finalize()[..8]);
+        Ok(CompileCache {
+            dir: dir.to_path_buf(),
+            engine_key,
+        })
+    }
+
+    fn path(&self, content_hash: &str) -> PathBuf {
+        self.dir
+            .join(format!("{content_hash}-{}.cwasm", self.engine_key))
+    }
+
+    /// The cached compilation of the component with this content hash, if present and loadable.
+    pub fn load(&self, engine: &Engine, content_hash: &str) -> Option<Component> {
+        let path = self.path(content_hash);
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the cache folder belongs to the host and holds only what `store` wrote with an
+        // engine of the same compatibility hash (part of the file name).
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => Some(component),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), "discarding a compiled-code cache entry that does not load: {error}");
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Saves a compiled component under its content hash.
+    pub fn store(&self, content_hash: &str, component: &Component) -> io::Result<()> {
+        let bytes = component.serialize().map_err(io::Error::other)?;
+        let path = self.path(content_hash);
+        let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&temporary, bytes)?;
+        std::fs::rename(&temporary, &path)
+    }
+}

@@ -1,0 +1,53 @@
+//! Errors of loading and calling connectors. Each says which connector (and for calls, which
+//! version and instance) and what happened, in words an operator can act on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::manifest::ManifestError;
+
+/// Why a call did not return a result. The host and the next call are unaffected by any of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallFailure {
+    #[error("exceeded its call deadline of {0:?} (host.call-deadline)")]
+    DeadlineExceeded(Duration),
+    #[error(
+        "hit its memory cap of {limit} bytes (host.memory-limit) when it asked for {requested} bytes"
+    )]
+    MemoryCap { limit: u64, requested: u64 },
+    #[error("trapped: {trap}{}", if guest_said.is_empty() { String::new() } else { format!("; it last wrote: {guest_said}") })]
+    Trap { trap: String, guest_said: String },
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// A failed call, naming the connector, its version and the instance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("connector {connector} {version} (instance {instance}) {failure}")]
+pub struct CallError {
+    pub connector: String,
+    pub version: String,
+    pub instance: String,
+    pub failure: CallFailure,
+}
+
+/// Why a component could not be loaded as a connector. The version already serving is untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("could not read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin} is not a valid WebAssembly component: {reason}")]
+    NotAComponent { origin: String, reason: String },
+    #[error("{origin} cannot be linked (it needs imports this host does not grant): {reason}")]
+    Link { origin: String, reason: String },
+    #[error("{origin}: calling manifest() failed: {source}")]
+    ManifestCall { origin: String, source: CallError },
+    #[error("{origin}: {source}")]
+    Manifest {
+        origin: String,
+        source: ManifestError,
+    },
+}

@@ -1,0 +1,441 @@
+//! The component runtime: one wasmtime `Engine` per host, compiled components (cached on disk),
+//! one `InstancePre` per component, and a fresh store per call with the call's limits.
+//!
+//! Limits of every call:
+//! - **deadline**: epoch interruption (a ticker advances the epoch every 10 ms; the guest yields to
+//!   tokio at each tick and traps once the deadline has passed), plus a tokio timeout around the
+//!   whole call so that a call blocked inside a host import (a request that never gets an answer)
+//!   ends at the same deadline;
+//! - **memory**: a resource limiter at the instance's `host.memory-limit`;
+//! - **imports**: only what `capabilities` grants.
+//!
+//! Whatever a guest does, the call comes back as a value or as a [`CallError`]; the store is
+//! dropped after every call, so nothing a guest did survives into the next call.
+
+pub mod bindings;
+pub mod cache;
+pub mod error;
+pub mod limits;
+pub mod manifest;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
+
+use self::bindings::connector::{Choice, PullPage, PushOptions, Pushed};
+use self::bindings::types::{ConnectorError, Entity, Record};
+use self::bindings::{Plugin, PluginPre};
+use self::cache::{CompileCache, content_hash};
+pub use self::error::{CallError, CallFailure, LoadError};
+use self::manifest::Manifest;
+use crate::capabilities::CallState;
+use crate::capabilities::context::InstanceContext;
+use crate::capabilities::http::HttpClient;
+use crate::capabilities::log::Labels;
+use crate::capabilities::options::MAX_MEMORY_LIMIT;
+
+/// How often the epoch advances; the granularity of deadlines and of guest yields.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How the runtime is set up.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled code is cached; `None` compiles every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Pre-allocated instance slots (fast instantiation) instead of allocating per call.
+    pub pooling: bool,
+    /// Calls that may run at once when pooling (each holds one slot).
+    pub max_concurrent_calls: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            pooling: true,
+            max_concurrent_calls: 128,
+        }
+    }
+}
+
+/// Advances the engine's epoch until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("bss-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawn the epoch ticker thread");
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: Option<CompileCache>,
+    compiles: AtomicU64,
+    http: HttpClient,
+    _ticker: EpochTicker,
+}
+
+/// Loads and runs connector components. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+fn engine_config(config: &RuntimeConfig) -> Config {
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true);
+    wasm.epoch_interruption(true);
+    if config.pooling {
+        let slots = config.max_concurrent_calls.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 8)
+            .total_stacks(slots)
+            .max_memory_size(MAX_MEMORY_LIMIT as usize);
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    wasm
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Runtime> {
+        let engine = Engine::new(&engine_config(&config))?;
+        let mut linker = Linker::<CallState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(CompileCache::new(dir, &engine)?),
+            None => None,
+        };
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                _ticker: EpochTicker::start(engine.clone()),
+                engine,
+                linker,
+                cache,
+                compiles: AtomicU64::new(0),
+                http: HttpClient::new()?,
+            }),
+        })
+    }
+
+    /// How many components this runtime has compiled (cache hits do not count).
+    pub fn compile_count(&self) -> u64 {
+        self.inner.compiles.load(Ordering::Relaxed)
+    }
+
+    /// Loads a connector from a `.wasm` file.
+    pub async fn load_file(&self, path: &Path) -> Result<Connector, LoadError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        self.load(&bytes, &path.display().to_string()).await
+    }
+
+    /// Loads a connector from a component's bytes; `origin` names it in errors (a file name).
+    /// Compiles (or loads the cached compilation), links, and calls `manifest()` to check it.
+    pub async fn load(&self, bytes: &[u8], origin: &str) -> Result<Connector, LoadError> {
+        let hash = content_hash(bytes);
+        let component = self.compile(bytes, &hash, origin).await?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link {
+                origin: origin.to_string(),
+                reason: format!("{e:#}"),
+            })?;
+        let pre = PluginPre::new(pre).map_err(|e| LoadError::Link {
+            origin: origin.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        let loading = Connector {
+            inner: Arc::new(ConnectorInner {
+                runtime: self.clone(),
+                pre,
+                manifest: Manifest {
+                    name: origin.to_string(),
+                    version: "(loading)".to_string(),
+                    description: String::new(),
+                    server_variables: Vec::new(),
+                    sync_options: Vec::new(),
+                    lookups: Vec::new(),
+                    auth: manifest::Auth {
+                        scheme: manifest::AuthScheme::None,
+                        headers: Vec::new(),
+                    },
+                    remote_host_variable: String::new(),
+                },
+                hash,
+            }),
+        };
+        let context = Arc::new(InstanceContext::empty("(none)"));
+        let manifest: Manifest = loading
+            .call(&context, false, |plugin, store| {
+                Box::pin(plugin.bss_integration_connector().call_manifest(store))
+            })
+            .await
+            .map_err(|source| LoadError::ManifestCall {
+                origin: origin.to_string(),
+                source,
+            })?
+            .into();
+        manifest.validate().map_err(|source| LoadError::Manifest {
+            origin: origin.to_string(),
+            source,
+        })?;
+        let inner =
+            Arc::into_inner(loading.inner).expect("no call holds the connector while loading");
+        Ok(Connector {
+            inner: Arc::new(ConnectorInner { manifest, ..inner }),
+        })
+    }
+
+    async fn compile(
+        &self,
+        bytes: &[u8],
+        hash: &str,
+        origin: &str,
+    ) -> Result<Component, LoadError> {
+        let inner = &self.inner;
+        if let Some(component) = inner
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&inner.engine, hash))
+        {
+            return Ok(component);
+        }
+        let engine = inner.engine.clone();
+        let owned = bytes.to_vec();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, owned))
+            .await
+            .map_err(|e| LoadError::NotAComponent {
+                origin: origin.to_string(),
+                reason: e.to_string(),
+            })?
+            .map_err(|e| LoadError::NotAComponent {
+                origin: origin.to_string(),
+                reason: format!("{e:#}"),
+            })?;
+        inner.compiles.fetch_add(1, Ordering::Relaxed);
+        if let Some(cache) = &inner.cache {
+            if let Err(error) = cache.store(hash, &component) {
+                tracing::warn!(origin, "could not write the compiled-code cache: {error}");
+            }
+        }
+        Ok(component)
+    }
+}
+
+struct ConnectorInner {
+    runtime: Runtime,
+    pre: PluginPre<CallState>,
+    manifest: Manifest,
+    hash: String,
+}
+
+/// A loaded, validated connector component. Cheap to clone; calls run concurrently.
+#[derive(Clone)]
+pub struct Connector {
+    inner: Arc<ConnectorInner>,
+}
+
+type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+impl Connector {
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
+    }
+
+    /// SHA-256 of the component's bytes.
+    pub fn content_hash(&self) -> &str {
+        &self.inner.hash
+    }
+
+    /// Verifies the instance's settings against the remote.
+    pub async fn activate(
+        &self,
+        context: &Arc<InstanceContext>,
+    ) -> Result<Result<String, ConnectorError>, CallError> {
+        self.call(context, false, |plugin, store| {
+            Box::pin(plugin.bss_integration_connector().call_activate(store))
+        })
+        .await
+    }
+
+    /// The remote values an admin can choose for a lookup or server variable.
+    pub async fn lookup_choices(
+        &self,
+        context: &Arc<InstanceContext>,
+        key: &str,
+    ) -> Result<Result<Vec<Choice>, ConnectorError>, CallError> {
+        let key = key.to_string();
+        self.call(context, false, move |plugin, store| {
+            Box::pin(async move {
+                plugin
+                    .bss_integration_connector()
+                    .call_lookup_choices(store, &key)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Creates or updates records remotely; a dry run sends no write.
+    pub async fn push(
+        &self,
+        context: &Arc<InstanceContext>,
+        entity: Entity,
+        records: &[Record],
+        options: PushOptions,
+    ) -> Result<Result<Vec<Result<Pushed, ConnectorError>>, ConnectorError>, CallError> {
+        let records = records.to_vec();
+        self.call(context, options.dry_run, move |plugin, store| {
+            Box::pin(async move {
+                plugin
+                    .bss_integration_connector()
+                    .call_push(store, entity, &records, options)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Reads one page of records changed since `since`.
+    pub async fn pull(
+        &self,
+        context: &Arc<InstanceContext>,
+        entity: Entity,
+        since: Option<&str>,
+        page_token: Option<&str>,
+    ) -> Result<Result<PullPage, ConnectorError>, CallError> {
+        let since = since.map(str::to_string);
+        let page_token = page_token.map(str::to_string);
+        self.call(context, false, move |plugin, store| {
+            Box::pin(async move {
+                plugin
+                    .bss_integration_connector()
+                    .call_pull(store, entity, since.as_ref(), page_token.as_deref())
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Runs one export in a fresh store under the instance's limits.
+    async fn call<R, F>(
+        &self,
+        context: &Arc<InstanceContext>,
+        dry_run: bool,
+        export: F,
+    ) -> Result<R, CallError>
+    where
+        F: for<'a> FnOnce(&'a Plugin, &'a mut Store<CallState>) -> CallFuture<'a, R>,
+    {
+        let inner = &self.inner;
+        let runtime = &inner.runtime.inner;
+        let labels = Arc::new(Labels {
+            connector: inner.manifest.name.clone(),
+            version: inner.manifest.version.clone(),
+            instance: context.instance().to_string(),
+        });
+        let fail = |failure: CallFailure| CallError {
+            connector: labels.connector.clone(),
+            version: labels.version.clone(),
+            instance: labels.instance.clone(),
+            failure,
+        };
+        let deadline = context.options().call_deadline;
+        let state = CallState::new(
+            context.clone(),
+            labels.clone(),
+            runtime.http.clone(),
+            dry_run,
+        );
+        let mut store = Store::new(&runtime.engine, state);
+        store.limiter(|state| &mut state.memory);
+        let ends_at = Instant::now() + deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= ends_at {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+
+        let outcome = tokio::time::timeout(deadline, async {
+            let plugin = inner
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(CallOutcome::Instantiate)?;
+            export(&plugin, &mut store).await.map_err(CallOutcome::Trap)
+        })
+        .await;
+        let guest_said = store.data().finish_log();
+        let refused_memory = store.data().memory.refused();
+        let limit = store.data().memory.limit();
+        drop(store);
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Err(_elapsed) => Err(fail(CallFailure::DeadlineExceeded(deadline))),
+            Ok(Err(CallOutcome::Instantiate(error))) => match refused_memory {
+                Some(requested) => Err(fail(CallFailure::MemoryCap { limit, requested })),
+                None => Err(fail(CallFailure::Instantiate(format!("{error:#}")))),
+            },
+            Ok(Err(CallOutcome::Trap(error))) => {
+                if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                    return Err(fail(CallFailure::DeadlineExceeded(deadline)));
+                }
+                if let Some(requested) = refused_memory {
+                    return Err(fail(CallFailure::MemoryCap { limit, requested }));
+                }
+                let trap = match error.downcast_ref::<Trap>() {
+                    Some(trap) => trap.to_string(),
+                    None => format!("{error:#}"),
+                };
+                Err(fail(CallFailure::Trap { trap, guest_said }))
+            }
+        }
+    }
+}
+
+enum CallOutcome {
+    Instantiate(wasmtime::Error),
+    Trap(wasmtime::Error),
+}
