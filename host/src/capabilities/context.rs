@@ -180,17 +180,10 @@ impl InstanceContext {
             return Err(SettingsError { problems });
         }
 
-        let credentials = match render_credentials(manifest, &effective) {
-            Ok(credentials) => credentials,
-            Err(message) => {
-                return Err(SettingsError {
-                    problems: vec![SettingProblem {
-                        key: manifest.remote_host_variable.clone(),
-                        message,
-                    }],
-                });
-            }
-        };
+        let credentials =
+            render_credentials(manifest, &effective).map_err(|problem| SettingsError {
+                problems: vec![problem],
+            })?;
         if let Some(credentials) = &credentials {
             // A header value can carry a secret in another spelling (base64 of user:password).
             for (_, value) in &credentials.headers {
@@ -288,12 +281,17 @@ impl InstanceContext {
     }
 }
 
-fn render(template: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
+fn render(template: &str, values: &BTreeMap<String, String>) -> Result<String, SettingProblem> {
     let mut out = template.to_string();
-    for key in template_keys(template)? {
-        let value = values
-            .get(key)
-            .ok_or_else(|| format!("credentials need setting {key:?}, which has no value"))?;
+    let keys = template_keys(template).map_err(|message| SettingProblem {
+        key: String::new(),
+        message,
+    })?;
+    for key in keys {
+        let value = values.get(key).ok_or_else(|| SettingProblem {
+            key: key.to_string(),
+            message: "the connector's credentials need this setting; give it a value".to_string(),
+        })?;
         out = out.replace(&format!("{{{key}}}"), value);
     }
     Ok(out)
@@ -302,11 +300,16 @@ fn render(template: &str, values: &BTreeMap<String, String>) -> Result<String, S
 fn render_credentials(
     manifest: &Manifest,
     values: &BTreeMap<String, String>,
-) -> Result<Option<Credentials>, String> {
-    let Some(host) = values.get(&manifest.remote_host_variable) else {
+) -> Result<Option<Credentials>, SettingProblem> {
+    let host_key = manifest.remote_host_variable.as_str();
+    let problem = |message: String| SettingProblem {
+        key: host_key.to_string(),
+        message,
+    };
+    let Some(host) = values.get(host_key) else {
         return Ok(None);
     };
-    let origin = Origin::parse_setting(host).map_err(|e| e.to_string())?;
+    let origin = Origin::parse_setting(host).map_err(|e| problem(e.reason))?;
     let mut headers = Vec::new();
     let authorization = match &manifest.auth.scheme {
         AuthScheme::None => None,
@@ -324,15 +327,18 @@ fn render_credentials(
         AuthScheme::Bearer { token } => Some(format!("Bearer {}", render(token, values)?)),
     };
     if let Some(value) = authorization {
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| "credentials contain characters not allowed in a header".to_string())?;
+        let value = HeaderValue::from_str(&value).map_err(|_| {
+            problem("the credentials have characters a header may not hold".to_string())
+        })?;
         headers.push((reqwest::header::AUTHORIZATION, sensitive(value)));
     }
     for (name, template) in &manifest.auth.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("{name:?} is not a header name"))?;
+            .map_err(|_| problem(format!("{name:?} is not a header name")))?;
         let value = HeaderValue::from_str(&render(template, values)?).map_err(|_| {
-            format!("the value for header {name} contains characters not allowed in a header")
+            problem(format!(
+                "the value for header {name} has characters a header may not hold"
+            ))
         })?;
         headers.push((name, sensitive(value)));
     }

@@ -29,7 +29,7 @@ use url::{Host, Url};
 use super::address::{AddressClass, classify};
 use super::allowed_hosts::Origin;
 use super::context::InstanceContext;
-use super::log::Labels;
+use super::log::{Labels, redact};
 use crate::runtime::bindings::http::{HttpError, Method, Request, Response};
 
 /// How long connecting to a remote may take.
@@ -184,13 +184,15 @@ impl HttpCall {
                 version,
                 instance,
             } = &*self.labels;
+            let url = redact(&url, self.context.secrets());
+            let error = redact(&format!("{error:?}"), self.context.secrets());
             if refused {
                 tracing::warn!(
                     connector,
                     version,
                     instance,
                     url,
-                    "refused a connector's request: {error:?}"
+                    "refused a connector's request: {error}"
                 );
             } else {
                 tracing::debug!(
@@ -198,7 +200,7 @@ impl HttpCall {
                     version,
                     instance,
                     url,
-                    "a connector's request failed: {error:?}"
+                    "a connector's request failed: {error}"
                 );
             }
         }

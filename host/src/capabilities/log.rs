@@ -19,6 +19,17 @@ const MAX_LINE_BYTES: usize = 8 * 1024;
 /// How much of the guest's last stderr output is kept for trap reports.
 const STDERR_TAIL_BYTES: usize = 2 * 1024;
 
+/// Replaces every one of `secrets` in `text` (give the longest first, as the instance context does).
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), REDACTED);
+        }
+    }
+    out
+}
+
 /// Where a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogSource {
@@ -83,13 +94,7 @@ impl LogSink {
 
     /// Replaces every secret value in `text`.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), REDACTED);
-            }
-        }
-        out
+        redact(text, &self.secrets)
     }
 
     /// Writes one line if the budget allows, redacted and cut to size.

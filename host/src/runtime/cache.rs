@@ -10,6 +10,7 @@
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -78,7 +79,9 @@ impl CompileCache {
     pub fn store(&self, content_hash: &str, component: &Component) -> io::Result<()> {
         let bytes = component.serialize().map_err(io::Error::other)?;
         let path = self.path(content_hash);
-        let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let unique = WRITES.fetch_add(1, Ordering::Relaxed);
+        let temporary = path.with_extension(format!("tmp-{}-{unique}", std::process::id()));
         std::fs::write(&temporary, bytes)?;
         std::fs::rename(&temporary, &path)
     }
