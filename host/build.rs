@@ -110,10 +110,8 @@ fn ensure_wasm_target(rustc: &str) {
         .ok()
         .filter(|out| out.status.success())
         .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
-    if let Some(sysroot) = &sysroot {
-        if has_target(sysroot) {
-            return;
-        }
+    if sysroot.as_deref().is_some_and(has_target) {
+        return;
     }
     let mut add = Command::new("rustup");
     add.args(["target", "add", TARGET]);

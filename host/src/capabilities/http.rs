@@ -72,15 +72,13 @@ impl Resolve for PublicOnlyResolver {
             let (public, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = found
                 .into_iter()
                 .partition(|a| classify(a.ip()).is_public());
-            if public.is_empty() {
-                if let Some(first) = refused.first() {
-                    let refusal = RefusedAddress {
-                        name,
-                        address: first.ip(),
-                        class: classify(first.ip()),
-                    };
-                    return Err(Box::new(refusal) as Box<dyn StdError + Send + Sync>);
-                }
+            if let (true, Some(first)) = (public.is_empty(), refused.first()) {
+                let refusal = RefusedAddress {
+                    name,
+                    address: first.ip(),
+                    class: classify(first.ip()),
+                };
+                return Err(Box::new(refusal) as Box<dyn StdError + Send + Sync>);
             }
             Ok(Box::new(public.into_iter()) as Addrs)
         })

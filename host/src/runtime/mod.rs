@@ -252,10 +252,12 @@ impl Runtime {
                 reason: format!("{e:#}"),
             })?;
         inner.compiles.fetch_add(1, Ordering::Relaxed);
-        if let Some(cache) = &inner.cache {
-            if let Err(error) = cache.store(hash, &component) {
-                tracing::warn!(origin, "could not write the compiled-code cache: {error}");
-            }
+        if let Some(Err(error)) = inner
+            .cache
+            .as_ref()
+            .map(|cache| cache.store(hash, &component))
+        {
+            tracing::warn!(origin, "could not write the compiled-code cache: {error}");
         }
         Ok(component)
     }
