@@ -1,7 +1,9 @@
 //! The BSS integration host: runs third-party connector components in a sandbox and keeps the BSS
 //! and outside systems in sync through them.
 //!
-//! `runtime` loads and calls components; `capabilities` is everything a component may import.
+//! `runtime` loads and calls components; `capabilities` is everything a component may import;
+//! `cli` is the `bss-host` command.
 
 pub mod capabilities;
+pub mod cli;
 pub mod runtime;

@@ -1,5 +1,22 @@
-//! The `bss-host` command.
+//! The `bss-host` command: parses the command line and runs it.
 
-fn main() {
-    println!("bss-host {}", env!("CARGO_PKG_VERSION"));
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BSS_HOST_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = bss_host::cli::Cli::parse();
+    match bss_host::cli::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

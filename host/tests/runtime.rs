@@ -127,6 +127,10 @@ async fn a_call_may_send_only_its_request_budget() {
     let report = connector.activate(&ctx).await.unwrap().unwrap();
     assert_eq!(report, "5 requests, then request-limit: 5");
     assert_eq!(server.seen().len(), 5);
+    // The budget is per call: the next call gets a fresh one.
+    let report = connector.activate(&ctx).await.unwrap().unwrap();
+    assert_eq!(report, "5 requests, then request-limit: 5");
+    assert_eq!(server.seen().len(), 10);
 }
 
 fn account(bss_id: &str) -> Record {

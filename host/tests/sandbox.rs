@@ -443,7 +443,7 @@ async fn files_environment_arguments_sockets_and_secrets_are_withheld() {
     let report = run(&connector, &ctx).await.unwrap();
     assert_eq!(
         report,
-        "file denied; dir denied; env 0; args 0; socket denied; secret none; \
+        "file denied; dir denied; stdin 0 bytes; env 0; args 0; socket denied; secret none; \
          list base-url=http://127.0.0.1:9,mode=probe,param=api-key,user=alice"
     );
     assert!(!report.contains(SECRET));
