@@ -1,60 +1,74 @@
-//! Exports `core` as a `bss:integration@1.0.0` component.
+//! Exports the connector as a component: each export builds the imports-backed [`Imports`] host
+//! and hands over to `connector`.
 
-wit_bindgen::generate!({
-    world: "plugin",
-    path: "../wit",
-});
+use crate::connector;
+use crate::exports::{Choice, ConnectorManifest, Guest, PullPage, PushOptions, Pushed};
+use crate::host::{Host, HttpError, Level, Request, Response};
+use crate::types::{ConnectorError, Entity, Record};
+use crate::wit::bss::integration::{http, log, settings};
 
-use crate::core;
-use bss::integration::types::{ConnectorError, Entity, Record};
-use exports::bss::integration::connector::{
-    Auth, AuthScheme, Choice, ConnectorManifest, Guest, PullPage, PushOptions, Pushed,
-};
+/// The host's imports behind the connector's [`Host`] trait.
+struct Imports;
+
+impl Host for Imports {
+    fn send(&self, request: &Request) -> Result<Response, HttpError> {
+        http::send(request)
+    }
+
+    fn setting(&self, key: &str) -> Option<String> {
+        settings::get(key)
+    }
+
+    fn lookup(&self, key: &str, bss_value: &str) -> Option<String> {
+        settings::lookup(key, bss_value)
+    }
+
+    fn reverse_lookup(&self, key: &str, remote_value: &str) -> Option<String> {
+        settings::reverse_lookup(key, remote_value)
+    }
+
+    fn lookup_remote_values(&self, key: &str) -> Vec<String> {
+        settings::lookup_table(key)
+            .into_iter()
+            .map(|e| e.remote_value)
+            .collect()
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        log::write(level, message)
+    }
+}
 
 struct ConnectWise;
 
 impl Guest for ConnectWise {
     fn manifest() -> ConnectorManifest {
-        ConnectorManifest {
-            name: core::NAME.to_string(),
-            version: core::VERSION.to_string(),
-            description: "ConnectWise Manage (PSA)".to_string(),
-            server_variables: Vec::new(),
-            sync_options: Vec::new(),
-            lookups: Vec::new(),
-            auth: Auth {
-                scheme: AuthScheme::None,
-                headers: Vec::new(),
-            },
-            remote_host_variable: String::new(),
-        }
+        crate::manifest::manifest()
     }
 
     fn activate() -> Result<String, ConnectorError> {
-        Err(ConnectorError::Unsupported(core::not_yet("activation")))
+        connector::activate(&Imports)
     }
 
     fn lookup_choices(key: String) -> Result<Vec<Choice>, ConnectorError> {
-        Err(ConnectorError::Unsupported(core::not_yet(&format!(
-            "lookup {key}"
-        ))))
+        connector::lookup_choices(&Imports, &key)
     }
 
     fn push(
-        _entity: Entity,
-        _records: Vec<Record>,
-        _options: PushOptions,
+        entity: Entity,
+        records: Vec<Record>,
+        options: PushOptions,
     ) -> Result<Vec<Result<Pushed, ConnectorError>>, ConnectorError> {
-        Err(ConnectorError::Unsupported(core::not_yet("push")))
+        connector::push(&Imports, entity, records, options)
     }
 
     fn pull(
-        _entity: Entity,
-        _since: Option<String>,
-        _page_token: Option<String>,
+        entity: Entity,
+        since: Option<String>,
+        page_token: Option<String>,
     ) -> Result<PullPage, ConnectorError> {
-        Err(ConnectorError::Unsupported(core::not_yet("pull")))
+        connector::pull(&Imports, entity, since.as_deref(), page_token.as_deref())
     }
 }
 
-export!(ConnectWise);
+crate::wit::export!(ConnectWise with_types_in crate::wit);

@@ -1,11 +1,40 @@
 //! The ConnectWise Manage connector.
 //!
-//! `core` holds the connector's logic as plain Rust (built natively too, so the sync engine can
-//! drive it without the sandbox for comparison); `component` is the thin shim that exports it as a
-//! `bss:integration@1.0.0` component on wasm32-wasip2. This is the skeleton the connector issues
-//! fill in: today it describes itself and refuses every operation as unsupported.
+//! The logic is plain Rust over the [`host::Host`] trait (outbound HTTP, settings, lookups, log),
+//! so it builds and is tested natively and serves as the native baseline in benchmarks; on
+//! wasm32-wasip2 `component` is the thin shim that exports it as a `bss:integration@1.0.0`
+//! component, with the host's imports behind the trait.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `manifest` | server variables, sync options, lookups and authentication the connector declares |
+//! | `settings` | the typed view of the instance's settings |
+//! | `client` | ConnectWise REST calls: URLs, paging, conditions, errors |
+//! | `activate`, `choices` | settings checks against the remote; the values an admin picks from |
+//! | `accounts`, `contacts` | push and pull of accounts (companies) and contacts |
+//! | `connector` | the entry points the component exports |
 
-pub mod core;
+pub mod accounts;
+pub mod activate;
+pub mod choices;
+pub mod client;
+pub mod connector;
+pub mod contacts;
+pub mod host;
+pub mod manifest;
+pub mod settings;
+
+/// Types generated from `wit/` (world `plugin`).
+pub mod wit {
+    wit_bindgen::generate!({
+        world: "plugin",
+        path: "../wit",
+        additional_derives: [PartialEq],
+    });
+}
+
+pub use wit::bss::integration::types;
+pub use wit::exports::bss::integration::connector as exports;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

@@ -1,0 +1,493 @@
+//! Accounts ↔ ConnectWise companies.
+//!
+//! Push: the BSS id is the company `identifier`, the account code its `accountNumber`; the Account
+//! Type and Currency lookups give `types` and `currency`; the Import Account Id setting gives the
+//! status of created companies; the billing address becomes the company's one address (country and
+//! state names resolved to ConnectWise values); the parent account's remote id becomes
+//! `parentCompany` and `billToCompany`, the primary contact's `defaultContact`. An update reads the
+//! company and sends a JSON Patch of what differs; types change through type associations, since
+//! ConnectWise accepts `types` only on create.
+//!
+//! Pull: companies changed since the cursor, forward-only paged, mapped back with reverse lookups;
+//! an unmapped type or currency is a warning on the record, never a guess.
+
+use serde_json::{Map, Value, json};
+
+use crate::client::{Client, ref_id, reference};
+use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
+use crate::exports::{Change, PullPage, Pushed};
+use crate::manifest::lookups;
+use crate::types::{
+    Account, Address, ConnectorError, Entity, EntityData, PulledRecord, Record, RemoteReference,
+};
+
+const PATH: &str = "company/companies";
+const ACCOUNT_TYPE_LABEL: &str = "Account Type -> ConnectWise Type";
+const CURRENCY_LABEL: &str = "Currency -> ConnectWise Currency";
+
+/// ConnectWise field → BSS field, for naming rejected fields.
+const FIELD_NAMES: &[(&str, &str)] = &[
+    ("identifier", "bss-id"),
+    ("name", "name"),
+    ("accountNumber", "code"),
+    ("addressLine1", "billing-address/line1"),
+    ("addressLine2", "billing-address/line2"),
+    ("city", "billing-address/city"),
+    ("state", "billing-address/state"),
+    ("zip", "billing-address/zip"),
+    ("country", "billing-address/country"),
+    ("phoneNumber", "phone"),
+    ("faxNumber", "fax"),
+    ("website", "website"),
+    ("currency", "currency"),
+    ("types", "account-type"),
+    ("status", "status (import-account-id)"),
+    ("parentCompany", "parent-account"),
+    ("billToCompany", "parent-account"),
+    ("defaultContact", "primary-contact"),
+];
+
+/// Scalar fields the connector owns on a company.
+const SCALARS: &[&str] = &[
+    "identifier",
+    "name",
+    "accountNumber",
+    "addressLine1",
+    "addressLine2",
+    "city",
+    "state",
+    "zip",
+    "phoneNumber",
+    "faxNumber",
+    "website",
+];
+/// Reference fields the connector owns on a company.
+const REFERENCES: &[&str] = &[
+    "country",
+    "currency",
+    "parentCompany",
+    "billToCompany",
+    "defaultContact",
+];
+
+/// What the BSS says the company should be.
+struct Desired {
+    fields: Map<String, Value>,
+    type_id: Option<i64>,
+}
+
+fn text(value: &Option<String>) -> Value {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Value::String(v.to_string()),
+        _ => Value::Null,
+    }
+}
+
+fn desired(
+    context: &PushContext,
+    record: &Record,
+    account: &Account,
+) -> Result<Desired, ConnectorError> {
+    let mut fields = Map::new();
+    fields.insert("identifier".into(), json!(record.bss_id));
+    fields.insert("name".into(), json!(account.name));
+    fields.insert("accountNumber".into(), text(&Some(account.code.clone())));
+    let address = account.billing_address.clone().unwrap_or(Address {
+        line1: None,
+        line2: None,
+        city: None,
+        state: None,
+        zip: None,
+        country: None,
+    });
+    fields.insert("addressLine1".into(), text(&address.line1));
+    fields.insert("addressLine2".into(), text(&address.line2));
+    fields.insert("city".into(), text(&address.city));
+    fields.insert("zip".into(), text(&address.zip));
+    let state = match text(&address.state) {
+        Value::String(name) => Value::String(resolve_state(context, &name)?),
+        other => other,
+    };
+    fields.insert("state".into(), state);
+    let country = match text(&address.country) {
+        Value::String(name) => {
+            let found = context.find_by("company/countries", "name", &name)?;
+            let id = found
+                .as_ref()
+                .and_then(|c| c.get("id"))
+                .and_then(Value::as_i64)
+                .ok_or_else(|| {
+                    rejected(
+                        "billing-address/country",
+                        format!("ConnectWise has no country named {name:?}"),
+                    )
+                })?;
+            reference(id)
+        }
+        other => other,
+    };
+    fields.insert("country".into(), country);
+    fields.insert("phoneNumber".into(), text(&account.phone));
+    fields.insert("faxNumber".into(), text(&account.fax));
+    fields.insert("website".into(), text(&account.website));
+    let currency = match text(&account.currency) {
+        Value::String(code) => {
+            reference(context.lookup_id(lookups::CURRENCY, CURRENCY_LABEL, "currency", &code)?)
+        }
+        other => other,
+    };
+    fields.insert("currency".into(), currency);
+    let parent = resolved(
+        record,
+        "parent-account",
+        Entity::Account,
+        account.parent_account.as_ref(),
+    )?;
+    fields.insert(
+        "parentCompany".into(),
+        parent.map(reference).unwrap_or(Value::Null),
+    );
+    fields.insert(
+        "billToCompany".into(),
+        parent.map(reference).unwrap_or(Value::Null),
+    );
+    // The primary contact often exists only after the account: it is sent once the host has
+    // resolved it, and left alone until then.
+    if let Ok(Some(contact)) = resolved(
+        record,
+        "primary-contact",
+        Entity::Contact,
+        account.primary_contact.as_ref(),
+    ) {
+        fields.insert("defaultContact".into(), reference(contact));
+    }
+    let type_id = match account
+        .account_type
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        Some(kind) => Some(context.lookup_id(
+            lookups::ACCOUNT_TYPE,
+            ACCOUNT_TYPE_LABEL,
+            "account-type",
+            kind,
+        )?),
+        None => None,
+    };
+    Ok(Desired { fields, type_id })
+}
+
+/// A state's ConnectWise identifier from its name (or identifier); unknown names pass unchanged.
+fn resolve_state(context: &PushContext, name: &str) -> Result<String, ConnectorError> {
+    for field in ["name", "identifier"] {
+        if let Some(state) = context.find_by("company/states", field, name)? {
+            if let Some(identifier) = state.get("identifier").and_then(Value::as_str) {
+                return Ok(identifier.to_string());
+            }
+        }
+    }
+    Ok(name.to_string())
+}
+
+pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
+    let EntityData::Account(account) = &record.data else {
+        return Err(ConnectorError::Internal(
+            "an account record without account data".into(),
+        ));
+    };
+    let result = desired(context, record, account).and_then(|desired| match &record.remote_id {
+        None => create(context, desired),
+        Some(id) => {
+            let id: i64 = id.parse().map_err(|_| {
+                ConnectorError::Internal(format!("remote id {id:?} is not a company id"))
+            })?;
+            update(context, id, desired)
+        }
+    });
+    result.map_err(|e| rename_fields(e, FIELD_NAMES))
+}
+
+fn create(context: &PushContext, desired: Desired) -> Result<Pushed, ConnectorError> {
+    let mut body: Map<String, Value> = desired
+        .fields
+        .into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .collect();
+    if let Some(status) = context.settings.import_account_status {
+        body.insert("status".into(), reference(status));
+    }
+    if let Some(type_id) = desired.type_id {
+        body.insert("types".into(), json!([{ "id": type_id }]));
+    }
+    if context.dry_run {
+        return Ok(Pushed {
+            change: Change::Created,
+            remote_id: String::new(),
+        });
+    }
+    let created = context.client.post(PATH, &Value::Object(body))?;
+    let id = created.get("id").and_then(Value::as_i64).ok_or_else(|| {
+        ConnectorError::Internal("ConnectWise created a company but sent no id".into())
+    })?;
+    Ok(Pushed {
+        change: Change::Created,
+        remote_id: id.to_string(),
+    })
+}
+
+/// Whether a company's current value equals the desired one (absent, null and "" are equal).
+fn same(current: Option<&Value>, desired: &Value, is_reference: bool) -> bool {
+    let current = current.unwrap_or(&Value::Null);
+    if is_reference {
+        return current.get("id").and_then(Value::as_i64)
+            == desired.get("id").and_then(Value::as_i64);
+    }
+    let empty = |v: &Value| v.is_null() || v.as_str() == Some("");
+    (empty(current) && empty(desired)) || current == desired
+}
+
+/// JSON Patch operations that turn `current` into what `desired` owns.
+pub fn patch_operations(current: &Value, desired: &Map<String, Value>) -> Vec<Value> {
+    let mut operations = Vec::new();
+    for (field, value) in desired {
+        let is_reference = REFERENCES.contains(&field.as_str());
+        debug_assert!(is_reference || SCALARS.contains(&field.as_str()));
+        if same(current.get(field), value, is_reference) {
+            continue;
+        }
+        if value.is_null() {
+            operations.push(json!({ "op": "remove", "path": field }));
+        } else {
+            operations.push(json!({ "op": "replace", "path": field, "value": value }));
+        }
+    }
+    operations
+}
+
+fn update(context: &PushContext, id: i64, desired: Desired) -> Result<Pushed, ConnectorError> {
+    let path = format!("{PATH}/{id}");
+    let current = context.client.get(&path)?;
+    let operations = patch_operations(&current, &desired.fields);
+    let current_types: Vec<i64> = current
+        .get("types")
+        .and_then(Value::as_array)
+        .map(|types| {
+            types
+                .iter()
+                .filter_map(|t| t.get("id").and_then(Value::as_i64))
+                .collect()
+        })
+        .unwrap_or_default();
+    let type_change = desired.type_id.filter(|t| !current_types.contains(t));
+    if operations.is_empty() && type_change.is_none() {
+        return Ok(Pushed {
+            change: Change::Unchanged,
+            remote_id: id.to_string(),
+        });
+    }
+    if context.dry_run {
+        return Ok(Pushed {
+            change: Change::Updated,
+            remote_id: id.to_string(),
+        });
+    }
+    if !operations.is_empty() {
+        context.client.patch(&path, &operations)?;
+    }
+    if let Some(type_id) = type_change {
+        set_type(context, id, type_id)?;
+    }
+    Ok(Pushed {
+        change: Change::Updated,
+        remote_id: id.to_string(),
+    })
+}
+
+/// Adds the type association, then removes the associations of other types the BSS maps (types
+/// only ConnectWise uses are left alone).
+fn set_type(context: &PushContext, company: i64, type_id: i64) -> Result<(), ConnectorError> {
+    let associations_path = format!("{PATH}/{company}/typeAssociations");
+    context.client.post(
+        &associations_path,
+        &json!({ "type": { "id": type_id }, "company": { "id": company } }),
+    )?;
+    let managed: Vec<i64> = context
+        .host()
+        .lookup_remote_values(lookups::ACCOUNT_TYPE)
+        .iter()
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    for association in context.client.get_all(&associations_path, None)? {
+        let Some(other) = ref_id(&association, "type") else {
+            continue;
+        };
+        if other != type_id && managed.contains(&other) {
+            if let Some(association_id) = association.get("id").and_then(Value::as_i64) {
+                context
+                    .client
+                    .delete(&format!("{associations_path}/{association_id}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn string(company: &Value, field: &str) -> Option<String> {
+    company
+        .get(field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+}
+
+/// A company as a BSS account.
+pub fn to_account(client: &Client, company: &Value) -> Result<PulledRecord, ConnectorError> {
+    let host = client.host();
+    let remote_id = company
+        .get("id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ConnectorError::Internal("a company without id".into()))?;
+    let last_updated = company
+        .get("_info")
+        .and_then(|i| i.get("lastUpdated"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ConnectorError::Internal(format!("company {remote_id} has no _info.lastUpdated"))
+        })?
+        .to_string();
+    let mut warnings = Vec::new();
+    let first_type = company
+        .get("types")
+        .and_then(Value::as_array)
+        .and_then(|t| t.first())
+        .cloned();
+    let account_type = first_type.and_then(|t| {
+        let id = t.get("id").and_then(Value::as_i64)?.to_string();
+        let mapped = host.reverse_lookup(lookups::ACCOUNT_TYPE, &id);
+        if mapped.is_none() {
+            let name = t.get("name").and_then(Value::as_str).unwrap_or("?");
+            warnings.push(format!(
+                "company type {name} (id {id}) is not mapped in lookup {ACCOUNT_TYPE_LABEL}"
+            ));
+        }
+        mapped
+    });
+    let currency = ref_id(company, "currency").and_then(|id| {
+        let mapped = host.reverse_lookup(lookups::CURRENCY, &id.to_string());
+        if mapped.is_none() {
+            warnings.push(format!(
+                "currency id {id} is not mapped in lookup {CURRENCY_LABEL}"
+            ));
+        }
+        mapped
+    });
+    let address = Address {
+        line1: string(company, "addressLine1"),
+        line2: string(company, "addressLine2"),
+        city: string(company, "city"),
+        state: string(company, "state"),
+        zip: string(company, "zip"),
+        country: company
+            .get("country")
+            .and_then(|c| c.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
+    let has_address = [
+        &address.line1,
+        &address.line2,
+        &address.city,
+        &address.state,
+        &address.zip,
+        &address.country,
+    ]
+    .iter()
+    .any(|f| f.is_some());
+    let mut references = Vec::new();
+    if let Some(parent) = ref_id(company, "parentCompany") {
+        references.push(RemoteReference {
+            field: "parent-account".into(),
+            entity: Entity::Account,
+            remote_id: parent.to_string(),
+        });
+    }
+    if let Some(contact) = ref_id(company, "defaultContact") {
+        references.push(RemoteReference {
+            field: "primary-contact".into(),
+            entity: Entity::Contact,
+            remote_id: contact.to_string(),
+        });
+    }
+    let account = Account {
+        code: string(company, "accountNumber")
+            .or_else(|| string(company, "identifier"))
+            .unwrap_or_default(),
+        name: string(company, "name").unwrap_or_default(),
+        account_type,
+        status: company
+            .get("status")
+            .and_then(|s| s.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        currency,
+        billing_address: has_address.then_some(address),
+        phone: string(company, "phoneNumber"),
+        fax: string(company, "faxNumber"),
+        website: string(company, "website"),
+        parent_account: None,
+        primary_contact: None,
+        extra: Vec::new(),
+    };
+    Ok(PulledRecord {
+        remote_id: remote_id.to_string(),
+        last_updated,
+        data: EntityData::Account(account),
+        references,
+        warnings,
+    })
+}
+
+pub fn pull(
+    client: &Client,
+    since: Option<&str>,
+    page_token: Option<&str>,
+) -> Result<PullPage, ConnectorError> {
+    let (companies, next_page_token) = pull_page(client, PATH, since, page_token)?;
+    let records = companies
+        .iter()
+        .map(|c| to_account(client, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PullPage {
+        records,
+        next_page_token,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_covers_only_what_differs() {
+        let current = json!({
+            "id": 7, "identifier": "A1", "name": "Old", "city": "", "phoneNumber": "555",
+            "currency": {"id": 1, "name": "USD"}, "parentCompany": {"id": 9}
+        });
+        let mut desired = Map::new();
+        desired.insert("identifier".into(), json!("A1"));
+        desired.insert("name".into(), json!("New"));
+        desired.insert("city".into(), Value::Null);
+        desired.insert("phoneNumber".into(), Value::Null);
+        desired.insert("currency".into(), json!({"id": 1}));
+        desired.insert("parentCompany".into(), json!({"id": 10}));
+        assert_eq!(
+            patch_operations(&current, &desired),
+            vec![
+                json!({"op": "replace", "path": "name", "value": "New"}),
+                json!({"op": "replace", "path": "parentCompany", "value": {"id": 10}}),
+                json!({"op": "remove", "path": "phoneNumber"}),
+            ]
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! ConnectWise REST calls over the host's HTTP: URLs under `{site}/{codebase}/apis/3.0/`, the
+//! model-version `Accept` header, paging, condition strings, and the translation of every answer
+//! that is not a success into a `connector-error` the host can act on (429 → rate-limited with
+//! `Retry-After`, 5xx → transient, 401 → unauthorized, 400 → per-field rejections). It never
+//! sleeps or retries: that is the host's job.
+
+use std::cell::Cell;
+
+use serde_json::Value;
+
+use crate::host::{Host, HttpError, Method, Request, Response};
+use crate::settings::Settings;
+use crate::types::{ConnectorError, FieldError};
+
+/// The model version the connector is written against.
+pub const ACCEPT: &str = "application/vnd.connectwise.com+json; version=2026.4";
+/// The largest page ConnectWise serves.
+pub const PAGE_SIZE: usize = 1000;
+
+/// Percent-encodes a query value.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A string literal in a condition: `'O''Brien'`.
+pub fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// An `{"id": n}` reference.
+pub fn reference(id: i64) -> Value {
+    serde_json::json!({ "id": id })
+}
+
+/// The id of a reference field (`{"id": n, ...}`), if set.
+pub fn ref_id(value: &Value, field: &str) -> Option<i64> {
+    value
+        .get(field)
+        .and_then(|r| r.get("id"))
+        .and_then(Value::as_i64)
+}
+
+pub struct Client<'h> {
+    host: &'h dyn Host,
+    api: String,
+    /// Set once ConnectWise has said 429: later requests in this call are not sent.
+    rate_limited: Cell<Option<Option<u64>>>,
+}
+
+impl<'h> Client<'h> {
+    pub fn new(host: &'h dyn Host, settings: &Settings) -> Self {
+        Client {
+            host,
+            api: settings.api_base(),
+            rate_limited: Cell::new(None),
+        }
+    }
+
+    pub fn host(&self) -> &'h dyn Host {
+        self.host
+    }
+
+    /// `{site}/{codebase}/apis/3.0`
+    pub fn api(&self) -> &str {
+        &self.api
+    }
+
+    /// Sends to an absolute URL and returns the raw response (any status).
+    pub fn send_raw(
+        &self,
+        method: Method,
+        url: String,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, ConnectorError> {
+        if let Some(after) = self.rate_limited.get() {
+            return Err(ConnectorError::RateLimited(after));
+        }
+        let mut all = vec![("accept".to_string(), ACCEPT.to_string())];
+        if body.is_some() {
+            all.push(("content-type".to_string(), "application/json".to_string()));
+        }
+        all.extend(headers.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+        let request = Request {
+            method,
+            url,
+            headers: all,
+            body: body.map(|b| serde_json::to_vec(b).expect("JSON values serialise")),
+        };
+        self.host.send(&request).map_err(transport_error)
+    }
+
+    /// Sends `method path` under the API base and returns the parsed JSON body of a success.
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(Response, Value), ConnectorError> {
+        let response = self.send_raw(
+            method,
+            format!("{}/{}", self.api, path.trim_start_matches('/')),
+            body,
+            &[],
+        )?;
+        let value = self.check(&response)?;
+        Ok((response, value))
+    }
+
+    /// Turns a non-success into an error; parses a success's body (empty → null).
+    pub fn check(&self, response: &Response) -> Result<Value, ConnectorError> {
+        if (200..300).contains(&response.status) {
+            if response.body.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&response.body).map_err(|e| {
+                ConnectorError::Transient(format!(
+                    "ConnectWise answered {} with a body that is not valid JSON ({e})",
+                    response.status
+                ))
+            });
+        }
+        let error = status_error(response);
+        if let ConnectorError::RateLimited(after) = &error {
+            self.rate_limited.set(Some(*after));
+        }
+        Err(error)
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value, ConnectorError> {
+        self.call(Method::Get, path, None).map(|(_, v)| v)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, ConnectorError> {
+        self.call(Method::Post, path, Some(body)).map(|(_, v)| v)
+    }
+
+    pub fn patch(&self, path: &str, operations: &[Value]) -> Result<Value, ConnectorError> {
+        self.call(
+            Method::Patch,
+            path,
+            Some(&Value::Array(operations.to_vec())),
+        )
+        .map(|(_, v)| v)
+    }
+
+    pub fn delete(&self, path: &str) -> Result<(), ConnectorError> {
+        self.call(Method::Delete, path, None).map(|_| ())
+    }
+
+    /// Every record of a list, following pages of [`PAGE_SIZE`].
+    pub fn get_all(
+        &self,
+        path: &str,
+        conditions: Option<&str>,
+    ) -> Result<Vec<Value>, ConnectorError> {
+        let mut all = Vec::new();
+        for page in 1.. {
+            let mut query = format!(
+                "page={page}&pageSize={PAGE_SIZE}&orderBy={}",
+                encode("id asc")
+            );
+            if let Some(conditions) = conditions {
+                query.push_str(&format!("&conditions={}", encode(conditions)));
+            }
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let (response, value) =
+                self.call(Method::Get, &format!("{path}{separator}{query}"), None)?;
+            let items = match value {
+                Value::Array(items) => items,
+                other => return Err(unexpected(path, &other)),
+            };
+            let full = items.len() >= PAGE_SIZE;
+            all.extend(items);
+            if !full || !has_next(&response) {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// The first record matching `conditions`, if any.
+    pub fn find(&self, path: &str, conditions: &str) -> Result<Option<Value>, ConnectorError> {
+        let value = self.get(&format!(
+            "{path}?pageSize=1&conditions={}",
+            encode(conditions)
+        ))?;
+        match value {
+            Value::Array(mut items) => Ok(if items.is_empty() {
+                None
+            } else {
+                Some(items.swap_remove(0))
+            }),
+            other => Err(unexpected(path, &other)),
+        }
+    }
+}
+
+/// Whether a list response's `Link` header names a next page.
+pub fn has_next(response: &Response) -> bool {
+    link_target(response, "next").is_some()
+}
+
+/// The URL a `Link` header gives for `rel`.
+pub fn link_target(response: &Response, rel: &str) -> Option<String> {
+    let header = response
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("link"))?;
+    header.1.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let wanted = format!("rel=\"{rel}\"");
+        params
+            .split(';')
+            .any(|p| p.trim() == wanted)
+            .then(|| target.trim().trim_matches(['<', '>']).to_string())
+    })
+}
+
+fn unexpected(path: &str, value: &Value) -> ConnectorError {
+    let text = value.to_string();
+    let shown: String = text.chars().take(120).collect();
+    ConnectorError::Internal(format!(
+        "ConnectWise answered {path} with an unexpected shape: {shown}"
+    ))
+}
+
+fn transport_error(error: HttpError) -> ConnectorError {
+    match error {
+        HttpError::HostNotAllowed(m) | HttpError::PrivateAddress(m) => {
+            ConnectorError::InvalidSettings(vec![FieldError {
+                field: crate::manifest::keys::URL.to_string(),
+                message: format!("the host refused to connect: {m}"),
+            }])
+        }
+        HttpError::Timeout(m) => {
+            ConnectorError::Transient(format!("ConnectWise did not answer in time: {m}"))
+        }
+        HttpError::Transport(m) => {
+            ConnectorError::Transient(format!("could not reach ConnectWise: {m}"))
+        }
+        HttpError::RequestLimit(n) => ConnectorError::Transient(format!(
+            "this call used its budget of {n} requests; the rest wait for the next call"
+        )),
+        HttpError::ResponseTooLarge(n) => {
+            ConnectorError::Internal(format!("a ConnectWise response exceeded {n} bytes"))
+        }
+        HttpError::InvalidRequest(m) => {
+            ConnectorError::Internal(format!("the connector built a bad request: {m}"))
+        }
+        HttpError::WriteInDryRun => {
+            ConnectorError::Internal("the connector tried to write during a dry run".to_string())
+        }
+    }
+}
+
+/// ConnectWise's error body: `{"code", "message", "errors": [{"code", "message", "field", ...}]}`.
+fn error_body(response: &Response) -> (String, Vec<FieldError>) {
+    let Ok(body) = serde_json::from_slice::<Value>(&response.body) else {
+        let text = String::from_utf8_lossy(&response.body);
+        let shown: String = text.chars().take(200).collect();
+        return (
+            if shown.trim().is_empty() {
+                format!("HTTP {}", response.status)
+            } else {
+                shown
+            },
+            Vec::new(),
+        );
+    };
+    let message = body
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let fields = body
+        .get("errors")
+        .and_then(Value::as_array)
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| FieldError {
+                    field: e
+                        .get("field")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    message: e
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .or_else(|| e.get("code").and_then(Value::as_str))
+                        .unwrap_or("invalid")
+                        .to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (message, fields)
+}
+
+/// The error for a response that is not a success.
+pub fn status_error(response: &Response) -> ConnectorError {
+    let (message, fields) = error_body(response);
+    let status = response.status;
+    match status {
+        400 | 409 | 422 => {
+            if fields.is_empty() {
+                ConnectorError::Rejected(vec![FieldError {
+                    field: String::new(),
+                    message,
+                }])
+            } else {
+                ConnectorError::Rejected(fields)
+            }
+        }
+        401 => ConnectorError::Unauthorized(format!(
+            "ConnectWise refused the credentials ({message}); check the company id, public key, private key and client id"
+        )),
+        403 => ConnectorError::Forbidden(format!(
+            "ConnectWise refused access ({message}); the API member lacks a permission"
+        )),
+        404 => ConnectorError::NotFound(message),
+        429 => {
+            let after = response
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
+                .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+                .map(|seconds| seconds * 1000);
+            ConnectorError::RateLimited(after)
+        }
+        500..=599 => {
+            ConnectorError::Transient(format!("ConnectWise failed with {status}: {message}"))
+        }
+        _ => ConnectorError::Internal(format!("ConnectWise answered {status}: {message}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn errors_map_to_what_the_host_can_act_on() {
+        let body = r#"{"code":"InvalidObject","message":"company object is invalid","errors":[{"code":"MaxLengthField","message":"identifier is too long","resource":"company","field":"identifier"}]}"#;
+        match status_error(&response(400, &[], body)) {
+            ConnectorError::Rejected(fields) => {
+                assert_eq!(
+                    fields,
+                    vec![FieldError {
+                        field: "identifier".into(),
+                        message: "identifier is too long".into()
+                    }]
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            status_error(&response(429, &[("Retry-After", "7")], "")),
+            ConnectorError::RateLimited(Some(7000))
+        ));
+        assert!(
+            matches!(status_error(&response(503, &[], "oops")), ConnectorError::Transient(m) if m.contains("503"))
+        );
+        assert!(matches!(
+            status_error(&response(401, &[], "{}")),
+            ConnectorError::Unauthorized(_)
+        ));
+    }
+
+    #[test]
+    fn link_headers_are_read() {
+        let r = response(
+            200,
+            &[(
+                "Link",
+                "<https://x/a?page=2>; rel=\"next\", <https://x/a?page=9>; rel=\"last\"",
+            )],
+            "[]",
+        );
+        assert_eq!(link_target(&r, "next").unwrap(), "https://x/a?page=2");
+        assert_eq!(link_target(&r, "last").unwrap(), "https://x/a?page=9");
+        assert!(link_target(&r, "prev").is_none());
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(
+            encode("name='O''Brien' and id>[2026-01-01T00:00:00Z]"),
+            "name%3D%27O%27%27Brien%27%20and%20id%3E%5B2026-01-01T00%3A00%3A00Z%5D"
+        );
+        assert_eq!(quote("O'Brien"), "'O''Brien'");
+    }
+}

@@ -1,0 +1,351 @@
+//! Contacts ↔ ConnectWise contacts.
+//!
+//! Push: names and title; the account's remote id becomes `company`; e-mail, phone, mobile and fax
+//! become communication items of the types ConnectWise calls Email, Direct, Mobile and Fax
+//! (looked up in `company/communicationTypes`). An update reads the contact, reuses the ids of
+//! the items it already has, leaves items of other types alone, and patches only what differs.
+//!
+//! Pull: contacts changed since the cursor, forward-only paged; the company becomes the account
+//! reference the host maps back to a BSS id.
+
+use serde_json::{Value, json};
+
+use crate::client::{Client, ref_id, reference};
+use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
+use crate::exports::{Change, PullPage, Pushed};
+use crate::types::{
+    ConnectorError, Contact, Entity, EntityData, PulledRecord, Record, RemoteReference,
+};
+
+const PATH: &str = "company/contacts";
+const TYPES_PATH: &str = "company/communicationTypes";
+
+const FIELD_NAMES: &[(&str, &str)] = &[
+    ("firstName", "first-name"),
+    ("lastName", "last-name"),
+    ("title", "title"),
+    ("company", "account"),
+    ("communicationItems", "email/phone/mobile/fax"),
+];
+
+/// The four kinds of communication item the BSS keeps, with the ConnectWise type names that
+/// stand for them (first is preferred) and the item's `communicationType`.
+const KINDS: &[(Kind, &[&str], &str)] = &[
+    (Kind::Email, &["Email", "E-mail"], "Email"),
+    (Kind::Phone, &["Direct", "Phone", "Work"], "Phone"),
+    (Kind::Mobile, &["Mobile", "Cell"], "Phone"),
+    (Kind::Fax, &["Fax"], "Fax"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Email,
+    Phone,
+    Mobile,
+    Fax,
+}
+
+/// The communication type id ConnectWise uses for each kind.
+fn type_ids(context: &PushContext) -> Result<Vec<(Kind, i64, &'static str)>, ConnectorError> {
+    let table = context.table(TYPES_PATH)?;
+    let mut found = Vec::new();
+    for (kind, names, communication_type) in KINDS {
+        let id = names.iter().find_map(|name| {
+            table.iter().find_map(|t| {
+                let label = t
+                    .get("description")
+                    .or_else(|| t.get("name"))
+                    .and_then(Value::as_str)?;
+                (label.eq_ignore_ascii_case(name))
+                    .then(|| t.get("id").and_then(Value::as_i64))
+                    .flatten()
+            })
+        });
+        match id {
+            Some(id) => found.push((*kind, id, *communication_type)),
+            None => {
+                return Err(ConnectorError::Internal(format!(
+                    "ConnectWise has no communication type named {}; add one in setup tables",
+                    names[0]
+                )));
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn value_of(contact: &Contact, kind: Kind) -> Option<String> {
+    let value = match kind {
+        Kind::Email => &contact.email,
+        Kind::Phone => &contact.phone,
+        Kind::Mobile => &contact.mobile,
+        Kind::Fax => &contact.fax,
+    };
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// The communication items the contact should have: existing items of other types kept, items of
+/// the BSS's kinds replaced by the BSS's values, reusing the existing ids.
+fn items(contact: &Contact, current: &[Value], types: &[(Kind, i64, &str)]) -> Vec<Value> {
+    let managed: Vec<i64> = types.iter().map(|(_, id, _)| *id).collect();
+    let mut result: Vec<Value> = current
+        .iter()
+        .filter(|item| ref_id(item, "type").is_none_or(|t| !managed.contains(&t)))
+        .cloned()
+        .collect();
+    for (kind, type_id, communication_type) in types {
+        let Some(value) = value_of(contact, *kind) else {
+            continue;
+        };
+        let existing = current
+            .iter()
+            .find(|item| ref_id(item, "type") == Some(*type_id));
+        let default = !result.iter().any(|i| {
+            i.get("communicationType").and_then(Value::as_str) == Some(communication_type)
+        });
+        let mut item = json!({
+            "type": { "id": type_id },
+            "value": value,
+            "defaultFlag": existing.and_then(|e| e.get("defaultFlag")).and_then(Value::as_bool).unwrap_or(default),
+            "communicationType": communication_type,
+        });
+        if let Some(id) = existing.and_then(|e| e.get("id")).and_then(Value::as_i64) {
+            item["id"] = json!(id);
+        }
+        result.push(item);
+    }
+    result
+}
+
+/// Items compared by what matters: type and value.
+fn item_keys(items: &[Value]) -> Vec<(Option<i64>, String)> {
+    let mut keys: Vec<(Option<i64>, String)> = items
+        .iter()
+        .map(|i| {
+            (
+                ref_id(i, "type"),
+                i.get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn scalar(value: &Option<String>) -> Value {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => json!(v),
+        _ => Value::Null,
+    }
+}
+
+pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
+    let EntityData::Contact(contact) = &record.data else {
+        return Err(ConnectorError::Internal(
+            "a contact record without contact data".into(),
+        ));
+    };
+    push_contact(context, record, contact).map_err(|e| rename_fields(e, FIELD_NAMES))
+}
+
+fn push_contact(
+    context: &PushContext,
+    record: &Record,
+    contact: &Contact,
+) -> Result<Pushed, ConnectorError> {
+    if contact.first_name.trim().is_empty() {
+        return Err(rejected(
+            "first-name",
+            "a contact needs a first name".into(),
+        ));
+    }
+    let company = resolved(record, "account", Entity::Account, contact.account.as_ref())?;
+    let types = type_ids(context)?;
+    let fields = [
+        ("firstName", json!(contact.first_name.trim())),
+        ("lastName", scalar(&contact.last_name)),
+        ("title", scalar(&contact.title)),
+        ("company", company.map(reference).unwrap_or(Value::Null)),
+    ];
+    match &record.remote_id {
+        None => {
+            let mut body = serde_json::Map::new();
+            for (field, value) in fields.iter().filter(|(_, v)| !v.is_null()) {
+                body.insert(field.to_string(), value.clone());
+            }
+            body.insert(
+                "communicationItems".into(),
+                Value::Array(items(contact, &[], &types)),
+            );
+            if context.dry_run {
+                return Ok(Pushed {
+                    change: Change::Created,
+                    remote_id: String::new(),
+                });
+            }
+            let created = context.client.post(PATH, &Value::Object(body))?;
+            let id = created.get("id").and_then(Value::as_i64).ok_or_else(|| {
+                ConnectorError::Internal("ConnectWise created a contact but sent no id".into())
+            })?;
+            Ok(Pushed {
+                change: Change::Created,
+                remote_id: id.to_string(),
+            })
+        }
+        Some(remote_id) => {
+            let id: i64 = remote_id.parse().map_err(|_| {
+                ConnectorError::Internal(format!("remote id {remote_id:?} is not a contact id"))
+            })?;
+            let path = format!("{PATH}/{id}");
+            let current = context.client.get(&path)?;
+            let mut operations = Vec::new();
+            for (field, value) in &fields {
+                let now = current.get(*field).unwrap_or(&Value::Null);
+                let same = if *field == "company" {
+                    ref_id(&current, field) == value.get("id").and_then(Value::as_i64)
+                } else {
+                    let empty = |v: &Value| v.is_null() || v.as_str() == Some("");
+                    (empty(now) && empty(value)) || now == value
+                };
+                if same {
+                    continue;
+                }
+                operations.push(if value.is_null() {
+                    json!({ "op": "remove", "path": field })
+                } else {
+                    json!({ "op": "replace", "path": field, "value": value })
+                });
+            }
+            let current_items: Vec<Value> = current
+                .get("communicationItems")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let wanted = items(contact, &current_items, &types);
+            if item_keys(&wanted) != item_keys(&current_items) {
+                operations.push(
+                    json!({ "op": "replace", "path": "communicationItems", "value": wanted }),
+                );
+            }
+            if operations.is_empty() {
+                return Ok(Pushed {
+                    change: Change::Unchanged,
+                    remote_id: id.to_string(),
+                });
+            }
+            if !context.dry_run {
+                context.client.patch(&path, &operations)?;
+            }
+            Ok(Pushed {
+                change: Change::Updated,
+                remote_id: id.to_string(),
+            })
+        }
+    }
+}
+
+fn string(value: &Value, field: &str) -> Option<String> {
+    value
+        .get(field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+}
+
+/// A ConnectWise contact as a BSS contact. Items are told apart by their type's name.
+pub fn to_contact(contact: &Value) -> Result<PulledRecord, ConnectorError> {
+    let remote_id = contact
+        .get("id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ConnectorError::Internal("a contact without id".into()))?;
+    let last_updated = contact
+        .get("_info")
+        .and_then(|i| i.get("lastUpdated"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ConnectorError::Internal(format!("contact {remote_id} has no _info.lastUpdated"))
+        })?
+        .to_string();
+    let mut found = Contact {
+        account: None,
+        first_name: string(contact, "firstName").unwrap_or_default(),
+        last_name: string(contact, "lastName"),
+        title: string(contact, "title"),
+        email: None,
+        phone: None,
+        mobile: None,
+        fax: None,
+        extra: Vec::new(),
+    };
+    for item in contact
+        .get("communicationItems")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let type_name = item
+            .get("type")
+            .and_then(|t| t.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let Some(value) = string(item, "value") else {
+            continue;
+        };
+        let kind = KINDS
+            .iter()
+            .find(|(_, names, _)| names.iter().any(|n| n.eq_ignore_ascii_case(type_name)))
+            .map(|(k, _, _)| *k);
+        let slot = match kind {
+            Some(Kind::Email) => &mut found.email,
+            Some(Kind::Phone) => &mut found.phone,
+            Some(Kind::Mobile) => &mut found.mobile,
+            Some(Kind::Fax) => &mut found.fax,
+            None => continue,
+        };
+        let is_default = item
+            .get("defaultFlag")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if slot.is_none() || is_default {
+            *slot = Some(value);
+        }
+    }
+    let references = ref_id(contact, "company")
+        .map(|company| RemoteReference {
+            field: "account".into(),
+            entity: Entity::Account,
+            remote_id: company.to_string(),
+        })
+        .into_iter()
+        .collect();
+    Ok(PulledRecord {
+        remote_id: remote_id.to_string(),
+        last_updated,
+        data: EntityData::Contact(found),
+        references,
+        warnings: Vec::new(),
+    })
+}
+
+pub fn pull(
+    client: &Client,
+    since: Option<&str>,
+    page_token: Option<&str>,
+) -> Result<PullPage, ConnectorError> {
+    let (contacts, next_page_token) = pull_page(client, PATH, since, page_token)?;
+    let records = contacts
+        .iter()
+        .map(to_contact)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PullPage {
+        records,
+        next_page_token,
+    })
+}
