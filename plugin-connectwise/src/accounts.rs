@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::client::{Client, ref_id, reference};
 use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
 use crate::exports::{Change, PullPage, Pushed};
+use crate::fields::{body, patch, text};
 use crate::manifest::lookups;
 use crate::types::{
     Account, Address, ConnectorError, Entity, EntityData, PulledRecord, Record, RemoteReference,
@@ -47,40 +48,10 @@ const FIELD_NAMES: &[(&str, &str)] = &[
     ("defaultContact", "primary-contact"),
 ];
 
-/// Scalar fields the connector owns on a company.
-const SCALARS: &[&str] = &[
-    "identifier",
-    "name",
-    "accountNumber",
-    "addressLine1",
-    "addressLine2",
-    "city",
-    "state",
-    "zip",
-    "phoneNumber",
-    "faxNumber",
-    "website",
-];
-/// Reference fields the connector owns on a company.
-const REFERENCES: &[&str] = &[
-    "country",
-    "currency",
-    "parentCompany",
-    "billToCompany",
-    "defaultContact",
-];
-
 /// What the BSS says the company should be.
 struct Desired {
     fields: Map<String, Value>,
     type_id: Option<i64>,
-}
-
-fn text(value: &Option<String>) -> Value {
-    match value.as_deref().map(str::trim) {
-        Some(v) if !v.is_empty() => Value::String(v.to_string()),
-        _ => Value::Null,
-    }
 }
 
 fn desired(
@@ -209,11 +180,7 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
 }
 
 fn create(context: &PushContext, desired: Desired) -> Result<Pushed, ConnectorError> {
-    let mut body: Map<String, Value> = desired
-        .fields
-        .into_iter()
-        .filter(|(_, v)| !v.is_null())
-        .collect();
+    let mut body = body(&desired.fields);
     if let Some(status) = context.settings.import_account_status {
         body.insert("status".into(), reference(status));
     }
@@ -236,39 +203,10 @@ fn create(context: &PushContext, desired: Desired) -> Result<Pushed, ConnectorEr
     })
 }
 
-/// Whether a company's current value equals the desired one (absent, null and "" are equal).
-fn same(current: Option<&Value>, desired: &Value, is_reference: bool) -> bool {
-    let current = current.unwrap_or(&Value::Null);
-    if is_reference {
-        return current.get("id").and_then(Value::as_i64)
-            == desired.get("id").and_then(Value::as_i64);
-    }
-    let empty = |v: &Value| v.is_null() || v.as_str() == Some("");
-    (empty(current) && empty(desired)) || current == desired
-}
-
-/// JSON Patch operations that turn `current` into what `desired` owns.
-pub fn patch_operations(current: &Value, desired: &Map<String, Value>) -> Vec<Value> {
-    let mut operations = Vec::new();
-    for (field, value) in desired {
-        let is_reference = REFERENCES.contains(&field.as_str());
-        debug_assert!(is_reference || SCALARS.contains(&field.as_str()));
-        if same(current.get(field), value, is_reference) {
-            continue;
-        }
-        if value.is_null() {
-            operations.push(json!({ "op": "remove", "path": field }));
-        } else {
-            operations.push(json!({ "op": "replace", "path": field, "value": value }));
-        }
-    }
-    operations
-}
-
 fn update(context: &PushContext, id: i64, desired: Desired) -> Result<Pushed, ConnectorError> {
     let path = format!("{PATH}/{id}");
     let current = context.client.get(&path)?;
-    let operations = patch_operations(&current, &desired.fields);
+    let operations = patch(&current, &desired.fields);
     let current_types: Vec<i64> = current
         .get("types")
         .and_then(Value::as_array)
@@ -482,7 +420,7 @@ mod tests {
         desired.insert("currency".into(), json!({"id": 1}));
         desired.insert("parentCompany".into(), json!({"id": 10}));
         assert_eq!(
-            patch_operations(&current, &desired),
+            patch(&current, &desired),
             vec![
                 json!({"op": "replace", "path": "name", "value": "New"}),
                 json!({"op": "replace", "path": "parentCompany", "value": {"id": 10}}),

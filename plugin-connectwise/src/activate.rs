@@ -42,7 +42,15 @@ pub fn activate(host: &dyn Host) -> Result<String, ConnectorError> {
         settings.site,
         crate::client::encode(&settings.company_id)
     );
-    let info = client.send_raw(Method::Get, info_url, None, &[])?;
+    let info = client
+        .send_raw(Method::Get, info_url, None, &[])
+        .map_err(|error| match error {
+            ConnectorError::Transient(message) => ConnectorError::InvalidSettings(vec![problem(
+                keys::URL,
+                format!("cannot reach ConnectWise at {}: {message}", settings.site),
+            )]),
+            other => other,
+        })?;
     let mut company_name = settings.company_id.clone();
     match info.status {
         200..=299 => {

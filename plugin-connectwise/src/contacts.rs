@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::client::{Client, ref_id, reference};
 use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
 use crate::exports::{Change, PullPage, Pushed};
+use crate::fields::{patch, text};
 use crate::types::{
     ConnectorError, Contact, Entity, EntityData, PulledRecord, Record, RemoteReference,
 };
@@ -139,13 +140,6 @@ fn item_keys(items: &[Value]) -> Vec<(Option<i64>, String)> {
     keys
 }
 
-fn scalar(value: &Option<String>) -> Value {
-    match value.as_deref().map(str::trim) {
-        Some(v) if !v.is_empty() => json!(v),
-        _ => Value::Null,
-    }
-}
-
 pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
     let EntityData::Contact(contact) = &record.data else {
         return Err(ConnectorError::Internal(
@@ -170,8 +164,8 @@ fn push_contact(
     let types = type_ids(context)?;
     let fields = [
         ("firstName", json!(contact.first_name.trim())),
-        ("lastName", scalar(&contact.last_name)),
-        ("title", scalar(&contact.title)),
+        ("lastName", text(&contact.last_name)),
+        ("title", text(&contact.title)),
         ("company", company.map(reference).unwrap_or(Value::Null)),
     ];
     match &record.remote_id {
@@ -205,24 +199,11 @@ fn push_contact(
             })?;
             let path = format!("{PATH}/{id}");
             let current = context.client.get(&path)?;
-            let mut operations = Vec::new();
-            for (field, value) in &fields {
-                let now = current.get(*field).unwrap_or(&Value::Null);
-                let same = if *field == "company" {
-                    ref_id(&current, field) == value.get("id").and_then(Value::as_i64)
-                } else {
-                    let empty = |v: &Value| v.is_null() || v.as_str() == Some("");
-                    (empty(now) && empty(value)) || now == value
-                };
-                if same {
-                    continue;
-                }
-                operations.push(if value.is_null() {
-                    json!({ "op": "remove", "path": field })
-                } else {
-                    json!({ "op": "replace", "path": field, "value": value })
-                });
-            }
+            let owned: serde_json::Map<String, Value> = fields
+                .iter()
+                .map(|(f, v)| (f.to_string(), v.clone()))
+                .collect();
+            let mut operations = patch(&current, &owned);
             let current_items: Vec<Value> = current
                 .get("communicationItems")
                 .and_then(Value::as_array)

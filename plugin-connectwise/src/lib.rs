@@ -11,6 +11,7 @@
 //! | `settings` | the typed view of the instance's settings |
 //! | `client` | ConnectWise REST calls: URLs, paging, conditions, errors |
 //! | `activate`, `choices` | settings checks against the remote; the values an admin picks from |
+//! | `fields` | conversions of values between the BSS and ConnectWise, and change detection |
 //! | `accounts`, `contacts` | push and pull of accounts (companies) and contacts |
 //! | `connector` | the entry points the component exports |
 
@@ -20,6 +21,7 @@ pub mod choices;
 pub mod client;
 pub mod connector;
 pub mod contacts;
+pub mod fields;
 pub mod host;
 pub mod manifest;
 pub mod settings;
