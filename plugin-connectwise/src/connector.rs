@@ -11,7 +11,10 @@ use crate::exports::{Choice, PullPage, PushOptions, Pushed};
 use crate::host::Host;
 use crate::settings::Settings;
 use crate::types::{ConnectorError, Entity, FieldError, MissingReference, Record};
-use crate::{accounts, activate as activation, choices, contacts};
+use crate::{
+    accounts, activate as activation, choices, contacts, invoices, orders, payments, products,
+    subscriptions,
+};
 
 /// What one push call shares across its records: the client, settings, and look-ups of setup
 /// tables already made (countries, states, communication types).
@@ -51,6 +54,18 @@ impl<'h> PushContext<'h> {
             .client
             .find(path, &format!("{field}={}", quote(value)))?;
         self.cache.borrow_mut().insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// One record, remembered for the rest of the call.
+    pub fn get_cached(&self, path: &str) -> Result<Value, ConnectorError> {
+        if let Some(Some(found)) = self.cache.borrow().get(path) {
+            return Ok(found.clone());
+        }
+        let found = self.client.get(path)?;
+        self.cache
+            .borrow_mut()
+            .insert(path.to_string(), Some(found.clone()));
         Ok(found)
     }
 
@@ -120,6 +135,28 @@ pub fn resolved(
             bss_id: bss_id.clone(),
         })),
     }
+}
+
+/// The remote id of the `entity` record `bss_id`, resolved by the host under any field name
+/// (lines reference products as `lines/N/product`), or an error naming it as `field`.
+pub fn resolved_record(
+    record: &Record,
+    field: &str,
+    entity: Entity,
+    bss_id: &str,
+) -> Result<i64, ConnectorError> {
+    record
+        .references
+        .iter()
+        .filter(|r| r.entity == entity && r.bss_id == bss_id)
+        .find_map(|r| r.remote_id.trim().parse::<i64>().ok())
+        .ok_or_else(|| {
+            ConnectorError::MissingReference(MissingReference {
+                field: field.to_string(),
+                entity,
+                bss_id: bss_id.to_string(),
+            })
+        })
 }
 
 /// Renames the ConnectWise field paths of a rejection to the BSS fields they came from.
@@ -215,11 +252,11 @@ pub fn push(
     let push_one: fn(&PushContext, &Record) -> Result<Pushed, ConnectorError> = match entity {
         Entity::Account => accounts::push,
         Entity::Contact => contacts::push,
-        other => {
-            return Err(ConnectorError::Unsupported(format!(
-                "pushing {other:?} records is not supported yet"
-            )));
-        }
+        Entity::Product => products::push,
+        Entity::Invoice => invoices::push,
+        Entity::Order => orders::push,
+        Entity::Payment => payments::push,
+        Entity::Subscription => subscriptions::push,
     };
     Ok(records
         .iter()

@@ -13,6 +13,7 @@
 //! | `activate`, `choices` | settings checks against the remote; the values an admin picks from |
 //! | `fields` | conversions of values between the BSS and ConnectWise, and change detection |
 //! | `accounts`, `contacts` | push and pull of accounts (companies) and contacts |
+//! | `products`, `invoices`, `orders`, `lines`, `payments`, `subscriptions` | push of the other entities |
 //! | `connector` | the entry points the component exports |
 
 pub mod accounts;
@@ -23,8 +24,14 @@ pub mod connector;
 pub mod contacts;
 pub mod fields;
 pub mod host;
+pub mod invoices;
+pub mod lines;
 pub mod manifest;
+pub mod orders;
+pub mod payments;
+pub mod products;
 pub mod settings;
+pub mod subscriptions;
 
 /// Types generated from `wit/` (world `plugin`).
 pub mod wit {

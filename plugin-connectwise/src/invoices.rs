@@ -1,0 +1,168 @@
+//! Invoices → ConnectWise invoices, with their lines as product items on the invoice.
+//!
+//! The account's remote id is the invoice's `company`; the Invoice Type lookup gives `type` (an
+//! enum; Standard when the invoice has none), the Invoice Stage lookup `status` (a billing status);
+//! terms are matched by name, currency through the Currency lookup. A new invoice whose lines
+//! cannot all be written is deleted again, so a retry never leaves a duplicate behind.
+
+use serde_json::{Map, Value, json};
+
+use crate::client::reference;
+use crate::connector::{PushContext, rejected, rename_fields, resolved_record};
+use crate::exports::{Change, Pushed};
+use crate::fields::{body, created_id, date, patch, text};
+use crate::lines::{self, Parent};
+use crate::manifest::{INVOICE_TYPE_VALUES, lookups};
+use crate::types::{ConnectorError, Entity, EntityData, Invoice, Record};
+
+const PATH: &str = "finance/invoices";
+
+const FIELD_NAMES: &[(&str, &str)] = &[
+    ("invoiceNumber", "number"),
+    ("type", "invoice-type"),
+    ("status", "stage"),
+    ("company", "account"),
+    ("date", "date"),
+    ("dueDate", "due-date"),
+    ("billingTerms", "terms"),
+    ("currency", "currency"),
+];
+
+/// The billing terms record named `name`, as a reference.
+pub fn terms(context: &PushContext, name: &Option<String>) -> Result<Value, ConnectorError> {
+    let Some(name) = text(name).as_str().map(str::to_string) else {
+        return Ok(Value::Null);
+    };
+    let found = context.find_by("finance/billingTerms", "name", &name)?;
+    let id = found
+        .as_ref()
+        .and_then(|t| t.get("id"))
+        .and_then(Value::as_i64);
+    id.map(reference).ok_or_else(|| {
+        rejected(
+            "terms",
+            format!("ConnectWise has no billing terms named {name:?}"),
+        )
+    })
+}
+
+/// The currency reference through the Currency lookup.
+pub fn currency(context: &PushContext, code: &Option<String>) -> Result<Value, ConnectorError> {
+    match text(code).as_str() {
+        Some(code) => Ok(reference(context.lookup_id(
+            lookups::CURRENCY,
+            "Currency -> ConnectWise Currency",
+            "currency",
+            code,
+        )?)),
+        None => Ok(Value::Null),
+    }
+}
+
+fn desired(
+    context: &PushContext,
+    invoice: &Invoice,
+    company: i64,
+) -> Result<Map<String, Value>, ConnectorError> {
+    let kind = match text(&invoice.invoice_type).as_str() {
+        Some(kind) => {
+            let mapped = context
+                .host()
+                .lookup(lookups::INVOICE_TYPE, kind)
+                .ok_or_else(|| {
+                    rejected(
+                        "invoice-type",
+                        format!(
+                            "{kind:?} is not mapped in lookup Invoice Type -> ConnectWise Type"
+                        ),
+                    )
+                })?;
+            if !INVOICE_TYPE_VALUES.contains(&mapped.as_str()) {
+                return Err(rejected(
+                    "invoice-type",
+                    format!("{mapped:?} is not a ConnectWise invoice type"),
+                ));
+            }
+            mapped
+        }
+        None => "Standard".to_string(),
+    };
+    let status = match text(&invoice.stage).as_str() {
+        Some(stage) => reference(context.lookup_id(
+            lookups::INVOICE_STAGE,
+            "Invoice Stage -> ConnectWise Status",
+            "stage",
+            stage,
+        )?),
+        None => Value::Null,
+    };
+    let mut fields = Map::new();
+    fields.insert("invoiceNumber".into(), json!(invoice.number.trim()));
+    fields.insert("type".into(), json!(kind));
+    fields.insert("status".into(), status);
+    fields.insert("company".into(), reference(company));
+    fields.insert("date".into(), date("date", &invoice.date)?);
+    fields.insert("dueDate".into(), date("due-date", &invoice.due_date)?);
+    fields.insert("billingTerms".into(), terms(context, &invoice.terms)?);
+    fields.insert("currency".into(), currency(context, &invoice.currency)?);
+    Ok(fields)
+}
+
+pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
+    let EntityData::Invoice(invoice) = &record.data else {
+        return Err(ConnectorError::Internal(
+            "an invoice record without invoice data".into(),
+        ));
+    };
+    let result = (|| {
+        let company = resolved_record(record, "account", Entity::Account, &invoice.account)?;
+        let fields = desired(context, invoice, company)?;
+        let items = lines::plan(context, record, &invoice.lines, company)?;
+        match &record.remote_id {
+            None => {
+                if context.dry_run {
+                    return Ok(Pushed {
+                        change: Change::Created,
+                        remote_id: String::new(),
+                    });
+                }
+                let id = created_id(
+                    &context.client.post(PATH, &Value::Object(body(&fields)))?,
+                    "invoice",
+                )?;
+                if let Err(error) = lines::create(context, &items, Parent::Invoice(id)) {
+                    // Leave nothing half-made behind: the retry creates the whole invoice again.
+                    let _ = context.client.delete(&format!("{PATH}/{id}"));
+                    return Err(error);
+                }
+                Ok(Pushed {
+                    change: Change::Created,
+                    remote_id: id.to_string(),
+                })
+            }
+            Some(remote_id) => {
+                let id: i64 = remote_id.parse().map_err(|_| {
+                    ConnectorError::Internal(format!(
+                        "remote id {remote_id:?} is not an invoice id"
+                    ))
+                })?;
+                let path = format!("{PATH}/{id}");
+                let operations = patch(&context.client.get(&path)?, &fields);
+                if !operations.is_empty() && !context.dry_run {
+                    context.client.patch(&path, &operations)?;
+                }
+                let lines_changed = lines::sync(context, &items, Parent::Invoice(id))?;
+                let change = if operations.is_empty() && !lines_changed {
+                    Change::Unchanged
+                } else {
+                    Change::Updated
+                };
+                Ok(Pushed {
+                    change,
+                    remote_id: id.to_string(),
+                })
+            }
+        }
+    })();
+    result.map_err(|e| rename_fields(e, FIELD_NAMES))
+}

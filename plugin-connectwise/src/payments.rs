@@ -1,0 +1,103 @@
+//! Payments → ConnectWise invoice payments (`finance/invoices/{invoice}/payments`).
+//!
+//! Only payments made with the BSS payment methods configured as Credit card method id or Bank
+//! deposit method id are sent, typed accordingly; any other method is reported as not
+//! synchronised, naming the method. The remote id is `{invoice id}/{payment id}`.
+
+use serde_json::{Map, Value, json};
+
+use crate::connector::{PushContext, rename_fields, resolved_record};
+use crate::exports::{Change, Pushed};
+use crate::fields::{body, created_id, date, decimal, patch};
+use crate::types::{ConnectorError, Entity, EntityData, Payment, Record};
+
+/// The ConnectWise payment type for each configured method.
+pub const CREDIT_CARD_TYPE: &str = "CreditCard";
+pub const BANK_DEPOSIT_TYPE: &str = "BankDeposit";
+
+const FIELD_NAMES: &[(&str, &str)] = &[
+    ("amount", "amount"),
+    ("paymentDate", "payment-date"),
+    ("type", "method"),
+    ("invoice", "invoice"),
+];
+
+fn payment_type(context: &PushContext, payment: &Payment) -> Result<&'static str, ConnectorError> {
+    let method = payment.method.trim();
+    let settings = &context.settings;
+    if settings.credit_card_method.as_deref() == Some(method) {
+        Ok(CREDIT_CARD_TYPE)
+    } else if settings.bank_deposit_method.as_deref() == Some(method) {
+        Ok(BANK_DEPOSIT_TYPE)
+    } else {
+        Err(ConnectorError::Unsupported(format!(
+            "not synchronised: payment method {method} is not configured (Credit card method id or Bank deposit method id)"
+        )))
+    }
+}
+
+fn desired(context: &PushContext, payment: &Payment) -> Result<Map<String, Value>, ConnectorError> {
+    let mut fields = Map::new();
+    fields.insert("type".into(), json!(payment_type(context, payment)?));
+    fields.insert("amount".into(), decimal("amount", &payment.amount)?);
+    fields.insert(
+        "paymentDate".into(),
+        date("payment-date", &Some(payment.payment_date.clone()))?,
+    );
+    Ok(fields)
+}
+
+pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
+    let EntityData::Payment(payment) = &record.data else {
+        return Err(ConnectorError::Internal(
+            "a payment record without payment data".into(),
+        ));
+    };
+    let result = (|| {
+        let fields = desired(context, payment)?;
+        match &record.remote_id {
+            None => {
+                let invoice =
+                    resolved_record(record, "invoice", Entity::Invoice, &payment.invoice)?;
+                if context.dry_run {
+                    return Ok(Pushed {
+                        change: Change::Created,
+                        remote_id: String::new(),
+                    });
+                }
+                let path = format!("finance/invoices/{invoice}/payments");
+                let id = created_id(
+                    &context.client.post(&path, &Value::Object(body(&fields)))?,
+                    "payment",
+                )?;
+                Ok(Pushed {
+                    change: Change::Created,
+                    remote_id: format!("{invoice}/{id}"),
+                })
+            }
+            Some(remote_id) => {
+                let (invoice, id) = remote_id.split_once('/').ok_or_else(|| {
+                    ConnectorError::Internal(format!(
+                        "remote id {remote_id:?} is not invoice/payment"
+                    ))
+                })?;
+                let path = format!("finance/invoices/{invoice}/payments/{id}");
+                let operations = patch(&context.client.get(&path)?, &fields);
+                if operations.is_empty() {
+                    return Ok(Pushed {
+                        change: Change::Unchanged,
+                        remote_id: remote_id.clone(),
+                    });
+                }
+                if !context.dry_run {
+                    context.client.patch(&path, &operations)?;
+                }
+                Ok(Pushed {
+                    change: Change::Updated,
+                    remote_id: remote_id.clone(),
+                })
+            }
+        }
+    })();
+    result.map_err(|e| rename_fields(e, FIELD_NAMES))
+}

@@ -1,0 +1,230 @@
+//! Subscriptions → additions on ConnectWise agreements.
+//!
+//! A customer has one agreement per billing cycle: its type comes from the Subscription Units
+//! lookup (billing cycle → agreement type). The agreement is found by company and type, or created
+//! (named after the cycle, with the company's default contact, as ConnectWise requires a contact).
+//! The addition carries product, quantity, prices, dates and the bill-customer option, plus the
+//! custom fields Subscription Name and Subscription ID whose ids are settings. The remote id is
+//! `{agreement id}/{addition id}`.
+
+use serde_json::{Map, Value, json};
+
+use crate::client::{ref_id, reference};
+use crate::connector::{PushContext, rejected, rename_fields, resolved_record};
+use crate::exports::{Change, Pushed};
+use crate::fields::{body, created_id, date, decimal, optional_decimal, patch, text};
+use crate::manifest::{BILLABLE_OPTIONS, lookups};
+use crate::types::{ConnectorError, Entity, EntityData, Record, Subscription};
+
+const AGREEMENTS: &str = "finance/agreements";
+
+const FIELD_NAMES: &[(&str, &str)] = &[
+    ("product", "product"),
+    ("quantity", "quantity"),
+    ("unitPrice", "unit-price"),
+    ("unitCost", "unit-cost"),
+    ("billCustomer", "bill-customer"),
+    ("effectiveDate", "start-date"),
+    ("cancelledDate", "cancelled-date"),
+    ("invoiceDescription", "description"),
+    ("customFields", "name"),
+    ("type", "billing-cycle"),
+    ("contact", "account (primary contact)"),
+];
+
+/// The customer's agreement for this billing cycle, created when missing.
+fn agreement(
+    context: &PushContext,
+    company: i64,
+    agreement_type: i64,
+    cycle: &str,
+) -> Result<i64, ConnectorError> {
+    let conditions =
+        format!("company/id={company} and type/id={agreement_type} and cancelledFlag=false");
+    if let Some(found) = context.client.find(AGREEMENTS, &conditions)? {
+        if let Some(id) = found.get("id").and_then(Value::as_i64) {
+            return Ok(id);
+        }
+    }
+    let company_record = context
+        .client
+        .get(&format!("company/companies/{company}"))?;
+    let contact = match ref_id(&company_record, "defaultContact") {
+        Some(contact) => contact,
+        None => context
+            .client
+            .find("company/contacts", &format!("company/id={company}"))?
+            .and_then(|c| c.get("id").and_then(Value::as_i64))
+            .ok_or_else(|| {
+                rejected(
+                    "contact",
+                    "ConnectWise agreements need a contact: give the account a contact first"
+                        .into(),
+                )
+            })?,
+    };
+    let name = format!("{} subscriptions", cycle.trim());
+    let body = json!({
+        "name": name.chars().take(100).collect::<String>(),
+        "type": { "id": agreement_type },
+        "company": { "id": company },
+        "contact": { "id": contact },
+    });
+    created_id(&context.client.post(AGREEMENTS, &body)?, "agreement")
+}
+
+fn custom_fields(context: &PushContext, record: &Record, subscription: &Subscription) -> Value {
+    let settings = &context.settings;
+    let mut fields = Vec::new();
+    if let Some(id) = settings.subscription_name_field {
+        fields.push(json!({ "id": id, "value": subscription.name }));
+    }
+    if let Some(id) = settings.subscription_id_field {
+        fields.push(json!({ "id": id, "value": record.bss_id }));
+    }
+    Value::Array(fields)
+}
+
+/// Custom fields as (id, value) pairs, for comparing what ConnectWise holds with what is wanted.
+fn custom_pairs(fields: Option<&Value>) -> Vec<(i64, String)> {
+    let mut pairs: Vec<(i64, String)> = fields
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            let id = f.get("id").and_then(Value::as_i64)?;
+            let value = match f.get("value") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            Some((id, value))
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+fn desired(
+    record: &Record,
+    subscription: &Subscription,
+) -> Result<Map<String, Value>, ConnectorError> {
+    let product = resolved_record(record, "product", Entity::Product, &subscription.product)?;
+    let bill = text(&subscription.bill_customer)
+        .as_str()
+        .unwrap_or("Billable")
+        .to_string();
+    if !BILLABLE_OPTIONS.contains(&bill.as_str()) {
+        return Err(rejected(
+            "bill-customer",
+            format!("{bill:?} is not one of {}", BILLABLE_OPTIONS.join(", ")),
+        ));
+    }
+    let mut fields = Map::new();
+    fields.insert("product".into(), reference(product));
+    fields.insert(
+        "quantity".into(),
+        decimal("quantity", &subscription.quantity)?,
+    );
+    fields.insert(
+        "unitPrice".into(),
+        decimal("unit-price", &subscription.unit_price)?,
+    );
+    fields.insert(
+        "unitCost".into(),
+        optional_decimal("unit-cost", &subscription.unit_cost)?,
+    );
+    fields.insert("billCustomer".into(), json!(bill));
+    fields.insert(
+        "effectiveDate".into(),
+        date("start-date", &subscription.start_date)?,
+    );
+    fields.insert(
+        "cancelledDate".into(),
+        date("cancelled-date", &subscription.cancelled_date)?,
+    );
+    fields.insert(
+        "invoiceDescription".into(),
+        text(&subscription.description)
+            .as_str()
+            .map(|d| json!(d))
+            .unwrap_or_else(|| json!(subscription.name)),
+    );
+    Ok(fields)
+}
+
+pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
+    let EntityData::Subscription(subscription) = &record.data else {
+        return Err(ConnectorError::Internal(
+            "a subscription record without subscription data".into(),
+        ));
+    };
+    let result = (|| {
+        let fields = desired(record, subscription)?;
+        let custom = custom_fields(context, record, subscription);
+        match &record.remote_id {
+            None => {
+                let company =
+                    resolved_record(record, "account", Entity::Account, &subscription.account)?;
+                let cycle = subscription.billing_cycle.trim();
+                let agreement_type = context.lookup_id(
+                    lookups::SUBSCRIPTION_UNITS,
+                    "Subscription Units -> ConnectWise Agreement Type",
+                    "billing-cycle",
+                    cycle,
+                )?;
+                if context.dry_run {
+                    return Ok(Pushed {
+                        change: Change::Created,
+                        remote_id: String::new(),
+                    });
+                }
+                let agreement = agreement(context, company, agreement_type, cycle)?;
+                let mut addition = body(&fields);
+                addition.insert("customFields".into(), custom);
+                let path = format!("{AGREEMENTS}/{agreement}/additions");
+                let id = created_id(
+                    &context.client.post(&path, &Value::Object(addition))?,
+                    "agreement addition",
+                )?;
+                Ok(Pushed {
+                    change: Change::Created,
+                    remote_id: format!("{agreement}/{id}"),
+                })
+            }
+            Some(remote_id) => {
+                let (agreement, id) = remote_id.split_once('/').ok_or_else(|| {
+                    ConnectorError::Internal(format!(
+                        "remote id {remote_id:?} is not agreement/addition"
+                    ))
+                })?;
+                let path = format!("{AGREEMENTS}/{agreement}/additions/{id}");
+                let current = context.client.get(&path)?;
+                let mut operations = patch(&current, &fields);
+                let wanted = custom_pairs(Some(&custom));
+                let held: Vec<(i64, String)> = custom_pairs(current.get("customFields"))
+                    .into_iter()
+                    .filter(|(id, _)| wanted.iter().any(|(w, _)| w == id))
+                    .collect();
+                if wanted != held {
+                    operations
+                        .push(json!({ "op": "replace", "path": "customFields", "value": custom }));
+                }
+                if operations.is_empty() {
+                    return Ok(Pushed {
+                        change: Change::Unchanged,
+                        remote_id: remote_id.clone(),
+                    });
+                }
+                if !context.dry_run {
+                    context.client.patch(&path, &operations)?;
+                }
+                Ok(Pushed {
+                    change: Change::Updated,
+                    remote_id: remote_id.clone(),
+                })
+            }
+        }
+    })();
+    result.map_err(|e| rename_fields(e, FIELD_NAMES))
+}
