@@ -7,3 +7,4 @@
 pub mod capabilities;
 pub mod cli;
 pub mod runtime;
+pub mod store;
