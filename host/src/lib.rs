@@ -6,5 +6,7 @@
 
 pub mod capabilities;
 pub mod cli;
+pub mod registry;
 pub mod runtime;
 pub mod store;
+pub mod time;

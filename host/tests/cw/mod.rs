@@ -1,0 +1,250 @@
+//! Support for the ConnectWise connector's tests: the sandbox started in-process, the built
+//! connector component loaded into a real runtime, an instance context with every setting and
+//! lookup a BSS admin would fill in, and builders for canonical records.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bss_host::capabilities::context::{InstanceContext, LookupEntry};
+use bss_host::capabilities::options::InstanceOptions;
+use bss_host::runtime::bindings::connector::{PushOptions, Pushed};
+use bss_host::runtime::bindings::types::{
+    Account, Address, ConnectorError, Contact, Entity, EntityData, Record, Reference,
+};
+use bss_host::runtime::{Connector, Runtime, RuntimeConfig};
+use cw_sandbox::{Sandbox, SandboxConfig};
+
+pub const CONNECTWISE_WASM: &str = env!("BSS_CONNECTWISE_WASM");
+pub const CLIENT_ID: &str = "0c8f3c52-5b7e-4c1a-9d8e-1f2a3b4c5d6e";
+
+pub struct Cw {
+    pub sandbox: Sandbox,
+    pub runtime: Runtime,
+    pub connector: Connector,
+}
+
+fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
+}
+
+pub async fn start() -> Cw {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache_dir()),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let connector = runtime
+        .load_file(Path::new(CONNECTWISE_WASM))
+        .await
+        .unwrap();
+    Cw {
+        sandbox,
+        runtime,
+        connector,
+    }
+}
+
+/// The settings of a correctly set-up instance against this sandbox.
+pub fn good_settings(sandbox: &Sandbox) -> BTreeMap<String, String> {
+    [
+        ("url", sandbox.base_url()),
+        ("company-id", "sandbox".to_string()),
+        ("public-key", "sandbox-public".to_string()),
+        ("private-key", "sandbox-private".to_string()),
+        ("client-id", CLIENT_ID.to_string()),
+        ("import-account-id", "4".to_string()),
+        ("product-category", "3".to_string()),
+        ("product-subcategory", "6".to_string()),
+        ("product-unit-of-measure", "1".to_string()),
+        ("product-billable-option", "Billable".to_string()),
+        ("sales-representative", "3".to_string()),
+        ("credit-card-method-id", "cc".to_string()),
+        ("bank-deposit-method-id", "bank".to_string()),
+        ("subscription-name-field-id", "1".to_string()),
+        ("subscription-id-field-id", "2".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+fn entries(rows: &[(&str, &str)]) -> Vec<LookupEntry> {
+    rows.iter()
+        .map(|(bss, remote)| LookupEntry {
+            bss_value: bss.to_string(),
+            remote_value: remote.to_string(),
+            pull_default: false,
+        })
+        .collect()
+}
+
+/// The lookup tables of a correctly set-up instance (ids from the sandbox's seed).
+pub fn good_lookups() -> BTreeMap<String, Vec<LookupEntry>> {
+    let mut lookups = BTreeMap::new();
+    lookups.insert(
+        "account-type".into(),
+        entries(&[("Customer", "1"), ("Lead", "2"), ("Reseller", "4")]),
+    );
+    lookups.insert(
+        "currency".into(),
+        entries(&[("USD", "1"), ("EUR", "2"), ("GBP", "3")]),
+    );
+    lookups.insert(
+        "invoice-stage".into(),
+        entries(&[("Draft", "1"), ("Posted", "2")]),
+    );
+    lookups.insert(
+        "invoice-type".into(),
+        entries(&[("Invoice", "Standard"), ("Credit", "CreditMemo")]),
+    );
+    lookups.insert(
+        "product-type".into(),
+        entries(&[("Hardware", "1"), ("Service", "2"), ("Recurring", "3")]),
+    );
+    lookups.insert(
+        "unit-type".into(),
+        entries(&[("Month", "5"), ("Hour", "6")]),
+    );
+    lookups.insert(
+        "order-stage".into(),
+        entries(&[("Open", "1"), ("Confirmed", "2")]),
+    );
+    lookups.insert(
+        "subscription-units".into(),
+        entries(&[("Monthly", "1"), ("Annual", "3")]),
+    );
+    lookups
+}
+
+pub fn context_with(cw: &Cw, changes: &[(&str, Option<&str>)]) -> Arc<InstanceContext> {
+    let mut settings = good_settings(&cw.sandbox);
+    for (key, value) in changes {
+        match value {
+            Some(value) => settings.insert(key.to_string(), value.to_string()),
+            None => settings.remove(*key),
+        };
+    }
+    let options = InstanceOptions {
+        allow_private_network: true,
+        ..InstanceOptions::default()
+    };
+    Arc::new(
+        InstanceContext::new(
+            "acme-cw",
+            cw.connector.manifest(),
+            &settings,
+            good_lookups(),
+            options,
+        )
+        .unwrap(),
+    )
+}
+
+pub fn context(cw: &Cw) -> Arc<InstanceContext> {
+    context_with(cw, &[])
+}
+
+pub fn reference(field: &str, entity: Entity, bss_id: &str, remote_id: &str) -> Reference {
+    Reference {
+        field: field.into(),
+        entity,
+        bss_id: bss_id.into(),
+        remote_id: remote_id.into(),
+    }
+}
+
+pub fn address() -> Address {
+    Address {
+        line1: Some("1 Main Street".into()),
+        line2: Some("Suite 5".into()),
+        city: Some("Sacramento".into()),
+        state: Some("California".into()),
+        zip: Some("95814".into()),
+        country: Some("United States".into()),
+    }
+}
+
+pub fn account(bss_id: &str, name: &str) -> Account {
+    Account {
+        code: format!("C-{bss_id}"),
+        name: name.into(),
+        account_type: Some("Customer".into()),
+        status: None,
+        currency: Some("USD".into()),
+        billing_address: Some(address()),
+        phone: Some("+1 916 555 0100".into()),
+        fax: None,
+        website: Some("https://example.com".into()),
+        parent_account: None,
+        primary_contact: None,
+        extra: vec![],
+    }
+}
+
+pub fn account_record(bss_id: &str, data: Account) -> Record {
+    Record {
+        entity: Entity::Account,
+        bss_id: bss_id.into(),
+        remote_id: None,
+        data: EntityData::Account(data),
+        references: vec![],
+    }
+}
+
+pub fn contact(account: Option<&str>, first: &str) -> Contact {
+    Contact {
+        account: account.map(str::to_string),
+        first_name: first.into(),
+        last_name: Some("Doe".into()),
+        title: Some("CFO".into()),
+        email: Some(format!("{}@example.com", first.to_lowercase())),
+        phone: Some("+1 916 555 0101".into()),
+        mobile: Some("+1 916 555 0102".into()),
+        fax: None,
+        extra: vec![],
+    }
+}
+
+pub fn contact_record(bss_id: &str, data: Contact) -> Record {
+    Record {
+        entity: Entity::Contact,
+        bss_id: bss_id.into(),
+        remote_id: None,
+        data: EntityData::Contact(data),
+        references: vec![],
+    }
+}
+
+/// Pushes a batch and returns each record's outcome.
+pub async fn push(
+    cw: &Cw,
+    ctx: &Arc<InstanceContext>,
+    entity: Entity,
+    records: &[Record],
+) -> Vec<Result<Pushed, ConnectorError>> {
+    cw.connector
+        .push(ctx, entity, records, PushOptions { dry_run: false })
+        .await
+        .expect("the call completes")
+        .expect("the batch is accepted")
+}
+
+/// Pushes one record that must succeed and returns its remote id.
+pub async fn push_ok(cw: &Cw, ctx: &Arc<InstanceContext>, record: &Record) -> Pushed {
+    let mut outcomes = push(cw, ctx, record.entity, std::slice::from_ref(record)).await;
+    outcomes
+        .remove(0)
+        .unwrap_or_else(|e| panic!("pushing {} failed: {e:?}", record.bss_id))
+}
+
+/// The sandbox's stored record behind a remote id.
+pub fn stored(cw: &Cw, resource: &str, remote_id: &str) -> serde_json::Value {
+    let id: i64 = remote_id.parse().unwrap();
+    cw.sandbox
+        .record(resource, id)
+        .unwrap_or_else(|| panic!("{resource}/{id} is stored"))
+}
