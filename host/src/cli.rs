@@ -1,11 +1,14 @@
-//! The `bss-host` command line. Subcommands work directly on the data folder; this first cut
-//! inspects connector components, and grows with the instance and sync parts.
+//! The `bss-host` command line. Subcommands work directly on the data folder (not through a
+//! running `serve`), so each is the process that does the work. Errors name what was wrong and
+//! where; nothing is half-written, since every change is one store transaction.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
+use crate::app::App;
+use crate::instances::{CheckOutcome, parse_pair, parse_sync_option};
 use crate::runtime::manifest::{AuthScheme, Manifest, VariableKind};
 use crate::runtime::{Runtime, RuntimeConfig};
 
@@ -19,6 +22,9 @@ pub struct Cli {
     /// Data folder: database, key file and compiled-code cache.
     #[arg(long, global = true, env = "BSS_HOST_DATA", default_value = "bss-data")]
     pub data: PathBuf,
+    /// Connectors folder (default: plugins/ in the data folder).
+    #[arg(long, global = true, env = "BSS_HOST_PLUGINS")]
+    pub plugins: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -28,40 +34,426 @@ pub enum Command {
     /// Connector components.
     #[command(subcommand)]
     Connectors(ConnectorsCommand),
+    /// Creates an instance of a connector.
+    Activate {
+        /// The connector's name (see `connectors list`).
+        connector: String,
+        /// A unique name for the instance.
+        #[arg(long)]
+        name: String,
+        /// A version requirement (`1.2`, `=1.0.3`); the newest version when absent.
+        #[arg(long)]
+        version: Option<String>,
+        /// The installation name shown to admins (the instance name when absent).
+        #[arg(long)]
+        installation: Option<String>,
+    },
+    /// Instances: list, show, disable, enable, delete.
+    #[command(subcommand)]
+    Instances(InstancesCommand),
+    /// Runs the connector's check of the instance's settings against the remote.
+    Check { name: String },
+    /// Server variables and `host.` options of an instance.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// Lookup tables (BSS value -> remote value) of an instance.
+    #[command(subcommand)]
+    Lookups(LookupsCommand),
+    /// Which entities, directions and operations an instance syncs.
+    #[command(name = "sync-options", subcommand)]
+    SyncOptions(SyncOptionsCommand),
+    /// Runs the admin API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConnectorsCommand {
-    /// Loads a connector component (without installing it) and prints its manifest.
+    /// Installed connectors and their versions.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints a connector's manifest: a `.wasm` file (not installed) or an installed connector's name.
     Inspect {
-        /// The connector's `.wasm` file.
-        file: PathBuf,
-        /// Print the manifest as JSON.
+        target: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstancesCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keeps the instance but refuses its syncs.
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
+    /// Deletes the instance with its settings, lookups and id map.
+    Delete {
+        name: String,
+        /// Confirms the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Sets values (`KEY=VALUE`; an empty value clears). Runs the check once settings are complete.
+    Set {
+        name: String,
+        #[arg(required = true)]
+        pairs: Vec<String>,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LookupsCommand {
+    /// The remote values the connector offers for a lookup.
+    Choices { name: String, lookup: String },
+    /// Maps BSS values to remote values (`BSS=REMOTE`; an empty REMOTE removes the mapping).
+    Set {
+        name: String,
+        lookup: String,
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        /// The BSS value chosen on pull when several map to the same remote value.
+        #[arg(long)]
+        pull_default: Option<String>,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncOptionsCommand {
+    /// Sets `ENTITY:DIRECTION:OPERATIONS` (e.g. `account:push:create,update`, `contact:pull:none`).
+    Set {
+        name: String,
+        #[arg(required = true)]
+        options: Vec<String>,
+    },
+    Show {
+        name: String,
         #[arg(long)]
         json: bool,
     },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Connectors(ConnectorsCommand::Inspect { target, json }) = &cli.command
+        && (target.ends_with(".wasm") || Path::new(target).is_file())
+    {
+        return inspect_file(&cli.data, Path::new(target), *json).await;
+    }
+    let app = App::open(&cli.data, cli.plugins.as_deref()).await?;
+    for problem in &app.load_problems {
+        eprintln!(
+            "warning: connector {} was not loaded: {}",
+            problem.source, problem.error
+        );
+    }
+    let instances = &app.instances;
     match cli.command {
-        Command::Connectors(ConnectorsCommand::Inspect { file, json }) => {
-            inspect(&cli.data, &file, json).await
+        Command::Connectors(ConnectorsCommand::List { json }) => {
+            let rows: Vec<serde_json::Value> = app
+                .registry
+                .loaded()
+                .iter()
+                .map(|l| {
+                    serde_json::json!({
+                        "name": l.connector.manifest().name,
+                        "version": l.version.to_string(),
+                        "wit": "bss:integration@1.0.0",
+                        "sha256": l.connector.content_hash(),
+                        "source": l.source,
+                    })
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for row in rows {
+                    println!(
+                        "{:<20} {:<10} {:<24} {}  {}",
+                        row["name"].as_str().unwrap_or(""),
+                        row["version"].as_str().unwrap_or(""),
+                        row["wit"].as_str().unwrap_or(""),
+                        &row["sha256"].as_str().unwrap_or("")[..12],
+                        row["source"].as_str().unwrap_or("")
+                    );
+                }
+            }
         }
+        Command::Connectors(ConnectorsCommand::Inspect { target, json }) => {
+            let loaded = app.registry.resolve(&target, None)?;
+            print_manifest(
+                loaded.connector.manifest(),
+                loaded.connector.content_hash(),
+                json,
+            )?;
+        }
+        Command::Activate {
+            connector,
+            name,
+            version,
+            installation,
+        } => {
+            let row = instances.activate(
+                &connector,
+                &name,
+                version.as_deref(),
+                installation.as_deref(),
+            )?;
+            let loaded = instances.connector_of(&row)?;
+            println!(
+                "activated {} ({} {}); set its settings with `bss-host settings set {} KEY=VALUE...`",
+                row.name, row.connector, loaded.version, row.name
+            );
+        }
+        Command::Instances(command) => match command {
+            InstancesCommand::List { json } => {
+                let rows = instances.list()?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    for row in rows {
+                        let state = if row.enabled { "enabled" } else { "disabled" };
+                        println!(
+                            "{:<24} {:<14} {:<9} {:<10} {}",
+                            row.name,
+                            row.connector,
+                            state,
+                            row.version_req.as_deref().unwrap_or("newest"),
+                            row.installation
+                        );
+                    }
+                }
+            }
+            InstancesCommand::Show { name, json } => {
+                let row = instances.get(&name)?;
+                let loaded = instances.connector_of(&row)?;
+                let check = app.store.last_check(&name)?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({ "instance": row, "version": loaded.version.to_string(), "last_check": check })
+                        )?
+                    );
+                } else {
+                    println!(
+                        "{}\n  connector     {} {} (requirement {})\n  installation  {}\n  state         {}\n  created       {}",
+                        row.name,
+                        row.connector,
+                        loaded.version,
+                        row.version_req.as_deref().unwrap_or("newest"),
+                        row.installation,
+                        if row.enabled { "enabled" } else { "disabled" },
+                        row.created_at
+                    );
+                    match check {
+                        Some(c) => println!(
+                            "  last check    {} at {}: {}",
+                            if c.ok { "ok" } else { "FAILED" },
+                            c.checked_at,
+                            c.summary
+                        ),
+                        None => println!("  last check    never"),
+                    }
+                }
+            }
+            InstancesCommand::Disable { name } => {
+                instances.set_enabled(&name, false)?;
+                println!("{name} is disabled: it keeps its settings and refuses syncs");
+            }
+            InstancesCommand::Enable { name } => {
+                instances.set_enabled(&name, true)?;
+                println!("{name} is enabled");
+            }
+            InstancesCommand::Delete { name, yes } => {
+                instances.get(&name)?;
+                if !yes {
+                    bail!(
+                        "deleting {name} removes its settings, lookups and id map for good; run again with --yes to confirm"
+                    );
+                }
+                instances.delete(&name)?;
+                println!("{name} is deleted");
+            }
+        },
+        Command::Check { name } => {
+            let outcome = instances.check(&name).await?;
+            print_check(&outcome);
+            if !outcome.ok {
+                bail!("the check of {name} failed");
+            }
+        }
+        Command::Settings(SettingsCommand::Set { name, pairs }) => {
+            let pairs = pairs
+                .iter()
+                .map(|p| parse_pair(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let complete = instances.set_settings(&name, &pairs)?;
+            println!("saved {} setting(s) of {name}", pairs.len());
+            if complete {
+                let outcome = instances.check(&name).await?;
+                print_check(&outcome);
+            } else {
+                println!(
+                    "settings are not complete yet; the check runs once every required setting has a value"
+                );
+            }
+        }
+        Command::Settings(SettingsCommand::Show { name, json }) => {
+            let views = instances.show_settings(&name)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else {
+                for v in views {
+                    let required = if v.required { "*" } else { " " };
+                    println!(
+                        "{required} {:<28} {:<8} {:<8} {}",
+                        v.key,
+                        v.kind,
+                        v.origin,
+                        v.value.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        Command::Lookups(LookupsCommand::Choices { name, lookup }) => {
+            for (value, label) in instances.lookup_choices(&name, &lookup).await? {
+                println!("{value:<12} {label}");
+            }
+        }
+        Command::Lookups(LookupsCommand::Set {
+            name,
+            lookup,
+            pairs,
+            pull_default,
+        }) => {
+            let pairs = pairs
+                .iter()
+                .map(|p| parse_pair(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            instances
+                .set_lookups(&name, &lookup, &pairs, pull_default.as_deref())
+                .await?;
+            println!("saved {} mapping(s) of {lookup} for {name}", pairs.len());
+        }
+        Command::Lookups(LookupsCommand::Show { name, json }) => {
+            let tables = instances.lookups(&name)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tables)?);
+            } else {
+                for (lookup, rows) in tables {
+                    println!("{lookup}:");
+                    for row in rows {
+                        println!(
+                            "  {:<24} -> {}{}",
+                            row.bss_value,
+                            row.remote_value,
+                            if row.pull_default {
+                                "  (pull default)"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                }
+            }
+        }
+        Command::SyncOptions(SyncOptionsCommand::Set { name, options }) => {
+            let specs = options
+                .iter()
+                .map(|o| parse_sync_option(o))
+                .collect::<Result<Vec<_>, _>>()?;
+            instances.set_sync_options(&name, &specs)?;
+            println!("saved {} sync option(s) of {name}", specs.len());
+        }
+        Command::SyncOptions(SyncOptionsCommand::Show { name, json }) => {
+            let options = instances.sync_options(&name)?;
+            if json {
+                let rows: Vec<_> = options.iter().map(|(e, d, o)| serde_json::json!({ "entity": e, "direction": d, "operations": o })).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for (entity, direction, ops) in options {
+                    let names: Vec<&str> = [
+                        ("create", ops.create),
+                        ("update", ops.update),
+                        ("delete", ops.delete),
+                    ]
+                    .into_iter()
+                    .filter_map(|(n, on)| on.then_some(n))
+                    .collect();
+                    println!(
+                        "{:<14} {:<5} {}",
+                        format!("{entity:?}").to_lowercase(),
+                        format!("{direction:?}").to_lowercase(),
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    );
+                }
+            }
+        }
+        Command::Serve { listen } => crate::api::serve(app, listen).await?,
+    }
+    Ok(())
+}
+
+fn print_check(outcome: &CheckOutcome) {
+    println!(
+        "check {}: {}",
+        if outcome.ok { "ok" } else { "FAILED" },
+        outcome.summary
+    );
+    for (key, problem) in &outcome.problems {
+        println!("  {key}: {problem}");
     }
 }
 
-async fn inspect(data: &Path, file: &Path, json: bool) -> anyhow::Result<()> {
+async fn inspect_file(data: &Path, file: &Path, json: bool) -> anyhow::Result<()> {
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(data.join("cache")),
         ..RuntimeConfig::default()
     })
     .context("could not start the component runtime")?;
     let connector = runtime.load_file(file).await?;
-    let manifest = connector.manifest();
+    print_manifest(connector.manifest(), connector.content_hash(), json)
+}
+
+fn print_manifest(manifest: &Manifest, hash: &str, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(manifest)?);
     } else {
-        print!("{}", describe(manifest, connector.content_hash()));
+        print!("{}", describe(manifest, hash));
     }
     Ok(())
 }

@@ -4,8 +4,11 @@
 //! `runtime` loads and calls components; `capabilities` is everything a component may import;
 //! `cli` is the `bss-host` command.
 
+pub mod api;
+pub mod app;
 pub mod capabilities;
 pub mod cli;
+pub mod instances;
 pub mod registry;
 pub mod runtime;
 pub mod store;

@@ -44,7 +44,10 @@ pub enum LoadError {
     #[error("{origin} cannot be linked (it needs imports this host does not grant): {reason}")]
     Link { origin: String, reason: String },
     #[error("{origin}: calling manifest() failed: {source}")]
-    ManifestCall { origin: String, source: CallError },
+    ManifestCall {
+        origin: String,
+        source: Box<CallError>,
+    },
     #[error("{origin}: {source}")]
     Manifest {
         origin: String,

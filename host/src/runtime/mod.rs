@@ -211,7 +211,7 @@ impl Runtime {
             .await
             .map_err(|source| LoadError::ManifestCall {
                 origin: origin.to_string(),
-                source,
+                source: Box::new(source),
             })?
             .into();
         manifest.validate().map_err(|source| LoadError::Manifest {

@@ -1,0 +1,403 @@
+//! The admin HTTP API under `/api/v1`: the same operations as the command, JSON in and out.
+//!
+//! Every route but `/api/v1/openapi.json` needs `Authorization: Bearer <token>`. The token is made
+//! on the first `serve`, shown once on standard output, and kept only as its SHA-256 in
+//! `api-token.sha256` in the data folder. Errors are `{"error": "...", "problems": [[key, message]]}`
+//! with 400 (bad input), 401, 404 (unknown instance or connector), 409 (duplicate, disabled) or
+//! 502 (the connector or remote failed).
+
+mod openapi;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::app::App;
+use crate::instances::{InstanceError, Instances, parse_sync_option};
+use crate::registry::RegistryError;
+use crate::store::StoreError;
+
+const TOKEN_FILE: &str = "api-token.sha256";
+
+struct ApiState {
+    app: App,
+    token_hash: String,
+}
+
+type Shared = Arc<ApiState>;
+
+/// The SHA-256 (hex) of the API token, making and printing a token on first use.
+pub fn token_hash(data: &Path) -> anyhow::Result<String> {
+    let path = data.join(TOKEN_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let hash = text.trim().to_string();
+        if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(hash);
+        }
+        anyhow::bail!(
+            "{} is damaged; delete it and restart serve to get a new token",
+            path.display()
+        );
+    }
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system random source failed"))?;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    std::fs::write(&path, format!("{hash}\n"))?;
+    println!("admin API token (shown this once; only its hash is kept): {token}");
+    Ok(hash)
+}
+
+pub async fn serve(app: App, listen: SocketAddr) -> anyhow::Result<()> {
+    let token_hash = token_hash(&app.data)?;
+    let router = router(app, token_hash);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!(
+        "admin API listening on http://{}/api/v1",
+        listener.local_addr()?
+    );
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+pub fn router(app: App, token_hash: String) -> Router {
+    let state: Shared = Arc::new(ApiState { app, token_hash });
+    let protected = Router::new()
+        .route("/connectors", get(list_connectors))
+        .route("/instances", get(list_instances).post(activate))
+        .route(
+            "/instances/{name}",
+            get(show_instance).delete(delete_instance),
+        )
+        .route("/instances/{name}/enable", post(enable))
+        .route("/instances/{name}/disable", post(disable))
+        .route("/instances/{name}/check", post(check))
+        .route(
+            "/instances/{name}/settings",
+            get(show_settings).patch(set_settings),
+        )
+        .route("/instances/{name}/lookups", get(show_lookups))
+        .route(
+            "/instances/{name}/lookups/{lookup}",
+            axum::routing::put(set_lookups),
+        )
+        .route(
+            "/instances/{name}/lookups/{lookup}/choices",
+            get(lookup_choices),
+        )
+        .route(
+            "/instances/{name}/sync-options",
+            get(show_sync_options).put(set_sync_options),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let api = Router::new()
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .merge(protected)
+        .with_state(state);
+    Router::new().nest("/api/v1", api).fallback(|| async {
+        error(
+            StatusCode::NOT_FOUND,
+            "no such route; see /api/v1/openapi.json".into(),
+            vec![],
+        )
+    })
+}
+
+async fn require_token(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|token| hex::encode(Sha256::digest(token.trim().as_bytes())));
+    match presented {
+        Some(hash) if hash == state.token_hash => next.run(request).await,
+        Some(_) => error(
+            StatusCode::UNAUTHORIZED,
+            "the bearer token is wrong".into(),
+            vec![],
+        ),
+        None => error(
+            StatusCode::UNAUTHORIZED,
+            "this route needs Authorization: Bearer <token>".into(),
+            vec![],
+        ),
+    }
+}
+
+fn error(status: StatusCode, message: String, problems: Vec<(String, String)>) -> Response {
+    (
+        status,
+        Json(json!({ "error": message, "problems": problems })),
+    )
+        .into_response()
+}
+
+struct ApiError(InstanceError);
+
+impl From<InstanceError> for ApiError {
+    fn from(e: InstanceError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = self.0.to_string();
+        let (status, problems) = match self.0 {
+            InstanceError::Invalid(problems) => (StatusCode::BAD_REQUEST, problems),
+            InstanceError::Store(StoreError::NoInstance(_)) => (StatusCode::NOT_FOUND, vec![]),
+            InstanceError::Store(StoreError::DuplicateInstance(_)) => {
+                (StatusCode::CONFLICT, vec![])
+            }
+            InstanceError::Registry(e) => match *e {
+                RegistryError::Unknown(_) | RegistryError::NoMatchingVersion { .. } => {
+                    (StatusCode::NOT_FOUND, vec![])
+                }
+                RegistryError::BadRequirement(_) => (StatusCode::BAD_REQUEST, vec![]),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, vec![]),
+            },
+            InstanceError::Disabled(_) => (StatusCode::CONFLICT, vec![]),
+            InstanceError::Call(_) | InstanceError::Choices { .. } => {
+                (StatusCode::BAD_GATEWAY, vec![])
+            }
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, vec![]),
+        };
+        error(status, message, problems)
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn instances(state: &Shared) -> &Instances {
+    &state.app.instances
+}
+
+async fn list_connectors(State(state): State<Shared>) -> ApiResult {
+    let rows: Vec<Value> = state
+        .app
+        .registry
+        .loaded()
+        .iter()
+        .map(|l| json!({ "name": l.connector.manifest().name, "version": l.version.to_string(), "wit": "bss:integration@1.0.0", "sha256": l.connector.content_hash(), "source": l.source, "manifest": l.connector.manifest() }))
+        .collect();
+    Ok(Json(json!(rows)))
+}
+
+async fn list_instances(State(state): State<Shared>) -> ApiResult {
+    Ok(Json(json!(instances(&state).list()?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivateBody {
+    connector: String,
+    name: String,
+    version: Option<String>,
+    installation: Option<String>,
+}
+
+async fn activate(
+    State(state): State<Shared>,
+    body: Result<Json<ActivateBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), Response> {
+    let Json(body) = body.map_err(|e| error(StatusCode::BAD_REQUEST, e.body_text(), vec![]))?;
+    let row = instances(&state)
+        .activate(
+            &body.connector,
+            &body.name,
+            body.version.as_deref(),
+            body.installation.as_deref(),
+        )
+        .map_err(|e| ApiError(e).into_response())?;
+    Ok((StatusCode::CREATED, Json(json!(row))))
+}
+
+async fn show_instance(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+    let row = instances(&state).get(&name)?;
+    let version = instances(&state).connector_of(&row)?.version.to_string();
+    let check = state
+        .app
+        .store
+        .last_check(&name)
+        .map_err(InstanceError::from)?;
+    Ok(Json(
+        json!({ "instance": row, "version": version, "last_check": check }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct Confirm {
+    #[serde(default)]
+    confirm: bool,
+}
+
+async fn delete_instance(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    Query(confirm): Query<Confirm>,
+) -> Result<Json<Value>, Response> {
+    instances(&state)
+        .get(&name)
+        .map_err(|e| ApiError(e).into_response())?;
+    if !confirm.confirm {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("deleting {name} removes its settings, lookups and id map; add ?confirm=true"),
+            vec![],
+        ));
+    }
+    instances(&state)
+        .delete(&name)
+        .map_err(|e| ApiError(e).into_response())?;
+    Ok(Json(json!({ "deleted": name })))
+}
+
+async fn enable(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+    instances(&state).set_enabled(&name, true)?;
+    Ok(Json(json!({ "name": name, "enabled": true })))
+}
+
+async fn disable(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+    instances(&state).set_enabled(&name, false)?;
+    Ok(Json(json!({ "name": name, "enabled": false })))
+}
+
+async fn check(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+    Ok(Json(json!(instances(&state).check(&name).await?)))
+}
+
+async fn show_settings(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+    Ok(Json(json!(instances(&state).show_settings(&name)?)))
+}
+
+async fn set_settings(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    body: Result<
+        Json<std::collections::BTreeMap<String, String>>,
+        axum::extract::rejection::JsonRejection,
+    >,
+) -> Result<Json<Value>, Response> {
+    let Json(values) = body.map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{}; send an object of \"key\": \"value\" strings",
+                e.body_text()
+            ),
+            vec![],
+        )
+    })?;
+    let pairs: Vec<(String, String)> = values.into_iter().collect();
+    let complete = instances(&state)
+        .set_settings(&name, &pairs)
+        .map_err(|e| ApiError(e).into_response())?;
+    let check = if complete {
+        Some(
+            instances(&state)
+                .check(&name)
+                .await
+                .map_err(|e| ApiError(e).into_response())?,
+        )
+    } else {
+        None
+    };
+    Ok(Json(
+        json!({ "saved": pairs.len(), "complete": complete, "check": check }),
+    ))
+}
+
+async fn show_lookups(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+    Ok(Json(json!(instances(&state).lookups(&name)?)))
+}
+
+async fn lookup_choices(
+    State(state): State<Shared>,
+    UrlPath((name, lookup)): UrlPath<(String, String)>,
+) -> ApiResult {
+    let choices = instances(&state).lookup_choices(&name, &lookup).await?;
+    Ok(Json(json!(
+        choices
+            .into_iter()
+            .map(|(value, label)| json!({ "value": value, "label": label }))
+            .collect::<Vec<_>>()
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupBody {
+    mappings: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pull_default: Option<String>,
+}
+
+async fn set_lookups(
+    State(state): State<Shared>,
+    UrlPath((name, lookup)): UrlPath<(String, String)>,
+    body: Result<Json<LookupBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, Response> {
+    let Json(body) = body.map_err(|e| error(StatusCode::BAD_REQUEST, e.body_text(), vec![]))?;
+    let pairs: Vec<(String, String)> = body.mappings.into_iter().collect();
+    instances(&state)
+        .set_lookups(&name, &lookup, &pairs, body.pull_default.as_deref())
+        .await
+        .map_err(|e| ApiError(e).into_response())?;
+    Ok(Json(json!({ "saved": pairs.len() })))
+}
+
+async fn show_sync_options(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult {
+    let options = instances(&state).sync_options(&name)?;
+    Ok(Json(json!(
+        options
+            .iter()
+            .map(|(e, d, o)| json!({ "entity": e, "direction": d, "operations": o }))
+            .collect::<Vec<_>>()
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncOptionsBody {
+    options: Vec<String>,
+}
+
+async fn set_sync_options(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    body: Result<Json<SyncOptionsBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, Response> {
+    let Json(body) = body.map_err(|e| error(StatusCode::BAD_REQUEST, e.body_text(), vec![]))?;
+    let specs = body
+        .options
+        .iter()
+        .map(|o| parse_sync_option(o))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError(e).into_response())?;
+    instances(&state)
+        .set_sync_options(&name, &specs)
+        .map_err(|e| ApiError(e).into_response())?;
+    Ok(Json(json!({ "saved": specs.len() })))
+}

@@ -1,0 +1,93 @@
+//! The OpenAPI 3.0 description of the admin API, served at `/api/v1/openapi.json`.
+
+use serde_json::{Value, json};
+
+fn op(summary: &str, body: Option<Value>) -> Value {
+    let mut operation = json!({
+        "summary": summary,
+        "security": [{ "bearer": [] }],
+        "responses": {
+            "200": { "description": "OK", "content": { "application/json": { "schema": {} } } },
+            "400": { "$ref": "#/components/responses/Error" },
+            "401": { "$ref": "#/components/responses/Error" },
+            "404": { "$ref": "#/components/responses/Error" }
+        }
+    });
+    if let Some(schema) = body {
+        operation["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    }
+    operation
+}
+
+fn name_param() -> Value {
+    json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } })
+}
+
+pub fn document() -> Value {
+    let string_map = json!({ "type": "object", "additionalProperties": { "type": "string" } });
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "bss-host admin API", "version": env!("CARGO_PKG_VERSION") },
+        "servers": [{ "url": "/api/v1" }],
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "responses": {
+                "Error": {
+                    "description": "What went wrong, with per-key problems for bad input",
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "properties": {
+                            "error": { "type": "string" },
+                            "problems": { "type": "array", "items": { "type": "array", "items": { "type": "string" } } }
+                        }
+                    } } }
+                }
+            }
+        },
+        "paths": {
+            "/connectors": { "get": op("Installed connectors and versions", None) },
+            "/instances": {
+                "get": op("Instances", None),
+                "post": op("Activate a connector as a new instance", Some(json!({
+                    "type": "object", "required": ["connector", "name"], "additionalProperties": false,
+                    "properties": { "connector": { "type": "string" }, "name": { "type": "string" }, "version": { "type": "string" }, "installation": { "type": "string" } }
+                })))
+            },
+            "/instances/{name}": {
+                "parameters": [name_param()],
+                "get": op("One instance with its last check", None),
+                "delete": op("Delete an instance (add ?confirm=true)", None)
+            },
+            "/instances/{name}/enable": { "parameters": [name_param()], "post": op("Enable", None) },
+            "/instances/{name}/disable": { "parameters": [name_param()], "post": op("Disable: keep, but refuse syncs", None) },
+            "/instances/{name}/check": { "parameters": [name_param()], "post": op("Run the connector's check against the remote", None) },
+            "/instances/{name}/settings": {
+                "parameters": [name_param()],
+                "get": op("Settings, secrets masked", None),
+                "patch": op("Set settings (an empty value clears); runs the check once complete", Some(string_map))
+            },
+            "/instances/{name}/lookups": { "parameters": [name_param()], "get": op("Lookup tables", None) },
+            "/instances/{name}/lookups/{lookup}": {
+                "parameters": [name_param(), { "name": "lookup", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "put": op("Map BSS values to remote values offered by the connector", Some(json!({
+                    "type": "object", "required": ["mappings"], "additionalProperties": false,
+                    "properties": { "mappings": { "type": "object", "additionalProperties": { "type": "string" } }, "pull_default": { "type": "string" } }
+                })))
+            },
+            "/instances/{name}/lookups/{lookup}/choices": {
+                "parameters": [name_param(), { "name": "lookup", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "get": op("Remote values the connector offers", None)
+            },
+            "/instances/{name}/sync-options": {
+                "parameters": [name_param()],
+                "get": op("Sync options", None),
+                "put": op("Set sync options (ENTITY:DIRECTION:OPERATIONS)", Some(json!({
+                    "type": "object", "required": ["options"], "additionalProperties": false,
+                    "properties": { "options": { "type": "array", "items": { "type": "string" } } }
+                })))
+            },
+            "/openapi.json": { "get": { "summary": "This document (no token needed)", "responses": { "200": { "description": "OK" } } } }
+        }
+    })
+}

@@ -1,0 +1,65 @@
+//! The host's parts assembled on one data folder: the store (`bss.db`), the secret key, the
+//! component runtime with its compile cache (`cache/`), and the registry with the bundled
+//! connectors and the plugins folder (`plugins/` unless given). Every subcommand and `serve`
+//! start here, so they all see the same state.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::instances::Instances;
+use crate::registry::{LoadProblem, Registry};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::Store;
+use crate::store::secrets::SecretBox;
+use crate::store::sqlite::SqliteStore;
+
+pub struct App {
+    pub data: PathBuf,
+    pub plugins: PathBuf,
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub instances: Arc<Instances>,
+    /// Connector files that could not be loaded at start.
+    pub load_problems: Vec<LoadProblem>,
+}
+
+impl App {
+    pub async fn open(data: &Path, plugins: Option<&Path>) -> anyhow::Result<App> {
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("the data folder {} could not be created", data.display()))?;
+        let probe = data.join(".writable");
+        std::fs::write(&probe, b"")
+            .with_context(|| format!("the data folder {} is not writable", data.display()))?;
+        let _ = std::fs::remove_file(&probe);
+        let plugins = plugins
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| data.join("plugins"));
+        std::fs::create_dir_all(&plugins).with_context(|| {
+            format!(
+                "the plugins folder {} could not be created",
+                plugins.display()
+            )
+        })?;
+
+        let secrets = Arc::new(SecretBox::open_or_create(data)?);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data.join("bss.db"))?);
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(data.join("cache")),
+            ..RuntimeConfig::default()
+        })
+        .context("the component runtime could not start")?;
+        let registry = Arc::new(Registry::new(runtime, store.clone()));
+        let load_problems = registry.load_all(&plugins).await?;
+        let instances = Arc::new(Instances::new(store.clone(), secrets, registry.clone()));
+        Ok(App {
+            data: data.to_path_buf(),
+            plugins,
+            store,
+            registry,
+            instances,
+            load_problems,
+        })
+    }
+}

@@ -1,0 +1,687 @@
+//! Connector instances: activation under a unique name, enable/disable/delete, settings (the
+//! connector's server variables and the host's `host.` options), sync options and lookups, each
+//! validated against the connector's manifest before one transaction stores it; and the check
+//! that runs the connector's `activate` against the remote. Secret values are sealed before they
+//! reach the store and are never shown back. [`Instances::context`] assembles what a call of the
+//! instance is granted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::capabilities::allowed_hosts::Origin;
+use crate::capabilities::context::{InstanceContext, LookupEntry};
+use crate::capabilities::options::{InstanceOptions, OPTION_KEYS};
+use crate::registry::{Loaded, Registry, RegistryError, parse_requirement};
+use crate::runtime::CallError;
+use crate::runtime::bindings::types::ConnectorError;
+use crate::runtime::manifest::{Direction, Entity, Manifest, Operations, VariableKind};
+use crate::store::secrets::{SecretBox, SecretError};
+use crate::store::{CheckRow, InstanceRow, LookupRow, Store, StoreError, StoredValue};
+
+/// What a masked secret looks like when settings are shown.
+pub const MASK: &str = "********";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Registry(Box<RegistryError>),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Call(Box<CallError>),
+    #[error("{}", .0.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<(String, String)>),
+    #[error("instance {0:?} is disabled; `bss-host instances enable {0}` turns it on again")]
+    Disabled(String),
+    #[error("the connector could not list choices for {key}: {reason}")]
+    Choices { key: String, reason: String },
+}
+
+impl From<RegistryError> for InstanceError {
+    fn from(error: RegistryError) -> Self {
+        InstanceError::Registry(Box::new(error))
+    }
+}
+
+impl From<CallError> for InstanceError {
+    fn from(error: CallError) -> Self {
+        InstanceError::Call(Box::new(error))
+    }
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> InstanceError {
+    InstanceError::Invalid(vec![(key.to_string(), message.into())])
+}
+
+/// A setting as shown to an admin.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SettingView {
+    pub key: String,
+    pub label: String,
+    /// The value; secrets masked; none when unset.
+    pub value: Option<String>,
+    /// `set`, `default` or `unset`.
+    pub origin: &'static str,
+    pub kind: String,
+    pub required: bool,
+}
+
+/// The result of running the connector's check.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CheckOutcome {
+    pub ok: bool,
+    pub summary: String,
+    pub problems: Vec<(String, String)>,
+}
+
+pub struct Instances {
+    store: Arc<dyn Store>,
+    secrets: Arc<SecretBox>,
+    registry: Arc<Registry>,
+}
+
+fn is_instance_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_pair(text: &str) -> Result<(String, String), InstanceError> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(invalid(text, "expected KEY=VALUE")),
+    }
+}
+
+/// Parses `ENTITY:DIRECTION:OPS` (OPS: `create,update`, `create+update`, `all` or `none`).
+pub fn parse_sync_option(text: &str) -> Result<(Entity, Direction, Operations), InstanceError> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let [entity, direction, ops] = parts.as_slice() else {
+        return Err(invalid(
+            text,
+            "expected ENTITY:DIRECTION:OPERATIONS, e.g. account:push:create,update",
+        ));
+    };
+    let entity: Entity = serde_json::from_value(serde_json::json!(entity.trim().to_ascii_lowercase()))
+        .map_err(|_| invalid(text, format!("{entity:?} is not an entity (account, contact, product, invoice, order, payment, subscription)")))?;
+    let direction: Direction = serde_json::from_value(serde_json::json!(
+        direction.trim().to_ascii_lowercase()
+    ))
+    .map_err(|_| {
+        invalid(
+            text,
+            format!("{direction:?} is not a direction (push or pull)"),
+        )
+    })?;
+    let mut operations = Operations::default();
+    for op in ops
+        .split([',', '+'])
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
+        match op.to_ascii_lowercase().as_str() {
+            "create" => operations.create = true,
+            "update" => operations.update = true,
+            "delete" => operations.delete = true,
+            "all" => {
+                operations = Operations {
+                    create: true,
+                    update: true,
+                    delete: true,
+                }
+            }
+            "none" => {}
+            other => {
+                return Err(invalid(
+                    text,
+                    format!("{other:?} is not an operation (create, update, delete, all, none)"),
+                ));
+            }
+        }
+    }
+    Ok((entity, direction, operations))
+}
+
+fn kind_name(kind: VariableKind) -> &'static str {
+    match kind {
+        VariableKind::Text => "text",
+        VariableKind::Secret => "secret",
+        VariableKind::Url => "url",
+        VariableKind::Integer => "integer",
+        VariableKind::Choice => "choice",
+    }
+}
+
+impl Instances {
+    pub fn new(store: Arc<dyn Store>, secrets: Arc<SecretBox>, registry: Arc<Registry>) -> Self {
+        Instances {
+            store,
+            secrets,
+            registry,
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Creates an instance of `connector`.
+    pub fn activate(
+        &self,
+        connector: &str,
+        name: &str,
+        version: Option<&str>,
+        installation: Option<&str>,
+    ) -> Result<InstanceRow, InstanceError> {
+        if !is_instance_name(name) {
+            return Err(invalid(
+                "name",
+                format!("{name:?} must be 1-64 letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        if let Some(requirement) = version {
+            parse_requirement(requirement)?;
+        }
+        self.registry.resolve(connector, version)?;
+        let row = InstanceRow {
+            name: name.to_string(),
+            connector: connector.to_string(),
+            version_req: version.map(str::to_string),
+            installation: installation.unwrap_or(name).to_string(),
+            enabled: true,
+            created_at: crate::time::now_rfc3339(),
+        };
+        self.store.create_instance(&row)?;
+        Ok(row)
+    }
+
+    pub fn get(&self, name: &str) -> Result<InstanceRow, InstanceError> {
+        Ok(self
+            .store
+            .instance(name)?
+            .ok_or_else(|| StoreError::NoInstance(name.to_string()))?)
+    }
+
+    pub fn list(&self) -> Result<Vec<InstanceRow>, InstanceError> {
+        Ok(self.store.instances()?)
+    }
+
+    pub fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), InstanceError> {
+        Ok(self.store.set_enabled(name, enabled)?)
+    }
+
+    pub fn delete(&self, name: &str) -> Result<(), InstanceError> {
+        Ok(self.store.delete_instance(name)?)
+    }
+
+    /// The connector version serving the instance.
+    pub fn connector_of(&self, instance: &InstanceRow) -> Result<Loaded, InstanceError> {
+        Ok(self
+            .registry
+            .resolve(&instance.connector, instance.version_req.as_deref())?)
+    }
+
+    /// Validates and stores settings in one transaction; an empty value clears a setting.
+    /// Returns whether the settings are complete (every required variable has a value).
+    pub fn set_settings(
+        &self,
+        name: &str,
+        pairs: &[(String, String)],
+    ) -> Result<bool, InstanceError> {
+        let instance = self.get(name)?;
+        let loaded = self.connector_of(&instance)?;
+        let manifest = loaded.connector.manifest();
+        let mut problems = Vec::new();
+        let mut changes = Vec::new();
+        let mut scratch = InstanceOptions::default();
+        for (key, value) in pairs {
+            let value = value.trim();
+            if key.starts_with("host.") {
+                if value.is_empty() {
+                    if OPTION_KEYS.contains(&key.as_str()) {
+                        changes.push((key.clone(), None));
+                    } else {
+                        problems.push((
+                            key.clone(),
+                            format!(
+                                "unknown host option; the options are {}",
+                                OPTION_KEYS.join(", ")
+                            ),
+                        ));
+                    }
+                    continue;
+                }
+                match scratch.set(key, value) {
+                    Ok(()) => {
+                        changes.push((key.clone(), Some(StoredValue::Plain(value.to_string()))))
+                    }
+                    Err(e) => problems.push((key.clone(), e.message)),
+                }
+                continue;
+            }
+            let Some(variable) = manifest.variable(key) else {
+                let known: Vec<&str> = manifest
+                    .server_variables
+                    .iter()
+                    .map(|v| v.key.as_str())
+                    .collect();
+                problems.push((
+                    key.clone(),
+                    format!(
+                        "not a setting of {}; its settings are {} and the host.* options",
+                        manifest.name,
+                        known.join(", ")
+                    ),
+                ));
+                continue;
+            };
+            if value.is_empty() {
+                changes.push((key.clone(), None));
+                continue;
+            }
+            let checked = match variable.kind {
+                VariableKind::Integer => value
+                    .parse::<i64>()
+                    .map(|_| ())
+                    .map_err(|_| format!("{value:?} is not a whole number")),
+                VariableKind::Choice => {
+                    if variable.choices.iter().any(|c| c.value == value) {
+                        Ok(())
+                    } else {
+                        let allowed: Vec<&str> =
+                            variable.choices.iter().map(|c| c.value.as_str()).collect();
+                        Err(format!("{value:?} is not one of {}", allowed.join(", ")))
+                    }
+                }
+                VariableKind::Url => Origin::parse_setting(value)
+                    .map(|_| ())
+                    .map_err(|e| e.reason),
+                VariableKind::Text | VariableKind::Secret => Ok(()),
+            };
+            if let Err(message) = checked {
+                problems.push((key.clone(), message));
+                continue;
+            }
+            let stored = if variable.kind == VariableKind::Secret {
+                StoredValue::Sealed(self.secrets.seal(&format!("{name}/{key}"), value))
+            } else {
+                StoredValue::Plain(value.to_string())
+            };
+            changes.push((key.clone(), Some(stored)));
+        }
+        if !problems.is_empty() {
+            return Err(InstanceError::Invalid(problems));
+        }
+        self.store.change_settings(name, &changes)?;
+        let stored = self.store.settings(name)?;
+        Ok(missing_required(manifest, &stored).is_empty())
+    }
+
+    /// The settings as an admin sees them: every server variable (secrets masked) and the host
+    /// options that are set.
+    pub fn show_settings(&self, name: &str) -> Result<Vec<SettingView>, InstanceError> {
+        let instance = self.get(name)?;
+        let loaded = self.connector_of(&instance)?;
+        let stored = self.store.settings(name)?;
+        let mut views = Vec::new();
+        for variable in &loaded.connector.manifest().server_variables {
+            let (value, origin) = match (stored.get(&variable.key), &variable.default_value) {
+                (Some(StoredValue::Sealed(_)), _) => (Some(MASK.to_string()), "set"),
+                (Some(StoredValue::Plain(v)), _) => (Some(v.clone()), "set"),
+                (None, Some(default)) => (Some(default.clone()), "default"),
+                (None, None) => (None, "unset"),
+            };
+            views.push(SettingView {
+                key: variable.key.clone(),
+                label: variable.label.clone(),
+                value,
+                origin,
+                kind: kind_name(variable.kind).to_string(),
+                required: variable.required,
+            });
+        }
+        for (key, value) in stored.iter().filter(|(k, _)| k.starts_with("host.")) {
+            let StoredValue::Plain(value) = value else {
+                continue;
+            };
+            views.push(SettingView {
+                key: key.clone(),
+                label: "host option".into(),
+                value: Some(value.clone()),
+                origin: "set",
+                kind: "option".into(),
+                required: false,
+            });
+        }
+        Ok(views)
+    }
+
+    /// What one call of the instance is granted. Refuses a disabled instance.
+    pub fn context(&self, name: &str) -> Result<(Loaded, Arc<InstanceContext>), InstanceError> {
+        let instance = self.get(name)?;
+        if !instance.enabled {
+            return Err(InstanceError::Disabled(name.to_string()));
+        }
+        let loaded = self.connector_of(&instance)?;
+        let context = self.build_context(&instance, loaded.connector.manifest())?;
+        Ok((loaded, Arc::new(context)))
+    }
+
+    fn build_context(
+        &self,
+        instance: &InstanceRow,
+        manifest: &Manifest,
+    ) -> Result<InstanceContext, InstanceError> {
+        let stored = self.store.settings(&instance.name)?;
+        let mut values = BTreeMap::new();
+        let mut options = InstanceOptions::default();
+        for (key, value) in stored {
+            let text = match value {
+                StoredValue::Plain(v) => v,
+                StoredValue::Sealed(sealed) => self
+                    .secrets
+                    .open(&format!("{}/{key}", instance.name), &sealed)?,
+            };
+            if key.starts_with("host.") {
+                options
+                    .set(&key, &text)
+                    .map_err(|e| invalid(&key, e.message))?;
+            } else if manifest.variable(&key).is_some() {
+                values.insert(key, text);
+            }
+        }
+        let lookups = self
+            .store
+            .lookups(&instance.name)?
+            .into_iter()
+            .map(|(key, rows)| {
+                let entries = rows
+                    .into_iter()
+                    .map(|r| LookupEntry {
+                        bss_value: r.bss_value,
+                        remote_value: r.remote_value,
+                        pull_default: r.pull_default,
+                    })
+                    .collect();
+                (key, entries)
+            })
+            .collect();
+        InstanceContext::new(&instance.name, manifest, &values, lookups, options).map_err(|e| {
+            InstanceError::Invalid(e.problems.into_iter().map(|p| (p.key, p.message)).collect())
+        })
+    }
+
+    /// Runs the connector's `activate` against the remote and records the outcome.
+    pub async fn check(&self, name: &str) -> Result<CheckOutcome, InstanceError> {
+        let instance = self.get(name)?;
+        let loaded = self.connector_of(&instance)?;
+        let outcome = match self.build_context(&instance, loaded.connector.manifest()) {
+            Err(InstanceError::Invalid(problems)) => CheckOutcome {
+                ok: false,
+                summary: "the settings are incomplete or invalid".into(),
+                problems,
+            },
+            Err(other) => return Err(other),
+            Ok(context) => match loaded.connector.activate(&Arc::new(context)).await {
+                Ok(Ok(summary)) => CheckOutcome {
+                    ok: true,
+                    summary,
+                    problems: vec![],
+                },
+                Ok(Err(ConnectorError::InvalidSettings(fields))) => CheckOutcome {
+                    ok: false,
+                    summary: "the connector found problems in the settings".into(),
+                    problems: fields.into_iter().map(|f| (f.field, f.message)).collect(),
+                },
+                Ok(Err(other)) => CheckOutcome {
+                    ok: false,
+                    summary: describe_connector_error(&other),
+                    problems: vec![],
+                },
+                Err(call) => CheckOutcome {
+                    ok: false,
+                    summary: call.to_string(),
+                    problems: vec![],
+                },
+            },
+        };
+        self.store.record_check(
+            name,
+            &CheckRow {
+                checked_at: crate::time::now_rfc3339(),
+                ok: outcome.ok,
+                summary: outcome.summary.clone(),
+                problems: outcome.problems.clone(),
+            },
+        )?;
+        Ok(outcome)
+    }
+
+    /// Sets sync options; only what the connector supports can be enabled.
+    pub fn set_sync_options(
+        &self,
+        name: &str,
+        specs: &[(Entity, Direction, Operations)],
+    ) -> Result<(), InstanceError> {
+        let instance = self.get(name)?;
+        let loaded = self.connector_of(&instance)?;
+        let manifest = loaded.connector.manifest();
+        let mut problems = Vec::new();
+        for (entity, direction, ops) in specs {
+            let supported = manifest
+                .sync_options
+                .iter()
+                .find(|o| o.entity == *entity && o.direction == *direction)
+                .map(|o| o.operations)
+                .unwrap_or_default();
+            let label = format!("{}:{}", name_of(entity), name_of(direction));
+            for (wanted, can, op) in [
+                (ops.create, supported.create, "create"),
+                (ops.update, supported.update, "update"),
+                (ops.delete, supported.delete, "delete"),
+            ] {
+                if wanted && !can {
+                    problems.push((
+                        label.clone(),
+                        format!(
+                            "connector {} does not support {op} for {label}",
+                            manifest.name
+                        ),
+                    ));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(InstanceError::Invalid(problems));
+        }
+        Ok(self.store.set_sync_options(name, specs)?)
+    }
+
+    pub fn sync_options(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(Entity, Direction, Operations)>, InstanceError> {
+        Ok(self.store.sync_options(name)?)
+    }
+
+    /// The remote values an admin may map `lookup` (a lookup key, or a server variable with
+    /// choices) to, from the connector.
+    pub async fn lookup_choices(
+        &self,
+        name: &str,
+        lookup: &str,
+    ) -> Result<Vec<(String, String)>, InstanceError> {
+        let (loaded, context) = self.context(name)?;
+        let manifest = loaded.connector.manifest();
+        let source = manifest
+            .lookups
+            .iter()
+            .find(|l| l.key == lookup)
+            .map(|l| l.choices_from.clone())
+            .or_else(|| {
+                manifest
+                    .variable(lookup)
+                    .and_then(|v| v.choices_from.clone())
+            })
+            .ok_or_else(|| {
+                let known: Vec<&str> = manifest.lookups.iter().map(|l| l.key.as_str()).collect();
+                invalid(
+                    lookup,
+                    format!(
+                        "not a lookup of {}; its lookups are {}",
+                        manifest.name,
+                        known.join(", ")
+                    ),
+                )
+            })?;
+        match loaded.connector.lookup_choices(&context, &source).await? {
+            Ok(choices) => Ok(choices.into_iter().map(|c| (c.value, c.label)).collect()),
+            Err(error) => Err(InstanceError::Choices {
+                key: lookup.to_string(),
+                reason: describe_connector_error(&error),
+            }),
+        }
+    }
+
+    /// Maps BSS values to remote values in one lookup; each remote value must be among the
+    /// connector's choices. An empty remote value removes the mapping.
+    pub async fn set_lookups(
+        &self,
+        name: &str,
+        lookup: &str,
+        pairs: &[(String, String)],
+        pull_default: Option<&str>,
+    ) -> Result<(), InstanceError> {
+        let choices = self.lookup_choices(name, lookup).await?;
+        let mut rows = Vec::new();
+        let mut removed = Vec::new();
+        let mut problems = Vec::new();
+        for (bss, remote) in pairs {
+            let remote = remote.trim();
+            if remote.is_empty() {
+                removed.push(bss.clone());
+                continue;
+            }
+            if !choices.iter().any(|(value, _)| value == remote) {
+                let offered: Vec<String> = choices
+                    .iter()
+                    .take(20)
+                    .map(|(v, l)| format!("{v} ({l})"))
+                    .collect();
+                problems.push((
+                    format!("{lookup}/{bss}"),
+                    format!(
+                        "{remote:?} is not offered by the connector; choose one of {}",
+                        offered.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            rows.push(LookupRow {
+                bss_value: bss.clone(),
+                remote_value: remote.to_string(),
+                pull_default: pull_default == Some(bss.as_str()),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(InstanceError::Invalid(problems));
+        }
+        if let Some(default) = pull_default {
+            // Only one BSS value per remote value is the pull default: clear the flag on the others.
+            let existing = self.store.lookups(name)?.remove(lookup).unwrap_or_default();
+            let remote = rows
+                .iter()
+                .find(|r| r.bss_value == default)
+                .map(|r| r.remote_value.clone());
+            for row in existing {
+                if Some(&row.remote_value) == remote.as_ref()
+                    && row.bss_value != default
+                    && !rows.iter().any(|r| r.bss_value == row.bss_value)
+                {
+                    rows.push(LookupRow {
+                        pull_default: false,
+                        ..row
+                    });
+                }
+            }
+        }
+        self.store.set_lookup_rows(name, lookup, &rows)?;
+        if !removed.is_empty() {
+            self.store.remove_lookup_rows(name, lookup, &removed)?;
+        }
+        Ok(())
+    }
+
+    pub fn lookups(&self, name: &str) -> Result<BTreeMap<String, Vec<LookupRow>>, InstanceError> {
+        Ok(self.store.lookups(name)?)
+    }
+}
+
+/// Required variables with neither a stored value nor a default.
+pub fn missing_required(
+    manifest: &Manifest,
+    stored: &BTreeMap<String, StoredValue>,
+) -> Vec<String> {
+    manifest
+        .server_variables
+        .iter()
+        .filter(|v| v.required && v.default_value.is_none() && !stored.contains_key(&v.key))
+        .map(|v| v.key.clone())
+        .collect()
+}
+
+fn name_of<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A connector error in words.
+pub fn describe_connector_error(error: &ConnectorError) -> String {
+    let fields = |f: &Vec<crate::runtime::bindings::types::FieldError>| {
+        f.iter()
+            .map(|e| {
+                if e.field.is_empty() {
+                    e.message.clone()
+                } else {
+                    format!("{}: {}", e.field, e.message)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match error {
+        ConnectorError::InvalidSettings(f) => format!("invalid settings: {}", fields(f)),
+        ConnectorError::Unauthorized(m) => format!("unauthorized: {m}"),
+        ConnectorError::Forbidden(m) => format!("forbidden: {m}"),
+        ConnectorError::NotFound(m) => format!("not found: {m}"),
+        ConnectorError::Rejected(f) => format!("rejected by the remote: {}", fields(f)),
+        ConnectorError::MissingReference(m) => format!(
+            "{} refers to {} {:?}, which has not been pushed yet",
+            m.field,
+            name_of(&crate::runtime::manifest::Entity::from(m.entity)),
+            m.bss_id
+        ),
+        ConnectorError::RateLimited(after) => match after {
+            Some(ms) => format!("rate limited by the remote; retry after {ms} ms"),
+            None => "rate limited by the remote".to_string(),
+        },
+        ConnectorError::Transient(m) => format!("temporary failure: {m}"),
+        ConnectorError::Unsupported(m) => format!("unsupported: {m}"),
+        ConnectorError::Internal(m) => format!("connector error: {m}"),
+    }
+}
