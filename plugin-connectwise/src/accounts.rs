@@ -152,10 +152,10 @@ fn desired(
 /// A state's ConnectWise identifier from its name (or identifier); unknown names pass unchanged.
 fn resolve_state(context: &PushContext, name: &str) -> Result<String, ConnectorError> {
     for field in ["name", "identifier"] {
-        if let Some(state) = context.find_by("company/states", field, name)? {
-            if let Some(identifier) = state.get("identifier").and_then(Value::as_str) {
-                return Ok(identifier.to_string());
-            }
+        if let Some(state) = context.find_by("company/states", field, name)?
+            && let Some(identifier) = state.get("identifier").and_then(Value::as_str)
+        {
+            return Ok(identifier.to_string());
         }
     }
     Ok(name.to_string())
@@ -260,12 +260,13 @@ fn set_type(context: &PushContext, company: i64, type_id: i64) -> Result<(), Con
         let Some(other) = ref_id(&association, "type") else {
             continue;
         };
-        if other != type_id && managed.contains(&other) {
-            if let Some(association_id) = association.get("id").and_then(Value::as_i64) {
-                context
-                    .client
-                    .delete(&format!("{associations_path}/{association_id}"))?;
-            }
+        if other != type_id
+            && managed.contains(&other)
+            && let Some(association_id) = association.get("id").and_then(Value::as_i64)
+        {
+            context
+                .client
+                .delete(&format!("{associations_path}/{association_id}"))?;
         }
     }
     Ok(())

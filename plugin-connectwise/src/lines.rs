@@ -163,10 +163,10 @@ pub fn sync(
             continue;
         }
         changed = true;
-        if !context.dry_run {
-            if let Some(id) = existing.get("id").and_then(Value::as_i64) {
-                context.client.delete(&format!("{PATH}/{id}"))?;
-            }
+        if !context.dry_run
+            && let Some(id) = existing.get("id").and_then(Value::as_i64)
+        {
+            context.client.delete(&format!("{PATH}/{id}"))?;
         }
     }
     Ok(changed)

@@ -41,10 +41,10 @@ fn agreement(
 ) -> Result<i64, ConnectorError> {
     let conditions =
         format!("company/id={company} and type/id={agreement_type} and cancelledFlag=false");
-    if let Some(found) = context.client.find(AGREEMENTS, &conditions)? {
-        if let Some(id) = found.get("id").and_then(Value::as_i64) {
-            return Ok(id);
-        }
+    if let Some(found) = context.client.find(AGREEMENTS, &conditions)?
+        && let Some(id) = found.get("id").and_then(Value::as_i64)
+    {
+        return Ok(id);
     }
     let company_record = context
         .client

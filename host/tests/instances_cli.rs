@@ -1,0 +1,357 @@
+//! Instances through the real `bss-host` binary and its admin API, on a real SQLite file:
+//! activation, settings of every kind, sealed secrets, sync options, lookups against the
+//! ConnectWise sandbox, persistence across runs, and the API's token.
+
+mod cw;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use cw_sandbox::{Sandbox, SandboxConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
+const SECRET: &str = "sandbox-private";
+
+fn run(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("BSS_HOST_LOG", "trace")
+        .env_remove("BSS_HOST_KEY")
+        .output()
+        .expect("bss-host runs")
+}
+
+fn ok(data: &Path, args: &[&str]) -> String {
+    let out = run(data, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "bss-host {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        !stderr.contains(SECRET) && !stdout.contains(SECRET),
+        "the secret leaked into output of {args:?}"
+    );
+    stdout
+}
+
+fn fails(data: &Path, args: &[&str]) -> String {
+    let out = run(data, args);
+    assert!(!out.status.success(), "bss-host {args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !stderr.contains(SECRET),
+        "the secret leaked into errors of {args:?}"
+    );
+    stderr
+}
+
+/// Every file of the database (the main file and its write-ahead log) as bytes.
+fn database_bytes(data: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for name in ["bss.db", "bss.db-wal"] {
+        if let Ok(b) = std::fs::read(data.join(name)) {
+            bytes.extend(b);
+        }
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn settings_of(sandbox: &Sandbox) -> Vec<String> {
+    vec![
+        format!("url={}", sandbox.base_url()),
+        "company-id=sandbox".into(),
+        "public-key=sandbox-public".into(),
+        format!("private-key={SECRET}"),
+        format!("client-id={}", cw::CLIENT_ID),
+        "host.allow-private-network=on".into(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_are_managed_through_the_command() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.as_path();
+    let sandbox_settings = settings_of(&sandbox);
+
+    tokio::task::spawn_blocking({
+        let data = data.to_path_buf();
+        move || {
+            let data = data.as_path();
+            assert!(ok(data, &["connectors", "list"]).contains("connectwise"));
+            ok(data, &["activate", "connectwise", "--name", "acme", "--installation", "Acme PSA"]);
+            let err = fails(data, &["activate", "connectwise", "--name", "acme"]);
+            assert!(err.contains("an instance named \"acme\" already exists"), "{err}");
+            let err = fails(data, &["activate", "nosuch", "--name", "x"]);
+            assert!(err.contains("no connector named \"nosuch\""), "{err}");
+
+            // Every kind is validated, with the key named; nothing of a refused batch is stored.
+            for (pair, expected) in [
+                ("import-account-id=four", "import-account-id: \"four\" is not a whole number"),
+                ("product-billable-option=Maybe", "product-billable-option: \"Maybe\" is not one of Billable, DoNotBill, NoCharge"),
+                ("url=ftp://x", "url:"),
+                ("host.call-deadline=soon", "host.call-deadline:"),
+                ("colour=blue", "colour: not a setting of connectwise"),
+                ("novalue", "novalue: expected KEY=VALUE"),
+            ] {
+                let err = fails(data, &["settings", "set", "acme", "company-id=first", pair]);
+                assert!(err.contains(expected), "{pair}: {err}");
+            }
+            assert!(!ok(data, &["settings", "show", "acme"]).contains("first"), "a refused batch stored nothing");
+
+            let mut args = vec!["settings", "set", "acme"];
+            args.extend(sandbox_settings.iter().map(String::as_str));
+            args.extend(["import-account-id=4", "product-billable-option=DoNotBill", "host.call-deadline=20s"]);
+            let out = ok(data, &args);
+            assert!(out.contains("check ok: Connected to ConnectWise company"), "{out}");
+            let shown = ok(data, &["settings", "show", "acme"]);
+            assert!(shown.contains("private-key") && shown.contains("********"), "{shown}");
+            assert!(shown.contains("DoNotBill") && shown.contains("host.call-deadline"), "{shown}");
+            let json = ok(data, &["settings", "show", "acme", "--json"]);
+            assert!(json.contains("\"origin\": \"default\""), "{json}");
+
+            // The secret is sealed: neither it nor its base64 is in the database, and two
+            // instances with the same secret hold different ciphertexts.
+            ok(data, &["activate", "connectwise", "--name", "beta"]);
+            ok(data, &["settings", "set", "beta", &format!("private-key={SECRET}")]);
+            let bytes = database_bytes(data);
+            use base64::Engine as _;
+            assert!(!contains(&bytes, SECRET.as_bytes()));
+            assert!(!contains(&bytes, base64::engine::general_purpose::STANDARD.encode(SECRET).as_bytes()));
+            let connection = rusqlite::Connection::open(data.join("bss.db")).unwrap();
+            let sealed: Vec<String> = connection
+                .prepare("SELECT value FROM instance_settings WHERE key = 'private-key' ORDER BY instance")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(sealed.len(), 2);
+            assert_ne!(sealed[0], sealed[1]);
+            assert!(sealed.iter().all(|s| s.starts_with("v1:")));
+            drop(connection);
+
+            // Sync options: only what the connector supports.
+            ok(data, &["sync-options", "set", "acme", "account:push:create,update", "contact:pull:create"]);
+            let err = fails(data, &["sync-options", "set", "acme", "invoice:pull:create"]);
+            assert!(err.contains("does not support create for invoice:pull"), "{err}");
+            let err = fails(data, &["sync-options", "set", "acme", "account:push:delete"]);
+            assert!(err.contains("does not support delete for account:push"), "{err}");
+            let err = fails(data, &["sync-options", "set", "acme", "planet:push:create"]);
+            assert!(err.contains("is not an entity"), "{err}");
+
+            // Lookups: the choices come from ConnectWise; a value not offered is refused.
+            let choices = ok(data, &["lookups", "choices", "acme", "account-type"]);
+            assert!(choices.contains("Client") && choices.contains("Partner"), "{choices}");
+            ok(data, &["lookups", "set", "acme", "account-type", "Customer=1", "Reseller=4"]);
+            let err = fails(data, &["lookups", "set", "acme", "account-type", "Alien=99"]);
+            assert!(err.contains("\"99\" is not offered by the connector"), "{err}");
+            let err = fails(data, &["lookups", "choices", "acme", "flavour"]);
+            assert!(err.contains("not a lookup of connectwise"), "{err}");
+
+            // Disable keeps the instance but refuses work; enable restores it.
+            ok(data, &["instances", "disable", "acme"]);
+            let err = fails(data, &["lookups", "choices", "acme", "account-type"]);
+            assert!(err.contains("instance \"acme\" is disabled"), "{err}");
+            ok(data, &["instances", "enable", "acme"]);
+        }
+    })
+    .await
+    .unwrap();
+
+    // A new process sees everything: the data folder is the state.
+    let list = ok(data, &["instances", "list"]);
+    assert!(
+        list.contains("acme") && list.contains("beta") && list.contains("Acme PSA"),
+        "{list}"
+    );
+    let lookups = ok(data, &["lookups", "show", "acme"]);
+    assert!(
+        lookups.contains("Customer") && lookups.contains("-> 4"),
+        "{lookups}"
+    );
+    let options = ok(data, &["sync-options", "show", "acme"]);
+    assert!(
+        options.contains("account") && options.contains("create, update"),
+        "{options}"
+    );
+    let show = ok(data, &["instances", "show", "acme"]);
+    assert!(show.contains("last check    ok"), "{show}");
+    let check = tokio::task::spawn_blocking({
+        let data = data.to_path_buf();
+        move || ok(&data, &["check", "acme"])
+    })
+    .await
+    .unwrap();
+    assert!(check.contains("check ok"), "{check}");
+
+    // Deleting needs confirmation.
+    let err = fails(data, &["instances", "delete", "beta"]);
+    assert!(err.contains("--yes"), "{err}");
+    ok(data, &["instances", "delete", "beta", "--yes"]);
+    assert!(!ok(data, &["instances", "list"]).contains("beta"));
+
+    // The wrong key file: a clear error, not garbage.
+    use base64::Engine as _;
+    let other_key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
+    std::fs::write(data.join("key"), format!("{other_key}\n")).unwrap();
+    let err = tokio::task::spawn_blocking({
+        let data = data.to_path_buf();
+        move || fails(&data, &["check", "acme"])
+    })
+    .await
+    .unwrap();
+    assert!(err.contains("does not open with this key"), "{err}");
+    std::fs::write(data.join("key"), "not base64 at all\n").unwrap();
+    let err = fails(data, &["instances", "list"]);
+    assert!(err.contains("is not base64 of 32 bytes"), "{err}");
+}
+
+#[test]
+fn a_data_folder_that_cannot_be_used_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, b"x").unwrap();
+    let err = fails(&file, &["instances", "list"]);
+    assert!(
+        err.contains("not-a-folder") && err.contains("could not be created"),
+        "{err}"
+    );
+
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("bss.db"), vec![b'z'; 4096]).unwrap();
+    let err = fails(&data, &["instances", "list"]);
+    assert!(err.contains("bss.db could not be opened"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_needs_its_token_on_every_route_but_the_description() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = std::process::Command::new(BIN)
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut token = None;
+    let mut base = None;
+    while base.is_none() {
+        let line = lines.next().expect("serve prints its address").unwrap();
+        if let Some(t) =
+            line.strip_prefix("admin API token (shown this once; only its hash is kept): ")
+        {
+            token = Some(t.to_string());
+        }
+        if let Some(rest) = line.strip_prefix("admin API listening on ") {
+            base = Some(rest.to_string());
+        }
+    }
+    let (token, base) = (
+        token.expect("the token is shown on first run"),
+        base.unwrap(),
+    );
+    let stored = std::fs::read_to_string(data.join("api-token.sha256")).unwrap();
+    assert!(!stored.contains(&token), "only the hash is kept");
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let routes = [
+        ("GET", "/connectors"),
+        ("GET", "/instances"),
+        ("POST", "/instances"),
+        ("GET", "/instances/acme"),
+        ("DELETE", "/instances/acme"),
+        ("POST", "/instances/acme/enable"),
+        ("POST", "/instances/acme/disable"),
+        ("POST", "/instances/acme/check"),
+        ("GET", "/instances/acme/settings"),
+        ("PATCH", "/instances/acme/settings"),
+        ("GET", "/instances/acme/lookups"),
+        ("PUT", "/instances/acme/lookups/currency"),
+        ("GET", "/instances/acme/lookups/currency/choices"),
+        ("GET", "/instances/acme/sync-options"),
+        ("PUT", "/instances/acme/sync-options"),
+    ];
+    for (method, path) in routes {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let url = format!("{base}{path}");
+        let none = client.request(method.clone(), &url).send().await.unwrap();
+        assert_eq!(none.status(), 401, "{method} {path} without a token");
+        let wrong = client
+            .request(method.clone(), &url)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401, "{method} {path} with a wrong token");
+    }
+    let description = client
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(description.status(), 200);
+    let document: serde_json::Value = description.json().await.unwrap();
+    assert_eq!(document["openapi"], "3.0.3");
+
+    let created = client
+        .post(format!("{base}/instances"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "connector": "connectwise", "name": "acme" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let duplicate = client
+        .post(format!("{base}/instances"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "connector": "connectwise", "name": "acme" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(duplicate.status(), 409);
+    let bad = client
+        .patch(format!("{base}/instances/acme/settings"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "import-account-id": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(body["problems"][0][0], "import-account-id");
+    let missing = client
+        .get(format!("{base}/instances/nobody"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let listed: serde_json::Value = client
+        .get(format!("{base}/instances"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["name"], "acme");
+    child.kill().unwrap();
+    let _ = child.wait();
+}

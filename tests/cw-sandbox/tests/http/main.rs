@@ -1,0 +1,13 @@
+//! End-to-end tests of cw-sandbox over real HTTP on loopback.
+
+mod client;
+mod fixtures;
+
+mod auth;
+mod conditions;
+mod crud;
+mod faults;
+mod handle;
+mod paging;
+mod schema;
+mod validation;
