@@ -43,8 +43,15 @@ impl App {
             )
         })?;
 
-        let secrets = Arc::new(SecretBox::open_or_create(data)?);
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data.join("bss.db"))?);
+        if !SecretBox::key_exists(data) && store.sealed_count()? > 0 {
+            anyhow::bail!(
+                "the key file {} is missing but the database holds sealed secrets; restore the key file (or set {}) — a new key cannot open them",
+                data.join("key").display(),
+                crate::store::secrets::KEY_VARIABLE
+            );
+        }
+        let secrets = Arc::new(SecretBox::open_or_create(data)?);
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir: Some(data.join("cache")),
             ..RuntimeConfig::default()

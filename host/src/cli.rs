@@ -8,9 +8,13 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
+use std::io::IsTerminal as _;
+
 use crate::instances::{CheckOutcome, parse_pair, parse_sync_option};
 use crate::runtime::manifest::{AuthScheme, Manifest, VariableKind};
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::sync::PushReport;
+use crate::sync::service::{parse_entity, pull_to, push_text, retry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,11 +66,68 @@ pub enum Command {
     /// Which entities, directions and operations an instance syncs.
     #[command(name = "sync-options", subcommand)]
     SyncOptions(SyncOptionsCommand),
+    /// Pushes canonical BSS records from a file (a JSON array, or one object per line).
+    Push {
+        name: String,
+        entity: String,
+        #[arg(long)]
+        file: PathBuf,
+        /// Say what would be created or updated; change nothing remote.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pulls records changed since the instance's cursor, as NDJSON.
+    Pull {
+        name: String,
+        entity: String,
+        /// Start from this remote time (RFC 3339) instead of the stored cursor.
+        #[arg(long)]
+        since: Option<String>,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Retries the instance's retry queue.
+    Retry {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run history and the retry queue.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Starts a ConnectWise sandbox, sets up an instance and syncs a sample of every entity.
+    Demo,
     /// Runs the admin API.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8480")]
         listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The instance's runs.
+    List {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run with each record's outcome.
+    Show {
+        run: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The instance's retry queue.
+    Queue {
+        name: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -163,7 +224,40 @@ pub enum SyncOptionsCommand {
     },
 }
 
+/// Prints a push report: counts, each BSS id's remote id (its IntegrationId), and failures.
+fn print_push(report: &PushReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    let verb = if report.dry_run { "would be " } else { "" };
+    println!(
+        "run {}: {verb}created {}, {verb}updated {}, unchanged {}, reconciled {}, failed {}, queued for retry {}",
+        report.run,
+        report.created,
+        report.updated,
+        report.unchanged,
+        report.reconciled,
+        report.failed,
+        report.queued
+    );
+    for item in &report.items {
+        match (&item.remote_id, &item.message) {
+            (Some(remote), None) => println!("  {} -> {} ({})", item.id, remote, item.outcome),
+            (Some(remote), Some(message)) => {
+                println!("  {} -> {} ({}; {message})", item.id, remote, item.outcome)
+            }
+            (None, Some(message)) => println!("  {} {}: {message}", item.id, item.outcome),
+            (None, None) => println!("  {} {}", item.id, item.outcome),
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Demo = &cli.command {
+        return crate::demo::run().await;
+    }
     if let Command::Connectors(ConnectorsCommand::Inspect { target, json }) = &cli.command
         && (target.ends_with(".wasm") || Path::new(target).is_file())
     {
@@ -423,6 +517,161 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Push {
+            name,
+            entity,
+            file,
+            dry_run,
+            json,
+        } => {
+            let entity = parse_entity(&entity)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("could not read {}", file.display()))?;
+            let show_progress = !json && std::io::stderr().is_terminal();
+            let progress = |done: usize, total: usize| eprint!("\rpushed {done}/{total}");
+            let report = push_text(
+                instances,
+                &name,
+                entity,
+                &text,
+                dry_run,
+                show_progress.then_some(&progress as _),
+            )
+            .await?;
+            if show_progress {
+                eprintln!();
+            }
+            print_push(&report, json)?;
+        }
+        Command::Pull {
+            name,
+            entity,
+            since,
+            out,
+        } => {
+            let entity = parse_entity(&entity)?;
+            let report = match &out {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("could not create {}", path.display()))?;
+                    let mut writer = std::io::BufWriter::new(file);
+                    let report = pull_to(instances, &name, entity, since, &mut writer).await?;
+                    writer
+                        .into_inner()
+                        .map_err(|e| e.into_error())?
+                        .sync_all()?;
+                    report
+                }
+                None => pull_to(instances, &name, entity, since, &mut std::io::stdout()).await?,
+            };
+            eprintln!(
+                "pulled {} {} record(s) in {} page(s) ({} already delivered, folded); cursor {}; run {}",
+                report.delivered,
+                entity.name(),
+                report.pages,
+                report.folded,
+                report.cursor.as_deref().unwrap_or("none"),
+                report.run
+            );
+        }
+        Command::Retry { name, json } => {
+            let claimer = format!("cli-{}", std::process::id());
+            let report = retry(instances, &name, &claimer).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("retried {} queued record(s) of {name}", report.claimed);
+                for (entity, run) in &report.runs {
+                    println!("{}:", entity.name());
+                    print_push(run, false)?;
+                }
+            }
+        }
+        Command::Runs(RunsCommand::List { name, json }) => {
+            let runs = app.store.runs(&name)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+            } else {
+                for r in runs {
+                    println!(
+                        "{:>5} {:<6} {:<13} {:<8} {} created {} updated {} unchanged {} reconciled {} failed {} queued {} pulled {}{}",
+                        r.id,
+                        r.kind,
+                        r.entity.map(|e| e.name()).unwrap_or("-"),
+                        r.status,
+                        r.started_at,
+                        r.created,
+                        r.updated,
+                        r.unchanged,
+                        r.reconciled,
+                        r.failed,
+                        r.queued,
+                        r.pulled,
+                        if r.dry_run { " (dry run)" } else { "" }
+                    );
+                }
+            }
+        }
+        Command::Runs(RunsCommand::Show { run, json }) => {
+            let (row, items) = app.store.run(run)?.with_context(|| {
+                format!("there is no run {run}; `bss-host runs list NAME` lists them")
+            })?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "run": row, "items": items })
+                    )?
+                );
+            } else {
+                println!(
+                    "run {} of {}: {} {} {}{}",
+                    row.id,
+                    row.instance,
+                    row.kind,
+                    row.entity.map(|e| e.name()).unwrap_or("-"),
+                    row.status,
+                    row.message.map(|m| format!(" ({m})")).unwrap_or_default()
+                );
+                println!(
+                    "created {} updated {} unchanged {} reconciled {} failed {} queued {} pulled {}",
+                    row.created,
+                    row.updated,
+                    row.unchanged,
+                    row.reconciled,
+                    row.failed,
+                    row.queued,
+                    row.pulled
+                );
+                for item in items {
+                    println!(
+                        "  {:<24} {:<12} {:<14} {}",
+                        item.bss_id,
+                        item.outcome,
+                        item.remote_id.unwrap_or_default(),
+                        item.message.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Command::Runs(RunsCommand::Queue { name, json }) => {
+            let queue = app.store.queue(&name)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&queue)?);
+            } else {
+                for item in queue {
+                    println!(
+                        "{:<13} {:<24} tries {} since {}: {}",
+                        item.entity.name(),
+                        item.bss_id,
+                        item.attempts,
+                        item.queued_at,
+                        item.error
+                    );
+                }
+            }
+        }
+        Command::Demo => unreachable!("demo runs before the data folder opens"),
         Command::Serve { listen } => crate::api::serve(app, listen).await?,
     }
     Ok(())

@@ -7,7 +7,7 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BSS_HOST_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| "info,cw_sandbox=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -31,6 +31,7 @@ fn record(entity: Entity, bss_id: &str, data: EntityData, references: Vec<Refere
         entity,
         bss_id: bss_id.into(),
         remote_id: None,
+        maybe_created: false,
         data,
         references,
     }

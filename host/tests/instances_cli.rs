@@ -212,6 +212,16 @@ async fn instances_are_managed_through_the_command() {
     .await
     .unwrap();
     assert!(err.contains("does not open with this key"), "{err}");
+    std::fs::remove_file(data.join("key")).unwrap();
+    let err = fails(data, &["instances", "list"]);
+    assert!(
+        err.contains("key is missing but the database holds sealed secrets"),
+        "{err}"
+    );
+    assert!(
+        !data.join("key").exists(),
+        "no new key was made over the old secrets"
+    );
     std::fs::write(data.join("key"), "not base64 at all\n").unwrap();
     let err = fails(data, &["instances", "list"]);
     assert!(err.contains("is not base64 of 32 bytes"), "{err}");

@@ -138,6 +138,7 @@ fn account(bss_id: &str) -> Record {
         entity: Entity::Account,
         bss_id: bss_id.to_string(),
         remote_id: None,
+        maybe_created: false,
         data: EntityData::Account(Account {
             code: bss_id.to_string(),
             name: format!("Account {bss_id}"),

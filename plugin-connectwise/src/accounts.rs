@@ -14,7 +14,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::{Client, ref_id, reference};
-use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
+use crate::connector::{PushContext, pull_page, rejected, remote_id_of, rename_fields, resolved};
 use crate::exports::{Change, PullPage, Pushed};
 use crate::fields::{body, patch, text};
 use crate::manifest::lookups;
@@ -167,13 +167,19 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
             "an account record without account data".into(),
         ));
     };
-    let result = desired(context, record, account).and_then(|desired| match &record.remote_id {
-        None => create(context, desired),
-        Some(id) => {
-            let id: i64 = id.parse().map_err(|_| {
-                ConnectorError::Internal(format!("remote id {id:?} is not a company id"))
-            })?;
-            update(context, id, desired)
+    let natural_key = Some(format!(
+        "identifier={}",
+        crate::client::quote(&record.bss_id)
+    ));
+    let result = desired(context, record, account).and_then(|desired| {
+        match remote_id_of(context, record, PATH, natural_key)? {
+            None => create(context, desired),
+            Some(id) => {
+                let id: i64 = id.parse().map_err(|_| {
+                    ConnectorError::Internal(format!("remote id {id:?} is not a company id"))
+                })?;
+                update(context, id, desired)
+            }
         }
     });
     result.map_err(|e| rename_fields(e, FIELD_NAMES))

@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use crate::client::{Client, ref_id, reference};
-use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
+use crate::connector::{PushContext, pull_page, rejected, remote_id_of, rename_fields, resolved};
 use crate::exports::{Change, PullPage, Pushed};
 use crate::fields::{patch, text};
 use crate::types::{
@@ -168,7 +168,22 @@ fn push_contact(
         ("title", text(&contact.title)),
         ("company", company.map(reference).unwrap_or(Value::Null)),
     ];
-    match &record.remote_id {
+    let natural_key = company.map(|company| {
+        let mut conditions = format!(
+            "firstName={} and company/id={company}",
+            crate::client::quote(contact.first_name.trim())
+        );
+        if let Some(last) = contact
+            .last_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            conditions.push_str(&format!(" and lastName={}", crate::client::quote(last)));
+        }
+        conditions
+    });
+    match remote_id_of(context, record, PATH, natural_key)? {
         None => {
             let mut body = serde_json::Map::new();
             for (field, value) in fields.iter().filter(|(_, v)| !v.is_null()) {

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::reference;
-use crate::connector::{PushContext, rejected, rename_fields, resolved_record};
+use crate::connector::{PushContext, rejected, remote_id_of, rename_fields, resolved_record};
 use crate::exports::{Change, Pushed};
 use crate::fields::{body, created_id, date, patch, text};
 use crate::lines::{self, Parent};
@@ -118,7 +118,11 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
         let company = resolved_record(record, "account", Entity::Account, &invoice.account)?;
         let fields = desired(context, invoice, company)?;
         let items = lines::plan(context, record, &invoice.lines, company)?;
-        match &record.remote_id {
+        let natural_key = Some(format!(
+            "invoiceNumber={} and company/id={company}",
+            crate::client::quote(invoice.number.trim())
+        ));
+        match remote_id_of(context, record, PATH, natural_key)? {
             None => {
                 if context.dry_run {
                     return Ok(Pushed {

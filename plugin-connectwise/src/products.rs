@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::reference;
-use crate::connector::{PushContext, rejected, rename_fields};
+use crate::connector::{PushContext, rejected, remote_id_of, rename_fields};
 use crate::exports::{Change, Pushed};
 use crate::fields::{body, created_id, optional_decimal, patch, text};
 use crate::manifest::{keys, lookups};
@@ -120,37 +120,43 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
             "a product record without product data".into(),
         ));
     };
-    let result = desired(context, product).and_then(|fields| match &record.remote_id {
-        None => {
-            if context.dry_run {
-                return Ok(Pushed {
+    let natural_key = Some(format!(
+        "identifier={}",
+        crate::client::quote(product.code.trim())
+    ));
+    let result = desired(context, product).and_then(|fields| {
+        match remote_id_of(context, record, PATH, natural_key)? {
+            None => {
+                if context.dry_run {
+                    return Ok(Pushed {
+                        change: Change::Created,
+                        remote_id: String::new(),
+                    });
+                }
+                let created = context.client.post(PATH, &Value::Object(body(&fields)))?;
+                Ok(Pushed {
                     change: Change::Created,
-                    remote_id: String::new(),
-                });
+                    remote_id: created_id(&created, "catalog item")?.to_string(),
+                })
             }
-            let created = context.client.post(PATH, &Value::Object(body(&fields)))?;
-            Ok(Pushed {
-                change: Change::Created,
-                remote_id: created_id(&created, "catalog item")?.to_string(),
-            })
-        }
-        Some(remote_id) => {
-            let path = format!("{PATH}/{remote_id}");
-            let current = context.client.get(&path)?;
-            let operations = patch(&current, &fields);
-            if operations.is_empty() {
-                return Ok(Pushed {
-                    change: Change::Unchanged,
+            Some(remote_id) => {
+                let path = format!("{PATH}/{remote_id}");
+                let current = context.client.get(&path)?;
+                let operations = patch(&current, &fields);
+                if operations.is_empty() {
+                    return Ok(Pushed {
+                        change: Change::Unchanged,
+                        remote_id: remote_id.clone(),
+                    });
+                }
+                if !context.dry_run {
+                    context.client.patch(&path, &operations)?;
+                }
+                Ok(Pushed {
+                    change: Change::Updated,
                     remote_id: remote_id.clone(),
-                });
+                })
             }
-            if !context.dry_run {
-                context.client.patch(&path, &operations)?;
-            }
-            Ok(Pushed {
-                change: Change::Updated,
-                remote_id: remote_id.clone(),
-            })
         }
     });
     result.map_err(|e| rename_fields(e, FIELD_NAMES))

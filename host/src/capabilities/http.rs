@@ -14,7 +14,9 @@
 //! 5. redirects are followed only within the same origin (at most five); a redirect elsewhere is
 //!    handed back to the guest as the 3xx it is, so credentials never travel to another host;
 //! 6. a total timeout per request, and a response-size cap enforced while the body is read (a
-//!    declared length over the cap is refused before reading).
+//!    declared length over the cap is refused before reading);
+//! 7. the instance's request budget (`host.requests-per-minute`, a token bucket shared by all its
+//!    calls in this process): a request waits for its turn rather than failing.
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
@@ -85,12 +87,44 @@ impl Resolve for PublicOnlyResolver {
     }
 }
 
+/// Each instance's request budget (`host.requests-per-minute`): a token bucket that holds up to a
+/// minute's worth of requests and refills continuously; a request waits for a token.
+#[derive(Default)]
+struct RequestBudget {
+    buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
+}
+
+impl RequestBudget {
+    async fn acquire(&self, instance: &str, per_minute: u32) {
+        let rate = f64::from(per_minute.max(1)) / 60.0;
+        loop {
+            let wait = {
+                let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+                let now = std::time::Instant::now();
+                let capacity = f64::from(per_minute.max(1));
+                let (tokens, last) = buckets
+                    .entry(instance.to_string())
+                    .or_insert((capacity, now));
+                *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(capacity);
+                *last = now;
+                if *tokens >= 1.0 {
+                    *tokens -= 1.0;
+                    return;
+                }
+                Duration::from_secs_f64((1.0 - *tokens) / rate)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
 /// The host's pooled HTTP clients: one that reaches only public addresses, one for instances that
 /// allow private networks.
 #[derive(Clone)]
 pub struct HttpClient {
     public_only: reqwest::Client,
     any_address: reqwest::Client,
+    budget: Arc<RequestBudget>,
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
@@ -132,6 +166,7 @@ impl HttpClient {
                 .dns_resolver(Arc::new(PublicOnlyResolver))
                 .build()?,
             any_address: builder().build()?,
+            budget: Arc::default(),
         })
     }
 }
@@ -237,6 +272,10 @@ impl HttpCall {
         }
 
         let headers = self.headers(&request.headers, &origin)?;
+        self.client
+            .budget
+            .acquire(self.context.instance(), options.requests_per_minute)
+            .await;
         let client = if options.allow_private_network {
             &self.client.any_address
         } else {

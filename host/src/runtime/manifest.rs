@@ -145,6 +145,47 @@ impl From<wit_types::Entity> for Entity {
     }
 }
 
+impl From<Entity> for wit_types::Entity {
+    fn from(e: Entity) -> Self {
+        use wit_types::Entity as W;
+        match e {
+            Entity::Account => W::Account,
+            Entity::Contact => W::Contact,
+            Entity::Product => W::Product,
+            Entity::Invoice => W::Invoice,
+            Entity::Order => W::Order,
+            Entity::Payment => W::Payment,
+            Entity::Subscription => W::Subscription,
+        }
+    }
+}
+
+impl Entity {
+    /// Every entity, in the order a full push respects references (a record's references first).
+    pub const DEPENDENCY_ORDER: [Entity; 7] = [
+        Entity::Account,
+        Entity::Contact,
+        Entity::Product,
+        Entity::Invoice,
+        Entity::Order,
+        Entity::Payment,
+        Entity::Subscription,
+    ];
+
+    /// The entity's name as written in commands and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Entity::Account => "account",
+            Entity::Contact => "contact",
+            Entity::Product => "product",
+            Entity::Invoice => "invoice",
+            Entity::Order => "order",
+            Entity::Payment => "payment",
+            Entity::Subscription => "subscription",
+        }
+    }
+}
+
 impl From<wit_types::Direction> for Direction {
     fn from(d: wit_types::Direction) -> Self {
         match d {

@@ -64,6 +64,104 @@ pub struct CheckRow {
     pub problems: Vec<(String, String)>,
 }
 
+/// What the id map knows of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMapEntry {
+    pub remote_id: Option<String>,
+    /// A create was sent and its outcome is not known yet.
+    pub pending: bool,
+}
+
+/// A run of push, pull or retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub instance: String,
+    /// `push`, `pull` or `retry`.
+    pub kind: String,
+    pub entity: Option<Entity>,
+    pub dry_run: bool,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// `running`, `done`, or `failed` (with the reason in `message`).
+    pub status: String,
+    pub message: Option<String>,
+    pub created: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub reconciled: i64,
+    pub failed: i64,
+    pub queued: i64,
+    pub pulled: i64,
+}
+
+/// One record's outcome in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunItem {
+    pub entity: Entity,
+    pub bss_id: String,
+    /// created, updated, unchanged, reconciled, would-create, would-update, failed, queued, invalid
+    pub outcome: String,
+    pub remote_id: Option<String>,
+    pub message: Option<String>,
+}
+
+/// What to write for one record's final outcome, in one transaction with the others of its batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The remote holds the record under `remote_id`; `kind` is created, updated, unchanged or
+    /// reconciled. `waiting` names a deferred reference: the record is queued for a later update.
+    Done {
+        kind: &'static str,
+        remote_id: String,
+        waiting: Option<Waiting>,
+    },
+    /// A dry run's answer: would-create / would-update / unchanged; nothing is written but the item.
+    DryRun {
+        kind: &'static str,
+        remote_id: Option<String>,
+    },
+    /// Failed for good in this run. `retryable` queues `record` (canonical JSON) for a later
+    /// retry; `outcome_unknown` keeps a pending create pending (it may have happened).
+    Failed {
+        message: String,
+        retryable: bool,
+        outcome_unknown: bool,
+        record: String,
+    },
+    /// Could not be read from the file; never sent.
+    Invalid { message: String },
+}
+
+/// A record sent without a reference that could wait (a cycle), queued to be sent again once the
+/// referenced record exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub message: String,
+    /// The record as canonical JSON.
+    pub record: String,
+}
+
+/// One record in the retry queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueItem {
+    pub entity: Entity,
+    pub bss_id: String,
+    /// The record as canonical JSON.
+    pub record: String,
+    pub error: String,
+    pub attempts: i64,
+    pub queued_at: String,
+}
+
+/// The pull cursor of one entity: the largest remote `lastUpdated` delivered, and which records
+/// were delivered with exactly that stamp (so a pull from `>=` the cursor can fold them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cursor {
+    pub stamp: Option<String>,
+    pub delivered_at_stamp: Vec<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("an instance named {0:?} already exists; choose another name")]
@@ -99,6 +197,8 @@ pub trait Store: Send + Sync {
     fn delete_instance(&self, name: &str) -> StoreResult<()>;
 
     fn settings(&self, instance: &str) -> StoreResult<BTreeMap<String, StoredValue>>;
+    /// How many sealed (secret) values the store holds, across instances.
+    fn sealed_count(&self) -> StoreResult<i64>;
     /// Sets (`Some`) and clears (`None`) settings together.
     fn change_settings(
         &self,
@@ -125,4 +225,64 @@ pub trait Store: Send + Sync {
 
     fn record_check(&self, instance: &str, check: &CheckRow) -> StoreResult<()>;
     fn last_check(&self, instance: &str) -> StoreResult<Option<CheckRow>>;
+
+    /// What the id map holds for these BSS ids (absent ids are unknown).
+    fn id_map(
+        &self,
+        instance: &str,
+        entity: Entity,
+        bss_ids: &[String],
+    ) -> StoreResult<BTreeMap<String, IdMapEntry>>;
+    /// The BSS ids of these remote ids (absent when unknown).
+    fn bss_ids(
+        &self,
+        instance: &str,
+        entity: Entity,
+        remote_ids: &[String],
+    ) -> StoreResult<BTreeMap<String, String>>;
+    /// Marks creates as sent-but-unconfirmed, before they are sent.
+    fn mark_pending(&self, instance: &str, entity: Entity, bss_ids: &[String]) -> StoreResult<()>;
+    /// Writes the outcomes of one batch — run items, id map, retry queue, run counters — at once.
+    fn record_outcomes(
+        &self,
+        run: i64,
+        instance: &str,
+        entity: Entity,
+        outcomes: &[(String, Outcome)],
+    ) -> StoreResult<()>;
+
+    fn start_run(
+        &self,
+        instance: &str,
+        kind: &str,
+        entity: Option<Entity>,
+        dry_run: bool,
+    ) -> StoreResult<i64>;
+    fn finish_run(
+        &self,
+        run: i64,
+        status: &str,
+        message: Option<&str>,
+        pulled: i64,
+    ) -> StoreResult<()>;
+    fn runs(&self, instance: &str) -> StoreResult<Vec<RunRow>>;
+    fn run(&self, run: i64) -> StoreResult<Option<(RunRow, Vec<RunItem>)>>;
+
+    /// Claims every unclaimed (or stale-claimed) queue item of the instance for `claimer`; two
+    /// claimers never get the same item.
+    fn claim_queue(&self, instance: &str, claimer: &str) -> StoreResult<Vec<QueueItem>>;
+    /// Releases whatever `claimer` still holds (items that were not retried).
+    fn release_queue(&self, instance: &str, claimer: &str) -> StoreResult<()>;
+    fn queue(&self, instance: &str) -> StoreResult<Vec<QueueItem>>;
+
+    fn cursor(&self, instance: &str, entity: Entity) -> StoreResult<Cursor>;
+    /// Commits a pull: the new cursor and the run's end, together.
+    fn commit_pull(
+        &self,
+        run: i64,
+        instance: &str,
+        entity: Entity,
+        cursor: &Cursor,
+        pulled: i64,
+    ) -> StoreResult<()>;
 }

@@ -72,6 +72,11 @@ impl SecretBox {
         }
     }
 
+    /// Whether a key is available without creating one.
+    pub fn key_exists(data: &Path) -> bool {
+        std::env::var_os(KEY_VARIABLE).is_some() || data.join("key").exists()
+    }
+
     /// The key from `BSS_HOST_KEY`, else from `data/key`, creating that file (0600) when absent.
     pub fn open_or_create(data: &Path) -> Result<Self, SecretError> {
         if let Ok(text) = std::env::var(KEY_VARIABLE) {

@@ -11,7 +11,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    CheckRow, ConnectorVersion, InstanceRow, LookupRow, Store, StoreError, StoreResult, StoredValue,
+    CheckRow, ConnectorVersion, Cursor, IdMapEntry, InstanceRow, LookupRow, Outcome, QueueItem,
+    RunItem, RunRow, Store, StoreError, StoreResult, StoredValue,
 };
 use crate::runtime::manifest::{Direction, Entity, Operations};
 
@@ -73,7 +74,117 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
             problems TEXT NOT NULL
         );",
     ),
+    (
+        3,
+        "sync",
+        "CREATE TABLE id_map (
+            instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+            entity TEXT NOT NULL,
+            bss_id TEXT NOT NULL,
+            remote_id TEXT,
+            pending INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (instance, entity, bss_id)
+        );
+        CREATE INDEX id_map_remote ON id_map (instance, entity, remote_id);
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            entity TEXT,
+            dry_run INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            message TEXT,
+            created INTEGER NOT NULL DEFAULT 0,
+            updated INTEGER NOT NULL DEFAULT 0,
+            unchanged INTEGER NOT NULL DEFAULT 0,
+            reconciled INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            queued INTEGER NOT NULL DEFAULT 0,
+            pulled INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE run_items (
+            run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            entity TEXT NOT NULL,
+            bss_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            remote_id TEXT,
+            message TEXT,
+            PRIMARY KEY (run, seq)
+        );
+        CREATE TABLE retry_queue (
+            instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+            entity TEXT NOT NULL,
+            bss_id TEXT NOT NULL,
+            record TEXT NOT NULL,
+            error TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            queued_at TEXT NOT NULL,
+            claimed_by TEXT,
+            claimed_at INTEGER,
+            PRIMARY KEY (instance, entity, bss_id)
+        );
+        CREATE TABLE cursors (
+            instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+            entity TEXT NOT NULL,
+            stamp TEXT,
+            delivered TEXT NOT NULL,
+            PRIMARY KEY (instance, entity)
+        );",
+    ),
 ];
+
+/// A claim older than this (seconds) belongs to a process that died: it may be taken over.
+const STALE_CLAIM_SECS: i64 = 600;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    let entity: Option<String> = row.get(3)?;
+    Ok(RunRow {
+        id: row.get(0)?,
+        instance: row.get(1)?,
+        kind: row.get(2)?,
+        entity: entity.and_then(|e| parse_name(&e).ok()),
+        dry_run: row.get(4)?,
+        started_at: row.get(5)?,
+        finished_at: row.get(6)?,
+        status: row.get(7)?,
+        message: row.get(8)?,
+        created: row.get(9)?,
+        updated: row.get(10)?,
+        unchanged: row.get(11)?,
+        reconciled: row.get(12)?,
+        failed: row.get(13)?,
+        queued: row.get(14)?,
+        pulled: row.get(15)?,
+    })
+}
+
+const RUN_COLUMNS: &str = "id, instance, kind, entity, dry_run, started_at, finished_at, status, message, created, updated, unchanged, reconciled, failed, queued, pulled";
+
+fn queue_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, QueueItem)> {
+    let entity: String = row.get(0)?;
+    Ok((
+        entity.clone(),
+        QueueItem {
+            entity: parse_name(&entity).unwrap_or(Entity::Account),
+            bss_id: row.get(1)?,
+            record: row.get(2)?,
+            error: row.get(3)?,
+            attempts: row.get(4)?,
+            queued_at: row.get(5)?,
+        },
+    ))
+}
 
 /// The newest schema this build knows.
 pub fn known_schema() -> i64 {
@@ -310,6 +421,16 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(db)
     }
 
+    fn sealed_count(&self) -> StoreResult<i64> {
+        self.lock()
+            .query_row(
+                "SELECT COUNT(*) FROM instance_settings WHERE sealed = 1",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(db)
+    }
+
     fn change_settings(
         &self,
         instance: &str,
@@ -499,6 +620,358 @@ impl Store for SqliteStore {
             })
         })
         .transpose()
+    }
+
+    fn id_map(
+        &self,
+        instance: &str,
+        entity: Entity,
+        bss_ids: &[String],
+    ) -> StoreResult<BTreeMap<String, IdMapEntry>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare_cached("SELECT remote_id, pending FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3")
+            .map_err(db)?;
+        let entity = name_of(&entity);
+        let mut found = BTreeMap::new();
+        for id in bss_ids {
+            let row: Option<(Option<String>, bool)> = statement
+                .query_row(params![instance, entity, id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(db)?;
+            if let Some((remote_id, pending)) = row {
+                found.insert(id.clone(), IdMapEntry { remote_id, pending });
+            }
+        }
+        Ok(found)
+    }
+
+    fn bss_ids(
+        &self,
+        instance: &str,
+        entity: Entity,
+        remote_ids: &[String],
+    ) -> StoreResult<BTreeMap<String, String>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT bss_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND remote_id = ?3",
+            )
+            .map_err(db)?;
+        let entity = name_of(&entity);
+        let mut found = BTreeMap::new();
+        for remote in remote_ids {
+            let row: Option<String> = statement
+                .query_row(params![instance, entity, remote], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            if let Some(bss) = row {
+                found.insert(remote.clone(), bss);
+            }
+        }
+        Ok(found)
+    }
+
+    fn mark_pending(&self, instance: &str, entity: Entity, bss_ids: &[String]) -> StoreResult<()> {
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        let now = crate::time::now_rfc3339();
+        for id in bss_ids {
+            tx.execute(
+                "INSERT INTO id_map (instance, entity, bss_id, remote_id, pending, updated_at) VALUES (?1, ?2, ?3, NULL, 1, ?4)
+                 ON CONFLICT (instance, entity, bss_id) DO UPDATE SET pending = 1, updated_at = ?4 WHERE remote_id IS NULL",
+                params![instance, name_of(&entity), id, now],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn record_outcomes(
+        &self,
+        run: i64,
+        instance: &str,
+        entity: Entity,
+        outcomes: &[(String, Outcome)],
+    ) -> StoreResult<()> {
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        let now = crate::time::now_rfc3339();
+        let entity_name = name_of(&entity);
+        let mut seq: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM run_items WHERE run = ?1",
+                [run],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        for (bss_id, outcome) in outcomes {
+            seq += 1;
+            let (label, remote_id, message, counter): (&str, Option<&str>, Option<String>, &str) =
+                match outcome {
+                    Outcome::Done {
+                        kind,
+                        remote_id,
+                        waiting,
+                    } => {
+                        tx.execute(
+                        "INSERT INTO id_map (instance, entity, bss_id, remote_id, pending, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                         ON CONFLICT (instance, entity, bss_id) DO UPDATE SET remote_id = ?4, pending = 0, updated_at = ?5",
+                        params![instance, entity_name, bss_id, remote_id, now],
+                    )
+                    .map_err(db)?;
+                        tx.execute("DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3", params![instance, entity_name, bss_id])
+                        .map_err(db)?;
+                        if let Some(waiting) = waiting {
+                            tx.execute(
+                            "INSERT INTO retry_queue (instance, entity, bss_id, record, error, attempts, queued_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+                            params![instance, entity_name, bss_id, waiting.record, waiting.message, now],
+                        )
+                        .map_err(db)?;
+                        }
+                        let counter = match *kind {
+                            "created" => "created",
+                            "updated" => "updated",
+                            "reconciled" => "reconciled",
+                            _ => "unchanged",
+                        };
+                        (
+                            kind,
+                            Some(remote_id.as_str()),
+                            waiting.as_ref().map(|w| w.message.clone()),
+                            counter,
+                        )
+                    }
+                    Outcome::DryRun { kind, remote_id } => {
+                        let counter = match *kind {
+                            "would-create" => "created",
+                            "would-update" => "updated",
+                            _ => "unchanged",
+                        };
+                        (kind, remote_id.as_deref(), None, counter)
+                    }
+                    Outcome::Failed {
+                        message,
+                        retryable,
+                        outcome_unknown,
+                        record,
+                    } => {
+                        if !outcome_unknown {
+                            tx.execute(
+                            "DELETE FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3 AND remote_id IS NULL",
+                            params![instance, entity_name, bss_id],
+                        )
+                        .map_err(db)?;
+                        }
+                        if *retryable {
+                            tx.execute(
+                            "INSERT INTO retry_queue (instance, entity, bss_id, record, error, attempts, queued_at, claimed_by, claimed_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, NULL, NULL)
+                             ON CONFLICT (instance, entity, bss_id) DO UPDATE SET record = ?4, error = ?5, attempts = attempts + 1, claimed_by = NULL, claimed_at = NULL",
+                            params![instance, entity_name, bss_id, record, message, now],
+                        )
+                        .map_err(db)?;
+                        } else {
+                            tx.execute("DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3", params![instance, entity_name, bss_id])
+                            .map_err(db)?;
+                        }
+                        (
+                            if *retryable { "queued" } else { "failed" },
+                            None,
+                            Some(message.clone()),
+                            if *retryable { "queued" } else { "failed" },
+                        )
+                    }
+                    Outcome::Invalid { message } => {
+                        ("invalid", None, Some(message.clone()), "failed")
+                    }
+                };
+            tx.execute(
+                "INSERT INTO run_items (run, seq, entity, bss_id, outcome, remote_id, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![run, seq, entity_name, bss_id, label, remote_id, message],
+            )
+            .map_err(db)?;
+            tx.execute(
+                &format!("UPDATE runs SET {counter} = {counter} + 1 WHERE id = ?1"),
+                [run],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn start_run(
+        &self,
+        instance: &str,
+        kind: &str,
+        entity: Option<Entity>,
+        dry_run: bool,
+    ) -> StoreResult<i64> {
+        let connection = self.lock();
+        Self::require_instance(&connection, instance)?;
+        connection
+            .execute(
+                "INSERT INTO runs (instance, kind, entity, dry_run, started_at, status) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+                params![instance, kind, entity.map(|e| name_of(&e)), dry_run, crate::time::now_rfc3339()],
+            )
+            .map_err(db)?;
+        Ok(connection.last_insert_rowid())
+    }
+
+    fn finish_run(
+        &self,
+        run: i64,
+        status: &str,
+        message: Option<&str>,
+        pulled: i64,
+    ) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "UPDATE runs SET status = ?2, message = ?3, finished_at = ?4, pulled = ?5 WHERE id = ?1",
+                params![run, status, message, crate::time::now_rfc3339(), pulled],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn runs(&self, instance: &str) -> StoreResult<Vec<RunRow>> {
+        let connection = self.lock();
+        Self::require_instance(&connection, instance)?;
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE instance = ?1 ORDER BY id"
+            ))
+            .map_err(db)?;
+        let rows = statement.query_map([instance], run_row).map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    fn run(&self, run: i64) -> StoreResult<Option<(RunRow, Vec<RunItem>)>> {
+        let connection = self.lock();
+        let Some(row) = connection
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                [run],
+                run_row,
+            )
+            .optional()
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let mut statement = connection
+            .prepare("SELECT entity, bss_id, outcome, remote_id, message FROM run_items WHERE run = ?1 ORDER BY seq")
+            .map_err(db)?;
+        let items = statement
+            .query_map([run], |r| {
+                let entity: String = r.get(0)?;
+                Ok(RunItem {
+                    entity: parse_name(&entity).unwrap_or(Entity::Account),
+                    bss_id: r.get(1)?,
+                    outcome: r.get(2)?,
+                    remote_id: r.get(3)?,
+                    message: r.get(4)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        Ok(Some((row, items)))
+    }
+
+    fn claim_queue(&self, instance: &str, claimer: &str) -> StoreResult<Vec<QueueItem>> {
+        let connection = self.lock();
+        let now = unix_now();
+        // One UPDATE ... RETURNING: SQLite runs it as a single write, so two claimers can never
+        // both take an item.
+        let mut statement = connection
+            .prepare(
+                "UPDATE retry_queue SET claimed_by = ?2, claimed_at = ?3
+                 WHERE instance = ?1 AND (claimed_by IS NULL OR claimed_at < ?4)
+                 RETURNING entity, bss_id, record, error, attempts, queued_at",
+            )
+            .map_err(db)?;
+        let rows = statement
+            .query_map(
+                params![instance, claimer, now, now - STALE_CLAIM_SECS],
+                queue_item,
+            )
+            .map_err(db)?;
+        let mut items: Vec<QueueItem> = rows
+            .map(|r| r.map(|(_, item)| item))
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        items.sort_by(|a, b| (a.entity, &a.bss_id).cmp(&(b.entity, &b.bss_id)));
+        Ok(items)
+    }
+
+    fn release_queue(&self, instance: &str, claimer: &str) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "UPDATE retry_queue SET claimed_by = NULL, claimed_at = NULL WHERE instance = ?1 AND claimed_by = ?2",
+                params![instance, claimer],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn queue(&self, instance: &str) -> StoreResult<Vec<QueueItem>> {
+        let connection = self.lock();
+        Self::require_instance(&connection, instance)?;
+        let mut statement = connection
+            .prepare("SELECT entity, bss_id, record, error, attempts, queued_at FROM retry_queue WHERE instance = ?1 ORDER BY entity, bss_id")
+            .map_err(db)?;
+        let rows = statement.query_map([instance], queue_item).map_err(db)?;
+        rows.map(|r| r.map(|(_, item)| item))
+            .collect::<Result<_, _>>()
+            .map_err(db)
+    }
+
+    fn cursor(&self, instance: &str, entity: Entity) -> StoreResult<Cursor> {
+        let row: Option<(Option<String>, String)> = self
+            .lock()
+            .query_row(
+                "SELECT stamp, delivered FROM cursors WHERE instance = ?1 AND entity = ?2",
+                params![instance, name_of(&entity)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        Ok(match row {
+            Some((stamp, delivered)) => Cursor {
+                stamp,
+                delivered_at_stamp: serde_json::from_str(&delivered).unwrap_or_default(),
+            },
+            None => Cursor::default(),
+        })
+    }
+
+    fn commit_pull(
+        &self,
+        run: i64,
+        instance: &str,
+        entity: Entity,
+        cursor: &Cursor,
+        pulled: i64,
+    ) -> StoreResult<()> {
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        let delivered = serde_json::to_string(&cursor.delivered_at_stamp)
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO cursors (instance, entity, stamp, delivered) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (instance, entity) DO UPDATE SET stamp = ?3, delivered = ?4",
+            params![instance, name_of(&entity), cursor.stamp, delivered],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "UPDATE runs SET status = 'done', finished_at = ?2, pulled = ?3 WHERE id = ?1",
+            params![run, crate::time::now_rfc3339(), pulled],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
     }
 }
 

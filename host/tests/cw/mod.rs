@@ -190,6 +190,7 @@ pub fn account_record(bss_id: &str, data: Account) -> Record {
         entity: Entity::Account,
         bss_id: bss_id.into(),
         remote_id: None,
+        maybe_created: false,
         data: EntityData::Account(data),
         references: vec![],
     }
@@ -214,6 +215,7 @@ pub fn contact_record(bss_id: &str, data: Contact) -> Record {
         entity: Entity::Contact,
         bss_id: bss_id.into(),
         remote_id: None,
+        maybe_created: false,
         data: EntityData::Contact(data),
         references: vec![],
     }

@@ -1,0 +1,55 @@
+//! What the sync engine needs of a connector: push and pull. The wasm component implements it
+//! through the runtime; a connector's core compiled natively (for comparison) or a test double
+//! can implement it too, and the same engine drives them all.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::capabilities::context::InstanceContext;
+use crate::runtime::bindings::connector::{PullPage, PushOptions, Pushed};
+use crate::runtime::bindings::types::{ConnectorError, Entity, Record};
+use crate::runtime::{CallError, Connector};
+
+pub type PushResult =
+    Result<Result<Vec<Result<Pushed, ConnectorError>>, ConnectorError>, CallError>;
+pub type PullResult = Result<Result<PullPage, ConnectorError>, CallError>;
+
+pub trait SyncConnector: Send + Sync {
+    fn push(
+        &self,
+        context: &Arc<InstanceContext>,
+        entity: Entity,
+        records: &[Record],
+        dry_run: bool,
+    ) -> impl Future<Output = PushResult> + Send;
+
+    fn pull(
+        &self,
+        context: &Arc<InstanceContext>,
+        entity: Entity,
+        since: Option<&str>,
+        page_token: Option<&str>,
+    ) -> impl Future<Output = PullResult> + Send;
+}
+
+impl SyncConnector for Connector {
+    async fn push(
+        &self,
+        context: &Arc<InstanceContext>,
+        entity: Entity,
+        records: &[Record],
+        dry_run: bool,
+    ) -> PushResult {
+        Connector::push(self, context, entity, records, PushOptions { dry_run }).await
+    }
+
+    async fn pull(
+        &self,
+        context: &Arc<InstanceContext>,
+        entity: Entity,
+        since: Option<&str>,
+        page_token: Option<&str>,
+    ) -> PullResult {
+        Connector::pull(self, context, entity, since, page_token).await
+    }
+}

@@ -1,0 +1,750 @@
+//! The sync engine: push and pull runs over any [`SyncConnector`].
+//!
+//! Push, per run: refuse what the instance's sync options do not enable; look each record up in
+//! the id map (a known remote id means update, none means create); resolve its references through
+//! the id map (a missing one fails the record, naming it, and queues it; a deferrable one — an
+//! account's primary contact — is left out and the record is queued to be sent again); mark the
+//! creates pending; send in batches small enough for the per-call request cap; retry rate-limited
+//! and transient failures within the run with backoff (honouring `Retry-After`); write each batch's
+//! outcomes with the id map and the retry queue in one transaction. A pending create (a crash or
+//! timeout left its outcome unknown) is sent with `maybe-created`, so the connector looks it up by
+//! its natural key before creating it again.
+//!
+//! Pull, per run: page through the connector from the stored cursor (the remote's own largest
+//! `lastUpdated`, asked again with `>=`), fold the records already delivered at that stamp, map
+//! remote ids and references back to BSS ids, write each record out, and commit the new cursor
+//! only after every record it covers has been written.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::connector::SyncConnector;
+use super::records::{self, BssRecord, InvalidRecord, RecordReference};
+use crate::capabilities::context::InstanceContext;
+use crate::instances::describe_connector_error;
+use crate::runtime::bindings::connector::Change;
+use crate::runtime::bindings::types::{self as wit, ConnectorError};
+use crate::runtime::manifest::{Direction, Entity, Operations};
+use crate::store::{Cursor, Outcome, Store, StoreError, Waiting};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(
+        "{direction} of {entity} is not enabled for instance {instance}; enable it with `bss-host sync-options set {instance} {entity}:{direction}:create,update`"
+    )]
+    NotEnabled {
+        instance: String,
+        entity: &'static str,
+        direction: &'static str,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "pull of {entity} failed: {reason}; the cursor was not moved, so the next pull starts from the same point"
+    )]
+    Pull {
+        entity: &'static str,
+        reason: String,
+    },
+    #[error("writing the pulled records failed: {0}; the cursor was not moved")]
+    Output(std::io::Error),
+}
+
+/// How the engine paces itself.
+#[derive(Debug, Clone)]
+pub struct Pacing {
+    /// Records per connector call.
+    pub batch_size: usize,
+    /// Tries per record within one run before it goes to the retry queue.
+    pub max_attempts: u32,
+    /// The first backoff; doubled on each further try, up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Pacing {
+    /// Batches sized so that even a record needing several requests (a lookup, a create, its lines
+    /// or type association) keeps a call within the instance's request cap.
+    pub fn for_context(context: &InstanceContext) -> Pacing {
+        let cap = context.options().max_requests_per_call as usize;
+        Pacing {
+            batch_size: (cap / 8).clamp(1, 50),
+            max_attempts: 5,
+            first_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// One record in a run's report.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReportItem {
+    pub id: String,
+    pub outcome: String,
+    #[serde(rename = "remote-id")]
+    pub remote_id: Option<String>,
+    pub message: Option<String>,
+}
+
+/// What a push run did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PushReport {
+    pub run: i64,
+    pub dry_run: bool,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub reconciled: usize,
+    pub failed: usize,
+    pub queued: usize,
+    pub items: Vec<ReportItem>,
+}
+
+impl PushReport {
+    fn add(&mut self, id: &str, outcome: &Outcome) {
+        let (label, remote_id, message) = match outcome {
+            Outcome::Done {
+                kind,
+                remote_id,
+                waiting,
+            } => {
+                match *kind {
+                    "created" => self.created += 1,
+                    "updated" => self.updated += 1,
+                    "reconciled" => self.reconciled += 1,
+                    _ => self.unchanged += 1,
+                }
+                (
+                    kind.to_string(),
+                    Some(remote_id.clone()),
+                    waiting.as_ref().map(|w| w.message.clone()),
+                )
+            }
+            Outcome::DryRun { kind, remote_id } => {
+                match *kind {
+                    "would-create" => self.created += 1,
+                    "would-update" => self.updated += 1,
+                    _ => self.unchanged += 1,
+                }
+                (kind.to_string(), remote_id.clone(), None)
+            }
+            Outcome::Failed {
+                message, retryable, ..
+            } => {
+                if *retryable {
+                    self.queued += 1;
+                } else {
+                    self.failed += 1;
+                }
+                (
+                    (if *retryable { "queued" } else { "failed" }).to_string(),
+                    None,
+                    Some(message.clone()),
+                )
+            }
+            Outcome::Invalid { message } => {
+                self.failed += 1;
+                ("invalid".to_string(), None, Some(message.clone()))
+            }
+        };
+        self.items.push(ReportItem {
+            id: id.to_string(),
+            outcome: label,
+            remote_id,
+            message,
+        });
+    }
+
+    pub fn total(&self) -> usize {
+        self.items.len()
+    }
+}
+
+/// What a pull run did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PullReport {
+    pub run: i64,
+    pub delivered: usize,
+    pub folded: usize,
+    pub pages: usize,
+    pub cursor: Option<String>,
+}
+
+/// Called after each batch with (records done, records in the run).
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
+
+pub struct Engine<'a, C: SyncConnector> {
+    pub store: &'a dyn Store,
+    pub connector: &'a C,
+    pub context: Arc<InstanceContext>,
+    pub pacing: Pacing,
+    pub progress: Option<Progress<'a>>,
+}
+
+/// Failures worth another try within the run, and how long to wait first.
+fn retry_in_run(error: &Failure) -> Option<Option<Duration>> {
+    match error {
+        Failure::Connector(ConnectorError::RateLimited(after)) => {
+            Some(after.map(Duration::from_millis))
+        }
+        Failure::Connector(ConnectorError::Transient(_)) | Failure::Call(_) => Some(None),
+        _ => None,
+    }
+}
+
+enum Failure {
+    Connector(ConnectorError),
+    /// The call itself failed (trap, deadline): the batch's outcome is unknown.
+    Call(String),
+}
+
+impl Failure {
+    fn message(&self) -> String {
+        match self {
+            Failure::Connector(e) => describe_connector_error(e),
+            Failure::Call(m) => m.clone(),
+        }
+    }
+
+    /// Whether a later retry may succeed without changing the record.
+    fn retryable(&self) -> bool {
+        match self {
+            Failure::Call(_) => true,
+            Failure::Connector(e) => matches!(
+                e,
+                ConnectorError::RateLimited(_)
+                    | ConnectorError::Transient(_)
+                    | ConnectorError::MissingReference(_)
+                    | ConnectorError::Unauthorized(_)
+                    | ConnectorError::InvalidSettings(_)
+            ),
+        }
+    }
+
+    /// Whether a create might have happened despite the failure.
+    fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Failure::Call(_)
+                | Failure::Connector(ConnectorError::Transient(_) | ConnectorError::RateLimited(_))
+        )
+    }
+}
+
+/// A record ready to send.
+struct Ready {
+    record: BssRecord,
+    wit: wit::Record,
+    waiting: Option<String>,
+}
+
+fn enabled(
+    options: &[(Entity, Direction, Operations)],
+    entity: Entity,
+    direction: Direction,
+) -> Operations {
+    options
+        .iter()
+        .find(|(e, d, _)| *e == entity && *d == direction)
+        .map(|(_, _, o)| *o)
+        .unwrap_or_default()
+}
+
+impl<'a, C: SyncConnector> Engine<'a, C> {
+    fn instance(&self) -> &str {
+        self.context.instance()
+    }
+
+    /// Pushes records of one entity. `kind` is `push` or `retry`.
+    pub async fn push(
+        &self,
+        entity: Entity,
+        records: Vec<BssRecord>,
+        invalid: Vec<InvalidRecord>,
+        dry_run: bool,
+        kind: &str,
+    ) -> Result<PushReport, SyncError> {
+        let instance = self.instance().to_string();
+        let options = self.store.sync_options(&instance)?;
+        let ops = enabled(&options, entity, Direction::Push);
+        if !ops.create && !ops.update {
+            return Err(SyncError::NotEnabled {
+                instance,
+                entity: entity.name(),
+                direction: "push",
+            });
+        }
+        let run = self
+            .store
+            .start_run(&instance, kind, Some(entity), dry_run)?;
+        let mut report = PushReport {
+            run,
+            dry_run,
+            ..PushReport::default()
+        };
+        let total = records.len() + invalid.len();
+        if !invalid.is_empty() {
+            let outcomes: Vec<(String, Outcome)> = invalid
+                .iter()
+                .map(|i| {
+                    let id = i.id.clone().unwrap_or_else(|| format!("#{}", i.position));
+                    (
+                        id,
+                        Outcome::Invalid {
+                            message: format!("record {} of the file: {}", i.position, i.message),
+                        },
+                    )
+                })
+                .collect();
+            self.record(run, entity, &outcomes, &mut report)?;
+        }
+
+        let mut pending = records;
+        let mut attempt = 1;
+        while !pending.is_empty() {
+            // Records that reference records of this same run wait for a later wave.
+            let in_run: BTreeSet<String> = pending.iter().map(|r| r.id.clone()).collect();
+            let (ready, mut refused, postponed) = self.prepare(entity, ops, pending, &in_run)?;
+            if ready.is_empty() && !postponed.is_empty() {
+                // Nothing can go first: the records reference each other in a cycle.
+                for (record, reference) in postponed {
+                    let message = format!(
+                        "{} refers to {} {:?}, which refers back to it (directly or through others); push one of them without the reference first",
+                        reference.field,
+                        reference.entity.name(),
+                        reference.bss_id
+                    );
+                    let json = records::to_json(Some(&record.id), &record.data).to_string();
+                    refused.push((
+                        record.id.clone(),
+                        Outcome::Failed {
+                            message,
+                            retryable: false,
+                            outcome_unknown: false,
+                            record: json,
+                        },
+                    ));
+                }
+                self.record(run, entity, &refused, &mut report)?;
+                break;
+            }
+            if !refused.is_empty() {
+                self.record(run, entity, &refused, &mut report)?;
+            }
+            if !dry_run {
+                let creates: Vec<String> = ready
+                    .iter()
+                    .filter(|r| r.wit.remote_id.is_none())
+                    .map(|r| r.record.id.clone())
+                    .collect();
+                self.store.mark_pending(&instance, entity, &creates)?;
+            }
+            let mut again = Vec::new();
+            let mut wait = Duration::ZERO;
+            for batch in ready.chunks(self.pacing.batch_size) {
+                let wit_records: Vec<wit::Record> = batch.iter().map(|r| r.wit.clone()).collect();
+                let results = self.send(entity, &wit_records, dry_run).await;
+                let mut outcomes = Vec::new();
+                for (ready, result) in batch.iter().zip(results) {
+                    let json =
+                        records::to_json(Some(&ready.record.id), &ready.record.data).to_string();
+                    let outcome = match result {
+                        Ok(pushed) if dry_run => {
+                            let kind = match pushed.change {
+                                Change::Created => "would-create",
+                                Change::Updated => "would-update",
+                                Change::Unchanged => "unchanged",
+                            };
+                            Outcome::DryRun {
+                                kind,
+                                remote_id: ready.wit.remote_id.clone(),
+                            }
+                        }
+                        Ok(pushed) if pushed.remote_id.trim().is_empty() => Outcome::Failed {
+                            message: "the connector reported success without a remote id".into(),
+                            retryable: false,
+                            outcome_unknown: true,
+                            record: json,
+                        },
+                        Ok(pushed) => {
+                            let kind = match pushed.change {
+                                Change::Created => "created",
+                                _ if ready.wit.maybe_created => "reconciled",
+                                Change::Updated => "updated",
+                                Change::Unchanged => "unchanged",
+                            };
+                            let waiting = ready.waiting.clone().map(|message| Waiting {
+                                message,
+                                record: json,
+                            });
+                            Outcome::Done {
+                                kind,
+                                remote_id: pushed.remote_id,
+                                waiting,
+                            }
+                        }
+                        Err(failure) => {
+                            if let (Some(after), true) =
+                                (retry_in_run(&failure), attempt < self.pacing.max_attempts)
+                            {
+                                wait =
+                                    wait.max(after.unwrap_or_else(|| self.pacing.backoff(attempt)));
+                                again.push(ready.record.clone());
+                                continue;
+                            }
+                            Outcome::Failed {
+                                message: failure.message(),
+                                retryable: failure.retryable(),
+                                outcome_unknown: failure.outcome_unknown(),
+                                record: json,
+                            }
+                        }
+                    };
+                    outcomes.push((ready.record.id.clone(), outcome));
+                }
+                self.record(run, entity, &outcomes, &mut report)?;
+                if let Some(progress) = self.progress {
+                    progress(report.total(), total);
+                }
+            }
+            if !again.is_empty() {
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            pending = again;
+            pending.extend(postponed.into_iter().map(|(record, _)| record));
+        }
+        self.store.finish_run(run, "done", None, 0)?;
+        Ok(report)
+    }
+
+    fn record(
+        &self,
+        run: i64,
+        entity: Entity,
+        outcomes: &[(String, Outcome)],
+        report: &mut PushReport,
+    ) -> Result<(), SyncError> {
+        self.store
+            .record_outcomes(run, self.instance(), entity, outcomes)?;
+        for (id, outcome) in outcomes {
+            report.add(id, outcome);
+        }
+        Ok(())
+    }
+
+    /// Looks records up in the id map and resolves their references; returns what can be sent
+    /// and the outcomes of what cannot.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        entity: Entity,
+        ops: Operations,
+        records: Vec<BssRecord>,
+        in_run: &BTreeSet<String>,
+    ) -> Result<
+        (
+            Vec<Ready>,
+            Vec<(String, Outcome)>,
+            Vec<(BssRecord, RecordReference)>,
+        ),
+        SyncError,
+    > {
+        let instance = self.instance();
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        let map = self.store.id_map(instance, entity, &ids)?;
+        let mut ready = Vec::new();
+        let mut refused = Vec::new();
+        let mut postponed = Vec::new();
+        for record in records {
+            let entry = map.get(&record.id);
+            let remote_id = entry.and_then(|e| e.remote_id.clone());
+            let pending = entry.is_some_and(|e| e.pending);
+            let json = || records::to_json(Some(&record.id), &record.data).to_string();
+            let (allowed, operation) = if remote_id.is_some() {
+                (ops.update, "update")
+            } else {
+                (ops.create, "create")
+            };
+            if !allowed {
+                let message = format!(
+                    "{operation} of {} by push is not enabled for instance {instance}",
+                    entity.name()
+                );
+                refused.push((
+                    record.id.clone(),
+                    Outcome::Failed {
+                        message,
+                        retryable: false,
+                        outcome_unknown: pending,
+                        record: json(),
+                    },
+                ));
+                continue;
+            }
+            let mut references = Vec::new();
+            let mut missing = None;
+            let mut waiting = None;
+            for reference in records::references(&record.data) {
+                let known = self.store.id_map(
+                    instance,
+                    reference.entity,
+                    std::slice::from_ref(&reference.bss_id),
+                )?;
+                match known
+                    .get(&reference.bss_id)
+                    .and_then(|e| e.remote_id.clone())
+                {
+                    Some(remote_id) => references.push(wit::Reference {
+                        field: reference.field,
+                        entity: reference.entity.into(),
+                        bss_id: reference.bss_id,
+                        remote_id,
+                    }),
+                    None if reference.deferrable => {
+                        waiting = Some(format!(
+                            "sent without {}: {} {:?} has not been pushed yet; it is sent again once it has",
+                            reference.field,
+                            reference.entity.name(),
+                            reference.bss_id
+                        ))
+                    }
+                    None => {
+                        missing = Some(reference);
+                        break;
+                    }
+                }
+            }
+            if let Some(reference) = missing.take_if(|r| {
+                r.entity == entity && r.bss_id != record.id && in_run.contains(&r.bss_id)
+            }) {
+                postponed.push((record, reference));
+                continue;
+            }
+            if let Some(reference) = missing {
+                let message = format!(
+                    "{} refers to {} {:?}, which has not been pushed yet; it is retried once that {} is pushed",
+                    reference.field,
+                    reference.entity.name(),
+                    reference.bss_id,
+                    reference.entity.name()
+                );
+                refused.push((
+                    record.id.clone(),
+                    Outcome::Failed {
+                        message,
+                        retryable: true,
+                        outcome_unknown: pending,
+                        record: json(),
+                    },
+                ));
+                continue;
+            }
+            let wit = wit::Record {
+                entity: entity.into(),
+                bss_id: record.id.clone(),
+                maybe_created: remote_id.is_none() && pending,
+                remote_id,
+                data: record.data.clone(),
+                references,
+            };
+            ready.push(Ready {
+                record,
+                wit,
+                waiting,
+            });
+        }
+        Ok((ready, refused, postponed))
+    }
+
+    /// One connector call; every record gets a result, whatever the connector did.
+    async fn send(
+        &self,
+        entity: Entity,
+        records: &[wit::Record],
+        dry_run: bool,
+    ) -> Vec<Result<crate::runtime::bindings::connector::Pushed, Failure>> {
+        let all = |make: &dyn Fn() -> Failure| records.iter().map(|_| Err(make())).collect();
+        match self
+            .connector
+            .push(&self.context, entity.into(), records, dry_run)
+            .await
+        {
+            Err(call) => {
+                let message = call.to_string();
+                all(&|| Failure::Call(message.clone()))
+            }
+            Ok(Err(error)) => all(&|| Failure::Connector(error.clone())),
+            Ok(Ok(results)) if results.len() != records.len() => {
+                let message = format!(
+                    "the connector answered {} outcomes for {} records",
+                    results.len(),
+                    records.len()
+                );
+                all(&|| Failure::Connector(ConnectorError::Internal(message.clone())))
+            }
+            Ok(Ok(results)) => results
+                .into_iter()
+                .map(|r| r.map_err(Failure::Connector))
+                .collect(),
+        }
+    }
+
+    /// Pulls every record of `entity` changed since the cursor (or `since`), writing one JSON
+    /// object per line to `out`; the cursor moves only after all of them are written.
+    pub async fn pull(
+        &self,
+        entity: Entity,
+        since: Option<String>,
+        out: &mut (dyn Write + Send),
+    ) -> Result<PullReport, SyncError> {
+        let instance = self.instance().to_string();
+        let options = self.store.sync_options(&instance)?;
+        let ops = enabled(&options, entity, Direction::Pull);
+        if !ops.create && !ops.update {
+            return Err(SyncError::NotEnabled {
+                instance,
+                entity: entity.name(),
+                direction: "pull",
+            });
+        }
+        let run = self
+            .store
+            .start_run(&instance, "pull", Some(entity), false)?;
+        let stored = self.store.cursor(&instance, entity)?;
+        let from = since.clone().or(stored.stamp.clone());
+        let folded_keys: BTreeSet<String> = if since.is_none() {
+            stored.delivered_at_stamp.iter().cloned().collect()
+        } else {
+            BTreeSet::new()
+        };
+        let mut report = PullReport {
+            run,
+            ..PullReport::default()
+        };
+        let mut newest = from.clone();
+        let mut at_newest: BTreeSet<String> = folded_keys.clone();
+        let mut token: Option<String> = None;
+        loop {
+            let page = match self
+                .pull_page(entity, from.as_deref(), token.as_deref())
+                .await
+            {
+                Ok(page) => page,
+                Err(reason) => {
+                    self.store
+                        .finish_run(run, "failed", Some(&reason), report.delivered as i64)?;
+                    return Err(SyncError::Pull {
+                        entity: entity.name(),
+                        reason,
+                    });
+                }
+            };
+            report.pages += 1;
+            let remote_ids: Vec<String> =
+                page.records.iter().map(|r| r.remote_id.clone()).collect();
+            let known = self.store.bss_ids(&instance, entity, &remote_ids)?;
+            for mut pulled in page.records {
+                let key = format!("{}@{}", pulled.remote_id, pulled.last_updated);
+                if from.as_deref() == Some(pulled.last_updated.as_str())
+                    && folded_keys.contains(&key)
+                {
+                    report.folded += 1;
+                    continue;
+                }
+                let mut warnings = pulled.warnings.clone();
+                for reference in &pulled.references {
+                    let target: Entity = reference.entity.into();
+                    let found = self.store.bss_ids(
+                        &instance,
+                        target,
+                        std::slice::from_ref(&reference.remote_id),
+                    )?;
+                    match found.get(&reference.remote_id) {
+                        Some(bss) => {
+                            records::set_reference(&mut pulled.data, &reference.field, bss)
+                        }
+                        None => warnings.push(format!(
+                            "{} is {} {} in ConnectWise, which the BSS does not know",
+                            reference.field,
+                            target.name(),
+                            reference.remote_id
+                        )),
+                    }
+                }
+                let mut line = records::to_json(
+                    known.get(&pulled.remote_id).map(String::as_str),
+                    &pulled.data,
+                );
+                line["remote-id"] = serde_json::json!(pulled.remote_id);
+                line["last-updated"] = serde_json::json!(pulled.last_updated);
+                if !warnings.is_empty() {
+                    line["warnings"] = serde_json::json!(warnings);
+                }
+                writeln!(out, "{line}").map_err(SyncError::Output)?;
+                report.delivered += 1;
+                match newest.as_deref() {
+                    Some(n) if pulled.last_updated.as_str() < n => {}
+                    Some(n) if pulled.last_updated.as_str() == n => {
+                        at_newest.insert(key);
+                    }
+                    _ => {
+                        newest = Some(pulled.last_updated.clone());
+                        at_newest = BTreeSet::from([key]);
+                    }
+                }
+            }
+            token = page.next_page_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        out.flush().map_err(SyncError::Output)?;
+        let cursor = Cursor {
+            stamp: newest.clone(),
+            delivered_at_stamp: at_newest.into_iter().collect(),
+        };
+        self.store
+            .commit_pull(run, &instance, entity, &cursor, report.delivered as i64)?;
+        report.cursor = newest;
+        Ok(report)
+    }
+
+    async fn pull_page(
+        &self,
+        entity: Entity,
+        since: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<crate::runtime::bindings::connector::PullPage, String> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let failure = match self
+                .connector
+                .pull(&self.context, entity.into(), since, token)
+                .await
+            {
+                Ok(Ok(page)) => return Ok(page),
+                Ok(Err(error)) => Failure::Connector(error),
+                Err(call) => Failure::Call(call.to_string()),
+            };
+            match retry_in_run(&failure) {
+                Some(after) if attempt < self.pacing.max_attempts => {
+                    tokio::time::sleep(after.unwrap_or_else(|| self.pacing.backoff(attempt))).await;
+                }
+                _ => return Err(failure.message()),
+            }
+        }
+    }
+}

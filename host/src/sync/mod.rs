@@ -1,0 +1,10 @@
+//! Push and pull that never duplicate or lose a record: the engine (`engine`), the connector it
+//! drives (`connector`), the canonical record files it reads and writes (`records`), and the runs
+//! as commands and routes start them (`service`).
+
+pub mod connector;
+pub mod engine;
+pub mod records;
+pub mod service;
+
+pub use engine::{Engine, Pacing, PullReport, PushReport, SyncError};
