@@ -59,8 +59,10 @@ pub enum SyncError {
 pub struct Pacing {
     /// Records per connector call.
     pub batch_size: usize,
-    /// Tries per record within one run before it goes to the retry queue.
+    /// Tries per record within one run (for transient failures) before it goes to the retry queue.
     pub max_attempts: u32,
+    /// Waits for a rate limit within one run before the records still waiting are queued.
+    pub max_rate_limit_waits: u32,
     /// The first backoff; doubled on each further try, up to `max_backoff`.
     pub first_backoff: Duration,
     pub max_backoff: Duration,
@@ -74,6 +76,7 @@ impl Pacing {
         Pacing {
             batch_size: (cap / 8).clamp(1, 50),
             max_attempts: 5,
+            max_rate_limit_waits: 120,
             first_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
         }
@@ -311,7 +314,8 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         }
 
         let mut pending = records;
-        let mut attempt = 1;
+        let mut tries: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+        let mut rate_waits = 0u32;
         while !pending.is_empty() {
             // Records that reference records of this same run wait for a later wave.
             let in_run: BTreeSet<String> = pending.iter().map(|r| r.id.clone()).collect();
@@ -352,6 +356,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             }
             let mut again = Vec::new();
             let mut wait = Duration::ZERO;
+            let mut hit_rate_limit = false;
             for batch in ready.chunks(self.pacing.batch_size) {
                 let wit_records: Vec<wit::Record> = batch.iter().map(|r| r.wit.clone()).collect();
                 let results = self.send(entity, &wit_records, dry_run).await;
@@ -395,11 +400,26 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                             }
                         }
                         Err(failure) => {
-                            if let (Some(after), true) =
-                                (retry_in_run(&failure), attempt < self.pacing.max_attempts)
-                            {
+                            // A rate limit says nothing about the record: it waits as long as the
+                            // remote asks, up to a bound per run. Other passing failures count
+                            // against the record's own tries.
+                            let rate_limited = matches!(
+                                failure,
+                                Failure::Connector(ConnectorError::RateLimited(_))
+                            );
+                            let tries = tries.entry(ready.record.id.clone()).or_insert(0);
+                            if !rate_limited {
+                                *tries += 1;
+                            }
+                            let more = if rate_limited {
+                                rate_waits < self.pacing.max_rate_limit_waits
+                            } else {
+                                *tries < self.pacing.max_attempts
+                            };
+                            if let (Some(after), true) = (retry_in_run(&failure), more) {
                                 wait =
-                                    wait.max(after.unwrap_or_else(|| self.pacing.backoff(attempt)));
+                                    wait.max(after.unwrap_or_else(|| self.pacing.backoff(*tries)));
+                                hit_rate_limit |= rate_limited;
                                 again.push(ready.record.clone());
                                 continue;
                             }
@@ -420,7 +440,9 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             }
             if !again.is_empty() {
                 tokio::time::sleep(wait).await;
-                attempt += 1;
+                if hit_rate_limit {
+                    rate_waits += 1;
+                }
             }
             pending = again;
             pending.extend(postponed.into_iter().map(|(record, _)| record));

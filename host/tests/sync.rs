@@ -1,0 +1,590 @@
+//! Push and pull through the real `bss-host` binary, the real ConnectWise component and a real
+//! SQLite file, against the sandbox: no duplicates on re-runs or after a crash mid-create, retries
+//! under faults with nothing lost, per-record failures and the retry queue, pull cursors, dry runs,
+//! and the demo.
+
+mod cw;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use cw_sandbox::{Faults, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
+
+fn command(data: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("BSS_HOST_KEY")
+        .env("BSS_HOST_LOG", "warn");
+    command
+}
+
+fn run(data: &Path, args: &[&str]) -> Output {
+    command(data, args).output().expect("bss-host runs")
+}
+
+fn ok(data: &Path, args: &[&str]) -> String {
+    let out = run(data, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "bss-host {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn fails(data: &Path, args: &[&str]) -> String {
+    let out = run(data, args);
+    assert!(!out.status.success(), "bss-host {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Runs a blocking command off the async runtime (the sandbox serves on its own thread).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+struct Setup {
+    sandbox: Sandbox,
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+}
+
+/// A data folder with instance `cw` set up against a fresh sandbox, every sync option on.
+async fn setup() -> Setup {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let settings: Vec<String> = cw::good_settings(&sandbox)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain([
+            "host.allow-private-network=on".to_string(),
+            "host.requests-per-minute=100000".to_string(),
+        ])
+        .collect();
+    let folder = data.clone();
+    blocking(move || {
+        let data = folder.as_path();
+        ok(data, &["activate", "connectwise", "--name", "cw"]);
+        let mut args = vec!["settings", "set", "cw"];
+        args.extend(settings.iter().map(String::as_str));
+        ok(data, &args);
+        for (lookup, rows) in [
+            ("account-type", vec!["Customer=1"]),
+            ("currency", vec!["USD=1"]),
+        ] {
+            let mut args = vec!["lookups", "set", "cw", lookup];
+            args.extend(rows);
+            ok(data, &args);
+        }
+        ok(
+            data,
+            &[
+                "sync-options",
+                "set",
+                "cw",
+                "account:push:create,update",
+                "account:pull:create,update",
+                "contact:push:create,update",
+            ],
+        );
+    })
+    .await;
+    Setup {
+        sandbox,
+        _dir: dir,
+        data,
+    }
+}
+
+fn account(i: usize) -> Value {
+    json!({
+        "id": format!("A{i:04}"), "code": format!("C{i:04}"), "name": format!("Account {i}"),
+        "account-type": "Customer", "currency": "USD",
+        "billing-address": { "line1": format!("{i} Main Street"), "city": "Austin", "country": "United States" }
+    })
+}
+
+fn write_ndjson(path: &Path, records: &[Value]) {
+    let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+fn report(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not a JSON report ({e}): {stdout}"))
+}
+
+fn identifiers(sandbox: &Sandbox) -> Vec<String> {
+    let mut ids: Vec<String> = sandbox
+        .records("company/companies")
+        .iter()
+        .map(|c| c["identifier"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn id_map(data: &Path, entity: &str) -> Vec<(String, Option<String>, bool)> {
+    let connection = rusqlite::Connection::open(data.join("bss.db")).unwrap();
+    let mut statement = connection
+        .prepare("SELECT bss_id, remote_id, pending FROM id_map WHERE entity = ?1 ORDER BY bss_id")
+        .unwrap();
+    statement
+        .query_map([entity], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_thousand_accounts_twice_create_a_thousand_companies() {
+    let s = setup().await;
+    let file = s.data.parent().unwrap().join("accounts.ndjson");
+    write_ndjson(&file, &(1..=1000).map(account).collect::<Vec<_>>());
+    let (data, path) = (s.data.clone(), file.display().to_string());
+    let (first, second) = blocking(move || {
+        let first = report(&ok(
+            &data,
+            &["push", "cw", "account", "--file", &path, "--json"],
+        ));
+        let second = report(&ok(
+            &data,
+            &["push", "cw", "account", "--file", &path, "--json"],
+        ));
+        (first, second)
+    })
+    .await;
+    assert_eq!(first["created"], 1000, "{}", first["items"][0]);
+    assert_eq!(
+        (second["created"].as_u64(), second["unchanged"].as_u64()),
+        (Some(0), Some(1000))
+    );
+    let ids = identifiers(&s.sandbox);
+    assert_eq!(ids.len(), 1000);
+    ids.windows(2).for_each(|w| assert_ne!(w[0], w[1]));
+    // Each BSS id has its remote id (the IntegrationId) in the report.
+    let items = first["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|i| i["remote-id"].as_str().is_some_and(|r| !r.is_empty()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_killed_mid_create_resumes_without_duplicates() {
+    let s = setup().await;
+    let file = s.data.parent().unwrap().join("accounts.ndjson");
+    write_ndjson(&file, &(1..=1000).map(account).collect::<Vec<_>>());
+    s.sandbox.set_faults(Faults::default().with_stall_post(500));
+    let mut child = command(
+        &s.data,
+        &[
+            "push",
+            "cw",
+            "account",
+            "--file",
+            &file.display().to_string(),
+            "--json",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    // Wait until the 500th company is stored and its response held.
+    let mut waited = Duration::ZERO;
+    while s.sandbox.records("company/companies").len() < 500 {
+        assert!(
+            waited < Duration::from_secs(120),
+            "the push never reached POST #500"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    assert_eq!(s.sandbox.records("company/companies").len(), 500);
+    s.sandbox.set_faults(Faults::default());
+
+    let (data, path) = (s.data.clone(), file.display().to_string());
+    let second = blocking(move || {
+        report(&ok(
+            &data,
+            &["push", "cw", "account", "--file", &path, "--json"],
+        ))
+    })
+    .await;
+    let ids = identifiers(&s.sandbox);
+    assert_eq!(ids.len(), 1000, "exactly 1,000 companies");
+    ids.windows(2)
+        .for_each(|w| assert_ne!(w[0], w[1], "no duplicate identifiers"));
+    let item = second["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "A0500")
+        .unwrap()
+        .clone();
+    assert_eq!(item["outcome"], "reconciled", "{item}");
+    assert!(second["reconciled"].as_u64().unwrap() >= 1);
+    let map = id_map(&s.data, "account");
+    assert_eq!(map.len(), 1000);
+    assert!(
+        map.iter()
+            .all(|(_, remote, pending)| remote.is_some() && !pending)
+    );
+    let mut remotes: Vec<&String> = map.iter().map(|(_, r, _)| r.as_ref().unwrap()).collect();
+    remotes.sort();
+    remotes.dedup();
+    assert_eq!(
+        remotes.len(),
+        1000,
+        "each BSS id maps to exactly one company"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_server_errors_lose_nothing() {
+    let s = setup().await;
+    let file = s.data.parent().unwrap().join("accounts.ndjson");
+    write_ndjson(&file, &(1..=200).map(account).collect::<Vec<_>>());
+    s.sandbox.set_faults(
+        Faults::default()
+            .with_rate_limit_every(10, 1)
+            .with_server_error_rate(0.05, 7),
+    );
+    let (data, path) = (s.data.clone(), file.display().to_string());
+    let pushed = blocking(move || {
+        report(&ok(
+            &data,
+            &["push", "cw", "account", "--file", &path, "--json"],
+        ))
+    })
+    .await;
+    let done = pushed["created"].as_u64().unwrap() + pushed["reconciled"].as_u64().unwrap();
+    let queued = pushed["queued"].as_u64().unwrap();
+    assert_eq!(pushed["failed"], 0, "{pushed}");
+    assert_eq!(done + queued, 200, "every record is accounted for");
+    let data = s.data.clone();
+    let queue = blocking(move || report(&ok(&data, &["runs", "queue", "cw", "--json"]))).await;
+    assert_eq!(
+        queue.as_array().unwrap().len() as u64,
+        queued,
+        "the report and the retry queue agree"
+    );
+
+    // Whatever was queued goes through on retry once the remote calms down.
+    s.sandbox.set_faults(Faults::default());
+    let data = s.data.clone();
+    blocking(move || ok(&data, &["retry", "cw"])).await;
+    assert_eq!(identifiers(&s.sandbox).len(), 200);
+    assert!(
+        id_map(&s.data, "account")
+            .iter()
+            .all(|(_, remote, _)| remote.is_some())
+    );
+    let data = s.data.clone();
+    let queue = blocking(move || report(&ok(&data, &["runs", "queue", "cw", "--json"]))).await;
+    assert!(queue.as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_records_fail_alone_and_only_retryable_ones_are_queued() {
+    let s = setup().await;
+    let dir = s.data.parent().unwrap().to_path_buf();
+    let accounts = dir.join("accounts.ndjson");
+    let mut records = vec![account(1), account(2)];
+    records.push(json!({ "id": "X".repeat(31), "code": "LONG", "name": "Identifier too long", "billing-address": { "city": "Austin" } }));
+    records.push(json!({ "id": "NOADDR", "code": "NA", "name": "No address" }));
+    std::fs::write(
+        &accounts,
+        format!(
+            "{}\n{{\"id\": \"TYPO\", \"code\": \"T\", \"nmae\": \"x\"}}\n",
+            records
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    )
+    .unwrap();
+    let contacts = dir.join("contacts.ndjson");
+    write_ndjson(
+        &contacts,
+        &[
+            json!({ "id": "K1", "account": "A0003", "first-name": "Orphan" }),
+            json!({ "id": "K2", "account": "A0001", "first-name": "Kid" }),
+        ],
+    );
+
+    let data = s.data.clone();
+    let (pushed, contact_report) = blocking(move || {
+        let pushed = report(&ok(
+            &data,
+            &[
+                "push",
+                "cw",
+                "account",
+                "--file",
+                &accounts.display().to_string(),
+                "--json",
+            ],
+        ));
+        let contact_report = report(&ok(
+            &data,
+            &[
+                "push",
+                "cw",
+                "contact",
+                "--file",
+                &contacts.display().to_string(),
+                "--json",
+            ],
+        ));
+        (pushed, contact_report)
+    })
+    .await;
+    assert_eq!(pushed["created"], 2);
+    let outcome = |report: &Value, id: &str| {
+        report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let long = outcome(&pushed, &"X".repeat(31));
+    assert_eq!(long["outcome"], "failed");
+    assert!(
+        long["message"].as_str().unwrap().contains("bss-id"),
+        "{long}"
+    );
+    let no_address = outcome(&pushed, "NOADDR");
+    assert_eq!(no_address["outcome"], "failed");
+    assert!(
+        no_address["message"]
+            .as_str()
+            .unwrap()
+            .contains("billing-address/line1"),
+        "{no_address}"
+    );
+    let typo = outcome(&pushed, "TYPO");
+    assert_eq!(typo["outcome"], "invalid");
+    assert!(
+        typo["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `nmae`"),
+        "{typo}"
+    );
+
+    let orphan = outcome(&contact_report, "K1");
+    assert_eq!(orphan["outcome"], "queued");
+    assert!(
+        orphan["message"]
+            .as_str()
+            .unwrap()
+            .contains("account \"A0003\", which has not been pushed yet"),
+        "{orphan}"
+    );
+    assert_eq!(outcome(&contact_report, "K2")["outcome"], "created");
+
+    let data = s.data.clone();
+    let queue = blocking(move || report(&ok(&data, &["runs", "queue", "cw", "--json"]))).await;
+    let queued: Vec<&str> = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["bss_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(queued, ["K1"], "only the retryable failure is queued");
+
+    // Push the account it needs, then retry: the contact goes through.
+    let more = dir.join("more.ndjson");
+    write_ndjson(&more, &[account(3)]);
+    let data = s.data.clone();
+    let retried = blocking(move || {
+        ok(
+            &data,
+            &[
+                "push",
+                "cw",
+                "account",
+                "--file",
+                &more.display().to_string(),
+            ],
+        );
+        report(&ok(&data, &["retry", "cw", "--json"]))
+    })
+    .await;
+    assert_eq!(retried["claimed"], 1);
+    assert_eq!(retried["runs"][0][1]["created"], 1, "{retried}");
+    assert!(
+        s.sandbox
+            .records("company/contacts")
+            .iter()
+            .any(|c| c["firstName"] == "Orphan")
+    );
+
+    // A sync option that is off, and a disabled instance, are refused with a reason.
+    let data = s.data.clone();
+    blocking(move || {
+        let err = fails(&data, &["push", "cw", "product", "--file", "/dev/null"]);
+        assert!(
+            err.contains("push of product is not enabled for instance cw"),
+            "{err}"
+        );
+        ok(&data, &["instances", "disable", "cw"]);
+        let err = fails(&data, &["push", "cw", "account", "--file", "/dev/null"]);
+        assert!(err.contains("instance \"cw\" is disabled"), "{err}");
+        ok(&data, &["instances", "enable", "cw"]);
+    })
+    .await;
+}
+
+fn pulled(out: &str) -> Vec<Value> {
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_returns_exactly_the_changes_and_a_crash_never_skips() {
+    let s = setup().await;
+    s.sandbox.set_clock(1_790_000_000);
+    let file = s.data.parent().unwrap().join("accounts.ndjson");
+    write_ndjson(&file, &(1..=5).map(account).collect::<Vec<_>>());
+    let (data, path) = (s.data.clone(), file.display().to_string());
+    let first = blocking(move || {
+        ok(&data, &["push", "cw", "account", "--file", &path]);
+        pulled(&ok(&data, &["pull", "cw", "account"]))
+    })
+    .await;
+    assert_eq!(first.len(), 5);
+    assert_eq!(first[0]["id"], "A0001", "remote ids map back to BSS ids");
+    assert_eq!(first[0]["account-type"], "Customer", "reverse lookup");
+
+    // Nothing changed: nothing comes back, although the next pull asks >= the cursor.
+    let data = s.data.clone();
+    assert!(
+        blocking(move || pulled(&ok(&data, &["pull", "cw", "account"])))
+            .await
+            .is_empty()
+    );
+
+    // Two remote edits in the same second as each other.
+    s.sandbox.advance_clock(60);
+    let companies = s.sandbox.records("company/companies");
+    for company in companies.iter().take(2) {
+        s.sandbox.patch(
+            "company/companies",
+            company["id"].as_i64().unwrap(),
+            json!({ "name": format!("{} (edited)", company["name"].as_str().unwrap()) }),
+        );
+    }
+
+    // A pull killed while it fetches commits no cursor: the next pull delivers the edits again.
+    s.sandbox
+        .set_faults(Faults::default().with_latency(Duration::from_secs(5)));
+    let out = s.data.parent().unwrap().join("killed.ndjson");
+    let mut child = command(
+        &s.data,
+        &["pull", "cw", "account", "--out", &out.display().to_string()],
+    )
+    .spawn()
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    s.sandbox.set_faults(Faults::default());
+
+    let data = s.data.clone();
+    let changed = blocking(move || pulled(&ok(&data, &["pull", "cw", "account"]))).await;
+    let names: Vec<&str> = changed
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Account 1 (edited)", "Account 2 (edited)"]);
+    let data = s.data.clone();
+    assert!(
+        blocking(move || pulled(&ok(&data, &["pull", "cw", "account"])))
+            .await
+            .is_empty(),
+        "delivered once the cursor moved"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_changes_nothing_and_says_what_it_would_do() {
+    let s = setup().await;
+    let file = s.data.parent().unwrap().join("accounts.ndjson");
+    write_ndjson(&file, &(1..=3).map(account).collect::<Vec<_>>());
+    s.sandbox.clear_requests();
+    let (data, path) = (s.data.clone(), file.display().to_string());
+    let dry = blocking(move || {
+        report(&ok(
+            &data,
+            &[
+                "push",
+                "cw",
+                "account",
+                "--file",
+                &path,
+                "--dry-run",
+                "--json",
+            ],
+        ))
+    })
+    .await;
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["created"], 3);
+    assert!(
+        dry["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["outcome"] == "would-create")
+    );
+    assert!(s.sandbox.records("company/companies").is_empty());
+    assert!(
+        s.sandbox.requests().iter().all(|r| r.method == "GET"),
+        "only reads were sent"
+    );
+    assert!(
+        id_map(&s.data, "account").is_empty(),
+        "the id map is untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_completes_and_matches_the_sandbox() {
+    let out = blocking(|| {
+        Command::new(BIN)
+            .arg("demo")
+            .env("BSS_HOST_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("summary matches the sandbox's contents"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("MISMATCH"), "{stdout}");
+}
