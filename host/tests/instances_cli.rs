@@ -296,6 +296,12 @@ async fn the_api_needs_its_token_on_every_route_but_the_description() {
         ("GET", "/instances/acme/lookups/currency/choices"),
         ("GET", "/instances/acme/sync-options"),
         ("PUT", "/instances/acme/sync-options"),
+        ("POST", "/instances/acme/push/account"),
+        ("POST", "/instances/acme/pull/account"),
+        ("POST", "/instances/acme/retry"),
+        ("GET", "/instances/acme/retry-queue"),
+        ("GET", "/instances/acme/runs"),
+        ("GET", "/runs/1"),
     ];
     for (method, path) in routes {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();

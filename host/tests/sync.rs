@@ -588,3 +588,92 @@ async fn the_demo_completes_and_matches_the_sandbox() {
     );
     assert!(!stdout.contains("MISMATCH"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_pushes_pulls_and_shows_runs() {
+    use std::io::{BufRead, BufReader};
+    let s = setup().await;
+    let mut child = command(&s.data, &["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut token, mut base) = (None, None);
+    while base.is_none() {
+        let line = lines.next().expect("serve prints its address").unwrap();
+        if let Some(t) =
+            line.strip_prefix("admin API token (shown this once; only its hash is kept): ")
+        {
+            token = Some(t.to_string());
+        }
+        if let Some(rest) = line.strip_prefix("admin API listening on ") {
+            base = Some(rest.to_string());
+        }
+    }
+    let (token, base) = (token.unwrap(), base.unwrap());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let body = json!([account(1), account(2)]).to_string();
+    let pushed: Value = client
+        .post(format!("{base}/instances/cw/push/account"))
+        .bearer_auth(&token)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pushed["created"], 2, "{pushed}");
+    let pulled: Value = client
+        .post(format!("{base}/instances/cw/pull/account"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pulled["records"].as_array().unwrap().len(), 2, "{pulled}");
+    let runs: Value = client
+        .get(format!("{base}/instances/cw/runs"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+    let run_id = runs[0]["id"].as_i64().unwrap();
+    let run: Value = client
+        .get(format!("{base}/runs/{run_id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["items"].as_array().unwrap().len(), 2);
+    let bad = client
+        .post(format!("{base}/instances/cw/push/planet"))
+        .bearer_auth(&token)
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let queue: Value = client
+        .get(format!("{base}/instances/cw/retry-queue"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(queue.as_array().unwrap().is_empty());
+    child.kill().unwrap();
+    let _ = child.wait();
+}

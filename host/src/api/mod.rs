@@ -62,8 +62,39 @@ pub fn token_hash(data: &Path) -> anyhow::Result<String> {
     Ok(hash)
 }
 
+/// How often `serve` retries the queues of enabled instances.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub async fn serve(app: App, listen: SocketAddr) -> anyhow::Result<()> {
     let token_hash = token_hash(&app.data)?;
+    let instances = app.instances.clone();
+    tokio::spawn(async move {
+        let claimer = format!("serve-{}", std::process::id());
+        loop {
+            tokio::time::sleep(RETRY_EVERY).await;
+            let Ok(list) = instances.list() else { continue };
+            for instance in list.into_iter().filter(|i| i.enabled) {
+                if instances
+                    .store()
+                    .queue(&instance.name)
+                    .map(|q| q.is_empty())
+                    .unwrap_or(true)
+                {
+                    continue;
+                }
+                match crate::sync::service::retry(&instances, &instance.name, &claimer).await {
+                    Ok(report) => tracing::info!(
+                        instance = instance.name,
+                        claimed = report.claimed,
+                        "scheduled retry"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(instance = instance.name, "scheduled retry failed: {error}")
+                    }
+                }
+            }
+        }
+    });
     let router = router(app, token_hash);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!(
@@ -103,6 +134,12 @@ pub fn router(app: App, token_hash: String) -> Router {
             "/instances/{name}/sync-options",
             get(show_sync_options).put(set_sync_options),
         )
+        .route("/instances/{name}/push/{entity}", post(push))
+        .route("/instances/{name}/pull/{entity}", post(pull))
+        .route("/instances/{name}/retry", post(retry_queue))
+        .route("/instances/{name}/retry-queue", get(show_queue))
+        .route("/instances/{name}/runs", get(list_runs))
+        .route("/runs/{run}", get(show_run))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let api = Router::new()
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
@@ -400,4 +437,102 @@ async fn set_sync_options(
         .set_sync_options(&name, &specs)
         .map_err(|e| ApiError(e).into_response())?;
     Ok(Json(json!({ "saved": specs.len() })))
+}
+
+impl From<crate::sync::service::RunError> for ApiError {
+    fn from(e: crate::sync::service::RunError) -> Self {
+        use crate::sync::service::RunError;
+        match e {
+            RunError::Instance(e) => ApiError(e),
+            RunError::Store(e) => ApiError(InstanceError::Store(e)),
+            RunError::Sync(e) => {
+                ApiError(InstanceError::Invalid(vec![("sync".into(), e.to_string())]))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PushQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn push(
+    State(state): State<Shared>,
+    UrlPath((name, entity)): UrlPath<(String, String)>,
+    Query(query): Query<PushQuery>,
+    body: String,
+) -> ApiResult {
+    let entity = crate::sync::service::parse_entity(&entity)?;
+    let report = crate::sync::service::push_text(
+        instances(&state),
+        &name,
+        entity,
+        &body,
+        query.dry_run,
+        None,
+    )
+    .await?;
+    Ok(Json(json!(report)))
+}
+
+#[derive(Deserialize)]
+struct PullQuery {
+    since: Option<String>,
+}
+
+async fn pull(
+    State(state): State<Shared>,
+    UrlPath((name, entity)): UrlPath<(String, String)>,
+    Query(query): Query<PullQuery>,
+) -> ApiResult {
+    let entity = crate::sync::service::parse_entity(&entity)?;
+    let mut out: Vec<u8> = Vec::new();
+    let report =
+        crate::sync::service::pull_to(instances(&state), &name, entity, query.since, &mut out)
+            .await?;
+    let records: Vec<Value> = String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    Ok(Json(json!({ "report": report, "records": records })))
+}
+
+async fn retry_queue(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+    let claimer = format!("api-{}", std::process::id());
+    Ok(Json(json!(
+        crate::sync::service::retry(instances(&state), &name, &claimer).await?
+    )))
+}
+
+async fn show_queue(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+    Ok(Json(json!(
+        state.app.store.queue(&name).map_err(InstanceError::from)?
+    )))
+}
+
+async fn list_runs(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+    Ok(Json(json!(
+        state.app.store.runs(&name).map_err(InstanceError::from)?
+    )))
+}
+
+async fn show_run(
+    State(state): State<Shared>,
+    UrlPath(run): UrlPath<i64>,
+) -> Result<Json<Value>, Response> {
+    match state
+        .app
+        .store
+        .run(run)
+        .map_err(|e| ApiError(InstanceError::from(e)).into_response())?
+    {
+        Some((row, items)) => Ok(Json(json!({ "run": row, "items": items }))),
+        None => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("there is no run {run}"),
+            vec![],
+        )),
+    }
 }

@@ -87,6 +87,23 @@ pub fn document() -> Value {
                     "properties": { "options": { "type": "array", "items": { "type": "string" } } }
                 })))
             },
+            "/instances/{name}/push/{entity}": {
+                "parameters": [name_param(), { "name": "entity", "in": "path", "required": true, "schema": { "type": "string" } },
+                               { "name": "dry_run", "in": "query", "schema": { "type": "boolean" } }],
+                "post": op("Push canonical records (a JSON array or NDJSON body); returns the run's report", Some(json!({ "type": "array", "items": { "type": "object" } })))
+            },
+            "/instances/{name}/pull/{entity}": {
+                "parameters": [name_param(), { "name": "entity", "in": "path", "required": true, "schema": { "type": "string" } },
+                               { "name": "since", "in": "query", "schema": { "type": "string" } }],
+                "post": op("Pull records changed since the cursor; moves the cursor", None)
+            },
+            "/instances/{name}/retry": { "parameters": [name_param()], "post": op("Retry the queue", None) },
+            "/instances/{name}/retry-queue": { "parameters": [name_param()], "get": op("The retry queue", None) },
+            "/instances/{name}/runs": { "parameters": [name_param()], "get": op("Run history", None) },
+            "/runs/{run}": {
+                "parameters": [{ "name": "run", "in": "path", "required": true, "schema": { "type": "integer" } }],
+                "get": op("One run with each record's outcome", None)
+            },
             "/openapi.json": { "get": { "summary": "This document (no token needed)", "responses": { "200": { "description": "OK" } } } }
         }
     })
