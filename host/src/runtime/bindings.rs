@@ -8,7 +8,44 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: { default: async },
     exports: { default: async },
+    additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
 pub use bss::integration::{http, log, settings, types};
 pub use exports::bss::integration::connector;
+
+/// `operations` flags as the list of their names (wasmtime's flags type has no serde of its own).
+impl serde::Serialize for types::Operations {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let names: Vec<&str> = [
+            (types::Operations::CREATE, "create"),
+            (types::Operations::UPDATE, "update"),
+            (types::Operations::DELETE, "delete"),
+        ]
+        .into_iter()
+        .filter(|(flag, _)| self.contains(*flag))
+        .map(|(_, name)| name)
+        .collect();
+        serde::Serialize::serialize(&names, serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for types::Operations {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let names: Vec<String> = serde::Deserialize::deserialize(deserializer)?;
+        let mut operations = types::Operations::empty();
+        for name in names {
+            operations |= match name.as_str() {
+                "create" => types::Operations::CREATE,
+                "update" => types::Operations::UPDATE,
+                "delete" => types::Operations::DELETE,
+                other => {
+                    return Err(serde::de::Error::custom(format!(
+                        "{other:?} is not an operation"
+                    )));
+                }
+            };
+        }
+        Ok(operations)
+    }
+}

@@ -150,6 +150,11 @@ impl Runtime {
         })
     }
 
+    /// The pooled HTTP client every call of this runtime sends through.
+    pub fn http_client(&self) -> HttpClient {
+        self.inner.http.clone()
+    }
+
     /// How many components this runtime has compiled (cache hits do not count).
     pub fn compile_count(&self) -> u64 {
         self.inner.compiles.load(Ordering::Relaxed)

@@ -424,7 +424,11 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                                 continue;
                             }
                             Outcome::Failed {
-                                message: failure.message(),
+                                // A connector's words may carry a secret it guessed: never store one.
+                                message: crate::capabilities::log::redact(
+                                    &failure.message(),
+                                    self.context.secrets(),
+                                ),
                                 retryable: failure.retryable(),
                                 outcome_unknown: failure.outcome_unknown(),
                                 record: json,

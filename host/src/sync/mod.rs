@@ -1,9 +1,11 @@
 //! Push and pull that never duplicate or lose a record: the engine (`engine`), the connector it
 //! drives (`connector`), the canonical record files it reads and writes (`records`), and the runs
-//! as commands and routes start them (`service`).
+//! as commands and routes start them (`service`). `native` runs the ConnectWise core compiled
+//! natively through the same engine, as the baseline the sandbox is measured against.
 
 pub mod connector;
 pub mod engine;
+pub mod native;
 pub mod records;
 pub mod service;
 
