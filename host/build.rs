@@ -42,17 +42,37 @@ fn main() {
         );
     }
 
-    let target_dir = match env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir).join("guests"),
-        None => workspace.join("target").join("guests"),
+    let targets = match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace.join("target"),
     };
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
     ensure_wasm_target(&rustc);
 
+    let packages: Vec<&str> = GUESTS.iter().map(|(package, _, _)| *package).collect();
+    let guests = targets.join("guests");
+    build_guests(&workspace, &guests, &packages, &[]);
+    for (_, stem, variable) in GUESTS {
+        export(&guests, stem, variable);
+    }
+    // A second version of the fixture, for version and hot-reload tests: same code, built with
+    // FIXTURE_VERSION set (its own target directory, so neither build invalidates the other).
+    let v2 = targets.join("guests-fixture-v2");
+    build_guests(
+        &workspace,
+        &v2,
+        &["bss-fixture"],
+        &[("FIXTURE_VERSION", "0.2.0")],
+    );
+    export(&v2, "bss_fixture", "BSS_FIXTURE_V2_WASM");
+}
+
+/// Builds guest packages for wasm32-wasip2 with a nested cargo.
+fn build_guests(workspace: &Path, target_dir: &Path, packages: &[&str], envs: &[(&str, &str)]) {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut build = Command::new(&cargo);
     build
-        .current_dir(&workspace)
+        .current_dir(workspace)
         .args([
             "build",
             "--target",
@@ -61,8 +81,8 @@ fn main() {
             PROFILE,
             "--target-dir",
         ])
-        .arg(&target_dir);
-    for (package, _, _) in GUESTS {
+        .arg(target_dir);
+    for package in packages {
         build.args(["-p", package]);
     }
     // Flags and wrappers meant for the host build must not leak into the guest build.
@@ -78,6 +98,7 @@ fn main() {
     ] {
         build.env_remove(var);
     }
+    build.envs(envs.iter().copied());
     let output = build
         .output()
         .expect("could not run cargo to build the guest components");
@@ -87,19 +108,20 @@ fn main() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
 
-    for (_, stem, variable) in GUESTS {
-        let artifact = target_dir
-            .join(TARGET)
-            .join(PROFILE)
-            .join(format!("{stem}.wasm"));
-        assert!(
-            artifact.exists(),
-            "the guest build did not produce {}",
-            artifact.display()
-        );
-        println!("cargo:rustc-env={variable}={}", artifact.display());
-    }
+/// Tells the host's code where a built component is.
+fn export(target_dir: &Path, stem: &str, variable: &str) {
+    let artifact = target_dir
+        .join(TARGET)
+        .join(PROFILE)
+        .join(format!("{stem}.wasm"));
+    assert!(
+        artifact.exists(),
+        "the guest build did not produce {}",
+        artifact.display()
+    );
+    println!("cargo:rustc-env={variable}={}", artifact.display());
 }
 
 /// Adds the wasm32-wasip2 target to the active toolchain when its standard library is missing.

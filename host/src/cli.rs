@@ -138,6 +138,11 @@ pub enum ConnectorsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Withdraws the newest version of a connector: instances that follow the newest go back to the
+    /// version before.
+    Rollback { name: String },
+    /// Puts a withdrawn version back in service.
+    Restore { name: String, version: String },
     /// Prints a connector's manifest: a `.wasm` file (not installed) or an installed connector's name.
     Inspect {
         target: String,
@@ -273,34 +278,65 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let instances = &app.instances;
     match cli.command {
         Command::Connectors(ConnectorsCommand::List { json }) => {
+            let withdrawn: Vec<(String, String)> = app
+                .store
+                .connector_versions()?
+                .into_iter()
+                .filter(|v| v.withdrawn)
+                .map(|v| (v.name, v.version))
+                .collect();
             let rows: Vec<serde_json::Value> = app
                 .registry
                 .loaded()
                 .iter()
                 .map(|l| {
+                    let name = l.connector.manifest().name.clone();
+                    let rolled_back = withdrawn.contains(&(name.clone(), l.version.to_string()));
                     serde_json::json!({
-                        "name": l.connector.manifest().name,
+                        "name": name,
                         "version": l.version.to_string(),
-                        "wit": "bss:integration@1.0.0",
+                        "wit": format!("bss:integration@{}", crate::runtime::CONTRACT_VERSION),
                         "sha256": l.connector.content_hash(),
                         "source": l.source,
+                        "withdrawn": rolled_back,
                     })
                 })
                 .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                let refused = app.registry.refusals();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "loaded": rows, "refused": refused })
+                    )?
+                );
             } else {
                 for row in rows {
                     println!(
-                        "{:<20} {:<10} {:<24} {}  {}",
+                        "{:<20} {:<10} {:<24} {}  {}{}",
                         row["name"].as_str().unwrap_or(""),
                         row["version"].as_str().unwrap_or(""),
                         row["wit"].as_str().unwrap_or(""),
                         &row["sha256"].as_str().unwrap_or("")[..12],
-                        row["source"].as_str().unwrap_or("")
+                        row["source"].as_str().unwrap_or(""),
+                        if row["withdrawn"] == true {
+                            "  (rolled back)"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }
+        }
+        Command::Connectors(ConnectorsCommand::Rollback { name }) => {
+            let (withdrawn, serving) = app.registry.rollback(&name)?;
+            println!(
+                "{name} {withdrawn} is withdrawn; instances following the newest version now use {serving}"
+            );
+        }
+        Command::Connectors(ConnectorsCommand::Restore { name, version }) => {
+            app.registry.restore(&name, &version)?;
+            println!("{name} {version} is back in service");
         }
         Command::Connectors(ConnectorsCommand::Inspect { target, json }) => {
             let loaded = app.registry.resolve(&target, None)?;
@@ -359,6 +395,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         )?
                     );
                 } else {
+                    let missing = crate::instances::missing_required(
+                        loaded.connector.manifest(),
+                        &app.store.settings(&name)?,
+                    );
+                    let state = match (row.enabled, missing.is_empty()) {
+                        (false, _) => "disabled".to_string(),
+                        (true, true) => "enabled".to_string(),
+                        (true, false) => format!("needs settings: {}", missing.join(", ")),
+                    };
                     println!(
                         "{}\n  connector     {} {} (requirement {})\n  installation  {}\n  state         {}\n  created       {}",
                         row.name,
@@ -366,7 +411,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         loaded.version,
                         row.version_req.as_deref().unwrap_or("newest"),
                         row.installation,
-                        if row.enabled { "enabled" } else { "disabled" },
+                        state,
                         row.created_at
                     );
                     match check {

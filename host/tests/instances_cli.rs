@@ -258,6 +258,7 @@ async fn the_api_needs_its_token_on_every_route_but_the_description() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _reaper = cw::Reaper(child);
     let mut token = None;
     let mut base = None;
     while base.is_none() {
@@ -368,6 +369,4 @@ async fn the_api_needs_its_token_on_every_route_but_the_description() {
         .await
         .unwrap();
     assert_eq!(listed[0]["name"], "acme");
-    child.kill().unwrap();
-    let _ = child.wait();
 }

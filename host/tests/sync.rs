@@ -185,7 +185,7 @@ async fn a_push_killed_mid_create_resumes_without_duplicates() {
     let file = s.data.parent().unwrap().join("accounts.ndjson");
     write_ndjson(&file, &(1..=1000).map(account).collect::<Vec<_>>());
     s.sandbox.set_faults(Faults::default().with_stall_post(500));
-    let mut child = command(
+    let child = command(
         &s.data,
         &[
             "push",
@@ -198,6 +198,7 @@ async fn a_push_killed_mid_create_resumes_without_duplicates() {
     )
     .spawn()
     .unwrap();
+    let mut child = cw::Reaper(child);
     // Wait until the 500th company is stored and its response held.
     let mut waited = Duration::ZERO;
     while s.sandbox.records("company/companies").len() < 500 {
@@ -209,8 +210,8 @@ async fn a_push_killed_mid_create_resumes_without_duplicates() {
         waited += Duration::from_millis(50);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    child.kill().unwrap(); // SIGKILL: no chance to clean up
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.0.wait().unwrap();
     assert_eq!(s.sandbox.records("company/companies").len(), 500);
     s.sandbox.set_faults(Faults::default());
 
@@ -497,15 +498,16 @@ async fn pull_returns_exactly_the_changes_and_a_crash_never_skips() {
     s.sandbox
         .set_faults(Faults::default().with_latency(Duration::from_secs(5)));
     let out = s.data.parent().unwrap().join("killed.ndjson");
-    let mut child = command(
+    let child = command(
         &s.data,
         &["pull", "cw", "account", "--out", &out.display().to_string()],
     )
     .spawn()
     .unwrap();
+    let mut child = cw::Reaper(child);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     s.sandbox.set_faults(Faults::default());
 
     let data = s.data.clone();
@@ -598,6 +600,7 @@ async fn the_api_pushes_pulls_and_shows_runs() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _reaper = cw::Reaper(child);
     let (mut token, mut base) = (None, None);
     while base.is_none() {
         let line = lines.next().expect("serve prints its address").unwrap();
@@ -674,6 +677,4 @@ async fn the_api_pushes_pulls_and_shows_runs() {
         .await
         .unwrap();
     assert!(queue.as_array().unwrap().is_empty());
-    child.kill().unwrap();
-    let _ = child.wait();
 }

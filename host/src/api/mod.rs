@@ -67,6 +67,11 @@ const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub async fn serve(app: App, listen: SocketAddr) -> anyhow::Result<()> {
     let token_hash = token_hash(&app.data)?;
+    let _watcher = crate::registry::watch(
+        app.registry.clone(),
+        app.plugins.clone(),
+        std::time::Duration::from_millis(500),
+    );
     let instances = app.instances.clone();
     tokio::spawn(async move {
         let claimer = format!("serve-{}", std::process::id());
@@ -134,6 +139,8 @@ pub fn router(app: App, token_hash: String) -> Router {
             "/instances/{name}/sync-options",
             get(show_sync_options).put(set_sync_options),
         )
+        .route("/connectors/{name}/rollback", post(rollback))
+        .route("/connectors/{name}/restore/{version}", post(restore))
         .route("/instances/{name}/push/{entity}", post(push))
         .route("/instances/{name}/pull/{entity}", post(pull))
         .route("/instances/{name}/retry", post(retry_queue))
@@ -212,7 +219,9 @@ impl IntoResponse for ApiError {
                 RegistryError::BadRequirement(_) => (StatusCode::BAD_REQUEST, vec![]),
                 _ => (StatusCode::INTERNAL_SERVER_ERROR, vec![]),
             },
-            InstanceError::Disabled(_) => (StatusCode::CONFLICT, vec![]),
+            InstanceError::Disabled(_) | InstanceError::NeedsSettings { .. } => {
+                (StatusCode::CONFLICT, vec![])
+            }
             InstanceError::Call(_) | InstanceError::Choices { .. } => {
                 (StatusCode::BAD_GATEWAY, vec![])
             }
@@ -229,14 +238,59 @@ fn instances(state: &Shared) -> &Instances {
 }
 
 async fn list_connectors(State(state): State<Shared>) -> ApiResult {
-    let rows: Vec<Value> = state
+    let withdrawn: Vec<(String, String)> = state
+        .app
+        .store
+        .connector_versions()
+        .map_err(InstanceError::from)?
+        .into_iter()
+        .filter(|v| v.withdrawn)
+        .map(|v| (v.name, v.version))
+        .collect();
+    let loaded: Vec<Value> = state
         .app
         .registry
         .loaded()
         .iter()
-        .map(|l| json!({ "name": l.connector.manifest().name, "version": l.version.to_string(), "wit": "bss:integration@1.0.0", "sha256": l.connector.content_hash(), "source": l.source, "manifest": l.connector.manifest() }))
+        .map(|l| {
+            let name = l.connector.manifest().name.clone();
+            json!({
+                "withdrawn": withdrawn.contains(&(name.clone(), l.version.to_string())),
+                "name": name,
+                "version": l.version.to_string(),
+                "wit": format!("bss:integration@{}", crate::runtime::CONTRACT_VERSION),
+                "sha256": l.connector.content_hash(),
+                "source": l.source,
+                "manifest": l.connector.manifest(),
+            })
+        })
         .collect();
-    Ok(Json(json!(rows)))
+    Ok(Json(
+        json!({ "loaded": loaded, "refused": state.app.registry.refusals() }),
+    ))
+}
+
+async fn rollback(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+    let (withdrawn, serving) = state
+        .app
+        .registry
+        .rollback(&name)
+        .map_err(InstanceError::from)?;
+    Ok(Json(
+        json!({ "withdrawn": withdrawn.to_string(), "serving": serving.to_string() }),
+    ))
+}
+
+async fn restore(
+    State(state): State<Shared>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+) -> ApiResult {
+    state
+        .app
+        .registry
+        .restore(&name, &version)
+        .map_err(InstanceError::from)?;
+    Ok(Json(json!({ "restored": version })))
 }
 
 async fn list_instances(State(state): State<Shared>) -> ApiResult {

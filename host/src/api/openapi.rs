@@ -46,7 +46,15 @@ pub fn document() -> Value {
             }
         },
         "paths": {
-            "/connectors": { "get": op("Installed connectors and versions", None) },
+            "/connectors": { "get": op("Loaded connector versions (name, version, WIT, hash, source, withdrawn) and refused files with reasons", None) },
+            "/connectors/{name}/rollback": {
+                "parameters": [name_param()],
+                "post": op("Withdraw the newest version: instances following the newest go back to the one before", None)
+            },
+            "/connectors/{name}/restore/{version}": {
+                "parameters": [name_param(), { "name": "version", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "post": op("Put a withdrawn version back in service", None)
+            },
             "/instances": {
                 "get": op("Instances", None),
                 "post": op("Activate a connector as a new instance", Some(json!({

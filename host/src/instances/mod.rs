@@ -37,6 +37,13 @@ pub enum InstanceError {
     Invalid(Vec<(String, String)>),
     #[error("instance {0:?} is disabled; `bss-host instances enable {0}` turns it on again")]
     Disabled(String),
+    #[error("instance {instance:?} needs settings: {connector} {version} requires {}; set them with `bss-host settings set {instance} KEY=VALUE`", .missing.join(", "))]
+    NeedsSettings {
+        instance: String,
+        connector: String,
+        version: String,
+        missing: Vec<String>,
+    },
     #[error("the connector could not list choices for {key}: {reason}")]
     Choices { key: String, reason: String },
 }
@@ -376,6 +383,15 @@ impl Instances {
             return Err(InstanceError::Disabled(name.to_string()));
         }
         let loaded = self.connector_of(&instance)?;
+        let missing = missing_required(loaded.connector.manifest(), &self.store.settings(name)?);
+        if !missing.is_empty() {
+            return Err(InstanceError::NeedsSettings {
+                instance: name.to_string(),
+                connector: instance.connector.clone(),
+                version: loaded.version.to_string(),
+                missing,
+            });
+        }
         let context = self.build_context(&instance, loaded.connector.manifest())?;
         Ok((loaded, Arc::new(context)))
     }

@@ -53,10 +53,19 @@ pub struct Loaded {
     pub source: String,
 }
 
+/// A connector file that was refused, and why; kept for the API and `connectors list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Refusal {
+    pub source: String,
+    pub reason: String,
+    pub at: String,
+}
+
 pub struct Registry {
     runtime: Runtime,
     store: Arc<dyn Store>,
     connectors: RwLock<BTreeMap<String, Vec<Loaded>>>,
+    refusals: RwLock<Vec<Refusal>>,
 }
 
 fn now() -> String {
@@ -74,6 +83,7 @@ impl Registry {
             runtime,
             store,
             connectors: RwLock::default(),
+            refusals: RwLock::default(),
         }
     }
 
@@ -85,6 +95,7 @@ impl Registry {
     pub async fn load_all(&self, plugins: &Path) -> Result<Vec<LoadProblem>, RegistryError> {
         let mut problems = Vec::new();
         if let Err(error) = self.load_bytes(BUNDLED_CONNECTWISE, "bundled").await {
+            self.refuse("bundled connectwise", &error);
             problems.push(LoadProblem {
                 source: "bundled connectwise".into(),
                 error: error.to_string(),
@@ -102,7 +113,7 @@ impl Registry {
             files.sort();
             for file in files {
                 if let Err(error) = self.load_file(&file).await {
-                    tracing::warn!(file = %file.display(), "refused a connector: {error}");
+                    self.refuse(&file.display().to_string(), &error);
                     problems.push(LoadProblem {
                         source: file.display().to_string(),
                         error: error.to_string(),
@@ -140,6 +151,7 @@ impl Registry {
             source: source.to_string(),
             manifest: serde_json::to_string(&manifest).expect("manifests serialise"),
             loaded_at: now(),
+            withdrawn: false,
         })?;
         let loaded = Loaded {
             version,
@@ -160,9 +172,86 @@ impl Registry {
         connectors.values().flatten().cloned().collect()
     }
 
-    /// The newest loaded version of `name` that meets `requirement` (any, when none).
+    fn refuse(&self, source: &str, error: &RegistryError) {
+        tracing::warn!(
+            source,
+            "refused a connector: {error}; the versions already loaded keep serving"
+        );
+        let mut refusals = self.refusals.write().unwrap_or_else(|p| p.into_inner());
+        refusals.retain(|r| r.source != source);
+        refusals.push(Refusal {
+            source: source.to_string(),
+            reason: error.to_string(),
+            at: now(),
+        });
+    }
+
+    /// Connector files refused since start (the latest reason per file).
+    pub fn refusals(&self) -> Vec<Refusal> {
+        self.refusals
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Versions rolled back (withdrawn), as (name, version).
+    fn withdrawn(&self) -> Result<Vec<(String, String)>, RegistryError> {
+        Ok(self
+            .store
+            .connector_versions()?
+            .into_iter()
+            .filter(|v| v.withdrawn)
+            .map(|v| (v.name, v.version))
+            .collect())
+    }
+
+    /// Rolls `name` back: withdraws its newest version in service, so instances that follow the
+    /// newest version go back to the one before. Returns (withdrawn, now serving).
+    pub fn rollback(&self, name: &str) -> Result<(Version, Version), RegistryError> {
+        let current = self.resolve(name, None)?;
+        let withdrawn = self.withdrawn()?;
+        let previous = {
+            let connectors = self.connectors.read().unwrap_or_else(|p| p.into_inner());
+            connectors
+                .get(name)
+                .into_iter()
+                .flatten()
+                .rev()
+                .filter(|l| l.version < current.version)
+                .find(|l| !withdrawn.contains(&(name.to_string(), l.version.to_string())))
+                .map(|l| l.version.clone())
+        };
+        let previous = previous.ok_or_else(|| RegistryError::NoMatchingVersion {
+            name: name.to_string(),
+            requirement: format!("<{}", current.version),
+            installed: current.version.to_string(),
+        })?;
+        self.store
+            .set_withdrawn(name, &current.version.to_string(), true)?;
+        tracing::info!(
+            connector = name,
+            "rolled back from {} to {previous}",
+            current.version
+        );
+        Ok((current.version, previous))
+    }
+
+    /// Puts a withdrawn version back in service.
+    pub fn restore(&self, name: &str, version: &str) -> Result<(), RegistryError> {
+        self.resolve(name, Some(&format!("={version}")))?;
+        self.store.set_withdrawn(name, version, false)?;
+        Ok(())
+    }
+
+    /// The newest loaded version of `name` that meets `requirement` (any, when none) and was not
+    /// rolled back; a requirement pinning exactly one version still gets it.
     pub fn resolve(&self, name: &str, requirement: Option<&str>) -> Result<Loaded, RegistryError> {
+        let exact = requirement
+            .map(str::trim)
+            .and_then(|r| r.strip_prefix('='))
+            .map(|r| r.trim().to_string());
         let requirement = requirement.map(parse_requirement).transpose()?;
+        let withdrawn = self.withdrawn()?;
         let connectors = self.connectors.read().unwrap_or_else(|p| p.into_inner());
         let versions = connectors
             .get(name)
@@ -170,6 +259,11 @@ impl Registry {
         versions
             .iter()
             .rev()
+            .filter(|l| {
+                let version = l.version.to_string();
+                exact.as_deref() == Some(version.as_str())
+                    || !withdrawn.contains(&(name.to_string(), version))
+            })
             .find(|l| requirement.as_ref().is_none_or(|r| r.matches(&l.version)))
             .cloned()
             .ok_or_else(|| RegistryError::NoMatchingVersion {
@@ -182,4 +276,59 @@ impl Registry {
                     .join(", "),
             })
     }
+}
+
+/// Watches the plugins folder: a `.wasm` that appears or changes is loaded (compiled, instantiated,
+/// manifest checked) and then serves new calls; calls already running finish on the version they
+/// started with, since each holds its own handle to it. A file that fails is refused with its
+/// reason, and what was serving keeps serving.
+pub fn watch(
+    registry: Arc<Registry>,
+    plugins: PathBuf,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    type Stamp = (std::time::SystemTime, u64);
+    let stamp_of = |path: &Path| -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    };
+    let scan = move |plugins: &Path, seen: &BTreeMap<PathBuf, Stamp>| -> Vec<(PathBuf, Stamp)> {
+        let Ok(entries) = std::fs::read_dir(plugins) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .filter_map(|p| {
+                let stamp = stamp_of(&p)?;
+                (seen.get(&p) != Some(&stamp)).then_some((p, stamp))
+            })
+            .collect()
+    };
+    tokio::spawn(async move {
+        // What is there at start was loaded by `load_all`.
+        let mut seen: BTreeMap<PathBuf, Stamp> =
+            scan(&plugins, &BTreeMap::new()).into_iter().collect();
+        loop {
+            tokio::time::sleep(every).await;
+            for (path, stamp) in scan(&plugins, &seen) {
+                // A file still being written changes again: load it once it has held still.
+                tokio::time::sleep(every).await;
+                if stamp_of(&path) != Some(stamp) {
+                    continue;
+                }
+                seen.insert(path.clone(), stamp);
+                match registry.load_file(&path).await {
+                    Ok(loaded) => tracing::info!(
+                        file = %path.display(),
+                        "loaded connector {} {}; new calls use it",
+                        loaded.connector.manifest().name,
+                        loaded.version
+                    ),
+                    Err(error) => registry.refuse(&path.display().to_string(), &error),
+                }
+            }
+        }
+    })
 }

@@ -41,6 +41,18 @@ pub enum LoadError {
     },
     #[error("{origin} is not a valid WebAssembly component: {reason}")]
     NotAComponent { origin: String, reason: String },
+    #[error(
+        "{origin} is built against {found}, but this host serves bss:integration@{served} (and every 1.x before it); rebuild it against a 1.x contract"
+    )]
+    ContractVersion {
+        origin: String,
+        found: String,
+        served: String,
+    },
+    #[error(
+        "{origin} is a component but not a connector: it exports no bss:integration/connector interface (it exports: {exports})"
+    )]
+    NotAConnector { origin: String, exports: String },
     #[error("{origin} cannot be linked (it needs imports this host does not grant): {reason}")]
     Link { origin: String, reason: String },
     #[error("{origin}: calling manifest() failed: {source}")]

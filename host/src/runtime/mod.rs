@@ -176,6 +176,17 @@ impl Runtime {
     pub async fn load(&self, bytes: &[u8], origin: &str) -> Result<Connector, LoadError> {
         let hash = content_hash(bytes);
         let component = self.compile(bytes, &hash, origin).await?;
+        let engine = &self.inner.engine;
+        let ty = component.component_type();
+        let imports: Vec<String> = ty
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exports: Vec<String> = ty
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        check_contract(&imports, &exports, origin)?;
         let pre = self
             .inner
             .linker
@@ -439,6 +450,75 @@ impl Connector {
                 Err(fail(CallFailure::Trap { trap, guest_said }))
             }
         }
+    }
+}
+
+/// The contract version this host serves.
+pub const CONTRACT_VERSION: &str = "1.0.0";
+
+/// Refuses a component built against another major version of the contract, or one that is not a
+/// connector at all, before linking turns either into an obscure error.
+pub fn check_contract(
+    imports: &[String],
+    exports: &[String],
+    origin: &str,
+) -> Result<(), LoadError> {
+    for name in imports.iter().chain(exports) {
+        let Some((_, version)) = name
+            .strip_prefix("bss:integration/")
+            .and_then(|rest| rest.split_once('@'))
+        else {
+            continue;
+        };
+        if version.split('.').next() != CONTRACT_VERSION.split('.').next() {
+            return Err(LoadError::ContractVersion {
+                origin: origin.to_string(),
+                found: format!("bss:integration@{version}"),
+                served: CONTRACT_VERSION.to_string(),
+            });
+        }
+    }
+    if !exports
+        .iter()
+        .any(|e| e.starts_with("bss:integration/connector@"))
+    {
+        return Err(LoadError::NotAConnector {
+            origin: origin.to_string(),
+            exports: exports.join(", "),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn contract_versions_are_checked_before_linking() {
+        let exports = names(&["bss:integration/connector@1.0.0"]);
+        check_contract(
+            &names(&["bss:integration/http@1.0.0", "wasi:cli/stdout@0.2.6"]),
+            &exports,
+            "ok.wasm",
+        )
+        .unwrap();
+        let err = check_contract(
+            &names(&["bss:integration/http@2.0.0"]),
+            &names(&["bss:integration/connector@2.0.0"]),
+            "v2.wasm",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "v2.wasm is built against bss:integration@2.0.0, but this host serves bss:integration@1.0.0 (and every 1.x before it); rebuild it against a 1.x contract"
+        );
+        let err = check_contract(&[], &names(&["wasi:cli/run@0.2.0"]), "app.wasm").unwrap_err();
+        assert!(err.to_string().contains("not a connector"), "{err}");
     }
 }
 

@@ -24,6 +24,8 @@ pub struct ConnectorVersion {
     /// The manifest as JSON.
     pub manifest: String,
     pub loaded_at: String,
+    /// Rolled back: instances do not follow it (unless pinned to exactly it).
+    pub withdrawn: bool,
 }
 
 /// An activated connector instance.
@@ -188,6 +190,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync {
     fn record_connector_version(&self, version: &ConnectorVersion) -> StoreResult<()>;
     fn connector_versions(&self) -> StoreResult<Vec<ConnectorVersion>>;
+    fn set_withdrawn(&self, name: &str, version: &str, withdrawn: bool) -> StoreResult<()>;
 
     fn create_instance(&self, instance: &InstanceRow) -> StoreResult<()>;
     fn instance(&self, name: &str) -> StoreResult<Option<InstanceRow>>;

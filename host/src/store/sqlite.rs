@@ -135,6 +135,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
             PRIMARY KEY (instance, entity)
         );",
     ),
+    (
+        4,
+        "rollback",
+        "ALTER TABLE connector_versions ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// A claim older than this (seconds) belongs to a process that died: it may be taken over.
@@ -306,8 +311,8 @@ impl Store for SqliteStore {
     fn record_connector_version(&self, v: &ConnectorVersion) -> StoreResult<()> {
         self.lock()
             .execute(
-                "INSERT INTO connector_versions (name, version, content_hash, source, manifest, loaded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO connector_versions (name, version, content_hash, source, manifest, loaded_at, withdrawn)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
                  ON CONFLICT (name, version) DO UPDATE SET content_hash = ?3, source = ?4, manifest = ?5, loaded_at = ?6",
                 params![v.name, v.version, v.content_hash, v.source, v.manifest, v.loaded_at],
             )
@@ -318,7 +323,7 @@ impl Store for SqliteStore {
     fn connector_versions(&self) -> StoreResult<Vec<ConnectorVersion>> {
         let connection = self.lock();
         let mut statement = connection
-            .prepare("SELECT name, version, content_hash, source, manifest, loaded_at FROM connector_versions ORDER BY name, version")
+            .prepare("SELECT name, version, content_hash, source, manifest, loaded_at, withdrawn FROM connector_versions ORDER BY name, version")
             .map_err(db)?;
         let rows = statement
             .query_map([], |row| {
@@ -329,10 +334,21 @@ impl Store for SqliteStore {
                     source: row.get(3)?,
                     manifest: row.get(4)?,
                     loaded_at: row.get(5)?,
+                    withdrawn: row.get(6)?,
                 })
             })
             .map_err(db)?;
         rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    fn set_withdrawn(&self, name: &str, version: &str, withdrawn: bool) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "UPDATE connector_versions SET withdrawn = ?3 WHERE name = ?1 AND version = ?2",
+                params![name, version, withdrawn],
+            )
+            .map_err(db)?;
+        Ok(())
     }
 
     fn create_instance(&self, i: &InstanceRow) -> StoreResult<()> {

@@ -250,3 +250,14 @@ pub fn stored(cw: &Cw, resource: &str, remote_id: &str) -> serde_json::Value {
         .record(resource, id)
         .unwrap_or_else(|| panic!("{resource}/{id} is stored"))
 }
+
+/// A child process that is killed when the guard drops, so a failing test never leaves a server
+/// running (it would hold the test runner's output open).
+pub struct Reaper(pub std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

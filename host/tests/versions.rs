@@ -1,0 +1,329 @@
+//! Connector versions side by side, rollback, refusal of broken files, the "needs settings" state,
+//! and the plugins folder watched by `serve` — through the real binary, with two builds of the
+//! fixture connector (0.1.0, and 0.2.0 which needs one more setting).
+
+mod cw;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
+const V1: &str = env!("BSS_FIXTURE_WASM");
+const V2: &str = env!("BSS_FIXTURE_V2_WASM");
+
+fn run(data: &Path, plugins: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .arg("--plugins")
+        .arg(plugins)
+        .args(args)
+        .env("BSS_HOST_LOG", "warn")
+        .env_remove("BSS_HOST_KEY")
+        .output()
+        .unwrap()
+}
+
+fn ok(data: &Path, plugins: &Path, args: &[&str]) -> String {
+    let out = run(data, plugins, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "bss-host {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn fails(data: &Path, plugins: &Path, args: &[&str]) -> String {
+    let out = run(data, plugins, args);
+    assert!(!out.status.success(), "bss-host {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn versions(list: &Value) -> Vec<(String, bool)> {
+    list["loaded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "fixture")
+        .map(|c| {
+            (
+                c["version"].as_str().unwrap().to_string(),
+                c["withdrawn"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn versions_side_by_side_rollback_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(V1, plugins.join("fixture-0.1.0.wasm")).unwrap();
+    std::fs::copy(V2, plugins.join("fixture-0.2.0.wasm")).unwrap();
+    let (d, p) = (data.as_path(), plugins.as_path());
+
+    let list: Value = serde_json::from_str(&ok(d, p, &["connectors", "list", "--json"])).unwrap();
+    assert_eq!(
+        versions(&list),
+        vec![("0.1.0".to_string(), false), ("0.2.0".to_string(), false)]
+    );
+
+    ok(d, p, &["activate", "fixture", "--name", "fx"]);
+    ok(
+        d,
+        p,
+        &[
+            "settings",
+            "set",
+            "fx",
+            "base-url=http://127.0.0.1:9",
+            "user=u",
+            "api-key=k",
+            "mode=version",
+            "host.allow-private-network=on",
+        ],
+    );
+    // 0.2.0 serves, and it needs a setting the instance does not have: the instance says so.
+    let show = ok(d, p, &["instances", "show", "fx"]);
+    assert!(
+        show.contains("fixture 0.2.0") && show.contains("needs settings: tenant"),
+        "{show}"
+    );
+    let err = fails(d, p, &["lookups", "choices", "fx", "fruit"]);
+    assert!(
+        err.contains("instance \"fx\" needs settings: fixture 0.2.0 requires tenant"),
+        "{err}"
+    );
+
+    // Roll back: instances that follow the newest go back to 0.1.0.
+    let out = ok(d, p, &["connectors", "rollback", "fixture"]);
+    assert!(
+        out.contains("fixture 0.2.0 is withdrawn") && out.contains("now use 0.1.0"),
+        "{out}"
+    );
+    assert!(ok(d, p, &["check", "fx"]).contains("check ok: version 0.1.0"));
+    let list: Value = serde_json::from_str(&ok(d, p, &["connectors", "list", "--json"])).unwrap();
+    assert_eq!(
+        versions(&list),
+        vec![("0.1.0".to_string(), false), ("0.2.0".to_string(), true)]
+    );
+
+    // A broken file is refused with its reason; what serves keeps serving.
+    std::fs::write(plugins.join("broken.wasm"), b"\0asm garbage").unwrap();
+    let out = run(d, p, &["connectors", "list", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.wasm was not loaded")
+            && stderr.contains("not a valid WebAssembly component"),
+        "{stderr}"
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        list["refused"][0]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("broken.wasm")
+    );
+    assert!(ok(d, p, &["check", "fx"]).contains("check ok: version 0.1.0"));
+
+    // Restore 0.2.0 and give it what it needs.
+    ok(d, p, &["connectors", "restore", "fixture", "0.2.0"]);
+    ok(d, p, &["settings", "set", "fx", "tenant=acme"]);
+    assert!(ok(d, p, &["check", "fx"]).contains("check ok: version 0.2.0"));
+    // An instance pinned to 0.1.0 stays there.
+    ok(
+        d,
+        p,
+        &[
+            "activate",
+            "fixture",
+            "--name",
+            "pinned",
+            "--version",
+            "=0.1.0",
+        ],
+    );
+    ok(
+        d,
+        p,
+        &[
+            "settings",
+            "set",
+            "pinned",
+            "base-url=http://127.0.0.1:9",
+            "user=u",
+            "api-key=k",
+            "mode=version",
+            "host.allow-private-network=on",
+        ],
+    );
+    assert!(ok(d, p, &["check", "pinned"]).contains("check ok: version 0.1.0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_watches_the_plugins_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(V1, plugins.join("fixture.wasm")).unwrap();
+    ok(&data, &plugins, &["activate", "fixture", "--name", "fx"]);
+    ok(
+        &data,
+        &plugins,
+        &[
+            "settings",
+            "set",
+            "fx",
+            "base-url=http://127.0.0.1:9",
+            "user=u",
+            "api-key=k",
+            "mode=version",
+            "host.allow-private-network=on",
+        ],
+    );
+
+    let mut child = Command::new(BIN)
+        .arg("--data")
+        .arg(&data)
+        .arg("--plugins")
+        .arg(&plugins)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("BSS_HOST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _reaper = cw::Reaper(child);
+    let (mut token, mut base) = (None, None);
+    while base.is_none() {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(t) =
+            line.strip_prefix("admin API token (shown this once; only its hash is kept): ")
+        {
+            token = Some(t.to_string());
+        }
+        if let Some(rest) = line.strip_prefix("admin API listening on ") {
+            base = Some(rest.to_string());
+        }
+    }
+    let (token, base) = (token.unwrap(), base.unwrap());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let check = || async {
+        let response = client
+            .post(format!("{base}/instances/fx/check"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    };
+    let connectors = || async {
+        client
+            .get(format!("{base}/connectors"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+
+    assert_eq!(check().await.1["summary"], "version 0.1.0");
+
+    // Drop 0.2.0 next to it: it is loaded without a restart and the instance follows it — into
+    // the "needs settings" state, since 0.2.0 requires `tenant`.
+    std::fs::copy(V2, plugins.join("fixture-2.wasm")).unwrap();
+    let mut waited = Duration::ZERO;
+    while !versions(&connectors().await)
+        .iter()
+        .any(|(v, _)| v == "0.2.0")
+    {
+        assert!(waited < Duration::from_secs(60), "0.2.0 was never loaded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        waited += Duration::from_millis(200);
+    }
+    let (status, body) = check().await;
+    assert_eq!(status, 200);
+    assert_eq!(body["ok"], false, "{body}");
+    let choices = client
+        .get(format!("{base}/instances/fx/lookups/fruit/choices"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(choices.status(), 409);
+    let message = choices.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("needs settings: fixture 0.2.0 requires tenant"),
+        "{message}"
+    );
+    let set = client
+        .patch(format!("{base}/instances/fx/settings"))
+        .bearer_auth(&token)
+        .json(&json!({ "tenant": "acme" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    assert_eq!(check().await.1["summary"], "version 0.2.0");
+
+    // A broken drop is refused with its reason; 0.2.0 keeps serving.
+    std::fs::write(plugins.join("broken.wasm"), b"not a component").unwrap();
+    let mut waited = Duration::ZERO;
+    loop {
+        let list = connectors().await;
+        if let Some(refusal) = list["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["source"].as_str().unwrap().ends_with("broken.wasm"))
+        {
+            assert!(
+                refusal["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not a valid WebAssembly component"),
+                "{refusal}"
+            );
+            break;
+        }
+        assert!(
+            waited < Duration::from_secs(60),
+            "the broken file was never refused"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        waited += Duration::from_millis(200);
+    }
+    assert_eq!(check().await.1["summary"], "version 0.2.0");
+
+    // Roll back through the API.
+    let rolled: Value = client
+        .post(format!("{base}/connectors/fixture/rollback"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (rolled["withdrawn"].as_str(), rolled["serving"].as_str()),
+        (Some("0.2.0"), Some("0.1.0"))
+    );
+    assert_eq!(check().await.1["summary"], "version 0.1.0");
+}
