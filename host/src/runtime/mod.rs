@@ -490,6 +490,11 @@ pub fn check_contract(
     Ok(())
 }
 
+enum CallOutcome {
+    Instantiate(wasmtime::Error),
+    Trap(wasmtime::Error),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,9 +525,4 @@ mod tests {
         let err = check_contract(&[], &names(&["wasi:cli/run@0.2.0"]), "app.wasm").unwrap_err();
         assert!(err.to_string().contains("not a connector"), "{err}");
     }
-}
-
-enum CallOutcome {
-    Instantiate(wasmtime::Error),
-    Trap(wasmtime::Error),
 }
