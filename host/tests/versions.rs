@@ -327,3 +327,33 @@ async fn serve_watches_the_plugins_folder() {
     );
     assert_eq!(check().await.1["summary"], "version 0.1.0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_every_connector_installed_compiles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(V1, plugins.join("fixture-1.wasm")).unwrap();
+    std::fs::copy(V2, plugins.join("fixture-2.wasm")).unwrap();
+    let first = bss_host::app::App::open(&data, Some(&plugins))
+        .await
+        .unwrap();
+    assert!(first.load_problems.is_empty());
+    let installed = first.registry.loaded().len();
+    assert_eq!(
+        installed, 3,
+        "the bundled ConnectWise and two fixture versions"
+    );
+    assert_eq!(first.registry.runtime().compile_count(), 3);
+    drop(first);
+
+    let restarted = bss_host::app::App::open(&data, Some(&plugins))
+        .await
+        .unwrap();
+    assert_eq!(restarted.registry.loaded().len(), installed);
+    assert_eq!(
+        restarted.registry.runtime().compile_count(),
+        0,
+        "a restart loads compiled code from the cache"
+    );
+}
