@@ -1092,4 +1092,46 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn a_queue_item_is_claimed_by_one_claimer_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bss.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.create_instance(&instance("acme")).unwrap();
+        let run = store
+            .start_run("acme", "push", Some(Entity::Contact), false)
+            .unwrap();
+        let failed = |id: &str| {
+            (
+                id.to_string(),
+                Outcome::Failed {
+                    message: "waiting".into(),
+                    retryable: true,
+                    outcome_unknown: false,
+                    record: format!("{{\"id\":\"{id}\"}}"),
+                },
+            )
+        };
+        store
+            .record_outcomes(run, "acme", Entity::Contact, &[failed("K1"), failed("K2")])
+            .unwrap();
+        // Two processes on the same file, claiming at once.
+        let other = SqliteStore::open(&path).unwrap();
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| store.claim_queue("acme", "serve-1").unwrap());
+            let b = scope.spawn(|| other.claim_queue("acme", "cli-2").unwrap());
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!(a.len() + b.len(), 2, "every item is claimed exactly once");
+        assert!(a.is_empty() || b.is_empty(), "one claimer took both");
+        assert!(store.claim_queue("acme", "third").unwrap().is_empty());
+        let holder = if a.is_empty() { "cli-2" } else { "serve-1" };
+        store.release_queue("acme", holder).unwrap();
+        assert_eq!(
+            store.claim_queue("acme", "third").unwrap().len(),
+            2,
+            "released items can be claimed again"
+        );
+    }
 }
