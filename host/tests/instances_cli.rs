@@ -4,9 +4,8 @@
 
 mod cw;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use cw_sandbox::{Sandbox, SandboxConfig};
 
@@ -249,38 +248,14 @@ fn a_data_folder_that_cannot_be_used_is_named() {
 async fn the_api_needs_its_token_on_every_route_but_the_description() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = std::process::Command::new(BIN)
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let _reaper = cw::Reaper(child);
-    let mut token = None;
-    let mut base = None;
-    while base.is_none() {
-        let line = lines.next().expect("serve prints its address").unwrap();
-        if let Some(t) =
-            line.strip_prefix("admin API token (shown this once; only its hash is kept): ")
-        {
-            token = Some(t.to_string());
-        }
-        if let Some(rest) = line.strip_prefix("admin API listening on ") {
-            base = Some(rest.to_string());
-        }
-    }
-    let (token, base) = (
-        token.expect("the token is shown on first run"),
-        base.unwrap(),
-    );
+    let mut server = std::process::Command::new(BIN);
+    server.arg("--data").arg(&data);
+    let served = cw::serve(server);
+    let (token, base) = (served.token.clone(), served.base.clone());
     let stored = std::fs::read_to_string(data.join("api-token.sha256")).unwrap();
     assert!(!stored.contains(&token), "only the hash is kept");
 
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::new();
+    let client = cw::api_client();
     let routes = [
         ("GET", "/connectors"),
         ("GET", "/instances"),

@@ -593,29 +593,10 @@ async fn the_demo_completes_and_matches_the_sandbox() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_pushes_pulls_and_shows_runs() {
-    use std::io::{BufRead, BufReader};
     let s = setup().await;
-    let mut child = command(&s.data, &["serve", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let _reaper = cw::Reaper(child);
-    let (mut token, mut base) = (None, None);
-    while base.is_none() {
-        let line = lines.next().expect("serve prints its address").unwrap();
-        if let Some(t) =
-            line.strip_prefix("admin API token (shown this once; only its hash is kept): ")
-        {
-            token = Some(t.to_string());
-        }
-        if let Some(rest) = line.strip_prefix("admin API listening on ") {
-            base = Some(rest.to_string());
-        }
-    }
-    let (token, base) = (token.unwrap(), base.unwrap());
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::new();
+    let served = cw::serve(command(&s.data, &[]));
+    let (token, base) = (served.token.clone(), served.base.clone());
+    let client = cw::api_client();
     let body = json!([account(1), account(2)]).to_string();
     let pushed: Value = client
         .post(format!("{base}/instances/cw/push/account"))

@@ -4,9 +4,8 @@
 
 mod cw;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -189,33 +188,16 @@ async fn serve_watches_the_plugins_folder() {
         ],
     );
 
-    let mut child = Command::new(BIN)
+    let mut server = std::process::Command::new(BIN);
+    server
         .arg("--data")
         .arg(&data)
         .arg("--plugins")
         .arg(&plugins)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("BSS_HOST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let _reaper = cw::Reaper(child);
-    let (mut token, mut base) = (None, None);
-    while base.is_none() {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(t) =
-            line.strip_prefix("admin API token (shown this once; only its hash is kept): ")
-        {
-            token = Some(t.to_string());
-        }
-        if let Some(rest) = line.strip_prefix("admin API listening on ") {
-            base = Some(rest.to_string());
-        }
-    }
-    let (token, base) = (token.unwrap(), base.unwrap());
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::new();
+        .env("BSS_HOST_LOG", "warn");
+    let served = cw::serve(server);
+    let (token, base) = (served.token.clone(), served.base.clone());
+    let client = cw::api_client();
     let check = || async {
         let response = client
             .post(format!("{base}/instances/fx/check"))

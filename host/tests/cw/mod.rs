@@ -261,3 +261,51 @@ impl Drop for Reaper {
         let _ = self.0.wait();
     }
 }
+
+/// A running `bss-host serve`: its API base URL and token; killed when dropped.
+pub struct Served {
+    pub base: String,
+    pub token: String,
+    _process: Reaper,
+}
+
+/// Starts `serve` on a free port with `command` (the binary with its data-folder options) and
+/// reads the address and the one-time token it prints.
+pub fn serve(mut command: std::process::Command) -> Served {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("bss-host serve starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    let process = Reaper(child);
+    let (mut token, mut base) = (None, None);
+    while base.is_none() {
+        let line = lines
+            .next()
+            .expect("serve prints its address")
+            .expect("serve's output is text");
+        if let Some(t) =
+            line.strip_prefix("admin API token (shown this once; only its hash is kept): ")
+        {
+            token = Some(t.to_string());
+        }
+        if let Some(rest) = line.strip_prefix("admin API listening on ") {
+            base = Some(rest.to_string());
+        }
+    }
+    let token = token.expect("the token is shown on first run");
+    Served {
+        base: base.expect("an address"),
+        token,
+        _process: process,
+    }
+}
+
+/// An HTTP client for the admin API (the host builds TLS without a default crypto provider).
+pub fn api_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
