@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 
 use crate::client::reference;
 use crate::connector::{PushContext, rejected, remote_id_of, rename_fields, resolved_record};
-use crate::exports::{Change, Pushed};
-use crate::fields::{body, created_id, date, patch, text};
+use crate::exports::Pushed;
+use crate::fields::{date, text};
 use crate::lines::{self, Parent};
 use crate::manifest::{INVOICE_TYPE_VALUES, lookups};
 use crate::types::{ConnectorError, Entity, EntityData, Invoice, Record};
@@ -122,51 +122,15 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
             "invoiceNumber={} and company/id={company}",
             crate::client::quote(invoice.number.trim())
         ));
-        match remote_id_of(context, record, PATH, natural_key)? {
-            None => {
-                if context.dry_run {
-                    return Ok(Pushed {
-                        change: Change::Created,
-                        remote_id: String::new(),
-                    });
-                }
-                let id = created_id(
-                    &context.client.post(PATH, &Value::Object(body(&fields)))?,
-                    "invoice",
-                )?;
-                if let Err(error) = lines::create(context, &items, Parent::Invoice(id)) {
-                    // Leave nothing half-made behind: the retry creates the whole invoice again.
-                    let _ = context.client.delete(&format!("{PATH}/{id}"));
-                    return Err(error);
-                }
-                Ok(Pushed {
-                    change: Change::Created,
-                    remote_id: id.to_string(),
-                })
-            }
-            Some(remote_id) => {
-                let id: i64 = remote_id.parse().map_err(|_| {
-                    ConnectorError::Internal(format!(
-                        "remote id {remote_id:?} is not an invoice id"
-                    ))
-                })?;
-                let path = format!("{PATH}/{id}");
-                let operations = patch(&context.client.get(&path)?, &fields);
-                if !operations.is_empty() && !context.dry_run {
-                    context.client.patch(&path, &operations)?;
-                }
-                let lines_changed = lines::sync(context, &items, Parent::Invoice(id))?;
-                let change = if operations.is_empty() && !lines_changed {
-                    Change::Unchanged
-                } else {
-                    Change::Updated
-                };
-                Ok(Pushed {
-                    change,
-                    remote_id: id.to_string(),
-                })
-            }
-        }
+        lines::push_document(
+            context,
+            remote_id_of(context, record, PATH, natural_key)?,
+            PATH,
+            "invoice",
+            &fields,
+            &items,
+            Parent::Invoice,
+        )
     })();
     result.map_err(|e| rename_fields(e, FIELD_NAMES))
 }

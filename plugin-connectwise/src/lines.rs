@@ -1,6 +1,7 @@
 //! Invoice and order lines → ConnectWise product items (`procurement/products`) attached to the
 //! invoice or sales order. Each item carries its BSS line id in `integrationXRef`, so an update
 //! matches lines to items, patches what changed, adds new lines and removes dropped ones.
+//! [`push_document`] is the create-or-update flow both documents share.
 
 use serde_json::{Map, Value, json};
 
@@ -170,4 +171,61 @@ pub fn sync(
         }
     }
     Ok(changed)
+}
+
+/// Creates or updates a document (an invoice or a sales order at `path`) and its line items. A new
+/// document whose lines cannot all be written is deleted again, so a retry never leaves half of it
+/// behind; an update patches what differs and reconciles the lines.
+pub fn push_document(
+    context: &PushContext,
+    remote_id: Option<String>,
+    path: &str,
+    what: &str,
+    fields: &Map<String, Value>,
+    items: &[Map<String, Value>],
+    parent: fn(i64) -> Parent,
+) -> Result<crate::exports::Pushed, ConnectorError> {
+    use crate::exports::{Change, Pushed};
+    match remote_id {
+        None => {
+            if context.dry_run {
+                return Ok(Pushed {
+                    change: Change::Created,
+                    remote_id: String::new(),
+                });
+            }
+            let id = crate::fields::created_id(
+                &context.client.post(path, &Value::Object(body(fields)))?,
+                what,
+            )?;
+            if let Err(error) = create(context, items, parent(id)) {
+                let _ = context.client.delete(&format!("{path}/{id}"));
+                return Err(error);
+            }
+            Ok(Pushed {
+                change: Change::Created,
+                remote_id: id.to_string(),
+            })
+        }
+        Some(remote_id) => {
+            let id: i64 = remote_id.parse().map_err(|_| {
+                ConnectorError::Internal(format!("remote id {remote_id:?} is not a {what} id"))
+            })?;
+            let document = format!("{path}/{id}");
+            let operations = patch(&context.client.get(&document)?, fields);
+            if !operations.is_empty() && !context.dry_run {
+                context.client.patch(&document, &operations)?;
+            }
+            let lines_changed = sync(context, items, parent(id))?;
+            let change = if operations.is_empty() && !lines_changed {
+                Change::Unchanged
+            } else {
+                Change::Updated
+            };
+            Ok(Pushed {
+                change,
+                remote_id: id.to_string(),
+            })
+        }
+    }
 }

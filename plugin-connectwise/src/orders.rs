@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::client::reference;
 use crate::connector::{PushContext, rejected, rename_fields, resolved, resolved_record};
-use crate::exports::{Change, Pushed};
-use crate::fields::{body, created_id, date, patch, text};
+use crate::exports::Pushed;
+use crate::fields::{date, text};
 use crate::invoices::{currency, terms};
 use crate::lines::{self, Parent};
 use crate::manifest::{keys, lookups};
@@ -84,48 +84,15 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
         let company = resolved_record(record, "account", Entity::Account, &order.account)?;
         let fields = desired(context, record, order, company)?;
         let items = lines::plan(context, record, &order.lines, company)?;
-        match &record.remote_id {
-            None => {
-                if context.dry_run {
-                    return Ok(Pushed {
-                        change: Change::Created,
-                        remote_id: String::new(),
-                    });
-                }
-                let id = created_id(
-                    &context.client.post(PATH, &Value::Object(body(&fields)))?,
-                    "sales order",
-                )?;
-                if let Err(error) = lines::create(context, &items, Parent::SalesOrder(id)) {
-                    let _ = context.client.delete(&format!("{PATH}/{id}"));
-                    return Err(error);
-                }
-                Ok(Pushed {
-                    change: Change::Created,
-                    remote_id: id.to_string(),
-                })
-            }
-            Some(remote_id) => {
-                let id: i64 = remote_id.parse().map_err(|_| {
-                    ConnectorError::Internal(format!("remote id {remote_id:?} is not an order id"))
-                })?;
-                let path = format!("{PATH}/{id}");
-                let operations = patch(&context.client.get(&path)?, &fields);
-                if !operations.is_empty() && !context.dry_run {
-                    context.client.patch(&path, &operations)?;
-                }
-                let lines_changed = lines::sync(context, &items, Parent::SalesOrder(id))?;
-                let change = if operations.is_empty() && !lines_changed {
-                    Change::Unchanged
-                } else {
-                    Change::Updated
-                };
-                Ok(Pushed {
-                    change,
-                    remote_id: id.to_string(),
-                })
-            }
-        }
+        lines::push_document(
+            context,
+            record.remote_id.clone(),
+            PATH,
+            "sales order",
+            &fields,
+            &items,
+            Parent::SalesOrder,
+        )
     })();
     result.map_err(|e| rename_fields(e, FIELD_NAMES))
 }
