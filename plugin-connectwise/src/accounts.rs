@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::client::{Client, ref_id, reference};
 use crate::connector::{PushContext, pull_page, rejected, remote_id_of, rename_fields, resolved};
 use crate::exports::{Change, PullPage, Pushed};
-use crate::fields::{body, patch, text};
+use crate::fields::{body, created_id, identity, patch, text};
 use crate::manifest::lookups;
 use crate::types::{
     Account, Address, ConnectorError, Entity, EntityData, PulledRecord, Record, RemoteReference,
@@ -199,10 +199,7 @@ fn create(context: &PushContext, desired: Desired) -> Result<Pushed, ConnectorEr
             remote_id: String::new(),
         });
     }
-    let created = context.client.post(PATH, &Value::Object(body))?;
-    let id = created.get("id").and_then(Value::as_i64).ok_or_else(|| {
-        ConnectorError::Internal("ConnectWise created a company but sent no id".into())
-    })?;
+    let id = created_id(&context.client.post(PATH, &Value::Object(body))?, "company")?;
     Ok(Pushed {
         change: Change::Created,
         remote_id: id.to_string(),
@@ -289,18 +286,7 @@ fn string(company: &Value, field: &str) -> Option<String> {
 /// A company as a BSS account.
 pub fn to_account(client: &Client, company: &Value) -> Result<PulledRecord, ConnectorError> {
     let host = client.host();
-    let remote_id = company
-        .get("id")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| ConnectorError::Internal("a company without id".into()))?;
-    let last_updated = company
-        .get("_info")
-        .and_then(|i| i.get("lastUpdated"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ConnectorError::Internal(format!("company {remote_id} has no _info.lastUpdated"))
-        })?
-        .to_string();
+    let (remote_id, last_updated) = identity(company, "company")?;
     let mut warnings = Vec::new();
     let first_type = company
         .get("types")

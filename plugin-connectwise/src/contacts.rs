@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::client::{Client, ref_id, reference};
 use crate::connector::{PushContext, pull_page, rejected, remote_id_of, rename_fields, resolved};
 use crate::exports::{Change, PullPage, Pushed};
-use crate::fields::{patch, text};
+use crate::fields::{created_id, identity, patch, text};
 use crate::types::{
     ConnectorError, Contact, Entity, EntityData, PulledRecord, Record, RemoteReference,
 };
@@ -199,10 +199,7 @@ fn push_contact(
                     remote_id: String::new(),
                 });
             }
-            let created = context.client.post(PATH, &Value::Object(body))?;
-            let id = created.get("id").and_then(Value::as_i64).ok_or_else(|| {
-                ConnectorError::Internal("ConnectWise created a contact but sent no id".into())
-            })?;
+            let id = created_id(&context.client.post(PATH, &Value::Object(body))?, "contact")?;
             Ok(Pushed {
                 change: Change::Created,
                 remote_id: id.to_string(),
@@ -257,18 +254,7 @@ fn string(value: &Value, field: &str) -> Option<String> {
 
 /// A ConnectWise contact as a BSS contact. Items are told apart by their type's name.
 pub fn to_contact(contact: &Value) -> Result<PulledRecord, ConnectorError> {
-    let remote_id = contact
-        .get("id")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| ConnectorError::Internal("a contact without id".into()))?;
-    let last_updated = contact
-        .get("_info")
-        .and_then(|i| i.get("lastUpdated"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ConnectorError::Internal(format!("contact {remote_id} has no _info.lastUpdated"))
-        })?
-        .to_string();
+    let (remote_id, last_updated) = identity(contact, "contact")?;
     let mut found = Contact {
         account: None,
         first_name: string(contact, "firstName").unwrap_or_default(),

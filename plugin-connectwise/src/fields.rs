@@ -3,7 +3,6 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::client::ref_id;
 use crate::connector::rejected;
 use crate::types::ConnectorError;
 
@@ -112,9 +111,18 @@ pub fn created_id(created: &Value, what: &str) -> Result<i64, ConnectorError> {
     })
 }
 
-/// A reference field's id, for comparisons.
-pub fn id_of(value: &Value, field: &str) -> Option<i64> {
-    ref_id(value, field)
+/// A pulled record's id and `_info.lastUpdated`, or an error naming what is missing.
+pub fn identity(record: &Value, what: &str) -> Result<(i64, String), ConnectorError> {
+    let id = record
+        .get("id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ConnectorError::Internal(format!("ConnectWise sent a {what} without id")))?;
+    let stamp = record
+        .get("_info")
+        .and_then(|i| i.get("lastUpdated"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| ConnectorError::Internal(format!("{what} {id} has no _info.lastUpdated")))?;
+    Ok((id, stamp.to_string()))
 }
 
 #[cfg(test)]
