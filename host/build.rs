@@ -20,6 +20,30 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ),
     ("bss-fixture", "bss_fixture", "BSS_FIXTURE_WASM"),
 ];
+/// Further builds of the fixture, told apart by build environment and features, for the version,
+/// hot-reload and contract-minor tests: (environment variable the host reads the path from, build
+/// environment, features of `bss-fixture`).
+type Variant = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+const FIXTURE_VARIANTS: &[Variant] = &[
+    // One more required setting than 0.1.0.
+    ("BSS_FIXTURE_V2_WASM", &[("FIXTURE_VERSION", "0.2.0")], &[]),
+    // Built against the frozen bss:integration@1.0.0 in wit/1.0.0.
+    (
+        "BSS_FIXTURE_LEGACY_WASM",
+        &[("FIXTURE_NAME", "legacy-fixture")],
+        &["contract-1-0"],
+    ),
+    // Just another connector, so tests can install five.
+    (
+        "BSS_FIXTURE_OTHER_WASM",
+        &[("FIXTURE_NAME", "other-fixture")],
+        &[],
+    ),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -51,24 +75,31 @@ fn main() {
 
     let packages: Vec<&str> = GUESTS.iter().map(|(package, _, _)| *package).collect();
     let guests = targets.join("guests");
-    build_guests(&workspace, &guests, &packages, &[]);
+    build_guests(&workspace, &guests, &packages, &[], &[]);
     for (_, stem, variable) in GUESTS {
-        export(&guests, stem, variable);
+        let artifact = artifact(&guests, stem);
+        println!("cargo:rustc-env={variable}={}", artifact.display());
     }
-    // A second version of the fixture, for version and hot-reload tests: same code, built with
-    // FIXTURE_VERSION set (its own target directory, so neither build invalidates the other).
-    let v2 = targets.join("guests-fixture-v2");
-    build_guests(
-        &workspace,
-        &v2,
-        &["bss-fixture"],
-        &[("FIXTURE_VERSION", "0.2.0")],
-    );
-    export(&v2, "bss_fixture", "BSS_FIXTURE_V2_WASM");
+    // The variants share one target directory of their own (so they do not invalidate the main
+    // build); only the fixture crate itself is rebuilt for each, and its output copied aside.
+    let variants = targets.join("guests-fixture-variants");
+    for (variable, envs, features) in FIXTURE_VARIANTS {
+        build_guests(&workspace, &variants, &["bss-fixture"], envs, features);
+        let copy = variants.join(format!("{}.wasm", variable.to_lowercase()));
+        std::fs::copy(artifact(&variants, "bss_fixture"), &copy)
+            .unwrap_or_else(|e| panic!("could not copy the fixture to {}: {e}", copy.display()));
+        println!("cargo:rustc-env={variable}={}", copy.display());
+    }
 }
 
 /// Builds guest packages for wasm32-wasip2 with a nested cargo.
-fn build_guests(workspace: &Path, target_dir: &Path, packages: &[&str], envs: &[(&str, &str)]) {
+fn build_guests(
+    workspace: &Path,
+    target_dir: &Path,
+    packages: &[&str],
+    envs: &[(&str, &str)],
+    features: &[&str],
+) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut build = Command::new(&cargo);
     build
@@ -85,8 +116,13 @@ fn build_guests(workspace: &Path, target_dir: &Path, packages: &[&str], envs: &[
     for package in packages {
         build.args(["-p", package]);
     }
+    for feature in features {
+        build.args(["--features", &format!("bss-fixture/{feature}")]);
+    }
     // Flags and wrappers meant for the host build must not leak into the guest build.
     for var in [
+        "FIXTURE_VERSION",
+        "FIXTURE_NAME",
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
         "CARGO_BUILD_RUSTFLAGS",
@@ -110,8 +146,8 @@ fn build_guests(workspace: &Path, target_dir: &Path, packages: &[&str], envs: &[
     }
 }
 
-/// Tells the host's code where a built component is.
-fn export(target_dir: &Path, stem: &str, variable: &str) {
+/// Where a guest build put a component; panics if it is not there.
+fn artifact(target_dir: &Path, stem: &str) -> PathBuf {
     let artifact = target_dir
         .join(TARGET)
         .join(PROFILE)
@@ -121,7 +157,7 @@ fn export(target_dir: &Path, stem: &str, variable: &str) {
         "the guest build did not produce {}",
         artifact.display()
     );
-    println!("cargo:rustc-env={variable}={}", artifact.display());
+    artifact
 }
 
 /// Adds the wasm32-wasip2 target to the active toolchain when its standard library is missing.

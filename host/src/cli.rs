@@ -293,13 +293,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     let name = l.connector.manifest().name.clone();
                     let rolled_back = withdrawn.contains(&(name.clone(), l.version.to_string()));
                     serde_json::json!({
-                        "name": name,
-                        "version": l.version.to_string(),
-                        "wit": format!("bss:integration@{}", crate::runtime::CONTRACT_VERSION),
-                        "sha256": l.connector.content_hash(),
-                        "source": l.source,
-                        "withdrawn": rolled_back,
-                    })
+                            "name": name,
+                            "version": l.version.to_string(),
+                            "wit": format!("bss:integration@{}", l.connector.contract().version()),
+                            "sha256": l.connector.content_hash(),
+                            "source": l.source,
+                    "loaded-at": l.loaded_at,
+                            "withdrawn": rolled_back,
+                        })
                 })
                 .collect();
             if json {
@@ -313,11 +314,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 for row in rows {
                     println!(
-                        "{:<20} {:<10} {:<24} {}  {}{}",
+                        "{:<20} {:<10} {:<24} {}  {}  {}{}",
                         row["name"].as_str().unwrap_or(""),
                         row["version"].as_str().unwrap_or(""),
                         row["wit"].as_str().unwrap_or(""),
                         &row["sha256"].as_str().unwrap_or("")[..12],
+                        row["loaded-at"].as_str().unwrap_or(""),
                         row["source"].as_str().unwrap_or(""),
                         if row["withdrawn"] == true {
                             "  (rolled back)"
@@ -758,6 +760,9 @@ pub fn describe(manifest: &Manifest, content_hash: &str) -> String {
         "{} {}\n{}\nsha256 {content_hash}\n",
         manifest.name, manifest.version, manifest.description
     );
+    if let Some(link) = &manifest.documentation_url {
+        out.push_str(&format!("documentation {link}\n"));
+    }
     out.push_str("\nserver variables:\n");
     for v in &manifest.server_variables {
         let kind = match v.kind {

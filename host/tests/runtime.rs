@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use bss_host::capabilities::options::InstanceOptions;
 use bss_host::runtime::bindings::connector::{Change, PushOptions};
-use bss_host::runtime::bindings::types::{Account, ConnectorError, Entity, EntityData, Record};
+use bss_host::runtime::bindings::types::{ConnectorError, Entity};
 use bss_host::runtime::{LoadError, Runtime, RuntimeConfig};
-use common::{FIXTURE_WASM, Reply, TestServer, context, fixture, private_ok, runtime};
+use common::{FIXTURE_WASM, Reply, TestServer, account, context, fixture, private_ok, runtime};
 
 const SECRET: &str = "Pr1vate-hunter2-KEY";
 
@@ -131,30 +131,6 @@ async fn a_call_may_send_only_its_request_budget() {
     let report = connector.activate(&ctx).await.unwrap().unwrap();
     assert_eq!(report, "5 requests, then request-limit: 5");
     assert_eq!(server.seen().len(), 10);
-}
-
-fn account(bss_id: &str) -> Record {
-    Record {
-        entity: Entity::Account,
-        bss_id: bss_id.to_string(),
-        remote_id: None,
-        maybe_created: false,
-        data: EntityData::Account(Account {
-            code: bss_id.to_string(),
-            name: format!("Account {bss_id}"),
-            account_type: None,
-            status: None,
-            currency: None,
-            billing_address: None,
-            phone: None,
-            fax: None,
-            website: None,
-            parent_account: None,
-            primary_contact: None,
-            extra: vec![],
-        }),
-        references: vec![],
-    }
 }
 
 #[tokio::test]

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
 const V1: &str = env!("BSS_FIXTURE_WASM");
 const V2: &str = env!("BSS_FIXTURE_V2_WASM");
+const LEGACY: &str = env!("BSS_FIXTURE_LEGACY_WASM");
+const OTHER: &str = env!("BSS_FIXTURE_OTHER_WASM");
 
 fn run(data: &Path, plugins: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -66,6 +68,7 @@ fn versions_side_by_side_rollback_and_refusals() {
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(V1, plugins.join("fixture-0.1.0.wasm")).unwrap();
     std::fs::copy(V2, plugins.join("fixture-0.2.0.wasm")).unwrap();
+    std::fs::copy(LEGACY, plugins.join("legacy.wasm")).unwrap();
     let (d, p) = (data.as_path(), plugins.as_path());
 
     let list: Value = serde_json::from_str(&ok(d, p, &["connectors", "list", "--json"])).unwrap();
@@ -73,6 +76,19 @@ fn versions_side_by_side_rollback_and_refusals() {
         versions(&list),
         vec![("0.1.0".to_string(), false), ("0.2.0".to_string(), false)]
     );
+    // Each connector is listed with the contract minor it was built against and when it loaded.
+    let wit_of = |name: &str| {
+        let row = list["loaded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap();
+        assert!(row["loaded-at"].as_str().unwrap().ends_with('Z'), "{row}");
+        row["wit"].as_str().unwrap().to_string()
+    };
+    assert_eq!(wit_of("fixture"), "bss:integration@1.1.0");
+    assert_eq!(wit_of("legacy-fixture"), "bss:integration@1.0.0");
 
     ok(d, p, &["activate", "fixture", "--name", "fx"]);
     ok(
@@ -317,22 +333,45 @@ async fn a_restart_with_every_connector_installed_compiles_nothing() {
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(V1, plugins.join("fixture-1.wasm")).unwrap();
     std::fs::copy(V2, plugins.join("fixture-2.wasm")).unwrap();
+    std::fs::copy(LEGACY, plugins.join("legacy.wasm")).unwrap();
+    std::fs::copy(OTHER, plugins.join("other.wasm")).unwrap();
     let first = bss_host::app::App::open(&data, Some(&plugins))
         .await
         .unwrap();
     assert!(first.load_problems.is_empty());
     let installed = first.registry.loaded().len();
     assert_eq!(
-        installed, 3,
-        "the bundled ConnectWise and two fixture versions"
+        installed, 5,
+        "the bundled ConnectWise, two fixture versions, a 1.0-contract fixture and one more"
     );
-    assert_eq!(first.registry.runtime().compile_count(), 3);
+    assert_eq!(first.registry.runtime().compile_count(), 5);
     drop(first);
 
     let restarted = bss_host::app::App::open(&data, Some(&plugins))
         .await
         .unwrap();
-    assert_eq!(restarted.registry.loaded().len(), installed);
+    let mut contracts: Vec<(String, &str)> = restarted
+        .registry
+        .loaded()
+        .iter()
+        .map(|l| {
+            (
+                format!("{} {}", l.connector.manifest().name, l.version),
+                l.connector.contract().version(),
+            )
+        })
+        .collect();
+    contracts.sort();
+    assert_eq!(
+        contracts,
+        [
+            ("connectwise 0.1.0".to_string(), "1.1.0"),
+            ("fixture 0.1.0".to_string(), "1.1.0"),
+            ("fixture 0.2.0".to_string(), "1.1.0"),
+            ("legacy-fixture 0.1.0".to_string(), "1.0.0"),
+            ("other-fixture 0.1.0".to_string(), "1.1.0"),
+        ]
+    );
     assert_eq!(
         restarted.registry.runtime().compile_count(),
         0,

@@ -424,5 +424,7 @@ pub fn manifest() -> ConnectorManifest {
             headers: vec![HeaderTemplate { name: "clientId".to_string(), value: format!("{{{}}}", keys::CLIENT_ID) }],
         },
         remote_host_variable: keys::URL.to_string(),
+        // No public page of ours to point at yet; the admin reads the settings' own descriptions.
+        documentation_url: None,
     }
 }

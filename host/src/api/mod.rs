@@ -258,9 +258,10 @@ async fn list_connectors(State(state): State<Shared>) -> ApiResult {
                 "withdrawn": withdrawn.contains(&(name.clone(), l.version.to_string())),
                 "name": name,
                 "version": l.version.to_string(),
-                "wit": format!("bss:integration@{}", crate::runtime::CONTRACT_VERSION),
+                "wit": format!("bss:integration@{}", l.connector.contract().version()),
                 "sha256": l.connector.content_hash(),
                 "source": l.source,
+                "loaded-at": l.loaded_at,
                 "manifest": l.connector.manifest(),
             })
         })

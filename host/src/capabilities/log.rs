@@ -97,6 +97,21 @@ impl LogSink {
         redact(text, &self.secrets)
     }
 
+    /// Whether a line at `level` would be written: the host's log keeps that level and the call's
+    /// budget is not spent.
+    pub fn enabled(&self, level: Level) -> bool {
+        if self.budget == 0 {
+            return false;
+        }
+        match level {
+            Level::Trace => tracing::enabled!(target: "connector", tracing::Level::TRACE),
+            Level::Debug => tracing::enabled!(target: "connector", tracing::Level::DEBUG),
+            Level::Info => tracing::enabled!(target: "connector", tracing::Level::INFO),
+            Level::Warn => tracing::enabled!(target: "connector", tracing::Level::WARN),
+            Level::Error => tracing::enabled!(target: "connector", tracing::Level::ERROR),
+        }
+    }
+
     /// Writes one line if the budget allows, redacted and cut to size.
     pub fn line(&mut self, level: Level, source: LogSource, text: &str) {
         let cost = text.len() as u64;

@@ -136,18 +136,29 @@ impl wit_settings::Host for CallState {
     }
 }
 
+fn host_level(level: wit_log::Level) -> Level {
+    match level {
+        wit_log::Level::Trace => Level::Trace,
+        wit_log::Level::Debug => Level::Debug,
+        wit_log::Level::Info => Level::Info,
+        wit_log::Level::Warn => Level::Warn,
+        wit_log::Level::Error => Level::Error,
+    }
+}
+
 impl wit_log::Host for CallState {
     async fn write(&mut self, level: wit_log::Level, message: String) {
-        let level = match level {
-            wit_log::Level::Trace => Level::Trace,
-            wit_log::Level::Debug => Level::Debug,
-            wit_log::Level::Info => Level::Info,
-            wit_log::Level::Warn => Level::Warn,
-            wit_log::Level::Error => Level::Error,
-        };
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).line(
+            host_level(level),
+            LogSource::Log,
+            &message,
+        );
+    }
+
+    async fn enabled(&mut self, level: wit_log::Level) -> bool {
         self.log
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .line(level, LogSource::Log, &message);
+            .enabled(host_level(level))
     }
 }

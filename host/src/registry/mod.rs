@@ -51,6 +51,8 @@ pub struct Loaded {
     pub version: Version,
     pub connector: Connector,
     pub source: String,
+    /// When this process loaded it (RFC 3339, UTC).
+    pub loaded_at: String,
 }
 
 /// A connector file that was refused, and why; kept for the API and `connectors list`.
@@ -144,19 +146,21 @@ impl Registry {
                 },
             })
         })?;
+        let loaded_at = now();
         self.store.record_connector_version(&ConnectorVersion {
             name: manifest.name.clone(),
             version: manifest.version.clone(),
             content_hash: connector.content_hash().to_string(),
             source: source.to_string(),
             manifest: serde_json::to_string(&manifest).expect("manifests serialise"),
-            loaded_at: now(),
+            loaded_at: loaded_at.clone(),
             withdrawn: false,
         })?;
         let loaded = Loaded {
             version,
             connector,
             source: source.to_string(),
+            loaded_at,
         };
         let mut connectors = self.connectors.write().unwrap_or_else(|p| p.into_inner());
         let versions = connectors.entry(manifest.name.clone()).or_default();

@@ -42,12 +42,13 @@ pub enum LoadError {
     #[error("{origin} is not a valid WebAssembly component: {reason}")]
     NotAComponent { origin: String, reason: String },
     #[error(
-        "{origin} is built against {found}, but this host serves bss:integration@{served} (and every 1.x before it); rebuild it against a 1.x contract"
+        "{origin} is built against {found}, but this host serves bss:integration@{served}; {fix}"
     )]
     ContractVersion {
         origin: String,
         found: String,
         served: String,
+        fix: String,
     },
     #[error(
         "{origin} is a component but not a connector: it exports no bss:integration/connector interface (it exports: {exports})"

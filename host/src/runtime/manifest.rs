@@ -112,6 +112,9 @@ pub struct Manifest {
     pub lookups: Vec<Lookup>,
     pub auth: Auth,
     pub remote_host_variable: String,
+    /// Where an admin reads how to set the connector up (contract 1.1; none from a 1.0 connector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documentation_url: Option<String>,
 }
 
 /// Every problem found in a manifest.
@@ -271,6 +274,7 @@ impl From<wit::ConnectorManifest> for Manifest {
                     .collect(),
             },
             remote_host_variable: m.remote_host_variable,
+            documentation_url: m.documentation_url,
         }
     }
 }
@@ -426,6 +430,14 @@ impl Manifest {
             )),
             None => {}
         }
+        if let Some(link) = &self.documentation_url {
+            let https = url::Url::parse(link).is_ok_and(|u| u.scheme() == "https" && u.has_host());
+            if !https {
+                problems.push(format!(
+                    "documentation-url {link:?} must be an absolute https URL (or none)"
+                ));
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -470,6 +482,7 @@ mod tests {
                 headers: vec![("x-id".into(), "id-{url}".into())],
             },
             remote_host_variable: "url".into(),
+            documentation_url: Some("https://docs.example.com/acme".into()),
         }
     }
 
@@ -489,6 +502,7 @@ mod tests {
             password: "{key".into(),
         };
         m.remote_host_variable = "key".into();
+        m.documentation_url = Some("javascript:alert(1)".into());
         let problems = m.validate().unwrap_err().problems;
         let text = problems.join("\n");
         for expected in [
@@ -498,6 +512,7 @@ mod tests {
             "names \"nobody\"",
             "unclosed",
             "must name a server variable of kind url",
+            "documentation-url \"javascript:alert(1)\" must be an absolute https URL",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }

@@ -33,7 +33,7 @@ use wasmtime::{
 
 use self::bindings::connector::{Choice, PullPage, PushOptions, Pushed};
 use self::bindings::types::{ConnectorError, Entity, Record};
-use self::bindings::{Plugin, PluginPre};
+use self::bindings::{Plugin, PluginPre, v1_0};
 use self::cache::{CompileCache, content_hash};
 pub use self::error::{CallError, CallFailure, LoadError};
 use self::manifest::Manifest;
@@ -186,19 +186,20 @@ impl Runtime {
             .exports(engine)
             .map(|(name, _)| name.to_string())
             .collect();
-        check_contract(&imports, &exports, origin)?;
+        let contract = check_contract(&imports, &exports, origin)?;
+        let link_error = |e: wasmtime::Error| LoadError::Link {
+            origin: origin.to_string(),
+            reason: format!("{e:#}"),
+        };
         let pre = self
             .inner
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::Link {
-                origin: origin.to_string(),
-                reason: format!("{e:#}"),
-            })?;
-        let pre = PluginPre::new(pre).map_err(|e| LoadError::Link {
-            origin: origin.to_string(),
-            reason: format!("{e:#}"),
-        })?;
+            .map_err(link_error)?;
+        let pre = match contract {
+            Contract::V1_1 => BoundPre::V1_1(PluginPre::new(pre).map_err(link_error)?),
+            Contract::V1_0 => BoundPre::V1_0(v1_0::PluginPre::new(pre).map_err(link_error)?),
+        };
         let loading = Connector {
             inner: Arc::new(ConnectorInner {
                 runtime: self.clone(),
@@ -215,14 +216,25 @@ impl Runtime {
                         headers: Vec::new(),
                     },
                     remote_host_variable: String::new(),
+                    documentation_url: None,
                 },
                 hash,
+                contract,
             }),
         };
         let context = Arc::new(InstanceContext::empty("(none)"));
         let manifest: Manifest = loading
             .call(&context, false, |plugin, store| {
-                Box::pin(plugin.bss_integration_connector().call_manifest(store))
+                Box::pin(async move {
+                    match plugin {
+                        Bound::V1_1(p) => p.bss_integration_connector().call_manifest(store).await,
+                        Bound::V1_0(p) => p
+                            .bss_integration_connector()
+                            .call_manifest(store)
+                            .await
+                            .map(Into::into),
+                    }
+                })
             })
             .await
             .map_err(|source| LoadError::ManifestCall {
@@ -279,11 +291,48 @@ impl Runtime {
     }
 }
 
+/// The contract minors this host serves, oldest first; the last is `wit/`, the others are the
+/// frozen copies in `wit/<version>/`.
+pub const SERVED_CONTRACTS: &[&str] = &["1.0.0", "1.1.0"];
+
+/// The newest contract version this host serves.
+pub const CONTRACT_VERSION: &str = "1.1.0";
+const NEWEST_MINOR: u64 = 1;
+
+/// Which minor of the contract a component was built against, so its calls go through the
+/// matching bindings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    V1_0,
+    V1_1,
+}
+
+impl Contract {
+    pub fn version(self) -> &'static str {
+        match self {
+            Contract::V1_0 => "1.0.0",
+            Contract::V1_1 => "1.1.0",
+        }
+    }
+}
+
+enum BoundPre {
+    V1_0(v1_0::PluginPre<CallState>),
+    V1_1(PluginPre<CallState>),
+}
+
+/// One call's instance, through the bindings of the contract minor its component speaks.
+enum Bound {
+    V1_0(v1_0::Plugin),
+    V1_1(Plugin),
+}
+
 struct ConnectorInner {
     runtime: Runtime,
-    pre: PluginPre<CallState>,
+    pre: BoundPre,
     manifest: Manifest,
     hash: String,
+    contract: Contract,
 }
 
 /// A loaded, validated connector component. Cheap to clone; calls run concurrently.
@@ -304,13 +353,23 @@ impl Connector {
         &self.inner.hash
     }
 
+    /// The contract version the component was built against.
+    pub fn contract(&self) -> Contract {
+        self.inner.contract
+    }
+
     /// Verifies the instance's settings against the remote.
     pub async fn activate(
         &self,
         context: &Arc<InstanceContext>,
     ) -> Result<Result<String, ConnectorError>, CallError> {
         self.call(context, false, |plugin, store| {
-            Box::pin(plugin.bss_integration_connector().call_activate(store))
+            Box::pin(async move {
+                match plugin {
+                    Bound::V1_1(p) => p.bss_integration_connector().call_activate(store).await,
+                    Bound::V1_0(p) => p.bss_integration_connector().call_activate(store).await,
+                }
+            })
         })
         .await
     }
@@ -324,10 +383,18 @@ impl Connector {
         let key = key.to_string();
         self.call(context, false, move |plugin, store| {
             Box::pin(async move {
-                plugin
-                    .bss_integration_connector()
-                    .call_lookup_choices(store, &key)
-                    .await
+                match plugin {
+                    Bound::V1_1(p) => {
+                        p.bss_integration_connector()
+                            .call_lookup_choices(store, &key)
+                            .await
+                    }
+                    Bound::V1_0(p) => p
+                        .bss_integration_connector()
+                        .call_lookup_choices(store, &key)
+                        .await
+                        .map(|r| r.map(|choices| choices.into_iter().map(Into::into).collect())),
+                }
             })
         })
         .await
@@ -344,10 +411,22 @@ impl Connector {
         let records = records.to_vec();
         self.call(context, options.dry_run, move |plugin, store| {
             Box::pin(async move {
-                plugin
-                    .bss_integration_connector()
-                    .call_push(store, entity, &records, options)
-                    .await
+                match plugin {
+                    Bound::V1_1(p) => {
+                        p.bss_integration_connector()
+                            .call_push(store, entity, &records, options)
+                            .await
+                    }
+                    Bound::V1_0(p) => p
+                        .bss_integration_connector()
+                        .call_push(store, entity, &records, options.into())
+                        .await
+                        .map(|r| {
+                            r.map(|results| {
+                                results.into_iter().map(|one| one.map(Into::into)).collect()
+                            })
+                        }),
+                }
             })
         })
         .await
@@ -365,10 +444,18 @@ impl Connector {
         let page_token = page_token.map(str::to_string);
         self.call(context, false, move |plugin, store| {
             Box::pin(async move {
-                plugin
-                    .bss_integration_connector()
-                    .call_pull(store, entity, since.as_ref(), page_token.as_deref())
-                    .await
+                match plugin {
+                    Bound::V1_1(p) => {
+                        p.bss_integration_connector()
+                            .call_pull(store, entity, since.as_ref(), page_token.as_deref())
+                            .await
+                    }
+                    Bound::V1_0(p) => p
+                        .bss_integration_connector()
+                        .call_pull(store, entity, since.as_ref(), page_token.as_deref())
+                        .await
+                        .map(|r| r.map(Into::into)),
+                }
             })
         })
         .await
@@ -382,7 +469,7 @@ impl Connector {
         export: F,
     ) -> Result<R, CallError>
     where
-        F: for<'a> FnOnce(&'a Plugin, &'a mut Store<CallState>) -> CallFuture<'a, R>,
+        F: for<'a> FnOnce(&'a Bound, &'a mut Store<CallState>) -> CallFuture<'a, R>,
     {
         let inner = &self.inner;
         let runtime = &inner.runtime.inner;
@@ -417,11 +504,11 @@ impl Connector {
         });
 
         let outcome = tokio::time::timeout(deadline, async {
-            let plugin = inner
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(CallOutcome::Instantiate)?;
+            let plugin = match &inner.pre {
+                BoundPre::V1_1(pre) => pre.instantiate_async(&mut store).await.map(Bound::V1_1),
+                BoundPre::V1_0(pre) => pre.instantiate_async(&mut store).await.map(Bound::V1_0),
+            }
+            .map_err(CallOutcome::Instantiate)?;
             export(&plugin, &mut store).await.map_err(CallOutcome::Trap)
         })
         .await;
@@ -453,41 +540,56 @@ impl Connector {
     }
 }
 
-/// The contract version this host serves.
-pub const CONTRACT_VERSION: &str = "1.0.0";
-
-/// Refuses a component built against another major version of the contract, or one that is not a
-/// connector at all, before linking turns either into an obscure error.
+/// Finds which served contract minor a component speaks, from the version on its
+/// `bss:integration/connector` export, and refuses (before linking turns it into an obscure error)
+/// a component built against another major or a newer minor, or one that is not a connector.
 pub fn check_contract(
     imports: &[String],
     exports: &[String],
     origin: &str,
-) -> Result<(), LoadError> {
+) -> Result<Contract, LoadError> {
+    let served = format!(
+        "{} to {}",
+        SERVED_CONTRACTS[0],
+        SERVED_CONTRACTS[SERVED_CONTRACTS.len() - 1]
+    );
+    let refuse = |version: &str, fix: &str| LoadError::ContractVersion {
+        origin: origin.to_string(),
+        found: format!("bss:integration@{version}"),
+        served: served.clone(),
+        fix: fix.to_string(),
+    };
+    let mut exported = None;
     for name in imports.iter().chain(exports) {
-        let Some((_, version)) = name
+        let Some((interface, version)) = name
             .strip_prefix("bss:integration/")
             .and_then(|rest| rest.split_once('@'))
         else {
             continue;
         };
-        if version.split('.').next() != CONTRACT_VERSION.split('.').next() {
-            return Err(LoadError::ContractVersion {
-                origin: origin.to_string(),
-                found: format!("bss:integration@{version}"),
-                served: CONTRACT_VERSION.to_string(),
+        let mut parts = version.split(['.', '-', '+']);
+        let major = parts.next().unwrap_or("");
+        let minor: u64 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+        if major != "1" {
+            return Err(refuse(version, "rebuild it against a 1.x contract"));
+        }
+        if minor > NEWEST_MINOR {
+            return Err(refuse(
+                version,
+                &format!("upgrade the host, or rebuild the connector against {CONTRACT_VERSION}"),
+            ));
+        }
+        if interface == "connector" && exports.contains(name) {
+            exported = Some(match minor {
+                0 => Contract::V1_0,
+                _ => Contract::V1_1,
             });
         }
     }
-    if !exports
-        .iter()
-        .any(|e| e.starts_with("bss:integration/connector@"))
-    {
-        return Err(LoadError::NotAConnector {
-            origin: origin.to_string(),
-            exports: exports.join(", "),
-        });
-    }
-    Ok(())
+    exported.ok_or_else(|| LoadError::NotAConnector {
+        origin: origin.to_string(),
+        exports: exports.join(", "),
+    })
 }
 
 enum CallOutcome {
@@ -506,12 +608,30 @@ mod tests {
     #[test]
     fn contract_versions_are_checked_before_linking() {
         let exports = names(&["bss:integration/connector@1.0.0"]);
-        check_contract(
+        let contract = check_contract(
             &names(&["bss:integration/http@1.0.0", "wasi:cli/stdout@0.2.6"]),
             &exports,
             "ok.wasm",
         )
         .unwrap();
+        assert_eq!(contract, Contract::V1_0);
+        let contract = check_contract(
+            &names(&["bss:integration/log@1.1.0"]),
+            &names(&["bss:integration/connector@1.1.0"]),
+            "new.wasm",
+        )
+        .unwrap();
+        assert_eq!(contract, Contract::V1_1);
+        let err = check_contract(
+            &[],
+            &names(&["bss:integration/connector@1.2.0"]),
+            "newer.wasm",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "newer.wasm is built against bss:integration@1.2.0, but this host serves bss:integration@1.0.0 to 1.1.0; upgrade the host, or rebuild the connector against 1.1.0"
+        );
         let err = check_contract(
             &names(&["bss:integration/http@2.0.0"]),
             &names(&["bss:integration/connector@2.0.0"]),
@@ -520,7 +640,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "v2.wasm is built against bss:integration@2.0.0, but this host serves bss:integration@1.0.0 (and every 1.x before it); rebuild it against a 1.x contract"
+            "v2.wasm is built against bss:integration@2.0.0, but this host serves bss:integration@1.0.0 to 1.1.0; rebuild it against a 1.x contract"
         );
         let err = check_contract(&[], &names(&["wasi:cli/run@0.2.0"]), "app.wasm").unwrap_err();
         assert!(err.to_string().contains("not a connector"), "{err}");

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bss_host::capabilities::context::{InstanceContext, LookupEntry};
 use bss_host::capabilities::options::InstanceOptions;
+use bss_host::runtime::bindings::types::{Account, Entity, EntityData, Record};
 use bss_host::runtime::{Connector, Runtime, RuntimeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -86,6 +87,31 @@ pub fn context(
         )
         .unwrap(),
     )
+}
+
+/// A minimal account record for the fixture.
+pub fn account(bss_id: &str) -> Record {
+    Record {
+        entity: Entity::Account,
+        bss_id: bss_id.to_string(),
+        remote_id: None,
+        maybe_created: false,
+        data: EntityData::Account(Account {
+            code: bss_id.to_string(),
+            name: format!("Account {bss_id}"),
+            account_type: None,
+            status: None,
+            currency: None,
+            billing_address: None,
+            phone: None,
+            fax: None,
+            website: None,
+            parent_account: None,
+            primary_contact: None,
+            extra: vec![],
+        }),
+        references: vec![],
+    }
 }
 
 pub fn private_ok() -> InstanceOptions {

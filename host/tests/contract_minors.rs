@@ -1,0 +1,142 @@
+//! Contract minors served side by side: a connector built against the frozen
+//! `bss:integration@1.0.0` (the fixture built from `wit/1.0.0`) loads and runs next to one built
+//! against the newest contract, every import and export working through the converted bindings.
+
+mod common;
+
+use std::path::Path;
+
+use bss_host::runtime::Contract;
+use bss_host::runtime::bindings::connector::{Change, PushOptions};
+use bss_host::runtime::bindings::types::{ConnectorError, Entity};
+use common::{FIXTURE_WASM, Reply, TestServer, account, context, private_ok, runtime};
+
+const LEGACY_WASM: &str = env!("BSS_FIXTURE_LEGACY_WASM");
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[test]
+fn the_legacy_fixture_really_is_built_against_1_0() {
+    let legacy = std::fs::read(LEGACY_WASM).unwrap();
+    assert!(contains(&legacy, "bss:integration/connector@1.0.0"));
+    assert!(!contains(&legacy, "bss:integration/connector@1.1.0"));
+    let newest = std::fs::read(FIXTURE_WASM).unwrap();
+    assert!(contains(&newest, "bss:integration/connector@1.1.0"));
+}
+
+#[tokio::test]
+async fn a_1_0_connector_runs_beside_a_1_1_connector() {
+    let runtime = runtime();
+    let legacy = runtime.load_file(Path::new(LEGACY_WASM)).await.unwrap();
+    let newest = runtime.load_file(Path::new(FIXTURE_WASM)).await.unwrap();
+    assert_eq!(
+        (legacy.contract(), newest.contract()),
+        (Contract::V1_0, Contract::V1_1)
+    );
+    assert_eq!(legacy.manifest().name, "legacy-fixture");
+    assert_eq!(
+        legacy.manifest().documentation_url,
+        None,
+        "1.0 has no such field"
+    );
+    assert_eq!(
+        newest.manifest().documentation_url.as_deref(),
+        Some("https://docs.example.com/fixture")
+    );
+    assert_eq!(
+        legacy.manifest().server_variables,
+        newest.manifest().server_variables,
+        "the converted manifest keeps every field 1.0 has"
+    );
+    assert_eq!(legacy.manifest().lookups, newest.manifest().lookups);
+    assert_eq!(legacy.manifest().auth, newest.manifest().auth);
+
+    // Every 1.0 import (http with credentials, settings, lookups, log, stdout/stderr) is served by
+    // the 1.1 definitions: both builds report the same.
+    let server = TestServer::start(|_| Reply::text(200, "pong")).await;
+    let url = server.url();
+    let mut answers = Vec::new();
+    for connector in [&legacy, &newest] {
+        let ctx = context(connector, &[("base-url", &url)], private_ok());
+        answers.push(connector.activate(&ctx).await.unwrap().unwrap());
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(
+        answers[0],
+        "status 200 body pong settings 3 lookup malus reverse crab-apple table 3"
+    );
+    let credentials = server.seen()[0].header_values("x-api-key");
+    assert_eq!(credentials, vec!["default-api-key".to_string()]);
+
+    // Exports with 1.0 types come back as the newest types.
+    let ctx = context(&legacy, &[("base-url", &url)], private_ok());
+    let choices = legacy
+        .lookup_choices(&ctx, "genera")
+        .await
+        .unwrap()
+        .unwrap();
+    let values: Vec<&str> = choices.iter().map(|c| c.value.as_str()).collect();
+    assert_eq!(values, ["malus", "pyrus"]);
+    let mut records = vec![account("A1"), account("A2")];
+    records[1].remote_id = Some("fx-A2".into());
+    let pushed = legacy
+        .push(
+            &ctx,
+            Entity::Account,
+            &records,
+            PushOptions { dry_run: false },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let outcomes: Vec<(Change, String)> = pushed
+        .into_iter()
+        .map(|p| {
+            let p = p.unwrap();
+            (p.change, p.remote_id)
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (Change::Created, "fx-A1".to_string()),
+            (Change::Updated, "fx-A2".to_string())
+        ]
+    );
+    let page = legacy
+        .pull(&ctx, Entity::Account, None, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(page.records.is_empty() && page.next_page_token.is_none());
+}
+
+#[tokio::test]
+async fn log_enabled_is_a_1_1_import_that_follows_the_host_log_level() {
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::sink)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runtime = runtime();
+    let newest = runtime.load_file(Path::new(FIXTURE_WASM)).await.unwrap();
+    let legacy = runtime.load_file(Path::new(LEGACY_WASM)).await.unwrap();
+    let settings = [("base-url", "https://example.com"), ("mode", "log-levels")];
+
+    let ctx = context(&newest, &settings, private_ok());
+    assert_eq!(
+        newest.activate(&ctx).await.unwrap().unwrap(),
+        "enabled info warn error"
+    );
+    // The 1.0 build has no such mode: it cannot import what 1.0 does not have.
+    let ctx = context(&legacy, &settings, private_ok());
+    let refused = legacy.activate(&ctx).await.unwrap().unwrap_err();
+    assert!(
+        matches!(&refused, ConnectorError::InvalidSettings(errors) if errors[0].message.contains("unknown mode")),
+        "{refused:?}"
+    );
+}
