@@ -39,7 +39,7 @@ use std::thread::JoinHandle;
 use serde_json::Value;
 
 pub use crate::faults::Faults;
-pub use crate::server::API_ROOT;
+pub use crate::server::{API_ROOT, KEPT_REQUESTS};
 
 /// How to run a sandbox.
 #[derive(Clone, Debug)]
@@ -117,7 +117,7 @@ impl Sandbox {
             state: Mutex::new(server::State {
                 store: store::Store::new(),
                 faults: faults::FaultState::new(config.faults.clone()),
-                seen: Vec::new(),
+                seen: server::RequestLog::default(),
                 api_requests: 0,
             }),
             clock: clock::Clock::default(),
@@ -193,11 +193,8 @@ impl Sandbox {
         let api_url = self.api_url();
         state
             .store
-            .table(res.name)
-            .records
-            .values()
-            .filter(|rec| parent.is_none() || store::parent_of(res, rec) == parent)
-            .map(|rec| state.store.render(res, rec, &api_url))
+            .scope(res, parent, std::ops::Bound::Unbounded)
+            .map(|(_, rec)| state.store.render(res, rec, &api_url))
             .collect()
     }
 
@@ -294,9 +291,10 @@ impl Sandbox {
         self.shared.lock().api_requests
     }
 
-    /// Every request received, oldest first (API requests, `/login/companyinfo` and unknown paths alike).
+    /// The requests received, oldest first (API requests, `/login/companyinfo` and unknown paths alike): every one
+    /// of them, up to the latest [`KEPT_REQUESTS`] (older ones are dropped so that long runs do not keep every body).
     pub fn requests(&self) -> Vec<SeenRequest> {
-        self.shared.lock().seen.clone()
+        self.shared.lock().seen.to_vec()
     }
 
     /// Forgets the recorded requests (the count too).

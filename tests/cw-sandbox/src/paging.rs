@@ -3,7 +3,9 @@
 //! field names they mention against the resource's schema, ordering, the two paging modes — numbered pages (default
 //! size 25, at most 1000, `Link` header with `first`/`prev`/`next`/`last`) and forward-only paging (request header
 //! `pagination-type: forward-only`: ordered by id, records with id > `pageId`, `Link` `next` carrying the last id;
-//! `orderBy` is refused) — and the `fields` projection.
+//! `orderBy` is refused) — and the `fields` projection. The caller walks the stored records in id order and tests
+//! the conditions (a forward-only page needs only the matches up to one past the page); this module orders what it
+//! is given, cuts the page and writes the links.
 
 use std::cmp::Ordering;
 
@@ -29,9 +31,37 @@ pub(crate) struct ListParams {
 
 /// A page of results and its `Link` header.
 #[derive(Debug)]
-pub(crate) struct Page {
-    pub items: Vec<Value>,
+pub(crate) struct Page<T> {
+    pub items: Vec<T>,
     pub link: Option<String>,
+}
+
+impl ListParams {
+    pub(crate) fn forward_only(&self) -> bool {
+        self.forward_only
+    }
+
+    /// Forward-only paging lists the records with an id above this.
+    pub(crate) fn page_id(&self) -> i64 {
+        self.page_id
+    }
+
+    pub(crate) fn page_size(&self) -> usize {
+        self.page_size as usize
+    }
+
+    /// The field paths `orderBy` reads.
+    pub(crate) fn order_paths(&self) -> impl Iterator<Item = &[String]> {
+        self.order.iter().map(|(path, _)| path.as_slice())
+    }
+
+    /// A returned record as the `fields` parameter trims it.
+    pub(crate) fn shape(&self, record: Value) -> Value {
+        match &self.fields {
+            Some(fields) => project(&record, fields),
+            None => record,
+        }
+    }
 }
 
 /// The value of query parameter `name` (case-insensitive; the last one wins).
@@ -158,68 +188,94 @@ fn check_field(model: &Model, path: &[String]) -> Result<(), String> {
     }
 }
 
-/// Orders, pages and projects `records` (rendered, already filtered by conditions). `url` is the list URL without
-/// query; `query` the request's parameters, kept in the links.
-pub(crate) fn page(
-    mut records: Vec<Value>,
+/// A forward-only page. `matches` are the records satisfying the conditions with an id above `pageId`, in id
+/// order; only the first pageSize + 1 are needed (the one past the page says whether there is a next). `url` is the
+/// list URL without query; `query` the request's parameters, kept in the link.
+pub(crate) fn forward_page<T>(
+    mut matches: Vec<T>,
+    id_of: impl Fn(&T) -> i64,
     p: &ListParams,
     url: &str,
     query: &[(String, String)],
-) -> Page {
-    let size = p.page_size as usize;
-    let (items, link) = if p.forward_only {
-        records.retain(|r| r["id"].as_i64().unwrap_or_default() > p.page_id);
-        records.sort_by_key(|r| r["id"].as_i64().unwrap_or_default());
-        let more = records.len() > size;
-        records.truncate(size);
-        let link = match (more, records.last().and_then(|r| r["id"].as_i64())) {
-            (true, Some(last)) => Some(format!(
-                "<{}>; rel=\"next\"",
-                link_url(
-                    url,
-                    query,
-                    &["page", "pageId"],
-                    ("pageId", last.to_string())
-                )
-            )),
-            _ => None,
-        };
-        (records, link)
-    } else {
-        records.sort_by(|a, b| {
-            for (path, desc) in &p.order {
-                let o = compare(first(a, path), first(b, path));
+) -> Page<T> {
+    let size = p.page_size();
+    let more = matches.len() > size;
+    matches.truncate(size);
+    let link = match (more, matches.last().map(id_of)) {
+        (true, Some(last)) => Some(format!(
+            "<{}>; rel=\"next\"",
+            link_url(
+                url,
+                query,
+                &["page", "pageId"],
+                ("pageId", last.to_string())
+            )
+        )),
+        _ => None,
+    };
+    Page {
+        items: matches,
+        link,
+    }
+}
+
+/// A numbered page. `matches` are all the records satisfying the conditions, in id order; `doc_of` gives the record
+/// `orderBy` reads. Ordered by `orderBy`, then id (the stable sort keeps id order among equals).
+pub(crate) fn numbered_page<T>(
+    mut matches: Vec<T>,
+    doc_of: impl Fn(&T) -> &Value,
+    p: &ListParams,
+    url: &str,
+    query: &[(String, String)],
+) -> Page<T> {
+    if !p.order.is_empty() {
+        // Sort keys are made once per record, not once per comparison (lowercasing text is the costly part).
+        let mut keyed: Vec<(Vec<SortKey>, T)> = matches
+            .into_iter()
+            .map(|m| {
+                let doc = doc_of(&m);
+                let keys = p
+                    .order
+                    .iter()
+                    .map(|(path, _)| SortKey::of(first(doc, path)))
+                    .collect();
+                (keys, m)
+            })
+            .collect();
+        keyed.sort_by(|(a, _), (b, _)| {
+            for ((x, y), (_, desc)) in a.iter().zip(b).zip(&p.order) {
+                let o = x.cmp(y);
                 let o = if *desc { o.reverse() } else { o };
                 if o != Ordering::Equal {
                     return o;
                 }
             }
-            a["id"].as_i64().cmp(&b["id"].as_i64())
+            Ordering::Equal
         });
-        let total = records.len();
-        let last_page = total.div_ceil(size).max(1) as u64;
-        let start = ((p.page - 1) as usize).saturating_mul(size).min(total);
-        let items: Vec<Value> = records.drain(start..(start + size).min(total)).collect();
-        let mut rels = Vec::new();
-        let to = |n: u64| link_url(url, query, &["page"], ("page", n.to_string()));
-        if p.page > 1 {
-            rels.push(format!("<{}>; rel=\"first\"", to(1)));
-            rels.push(format!(
-                "<{}>; rel=\"prev\"",
-                to((p.page - 1).min(last_page))
-            ));
-        }
-        if p.page < last_page {
-            rels.push(format!("<{}>; rel=\"next\"", to(p.page + 1)));
-            rels.push(format!("<{}>; rel=\"last\"", to(last_page)));
-        }
-        (items, (!rels.is_empty()).then(|| rels.join(", ")))
-    };
-    let items = match &p.fields {
-        Some(fields) => items.iter().map(|r| project(r, fields)).collect(),
-        None => items,
-    };
-    Page { items, link }
+        matches = keyed.into_iter().map(|(_, m)| m).collect();
+    }
+    let size = p.page_size();
+    let total = matches.len();
+    let last_page = total.div_ceil(size).max(1) as u64;
+    let start = ((p.page - 1) as usize).saturating_mul(size).min(total);
+    let items: Vec<T> = matches.drain(start..(start + size).min(total)).collect();
+    let mut rels = Vec::new();
+    let to = |n: u64| link_url(url, query, &["page"], ("page", n.to_string()));
+    if p.page > 1 {
+        rels.push(format!("<{}>; rel=\"first\"", to(1)));
+        rels.push(format!(
+            "<{}>; rel=\"prev\"",
+            to((p.page - 1).min(last_page))
+        ));
+    }
+    if p.page < last_page {
+        rels.push(format!("<{}>; rel=\"next\"", to(p.page + 1)));
+        rels.push(format!("<{}>; rel=\"last\"", to(last_page)));
+    }
+    Page {
+        items,
+        link: (!rels.is_empty()).then(|| rels.join(", ")),
+    }
 }
 
 /// Keeps only the listed paths of a record.
@@ -271,29 +327,31 @@ fn first<'a>(record: &'a Value, path: &[String]) -> Option<&'a Value> {
     conditions::lookup(record, path).into_iter().next()
 }
 
-/// Missing first, then numbers, then text (case-insensitive), then booleans.
-fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
-    match (a, b) {
-        (None, None) => Ordering::Equal,
-        (None, Some(_)) => Ordering::Less,
-        (Some(_), None) => Ordering::Greater,
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
-        (Some(Value::String(x)), Some(Value::String(y))) => x.to_lowercase().cmp(&y.to_lowercase()),
-        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
-        (Some(x), Some(y)) => rank(x).cmp(&rank(y)),
-    }
+/// A value as ordering sees it: missing first, then numbers, then text (case-insensitive), then booleans, then
+/// anything else (objects, arrays), which tie. The variant order is that order.
+#[derive(Debug, PartialEq, PartialOrd)]
+enum SortKey {
+    Missing,
+    Number(f64),
+    Text(String),
+    Bool(bool),
+    Other,
 }
 
-fn rank(v: &Value) -> u8 {
-    match v {
-        Value::Null => 0,
-        Value::Number(_) => 1,
-        Value::String(_) => 2,
-        Value::Bool(_) => 3,
-        _ => 4,
+impl SortKey {
+    fn of(v: Option<&Value>) -> SortKey {
+        match v {
+            None => SortKey::Missing,
+            Some(Value::Number(n)) => n.as_f64().map_or(SortKey::Other, SortKey::Number),
+            Some(Value::String(s)) => SortKey::Text(s.to_lowercase()),
+            Some(Value::Bool(b)) => SortKey::Bool(*b),
+            Some(_) => SortKey::Other,
+        }
+    }
+
+    fn cmp(&self, other: &SortKey) -> Ordering {
+        // Numbers from JSON are never NaN, so only incomparable-looking pairs tie.
+        self.partial_cmp(other).unwrap_or(Ordering::Equal)
     }
 }
 
@@ -333,7 +391,7 @@ mod tests {
         let m = model(SchemaSource::OpenApi("Company"));
         let query = q(&[("pageSize", "10"), ("page", "2"), ("conditions", "id>0")]);
         let p = parse(&query, false, m).unwrap();
-        let pg = page(records(35), &p, "http://h/x", &query);
+        let pg = numbered_page(records(35), |r| r, &p, "http://h/x", &query);
         assert_eq!(pg.items.len(), 10);
         assert_eq!(pg.items[0]["id"], 11);
         let link = pg.link.unwrap();
@@ -350,7 +408,7 @@ mod tests {
     fn ordering_and_limits() {
         let m = model(SchemaSource::OpenApi("Company"));
         let p = parse(&q(&[("orderBy", "name asc")]), false, m).unwrap();
-        let pg = page(records(5), &p, "u", &[]);
+        let pg = numbered_page(records(5), |r| r, &p, "u", &[]);
         assert_eq!(pg.items[0]["id"], 5);
         assert!(pg.link.is_none());
         assert!(parse(&q(&[("pageSize", "1001")]), false, m).is_err());
@@ -360,14 +418,46 @@ mod tests {
     }
 
     #[test]
-    fn forward_only_uses_page_id() {
+    fn forward_only_links_the_last_id() {
         let m = model(SchemaSource::OpenApi("Company"));
         let query = q(&[("pageSize", "2"), ("pageId", "2")]);
         let p = parse(&query, true, m).unwrap();
-        let pg = page(records(5), &p, "u", &query);
-        let ids: Vec<_> = pg.items.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        assert_eq!(p.page_id(), 2);
+        let id_of = |r: &Value| r["id"].as_i64().unwrap();
+        let after: Vec<Value> = records(5).into_iter().filter(|r| id_of(r) > 2).collect();
+        let pg = forward_page(after, id_of, &p, "u", &query);
+        let ids: Vec<_> = pg.items.iter().map(id_of).collect();
         assert_eq!(ids, [3, 4]);
         assert_eq!(pg.link.unwrap(), "<u?pageSize=2&pageId=4>; rel=\"next\"");
+        let last = forward_page(records(5).split_off(3), id_of, &p, "u", &query);
+        assert_eq!(last.items.len(), 2);
+        assert!(
+            last.link.is_none(),
+            "no next without a record past the page"
+        );
+    }
+
+    #[test]
+    fn ordering_keys() {
+        let m = model(SchemaSource::OpenApi("Company"));
+        let rows = vec![
+            json!({"id": 1, "name": "b"}),
+            json!({"id": 2, "name": "B"}),
+            json!({"id": 3}),
+            json!({"id": 4, "name": 10}),
+            json!({"id": 5, "name": true}),
+            json!({"id": 6, "name": "a"}),
+            json!({"id": 7, "name": 9.5}),
+            json!({"id": 8, "name": {"x": 1}}),
+        ];
+        let p = parse(&q(&[("orderBy", "name")]), false, m).unwrap();
+        let pg = numbered_page(rows.clone(), |r| r, &p, "u", &[]);
+        let ids: Vec<_> = pg.items.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        assert_eq!(ids, [3, 7, 4, 6, 1, 2, 5, 8]);
+        let p = parse(&q(&[("orderBy", "name desc")]), false, m).unwrap();
+        let pg = numbered_page(rows, |r| r, &p, "u", &[]);
+        let ids: Vec<_> = pg.items.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        assert_eq!(ids, [8, 5, 1, 2, 6, 4, 7, 3], "equal keys stay in id order");
     }
 
     #[test]

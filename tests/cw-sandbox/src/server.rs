@@ -7,8 +7,10 @@
 //! A missing or empty `clientId` header is refused with 401 `Unauthorized` and a message naming the header: the
 //! real API's exact answer is undocumented, and a 401 is what a client must treat as "fix the configuration".
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -22,7 +24,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
-use crate::conditions;
+use crate::conditions::{self, Expr};
 use crate::error::ApiError;
 use crate::faults::{Decision, FaultState};
 use crate::paging;
@@ -47,8 +49,48 @@ pub(crate) struct Shared {
 pub(crate) struct State {
     pub store: Store,
     pub faults: FaultState,
-    pub seen: Vec<SeenRequest>,
+    pub seen: RequestLog,
     pub api_requests: u64,
+}
+
+/// How many requests [`Sandbox::requests`](crate::Sandbox::requests) keeps: enough for any test to inspect, yet
+/// bounded for benchmarks that send tens of thousands (each entry holds its parsed body).
+pub const KEPT_REQUESTS: usize = 10_000;
+
+/// The latest [`KEPT_REQUESTS`] requests, oldest first. Each request gets a number when it arrives, so that its
+/// status can be filled in once it is answered — if its entry is still there.
+#[derive(Debug, Default)]
+pub(crate) struct RequestLog {
+    entries: VecDeque<SeenRequest>,
+    /// Number of the oldest entry kept (= how many were dropped or cleared before it).
+    first: u64,
+}
+
+impl RequestLog {
+    /// Records a request; returns its number.
+    fn push(&mut self, seen: SeenRequest) -> u64 {
+        if self.entries.len() == KEPT_REQUESTS {
+            self.entries.pop_front();
+            self.first += 1;
+        }
+        self.entries.push_back(seen);
+        self.first + self.entries.len() as u64 - 1
+    }
+
+    fn get_mut(&mut self, number: u64) -> Option<&mut SeenRequest> {
+        let index = usize::try_from(number.checked_sub(self.first)?).ok()?;
+        self.entries.get_mut(index)
+    }
+
+    pub(crate) fn to_vec(&self) -> Vec<SeenRequest> {
+        self.entries.iter().cloned().collect()
+    }
+
+    /// Forgets every entry; requests still being answered stay forgotten.
+    pub(crate) fn clear(&mut self) {
+        self.first += self.entries.len() as u64;
+        self.entries.clear();
+    }
 }
 
 impl Shared {
@@ -135,16 +177,16 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
         body: serde_json::from_slice(&body).ok(),
         status: None,
     };
-    let (index, decision) = {
+    let (number, decision) = {
         let mut state = shared.lock();
-        state.seen.push(seen);
+        let number = state.seen.push(seen);
         let decision = if is_api {
             state.api_requests += 1;
             state.faults.decide(parts.method == Method::POST)
         } else {
             Decision::default()
         };
-        (state.seen.len() - 1, decision)
+        (number, decision)
     };
 
     if !decision.latency.is_zero() {
@@ -193,7 +235,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
     };
     let status = resp.status().as_u16();
     tracing::info!(method = %parts.method, %path, status, "cw-sandbox request");
-    if let Some(s) = shared.lock().seen.get_mut(index) {
+    if let Some(s) = shared.lock().seen.get_mut(number) {
         s.status = (!decision.stall).then_some(status);
     }
     if decision.stall {
@@ -330,9 +372,10 @@ fn dispatch(ctx: &Ctx<'_>, rel: &str) -> Result<Resp, ApiError> {
         (Method::GET, Target::Count) => {
             let model = schema::model(res.schema);
             let cond = paging::parse_conditions(ctx.query, model)?;
-            let n = scoped(store, &route, &ctx.api_url)
-                .iter()
-                .filter(|r| cond.as_ref().is_none_or(|c| conditions::eval(c, r)))
+            let select = Selection::new(store, res, &ctx.api_url, cond.as_ref(), &[]);
+            let n = store
+                .scope(res, route.parent_id, Bound::Unbounded)
+                .filter(|(id, rec)| select.check(*id, rec).is_some())
                 .count();
             Ok(respond(200, Some(&json!({ "count": n })), &[]))
         }
@@ -407,39 +450,114 @@ fn item(store: &Store, route: &Route, id: i64) -> Result<Value, ApiError> {
         .ok_or_else(|| write::not_found(res, id))
 }
 
-/// The rendered records of the route's resource (of its parent, for sub-resources).
-fn scoped(store: &Store, route: &Route, api_url: &str) -> Vec<Value> {
-    let res = route.resource;
-    store
-        .table(res.name)
-        .records
-        .values()
-        .filter(|rec| route.parent_id.is_none() || store::parent_of(res, rec) == route.parent_id)
-        .map(|rec| store.render(res, rec, api_url))
-        .collect()
+/// A record on its way into a list answer: its id, the stored record, and its rendering once made.
+struct Candidate<'a> {
+    id: i64,
+    stored: &'a Value,
+    rendered: Option<Value>,
+}
+
+impl Candidate<'_> {
+    /// What conditions and ordering read: the rendering, or the stored record when that reads the same.
+    fn doc(&self) -> &Value {
+        self.rendered.as_ref().unwrap_or(self.stored)
+    }
+}
+
+/// Picks a list's records by its conditions. A record is rendered before the test only when the conditions or the
+/// ordering read a field rendering fills in (see [`store::paths_read_stored`]); otherwise only the records returned
+/// are rendered, so a list or count costs a walk over the stored records rather than a rendering of each.
+struct Selection<'a> {
+    store: &'a Store,
+    res: &'static Resource,
+    api_url: &'a str,
+    conditions: Option<&'a Expr>,
+    /// Whether anything reads the records before they are returned.
+    reads: bool,
+    render_first: bool,
+}
+
+impl<'a> Selection<'a> {
+    fn new(
+        store: &'a Store,
+        res: &'static Resource,
+        api_url: &'a str,
+        cond: Option<&'a Expr>,
+        order: &[&[String]],
+    ) -> Selection<'a> {
+        let paths = || {
+            cond.map(conditions::paths)
+                .unwrap_or_default()
+                .into_iter()
+                .chain(order.iter().copied())
+        };
+        Selection {
+            store,
+            res,
+            api_url,
+            conditions: cond,
+            reads: paths().next().is_some(),
+            render_first: !store::paths_read_stored(res, paths()),
+        }
+    }
+
+    /// The record as a candidate if it satisfies the conditions.
+    fn check(&self, id: i64, stored: &'a Value) -> Option<Candidate<'a>> {
+        let render = self.render_first || (self.reads && store::has_top_null(stored));
+        let candidate = Candidate {
+            id,
+            stored,
+            rendered: render.then(|| self.store.render(self.res, stored, self.api_url)),
+        };
+        self.conditions
+            .is_none_or(|c| conditions::eval(c, candidate.doc()))
+            .then_some(candidate)
+    }
+
+    /// The record as the answer shows it.
+    fn finish(&self, candidate: Candidate<'_>) -> Value {
+        candidate
+            .rendered
+            .unwrap_or_else(|| self.store.render(self.res, candidate.stored, self.api_url))
+    }
 }
 
 fn list(ctx: &Ctx<'_>, store: &Store, route: &Route) -> Result<Resp, ApiError> {
+    let res = route.resource;
     let forward_only = header_str(ctx.headers, "pagination-type")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("forward-only"));
-    let params = paging::parse(
-        ctx.query,
-        forward_only,
-        schema::model(route.resource.schema),
-    )?;
-    let records: Vec<Value> = scoped(store, route, &ctx.api_url)
+    let params = paging::parse(ctx.query, forward_only, schema::model(res.schema))?;
+    let order: Vec<&[String]> = params.order_paths().collect();
+    let select = Selection::new(store, res, &ctx.api_url, params.conditions.as_ref(), &order);
+    let page = if params.forward_only() {
+        // Records come in id order, so the walk stops one past the page instead of testing every record.
+        let mut matches = Vec::new();
+        let after = Bound::Excluded(params.page_id());
+        for (id, stored) in store.scope(res, route.parent_id, after) {
+            if let Some(candidate) = select.check(id, stored) {
+                matches.push(candidate);
+                if matches.len() > params.page_size() {
+                    break;
+                }
+            }
+        }
+        paging::forward_page(matches, |c| c.id, &params, &ctx.list_url, ctx.query)
+    } else {
+        // Numbered pages need every match: the `last` link counts them.
+        let matches: Vec<Candidate<'_>> = store
+            .scope(res, route.parent_id, Bound::Unbounded)
+            .filter_map(|(id, stored)| select.check(id, stored))
+            .collect();
+        paging::numbered_page(matches, Candidate::doc, &params, &ctx.list_url, ctx.query)
+    };
+    let items: Vec<Value> = page
+        .items
         .into_iter()
-        .filter(|r| {
-            params
-                .conditions
-                .as_ref()
-                .is_none_or(|c| conditions::eval(c, r))
-        })
+        .map(|c| params.shape(select.finish(c)))
         .collect();
-    let page = paging::page(records, &params, &ctx.list_url, ctx.query);
     let extra: Vec<(header::HeaderName, String)> =
         page.link.into_iter().map(|l| (header::LINK, l)).collect();
-    Ok(respond(200, Some(&Value::Array(page.items)), &extra))
+    Ok(respond(200, Some(&Value::Array(items)), &extra))
 }
 
 /// The request body as JSON: 415 unless it is declared JSON, 400 unless it parses.
@@ -467,4 +585,45 @@ fn json_body(ctx: &Ctx<'_>, res: &Resource) -> Result<Value, ApiError> {
             ),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(path: &str) -> SeenRequest {
+        SeenRequest {
+            method: "GET".into(),
+            path: path.into(),
+            query: None,
+            client_id: None,
+            authorization: false,
+            pagination_type: None,
+            body: None,
+            status: None,
+        }
+    }
+
+    #[test]
+    fn the_request_log_keeps_the_latest() {
+        let mut log = RequestLog::default();
+        let first = log.push(seen("/0"));
+        for i in 1..=KEPT_REQUESTS {
+            log.push(seen(&format!("/{i}")));
+        }
+        let kept = log.to_vec();
+        assert_eq!(kept.len(), KEPT_REQUESTS);
+        assert_eq!(kept[0].path, "/1");
+        assert_eq!(kept[KEPT_REQUESTS - 1].path, format!("/{KEPT_REQUESTS}"));
+        // A request answered after its entry was dropped changes nothing.
+        assert!(log.get_mut(first).is_none());
+        let last = log.push(seen("/last"));
+        log.get_mut(last).unwrap().status = Some(200);
+        assert_eq!(log.to_vec().last().unwrap().status, Some(200));
+        // Nor does one answered after a clear, even once new requests fill the log again.
+        log.clear();
+        let after = log.push(seen("/after"));
+        assert!(log.get_mut(last).is_none());
+        assert_eq!(log.get_mut(after).unwrap().path, "/after");
+    }
 }

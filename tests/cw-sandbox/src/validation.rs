@@ -188,13 +188,10 @@ pub(crate) fn prepare(
     // Unique fields.
     for field in res.unique {
         if let Some(wanted) = obj.get(*field).and_then(Value::as_str) {
-            let clash = store.table(res.name).records.iter().find(|(id, rec)| {
-                Some(**id) != existing.as_ref().map(|e| e.id)
-                    && rec[*field]
-                        .as_str()
-                        .is_some_and(|s| s.eq_ignore_ascii_case(wanted))
-            });
-            if let Some((id, _)) = clash {
+            let clash = store
+                .holders(res.name, field, wanted)
+                .find(|id| Some(*id) != existing.as_ref().map(|e| e.id));
+            if let Some(id) = clash {
                 err(
                     &mut errors,
                     "InvalidField",

@@ -146,11 +146,7 @@ fn touch_parent(store: &mut Store, res: &Resource, record: &Value, stamp: Stamp<
     let (Some(parent), Some(pid)) = (res.parent, store::parent_of(res, record)) else {
         return;
     };
-    if let Some(Value::Object(info)) = store
-        .table_mut(parent.resource)
-        .records
-        .get_mut(&pid)
-        .map(|p| &mut p["_info"])
+    if let Some(Value::Object(info)) = store.get_mut(parent.resource, pid).map(|p| &mut p["_info"])
     {
         info.insert("lastUpdated".into(), json!(clock::format_utc(stamp.now)));
         info.insert("updatedBy".into(), json!(stamp.user));
@@ -239,7 +235,7 @@ pub(crate) fn set_communications(
             && let Some((first, _)) = written
                 .iter()
                 .find(|(_, k)| k.as_deref() == Some(kind.as_str()))
-            && let Some(rec) = store.table_mut(comms.name).records.get_mut(first)
+            && let Some(rec) = store.get_mut(comms.name, *first)
         {
             rec["defaultFlag"] = json!(true);
         }
@@ -257,7 +253,7 @@ pub(crate) fn settle_communication_default(store: &mut Store, id: i64) {
         return;
     };
     if let Some(kind) = &kind
-        && let Some(r) = store.table_mut(comms.name).records.get_mut(&id)
+        && let Some(r) = store.get_mut(comms.name, id)
     {
         r["communicationType"] = json!(kind);
     }
@@ -280,14 +276,13 @@ pub(crate) fn settle_communication_default(store: &mut Store, id: i64) {
             .get(comms.name, *s)
             .is_some_and(|r| r["defaultFlag"] == json!(true))
     });
-    let table = &mut store.table_mut(comms.name).records;
     if this_default {
         for s in siblings {
-            if let Some(r) = table.get_mut(&s) {
+            if let Some(r) = store.get_mut(comms.name, s) {
                 r["defaultFlag"] = json!(false);
             }
         }
-    } else if !any_other_default && let Some(r) = table.get_mut(&id) {
+    } else if !any_other_default && let Some(r) = store.get_mut(comms.name, id) {
         r["defaultFlag"] = json!(true);
     }
 }

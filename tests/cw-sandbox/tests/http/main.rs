@@ -9,5 +9,6 @@ mod crud;
 mod faults;
 mod handle;
 mod paging;
+mod scale;
 mod schema;
 mod validation;

@@ -237,6 +237,13 @@ async fn order_by() {
     c.get(&q("company/companies", &[("orderBy", "name upwards")]))
         .await
         .expect(400);
+    // Ordering by a field only reads fill in (stored statuses are bare ids): "Active" before "Inactive".
+    for id in [all[3], all[17]] {
+        sb.patch("company/companies", id, json!({"status": {"id": 2}}));
+    }
+    let by_status = get("status/name desc, id asc").await;
+    assert_eq!(by_status[..2], [all[3], all[17]]);
+    assert_eq!(get("status/name").await[28..], [all[3], all[17]]);
 }
 
 #[tokio::test]
