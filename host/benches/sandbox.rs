@@ -1,18 +1,28 @@
-//! What the sandbox costs, against the connector's core compiled natively, in one run. Prints a
-//! table; run with `cargo bench -p bss-host --bench sandbox` (release build). A first cut of
-//! issue 8: per-call figures, one-record pushes, and sync throughput through the same engine.
+//! What the sandbox costs, against the connector's core compiled natively in the same run. Prints
+//! a Markdown table (the one in BENCHMARKS.md); run with
+//! `cargo bench -p bss-host --bench sandbox` (release build). `BENCH_ONLY=calls,sync` runs only
+//! the named sections: load, calls, import, push1, sync, startup, memory, swap.
+//!
+//! Everything runs on loopback: the ConnectWise sandbox (no added latency), SQLite in a temporary
+//! folder, and for start-up and memory the release `bss-host` binary in a child process. Native =
+//! the ConnectWise connector's core compiled into this process, driven by the same sync engine
+//! with the same HTTP client (`sync::native::NativeConnectWise`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bss_host::app::App;
 use bss_host::capabilities::context::{InstanceContext, LookupEntry};
 use bss_host::capabilities::options::InstanceOptions;
+use bss_host::runtime::bindings::types::Record;
 use bss_host::runtime::manifest::{Direction, Entity, Operations};
 use bss_host::runtime::{Connector, Runtime, RuntimeConfig};
 use bss_host::store::sqlite::SqliteStore;
-use bss_host::store::{InstanceRow, Store};
+use bss_host::store::{InstanceRow, Store, StoredValue};
 use bss_host::sync::connector::SyncConnector;
 use bss_host::sync::native::NativeConnectWise;
 use bss_host::sync::records::parse_file;
@@ -20,14 +30,81 @@ use bss_host::sync::{Engine, Pacing};
 use cw_sandbox::{Sandbox, SandboxConfig};
 
 const FIXTURE: &str = env!("BSS_FIXTURE_WASM");
+const FIXTURE_V2: &str = env!("BSS_FIXTURE_V2_WASM");
+const OTHER_FIXTURE: &str = env!("BSS_FIXTURE_OTHER_WASM");
 const CONNECTWISE: &str = env!("BSS_CONNECTWISE_WASM");
+const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
+
+/// Accounts pushed and pulled in the throughput section (the issue's size).
+const SYNC_ACCOUNTS: usize = 10_000;
 
 fn row(what: &str, value: String) {
-    println!("| {what:<58} | {value:>22} |");
+    println!("| {what:<66} | {value:>24} |");
 }
 
-fn per_call(total: Duration, calls: u32) -> String {
-    format!("{:.2} µs", total.as_secs_f64() * 1e6 / f64::from(calls))
+fn micros(total: Duration, calls: u32) -> f64 {
+    total.as_secs_f64() * 1e6 / f64::from(calls)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn wanted(section: &str) -> bool {
+    match std::env::var("BENCH_ONLY") {
+        Ok(list) => list.split(',').any(|s| s.trim() == section),
+        Err(_) => true,
+    }
+}
+
+fn runtime(cache: &Path, pooling: bool) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.to_path_buf()),
+        pooling,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
+}
+
+/// A context with no settings (enough for calls that touch no import), or the fixture's.
+fn call_context(connector: &Connector) -> Arc<InstanceContext> {
+    if connector.manifest().name == "fixture" {
+        fixture_settings(connector, &[])
+    } else {
+        Arc::new(InstanceContext::empty("bench"))
+    }
+}
+
+fn fixture_settings(connector: &Connector, settings: &[(&str, &str)]) -> Arc<InstanceContext> {
+    let mut values: BTreeMap<String, String> = [
+        ("base-url", "http://127.0.0.1:9"),
+        ("user", "bench"),
+        ("api-key", "bench-key"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in settings {
+        values.insert(k.to_string(), v.to_string());
+    }
+    let options = InstanceOptions {
+        allow_private_network: true,
+        ..InstanceOptions::default()
+    };
+    Arc::new(
+        InstanceContext::new(
+            "bench",
+            connector.manifest(),
+            &values,
+            BTreeMap::new(),
+            options,
+        )
+        .expect("fixture settings"),
+    )
 }
 
 fn cw_context(connector: &Connector, sandbox: &Sandbox) -> Arc<InstanceContext> {
@@ -73,8 +150,201 @@ fn accounts(n: usize, prefix: &str) -> String {
         .join("\n")
 }
 
-/// Pushes then pulls `n` accounts through the engine with `connector`; returns the push and pull
-/// times and how many records the pull delivered (everything in the sandbox).
+fn account_records(n: usize, prefix: &str) -> Vec<Record> {
+    let (records, invalid) = parse_file(Entity::Account, &accounts(n, prefix));
+    assert!(invalid.is_empty());
+    records
+        .into_iter()
+        .map(|r| Record {
+            entity: Entity::Account.into(),
+            bss_id: r.id,
+            remote_id: None,
+            maybe_created: false,
+            data: r.data,
+            references: vec![],
+        })
+        .collect()
+}
+
+/// Compile vs load from the disk cache, for both components.
+async fn load(cache: &Path) {
+    for (name, file) in [("fixture", FIXTURE), ("connectwise", CONNECTWISE)] {
+        let first = runtime(cache, true);
+        let started = Instant::now();
+        first.load_file(Path::new(file)).await.expect("compile");
+        let compile = started.elapsed();
+        let restarted = runtime(cache, true);
+        let mut cached = Vec::new();
+        for _ in 0..20 {
+            let started = Instant::now();
+            restarted
+                .load_file(Path::new(file))
+                .await
+                .expect("cached load");
+            cached.push(started.elapsed());
+        }
+        assert_eq!(restarted.compile_count(), 0);
+        cached.sort();
+        let cached = cached[cached.len() / 2];
+        row(
+            &format!("load {name}: compile / from disk cache (median, incl. manifest call)"),
+            format!("{} / {:.2} ms", ms(compile), cached.as_secs_f64() * 1e3),
+        );
+        row(
+            &format!("load {name}: cache load ÷ compile"),
+            format!("1/{:.0}", compile.as_secs_f64() / cached.as_secs_f64()),
+        );
+    }
+}
+
+/// Instantiation alone and with a no-op export call, pooling on and off. Returns the pooled
+/// instantiate + call time of the ConnectWise component (µs) for the push comparison.
+async fn calls(cache: &Path) -> f64 {
+    let mut pooled = f64::NAN;
+    for (name, file, pooling) in [
+        ("fixture", FIXTURE, true),
+        ("fixture", FIXTURE, false),
+        ("connectwise", CONNECTWISE, true),
+    ] {
+        let runtime = runtime(cache, pooling);
+        let connector = runtime.load_file(Path::new(file)).await.expect("load");
+        let context = call_context(&connector);
+        let calls = 20_000;
+        for _ in 0..500 {
+            connector.instantiate(&context).await.expect("warm-up");
+        }
+        runtime.take_peak_guest_memory();
+        let started = Instant::now();
+        for _ in 0..calls {
+            connector.instantiate(&context).await.expect("instantiate");
+        }
+        let instantiate = micros(started.elapsed(), calls);
+        let started = Instant::now();
+        for _ in 0..calls {
+            // `lookup-choices` of an unknown key: answered at once, touching no import.
+            let _ = connector
+                .lookup_choices(&context, "none")
+                .await
+                .expect("call");
+        }
+        let with_call = micros(started.elapsed(), calls);
+        let how = format!("{name}, pooling {}", if pooling { "on" } else { "off" });
+        row(
+            &format!("instantiate from InstancePre ({how})"),
+            format!("{instantiate:.2} µs"),
+        );
+        row(
+            &format!("instantiate + no-op export call ({how})"),
+            format!("{with_call:.2} µs"),
+        );
+        row(
+            "  no-op export call alone (difference)",
+            format!("{:.2} µs", with_call - instantiate),
+        );
+        row(
+            "  peak guest memory of such a call",
+            mib(runtime.take_peak_guest_memory()),
+        );
+        if name == "connectwise" {
+            pooled = with_call;
+        }
+    }
+    pooled
+}
+
+/// One guest→host import call (`settings.get`: a string in, an optional string out).
+async fn import(cache: &Path) {
+    let runtime = runtime(cache, true);
+    let fixture = runtime.load_file(Path::new(FIXTURE)).await.expect("load");
+    let imports = 100_000u32;
+    let time = |count: u32| {
+        let fixture = fixture.clone();
+        async move {
+            let param = count.to_string();
+            let context = fixture_settings(&fixture, &[("mode", "import-loop"), ("param", &param)]);
+            let mut best = Duration::MAX;
+            for _ in 0..5 {
+                let started = Instant::now();
+                let said = fixture.activate(&context).await.expect("call").expect("ok");
+                best = best.min(started.elapsed());
+                assert_eq!(said, format!("{count} imports"));
+            }
+            best
+        }
+    };
+    let empty = time(0).await;
+    let full = time(imports).await;
+    row(
+        "guest→host import call (settings.get), per call",
+        format!("{:.3} µs", micros(full.saturating_sub(empty), imports)),
+    );
+}
+
+/// A push of one new account, component vs native, against a fresh sandbox each.
+async fn push_one(cache: &Path, per_call_us: f64) {
+    let runtime = runtime(cache, true);
+    let component = runtime
+        .load_file(Path::new(CONNECTWISE))
+        .await
+        .expect("connectwise");
+    let native = NativeConnectWise::new(runtime.http_client());
+    let pushes = 1_000;
+    async fn time_pushes<C: SyncConnector>(
+        connector: &C,
+        context: &Arc<InstanceContext>,
+        records: &[Record],
+    ) -> Duration {
+        let started = Instant::now();
+        for record in records {
+            let outcome = connector
+                .push(
+                    context,
+                    Entity::Account.into(),
+                    std::slice::from_ref(record),
+                    false,
+                )
+                .await
+                .expect("call")
+                .expect("push");
+            outcome[0].as_ref().expect("created");
+        }
+        started.elapsed()
+    }
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let context = cw_context(&component, &sandbox);
+    let wasm = time_pushes(&component, &context, &account_records(pushes, "W")).await;
+    let peak = runtime.take_peak_guest_memory();
+    let wasm_requests = sandbox.request_count();
+    drop(sandbox);
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let context = cw_context(&component, &sandbox);
+    let native = time_pushes(&native, &context, &account_records(pushes, "N")).await;
+    row(
+        "  requests per one-record push: component / native",
+        format!(
+            "{:.2} / {:.2}",
+            wasm_requests as f64 / pushes as f64,
+            sandbox.request_count() as f64 / pushes as f64
+        ),
+    );
+    let (wasm, native) = (micros(wasm, pushes as u32), micros(native, pushes as u32));
+    row(
+        "push one account (1 POST on loopback): component / native",
+        format!("{wasm:.0} µs / {native:.0} µs"),
+    );
+    row("  component ÷ native", format!("{:.3}", wasm / native));
+    row(
+        "  sandbox per call (instantiate + no-op call) ÷ component push",
+        format!("{:.1} %", 100.0 * per_call_us / wasm),
+    );
+    row("  peak guest memory of a one-record push", mib(peak));
+}
+
+/// Pushes then pulls `n` accounts through the engine with `connector`.
 async fn throughput<C: SyncConnector>(
     connector: &C,
     context: &Arc<InstanceContext>,
@@ -132,120 +402,350 @@ async fn throughput<C: SyncConnector>(
     (push, started.elapsed(), pulled.delivered)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let cache = tempfile::tempdir().expect("temp dir");
-    println!("| {:<58} | {:>22} |\n|---|---|", "what", "figure");
-
-    for (name, file) in [("fixture", FIXTURE), ("connectwise", CONNECTWISE)] {
-        let runtime = Runtime::new(RuntimeConfig {
-            cache_dir: Some(cache.path().to_path_buf()),
-            ..RuntimeConfig::default()
-        })
-        .expect("runtime");
-        let started = Instant::now();
-        runtime.load_file(Path::new(file)).await.expect("compile");
-        let compile = started.elapsed();
-        let restarted = Runtime::new(RuntimeConfig {
-            cache_dir: Some(cache.path().to_path_buf()),
-            ..RuntimeConfig::default()
-        })
-        .expect("runtime");
-        let started = Instant::now();
-        restarted
-            .load_file(Path::new(file))
-            .await
-            .expect("cached load");
-        let cached = started.elapsed();
-        assert_eq!(restarted.compile_count(), 0);
-        row(
-            &format!("load {name}: compile / from disk cache (incl. manifest call)"),
-            format!(
-                "{:.1} ms / {:.2} ms",
-                compile.as_secs_f64() * 1e3,
-                cached.as_secs_f64() * 1e3
-            ),
-        );
-    }
-
-    for pooling in [true, false] {
-        let runtime = Runtime::new(RuntimeConfig {
-            cache_dir: Some(cache.path().to_path_buf()),
-            pooling,
-            ..RuntimeConfig::default()
-        })
-        .expect("runtime");
-        let fixture = runtime
-            .load_file(Path::new(FIXTURE))
-            .await
-            .expect("fixture");
-        let context = Arc::new(InstanceContext::empty("bench"));
-        let calls = 5_000;
-        for _ in 0..200 {
-            let _ = fixture.lookup_choices(&context, "none").await;
-        }
-        let started = Instant::now();
-        for _ in 0..calls {
-            let _ = fixture
-                .lookup_choices(&context, "none")
-                .await
-                .expect("call");
-        }
-        row(
-            &format!(
-                "fresh instance + trivial export call, pooling {}",
-                if pooling { "on" } else { "off" }
-            ),
-            per_call(started.elapsed(), calls),
-        );
-    }
-
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(cache.path().to_path_buf()),
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
+async fn sync(cache: &Path) {
+    let runtime = runtime(cache, true);
     let component = runtime
         .load_file(Path::new(CONNECTWISE))
         .await
         .expect("connectwise");
     let native = NativeConnectWise::new(runtime.http_client());
-    let n = 2_000;
+    let n = SYNC_ACCOUNTS;
     // Each side gets a fresh sandbox, so neither pays for the other's records.
     let sandbox = Sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");
+    runtime.take_peak_guest_memory();
     let (wasm_push, wasm_pull, wasm_pulled) =
         throughput(&component, &cw_context(&component, &sandbox), n, "W").await;
+    let peak = runtime.take_peak_guest_memory();
     drop(sandbox);
     let sandbox = Sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");
     let (native_push, native_pull, native_pulled) =
         throughput(&native, &cw_context(&component, &sandbox), n, "N").await;
-    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let rate = |d: Duration, records: usize| records as f64 / d.as_secs_f64();
     row(
         &format!("push {n} accounts: component / native (records/s)"),
-        format!("{:.0} / {:.0}", rate(wasm_push), rate(native_push)),
+        format!("{:.0} / {:.0}", rate(wasm_push, n), rate(native_push, n)),
     );
     row(
-        "push: component time ÷ native time",
+        "  component time ÷ native time",
         format!("{:.3}", wasm_push.as_secs_f64() / native_push.as_secs_f64()),
     );
-    let per_record = |d: Duration, records: usize| d.as_secs_f64() / records as f64;
     row(
-        &format!("pull ({wasm_pulled} / {native_pulled} accounts): component / native (records/s)"),
+        &format!("pull {wasm_pulled} accounts: component / native (records/s)"),
         format!(
             "{:.0} / {:.0}",
-            1.0 / per_record(wasm_pull, wasm_pulled),
-            1.0 / per_record(native_pull, native_pulled)
+            rate(wasm_pull, wasm_pulled),
+            rate(native_pull, native_pulled)
         ),
     );
     row(
-        "pull: component ÷ native time per record",
+        "  component time ÷ native time (per record)",
         format!(
             "{:.3}",
-            per_record(wasm_pull, wasm_pulled) / per_record(native_pull, native_pulled)
+            rate(native_pull, native_pulled) / rate(wasm_pull, wasm_pulled)
         ),
     );
+    row("  peak guest memory of one push or pull call", mib(peak));
+}
+
+fn bss_host(data: &Path, plugins: &Path, args: &[&str]) -> std::process::Output {
+    let out = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .arg("--plugins")
+        .arg(plugins)
+        .args(args)
+        .env("BSS_HOST_LOG", "warn")
+        .env_remove("BSS_HOST_KEY")
+        .output()
+        .expect("run bss-host");
+    assert!(
+        out.status.success(),
+        "bss-host {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A data folder with `count` fixture instances, each complete and calling nothing remote.
+async fn data_folder_with_instances(count: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).expect("plugins folder");
+    std::fs::copy(FIXTURE, plugins.join("fixture.wasm")).expect("copy fixture");
+    let app = App::open(&data, Some(&plugins)).await.expect("app");
+    let settings: Vec<(String, String)> = [
+        ("base-url", "http://127.0.0.1:9"),
+        ("user", "bench"),
+        ("api-key", "bench-key"),
+        ("mode", "version"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for i in 0..count {
+        let name = format!("fx{i:03}");
+        app.instances
+            .activate("fixture", &name, None, None)
+            .expect("activate");
+        app.instances
+            .set_settings(&name, &settings)
+            .expect("settings");
+    }
+    dir
+}
+
+/// Host start (a new process) to the answer of its first call, `check`, with an empty and a warm
+/// compile cache.
+async fn startup() {
+    let dir = data_folder_with_instances(1).await;
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    let check = |data: &Path| {
+        let started = Instant::now();
+        let out = bss_host(data, &plugins, &["check", "fx000"]);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("version 0.1.0"));
+        started.elapsed()
+    };
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for _ in 0..3 {
+        std::fs::remove_dir_all(data.join("cache")).expect("empty the cache");
+        cold.push(check(&data));
+        for _ in 0..3 {
+            warm.push(check(&data));
+        }
+    }
+    cold.sort();
+    warm.sort();
+    row(
+        "host start → first call answered (process), empty compile cache",
+        ms(cold[cold.len() / 2]),
+    );
+    row(
+        "host start → first call answered (process), warm compile cache",
+        ms(warm[warm.len() / 2]),
+    );
+    let started = Instant::now();
+    let _ = Command::new(BIN).arg("--version").output();
+    row(
+        "  of which: starting the process (`bss-host --version`)",
+        ms(started.elapsed()),
+    );
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("field in /proc status")
+}
+
+/// Resident memory of `bss-host serve` with 100 instances, each called through the admin API.
+async fn memory() {
+    let count = 100;
+    let dir = data_folder_with_instances(count).await;
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .arg("--data")
+        .arg(&data)
+        .arg("--plugins")
+        .arg(&plugins)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("BSS_HOST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut token, mut base) = (None, None);
+    while base.is_none() {
+        let line = lines.next().expect("serve output").expect("text");
+        if let Some(t) =
+            line.strip_prefix("admin API token (shown this once; only its hash is kept): ")
+        {
+            token = Some(t.to_string());
+        }
+        if let Some(rest) = line.strip_prefix("admin API listening on ") {
+            base = Some(rest.to_string());
+        }
+    }
+    let (token, base) = (token.expect("token"), base.expect("address"));
+    let pid = child.id();
+    let idle = status_kib(pid, "VmRSS:");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    for round in 0..3 {
+        for i in 0..count {
+            let answer: serde_json::Value = client
+                .post(format!("{base}/api/v1/instances/fx{i:03}/check"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("check")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(answer["ok"], true, "round {round}: {answer}");
+        }
+    }
+    let active = status_kib(pid, "VmRSS:");
+    let high = status_kib(pid, "VmHWM:");
+    let _ = child.kill();
+    let _ = child.wait();
+    row(
+        "resident memory of `serve`: at start / 100 instances each called 3×",
+        format!("{} / {}", mib(idle * 1024), mib(active * 1024)),
+    );
+    row("  peak resident (VmHWM)", mib(high * 1024));
+}
+
+/// A new version dropped into the watched plugins folder while four tasks call the instance.
+async fn swap() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).expect("plugins");
+    std::fs::copy(FIXTURE, plugins.join("fixture-1.wasm")).expect("copy");
+    let app = App::open(&data, Some(&plugins)).await.expect("app");
+    let every = Duration::from_millis(500);
+    let _watcher = bss_host::registry::watch(app.registry.clone(), plugins.clone(), every);
+    let instances = app.instances.clone();
+    instances
+        .activate("fixture", "fx", None, None)
+        .expect("activate");
+    let settings: Vec<(String, String)> = [
+        ("base-url", "http://127.0.0.1:9"),
+        ("user", "u"),
+        ("api-key", "k"),
+        ("mode", "version"),
+        ("host.allow-private-network", "on"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    instances.set_settings("fx", &settings).expect("settings");
+    // 0.2.0 needs `tenant`; put it in place first (0.1.0 would refuse the key).
+    app.store
+        .change_settings(
+            "fx",
+            &[("tenant".into(), Some(StoredValue::Plain("acme".into())))],
+        )
+        .expect("tenant");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(Mutex::new(Vec::<(Instant, Instant, bool, bool)>::new()));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (instances, stop, answers) = (instances.clone(), stop.clone(), answers.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let (ok, v2) = match instances.context("fx") {
+                    Ok((loaded, context)) => match loaded.connector.activate(&context).await {
+                        Ok(Ok(summary)) => (true, summary == "version 0.2.0"),
+                        _ => (false, false),
+                    },
+                    Err(_) => (false, false),
+                };
+                answers
+                    .lock()
+                    .unwrap()
+                    .push((started, Instant::now(), ok, v2));
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let dropped = Instant::now();
+    std::fs::copy(FIXTURE_V2, plugins.join("fixture-2.wasm")).expect("drop v2");
+    let serving = loop {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let first_v2 = answers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.3)
+            .map(|a| a.0)
+            .min();
+        if let Some(first) = first_v2 {
+            break first;
+        }
+        assert!(
+            dropped.elapsed() < Duration::from_secs(60),
+            "v2 never served"
+        );
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let answers = std::mem::take(&mut *answers.lock().unwrap());
+    let failed = answers.iter().filter(|a| !a.2).count();
+    let rate = |from: Instant, to: Instant| {
+        let done = answers.iter().filter(|a| a.1 >= from && a.1 < to).count();
+        done as f64 / to.duration_since(from).as_secs_f64()
+    };
+    let second = Duration::from_secs(1);
+    row(
+        "hot swap: file dropped → new version serving (watcher polls every 500 ms)",
+        ms(serving.duration_since(dropped)),
+    );
+    let started = Instant::now();
+    std::fs::copy(OTHER_FIXTURE, plugins.join("other.wasm")).expect("copy");
+    app.registry
+        .load_file(&plugins.join("other.wasm"))
+        .await
+        .expect("load");
+    row(
+        "  of which: compile + link + manifest check + swap of a new file",
+        ms(started.elapsed()),
+    );
+    row(
+        "  calls/s, 4 tasks: 1 s before / drop → serving / 1 s after",
+        format!(
+            "{:.0} / {:.0} / {:.0}",
+            rate(dropped - second, dropped),
+            rate(dropped, serving),
+            rate(serving, serving + second)
+        ),
+    );
+    row("  failed calls", failed.to_string());
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let cache = cache.path();
+    println!("| {:<66} | {:>24} |\n|---|---|", "what", "figure");
+    if wanted("load") {
+        load(cache).await;
+    }
+    let mut per_call_us = f64::NAN;
+    if wanted("calls") {
+        per_call_us = calls(cache).await;
+    }
+    if wanted("import") {
+        import(cache).await;
+    }
+    if wanted("push1") {
+        push_one(cache, per_call_us).await;
+    }
+    if wanted("sync") {
+        sync(cache).await;
+    }
+    if wanted("startup") {
+        startup().await;
+    }
+    if wanted("memory") {
+        memory().await;
+    }
+    if wanted("swap") {
+        swap().await;
+    }
 }
