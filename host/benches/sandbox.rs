@@ -583,7 +583,7 @@ async fn memory() {
     for round in 0..3 {
         for i in 0..count {
             let answer: serde_json::Value = client
-                .post(format!("{base}/api/v1/instances/fx{i:03}/check"))
+                .post(format!("{base}/instances/fx{i:03}/check"))
                 .bearer_auth(&token)
                 .send()
                 .await
@@ -612,7 +612,7 @@ async fn swap() {
     std::fs::create_dir_all(&plugins).expect("plugins");
     std::fs::copy(FIXTURE, plugins.join("fixture-1.wasm")).expect("copy");
     let app = App::open(&data, Some(&plugins)).await.expect("app");
-    let every = Duration::from_millis(500);
+    let every = bss_host::registry::WATCH_EVERY;
     let _watcher = bss_host::registry::watch(app.registry.clone(), plugins.clone(), every);
     let instances = app.instances.clone();
     instances
@@ -693,7 +693,10 @@ async fn swap() {
     };
     let second = Duration::from_secs(1);
     row(
-        "hot swap: file dropped → new version serving (watcher polls every 500 ms)",
+        &format!(
+            "hot swap: file dropped → new version serving (polled every {} ms)",
+            every.as_millis()
+        ),
         ms(serving.duration_since(dropped)),
     );
     let started = Instant::now();

@@ -70,7 +70,7 @@ pub async fn serve(app: App, listen: SocketAddr) -> anyhow::Result<()> {
     let _watcher = crate::registry::watch(
         app.registry.clone(),
         app.plugins.clone(),
-        std::time::Duration::from_millis(500),
+        crate::registry::WATCH_EVERY,
     );
     let instances = app.instances.clone();
     tokio::spawn(async move {

@@ -282,6 +282,11 @@ impl Registry {
     }
 }
 
+/// How often `serve` looks at the plugins folder; a changed file is loaded once it has held still
+/// for one more interval, so a new version serves 250–500 ms after its file is complete, plus its
+/// compile (see BENCHMARKS.md). Listing a folder of a few files this often costs nothing measurable.
+pub const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Watches the plugins folder: a `.wasm` that appears or changes is loaded (compiled, instantiated,
 /// manifest checked) and then serves new calls; calls already running finish on the version they
 /// started with, since each holds its own handle to it. A file that fails is refused with its
