@@ -43,6 +43,20 @@ const FIXTURE_VARIANTS: &[Variant] = &[
         &[("FIXTURE_NAME", "other-fixture")],
         &[],
     ),
+    // Newer versions that must be refused: manifest() traps; the manifest is invalid.
+    (
+        "BSS_FIXTURE_TRAPS_WASM",
+        &[("FIXTURE_VERSION", "0.3.0"), ("FIXTURE_MANIFEST", "trap")],
+        &[],
+    ),
+    (
+        "BSS_FIXTURE_INVALID_WASM",
+        &[
+            ("FIXTURE_VERSION", "0.4.0"),
+            ("FIXTURE_MANIFEST", "invalid"),
+        ],
+        &[],
+    ),
 ];
 
 fn main() {
@@ -123,6 +137,7 @@ fn build_guests(
     for var in [
         "FIXTURE_VERSION",
         "FIXTURE_NAME",
+        "FIXTURE_MANIFEST",
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
         "CARGO_BUILD_RUSTFLAGS",

@@ -133,6 +133,25 @@ async fn a_call_may_send_only_its_request_budget() {
     assert_eq!(server.seen().len(), 10);
 }
 
+/// Pooled instance slots are reused, and the host keeps their memory mapped between calls (only
+/// dirtied pages are reset): nothing one call leaves behind may reach the next.
+#[tokio::test]
+async fn nothing_a_call_leaves_in_memory_reaches_the_next_call() {
+    let runtime = runtime();
+    let connector = fixture(&runtime).await;
+    let ctx = context(
+        &connector,
+        &[("base-url", "https://example.com"), ("mode", "scribble")],
+        private_ok(),
+    );
+    for _ in 0..20 {
+        assert_eq!(
+            connector.activate(&ctx).await.unwrap().unwrap(),
+            "calls 1 stale 0"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_dry_run_cannot_write() {
     let runtime = runtime();

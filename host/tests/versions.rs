@@ -15,6 +15,8 @@ const V1: &str = env!("BSS_FIXTURE_WASM");
 const V2: &str = env!("BSS_FIXTURE_V2_WASM");
 const LEGACY: &str = env!("BSS_FIXTURE_LEGACY_WASM");
 const OTHER: &str = env!("BSS_FIXTURE_OTHER_WASM");
+const TRAPS: &str = env!("BSS_FIXTURE_TRAPS_WASM");
+const INVALID: &str = env!("BSS_FIXTURE_INVALID_WASM");
 
 fn run(data: &Path, plugins: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -145,6 +147,39 @@ fn versions_side_by_side_rollback_and_refusals() {
             .as_str()
             .unwrap()
             .ends_with("broken.wasm")
+    );
+    assert!(ok(d, p, &["check", "fx"]).contains("check ok: version 0.1.0"));
+
+    // Newer versions whose manifest() traps, or whose manifest is invalid, are refused with their
+    // reasons; the version in service keeps serving.
+    std::fs::copy(TRAPS, plugins.join("traps.wasm")).unwrap();
+    std::fs::copy(INVALID, plugins.join("invalid.wasm")).unwrap();
+    let list: Value = serde_json::from_str(&ok(d, p, &["connectors", "list", "--json"])).unwrap();
+    let reason_of = |file: &str| {
+        list["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["source"].as_str().unwrap().ends_with(file))
+            .unwrap_or_else(|| panic!("{file} is not refused: {list}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let trapped = reason_of("traps.wasm");
+    assert!(
+        trapped.contains("calling manifest() failed")
+            && trapped.contains("fixture manifest traps on purpose"),
+        "{trapped}"
+    );
+    let invalid = reason_of("invalid.wasm");
+    assert!(
+        invalid.contains("remote-host-variable \"nowhere\" must name the url server variable"),
+        "{invalid}"
+    );
+    assert_eq!(
+        versions(&list),
+        vec![("0.1.0".to_string(), false), ("0.2.0".to_string(), true)]
     );
     assert!(ok(d, p, &["check", "fx"]).contains("check ok: version 0.1.0"));
 
