@@ -278,31 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let instances = &app.instances;
     match cli.command {
         Command::Connectors(ConnectorsCommand::List { json }) => {
-            let withdrawn: Vec<(String, String)> = app
-                .store
-                .connector_versions()?
-                .into_iter()
-                .filter(|v| v.withdrawn)
-                .map(|v| (v.name, v.version))
-                .collect();
-            let rows: Vec<serde_json::Value> = app
-                .registry
-                .loaded()
-                .iter()
-                .map(|l| {
-                    let name = l.connector.manifest().name.clone();
-                    let rolled_back = withdrawn.contains(&(name.clone(), l.version.to_string()));
-                    serde_json::json!({
-                            "name": name,
-                            "version": l.version.to_string(),
-                            "wit": format!("bss:integration@{}", l.connector.contract().version()),
-                            "sha256": l.connector.content_hash(),
-                            "source": l.source,
-                    "loaded-at": l.loaded_at,
-                            "withdrawn": rolled_back,
-                        })
-                })
-                .collect();
+            let rows = app.registry.listing()?;
             if json {
                 let refused = app.registry.refusals();
                 println!(
@@ -315,17 +291,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 for row in rows {
                     println!(
                         "{:<20} {:<10} {:<24} {}  {}  {}{}",
-                        row["name"].as_str().unwrap_or(""),
-                        row["version"].as_str().unwrap_or(""),
-                        row["wit"].as_str().unwrap_or(""),
-                        &row["sha256"].as_str().unwrap_or("")[..12],
-                        row["loaded-at"].as_str().unwrap_or(""),
-                        row["source"].as_str().unwrap_or(""),
-                        if row["withdrawn"] == true {
-                            "  (rolled back)"
-                        } else {
-                            ""
-                        }
+                        row.name,
+                        row.version,
+                        row.wit,
+                        &row.sha256[..12],
+                        row.loaded_at,
+                        row.source,
+                        if row.withdrawn { "  (rolled back)" } else { "" }
                     );
                 }
             }

@@ -238,34 +238,7 @@ fn instances(state: &Shared) -> &Instances {
 }
 
 async fn list_connectors(State(state): State<Shared>) -> ApiResult {
-    let withdrawn: Vec<(String, String)> = state
-        .app
-        .store
-        .connector_versions()
-        .map_err(InstanceError::from)?
-        .into_iter()
-        .filter(|v| v.withdrawn)
-        .map(|v| (v.name, v.version))
-        .collect();
-    let loaded: Vec<Value> = state
-        .app
-        .registry
-        .loaded()
-        .iter()
-        .map(|l| {
-            let name = l.connector.manifest().name.clone();
-            json!({
-                "withdrawn": withdrawn.contains(&(name.clone(), l.version.to_string())),
-                "name": name,
-                "version": l.version.to_string(),
-                "wit": format!("bss:integration@{}", l.connector.contract().version()),
-                "sha256": l.connector.content_hash(),
-                "source": l.source,
-                "loaded-at": l.loaded_at,
-                "manifest": l.connector.manifest(),
-            })
-        })
-        .collect();
+    let loaded = state.app.registry.listing().map_err(InstanceError::from)?;
     Ok(Json(
         json!({ "loaded": loaded, "refused": state.app.registry.refusals() }),
     ))

@@ -46,7 +46,7 @@ pub fn document() -> Value {
             }
         },
         "paths": {
-            "/connectors": { "get": op("Loaded connector versions (name, version, WIT, hash, source, withdrawn) and refused files with reasons", None) },
+            "/connectors": { "get": op("Loaded connector versions (name, version, contract, hash, source, load time, withdrawn, manifest) and refused files with reasons", None) },
             "/connectors/{name}/rollback": {
                 "parameters": [name_param()],
                 "post": op("Withdraw the newest version: instances following the newest go back to the one before", None)

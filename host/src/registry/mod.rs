@@ -55,6 +55,23 @@ pub struct Loaded {
     pub loaded_at: String,
 }
 
+/// One loaded version, as listed.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Listed {
+    pub name: String,
+    pub version: String,
+    /// The contract it was built against (`bss:integration@1.0.0`).
+    pub wit: String,
+    pub sha256: String,
+    /// Where it came from: "bundled" or its file.
+    pub source: String,
+    pub loaded_at: String,
+    /// Rolled back: instances that follow the newest version skip it.
+    pub withdrawn: bool,
+    pub manifest: crate::runtime::manifest::Manifest,
+}
+
 /// A connector file that was refused, and why; kept for the API and `connectors list`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Refusal {
@@ -174,6 +191,35 @@ impl Registry {
     pub fn loaded(&self) -> Vec<Loaded> {
         let connectors = self.connectors.read().unwrap_or_else(|p| p.into_inner());
         connectors.values().flatten().cloned().collect()
+    }
+
+    /// Every loaded version as `connectors list` and the API show it.
+    pub fn listing(&self) -> Result<Vec<Listed>, StoreError> {
+        let withdrawn: Vec<(String, String)> = self
+            .store
+            .connector_versions()?
+            .into_iter()
+            .filter(|v| v.withdrawn)
+            .map(|v| (v.name, v.version))
+            .collect();
+        Ok(self
+            .loaded()
+            .into_iter()
+            .map(|l| {
+                let manifest = l.connector.manifest().clone();
+                let version = l.version.to_string();
+                Listed {
+                    withdrawn: withdrawn.contains(&(manifest.name.clone(), version.clone())),
+                    name: manifest.name.clone(),
+                    version,
+                    wit: format!("bss:integration@{}", l.connector.contract().version()),
+                    sha256: l.connector.content_hash().to_string(),
+                    source: l.source,
+                    loaded_at: l.loaded_at,
+                    manifest,
+                }
+            })
+            .collect())
     }
 
     fn refuse(&self, source: &str, error: &RegistryError) {
