@@ -97,6 +97,11 @@ fn main() {
     // The variants share one target directory of their own (so they do not invalidate the main
     // build); only the fixture crate itself is rebuilt for each, and its output copied aside.
     let variants = targets.join("guests-fixture-variants");
+    std::fs::create_dir_all(&variants).expect("create the fixture variants' target directory");
+    // Every variant is built to the same file before it is copied aside: two builds of this script
+    // at once (a test and a bench build) must not interleave.
+    let lock = std::fs::File::create(variants.join("variants.lock")).expect("create the lock file");
+    lock.lock().expect("lock the fixture variants' directory");
     for (variable, envs, features) in FIXTURE_VARIANTS {
         build_guests(&workspace, &variants, &["bss-fixture"], envs, features);
         let copy = variants.join(format!("{}.wasm", variable.to_lowercase()));

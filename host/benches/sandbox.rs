@@ -228,7 +228,11 @@ async fn calls(cache: &Path) -> f64 {
                 .expect("call");
         }
         let with_call = micros(started.elapsed(), calls);
-        let how = format!("{name}, pooling {}", if pooling { "on" } else { "off" });
+        let how = match (pooling, runtime.resets_dirty_pages_only()) {
+            (false, _) => format!("{name}, pooling off"),
+            (true, true) => format!("{name}, pooling on, dirty-page reset"),
+            (true, false) => format!("{name}, pooling on, madvise reset"),
+        };
         row(
             &format!("instantiate from InstancePre ({how})"),
             format!("{instantiate:.2} µs"),

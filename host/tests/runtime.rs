@@ -138,6 +138,14 @@ async fn a_call_may_send_only_its_request_budget() {
 #[tokio::test]
 async fn nothing_a_call_leaves_in_memory_reaches_the_next_call() {
     let runtime = runtime();
+    eprintln!(
+        "pooled memory reset: {}",
+        if runtime.resets_dirty_pages_only() {
+            "dirty pages copied back, kept resident"
+        } else {
+            "madvise"
+        }
+    );
     let connector = fixture(&runtime).await;
     let ctx = context(
         &connector,

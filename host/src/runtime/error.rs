@@ -56,6 +56,8 @@ pub enum LoadError {
     NotAConnector { origin: String, exports: String },
     #[error("{origin} cannot be linked (it needs imports this host does not grant): {reason}")]
     Link { origin: String, reason: String },
+    #[error("{origin} does not export the contract's connector interface as declared: {reason}")]
+    Exports { origin: String, reason: String },
     #[error("{origin}: calling manifest() failed: {source}")]
     ManifestCall {
         origin: String,

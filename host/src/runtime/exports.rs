@@ -3,11 +3,14 @@
 //!
 //! The generated bindings type-check every export of a fresh instance before handing it out, which
 //! was 14% of a call's cost (profiled: `GuestIndices::load`). The signatures of a component's
-//! exports cannot change after it is compiled, so they are checked once, when the component is
-//! loaded ([`Exports::check`]); a call then looks up only the function it runs.
+//! exports are fixed when it is compiled and linked (the contract has no resource types), so
+//! [`Exports::new`] checks them once against the linked component, the way the generated bindings'
+//! own `new` does, and no `Exports` exists for a component that fails; a call then looks up only
+//! the function it runs.
 
 use wasmtime::Store;
-use wasmtime::component::{Component, ComponentExportIndex, Instance, TypedFunc};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, TypedFunc};
 
 use super::bindings::connector::{Choice, ConnectorManifest, PullPage, PushOptions, Pushed};
 use super::bindings::types::{ConnectorError, Entity, Record};
@@ -22,20 +25,29 @@ macro_rules! minor_exports {
         }
 
         impl $name {
-            fn new(component: &Component, interface: &str) -> Result<Self, String> {
+            /// Finds every export and checks its signature against this minor's.
+            fn new(pre: &InstancePre<CallState>, interface: &str) -> Result<Self, String> {
+                let component = pre.component();
+                let instance_type = pre.instance_type();
                 let connector = component
                     .get_export_index(None, interface)
                     .ok_or_else(|| format!("it does not export {interface}"))?;
                 Ok($name {
-                    $($func: component
-                        .get_export_index(Some(&connector), $export)
-                        .ok_or_else(|| format!("{interface} lacks `{}`", $export))?,)*
+                    $($func: {
+                        let (item, index) = component
+                            .get_export(Some(&connector), $export)
+                            .ok_or_else(|| format!("{interface} lacks `{}`", $export))?;
+                        let ComponentItem::ComponentFunc(func) = item else {
+                            return Err(format!("{interface}'s `{}` is not a function", $export));
+                        };
+                        func.typecheck::<($($param,)*), ($result,)>(&instance_type)
+                            .map_err(|e| format!(
+                                "{interface}'s `{}` does not have the contract's type: {e:#}",
+                                $export
+                            ))?;
+                        index
+                    },)*
                 })
-            }
-
-            fn check(&self, instance: &Instance, store: &mut Store<CallState>) -> wasmtime::Result<()> {
-                $(instance.get_typed_func::<($($param,)*), ($result,)>(&mut *store, &self.$func)?;)*
-                Ok(())
             }
 
             $(fn $func(
@@ -46,8 +58,8 @@ macro_rules! minor_exports {
                 let func = instance
                     .get_func(&mut *store, &self.$func)
                     .expect("the export was found when the component was loaded");
-                // SAFETY: `check` verified this signature against the component when it was
-                // loaded, and a compiled component's exports do not change.
+                // SAFETY: `new` checked this signature against the linked component (`self`
+                // exists only if it passed), and every instance of it has the same export types.
                 unsafe { TypedFunc::new_unchecked(func) }
             })*
         }
@@ -79,26 +91,13 @@ pub(crate) enum Exports {
 }
 
 impl Exports {
-    /// Finds the connector's exports; `minor` is 0 or 1 (as `check_contract` found it).
-    pub fn new(component: &Component, minor: u64) -> Result<Exports, String> {
+    /// Finds the connector's exports and checks their types; `minor` is 0 or 1 (as
+    /// `check_contract` found it).
+    pub fn new(pre: &InstancePre<CallState>, minor: u64) -> Result<Exports, String> {
         Ok(match minor {
-            0 => Exports::V1_0(ExportsV1_0::new(
-                component,
-                "bss:integration/connector@1.0.0",
-            )?),
-            _ => Exports::V1_1(ExportsV1_1::new(
-                component,
-                "bss:integration/connector@1.1.0",
-            )?),
+            0 => Exports::V1_0(ExportsV1_0::new(pre, "bss:integration/connector@1.0.0")?),
+            _ => Exports::V1_1(ExportsV1_1::new(pre, "bss:integration/connector@1.1.0")?),
         })
-    }
-
-    /// Type-checks every export of an instance of the component against its minor's signatures.
-    pub fn check(&self, instance: &Instance, store: &mut Store<CallState>) -> wasmtime::Result<()> {
-        match self {
-            Exports::V1_0(e) => e.check(instance, store),
-            Exports::V1_1(e) => e.check(instance, store),
-        }
     }
 
     pub async fn manifest(

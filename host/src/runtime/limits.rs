@@ -1,8 +1,8 @@
 //! The per-call resource limiter. It caps linear memory at the instance's `host.memory-limit` and
 //! remembers that it refused a grow: a Rust guest that cannot allocate aborts with an
 //! `unreachable` trap, and only the limiter knows the real cause, so the call is reported as having
-//! hit its memory cap. It also adds up the linear memory it granted (all of an instance's
-//! memories), which is the call's peak guest memory: wasm memories never shrink.
+//! hit its memory cap. The cap is on all of the instance's memories together; what it granted is
+//! the call's peak guest memory (wasm memories never shrink).
 
 use wasmtime::ResourceLimiter;
 
@@ -14,6 +14,8 @@ pub struct MemoryGuard {
     limit: u64,
     refused: Option<u64>,
     granted: u64,
+    /// The last grow granted, taken back if wasmtime then fails it.
+    last_grant: u64,
 }
 
 impl MemoryGuard {
@@ -22,6 +24,7 @@ impl MemoryGuard {
             limit,
             refused: None,
             granted: 0,
+            last_grant: 0,
         }
     }
 
@@ -47,12 +50,21 @@ impl ResourceLimiter for MemoryGuard {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limit {
-            self.refused = Some(self.refused.unwrap_or(0).max(desired as u64));
+        // The limit is on all of the instance's memories together, not on each.
+        let grow = desired.saturating_sub(current) as u64;
+        let total = self.granted + grow;
+        if total > self.limit {
+            self.refused = Some(self.refused.unwrap_or(0).max(total));
             return Ok(false);
         }
-        self.granted += desired.saturating_sub(current) as u64;
+        self.granted = total;
+        self.last_grant = grow;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.granted -= std::mem::take(&mut self.last_grant);
+        Ok(())
     }
 
     fn table_growing(

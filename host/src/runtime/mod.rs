@@ -32,9 +32,9 @@ use wasmtime::{
     UpdateDeadline,
 };
 
+use self::bindings::Plugin;
 use self::bindings::connector::{Choice, PullPage, PushOptions, Pushed};
 use self::bindings::types::{ConnectorError, Entity, Record};
-use self::bindings::{Plugin, PluginPre, v1_0};
 use self::cache::{CompileCache, content_hash};
 pub use self::error::{CallError, CallFailure, LoadError};
 use self::exports::Exports;
@@ -53,6 +53,25 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// took faults, 8 and 16 MiB gained nothing.
 const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 const KEEP_RESIDENT_TABLE_BYTES: usize = 64 << 10;
+/// Our Rust connectors (program + WASI adapter) use 2 memories; instances and tables are capped
+/// with room to spare. The caps stop one component from taking the pool's slots for itself.
+const MAX_MEMORIES_PER_CALL: u32 = 2;
+const MAX_CORE_INSTANCES_PER_CALL: u32 = 16;
+const MAX_TABLES_PER_CALL: u32 = 16;
+/// Idle slots kept warm (with their resident pages) for reuse.
+const MAX_WARM_SLOTS: u32 = 16;
+
+/// Whether pooled memory may be reset by copying back only the pages the kernel reports dirty and
+/// present. Not with swap: a dirty page that was swapped out is not reported present, would not be
+/// reset, and the next call in the slot (another instance's) would read it (wasmtime issue, PR
+/// 14357). So only when the kernel has the scan and `/proc/swaps` lists no swap device at start;
+/// turning swap on while the host runs is not supported.
+fn dirty_page_reset_is_safe() -> bool {
+    let no_swap = std::fs::read_to_string("/proc/swaps")
+        .map(|swaps| swaps.lines().skip(1).all(|line| line.trim().is_empty()))
+        .unwrap_or(false);
+    no_swap && PoolingAllocationConfig::is_pagemap_scan_available()
+}
 
 /// How the runtime is set up.
 #[derive(Debug, Clone)]
@@ -109,6 +128,7 @@ struct RuntimeInner {
     cache: Option<CompileCache>,
     compiles: AtomicU64,
     peak_guest_memory: AtomicU64,
+    resets_dirty_pages_only: bool,
     http: HttpClient,
     _ticker: EpochTicker,
 }
@@ -136,11 +156,16 @@ fn engine_config(config: &RuntimeConfig) -> Config {
             .total_tables(slots * 8)
             .total_stacks(slots)
             .max_memory_size(MAX_MEMORY_LIMIT as usize);
+        // One call may not hold more than its share of the pool, whatever its component declares.
+        pool.max_memories_per_component(MAX_MEMORIES_PER_CALL)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_CALL)
+            .max_tables_per_component(MAX_TABLES_PER_CALL)
+            .max_unused_warm_slots(MAX_WARM_SLOTS);
         // Where the kernel can list a slot's dirty pages (Linux 6.7+), reset only those by copy
         // and keep them mapped: the next call then takes no page faults. Halves the cost of a
         // call (see BENCHMARKS.md). Without the scan, keeping memory resident would mean a memset
         // of the whole span per call, so the default (madvise) stays.
-        if PoolingAllocationConfig::is_pagemap_scan_available() {
+        if dirty_page_reset_is_safe() {
             pool.pagemap_scan(wasmtime::Enabled::Yes)
                 .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
                 .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES);
@@ -168,6 +193,7 @@ impl Runtime {
                 cache,
                 compiles: AtomicU64::new(0),
                 peak_guest_memory: AtomicU64::new(0),
+                resets_dirty_pages_only: config.pooling && dirty_page_reset_is_safe(),
                 http: HttpClient::new()?,
             }),
         })
@@ -181,6 +207,12 @@ impl Runtime {
     /// How many components this runtime has compiled (cache hits do not count).
     pub fn compile_count(&self) -> u64 {
         self.inner.compiles.load(Ordering::Relaxed)
+    }
+
+    /// Whether pooled memory is reset by copying back only dirtied pages (kept resident), rather
+    /// than by `madvise`: see `dirty_page_reset_is_safe`.
+    pub fn resets_dirty_pages_only(&self) -> bool {
+        self.inner.resets_dirty_pages_only
     }
 
     /// The most linear memory any one call has held since the last time this was asked (bytes,
@@ -225,15 +257,8 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(link_error)?;
-        // The generated bindings check that every export is there with its type; calls then go
-        // through `Exports`, which checks types once (below) instead of on every instance.
-        match contract {
-            Contract::V1_1 => PluginPre::new(pre.clone()).map(drop),
-            Contract::V1_0 => v1_0::PluginPre::new(pre.clone()).map(drop),
-        }
-        .map_err(link_error)?;
         let exports =
-            Exports::new(&component, contract.minor()).map_err(|reason| LoadError::Link {
+            Exports::new(&pre, contract.minor()).map_err(|reason| LoadError::Exports {
                 origin: origin.to_string(),
                 reason,
             })?;
@@ -263,10 +288,7 @@ impl Runtime {
         let context = Arc::new(InstanceContext::empty("(none)"));
         let manifest: Manifest = loading
             .call(&context, false, |exports, instance, store| {
-                Box::pin(async move {
-                    exports.check(instance, store)?;
-                    exports.manifest(instance, store).await
-                })
+                Box::pin(exports.manifest(instance, store))
             })
             .await
             .map_err(|source| LoadError::ManifestCall {
@@ -552,7 +574,7 @@ pub fn check_contract(
         served: served.clone(),
         fix: fix.to_string(),
     };
-    let mut exported = None;
+    let mut exported: Option<u64> = None;
     for name in imports.iter().chain(exports) {
         let Some((interface, version)) = name
             .strip_prefix("bss:integration/")
@@ -560,25 +582,36 @@ pub fn check_contract(
         else {
             continue;
         };
-        let mut parts = version.split(['.', '-', '+']);
-        let major = parts.next().unwrap_or("");
-        let minor: u64 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
-        if major != "1" {
+        let Ok(parsed) = semver::Version::parse(version) else {
+            return Err(refuse(
+                version,
+                "its version is not semantic; rebuild it against a released 1.x contract",
+            ));
+        };
+        if parsed.major != 1 {
             return Err(refuse(version, "rebuild it against a 1.x contract"));
         }
-        if minor > NEWEST_MINOR {
+        if !parsed.pre.is_empty() {
+            return Err(refuse(
+                version,
+                "that is a pre-release; rebuild it against a released 1.x contract",
+            ));
+        }
+        if parsed.minor > NEWEST_MINOR {
             return Err(refuse(
                 version,
                 &format!("upgrade the host, or rebuild the connector against {CONTRACT_VERSION}"),
             ));
         }
         if interface == "connector" && exports.contains(name) {
-            exported = Some(match minor {
-                0 => Contract::V1_0,
-                _ => Contract::V1_1,
-            });
+            // A component exporting several minors is served through the newest.
+            exported = exported.max(Some(parsed.minor));
         }
     }
+    let exported = exported.map(|minor| match minor {
+        0 => Contract::V1_0,
+        _ => Contract::V1_1,
+    });
     exported.ok_or_else(|| LoadError::NotAConnector {
         origin: origin.to_string(),
         exports: exports.join(", "),
@@ -637,5 +670,20 @@ mod tests {
         );
         let err = check_contract(&[], &names(&["wasi:cli/run@0.2.0"]), "app.wasm").unwrap_err();
         assert!(err.to_string().contains("not a connector"), "{err}");
+        let err = check_contract(
+            &[],
+            &names(&["bss:integration/connector@1.1.0-rc.1"]),
+            "rc.wasm",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("pre-release"), "{err}");
+        let both = names(&[
+            "bss:integration/connector@1.0.0",
+            "bss:integration/connector@1.1.0",
+        ]);
+        assert_eq!(
+            check_contract(&[], &both, "both.wasm").unwrap(),
+            Contract::V1_1
+        );
     }
 }
