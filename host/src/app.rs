@@ -57,6 +57,9 @@ impl App {
             ..RuntimeConfig::default()
         })
         .context("the component runtime could not start")?;
+        runtime
+            .http_client()
+            .share_budget(Arc::new(StoreBudget(store.clone())));
         let registry = Arc::new(Registry::new(runtime, store.clone()));
         let load_problems = registry.load_all(&plugins).await?;
         let instances = Arc::new(Instances::new(store.clone(), secrets, registry.clone()));
@@ -68,5 +71,14 @@ impl App {
             instances,
             load_problems,
         })
+    }
+}
+
+/// Instances' request budgets kept in the store, so every process on this data folder shares them.
+struct StoreBudget(Arc<dyn Store>);
+
+impl crate::capabilities::http::SharedBudget for StoreBudget {
+    fn take_tokens(&self, instance: &str, per_minute: u32, want: u32) -> anyhow::Result<u32> {
+        Ok(self.0.take_request_tokens(instance, per_minute, want)?)
     }
 }

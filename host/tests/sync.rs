@@ -659,3 +659,49 @@ async fn the_api_pushes_pulls_and_shows_runs() {
         .unwrap();
     assert!(queue.as_array().unwrap().is_empty());
 }
+
+/// The remote limits the API key, not the process: two processes pushing for one instance share
+/// its request budget (`host.requests-per-minute`), kept in the data folder's store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_pushing_for_one_instance_share_its_request_budget() {
+    let setup = setup().await;
+    let data = setup.data.clone();
+    blocking(move || {
+        ok(
+            &data,
+            &["settings", "set", "cw", "host.requests-per-minute=60"],
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    write_ndjson(&first, &(1..=60).map(account).collect::<Vec<_>>());
+    write_ndjson(&second, &(101..=160).map(account).collect::<Vec<_>>());
+    let before = setup.sandbox.request_count();
+    let started = std::time::Instant::now();
+    let mut pushes: Vec<cw::Reaper> = [&first, &second]
+        .iter()
+        .map(|file| {
+            let file = file.to_str().unwrap();
+            cw::Reaper(
+                command(&setup.data, &["push", "cw", "account", "--file", file])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let sent = setup.sandbox.request_count() - before;
+    let seconds = started.elapsed().as_secs();
+    pushes.clear();
+    // Each push needs 60+ requests; on their own budgets both would have sent 120+ by now. Shared:
+    // the full bucket (60), one a second since, and at most one token each process took and did
+    // not spend.
+    let bound = 60 + seconds + 2;
+    assert!(
+        (40..=bound).contains(&sent),
+        "{sent} requests in {seconds} s (bound {bound})"
+    );
+}

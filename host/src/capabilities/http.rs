@@ -16,7 +16,8 @@
 //! 6. a total timeout per request, and a response-size cap enforced while the body is read (a
 //!    declared length over the cap is refused before reading);
 //! 7. the instance's request budget (`host.requests-per-minute`, a token bucket shared by all its
-//!    calls in this process): a request waits for its turn rather than failing.
+//!    calls, and, once a [`SharedBudget`] is attached, by every process working on the same data
+//!    folder): a request waits for its turn rather than failing.
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
@@ -87,21 +88,82 @@ impl Resolve for PublicOnlyResolver {
     }
 }
 
+/// A request budget kept where every process of one data folder sees it, so `serve` and a CLI push
+/// of the same instance share one budget (the remote's rate limit is per API key, not per process).
+pub trait SharedBudget: Send + Sync {
+    /// Refills `instance`'s bucket (capacity and refill: `per_minute`) for the time passed, then
+    /// takes up to `want` tokens from it. Returns how many it took; 0 when none is left.
+    fn take_tokens(&self, instance: &str, per_minute: u32, want: u32) -> anyhow::Result<u32>;
+}
+
 /// Each instance's request budget (`host.requests-per-minute`): a token bucket that holds up to a
-/// minute's worth of requests and refills continuously; a request waits for a token.
+/// minute's worth of requests and refills continuously; a request waits for a token. In memory
+/// until a [`SharedBudget`] is attached; then this process takes tokens from the shared bucket a
+/// second's worth at a time (one store transaction per chunk, not per request) and spends them
+/// locally. Tokens taken and not spent are lost when the process ends: the shared budget errs on
+/// the side of sending less.
 #[derive(Default)]
 struct RequestBudget {
     buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
+    shared: std::sync::OnceLock<Arc<dyn SharedBudget>>,
+    /// Tokens taken from the shared bucket and not yet spent, per instance.
+    reserve: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl RequestBudget {
     async fn acquire(&self, instance: &str, per_minute: u32) {
-        let rate = f64::from(per_minute.max(1)) / 60.0;
+        let per_minute = per_minute.max(1);
+        if let Some(shared) = self.shared.get() {
+            match self
+                .acquire_shared(shared.clone(), instance, per_minute)
+                .await
+            {
+                Ok(()) => return,
+                Err(error) => tracing::warn!(
+                    instance,
+                    "the shared request budget could not be read ({error:#}); this process counts on its own"
+                ),
+            }
+        }
+        self.acquire_local(instance, per_minute).await
+    }
+
+    async fn acquire_shared(
+        &self,
+        shared: Arc<dyn SharedBudget>,
+        instance: &str,
+        per_minute: u32,
+    ) -> anyhow::Result<()> {
+        let chunk = (per_minute / 60).clamp(1, 100);
+        loop {
+            {
+                let mut reserve = self.reserve.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(left) = reserve.get_mut(instance).filter(|left| **left > 0) {
+                    *left -= 1;
+                    return Ok(());
+                }
+            }
+            let (shared, name) = (shared.clone(), instance.to_string());
+            let took =
+                tokio::task::spawn_blocking(move || shared.take_tokens(&name, per_minute, chunk))
+                    .await??;
+            if took > 0 {
+                let mut reserve = self.reserve.lock().unwrap_or_else(|p| p.into_inner());
+                *reserve.entry(instance.to_string()).or_default() += took - 1;
+                return Ok(());
+            }
+            // Empty: one token comes back every 60/per_minute seconds.
+            tokio::time::sleep(Duration::from_secs_f64(60.0 / f64::from(per_minute))).await;
+        }
+    }
+
+    async fn acquire_local(&self, instance: &str, per_minute: u32) {
+        let rate = f64::from(per_minute) / 60.0;
         loop {
             let wait = {
                 let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
                 let now = std::time::Instant::now();
-                let capacity = f64::from(per_minute.max(1));
+                let capacity = f64::from(per_minute);
                 let (tokens, last) = buckets
                     .entry(instance.to_string())
                     .or_insert((capacity, now));
@@ -168,6 +230,12 @@ impl HttpClient {
             any_address: builder().build()?,
             budget: Arc::default(),
         })
+    }
+
+    /// Makes every instance's request budget shared with the other processes that attach the
+    /// same `shared` (the store of one data folder). Once per client; later calls are ignored.
+    pub fn share_budget(&self, shared: Arc<dyn SharedBudget>) {
+        let _ = self.budget.shared.set(shared);
     }
 }
 

@@ -4,7 +4,7 @@
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `host.allow-private-network` | `false` | may reach loopback, private and link-local addresses (still only allowed hosts) |
-//! | `host.requests-per-minute` | `600` | request budget the sync engine keeps to for this instance |
+//! | `host.requests-per-minute` | `600` | request budget of this instance, shared by every process on the data folder |
 //! | `host.call-deadline` | `60s` | wall-clock limit of one call, host imports included |
 //! | `host.memory-limit` | `128MiB` | largest linear memory of the connector |
 //! | `host.max-requests-per-call` | `500` | outbound requests one call may send |

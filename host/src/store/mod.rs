@@ -202,6 +202,10 @@ pub trait Store: Send + Sync {
     fn settings(&self, instance: &str) -> StoreResult<BTreeMap<String, StoredValue>>;
     /// How many sealed (secret) values the store holds, across instances.
     fn sealed_count(&self) -> StoreResult<i64>;
+    /// The instance's request budget shared by every process of the data folder: refills the
+    /// bucket (capacity and refill `per_minute`) for the time passed, takes up to `want` tokens,
+    /// returns how many it took.
+    fn take_request_tokens(&self, instance: &str, per_minute: u32, want: u32) -> StoreResult<u32>;
     /// Sets (`Some`) and clears (`None`) settings together.
     fn change_settings(
         &self,

@@ -140,6 +140,17 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "rollback",
         "ALTER TABLE connector_versions ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;",
     ),
+    (
+        5,
+        "request budget",
+        // Not tied to `instances` by a foreign key: a budget row is harmless, and a call of an
+        // instance being deleted must not fail on it. `delete_instance` removes it.
+        "CREATE TABLE request_budget (
+            instance TEXT PRIMARY KEY,
+            tokens REAL NOT NULL,
+            updated REAL NOT NULL
+        );",
+    ),
 ];
 
 /// A claim older than this (seconds) belongs to a process that died: it may be taken over.
@@ -403,8 +414,11 @@ impl Store for SqliteStore {
     }
 
     fn delete_instance(&self, name: &str) -> StoreResult<()> {
-        let changed = self
-            .lock()
+        let connection = self.lock();
+        connection
+            .execute("DELETE FROM request_budget WHERE instance = ?1", [name])
+            .map_err(db)?;
+        let changed = connection
             .execute("DELETE FROM instances WHERE name = ?1", [name])
             .map_err(db)?;
         if changed == 0 {
@@ -435,6 +449,44 @@ impl Store for SqliteStore {
             })
             .map_err(db)?;
         rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    fn take_request_tokens(&self, instance: &str, per_minute: u32, want: u32) -> StoreResult<u32> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let capacity = f64::from(per_minute.max(1));
+        let mut connection = self.lock();
+        // IMMEDIATE: take the write lock before reading, so two processes cannot both spend the
+        // same tokens.
+        let tx = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let row: Option<(f64, f64)> = tx
+            .query_row(
+                "SELECT tokens, updated FROM request_budget WHERE instance = ?1",
+                [instance],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        let tokens = match row {
+            // A clock that went back refills nothing rather than draining the bucket.
+            Some((tokens, updated)) => {
+                (tokens + (now - updated).max(0.0) * capacity / 60.0).min(capacity)
+            }
+            None => capacity,
+        };
+        let took = (tokens.floor() as u32).min(want);
+        tx.execute(
+            "INSERT INTO request_budget (instance, tokens, updated) VALUES (?1, ?2, ?3)
+             ON CONFLICT (instance) DO UPDATE SET tokens = ?2, updated = ?3",
+            params![instance, tokens - f64::from(took), now],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(took)
     }
 
     fn sealed_count(&self) -> StoreResult<i64> {
@@ -1091,6 +1143,31 @@ mod tests {
             err.to_string().contains("garbage.db could not be opened"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_request_budget_is_shared_by_every_handle_on_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bss.db");
+        let (first, second) = (
+            SqliteStore::open(&path).unwrap(),
+            SqliteStore::open(&path).unwrap(),
+        );
+        // A full bucket holds a minute's worth; what one process takes, the other cannot.
+        assert_eq!(first.take_request_tokens("acme", 60, 45).unwrap(), 45);
+        assert_eq!(second.take_request_tokens("acme", 60, 45).unwrap(), 15);
+        assert_eq!(first.take_request_tokens("acme", 60, 1).unwrap(), 0);
+        // Other instances have their own bucket; a lower limit caps what is left.
+        assert_eq!(second.take_request_tokens("other", 600, 1000).unwrap(), 600);
+        assert_eq!(first.take_request_tokens("other", 10, 1000).unwrap(), 0);
+        // Tokens come back with time (at 6,000 a minute, 100 a second).
+        assert_eq!(
+            first.take_request_tokens("fast", 6_000, 6_000).unwrap(),
+            6_000
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let refilled = second.take_request_tokens("fast", 6_000, 6_000).unwrap();
+        assert!((15..=60).contains(&refilled), "{refilled}");
     }
 
     #[test]
