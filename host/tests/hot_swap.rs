@@ -97,12 +97,27 @@ async fn a_swap_under_load_drops_no_call() {
             )],
         )
         .unwrap();
+    // Dropped into the folder `serve`'s watcher looks at; the swap is done when the registry lists
+    // 0.2.0 (polled every millisecond, so `swap_done` is at most that late).
+    let _watcher = bss_host::registry::watch(
+        app.registry.clone(),
+        plugins.clone(),
+        bss_host::registry::WATCH_EVERY,
+    );
     let swap_started = Instant::now();
     std::fs::copy(V2, plugins.join("fixture-2.wasm")).unwrap();
-    app.registry
-        .load_file(&plugins.join("fixture-2.wasm"))
-        .await
-        .unwrap();
+    while !app
+        .registry
+        .loaded()
+        .iter()
+        .any(|l| l.version.to_string() == "0.2.0")
+    {
+        assert!(
+            swap_started.elapsed() < Duration::from_secs(60),
+            "the watcher never loaded 0.2.0"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let swap_done = Instant::now();
     wait_until(|| count("version 0.2.0") >= 120).await;
     stop.store(true, Ordering::Relaxed);
@@ -135,7 +150,7 @@ async fn a_swap_under_load_drops_no_call() {
         v1.len(),
         v2.len()
     );
-    // The swap itself is the moment `load_file` makes v2 visible, just before it returns.
+    // The swap is the moment the registry makes v2 visible, just before `swap_done`.
     assert!(
         v1.iter()
             .any(|a| a.started < swap_done && a.finished > swap_done),

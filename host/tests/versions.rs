@@ -413,3 +413,43 @@ async fn a_restart_with_every_connector_installed_compiles_nothing() {
         "a restart loads compiled code from the cache"
     );
 }
+
+/// A file dropped after the registry's first load but before the watcher's first look is still
+/// loaded; one already loaded and unchanged is not loaded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_dropped_before_the_watcher_starts_is_not_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(V1, plugins.join("fixture-1.wasm")).unwrap();
+    let app = bss_host::app::App::open(&data, Some(&plugins))
+        .await
+        .unwrap();
+    let first_load = |app: &bss_host::app::App| {
+        app.registry
+            .loaded()
+            .into_iter()
+            .find(|l| l.version.to_string() == "0.1.0")
+            .unwrap()
+            .loaded_at
+    };
+    let v1_loaded_at = first_load(&app);
+    std::fs::copy(V2, plugins.join("fixture-2.wasm")).unwrap();
+    let _watcher = bss_host::registry::watch(
+        app.registry.clone(),
+        plugins.clone(),
+        bss_host::registry::WATCH_EVERY,
+    );
+    let mut waited = Duration::ZERO;
+    while !app
+        .registry
+        .loaded()
+        .iter()
+        .any(|l| l.version.to_string() == "0.2.0")
+    {
+        assert!(waited < Duration::from_secs(30), "0.2.0 was never loaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+    assert_eq!(first_load(&app), v1_loaded_at, "0.1.0 was not loaded again");
+}

@@ -361,10 +361,26 @@ pub fn watch(
             })
             .collect()
     };
+    // A file the registry already has, as it is now, needs nothing; anything else in the folder
+    // (dropped or replaced after `load_all` read it, before this first look) is loaded like a new
+    // drop. Assuming "what is there was loaded" lost such a file for good.
+    let already_known = |path: &Path| -> bool {
+        let source = path.display().to_string();
+        let Ok(bytes) = std::fs::read(path) else {
+            return false;
+        };
+        let hash = crate::runtime::cache::content_hash(&bytes);
+        registry
+            .loaded()
+            .iter()
+            .any(|l| l.source == source && l.connector.content_hash() == hash)
+            || registry.refusals().iter().any(|r| r.source == source)
+    };
+    let mut seen: BTreeMap<PathBuf, Stamp> = scan(&plugins, &BTreeMap::new())
+        .into_iter()
+        .filter(|(path, _)| already_known(path))
+        .collect();
     tokio::spawn(async move {
-        // What is there at start was loaded by `load_all`.
-        let mut seen: BTreeMap<PathBuf, Stamp> =
-            scan(&plugins, &BTreeMap::new()).into_iter().collect();
         loop {
             tokio::time::sleep(every).await;
             for (path, stamp) in scan(&plugins, &seen) {
