@@ -344,6 +344,28 @@ async fn serve_watches_the_plugins_folder() {
     }
     assert_eq!(check().await.1["summary"], "version 0.2.0");
 
+    // Fixed in place (another connector written over the broken file): loaded, no longer refused.
+    std::fs::copy(OTHER, plugins.join("broken.wasm")).unwrap();
+    let mut waited = Duration::ZERO;
+    loop {
+        let list = connectors().await;
+        let loaded = list["loaded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "other-fixture");
+        if loaded {
+            assert_eq!(list["refused"], json!([]), "{list}");
+            break;
+        }
+        assert!(
+            waited < Duration::from_secs(60),
+            "the fixed file was never loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        waited += Duration::from_millis(200);
+    }
+
     // Roll back through the API.
     let rolled: Value = client
         .post(format!("{base}/connectors/fixture/rollback"))

@@ -179,8 +179,24 @@ impl Registry {
             source: source.to_string(),
             loaded_at,
         };
+        // A file refused before and fixed since is no longer refused.
+        self.refusals
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|r| r.source != source);
         let mut connectors = self.connectors.write().unwrap_or_else(|p| p.into_inner());
         let versions = connectors.entry(manifest.name.clone()).or_default();
+        if let Some(replaced) = versions.iter().find(|l| l.version == loaded.version) {
+            if replaced.connector.content_hash() != loaded.connector.content_hash() {
+                tracing::warn!(
+                    source,
+                    "{} {} was replaced by a different build of the same version (was {}); new calls use the new build",
+                    manifest.name,
+                    loaded.version,
+                    replaced.source
+                );
+            }
+        }
         versions.retain(|l| l.version != loaded.version);
         versions.push(loaded.clone());
         versions.sort_by(|a, b| a.version.cmp(&b.version));
