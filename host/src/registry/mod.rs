@@ -186,16 +186,17 @@ impl Registry {
             .retain(|r| r.source != source);
         let mut connectors = self.connectors.write().unwrap_or_else(|p| p.into_inner());
         let versions = connectors.entry(manifest.name.clone()).or_default();
-        if let Some(replaced) = versions.iter().find(|l| l.version == loaded.version) {
-            if replaced.connector.content_hash() != loaded.connector.content_hash() {
-                tracing::warn!(
-                    source,
-                    "{} {} was replaced by a different build of the same version (was {}); new calls use the new build",
-                    manifest.name,
-                    loaded.version,
-                    replaced.source
-                );
-            }
+        if let Some(replaced) = versions.iter().find(|l| {
+            l.version == loaded.version
+                && l.connector.content_hash() != loaded.connector.content_hash()
+        }) {
+            tracing::warn!(
+                source,
+                "{} {} was replaced by a different build of the same version (was {}); new calls use the new build",
+                manifest.name,
+                loaded.version,
+                replaced.source
+            );
         }
         versions.retain(|l| l.version != loaded.version);
         versions.push(loaded.clone());
