@@ -293,3 +293,39 @@ async fn the_log_never_shows_a_secret_and_stops_at_its_budget() {
         "{report}"
     );
 }
+
+/// Each call leaves one debug line for operators: which export, how long, how much guest memory,
+/// how many requests, and whether it succeeded.
+#[tokio::test]
+async fn every_call_is_summed_up_in_one_debug_line() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runtime = runtime();
+    let connector = fixture(&runtime).await;
+    let server = TestServer::start(|_| Reply::text(200, "pong")).await;
+    let url = server.url();
+    let ctx = context(&connector, &[("base-url", &url)], private_ok());
+    connector.activate(&ctx).await.unwrap().unwrap();
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("connector call") && l.contains("export=\"activate\""))
+        .unwrap_or_else(|| panic!("no call line in:\n{text}"));
+    for field in [
+        "connector=fixture",
+        "version=0.1.0",
+        "instance=test-instance",
+        "requests=1",
+        "ok=true",
+        "guest_memory=",
+        "micros=",
+    ] {
+        assert!(line.contains(field), "{field} missing from {line}");
+    }
+}

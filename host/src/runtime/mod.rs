@@ -287,7 +287,7 @@ impl Runtime {
         };
         let context = Arc::new(InstanceContext::empty("(none)"));
         let manifest: Manifest = loading
-            .call(&context, false, |exports, instance, store| {
+            .call(&context, "manifest", false, |exports, instance, store| {
                 Box::pin(exports.manifest(instance, store))
             })
             .await
@@ -412,8 +412,10 @@ impl Connector {
     /// Instantiates the component in a fresh store under the instance's limits and drops it,
     /// calling no export: what every call costs before guest code runs (benchmarks, warm-up).
     pub async fn instantiate(&self, context: &Arc<InstanceContext>) -> Result<(), CallError> {
-        self.call(context, false, |_, _, _| Box::pin(async { Ok(()) }))
-            .await
+        self.call(context, "(instantiate)", false, |_, _, _| {
+            Box::pin(async { Ok(()) })
+        })
+        .await
     }
 
     /// Verifies the instance's settings against the remote.
@@ -421,7 +423,7 @@ impl Connector {
         &self,
         context: &Arc<InstanceContext>,
     ) -> Result<Result<String, ConnectorError>, CallError> {
-        self.call(context, false, |exports, instance, store| {
+        self.call(context, "activate", false, |exports, instance, store| {
             Box::pin(exports.activate(instance, store))
         })
         .await
@@ -434,9 +436,12 @@ impl Connector {
         key: &str,
     ) -> Result<Result<Vec<Choice>, ConnectorError>, CallError> {
         let key = key.to_string();
-        self.call(context, false, move |exports, instance, store| {
-            Box::pin(exports.lookup_choices(instance, store, key))
-        })
+        self.call(
+            context,
+            "lookup-choices",
+            false,
+            move |exports, instance, store| Box::pin(exports.lookup_choices(instance, store, key)),
+        )
         .await
     }
 
@@ -449,9 +454,14 @@ impl Connector {
         options: PushOptions,
     ) -> Result<Result<Vec<Result<Pushed, ConnectorError>>, ConnectorError>, CallError> {
         let records = records.to_vec();
-        self.call(context, options.dry_run, move |exports, instance, store| {
-            Box::pin(exports.push(instance, store, entity, records, options))
-        })
+        self.call(
+            context,
+            "push",
+            options.dry_run,
+            move |exports, instance, store| {
+                Box::pin(exports.push(instance, store, entity, records, options))
+            },
+        )
         .await
     }
 
@@ -465,7 +475,7 @@ impl Connector {
     ) -> Result<Result<PullPage, ConnectorError>, CallError> {
         let since = since.map(str::to_string);
         let page_token = page_token.map(str::to_string);
-        self.call(context, false, move |exports, instance, store| {
+        self.call(context, "pull", false, move |exports, instance, store| {
             Box::pin(exports.pull(instance, store, entity, since, page_token))
         })
         .await
@@ -475,6 +485,7 @@ impl Connector {
     async fn call<R, F>(
         &self,
         context: &Arc<InstanceContext>,
+        name: &'static str,
         dry_run: bool,
         export: F,
     ) -> Result<R, CallError>
@@ -503,7 +514,8 @@ impl Connector {
         );
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|state| &mut state.memory);
-        let ends_at = Instant::now() + deadline;
+        let started = Instant::now();
+        let ends_at = started + deadline;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             Ok(if Instant::now() >= ends_at {
@@ -527,9 +539,23 @@ impl Connector {
         let guest_said = store.data().finish_log();
         let refused_memory = store.data().memory.refused();
         let limit = store.data().memory.limit();
+        let guest_memory = store.data().memory.granted();
         runtime
             .peak_guest_memory
-            .fetch_max(store.data().memory.granted(), Ordering::Relaxed);
+            .fetch_max(guest_memory, Ordering::Relaxed);
+        // One line per call for operators (off unless `bss_host::calls=debug` is asked for).
+        tracing::debug!(
+            target: "bss_host::calls",
+            connector = %labels.connector,
+            version = %labels.version,
+            instance = %labels.instance,
+            export = name,
+            micros = started.elapsed().as_micros() as u64,
+            guest_memory,
+            requests = store.data().requests_sent(),
+            ok = matches!(outcome, Ok(Ok(_))),
+            "connector call"
+        );
         drop(store);
         match outcome {
             Ok(Ok(value)) => Ok(value),
