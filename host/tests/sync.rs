@@ -698,10 +698,10 @@ async fn processes_pushing_for_one_instance_share_its_request_budget() {
     pushes.clear();
     // Each push needs 60+ requests; on their own budgets both would have sent 120+ by now. Shared:
     // the full bucket (60), one a second since, and at most one token each process took and did
-    // not spend.
+    // not spend. (At least 20: the pushes did run.)
     let bound = 60 + seconds + 2;
     assert!(
-        (40..=bound).contains(&sent),
+        (20..=bound).contains(&sent),
         "{sent} requests in {seconds} s (bound {bound})"
     );
 }
