@@ -54,11 +54,42 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-fn wanted(section: &str) -> bool {
-    match std::env::var("BENCH_ONLY") {
-        Ok(list) => list.split(',').any(|s| s.trim() == section),
-        Err(_) => true,
-    }
+const SECTIONS: &[&str] = &[
+    "load", "calls", "import", "push1", "sync", "startup", "memory", "swap",
+];
+
+/// The sections `BENCH_ONLY` names (all when unset); an unknown name stops the bench.
+fn chosen_sections() -> Vec<&'static str> {
+    let Ok(list) = std::env::var("BENCH_ONLY") else {
+        return SECTIONS.to_vec();
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            SECTIONS
+                .iter()
+                .copied()
+                .find(|s| *s == name)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "BENCH_ONLY names {name:?}, which is not a section; use some of: {}",
+                        SECTIONS.join(",")
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The ConnectWise component and its core compiled natively, on one runtime's HTTP client.
+async fn connectwise_both_ways(cache: &Path) -> (Runtime, Connector, NativeConnectWise) {
+    let runtime = runtime(cache, true);
+    let component = runtime
+        .load_file(Path::new(CONNECTWISE))
+        .await
+        .expect("connectwise");
+    let native = NativeConnectWise::new(runtime.http_client());
+    (runtime, component, native)
 }
 
 fn runtime(cache: &Path, pooling: bool) -> Runtime {
@@ -285,13 +316,9 @@ async fn import(cache: &Path) {
 }
 
 /// A push of one new account, component vs native, against a fresh sandbox each.
-async fn push_one(cache: &Path, per_call_us: f64) {
-    let runtime = runtime(cache, true);
-    let component = runtime
-        .load_file(Path::new(CONNECTWISE))
-        .await
-        .expect("connectwise");
-    let native = NativeConnectWise::new(runtime.http_client());
+/// `per_call_us`: the pooled ConnectWise instantiate + call time from the `calls` section, if run.
+async fn push_one(cache: &Path, per_call_us: Option<f64>) {
+    let (runtime, component, native) = connectwise_both_ways(cache).await;
     let pushes = 1_000;
     async fn time_pushes<C: SyncConnector>(
         connector: &C,
@@ -343,7 +370,10 @@ async fn push_one(cache: &Path, per_call_us: f64) {
     row("  component ÷ native", format!("{:.3}", wasm / native));
     row(
         "  sandbox per call (instantiate + no-op call) ÷ component push",
-        format!("{:.1} %", 100.0 * per_call_us / wasm),
+        match per_call_us {
+            Some(per_call) => format!("{:.1} %", 100.0 * per_call / wasm),
+            None => "(run with the calls section)".to_string(),
+        },
     );
     row("  peak guest memory of a one-record push", mib(peak));
 }
@@ -407,12 +437,7 @@ async fn throughput<C: SyncConnector>(
 }
 
 async fn sync(cache: &Path) {
-    let runtime = runtime(cache, true);
-    let component = runtime
-        .load_file(Path::new(CONNECTWISE))
-        .await
-        .expect("connectwise");
-    let native = NativeConnectWise::new(runtime.http_client());
+    let (runtime, component, native) = connectwise_both_ways(cache).await;
     let n = SYNC_ACCOUNTS;
     // Each side gets a fresh sandbox, so neither pays for the other's records.
     let sandbox = Sandbox::start(SandboxConfig::default())
@@ -733,15 +758,17 @@ async fn main() {
 }
 
 async fn sections() {
+    let chosen = chosen_sections();
+    let wanted = |section: &str| chosen.contains(&section);
     let cache = tempfile::tempdir().expect("temp dir");
     let cache = cache.path();
     println!("| {:<66} | {:>24} |\n|---|---|", "what", "figure");
     if wanted("load") {
         load(cache).await;
     }
-    let mut per_call_us = f64::NAN;
+    let mut per_call_us = None;
     if wanted("calls") {
-        per_call_us = calls(cache).await;
+        per_call_us = Some(calls(cache).await);
     }
     if wanted("import") {
         import(cache).await;

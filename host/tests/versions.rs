@@ -13,6 +13,17 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
 const V1: &str = env!("BSS_FIXTURE_WASM");
 const V2: &str = env!("BSS_FIXTURE_V2_WASM");
+/// `settings set fx ...` for a fixture instance that answers with its version.
+const FX_SETTINGS: [&str; 8] = [
+    "settings",
+    "set",
+    "fx",
+    "base-url=http://127.0.0.1:9",
+    "user=u",
+    "api-key=k",
+    "mode=version",
+    "host.allow-private-network=on",
+];
 const LEGACY: &str = env!("BSS_FIXTURE_LEGACY_WASM");
 const OTHER: &str = env!("BSS_FIXTURE_OTHER_WASM");
 const TRAPS: &str = env!("BSS_FIXTURE_TRAPS_WASM");
@@ -46,6 +57,22 @@ fn fails(data: &Path, plugins: &Path, args: &[&str]) -> String {
     let out = run(data, plugins, args);
     assert!(!out.status.success(), "bss-host {args:?} should fail");
     String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Polls `probe` every 100 ms until it gives a value; fails the test after `limit`.
+async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(started.elapsed() < limit, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn versions(list: &Value) -> Vec<(String, bool)> {
@@ -91,22 +118,17 @@ fn versions_side_by_side_rollback_and_refusals() {
     };
     assert_eq!(wit_of("fixture"), "bss:integration@1.1.0");
     assert_eq!(wit_of("legacy-fixture"), "bss:integration@1.0.0");
+    // A 1.1 manifest's documentation link is shown; a 1.0 connector has none to show.
+    let inspected = ok(d, p, &["connectors", "inspect", "fixture"]);
+    assert!(
+        inspected.contains("documentation https://docs.example.com/fixture"),
+        "{inspected}"
+    );
+    let inspected = ok(d, p, &["connectors", "inspect", "legacy-fixture"]);
+    assert!(!inspected.contains("documentation"), "{inspected}");
 
     ok(d, p, &["activate", "fixture", "--name", "fx"]);
-    ok(
-        d,
-        p,
-        &[
-            "settings",
-            "set",
-            "fx",
-            "base-url=http://127.0.0.1:9",
-            "user=u",
-            "api-key=k",
-            "mode=version",
-            "host.allow-private-network=on",
-        ],
-    );
+    ok(d, p, &FX_SETTINGS);
     // 0.2.0 serves, and it needs a setting the instance does not have: the instance says so.
     let show = ok(d, p, &["instances", "show", "fx"]);
     assert!(
@@ -224,20 +246,7 @@ async fn serve_watches_the_plugins_folder() {
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(V1, plugins.join("fixture.wasm")).unwrap();
     ok(&data, &plugins, &["activate", "fixture", "--name", "fx"]);
-    ok(
-        &data,
-        &plugins,
-        &[
-            "settings",
-            "set",
-            "fx",
-            "base-url=http://127.0.0.1:9",
-            "user=u",
-            "api-key=k",
-            "mode=version",
-            "host.allow-private-network=on",
-        ],
-    );
+    ok(&data, &plugins, &FX_SETTINGS);
 
     let mut server = std::process::Command::new(BIN);
     server
@@ -278,15 +287,13 @@ async fn serve_watches_the_plugins_folder() {
     // Drop 0.2.0 next to it: it is loaded without a restart and the instance follows it — into
     // the "needs settings" state, since 0.2.0 requires `tenant`.
     std::fs::copy(V2, plugins.join("fixture-2.wasm")).unwrap();
-    let mut waited = Duration::ZERO;
-    while !versions(&connectors().await)
-        .iter()
-        .any(|(v, _)| v == "0.2.0")
-    {
-        assert!(waited < Duration::from_secs(60), "0.2.0 was never loaded");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        waited += Duration::from_millis(200);
-    }
+    let connectors = &connectors;
+    let minute = Duration::from_secs(60);
+    eventually("loading 0.2.0", minute, move || async move {
+        let listed = versions(&connectors().await);
+        listed.iter().any(|(v, _)| v == "0.2.0").then_some(())
+    })
+    .await;
     let (status, body) = check().await;
     assert_eq!(status, 200);
     assert_eq!(body["ok"], false, "{body}");
@@ -317,54 +324,37 @@ async fn serve_watches_the_plugins_folder() {
 
     // A broken drop is refused with its reason; 0.2.0 keeps serving.
     std::fs::write(plugins.join("broken.wasm"), b"not a component").unwrap();
-    let mut waited = Duration::ZERO;
-    loop {
-        let list = connectors().await;
-        if let Some(refusal) = list["refused"]
+    let refusal = eventually("refusing broken.wasm", minute, move || async move {
+        connectors().await["refused"]
             .as_array()
             .unwrap()
             .iter()
             .find(|r| r["source"].as_str().unwrap().ends_with("broken.wasm"))
-        {
-            assert!(
-                refusal["reason"]
-                    .as_str()
-                    .unwrap()
-                    .contains("not a valid WebAssembly component"),
-                "{refusal}"
-            );
-            break;
-        }
-        assert!(
-            waited < Duration::from_secs(60),
-            "the broken file was never refused"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        waited += Duration::from_millis(200);
-    }
+            .cloned()
+    })
+    .await;
+    assert!(
+        refusal["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid WebAssembly component"),
+        "{refusal}"
+    );
     assert_eq!(check().await.1["summary"], "version 0.2.0");
 
     // Fixed in place (another connector written over the broken file): loaded, no longer refused.
     std::fs::copy(OTHER, plugins.join("broken.wasm")).unwrap();
-    let mut waited = Duration::ZERO;
-    loop {
+    let list = eventually("loading the fixed file", minute, move || async move {
         let list = connectors().await;
         let loaded = list["loaded"]
             .as_array()
             .unwrap()
             .iter()
             .any(|c| c["name"] == "other-fixture");
-        if loaded {
-            assert_eq!(list["refused"], json!([]), "{list}");
-            break;
-        }
-        assert!(
-            waited < Duration::from_secs(60),
-            "the fixed file was never loaded"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        waited += Duration::from_millis(200);
-    }
+        loaded.then_some(list)
+    })
+    .await;
+    assert_eq!(list["refused"], json!([]), "{list}");
 
     // Roll back through the API.
     let rolled: Value = client
@@ -462,16 +452,18 @@ async fn a_file_dropped_before_the_watcher_starts_is_not_missed() {
         plugins.clone(),
         bss_host::registry::WATCH_EVERY,
     );
-    let mut waited = Duration::ZERO;
-    while !app
-        .registry
-        .loaded()
-        .iter()
-        .any(|l| l.version.to_string() == "0.2.0")
-    {
-        assert!(waited < Duration::from_secs(30), "0.2.0 was never loaded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        waited += Duration::from_millis(50);
-    }
+    let registry = &app.registry;
+    eventually(
+        "loading 0.2.0",
+        Duration::from_secs(30),
+        move || async move {
+            let loaded = registry.loaded();
+            loaded
+                .iter()
+                .any(|l| l.version.to_string() == "0.2.0")
+                .then_some(())
+        },
+    )
+    .await;
     assert_eq!(first_load(&app), v1_loaded_at, "0.1.0 was not loaded again");
 }

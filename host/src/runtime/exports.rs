@@ -12,6 +12,7 @@ use wasmtime::Store;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, TypedFunc};
 
+use super::Contract;
 use super::bindings::connector::{Choice, ConnectorManifest, PullPage, PushOptions, Pushed};
 use super::bindings::types::{ConnectorError, Entity, Record};
 use super::bindings::v1_0::exports::bss::integration::connector as v1_0;
@@ -91,12 +92,12 @@ pub(crate) enum Exports {
 }
 
 impl Exports {
-    /// Finds the connector's exports and checks their types; `minor` is 0 or 1 (as
-    /// `check_contract` found it).
-    pub fn new(pre: &InstancePre<CallState>, minor: u64) -> Result<Exports, String> {
-        Ok(match minor {
-            0 => Exports::V1_0(ExportsV1_0::new(pre, "bss:integration/connector@1.0.0")?),
-            _ => Exports::V1_1(ExportsV1_1::new(pre, "bss:integration/connector@1.1.0")?),
+    /// Finds the connector's exports and checks their types against `contract`'s.
+    pub fn new(pre: &InstancePre<CallState>, contract: Contract) -> Result<Exports, String> {
+        let interface = format!("bss:integration/connector@{}", contract.version());
+        Ok(match contract {
+            Contract::V1_0 => Exports::V1_0(ExportsV1_0::new(pre, &interface)?),
+            Contract::V1_1 => Exports::V1_1(ExportsV1_1::new(pre, &interface)?),
         })
     }
 

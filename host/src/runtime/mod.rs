@@ -257,11 +257,10 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(link_error)?;
-        let exports =
-            Exports::new(&pre, contract.minor()).map_err(|reason| LoadError::Exports {
-                origin: origin.to_string(),
-                reason,
-            })?;
+        let exports = Exports::new(&pre, contract).map_err(|reason| LoadError::Exports {
+            origin: origin.to_string(),
+            reason,
+        })?;
         let loading = Connector {
             inner: Arc::new(ConnectorInner {
                 runtime: self.clone(),
@@ -345,37 +344,37 @@ impl Runtime {
     }
 }
 
-/// The contract minors this host serves, oldest first; the last is `wit/`, the others are the
-/// frozen copies in `wit/<version>/`.
-pub const SERVED_CONTRACTS: &[&str] = &["1.0.0", "1.1.0"];
-
-/// The newest contract version this host serves.
-pub const CONTRACT_VERSION: &str = "1.1.0";
-const NEWEST_MINOR: u64 = 1;
-
 /// Which minor of the contract a component was built against, so its calls go through the
-/// matching bindings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// matching bindings. The newest is `wit/`; the others are the frozen copies in `wit/<version>/`.
+/// Ordered: a later variant is a newer minor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Contract {
     V1_0,
     V1_1,
 }
 
 impl Contract {
-    pub fn version(self) -> &'static str {
+    /// Every minor served, oldest first.
+    pub const SERVED: [Contract; 2] = [Contract::V1_0, Contract::V1_1];
+    pub const NEWEST: Contract = Contract::V1_1;
+
+    pub const fn version(self) -> &'static str {
         match self {
             Contract::V1_0 => "1.0.0",
             Contract::V1_1 => "1.1.0",
         }
     }
 
-    fn minor(self) -> u64 {
-        match self {
-            Contract::V1_0 => 0,
-            Contract::V1_1 => 1,
-        }
+    /// The served minor `1.<minor>`, if this host serves it.
+    fn of_minor(minor: u64) -> Option<Contract> {
+        Contract::SERVED
+            .into_iter()
+            .find(|c| semver::Version::parse(c.version()).is_ok_and(|v| v.minor == minor))
     }
 }
+
+/// The newest contract version this host serves.
+pub const CONTRACT_VERSION: &str = Contract::NEWEST.version();
 
 struct ConnectorInner {
     runtime: Runtime,
@@ -589,18 +588,14 @@ pub fn check_contract(
     exports: &[String],
     origin: &str,
 ) -> Result<Contract, LoadError> {
-    let served = format!(
-        "{} to {}",
-        SERVED_CONTRACTS[0],
-        SERVED_CONTRACTS[SERVED_CONTRACTS.len() - 1]
-    );
+    let served = format!("{} to {}", Contract::SERVED[0].version(), CONTRACT_VERSION);
     let refuse = |version: &str, fix: &str| LoadError::ContractVersion {
         origin: origin.to_string(),
         found: format!("bss:integration@{version}"),
         served: served.clone(),
         fix: fix.to_string(),
     };
-    let mut exported: Option<u64> = None;
+    let mut exported: Option<Contract> = None;
     for name in imports.iter().chain(exports) {
         let Some((interface, version)) = name
             .strip_prefix("bss:integration/")
@@ -623,21 +618,18 @@ pub fn check_contract(
                 "that is a pre-release; rebuild it against a released 1.x contract",
             ));
         }
-        if parsed.minor > NEWEST_MINOR {
+        // Every 1.x below the newest is served, so an unknown minor is a newer one.
+        let Some(contract) = Contract::of_minor(parsed.minor) else {
             return Err(refuse(
                 version,
                 &format!("upgrade the host, or rebuild the connector against {CONTRACT_VERSION}"),
             ));
-        }
+        };
         if interface == "connector" && exports.contains(name) {
             // A component exporting several minors is served through the newest.
-            exported = exported.max(Some(parsed.minor));
+            exported = exported.max(Some(contract));
         }
     }
-    let exported = exported.map(|minor| match minor {
-        0 => Contract::V1_0,
-        _ => Contract::V1_1,
-    });
     exported.ok_or_else(|| LoadError::NotAConnector {
         origin: origin.to_string(),
         exports: exports.join(", "),
@@ -710,6 +702,27 @@ mod tests {
         assert_eq!(
             check_contract(&[], &both, "both.wasm").unwrap(),
             Contract::V1_1
+        );
+    }
+
+    /// The export types are checked against the minor a component is bound as: a 1.0 component
+    /// bound as 1.1 is refused (its manifest lacks 1.1's field), so no call can run unchecked.
+    #[tokio::test]
+    async fn exports_of_the_wrong_minor_are_refused_at_load() {
+        let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+        let legacy = runtime
+            .load_file(Path::new(env!("BSS_FIXTURE_LEGACY_WASM")))
+            .await
+            .unwrap();
+        assert_eq!(legacy.contract(), Contract::V1_0);
+        let pre = &legacy.inner.pre;
+        assert!(Exports::new(pre, Contract::V1_0).is_ok());
+        let Err(refused) = Exports::new(pre, Contract::V1_1) else {
+            panic!("a 1.0 component passed the 1.1 type check");
+        };
+        assert!(
+            refused.contains("`manifest` does not have the contract's type"),
+            "{refused}"
         );
     }
 }
