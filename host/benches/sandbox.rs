@@ -1,7 +1,7 @@
 //! What the sandbox costs, against the connector's core compiled natively in the same run. Prints
 //! a Markdown table (the one in BENCHMARKS.md); run with
 //! `cargo bench -p bss-host --bench sandbox` (release build). `BENCH_ONLY=calls,sync` runs only
-//! the named sections: load, calls, import, push1, sync, startup, memory, swap.
+//! the named sections: load, calls, import, push1, sync, startup, memory, swap, stream, leases.
 //!
 //! Everything runs on loopback: the ConnectWise sandbox (no added latency), SQLite in a temporary
 //! folder, and for start-up and memory the release `bss-host` binary in a child process. Native =
@@ -55,7 +55,7 @@ fn mib(bytes: u64) -> String {
 }
 
 const SECTIONS: &[&str] = &[
-    "load", "calls", "import", "push1", "sync", "startup", "memory", "swap",
+    "load", "calls", "import", "push1", "sync", "startup", "memory", "swap", "stream", "leases",
 ];
 
 /// The sections `BENCH_ONLY` names (all when unset); an unknown name stops the bench.
@@ -417,6 +417,7 @@ async fn throughput<C: SyncConnector>(
         pacing: Pacing::for_context(context),
         context: context.clone(),
         progress: None,
+        lease: None,
     };
     let (records, _) = parse_file(Entity::Account, &accounts(n, prefix));
     let started = Instant::now();
@@ -634,6 +635,156 @@ async fn memory() {
     row("  peak resident (VmHWM)", mib(high * 1024));
 }
 
+/// A data folder with ConnectWise instances `names` against `sandbox`, set up through the CLI.
+fn cw_instances(data: &Path, plugins: &Path, sandbox: &Sandbox, names: &[&str]) {
+    for name in names {
+        bss_host(data, plugins, &["activate", "connectwise", "--name", name]);
+        let url = format!("url={}", sandbox.base_url());
+        bss_host(
+            data,
+            plugins,
+            &[
+                "settings",
+                "set",
+                name,
+                &url,
+                "company-id=sandbox",
+                "public-key=sandbox-public",
+                "private-key=sandbox-private",
+                "client-id=0c8f3c52-5b7e-4c1a-9d8e-1f2a3b4c5d6e",
+                "import-account-id=4",
+                "host.allow-private-network=on",
+                "host.requests-per-minute=10000000",
+            ],
+        );
+        bss_host(data, plugins, &["lookups", "set", name, "account-type", "Customer=1"]);
+        bss_host(data, plugins, &["lookups", "set", name, "currency", "USD=1"]);
+        bss_host(data, plugins, &["sync-options", "set", name, "account:push:create,update"]);
+    }
+}
+
+/// Runs `bss-host` and samples its peak resident memory (VmHWM) until it exits.
+fn peak_of(mut command: Command) -> (std::process::ExitStatus, u64, Duration) {
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bss-host");
+    let pid = child.id();
+    let mut peak = 0;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return (status, peak, started.elapsed());
+        }
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kib);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Peak resident memory of a dry-run push streamed from a file, at two file sizes: memory must
+/// not grow with the file.
+async fn stream() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).expect("plugins");
+    cw_instances(&data, &plugins, &sandbox, &["cw"]);
+    for count in [100_000usize, 1_000_000] {
+        let file = dir.path().join(format!("accounts-{count}.ndjson"));
+        {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("file"));
+            for i in 1..=count {
+                writeln!(
+                    out,
+                    r#"{{"id":"S{i:07}","code":"C{i}","name":"Bench {i}","account-type":"Customer","currency":"USD","billing-address":{{"line1":"{i} Main St","city":"Austin"}}}}"#
+                )
+                .expect("write");
+            }
+        }
+        let mut command = Command::new(BIN);
+        command
+            .arg("--data")
+            .arg(&data)
+            .arg("--plugins")
+            .arg(&plugins)
+            .args(["push", "cw", "account", "--dry-run", "--json", "--file"])
+            .arg(&file)
+            .env("BSS_HOST_LOG", "warn");
+        let (status, peak_kib, took) =
+            tokio::task::spawn_blocking(move || peak_of(command)).await.expect("join");
+        assert!(status.success(), "the dry run of {count} failed: {status}");
+        row(
+            &format!("dry-run push of {count} accounts: peak resident memory (target < 150 MiB at 1,000,000)"),
+            mib(peak_kib * 1024),
+        );
+        row(
+            "  time, records per second",
+            format!("{} s, {:.0}/s", took.as_secs(), count as f64 / took.as_secs_f64()),
+        );
+    }
+}
+
+/// Push throughput of one run alone, and of two runs of different instances at once: the
+/// leases keep runs of one instance and entity apart and must cost the others nothing.
+async fn leases() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).expect("plugins");
+    cw_instances(&data, &plugins, &sandbox, &["one", "two", "three"]);
+    let count = 2_000;
+    let file = |prefix: &str| {
+        let path = dir.path().join(format!("{prefix}.ndjson"));
+        std::fs::write(&path, accounts(count, prefix)).expect("file");
+        path
+    };
+    let (alone, first, second) = (file("L"), file("M"), file("N"));
+    let push = |name: &'static str, path: std::path::PathBuf| {
+        let (data, plugins) = (data.clone(), plugins.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            bss_host(
+                &data,
+                &plugins,
+                &["push", name, "account", "--file", &path.display().to_string(), "--json"],
+            );
+            started.elapsed()
+        })
+    };
+    let one = push("one", alone).join().expect("push");
+    let started = Instant::now();
+    let (a, b) = (push("two", first), push("three", second));
+    let (a, b) = (a.join().expect("push"), b.join().expect("push"));
+    let both = started.elapsed();
+    let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
+    row(
+        &format!("push of {count} accounts, one run alone: records/s"),
+        format!("{:.0}", rate(count, one)),
+    );
+    row(
+        "two runs of two instances at once: records/s together (each)",
+        format!(
+            "{:.0} ({:.0}, {:.0})",
+            rate(2 * count, both),
+            rate(count, a),
+            rate(count, b)
+        ),
+    );
+    row(
+        "  together ÷ alone",
+        format!("{:.2}", rate(2 * count, both) / rate(count, one)),
+    );
+}
+
 /// A new version dropped into the watched plugins folder while four tasks call the instance.
 async fn swap() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -787,5 +938,11 @@ async fn sections() {
     }
     if wanted("swap") {
         swap().await;
+    }
+    if wanted("stream") {
+        stream().await;
+    }
+    if wanted("leases") {
+        leases().await;
     }
 }

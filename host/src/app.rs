@@ -25,8 +25,55 @@ pub struct App {
     pub load_problems: Vec<LoadProblem>,
 }
 
+/// Refuses a data folder that was used (its key file or compile cache is there) but whose
+/// database is missing or empty: opening it would silently start an empty id map, and every
+/// record synced before would be created again. `new_database` says to start afresh.
+fn guard_database(data: &Path, new_database: bool) -> anyhow::Result<()> {
+    let database = data.join("bss.db");
+    let length = std::fs::metadata(&database).map(|m| m.len()).ok();
+    let used = SecretBox::key_exists(data) || data.join("cache").is_dir();
+    match length {
+        Some(length) if length > 0 => {
+            if new_database {
+                anyhow::bail!(
+                    "--new-database: {} already holds a database; nothing was changed. Move it away first if you really mean to start afresh",
+                    database.display()
+                );
+            }
+        }
+        _ if !used => {}
+        _ if new_database => {
+            if length == Some(0) {
+                std::fs::remove_file(&database).with_context(|| {
+                    format!("the empty database {} could not be removed", database.display())
+                })?;
+            }
+            tracing::warn!(
+                "starting a new, empty database in {} as asked (--new-database)",
+                data.display()
+            );
+        }
+        _ => anyhow::bail!(
+            "the data folder {} was used before (it has a key file or a compile cache) but its database {} is {}: the id map that stops duplicates is not there. Restore bss.db from a backup into the folder; or, to start afresh knowing that records synced before will be created again, run the command again with --new-database",
+            data.display(),
+            database.display(),
+            if length == Some(0) { "empty" } else { "missing" }
+        ),
+    }
+    Ok(())
+}
+
 impl App {
     pub async fn open(data: &Path, plugins: Option<&Path>) -> anyhow::Result<App> {
+        Self::open_with(data, plugins, false).await
+    }
+
+    /// Opens the data folder; `new_database` allows a fresh database in a used folder.
+    pub async fn open_with(
+        data: &Path,
+        plugins: Option<&Path>,
+        new_database: bool,
+    ) -> anyhow::Result<App> {
         std::fs::create_dir_all(data)
             .with_context(|| format!("the data folder {} could not be created", data.display()))?;
         let probe = data.join(".writable");
@@ -43,6 +90,7 @@ impl App {
             )
         })?;
 
+        guard_database(data, new_database)?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data.join("bss.db"))?);
         if !SecretBox::key_exists(data) && store.sealed_count()? > 0 {
             anyhow::bail!(

@@ -14,18 +14,33 @@ use crate::instances::{CheckOutcome, parse_pair, parse_sync_option};
 use crate::runtime::manifest::{AuthScheme, Manifest, VariableKind};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::sync::PushReport;
-use crate::sync::service::{parse_entity, pull_to, push_text, retry};
+use crate::sync::lease::{WaitPolicy, new_owner};
+use crate::sync::service::{RunBy, parse_entity, pull_to, push_reader, retry};
+
+/// Exit codes, as `--help` states them.
+pub const EXIT_HELP: &str = "Exit codes: 0 every record succeeded (created, updated, unchanged, reconciled) or the command did what it said; 2 the run happened but some records failed, were invalid or wait in the retry queue (the report says which); 1 the command could not run (unknown instance, bad arguments, busy with --no-wait, a failed check, the store or the remote failing).";
+
+/// A run that happened but not every record succeeded: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SomeRecordsFailed(pub String);
 
 #[derive(Debug, Parser)]
 #[command(
     name = "bss-host",
     version,
-    about = "Runs sandboxed BSS connectors and keeps the BSS and outside systems in sync"
+    about = "Runs sandboxed BSS connectors and keeps the BSS and outside systems in sync",
+    after_help = EXIT_HELP
 )]
 pub struct Cli {
     /// Data folder: database, key file and compiled-code cache.
     #[arg(long, global = true, env = "BSS_HOST_DATA", default_value = "bss-data")]
     pub data: PathBuf,
+    /// Create a new, empty database in a data folder that was used before (its key file or
+    /// cache is there but bss.db is missing or empty). Without it such a folder is refused, so
+    /// a lost database is restored rather than silently replaced.
+    #[arg(long, global = true)]
+    pub new_database: bool,
     /// Connectors folder (default: plugins/ in the data folder).
     #[arg(long, global = true, env = "BSS_HOST_PLUGINS")]
     pub plugins: Option<PathBuf>,
@@ -78,11 +93,18 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Refuse at once (exit 1) when another run of this instance and entity is going on,
+        /// instead of waiting for it.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Pulls records changed since the instance's cursor, as NDJSON.
     Pull {
         name: String,
         entity: String,
+        /// Refuse at once when another run of this instance and entity is going on.
+        #[arg(long)]
+        no_wait: bool,
         /// Start from this remote time (RFC 3339) instead of the stored cursor.
         #[arg(long)]
         since: Option<String>,
@@ -95,6 +117,20 @@ pub enum Command {
         name: String,
         #[arg(long)]
         json: bool,
+        /// Leave an entity queued when another run of it is going on, instead of waiting.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Links a BSS record to a remote record that already exists (after a create was refused
+    /// as "in use", or an ambiguous reconciliation). The remote record must exist.
+    Link {
+        name: String,
+        entity: String,
+        bss_id: String,
+        remote_id: String,
+        /// The record file that holds the BSS record, when it is not in the retry queue.
+        #[arg(long)]
+        file: Option<PathBuf>,
     },
     /// Run history and the retry queue.
     #[command(subcommand)]
@@ -246,6 +282,14 @@ fn print_push(report: &PushReport, json: bool) -> anyhow::Result<()> {
         report.failed,
         report.queued
     );
+    if report.items_truncated {
+        println!(
+            "  (the first {} of {} records; `bss-host runs show {}` lists every one)",
+            report.items.len(),
+            report.records,
+            report.run
+        );
+    }
     for item in &report.items {
         match (&item.remote_id, &item.message) {
             (Some(remote), None) => println!("  {} -> {} ({})", item.id, remote, item.outcome),
@@ -268,7 +312,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         return inspect_file(&cli.data, Path::new(target), *json).await;
     }
-    let app = App::open(&cli.data, cli.plugins.as_deref()).await?;
+    let app = App::open_with(&cli.data, cli.plugins.as_deref(), cli.new_database).await?;
+    let owner = new_owner("cli");
+    let who = format!("bss-host (pid {})", std::process::id());
+    let notice = |holder: &crate::store::LeaseHolder| {
+        eprintln!(
+            "waiting: {} holds this instance and entity since {} (lease {}); this run starts when it ends",
+            holder.purpose, holder.acquired_at, holder.owner
+        )
+    };
+    let by = |no_wait: bool| RunBy {
+        owner: &owner,
+        who: &who,
+        policy: if no_wait {
+            WaitPolicy::Refuse
+        } else {
+            WaitPolicy::Wait(&notice)
+        },
+    };
     for problem in &app.load_problems {
         eprintln!(
             "warning: connector {} was not loaded: {}",
@@ -435,6 +496,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if complete {
                 let outcome = instances.check(&name).await?;
                 print_check(&outcome);
+                if !outcome.ok {
+                    bail!(
+                        "the settings of {name} are saved, but the check against the remote failed (see above); correct them with `bss-host settings set` and the check runs again"
+                    );
+                }
             } else {
                 println!(
                     "settings are not complete yet; the check runs once every required setting has a value"
@@ -542,29 +608,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             dry_run,
             json,
+            no_wait,
         } => {
             let entity = parse_entity(&entity)?;
-            let text = std::fs::read_to_string(&file)
+            let input = std::fs::File::open(&file)
                 .with_context(|| format!("could not read {}", file.display()))?;
             let show_progress = !json && std::io::stderr().is_terminal();
-            let progress = |done: usize, total: usize| eprint!("\rpushed {done}/{total}");
-            let report = push_text(
+            let progress = |done: usize, _: usize| eprint!("\rpushed {done}");
+            let outcome = push_reader(
                 instances,
                 &name,
                 entity,
-                &text,
+                std::io::BufReader::new(input),
                 dry_run,
                 show_progress.then_some(&progress as _),
+                by(no_wait),
             )
             .await?;
             if show_progress {
                 eprintln!();
             }
-            print_push(&report, json)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&outcome)?);
+            } else {
+                print_push(&outcome.report, false)?;
+                for (entity, run) in &outcome.settled {
+                    println!("queued {} records whose reference now exists:", entity.name());
+                    print_push(run, false)?;
+                }
+            }
+            if !outcome.all_succeeded() {
+                return Err(SomeRecordsFailed(format!(
+                    "run {}: {} record(s) failed or were invalid, {} wait in the retry queue",
+                    outcome.report.run, outcome.report.failed, outcome.report.queued
+                ))
+                .into());
+            }
         }
         Command::Pull {
             name,
             entity,
+            no_wait,
             since,
             out,
         } => {
@@ -574,14 +658,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     let file = std::fs::File::create(path)
                         .with_context(|| format!("could not create {}", path.display()))?;
                     let mut writer = std::io::BufWriter::new(file);
-                    let report = pull_to(instances, &name, entity, since, &mut writer).await?;
+                    let report =
+                        pull_to(instances, &name, entity, since, &mut writer, by(no_wait)).await?;
                     writer
                         .into_inner()
                         .map_err(|e| e.into_error())?
                         .sync_all()?;
                     report
                 }
-                None => pull_to(instances, &name, entity, since, &mut std::io::stdout()).await?,
+                None => {
+                    pull_to(
+                        instances,
+                        &name,
+                        entity,
+                        since,
+                        &mut std::io::stdout(),
+                        by(no_wait),
+                    )
+                    .await?
+                }
             };
             eprintln!(
                 "pulled {} {} record(s) in {} page(s) ({} already delivered, folded); cursor {}; run {}",
@@ -593,9 +688,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.run
             );
         }
-        Command::Retry { name, json } => {
-            let claimer = format!("cli-{}", std::process::id());
-            let report = retry(instances, &name, &claimer).await?;
+        Command::Retry {
+            name,
+            json,
+            no_wait,
+        } => {
+            let report = retry(instances, &name, by(no_wait)).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -604,7 +702,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{}:", entity.name());
                     print_push(run, false)?;
                 }
+                for entity in &report.busy {
+                    println!(
+                        "{}: left queued, another run of it is going on",
+                        entity.name()
+                    );
+                }
             }
+            if !report.all_succeeded() {
+                return Err(SomeRecordsFailed(
+                    "some queued records failed again or were left queued".into(),
+                )
+                .into());
+            }
+        }
+        Command::Link {
+            name,
+            entity,
+            bss_id,
+            remote_id,
+            file,
+        } => {
+            let entity = parse_entity(&entity)?;
+            let text = match &file {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("could not read {}", path.display()))?,
+                ),
+                None => None,
+            };
+            let said = crate::sync::service::link(
+                instances,
+                &name,
+                entity,
+                &bss_id,
+                &remote_id,
+                text.as_deref(),
+                by(false),
+            )
+            .await?;
+            println!("{said}");
         }
         Command::Runs(RunsCommand::List { name, json }) => {
             let runs = app.store.runs(&name)?;

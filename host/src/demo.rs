@@ -156,8 +156,24 @@ pub async fn run() -> anyhow::Result<()> {
         "\n{:<13} {:>7} {:>7} {:>9} {:>7} {:>7}",
         "entity", "created", "updated", "unchanged", "failed", "queued"
     );
+    let owner = crate::sync::lease::new_owner("demo");
+    let by = crate::sync::service::RunBy {
+        owner: &owner,
+        who: "the demo",
+        policy: crate::sync::lease::WaitPolicy::Refuse,
+    };
     for (entity, sample, _) in SAMPLES {
-        let report = push_text(instances, name, *entity, sample, false, None).await?;
+        let outcome = push_text(instances, name, *entity, sample, false, None, by).await?;
+        for (waiting, run) in &outcome.settled {
+            println!(
+                "    then {} queued {} record(s) whose reference now exists: updated {}, failed {}",
+                run.records,
+                waiting.name(),
+                run.updated + run.created + run.reconciled + run.unchanged,
+                run.failed + run.queued
+            );
+        }
+        let report = outcome.report;
         println!(
             "{:<13} {:>7} {:>7} {:>9} {:>7} {:>7}",
             entity.name(),
@@ -176,7 +192,7 @@ pub async fn run() -> anyhow::Result<()> {
             );
         }
     }
-    let retried = retry(instances, name, "demo").await?;
+    let retried = retry(instances, name, by).await?;
     println!(
         "retry: {} queued record(s) sent again (references that had to wait)",
         retried.claimed
@@ -185,7 +201,7 @@ pub async fn run() -> anyhow::Result<()> {
     for entity in [Entity::Account, Entity::Contact] {
         let path = data.join(format!("pulled-{}.ndjson", entity.name()));
         let mut file = std::fs::File::create(&path)?;
-        let report = pull_to(instances, name, entity, None, &mut file).await?;
+        let report = pull_to(instances, name, entity, None, &mut file, by).await?;
         println!(
             "pulled {} {} record(s) into {}",
             report.delivered,

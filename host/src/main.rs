@@ -14,6 +14,10 @@ async fn main() -> std::process::ExitCode {
     let cli = bss_host::cli::Cli::parse();
     match bss_host::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) if error.is::<bss_host::cli::SomeRecordsFailed>() => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::from(2)
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE

@@ -80,6 +80,7 @@ async fn run_with<C: SyncConnector>(
         pacing: Pacing::for_context(&context),
         context: Arc::clone(&context),
         progress: None,
+        lease: None,
     };
     let (records, invalid) = parse_file(Entity::Account, &accounts());
     assert!(invalid.is_empty());

@@ -74,7 +74,12 @@ pub async fn serve(app: App, listen: SocketAddr) -> anyhow::Result<()> {
     );
     let instances = app.instances.clone();
     tokio::spawn(async move {
-        let claimer = format!("serve-{}", std::process::id());
+        let owner = crate::sync::lease::new_owner("serve");
+        let by = crate::sync::service::RunBy {
+            owner: &owner,
+            who: "serve's scheduled retry",
+            policy: crate::sync::lease::WaitPolicy::Refuse,
+        };
         loop {
             tokio::time::sleep(RETRY_EVERY).await;
             let Ok(list) = instances.list() else { continue };
@@ -87,7 +92,7 @@ pub async fn serve(app: App, listen: SocketAddr) -> anyhow::Result<()> {
                 {
                     continue;
                 }
-                match crate::sync::service::retry(&instances, &instance.name, &claimer).await {
+                match crate::sync::service::retry(&instances, &instance.name, by).await {
                     Ok(report) => tracing::info!(
                         instance = instance.name,
                         claimed = report.claimed,
@@ -144,6 +149,7 @@ pub fn router(app: App, token_hash: String) -> Router {
         .route("/instances/{name}/push/{entity}", post(push))
         .route("/instances/{name}/pull/{entity}", post(pull))
         .route("/instances/{name}/retry", post(retry_queue))
+        .route("/instances/{name}/link/{entity}", post(link))
         .route("/instances/{name}/retry-queue", get(show_queue))
         .route("/instances/{name}/runs", get(list_runs))
         .route("/runs/{run}", get(show_run))
@@ -195,23 +201,40 @@ fn error(status: StatusCode, message: String, problems: Vec<(String, String)>) -
         .into_response()
 }
 
-struct ApiError(InstanceError);
+/// An error as the API answers it: the status says whose fault it is (the request 400/404/409,
+/// the remote 502, the store 503), the body says what to do.
+struct ApiError {
+    status: StatusCode,
+    message: String,
+    problems: Vec<(String, String)>,
+}
 
-impl From<InstanceError> for ApiError {
-    fn from(e: InstanceError) -> Self {
-        ApiError(e)
+impl ApiError {
+    fn new(status: StatusCode, message: String) -> Self {
+        ApiError {
+            status,
+            message,
+            problems: vec![],
+        }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let message = self.0.to_string();
-        let (status, problems) = match self.0 {
+fn store_status(error: &StoreError) -> StatusCode {
+    match error {
+        StoreError::NoInstance(_) => StatusCode::NOT_FOUND,
+        StoreError::DuplicateInstance(_) | StoreError::Conflict(_) => StatusCode::CONFLICT,
+        StoreError::Open { .. } | StoreError::NewerSchema { .. } | StoreError::Database(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+impl From<InstanceError> for ApiError {
+    fn from(e: InstanceError) -> Self {
+        let message = e.to_string();
+        let (status, problems) = match e {
             InstanceError::Invalid(problems) => (StatusCode::BAD_REQUEST, problems),
-            InstanceError::Store(StoreError::NoInstance(_)) => (StatusCode::NOT_FOUND, vec![]),
-            InstanceError::Store(StoreError::DuplicateInstance(_)) => {
-                (StatusCode::CONFLICT, vec![])
-            }
+            InstanceError::Store(e) => (store_status(&e), vec![]),
             InstanceError::Registry(e) => match *e {
                 RegistryError::Unknown(_) | RegistryError::NoMatchingVersion { .. } => {
                     (StatusCode::NOT_FOUND, vec![])
@@ -227,7 +250,17 @@ impl IntoResponse for ApiError {
             }
             _ => (StatusCode::INTERNAL_SERVER_ERROR, vec![]),
         };
-        error(status, message, problems)
+        ApiError {
+            status,
+            message,
+            problems,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.status, self.message, self.problems)
     }
 }
 
@@ -292,7 +325,7 @@ async fn activate(
             body.version.as_deref(),
             body.installation.as_deref(),
         )
-        .map_err(|e| ApiError(e).into_response())?;
+        .map_err(|e| ApiError::from(e).into_response())?;
     Ok((StatusCode::CREATED, Json(json!(row))))
 }
 
@@ -322,7 +355,7 @@ async fn delete_instance(
 ) -> Result<Json<Value>, Response> {
     instances(&state)
         .get(&name)
-        .map_err(|e| ApiError(e).into_response())?;
+        .map_err(|e| ApiError::from(e).into_response())?;
     if !confirm.confirm {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -332,7 +365,7 @@ async fn delete_instance(
     }
     instances(&state)
         .delete(&name)
-        .map_err(|e| ApiError(e).into_response())?;
+        .map_err(|e| ApiError::from(e).into_response())?;
     Ok(Json(json!({ "deleted": name })))
 }
 
@@ -375,13 +408,13 @@ async fn set_settings(
     let pairs: Vec<(String, String)> = values.into_iter().collect();
     let complete = instances(&state)
         .set_settings(&name, &pairs)
-        .map_err(|e| ApiError(e).into_response())?;
+        .map_err(|e| ApiError::from(e).into_response())?;
     let check = if complete {
         Some(
             instances(&state)
                 .check(&name)
                 .await
-                .map_err(|e| ApiError(e).into_response())?,
+                .map_err(|e| ApiError::from(e).into_response())?,
         )
     } else {
         None
@@ -426,7 +459,7 @@ async fn set_lookups(
     instances(&state)
         .set_lookups(&name, &lookup, &pairs, body.pull_default.as_deref())
         .await
-        .map_err(|e| ApiError(e).into_response())?;
+        .map_err(|e| ApiError::from(e).into_response())?;
     Ok(Json(json!({ "saved": pairs.len() })))
 }
 
@@ -460,23 +493,41 @@ async fn set_sync_options(
         .iter()
         .map(|o| parse_sync_option(o))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError(e).into_response())?;
+        .map_err(|e| ApiError::from(e).into_response())?;
     instances(&state)
         .set_sync_options(&name, &specs)
-        .map_err(|e| ApiError(e).into_response())?;
+        .map_err(|e| ApiError::from(e).into_response())?;
     Ok(Json(json!({ "saved": specs.len() })))
 }
 
 impl From<crate::sync::service::RunError> for ApiError {
     fn from(e: crate::sync::service::RunError) -> Self {
+        use crate::sync::SyncError;
         use crate::sync::service::RunError;
-        match e {
-            RunError::Instance(e) => ApiError(e),
-            RunError::Store(e) => ApiError(InstanceError::Store(e)),
-            RunError::Sync(e) => {
-                ApiError(InstanceError::Invalid(vec![("sync".into(), e.to_string())]))
-            }
-        }
+        let message = e.to_string();
+        let status = match e {
+            RunError::Instance(e) => return ApiError::from(e),
+            RunError::Store(e) => store_status(&e),
+            RunError::Busy(crate::sync::lease::LeaseError::Held { .. }) => StatusCode::CONFLICT,
+            RunError::Busy(crate::sync::lease::LeaseError::Store(e)) => store_status(&e),
+            RunError::Sync(e) => match e {
+                SyncError::NotEnabled { .. } | SyncError::LeaseLost => StatusCode::CONFLICT,
+                SyncError::Store(e) => store_status(&e),
+                SyncError::Pull { .. } => StatusCode::BAD_GATEWAY,
+                SyncError::Input(..) => StatusCode::BAD_REQUEST,
+                SyncError::Output(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        };
+        ApiError::new(status, message)
+    }
+}
+
+/// Who the API's runs are, for the leases they take: they never wait for a busy lease (409).
+fn api_run_by(owner: &str) -> crate::sync::service::RunBy<'_> {
+    crate::sync::service::RunBy {
+        owner,
+        who: "the admin API",
+        policy: crate::sync::lease::WaitPolicy::Refuse,
     }
 }
 
@@ -491,18 +542,26 @@ async fn push(
     UrlPath((name, entity)): UrlPath<(String, String)>,
     Query(query): Query<PushQuery>,
     body: String,
-) -> ApiResult {
+) -> Result<Response, ApiError> {
     let entity = crate::sync::service::parse_entity(&entity)?;
-    let report = crate::sync::service::push_text(
+    let owner = crate::sync::lease::new_owner("api");
+    let outcome = crate::sync::service::push_text(
         instances(&state),
         &name,
         entity,
         &body,
         query.dry_run,
         None,
+        api_run_by(&owner),
     )
     .await?;
-    Ok(Json(json!(report)))
+    // The run happened either way; 422 says not every record succeeded (the body says which).
+    let status = if outcome.all_succeeded() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((status, Json(json!(outcome))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -517,9 +576,16 @@ async fn pull(
 ) -> ApiResult {
     let entity = crate::sync::service::parse_entity(&entity)?;
     let mut out: Vec<u8> = Vec::new();
-    let report =
-        crate::sync::service::pull_to(instances(&state), &name, entity, query.since, &mut out)
-            .await?;
+    let owner = crate::sync::lease::new_owner("api");
+    let report = crate::sync::service::pull_to(
+        instances(&state),
+        &name,
+        entity,
+        query.since,
+        &mut out,
+        api_run_by(&owner),
+    )
+    .await?;
     let records: Vec<Value> = String::from_utf8_lossy(&out)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -527,11 +593,50 @@ async fn pull(
     Ok(Json(json!({ "report": report, "records": records })))
 }
 
-async fn retry_queue(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
-    let claimer = format!("api-{}", std::process::id());
-    Ok(Json(json!(
-        crate::sync::service::retry(instances(&state), &name, &claimer).await?
-    )))
+async fn retry_queue(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let owner = crate::sync::lease::new_owner("api");
+    let report = crate::sync::service::retry(instances(&state), &name, api_run_by(&owner)).await?;
+    let status = if report.all_succeeded() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((status, Json(json!(report))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    bss_id: String,
+    remote_id: String,
+    /// The record, when it is not held in the retry queue.
+    record: Option<Value>,
+}
+
+async fn link(
+    State(state): State<Shared>,
+    UrlPath((name, entity)): UrlPath<(String, String)>,
+    body: Result<Json<LinkBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let entity = crate::sync::service::parse_entity(&entity)?;
+    let owner = crate::sync::lease::new_owner("api");
+    let file = body.record.map(|r| Value::Array(vec![r]).to_string());
+    let said = crate::sync::service::link(
+        instances(&state),
+        &name,
+        entity,
+        &body.bss_id,
+        &body.remote_id,
+        file.as_deref(),
+        api_run_by(&owner),
+    )
+    .await?;
+    Ok(Json(json!({ "linked": said })))
 }
 
 async fn show_queue(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
@@ -554,7 +659,7 @@ async fn show_run(
         .app
         .store
         .run(run)
-        .map_err(|e| ApiError(InstanceError::from(e)).into_response())?
+        .map_err(|e| ApiError::from(InstanceError::from(e)).into_response())?
     {
         Some((row, items)) => Ok(Json(json!({ "run": row, "items": items }))),
         None => Err(error(

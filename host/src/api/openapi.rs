@@ -10,13 +10,26 @@ fn op(summary: &str, body: Option<Value>) -> Value {
             "200": { "description": "OK", "content": { "application/json": { "schema": {} } } },
             "400": { "$ref": "#/components/responses/Error" },
             "401": { "$ref": "#/components/responses/Error" },
-            "404": { "$ref": "#/components/responses/Error" }
+            "404": { "$ref": "#/components/responses/Error" },
+            "409": { "$ref": "#/components/responses/Error" },
+            "500": { "$ref": "#/components/responses/Error" },
+            "503": { "$ref": "#/components/responses/Error" }
         }
     });
     if let Some(schema) = body {
         operation["requestBody"] =
             json!({ "required": true, "content": { "application/json": { "schema": schema } } });
     }
+    operation
+}
+
+/// A sync run's route: 409 when another run of the instance and entity holds its lease (or
+/// the instance is disabled, or the entity's sync is not enabled), 422 when the run happened but
+/// not every record succeeded (the body is the report), 502 when the remote failed the run.
+fn run_op(summary: &str, body: Option<Value>) -> Value {
+    let mut operation = op(summary, body);
+    operation["responses"]["422"] = json!({ "description": "The run happened; some records failed, were invalid or wait in the retry queue (the report says which)", "content": { "application/json": { "schema": {} } } });
+    operation["responses"]["502"] = json!({ "$ref": "#/components/responses/Error" });
     operation
 }
 
@@ -98,14 +111,21 @@ pub fn document() -> Value {
             "/instances/{name}/push/{entity}": {
                 "parameters": [name_param(), { "name": "entity", "in": "path", "required": true, "schema": { "type": "string" } },
                                { "name": "dry_run", "in": "query", "schema": { "type": "boolean" } }],
-                "post": op("Push canonical records (a JSON array or NDJSON body); returns the run's report", Some(json!({ "type": "array", "items": { "type": "object" } })))
+                "post": run_op("Push canonical records (a JSON array or NDJSON body); returns the run's report and the runs that sent queued records waiting for what it created", Some(json!({ "type": "array", "items": { "type": "object" } })))
             },
             "/instances/{name}/pull/{entity}": {
                 "parameters": [name_param(), { "name": "entity", "in": "path", "required": true, "schema": { "type": "string" } },
                                { "name": "since", "in": "query", "schema": { "type": "string" } }],
-                "post": op("Pull records changed since the cursor; moves the cursor", None)
+                "post": run_op("Pull records changed since the cursor; moves the cursor", None)
             },
-            "/instances/{name}/retry": { "parameters": [name_param()], "post": op("Retry the queue", None) },
+            "/instances/{name}/retry": { "parameters": [name_param()], "post": run_op("Retry the queue", None) },
+            "/instances/{name}/link/{entity}": {
+                "parameters": [name_param(), { "name": "entity", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "post": run_op("Link a BSS record to an existing remote record after checking it exists (the record comes from the retry queue, or `record`)", Some(json!({
+                    "type": "object", "required": ["bss_id", "remote_id"], "additionalProperties": false,
+                    "properties": { "bss_id": { "type": "string" }, "remote_id": { "type": "string" }, "record": { "type": "object" } }
+                })))
+            },
             "/instances/{name}/retry-queue": { "parameters": [name_param()], "get": op("The retry queue", None) },
             "/instances/{name}/runs": { "parameters": [name_param()], "get": op("Run history", None) },
             "/runs/{run}": {

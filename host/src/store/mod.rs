@@ -85,7 +85,8 @@ pub struct RunRow {
     pub dry_run: bool,
     pub started_at: String,
     pub finished_at: Option<String>,
-    /// `running`, `done`, or `failed` (with the reason in `message`).
+    /// `running`, `done`, `failed` (with the reason in `message`), or `interrupted` (the process
+    /// running it stopped; the outcomes it recorded are kept).
     pub status: String,
     pub message: Option<String>,
     pub created: i64,
@@ -130,6 +131,11 @@ pub enum Outcome {
         retryable: bool,
         outcome_unknown: bool,
         record: String,
+        /// The record it waits for (a missing reference): the push that creates that record
+        /// sends this one again.
+        waits: Option<(Entity, String)>,
+        /// The run item's label when not `failed`/`queued` (`ambiguous`, `in-use`).
+        label: Option<&'static str>,
     },
     /// Could not be read from the file; never sent.
     Invalid { message: String },
@@ -142,6 +148,27 @@ pub struct Waiting {
     pub message: String,
     /// The record as canonical JSON.
     pub record: String,
+    /// The record whose creation it waits for.
+    pub waits: (Entity, String),
+}
+
+/// Who holds a run lease another run asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseHolder {
+    pub owner: String,
+    /// What the holder is doing (`push of account by bss-host pid 4711`).
+    pub purpose: String,
+    pub acquired_at: String,
+    /// Milliseconds until the lease lapses unless its holder renews it.
+    pub expires_in_ms: i64,
+}
+
+/// What `link` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkOutcome {
+    Linked,
+    /// The BSS id was already linked to exactly this remote id.
+    AlreadyLinked,
 }
 
 /// One record in the retry queue.
@@ -182,6 +209,8 @@ pub enum StoreError {
     },
     #[error("the database failed: {0}")]
     Database(String),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -247,8 +276,46 @@ pub trait Store: Send + Sync {
         entity: Entity,
         remote_ids: &[String],
     ) -> StoreResult<BTreeMap<String, String>>;
-    /// Marks creates as sent-but-unconfirmed, before they are sent.
-    fn mark_pending(&self, instance: &str, entity: Entity, bss_ids: &[String]) -> StoreResult<()>;
+    /// Marks creates as sent-but-unconfirmed, before they are sent. A mark already there keeps
+    /// the run that set it (only that run may clear it without a remote id).
+    fn mark_pending(
+        &self,
+        run: i64,
+        instance: &str,
+        entity: Entity,
+        bss_ids: &[String],
+    ) -> StoreResult<()>;
+    /// For each of `bss_ids`, another BSS id of the entity already in the id map that differs
+    /// from it only in ASCII case.
+    fn case_collisions(
+        &self,
+        instance: &str,
+        entity: Entity,
+        bss_ids: &[String],
+    ) -> StoreResult<BTreeMap<String, String>>;
+    /// Links a BSS id to a remote id by hand; refuses when either side is linked to another.
+    fn link(
+        &self,
+        instance: &str,
+        entity: Entity,
+        bss_id: &str,
+        remote_id: &str,
+    ) -> StoreResult<LinkOutcome>;
+
+    /// Takes the lease on (instance, scope) for `owner`, or says who holds it. A lapsed lease is
+    /// taken over, and its holder's running run becomes `interrupted`.
+    fn acquire_lease(
+        &self,
+        instance: &str,
+        scope: &str,
+        owner: &str,
+        purpose: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<Option<LeaseHolder>>;
+    /// Extends the lease; false when `owner` no longer holds it.
+    fn renew_lease(&self, instance: &str, scope: &str, owner: &str, ttl_ms: i64)
+    -> StoreResult<bool>;
+    fn release_lease(&self, instance: &str, scope: &str, owner: &str) -> StoreResult<()>;
     /// Writes the outcomes of one batch — run items, id map, retry queue, run counters — at once.
     fn record_outcomes(
         &self,
@@ -258,12 +325,15 @@ pub trait Store: Send + Sync {
         outcomes: &[(String, Outcome)],
     ) -> StoreResult<()>;
 
+    /// Starts a run; `owner` is the lease holder running it (its run becomes `interrupted` when
+    /// the lease lapses).
     fn start_run(
         &self,
         instance: &str,
         kind: &str,
         entity: Option<Entity>,
         dry_run: bool,
+        owner: Option<&str>,
     ) -> StoreResult<i64>;
     fn finish_run(
         &self,
@@ -278,6 +348,14 @@ pub trait Store: Send + Sync {
     /// Claims every unclaimed (or stale-claimed) queue item of the instance for `claimer`; two
     /// claimers never get the same item.
     fn claim_queue(&self, instance: &str, claimer: &str) -> StoreResult<Vec<QueueItem>>;
+    /// Claims the queue items of the instance that wait for a record of `entity` which now has a
+    /// remote id.
+    fn claim_settled(
+        &self,
+        instance: &str,
+        entity: Entity,
+        claimer: &str,
+    ) -> StoreResult<Vec<QueueItem>>;
     /// Releases whatever `claimer` still holds (items that were not retried).
     fn release_queue(&self, instance: &str, claimer: &str) -> StoreResult<()>;
     fn queue(&self, instance: &str) -> StoreResult<Vec<QueueItem>>;

@@ -11,8 +11,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    CheckRow, ConnectorVersion, Cursor, IdMapEntry, InstanceRow, LookupRow, Outcome, QueueItem,
-    RunItem, RunRow, Store, StoreError, StoreResult, StoredValue,
+    CheckRow, ConnectorVersion, Cursor, IdMapEntry, InstanceRow, LeaseHolder, LinkOutcome,
+    LookupRow, Outcome, QueueItem, RunItem, RunRow, Store, StoreError, StoreResult, StoredValue,
 };
 use crate::runtime::manifest::{Direction, Entity, Operations};
 
@@ -151,16 +151,63 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
             updated REAL NOT NULL
         );",
     ),
+    (
+        6,
+        "exactly once",
+        // Leases: one run per instance and scope (an entity) across every process on the file.
+        // `runs.owner` names the lease holder, so a run whose holder's lease lapsed is known to be
+        // interrupted. `pending_run` is the run that set a pending mark: only that run may clear
+        // it without a remote id. `waits_*` name the record a queued record waits for, so the
+        // push that creates it can send the queued ones. The folded index finds ids that differ
+        // only in case (ConnectWise identifiers are case-insensitive).
+        "CREATE TABLE leases (
+            instance TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            acquired_at TEXT NOT NULL,
+            expires_at INTEGER NOT NULL,
+            PRIMARY KEY (instance, scope)
+        );
+        ALTER TABLE runs ADD COLUMN owner TEXT;
+        ALTER TABLE id_map ADD COLUMN pending_run INTEGER;
+        CREATE INDEX id_map_folded ON id_map (instance, entity, lower(bss_id));
+        ALTER TABLE retry_queue ADD COLUMN waits_entity TEXT;
+        ALTER TABLE retry_queue ADD COLUMN waits_bss_id TEXT;
+        CREATE INDEX retry_queue_waits ON retry_queue (instance, waits_entity, waits_bss_id);",
+    ),
 ];
+
+/// The claimer of queue items that wait for an operator's `link`: never stale, never retried.
+pub const NEEDS_LINK: &str = "needs-link";
 
 /// A claim older than this (seconds) belongs to a process that died: it may be taken over.
 const STALE_CLAIM_SECS: i64 = 600;
 
 fn unix_now() -> i64 {
+    unix_millis() / 1000
+}
+
+fn unix_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// How long a writer waits for another process's write transaction before giving up. Every
+/// write transaction takes the write lock first (`IMMEDIATE`), so this wait always applies.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Marks `running` runs whose holder no longer holds a live lease as `interrupted`.
+fn sweep_interrupted(connection: &Connection) -> rusqlite::Result<usize> {
+    connection.execute(
+        "UPDATE runs SET status = 'interrupted', finished_at = ?1,
+             message = 'the process running it stopped before it finished (its lease lapsed); the outcomes recorded up to then are kept'
+         WHERE status = 'running' AND owner IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.instance = runs.instance AND l.owner = runs.owner AND l.expires_at >= ?2)",
+        params![crate::time::now_rfc3339(), unix_millis()],
+    )
 }
 
 fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
@@ -235,10 +282,13 @@ impl SqliteStore {
             path: shown.clone(),
             reason,
         };
-        let connection = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+        let mut connection = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
         connection
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| open_error(e.to_string()))?;
+        // A deferred transaction that reads first and then writes cannot wait for the lock: SQLite
+        // answers "database is locked" at once. Immediate ones take the lock up front and wait.
+        connection.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         let check: String = connection
             .query_row("PRAGMA quick_check", [], |row| row.get(0))
             .map_err(|e| {
@@ -417,6 +467,9 @@ impl Store for SqliteStore {
         let connection = self.lock();
         connection
             .execute("DELETE FROM request_budget WHERE instance = ?1", [name])
+            .map_err(db)?;
+        connection
+            .execute("DELETE FROM leases WHERE instance = ?1", [name])
             .map_err(db)?;
         let changed = connection
             .execute("DELETE FROM instances WHERE name = ?1", [name])
@@ -742,19 +795,183 @@ impl Store for SqliteStore {
         Ok(found)
     }
 
-    fn mark_pending(&self, instance: &str, entity: Entity, bss_ids: &[String]) -> StoreResult<()> {
+    fn mark_pending(
+        &self,
+        run: i64,
+        instance: &str,
+        entity: Entity,
+        bss_ids: &[String],
+    ) -> StoreResult<()> {
         let mut connection = self.lock();
         let tx = connection.transaction().map_err(db)?;
         let now = crate::time::now_rfc3339();
         for id in bss_ids {
             tx.execute(
-                "INSERT INTO id_map (instance, entity, bss_id, remote_id, pending, updated_at) VALUES (?1, ?2, ?3, NULL, 1, ?4)
-                 ON CONFLICT (instance, entity, bss_id) DO UPDATE SET pending = 1, updated_at = ?4 WHERE remote_id IS NULL",
-                params![instance, name_of(&entity), id, now],
+                "INSERT INTO id_map (instance, entity, bss_id, remote_id, pending, pending_run, updated_at) VALUES (?1, ?2, ?3, NULL, 1, ?5, ?4)
+                 ON CONFLICT (instance, entity, bss_id) DO UPDATE
+                 SET pending_run = CASE WHEN pending = 1 THEN pending_run ELSE ?5 END, pending = 1, updated_at = ?4
+                 WHERE remote_id IS NULL",
+                params![instance, name_of(&entity), id, now, run],
             )
             .map_err(db)?;
         }
         tx.commit().map_err(db)
+    }
+
+    fn case_collisions(
+        &self,
+        instance: &str,
+        entity: Entity,
+        bss_ids: &[String],
+    ) -> StoreResult<BTreeMap<String, String>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT bss_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND lower(bss_id) = lower(?3) AND bss_id <> ?3 LIMIT 1",
+            )
+            .map_err(db)?;
+        let entity = name_of(&entity);
+        let mut found = BTreeMap::new();
+        for id in bss_ids {
+            let other: Option<String> = statement
+                .query_row(params![instance, entity, id], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            if let Some(other) = other {
+                found.insert(id.clone(), other);
+            }
+        }
+        Ok(found)
+    }
+
+    fn link(
+        &self,
+        instance: &str,
+        entity: Entity,
+        bss_id: &str,
+        remote_id: &str,
+    ) -> StoreResult<LinkOutcome> {
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        Self::require_instance(&tx, instance)?;
+        let entity_name = name_of(&entity);
+        let current: Option<Option<String>> = tx
+            .query_row(
+                "SELECT remote_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
+                params![instance, entity_name, bss_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        match current {
+            Some(Some(existing)) if existing == remote_id => return Ok(LinkOutcome::AlreadyLinked),
+            Some(Some(existing)) => {
+                return Err(StoreError::Conflict(format!(
+                    "{} {bss_id:?} is already linked to remote id {existing}; it is not changed",
+                    entity.name()
+                )));
+            }
+            _ => {}
+        }
+        let other: Option<String> = tx
+            .query_row(
+                "SELECT bss_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND remote_id = ?3",
+                params![instance, entity_name, remote_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        if let Some(other) = other {
+            return Err(StoreError::Conflict(format!(
+                "remote {} {remote_id} is already linked to BSS id {other:?}; one remote record is linked to one BSS record",
+                entity.name()
+            )));
+        }
+        tx.execute(
+            "INSERT INTO id_map (instance, entity, bss_id, remote_id, pending, pending_run, updated_at) VALUES (?1, ?2, ?3, ?4, 0, NULL, ?5)
+             ON CONFLICT (instance, entity, bss_id) DO UPDATE SET remote_id = ?4, pending = 0, pending_run = NULL, updated_at = ?5",
+            params![instance, entity_name, bss_id, remote_id, crate::time::now_rfc3339()],
+        )
+        .map_err(db)?;
+        // A record held for this link is now an ordinary update for the next retry.
+        tx.execute(
+            "UPDATE retry_queue SET claimed_by = NULL, claimed_at = NULL, error = 'linked by hand; the next retry updates it'
+             WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3 AND claimed_by = ?4",
+            params![instance, entity_name, bss_id, NEEDS_LINK],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(LinkOutcome::Linked)
+    }
+
+    fn acquire_lease(
+        &self,
+        instance: &str,
+        scope: &str,
+        owner: &str,
+        purpose: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<Option<LeaseHolder>> {
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        let now = unix_millis();
+        let held: Option<LeaseHolder> = tx
+            .query_row(
+                "SELECT owner, purpose, acquired_at, expires_at FROM leases WHERE instance = ?1 AND scope = ?2",
+                params![instance, scope],
+                |r| {
+                    Ok(LeaseHolder {
+                        owner: r.get(0)?,
+                        purpose: r.get(1)?,
+                        acquired_at: r.get(2)?,
+                        expires_in_ms: r.get::<_, i64>(3)? - now,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)?;
+        if let Some(holder) = held
+            && holder.owner != owner
+            && holder.expires_in_ms >= 0
+        {
+            return Ok(Some(holder));
+        }
+        tx.execute(
+            "INSERT INTO leases (instance, scope, owner, purpose, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (instance, scope) DO UPDATE SET owner = ?3, purpose = ?4, acquired_at = ?5, expires_at = ?6",
+            params![instance, scope, owner, purpose, crate::time::now_rfc3339(), now + ttl_ms],
+        )
+        .map_err(db)?;
+        sweep_interrupted(&tx).map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(None)
+    }
+
+    fn renew_lease(
+        &self,
+        instance: &str,
+        scope: &str,
+        owner: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<bool> {
+        let changed = self
+            .lock()
+            .execute(
+                "UPDATE leases SET expires_at = ?4 WHERE instance = ?1 AND scope = ?2 AND owner = ?3",
+                params![instance, scope, owner, unix_millis() + ttl_ms],
+            )
+            .map_err(db)?;
+        Ok(changed == 1)
+    }
+
+    fn release_lease(&self, instance: &str, scope: &str, owner: &str) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "DELETE FROM leases WHERE instance = ?1 AND scope = ?2 AND owner = ?3",
+                params![instance, scope, owner],
+            )
+            .map_err(db)?;
+        Ok(())
     }
 
     fn record_outcomes(
@@ -785,19 +1002,32 @@ impl Store for SqliteStore {
                         waiting,
                     } => {
                         tx.execute(
-                        "INSERT INTO id_map (instance, entity, bss_id, remote_id, pending, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)
-                         ON CONFLICT (instance, entity, bss_id) DO UPDATE SET remote_id = ?4, pending = 0, updated_at = ?5",
-                        params![instance, entity_name, bss_id, remote_id, now],
-                    )
-                    .map_err(db)?;
-                        tx.execute("DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3", params![instance, entity_name, bss_id])
+                            "INSERT INTO id_map (instance, entity, bss_id, remote_id, pending, pending_run, updated_at) VALUES (?1, ?2, ?3, ?4, 0, NULL, ?5)
+                             ON CONFLICT (instance, entity, bss_id) DO UPDATE SET remote_id = ?4, pending = 0, pending_run = NULL, updated_at = ?5",
+                            params![instance, entity_name, bss_id, remote_id, now],
+                        )
+                        .map_err(db)?;
+                        tx.execute(
+                            "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
+                            params![instance, entity_name, bss_id],
+                        )
                         .map_err(db)?;
                         if let Some(waiting) = waiting {
                             tx.execute(
-                            "INSERT INTO retry_queue (instance, entity, bss_id, record, error, attempts, queued_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
-                            params![instance, entity_name, bss_id, waiting.record, waiting.message, now],
-                        )
-                        .map_err(db)?;
+                                "INSERT INTO retry_queue (instance, entity, bss_id, record, error, attempts, queued_at, waits_entity, waits_bss_id)
+                                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
+                                params![
+                                    instance,
+                                    entity_name,
+                                    bss_id,
+                                    waiting.record,
+                                    waiting.message,
+                                    now,
+                                    name_of(&waiting.waits.0),
+                                    waiting.waits.1
+                                ],
+                            )
+                            .map_err(db)?;
                         }
                         let counter = match *kind {
                             "created" => "created",
@@ -825,32 +1055,49 @@ impl Store for SqliteStore {
                         retryable,
                         outcome_unknown,
                         record,
+                        waits,
+                        label,
                     } => {
                         if !outcome_unknown {
+                            // Only the run that set a pending mark knows its create did not
+                            // happen; an older mark stays for the next try to look up.
                             tx.execute(
-                            "DELETE FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3 AND remote_id IS NULL",
-                            params![instance, entity_name, bss_id],
-                        )
-                        .map_err(db)?;
-                        }
-                        if *retryable {
-                            tx.execute(
-                            "INSERT INTO retry_queue (instance, entity, bss_id, record, error, attempts, queued_at, claimed_by, claimed_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, NULL, NULL)
-                             ON CONFLICT (instance, entity, bss_id) DO UPDATE SET record = ?4, error = ?5, attempts = attempts + 1, claimed_by = NULL, claimed_at = NULL",
-                            params![instance, entity_name, bss_id, record, message, now],
-                        )
-                        .map_err(db)?;
-                        } else {
-                            tx.execute("DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3", params![instance, entity_name, bss_id])
+                                "DELETE FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3 AND remote_id IS NULL AND (pending = 0 OR pending_run = ?4)",
+                                params![instance, entity_name, bss_id, run],
+                            )
                             .map_err(db)?;
                         }
-                        (
-                            if *retryable { "queued" } else { "failed" },
-                            None,
-                            Some(message.clone()),
-                            if *retryable { "queued" } else { "failed" },
-                        )
+                        if *retryable {
+                            let (waits_entity, waits_id) = match waits {
+                                Some((entity, id)) => (Some(name_of(entity)), Some(id.as_str())),
+                                None => (None, None),
+                            };
+                            tx.execute(
+                                "INSERT INTO retry_queue (instance, entity, bss_id, record, error, attempts, queued_at, claimed_by, claimed_at, waits_entity, waits_bss_id)
+                                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, NULL, NULL, ?7, ?8)
+                                 ON CONFLICT (instance, entity, bss_id) DO UPDATE SET record = ?4, error = ?5, attempts = attempts + 1, claimed_by = NULL, claimed_at = NULL, waits_entity = ?7, waits_bss_id = ?8",
+                                params![instance, entity_name, bss_id, record, message, now, waits_entity, waits_id],
+                            )
+                            .map_err(db)?;
+                        } else if label.is_some() {
+                            // Kept for `link`, which checks the remote record against it, and
+                            // held (never claimed by a retry) until then.
+                            tx.execute(
+                                "INSERT INTO retry_queue (instance, entity, bss_id, record, error, attempts, queued_at, claimed_by, claimed_at, waits_entity, waits_bss_id)
+                                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, NULL, NULL)
+                                 ON CONFLICT (instance, entity, bss_id) DO UPDATE SET record = ?4, error = ?5, attempts = attempts + 1, claimed_by = ?7, claimed_at = ?8",
+                                params![instance, entity_name, bss_id, record, message, now, NEEDS_LINK, i64::MAX],
+                            )
+                            .map_err(db)?;
+                        } else {
+                            tx.execute(
+                                "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
+                                params![instance, entity_name, bss_id],
+                            )
+                            .map_err(db)?;
+                        }
+                        let kind = if *retryable { "queued" } else { "failed" };
+                        (label.unwrap_or(kind), None, Some(message.clone()), kind)
                     }
                     Outcome::Invalid { message } => {
                         ("invalid", None, Some(message.clone()), "failed")
@@ -876,13 +1123,14 @@ impl Store for SqliteStore {
         kind: &str,
         entity: Option<Entity>,
         dry_run: bool,
+        owner: Option<&str>,
     ) -> StoreResult<i64> {
         let connection = self.lock();
         Self::require_instance(&connection, instance)?;
         connection
             .execute(
-                "INSERT INTO runs (instance, kind, entity, dry_run, started_at, status) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
-                params![instance, kind, entity.map(|e| name_of(&e)), dry_run, crate::time::now_rfc3339()],
+                "INSERT INTO runs (instance, kind, entity, dry_run, started_at, status, owner) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)",
+                params![instance, kind, entity.map(|e| name_of(&e)), dry_run, crate::time::now_rfc3339(), owner],
             )
             .map_err(db)?;
         Ok(connection.last_insert_rowid())
@@ -907,6 +1155,7 @@ impl Store for SqliteStore {
     fn runs(&self, instance: &str) -> StoreResult<Vec<RunRow>> {
         let connection = self.lock();
         Self::require_instance(&connection, instance)?;
+        sweep_interrupted(&connection).map_err(db)?;
         let mut statement = connection
             .prepare(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE instance = ?1 ORDER BY id"
@@ -918,6 +1167,7 @@ impl Store for SqliteStore {
 
     fn run(&self, run: i64) -> StoreResult<Option<(RunRow, Vec<RunItem>)>> {
         let connection = self.lock();
+        sweep_interrupted(&connection).map_err(db)?;
         let Some(row) = connection
             .query_row(
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
@@ -964,6 +1214,37 @@ impl Store for SqliteStore {
         let rows = statement
             .query_map(
                 params![instance, claimer, now, now - STALE_CLAIM_SECS],
+                queue_item,
+            )
+            .map_err(db)?;
+        let mut items: Vec<QueueItem> = rows
+            .map(|r| r.map(|(_, item)| item))
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        items.sort_by(|a, b| (a.entity, &a.bss_id).cmp(&(b.entity, &b.bss_id)));
+        Ok(items)
+    }
+
+    fn claim_settled(
+        &self,
+        instance: &str,
+        entity: Entity,
+        claimer: &str,
+    ) -> StoreResult<Vec<QueueItem>> {
+        let connection = self.lock();
+        let now = unix_now();
+        let mut statement = connection
+            .prepare(
+                "UPDATE retry_queue SET claimed_by = ?3, claimed_at = ?4
+                 WHERE instance = ?1 AND waits_entity = ?2 AND (claimed_by IS NULL OR claimed_at < ?5)
+                   AND EXISTS (SELECT 1 FROM id_map m WHERE m.instance = retry_queue.instance AND m.entity = retry_queue.waits_entity
+                               AND m.bss_id = retry_queue.waits_bss_id AND m.remote_id IS NOT NULL)
+                 RETURNING entity, bss_id, record, error, attempts, queued_at",
+            )
+            .map_err(db)?;
+        let rows = statement
+            .query_map(
+                params![instance, name_of(&entity), claimer, now, now - STALE_CLAIM_SECS],
                 queue_item,
             )
             .map_err(db)?;
@@ -1177,7 +1458,7 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         store.create_instance(&instance("acme")).unwrap();
         let run = store
-            .start_run("acme", "push", Some(Entity::Contact), false)
+            .start_run("acme", "push", Some(Entity::Contact), false, None)
             .unwrap();
         let failed = |id: &str| {
             (
@@ -1187,6 +1468,8 @@ mod tests {
                     retryable: true,
                     outcome_unknown: false,
                     record: format!("{{\"id\":\"{id}\"}}"),
+                    waits: None,
+                    label: None,
                 },
             )
         };

@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::connector::SyncConnector;
+use super::lease::RunLease;
 use super::records::{self, BssRecord, InvalidRecord, RecordReference};
 use crate::capabilities::context::InstanceContext;
 use crate::instances::describe_connector_error;
@@ -52,6 +53,12 @@ pub enum SyncError {
     },
     #[error("writing the pulled records failed: {0}; the cursor was not moved")]
     Output(std::io::Error),
+    #[error(
+        "the run stopped: another process took its lease over after this one could not renew it in time; the outcomes recorded so far are kept, the rest was not sent"
+    )]
+    LeaseLost,
+    #[error("reading the records failed: {0}; the records read before were pushed (run {1})")]
+    Input(String, i64),
 }
 
 /// How the engine paces itself.
@@ -100,6 +107,9 @@ pub struct ReportItem {
     pub message: Option<String>,
 }
 
+/// How many records' outcomes a report carries; the store keeps every one (`runs show`).
+pub const REPORT_ITEMS_KEPT: usize = 10_000;
+
 /// What a push run did.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PushReport {
@@ -111,7 +121,11 @@ pub struct PushReport {
     pub reconciled: usize,
     pub failed: usize,
     pub queued: usize,
+    /// Records with an outcome (all of them, whether or not `items` holds them).
+    pub records: usize,
+    /// The first [`REPORT_ITEMS_KEPT`] outcomes; `items_truncated` says whether there were more.
     pub items: Vec<ReportItem>,
+    pub items_truncated: bool,
 }
 
 impl PushReport {
@@ -143,15 +157,19 @@ impl PushReport {
                 (kind.to_string(), remote_id.clone(), None)
             }
             Outcome::Failed {
-                message, retryable, ..
+                message,
+                retryable,
+                label,
+                ..
             } => {
                 if *retryable {
                     self.queued += 1;
                 } else {
                     self.failed += 1;
                 }
+                let kind = if *retryable { "queued" } else { "failed" };
                 (
-                    (if *retryable { "queued" } else { "failed" }).to_string(),
+                    label.unwrap_or(kind).to_string(),
                     None,
                     Some(message.clone()),
                 )
@@ -161,16 +179,38 @@ impl PushReport {
                 ("invalid".to_string(), None, Some(message.clone()))
             }
         };
-        self.items.push(ReportItem {
-            id: id.to_string(),
-            outcome: label,
-            remote_id,
-            message,
-        });
+        self.records += 1;
+        if self.items.len() < REPORT_ITEMS_KEPT {
+            self.items.push(ReportItem {
+                id: id.to_string(),
+                outcome: label,
+                remote_id,
+                message,
+            });
+        } else {
+            self.items_truncated = true;
+        }
     }
 
     pub fn total(&self) -> usize {
-        self.items.len()
+        self.records
+    }
+
+    /// Whether every record succeeded: created, updated, unchanged or reconciled (a dry run's
+    /// would-create and would-update count as success).
+    pub fn all_succeeded(&self) -> bool {
+        self.failed == 0 && self.queued == 0
+    }
+
+    /// Adds another run's counts (a follow-up run that sent queued records).
+    pub fn absorb(&mut self, other: &PushReport) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.reconciled += other.reconciled;
+        self.failed += other.failed;
+        self.queued += other.queued;
+        self.records += other.records;
     }
 }
 
@@ -193,7 +233,13 @@ pub struct Engine<'a, C: SyncConnector> {
     pub context: Arc<InstanceContext>,
     pub pacing: Pacing,
     pub progress: Option<Progress<'a>>,
+    /// The lease the run holds (none in tests that drive the engine alone): its owner is
+    /// recorded on the run, and the run stops sending if the lease is lost.
+    pub lease: Option<&'a RunLease>,
 }
+
+/// Records of one push, read a chunk at a time so memory does not grow with the file.
+pub type Chunk = (Vec<BssRecord>, Vec<InvalidRecord>);
 
 /// Failures worth another try within the run, and how long to wait first.
 fn retry_in_run(error: &Failure) -> Option<Option<Duration>> {
@@ -205,6 +251,11 @@ fn retry_in_run(error: &Failure) -> Option<Option<Duration>> {
         _ => None,
     }
 }
+
+/// The field a connector names in a `rejected` error when the record's identity is in question:
+/// several remote records may be it (`ambiguous: …`) or its unique key is held by a remote record
+/// that does not carry its BSS key (`in use: …`).
+pub const IDENTITY_FIELD: &str = "bss-id";
 
 enum Failure {
     Connector(ConnectorError),
@@ -235,6 +286,20 @@ impl Failure {
         }
     }
 
+    /// `ambiguous` or `in-use` when the connector could not tell which remote record this one
+    /// is (it answers `rejected` on the field `bss-id`): an operator links it by hand.
+    fn identity_conflict(&self) -> Option<&'static str> {
+        let Failure::Connector(ConnectorError::Rejected(fields)) = self else {
+            return None;
+        };
+        let field = fields.iter().find(|f| f.field == IDENTITY_FIELD)?;
+        Some(if field.message.trim_start().starts_with("ambiguous") {
+            "ambiguous"
+        } else {
+            "in-use"
+        })
+    }
+
     /// Whether a create might have happened despite the failure.
     fn outcome_unknown(&self) -> bool {
         matches!(
@@ -249,7 +314,18 @@ impl Failure {
 struct Ready {
     record: BssRecord,
     wit: wit::Record,
-    waiting: Option<String>,
+    waiting: Option<(String, (Entity, String))>,
+}
+
+/// A record's references as the id map resolves them.
+#[derive(Default)]
+pub struct Resolved {
+    pub references: Vec<wit::Reference>,
+    /// The first reference with no remote id that the record cannot go without.
+    pub missing: Option<RecordReference>,
+    /// A reference left out for now (a cycle), with the message saying so and the record it
+    /// waits for.
+    pub waiting: Option<(String, (Entity, String))>,
 }
 
 fn enabled(
@@ -278,6 +354,28 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         dry_run: bool,
         kind: &str,
     ) -> Result<PushReport, SyncError> {
+        let total = records.len() + invalid.len();
+        self.push_chunks(
+            entity,
+            std::iter::once(Ok((records, invalid))),
+            total,
+            dry_run,
+            kind,
+        )
+        .await
+    }
+
+    /// Pushes records of one entity read chunk by chunk, as one run. `total` is the number of
+    /// records when known (for progress), else 0. A chunk that cannot be read ends the run
+    /// after what came before was recorded.
+    pub async fn push_chunks(
+        &self,
+        entity: Entity,
+        chunks: impl Iterator<Item = Result<Chunk, String>>,
+        total: usize,
+        dry_run: bool,
+        kind: &str,
+    ) -> Result<PushReport, SyncError> {
         let instance = self.instance().to_string();
         let options = self.store.sync_options(&instance)?;
         let ops = enabled(&options, entity, Direction::Push);
@@ -288,15 +386,60 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 direction: "push",
             });
         }
-        let run = self
-            .store
-            .start_run(&instance, kind, Some(entity), dry_run)?;
+        let run = self.store.start_run(
+            &instance,
+            kind,
+            Some(entity),
+            dry_run,
+            self.lease.map(RunLease::owner),
+        )?;
         let mut report = PushReport {
             run,
             dry_run,
             ..PushReport::default()
         };
-        let total = records.len() + invalid.len();
+        let result = async {
+            for chunk in chunks {
+                let (records, invalid) = chunk.map_err(|e| SyncError::Input(e, run))?;
+                self.push_chunk(run, entity, ops, records, invalid, dry_run, total, &mut report)
+                    .await?;
+            }
+            Ok::<(), SyncError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.store.finish_run(run, "done", None, 0)?;
+                Ok(report)
+            }
+            Err(error) => {
+                // Best effort: the run's outcomes so far are recorded; a store that fails here
+                // leaves the run to be shown as interrupted once its lease lapses.
+                let _ = self
+                    .store
+                    .finish_run(run, "failed", Some(&error.to_string()), 0);
+                Err(error)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn push_chunk(
+        &self,
+        run: i64,
+        entity: Entity,
+        ops: Operations,
+        records: Vec<BssRecord>,
+        invalid: Vec<InvalidRecord>,
+        dry_run: bool,
+        total: usize,
+        report: &mut PushReport,
+    ) -> Result<(), SyncError> {
+        let instance = self.instance().to_string();
+        let (records, colliding) = self.refuse_case_collisions(entity, records)?;
+        if !colliding.is_empty() {
+            self.record(run, entity, &colliding, report)?;
+        }
         if !invalid.is_empty() {
             let outcomes: Vec<(String, Outcome)> = invalid
                 .iter()
@@ -310,7 +453,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     )
                 })
                 .collect();
-            self.record(run, entity, &outcomes, &mut report)?;
+            self.record(run, entity, &outcomes, report)?;
         }
 
         let mut pending = records;
@@ -337,14 +480,16 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                             retryable: false,
                             outcome_unknown: false,
                             record: json,
+                            waits: None,
+                            label: None,
                         },
                     ));
                 }
-                self.record(run, entity, &refused, &mut report)?;
+                self.record(run, entity, &refused, report)?;
                 break;
             }
             if !refused.is_empty() {
-                self.record(run, entity, &refused, &mut report)?;
+                self.record(run, entity, &refused, report)?;
             }
             if !dry_run {
                 let creates: Vec<String> = ready
@@ -352,12 +497,15 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     .filter(|r| r.wit.remote_id.is_none())
                     .map(|r| r.record.id.clone())
                     .collect();
-                self.store.mark_pending(&instance, entity, &creates)?;
+                self.store.mark_pending(run, &instance, entity, &creates)?;
             }
             let mut again = Vec::new();
             let mut wait = Duration::ZERO;
             let mut hit_rate_limit = false;
             for batch in ready.chunks(self.pacing.batch_size) {
+                if self.lease.is_some_and(RunLease::is_lost) {
+                    return Err(SyncError::LeaseLost);
+                }
                 let wit_records: Vec<wit::Record> = batch.iter().map(|r| r.wit.clone()).collect();
                 let results = self.send(entity, &wit_records, dry_run).await;
                 let mut outcomes = Vec::new();
@@ -381,18 +529,25 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                             retryable: false,
                             outcome_unknown: true,
                             record: json,
+                            waits: None,
+                            label: None,
                         },
                         Ok(pushed) => {
+                            // A success without a create for a record the id map had no remote
+                            // id for: the connector found it (a lost answer, or a record that
+                            // provably carries this one's key) and linked it.
                             let kind = match pushed.change {
                                 Change::Created => "created",
-                                _ if ready.wit.maybe_created => "reconciled",
+                                _ if ready.wit.remote_id.is_none() => "reconciled",
                                 Change::Updated => "updated",
                                 Change::Unchanged => "unchanged",
                             };
-                            let waiting = ready.waiting.clone().map(|message| Waiting {
-                                message,
-                                record: json,
-                            });
+                            let waiting =
+                                ready.waiting.clone().map(|(message, waits)| Waiting {
+                                    message,
+                                    record: json,
+                                    waits,
+                                });
                             Outcome::Done {
                                 kind,
                                 remote_id: pushed.remote_id,
@@ -423,6 +578,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                                 again.push(ready.record.clone());
                                 continue;
                             }
+                            let label = failure.identity_conflict();
                             Outcome::Failed {
                                 // A connector's words may carry a secret it guessed: never store one.
                                 message: crate::capabilities::log::redact(
@@ -430,14 +586,18 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                                     self.context.secrets(),
                                 ),
                                 retryable: failure.retryable(),
-                                outcome_unknown: failure.outcome_unknown(),
+                                // An identity conflict keeps any pending mark: what a lost
+                                // create made may be among the candidates.
+                                outcome_unknown: failure.outcome_unknown() || label.is_some(),
                                 record: json,
+                                waits: None,
+                                label,
                             }
                         }
                     };
                     outcomes.push((ready.record.id.clone(), outcome));
                 }
-                self.record(run, entity, &outcomes, &mut report)?;
+                self.record(run, entity, &outcomes, report)?;
                 if let Some(progress) = self.progress {
                     progress(report.total(), total);
                 }
@@ -451,8 +611,41 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             pending = again;
             pending.extend(postponed.into_iter().map(|(record, _)| record));
         }
-        self.store.finish_run(run, "done", None, 0)?;
-        Ok(report)
+        Ok(())
+    }
+
+    /// Splits off records whose id differs only in case from one already in the id map: the
+    /// remote (ConnectWise identifiers are case-insensitive) would take them for the same record.
+    fn refuse_case_collisions(
+        &self,
+        entity: Entity,
+        records: Vec<BssRecord>,
+    ) -> Result<(Vec<BssRecord>, Vec<(String, Outcome)>), SyncError> {
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        let collisions = self
+            .store
+            .case_collisions(self.instance(), entity, &ids)?;
+        if collisions.is_empty() {
+            return Ok((records, Vec::new()));
+        }
+        let mut kept = Vec::new();
+        let mut refused = Vec::new();
+        for record in records {
+            match collisions.get(&record.id) {
+                Some(other) => refused.push((
+                    record.id.clone(),
+                    Outcome::Invalid {
+                        message: format!(
+                            "id {:?} differs only in case from {} {other:?}, already synced; the remote treats them as one record, so give it an id of its own",
+                            record.id,
+                            entity.name()
+                        ),
+                    },
+                )),
+                None => kept.push(record),
+            }
+        }
+        Ok((kept, refused))
     }
 
     fn record(
@@ -468,6 +661,80 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             report.add(id, outcome);
         }
         Ok(())
+    }
+
+    /// The remote ids of the records `record` references, as the id map knows them.
+    pub fn resolve(&self, record: &BssRecord) -> Result<Resolved, SyncError> {
+        let mut resolved = Resolved::default();
+        for reference in records::references(&record.data) {
+            let known = self.store.id_map(
+                self.instance(),
+                reference.entity,
+                std::slice::from_ref(&reference.bss_id),
+            )?;
+            match known
+                .get(&reference.bss_id)
+                .and_then(|e| e.remote_id.clone())
+            {
+                Some(remote_id) => resolved.references.push(wit::Reference {
+                    field: reference.field,
+                    entity: reference.entity.into(),
+                    bss_id: reference.bss_id,
+                    remote_id,
+                }),
+                None if reference.deferrable => {
+                    resolved.waiting = Some((
+                        format!(
+                            "sent without {}: {} {:?} has not been pushed yet; it is sent again once it has",
+                            reference.field,
+                            reference.entity.name(),
+                            reference.bss_id
+                        ),
+                        (reference.entity, reference.bss_id),
+                    ))
+                }
+                None => {
+                    resolved.missing = Some(reference);
+                    break;
+                }
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Asks the connector, in a dry run, to update `record` as remote record `remote_id`: an
+    /// answer other than an error shows the remote record exists (and what an update would do).
+    pub async fn probe(
+        &self,
+        entity: Entity,
+        record: &BssRecord,
+        remote_id: &str,
+    ) -> Result<&'static str, String> {
+        let resolved = self.resolve(record).map_err(|e| e.to_string())?;
+        if let Some(missing) = resolved.missing {
+            return Err(format!(
+                "{} refers to {} {:?}, which has not been pushed yet; push it first",
+                missing.field,
+                missing.entity.name(),
+                missing.bss_id
+            ));
+        }
+        let wit = wit::Record {
+            entity: entity.into(),
+            bss_id: record.id.clone(),
+            remote_id: Some(remote_id.to_string()),
+            maybe_created: false,
+            data: record.data.clone(),
+            references: resolved.references,
+        };
+        match self.send(entity, &[wit], true).await.pop() {
+            Some(Ok(pushed)) => Ok(match pushed.change {
+                Change::Unchanged => "unchanged",
+                _ => "would-update",
+            }),
+            Some(Err(failure)) => Err(failure.message()),
+            None => Err("the connector gave no answer".into()),
+        }
     }
 
     /// Looks records up in the id map and resolves their references; returns what can be sent
@@ -515,43 +782,17 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                         retryable: false,
                         outcome_unknown: pending,
                         record: json(),
+                        waits: None,
+                        label: None,
                     },
                 ));
                 continue;
             }
-            let mut references = Vec::new();
-            let mut missing = None;
-            let mut waiting = None;
-            for reference in records::references(&record.data) {
-                let known = self.store.id_map(
-                    instance,
-                    reference.entity,
-                    std::slice::from_ref(&reference.bss_id),
-                )?;
-                match known
-                    .get(&reference.bss_id)
-                    .and_then(|e| e.remote_id.clone())
-                {
-                    Some(remote_id) => references.push(wit::Reference {
-                        field: reference.field,
-                        entity: reference.entity.into(),
-                        bss_id: reference.bss_id,
-                        remote_id,
-                    }),
-                    None if reference.deferrable => {
-                        waiting = Some(format!(
-                            "sent without {}: {} {:?} has not been pushed yet; it is sent again once it has",
-                            reference.field,
-                            reference.entity.name(),
-                            reference.bss_id
-                        ))
-                    }
-                    None => {
-                        missing = Some(reference);
-                        break;
-                    }
-                }
-            }
+            let Resolved {
+                references,
+                mut missing,
+                waiting,
+            } = self.resolve(&record)?;
             if let Some(reference) = missing.take_if(|r| {
                 r.entity == entity && r.bss_id != record.id && in_run.contains(&r.bss_id)
             }) {
@@ -573,6 +814,8 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                         retryable: true,
                         outcome_unknown: pending,
                         record: json(),
+                        waits: Some((reference.entity, reference.bss_id.clone())),
+                        label: None,
                     },
                 ));
                 continue;
@@ -647,7 +890,13 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         }
         let run = self
             .store
-            .start_run(&instance, "pull", Some(entity), false)?;
+            .start_run(
+                &instance,
+                "pull",
+                Some(entity),
+                false,
+                self.lease.map(RunLease::owner),
+            )?;
         let stored = self.store.cursor(&instance, entity)?;
         let from = since.clone().or(stored.stamp.clone());
         let folded_keys: BTreeSet<String> = if since.is_none() {

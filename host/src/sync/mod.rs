@@ -5,6 +5,7 @@
 
 pub mod connector;
 pub mod engine;
+pub mod lease;
 pub mod native;
 pub mod records;
 pub mod service;

@@ -1,16 +1,20 @@
 //! Sync runs of an instance as the command and the API start them: read a record file and push
 //! it, pull to a writer, retry the queue. Each builds the instance's context (refusing a
-//! disabled instance) and runs the engine on the connector version serving it.
+//! disabled instance), takes the run lease of the instance and entity (waiting for, or refused
+//! by, a run already holding it), and runs the engine on the connector version serving it. A push
+//! that creates records others were queued for sends those queued records straight after, as
+//! runs of their own, so references settle without a manual `retry`.
 
 use std::io::Write;
 
 use serde::Serialize;
 
-use super::engine::{Engine, Pacing, Progress, PullReport, PushReport};
-use super::records::{self, parse_file};
+use super::engine::{Chunk, Engine, Pacing, Progress, PullReport, PushReport};
+use super::lease::{LeaseError, RunLease, WaitPolicy};
+use super::records::{self, RecordChecker, RecordReader};
 use crate::instances::{InstanceError, Instances};
 use crate::runtime::manifest::Entity;
-use crate::store::StoreError;
+use crate::store::{QueueItem, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -20,6 +24,18 @@ pub enum RunError {
     Sync(#[from] super::SyncError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Busy(#[from] LeaseError),
+}
+
+/// Who runs a sync and what it does when the instance and entity are busy.
+#[derive(Clone, Copy)]
+pub struct RunBy<'a> {
+    /// The lease owner (see [`super::lease::new_owner`]).
+    pub owner: &'a str,
+    /// Said to whoever waits for this run (`bss-host push, pid 4711`).
+    pub who: &'a str,
+    pub policy: WaitPolicy<'a>,
 }
 
 /// What a retry run did, per entity.
@@ -27,6 +43,29 @@ pub enum RunError {
 pub struct RetryReport {
     pub claimed: usize,
     pub runs: Vec<(Entity, PushReport)>,
+    /// Entities whose queued records were left for later: another run held their lease.
+    pub busy: Vec<Entity>,
+}
+
+impl RetryReport {
+    pub fn all_succeeded(&self) -> bool {
+        self.busy.is_empty() && self.runs.iter().all(|(_, r)| r.all_succeeded())
+    }
+}
+
+/// A push and the runs that followed it to send records that waited for what it created.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushOutcome {
+    #[serde(flatten)]
+    pub report: PushReport,
+    /// Runs that sent queued records whose references this push created.
+    pub settled: Vec<(Entity, PushReport)>,
+}
+
+impl PushOutcome {
+    pub fn all_succeeded(&self) -> bool {
+        self.report.all_succeeded()
+    }
 }
 
 /// Parses an entity name as commands and routes write it.
@@ -39,6 +78,85 @@ pub fn parse_entity(text: &str) -> Result<Entity, InstanceError> {
     })
 }
 
+/// Records per chunk read from a file: large enough for full batches, small enough that memory
+/// stays flat.
+const CHUNK_RECORDS: usize = 1_000;
+
+/// Reads `input` chunk by chunk into parsed records.
+fn chunks<R: std::io::BufRead>(
+    entity: Entity,
+    input: R,
+) -> impl Iterator<Item = Result<Chunk, String>> {
+    let mut reader = RecordReader::new(input).peekable();
+    let mut checker = RecordChecker::default();
+    std::iter::from_fn(move || {
+        reader.peek()?;
+        let (mut records, mut invalid) = (Vec::new(), Vec::new());
+        while records.len() + invalid.len() < CHUNK_RECORDS {
+            match reader.next()? {
+                Err(message) => return Some(Err(message)),
+                Ok(item) => match checker.check(entity, item) {
+                    Ok(record) => records.push(record),
+                    Err(bad) => invalid.push(bad),
+                },
+            }
+            if reader.peek().is_none() {
+                break;
+            }
+        }
+        Some(Ok((records, invalid)))
+    })
+}
+
+async fn lease(
+    instances: &Instances,
+    name: &str,
+    entity: Entity,
+    what: &str,
+    by: RunBy<'_>,
+) -> Result<RunLease, RunError> {
+    Ok(RunLease::acquire(
+        instances.store().clone(),
+        name,
+        entity,
+        by.owner,
+        &format!("{what} of {} by {}", entity.name(), by.who),
+        by.policy,
+    )
+    .await?)
+}
+
+/// Pushes a record file (or any reader of one) as one run, a chunk at a time.
+pub async fn push_reader<R: std::io::BufRead>(
+    instances: &Instances,
+    name: &str,
+    entity: Entity,
+    input: R,
+    dry_run: bool,
+    progress: Option<Progress<'_>>,
+    by: RunBy<'_>,
+) -> Result<PushOutcome, RunError> {
+    let (loaded, context) = instances.context(name)?;
+    let held = lease(instances, name, entity, "push", by).await?;
+    let engine = Engine {
+        store: instances.store().as_ref(),
+        connector: &loaded.connector,
+        pacing: Pacing::for_context(&context),
+        context,
+        progress,
+        lease: Some(&held),
+    };
+    let report = engine
+        .push_chunks(entity, chunks(entity, input), 0, dry_run, "push")
+        .await?;
+    let settled = if dry_run {
+        Vec::new()
+    } else {
+        settle(instances, name, entity, &held, by).await?
+    };
+    Ok(PushOutcome { report, settled })
+}
+
 pub async fn push_text(
     instances: &Instances,
     name: &str,
@@ -46,19 +164,117 @@ pub async fn push_text(
     text: &str,
     dry_run: bool,
     progress: Option<Progress<'_>>,
+    by: RunBy<'_>,
+) -> Result<PushOutcome, RunError> {
+    push_reader(
+        instances,
+        name,
+        entity,
+        text.as_bytes(),
+        dry_run,
+        progress,
+        by,
+    )
+    .await
+}
+
+/// Sends the queued records that waited for records of `created` which now exist, and again for
+/// what those create, as `retry` runs. An entity whose lease another run holds is left queued
+/// for that run, the next push or the next scheduled retry.
+async fn settle(
+    instances: &Instances,
+    name: &str,
+    created: Entity,
+    held: &RunLease,
+    by: RunBy<'_>,
+) -> Result<Vec<(Entity, PushReport)>, RunError> {
+    let store = instances.store();
+    let mut runs = Vec::new();
+    let mut frontier = vec![created];
+    // A chain of waits is as long as the entities are many; the bound only stops a loop.
+    for _ in 0..Entity::DEPENDENCY_ORDER.len() * 2 {
+        let Some(waited_for) = frontier.pop() else {
+            break;
+        };
+        let claimer = format!("{}-settle", by.owner);
+        let items = store.claim_settled(name, waited_for, &claimer)?;
+        if items.is_empty() {
+            continue;
+        }
+        let mut entities: Vec<Entity> = items.iter().map(|i| i.entity).collect();
+        entities.dedup();
+        for entity in entities {
+            let group: Vec<&QueueItem> = items.iter().filter(|i| i.entity == entity).collect();
+            let own;
+            let lease = if entity == created {
+                held
+            } else {
+                let refuse = RunBy {
+                    policy: WaitPolicy::Refuse,
+                    ..by
+                };
+                match lease(instances, name, entity, "push of queued records", refuse).await {
+                    Ok(l) => {
+                        own = l;
+                        &own
+                    }
+                    Err(RunError::Busy(_)) => continue,
+                    Err(e) => {
+                        store.release_queue(name, &claimer)?;
+                        return Err(e);
+                    }
+                }
+            };
+            let report = push_queued(instances, name, entity, &group, lease).await;
+            let report = match report {
+                Ok(r) => r,
+                Err(e) => {
+                    store.release_queue(name, &claimer)?;
+                    return Err(e);
+                }
+            };
+            if report.created + report.reconciled + report.updated > 0 && !frontier.contains(&entity) {
+                frontier.push(entity);
+            }
+            runs.push((entity, report));
+        }
+        store.release_queue(name, &claimer)?;
+    }
+    Ok(runs)
+}
+
+/// Pushes claimed queue items of one entity as a `retry` run.
+async fn push_queued(
+    instances: &Instances,
+    name: &str,
+    entity: Entity,
+    items: &[&QueueItem],
+    held: &RunLease,
 ) -> Result<PushReport, RunError> {
     let (loaded, context) = instances.context(name)?;
-    let (records, invalid) = parse_file(entity, text);
     let engine = Engine {
         store: instances.store().as_ref(),
         connector: &loaded.connector,
         pacing: Pacing::for_context(&context),
         context,
-        progress,
+        progress: None,
+        lease: Some(held),
     };
-    Ok(engine
-        .push(entity, records, invalid, dry_run, "push")
-        .await?)
+    let mut batch = Vec::new();
+    let mut invalid = Vec::new();
+    for (position, item) in items.iter().enumerate() {
+        let value: serde_json::Value =
+            serde_json::from_str(&item.record).unwrap_or(serde_json::Value::Null);
+        match records::parse_record(entity, value) {
+            Ok(record) => batch.push(record),
+            Err(message) => invalid.push(records::InvalidRecord {
+                position: position + 1,
+                id: Some(item.bss_id.clone()),
+                message,
+            }),
+        }
+    }
+    Ok(engine.push(entity, batch, invalid, false, "retry").await?)
 }
 
 pub async fn pull_to(
@@ -67,31 +283,100 @@ pub async fn pull_to(
     entity: Entity,
     since: Option<String>,
     out: &mut (dyn Write + Send),
+    by: RunBy<'_>,
 ) -> Result<PullReport, RunError> {
     let (loaded, context) = instances.context(name)?;
+    let held = lease(instances, name, entity, "pull", by).await?;
     let engine = Engine {
         store: instances.store().as_ref(),
         connector: &loaded.connector,
         pacing: Pacing::for_context(&context),
         context,
         progress: None,
+        lease: Some(&held),
     };
     Ok(engine.pull(entity, since, out).await?)
 }
 
 /// Retries the instance's queue: claims its items (so a concurrent retry takes none of them),
-/// pushes them entity by entity in dependency order, and releases what it did not settle.
+/// pushes them entity by entity in dependency order under each entity's lease, and releases what
+/// it did not settle. An entity whose lease is held (and the policy refuses) is left queued.
 pub async fn retry(
     instances: &Instances,
     name: &str,
-    claimer: &str,
+    by: RunBy<'_>,
 ) -> Result<RetryReport, RunError> {
-    let (loaded, context) = instances.context(name)?;
+    instances.context(name)?;
     let store = instances.store();
-    let claimed = store.claim_queue(name, claimer)?;
+    let claimer = format!("{}-retry", by.owner);
+    let claimed = store.claim_queue(name, &claimer)?;
     let mut report = RetryReport {
         claimed: claimed.len(),
-        runs: Vec::new(),
+        ..RetryReport::default()
+    };
+    let result = async {
+        for entity in Entity::DEPENDENCY_ORDER {
+            let group: Vec<&QueueItem> = claimed.iter().filter(|i| i.entity == entity).collect();
+            if group.is_empty() {
+                continue;
+            }
+            let held = match lease(instances, name, entity, "retry", by).await {
+                Ok(held) => held,
+                Err(RunError::Busy(_)) => {
+                    report.busy.push(entity);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let pushed = push_queued(instances, name, entity, &group, &held).await?;
+            report.runs.push((entity, pushed));
+        }
+        Ok::<(), RunError>(())
+    }
+    .await;
+    store.release_queue(name, &claimer)?;
+    result?;
+    Ok(report)
+}
+
+/// Links BSS record `bss_id` to remote record `remote_id` after checking, with a dry-run update
+/// through the connector, that the remote record exists. The record's data comes from the retry
+/// queue (where an `ambiguous` or `in-use` record is held) or from `file` (a record file that
+/// holds it). Takes the entity's lease, so no run of it is going on meanwhile.
+pub async fn link(
+    instances: &Instances,
+    name: &str,
+    entity: Entity,
+    bss_id: &str,
+    remote_id: &str,
+    file: Option<&str>,
+    by: RunBy<'_>,
+) -> Result<String, RunError> {
+    let invalid = |message: String| RunError::Instance(InstanceError::Invalid(vec![("link".into(), message)]));
+    let (loaded, context) = instances.context(name)?;
+    let held = lease(instances, name, entity, "link", by).await?;
+    let store = instances.store();
+    let record = match file {
+        Some(text) => {
+            let (records, _) = records::parse_file(entity, text);
+            records.into_iter().find(|r| r.id == bss_id).ok_or_else(|| {
+                invalid(format!("the file holds no {} with id {bss_id:?}", entity.name()))
+            })?
+        }
+        None => {
+            let item = store
+                .queue(name)?
+                .into_iter()
+                .find(|i| i.entity == entity && i.bss_id == bss_id)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{} {bss_id:?} is not in the retry queue; give the record with --file FILE (the file it was pushed from)",
+                        entity.name()
+                    ))
+                })?;
+            let value = serde_json::from_str(&item.record).unwrap_or(serde_json::Value::Null);
+            records::parse_record(entity, value).map_err(invalid)?
+        }
     };
     let engine = Engine {
         store: store.as_ref(),
@@ -99,33 +384,30 @@ pub async fn retry(
         pacing: Pacing::for_context(&context),
         context,
         progress: None,
+        lease: Some(&held),
     };
-    let result = async {
-        for entity in Entity::DEPENDENCY_ORDER {
-            let mut batch = Vec::new();
-            let mut invalid = Vec::new();
-            for (position, item) in claimed.iter().filter(|i| i.entity == entity).enumerate() {
-                let value: serde_json::Value =
-                    serde_json::from_str(&item.record).unwrap_or(serde_json::Value::Null);
-                match records::parse_record(entity, value) {
-                    Ok(record) => batch.push(record),
-                    Err(message) => invalid.push(records::InvalidRecord {
-                        position: position + 1,
-                        id: Some(item.bss_id.clone()),
-                        message,
-                    }),
-                }
-            }
-            if batch.is_empty() && invalid.is_empty() {
-                continue;
-            }
-            let pushed = engine.push(entity, batch, invalid, false, "retry").await?;
-            report.runs.push((entity, pushed));
+    let change = engine
+        .probe(entity, &record, remote_id)
+        .await
+        .map_err(|reason| {
+            invalid(format!(
+                "remote {} {remote_id} could not be checked, so nothing was linked: {reason}",
+                entity.name()
+            ))
+        })?;
+    let outcome = store.link(name, entity, bss_id, remote_id)?;
+    Ok(match outcome {
+        crate::store::LinkOutcome::AlreadyLinked => {
+            format!("{} {bss_id} was already linked to {remote_id}", entity.name())
         }
-        Ok::<(), RunError>(())
-    }
-    .await;
-    store.release_queue(name, claimer)?;
-    result?;
-    Ok(report)
+        crate::store::LinkOutcome::Linked => format!(
+            "{} {bss_id} is linked to remote {remote_id} ({}); the next push or retry updates it",
+            entity.name(),
+            if change == "unchanged" {
+                "it already matches the BSS record"
+            } else {
+                "it differs from the BSS record"
+            }
+        ),
+    })
 }

@@ -1,0 +1,439 @@
+//! Exactly once through the real `bss-host` binary, the real SQLite file and the ConnectWise
+//! sandbox over loopback: several runs of one instance at once (two CLI pushes and an API push),
+//! a killed run and its lease, a data folder that lost its database, exit codes, ids the remote
+//! would confuse, and queued records that settle when what they wait for is pushed.
+
+mod cw;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use cw_sandbox::{Faults, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
+
+/// Leases lapse after this long in these tests, so a killed run is seen as interrupted quickly.
+const LEASE_TTL_MS: &str = "1500";
+
+fn command(data: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("BSS_HOST_KEY")
+        .env("BSS_HOST_LEASE_TTL_MS", LEASE_TTL_MS)
+        .env("BSS_HOST_LOG", "warn");
+    command
+}
+
+fn run(data: &Path, args: &[&str]) -> Output {
+    command(data, args).output().expect("bss-host runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(data: &Path, args: &[&str]) -> String {
+    let out = run(data, args);
+    assert!(
+        out.status.success(),
+        "bss-host {args:?} failed:\n{}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+struct Setup {
+    sandbox: Sandbox,
+    dir: tempfile::TempDir,
+    data: PathBuf,
+}
+
+impl Setup {
+    fn file(&self, name: &str, records: &[Value]) -> String {
+        let path = self.dir.path().join(name);
+        let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+/// A data folder with instance `cw` against a fresh sandbox; accounts and contacts push.
+async fn setup() -> Setup {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let settings: Vec<String> = cw::good_settings(&sandbox)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain([
+            "host.allow-private-network=on".to_string(),
+            "host.requests-per-minute=100000".to_string(),
+        ])
+        .collect();
+    let folder = data.clone();
+    blocking(move || {
+        let data = folder.as_path();
+        ok(data, &["activate", "connectwise", "--name", "cw"]);
+        let mut args = vec!["settings", "set", "cw"];
+        args.extend(settings.iter().map(String::as_str));
+        ok(data, &args);
+        ok(data, &["lookups", "set", "cw", "account-type", "Customer=1"]);
+        ok(data, &["lookups", "set", "cw", "currency", "USD=1"]);
+        ok(
+            data,
+            &[
+                "sync-options",
+                "set",
+                "cw",
+                "account:push:create,update",
+                "contact:push:create,update",
+            ],
+        );
+    })
+    .await;
+    Setup { sandbox, dir, data }
+}
+
+fn account(i: usize) -> Value {
+    json!({
+        "id": format!("A{i:04}"), "code": format!("C{i:04}"), "name": format!("Account {i}"),
+        "account-type": "Customer", "currency": "USD",
+        "billing-address": { "line1": format!("{i} Main Street"), "city": "Austin", "country": "United States" }
+    })
+}
+
+fn contact(i: usize, account: Option<&str>) -> Value {
+    json!({
+        "id": format!("K{i:04}"), "account": account, "first-name": format!("First{i}"),
+        "last-name": "Doe", "email": format!("k{i}@example.com")
+    })
+}
+
+fn id_map(data: &Path, entity: &str) -> Vec<(String, Option<String>)> {
+    let connection = rusqlite::Connection::open(data.join("bss.db")).unwrap();
+    let mut statement = connection
+        .prepare("SELECT bss_id, remote_id FROM id_map WHERE entity = ?1 ORDER BY bss_id")
+        .unwrap();
+    statement
+        .query_map([entity], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Every BSS id is mapped, to remote ids all different, and the remote holds exactly as many.
+fn assert_mapped_once(s: &Setup, entity: &str, resource: &str, count: usize) {
+    let map = id_map(&s.data, entity);
+    assert_eq!(map.len(), count, "{entity}: every BSS id is in the id map");
+    let mut remotes: Vec<String> = map
+        .iter()
+        .map(|(id, r)| r.clone().unwrap_or_else(|| panic!("{id} has no remote id")))
+        .collect();
+    remotes.sort();
+    remotes.dedup();
+    assert_eq!(remotes.len(), count, "{entity}: one remote record per BSS id");
+    assert_eq!(
+        s.sandbox.records(resource).len(),
+        count,
+        "{entity}: exactly {count} in ConnectWise"
+    );
+}
+
+/// Two CLI pushes and an API push of the same file at the same moment.
+async fn three_pushes_at_once(s: &Setup, entity: &str, path: &str) {
+    let served = cw::serve({
+        let mut c = Command::new(BIN);
+        c.arg("--data")
+            .arg(&s.data)
+            .env_remove("BSS_HOST_KEY")
+            .env("BSS_HOST_LEASE_TTL_MS", LEASE_TTL_MS);
+        c
+    });
+    let body = std::fs::read_to_string(path).unwrap();
+    let client = cw::api_client();
+    let url = format!("{}/instances/cw/push/{entity}", served.base);
+    let (data, p) = (s.data.clone(), path.to_string());
+    let first = command(&data, &["push", "cw", entity, "--file", &p, "--json"])
+        .spawn()
+        .unwrap();
+    let second = command(&data, &["push", "cw", entity, "--file", &p, "--json"])
+        .spawn()
+        .unwrap();
+    // The API refuses with 409 while a CLI run holds the lease, so it tries until it gets a turn.
+    let mut answered = None;
+    for _ in 0..600 {
+        let response = client
+            .post(&url)
+            .bearer_auth(&served.token)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_ne!(status, 503, "the store never fails under contention: {text}");
+        if status == 409 {
+            assert!(text.contains("is busy"), "{text}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        answered = Some((status, text));
+        break;
+    }
+    let (status, text) = answered.expect("the API push got its turn");
+    assert_eq!(status, 200, "{text}");
+    for child in [first, second] {
+        let out = blocking(move || child.wait_with_output().unwrap()).await;
+        let all = text_of(&out);
+        assert!(!all.contains("database is locked"), "{all}");
+        assert!(out.status.success(), "a CLI push failed:\n{all}");
+    }
+}
+
+fn text_of(out: &Output) -> String {
+    text(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_runs_at_once_create_each_account_and_contact_once() {
+    for trial in 0..3 {
+        let s = setup().await;
+        let accounts = s.file(
+            "accounts.ndjson",
+            &(1..=1000).map(account).collect::<Vec<_>>(),
+        );
+        three_pushes_at_once(&s, "account", &accounts).await;
+        assert_mapped_once(&s, "account", "company/companies", 1000);
+
+        let contacts = s.file(
+            "contacts.ndjson",
+            &(1..=500)
+                .map(|i| contact(i, Some(&format!("A{:04}", i % 1000 + 1))))
+                .collect::<Vec<_>>(),
+        );
+        three_pushes_at_once(&s, "contact", &contacts).await;
+        assert_mapped_once(&s, "contact", "company/contacts", 500);
+        eprintln!("trial {trial}: exactly once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_waits_or_is_refused_and_a_killed_run_is_interrupted() {
+    let s = setup().await;
+    let accounts = s.file(
+        "accounts.ndjson",
+        &(1..=50).map(account).collect::<Vec<_>>(),
+    );
+    // The 10th create's answer never comes: the run hangs there holding its lease.
+    s.sandbox.set_faults(Faults::default().with_stall_post(10));
+    let child = command(&s.data, &["push", "cw", "account", "--file", &accounts])
+        .spawn()
+        .unwrap();
+    let mut child = cw::Reaper(child);
+    let mut waited = Duration::ZERO;
+    while s.sandbox.records("company/companies").len() < 10 {
+        assert!(waited < Duration::from_secs(60), "the push never reached POST #10");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+    let (data, path) = (s.data.clone(), accounts.clone());
+    let refused = blocking(move || {
+        run(
+            &data,
+            &["push", "cw", "account", "--file", &path, "--no-wait"],
+        )
+    })
+    .await;
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let said = text(&refused);
+    assert!(
+        said.contains("is busy") && said.contains("push of account by bss-host (pid"),
+        "{said}"
+    );
+
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
+    s.sandbox.set_faults(Faults::default());
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let data = s.data.clone();
+    let runs = blocking(move || ok(&data, &["runs", "list", "cw", "--json"])).await;
+    let runs: Value = serde_json::from_str(&runs).unwrap();
+    let killed = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|r| r["kind"] == "push")
+        .unwrap();
+    assert_eq!(killed["status"], "interrupted", "{killed}");
+    assert!(killed["created"].as_i64().unwrap() >= 9, "{killed}");
+
+    let (data, path) = (s.data.clone(), accounts.clone());
+    let next = blocking(move || ok(&data, &["push", "cw", "account", "--file", &path, "--json"]))
+        .await;
+    let next: Value = serde_json::from_str(&next).unwrap();
+    assert_eq!(next["failed"], 0, "{next}");
+    assert_mapped_once(&s, "account", "company/companies", 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_say_what_happened() {
+    let s = setup().await;
+    let good = s.file("good.ndjson", &[account(1), account(2)]);
+    let mixed = s.file(
+        "mixed.ndjson",
+        &[
+            account(3),
+            json!({ "id": "BAD", "code": "B", "nmae": "typo" }),
+        ],
+    );
+    let data = s.data.clone();
+    blocking(move || {
+        let all_good = run(&data, &["push", "cw", "account", "--file", &good]);
+        assert_eq!(all_good.status.code(), Some(0), "{}", text(&all_good));
+        let some_failed = run(&data, &["push", "cw", "account", "--file", &mixed]);
+        assert_eq!(some_failed.status.code(), Some(2), "{}", text(&some_failed));
+        assert!(text(&some_failed).contains("BAD invalid"), "{}", text(&some_failed));
+        let unknown = run(&data, &["push", "nope", "account", "--file", &good]);
+        assert_eq!(unknown.status.code(), Some(1), "{}", text(&unknown));
+        // A check that fails: the values stay saved, and the command says so.
+        let bad_check = run(&data, &["settings", "set", "cw", "company-id=nobody"]);
+        assert_ne!(bad_check.status.code(), Some(0), "{}", text(&bad_check));
+        assert!(
+            text(&bad_check).contains("are saved, but the check"),
+            "{}",
+            text(&bad_check)
+        );
+        let help = run(&data, &["--help"]);
+        assert!(text(&help).contains("Exit codes: 0"), "{}", text(&help));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_or_emptied_database_is_refused_not_recreated() {
+    let s = setup().await;
+    let good = s.file("good.ndjson", &[account(1)]);
+    let data = s.data.clone();
+    blocking(move || {
+        ok(&data, &["push", "cw", "account", "--file", &good]);
+        for damage in ["delete", "truncate"] {
+            let db = data.join("bss.db");
+            let saved = data.with_extension(format!("saved-{damage}"));
+            std::fs::create_dir_all(&saved).unwrap();
+            for name in ["bss.db", "bss.db-wal", "bss.db-shm"] {
+                if data.join(name).exists() {
+                    std::fs::rename(data.join(name), saved.join(name)).unwrap();
+                }
+            }
+            if damage == "truncate" {
+                std::fs::write(&db, b"").unwrap();
+            }
+            let refused = run(&data, &["push", "cw", "account", "--file", &good]);
+            assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+            let said = text(&refused);
+            assert!(
+                said.contains("was used before") && said.contains("--new-database"),
+                "{said}"
+            );
+            let length = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+            assert_eq!(length, 0, "nothing was created in place of the database");
+            std::fs::remove_file(&db).ok();
+            for name in ["bss.db", "bss.db-wal", "bss.db-shm"] {
+                if saved.join(name).exists() {
+                    std::fs::rename(saved.join(name), data.join(name)).unwrap();
+                }
+            }
+        }
+        // Restored, it works; a fresh start is explicit.
+        ok(&data, &["instances", "show", "cw"]);
+        let refused = run(&data, &["--new-database", "instances", "list"]);
+        assert_eq!(refused.status.code(), Some(1), "an existing database is never replaced");
+    })
+    .await;
+    assert_eq!(s.sandbox.records("company/companies").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_the_remote_would_confuse_are_refused_before_sending() {
+    let s = setup().await;
+    let first = s.file("first.ndjson", &[json!({ "id": "case-x", "code": "CX", "name": "X", "billing-address": { "city": "Austin" }, "account-type": "Customer", "currency": "USD" })]);
+    let mut upper = account(7);
+    upper["id"] = json!("CASE-X");
+    let mut same_file = account(8);
+    same_file["id"] = json!("dup-y");
+    let mut same_file_upper = account(9);
+    same_file_upper["id"] = json!("DUP-Y");
+    let mut nul = account(10);
+    nul["id"] = json!("bad\u{0}id");
+    let mut long = account(11);
+    long["id"] = json!("L".repeat(201));
+    let second = s.file(
+        "second.ndjson",
+        &[upper, same_file, same_file_upper, nul, long],
+    );
+    let data = s.data.clone();
+    let report = blocking(move || {
+        ok(&data, &["push", "cw", "account", "--file", &first]);
+        let out = run(&data, &["push", "cw", "account", "--file", &second, "--json"]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    })
+    .await;
+    let outcome = |id: &str| {
+        report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {report}"))
+            .clone()
+    };
+    assert_eq!(outcome("CASE-X")["outcome"], "invalid");
+    assert!(outcome("CASE-X")["message"].as_str().unwrap().contains("differs only in case"));
+    assert_eq!(outcome("dup-y")["outcome"], "created");
+    assert_eq!(outcome("DUP-Y")["outcome"], "invalid");
+    assert_eq!(outcome("bad\u{0}id")["outcome"], "invalid");
+    assert!(outcome(&"L".repeat(201))["message"].as_str().unwrap().contains("at most 200 bytes"));
+    assert_eq!(s.sandbox.records("company/companies").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_queued_for_a_missing_account_are_sent_by_the_push_that_creates_it() {
+    let s = setup().await;
+    let contacts = s.file(
+        "contacts.ndjson",
+        &[contact(1, Some("A0001")), contact(2, Some("A0001"))],
+    );
+    let accounts = s.file("accounts.ndjson", &[account(1)]);
+    let data = s.data.clone();
+    let pushed = blocking(move || {
+        let queued = run(&data, &["push", "cw", "contact", "--file", &contacts, "--json"]);
+        assert_eq!(queued.status.code(), Some(2), "queued records are not a success");
+        let queued: Value = serde_json::from_slice(&queued.stdout).unwrap();
+        assert_eq!(queued["queued"], 2, "{queued}");
+        ok(&data, &["push", "cw", "account", "--file", &accounts, "--json"])
+    })
+    .await;
+    let pushed: Value = serde_json::from_str(&pushed).unwrap();
+    assert_eq!(pushed["created"], 1, "{pushed}");
+    let settled = &pushed["settled"][0];
+    assert_eq!(settled[0], "contact", "{pushed}");
+    assert_eq!(settled[1]["created"], 2, "{pushed}");
+    assert_mapped_once(&s, "contact", "company/contacts", 2);
+    let data = s.data.clone();
+    let queue = blocking(move || ok(&data, &["runs", "queue", "cw", "--json"])).await;
+    assert_eq!(serde_json::from_str::<Value>(&queue).unwrap(), json!([]));
+}
