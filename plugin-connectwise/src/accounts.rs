@@ -8,16 +8,24 @@
 //! company and sends a JSON Patch of what differs; types change through type associations, since
 //! ConnectWise accepts `types` only on create.
 //!
+//! Identity: a company is this record when its identifier is the BSS id and its account number
+//! the account's code, the pair a create writes (companies have no free field for an
+//! integration: a custom field would need defining per installation, and `integratorTags` name
+//! tags defined under `system/integratorTags`). A create whose outcome was unknown looks for that pair first; a
+//! create refused because the identifier is in use adopts the holder when it carries the code,
+//! and otherwise fails `in use:` naming it (see [`crate::reconcile`]).
+//!
 //! Pull: companies changed since the cursor, forward-only paged, mapped back with reverse lookups;
 //! an unmapped type or currency is a warning on the record, never a guess.
 
 use serde_json::{Map, Value, json};
 
 use crate::client::{Client, ref_id, reference};
-use crate::connector::{PushContext, pull_page, rejected, remote_id_of, rename_fields, resolved};
+use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
 use crate::exports::{Change, PullPage, Pushed};
 use crate::fields::{body, created_id, identity, patch, text};
 use crate::manifest::lookups;
+use crate::reconcile;
 use crate::types::{
     Account, Address, ConnectorError, Entity, EntityData, PulledRecord, Record, RemoteReference,
 };
@@ -167,25 +175,58 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
             "an account record without account data".into(),
         ));
     };
-    let natural_key = Some(format!(
-        "identifier={}",
-        crate::client::quote(&record.bss_id)
-    ));
     let result = desired(context, record, account).and_then(|desired| {
-        match remote_id_of(context, record, PATH, natural_key)? {
-            None => create(context, desired),
-            Some(id) => {
-                let id: i64 = id.parse().map_err(|_| {
-                    ConnectorError::Internal(format!("remote id {id:?} is not a company id"))
-                })?;
-                update(context, id, desired)
-            }
+        let found = reconcile::remote_id_of(record, || {
+            let ours: Vec<String> = holders(context, record)?
+                .iter()
+                .filter(|c| carries_key(c, account))
+                .filter_map(|c| c.get("id").and_then(Value::as_i64))
+                .map(|id| id.to_string())
+                .collect();
+            reconcile::at_most_one(record, "companies", ours)
+        })?;
+        match found {
+            None => create(context, record, account, &desired),
+            Some(id) => update(context, company_id(&id)?, &desired),
         }
     });
     result.map_err(|e| rename_fields(e, FIELD_NAMES))
 }
 
-fn create(context: &PushContext, desired: Desired) -> Result<Pushed, ConnectorError> {
+fn company_id(id: &str) -> Result<i64, ConnectorError> {
+    id.parse()
+        .map_err(|_| ConnectorError::Internal(format!("remote id {id:?} is not a company id")))
+}
+
+/// The companies whose identifier is this record's BSS id (ConnectWise keeps identifiers unique,
+/// so at most one, but a search is a list).
+fn holders(context: &PushContext, record: &Record) -> Result<Vec<Value>, ConnectorError> {
+    context.client.get_all(
+        PATH,
+        Some(&format!(
+            "identifier={}",
+            crate::client::quote(&record.bss_id)
+        )),
+    )
+}
+
+/// Whether a company holding this record's identifier is this record: its account number is the
+/// account's code too (what a create by this connector writes).
+fn carries_key(company: &Value, account: &Account) -> bool {
+    let held = company
+        .get("accountNumber")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or("");
+    held == account.code.trim()
+}
+
+fn create(
+    context: &PushContext,
+    record: &Record,
+    account: &Account,
+    desired: &Desired,
+) -> Result<Pushed, ConnectorError> {
     let mut body = body(&desired.fields);
     if let Some(status) = context.settings.import_account_status {
         body.insert("status".into(), reference(status));
@@ -199,14 +240,44 @@ fn create(context: &PushContext, desired: Desired) -> Result<Pushed, ConnectorEr
             remote_id: String::new(),
         });
     }
-    let id = created_id(&context.client.post(PATH, &Value::Object(body))?, "company")?;
-    Ok(Pushed {
-        change: Change::Created,
-        remote_id: id.to_string(),
-    })
+    match context.client.post(PATH, &Value::Object(body)) {
+        Ok(created) => Ok(Pushed {
+            change: Change::Created,
+            remote_id: created_id(&created, "company")?.to_string(),
+        }),
+        Err(error) if reconcile::refused_as_in_use(&error, "identifier") => {
+            adopt(context, record, account, desired, error)
+        }
+        Err(error) => Err(error),
+    }
 }
 
-fn update(context: &PushContext, id: i64, desired: Desired) -> Result<Pushed, ConnectorError> {
+/// ConnectWise already has a company with this identifier: it becomes this record's when it
+/// carries the record's key, and is otherwise reported, never taken over.
+fn adopt(
+    context: &PushContext,
+    record: &Record,
+    account: &Account,
+    desired: &Desired,
+    refusal: ConnectorError,
+) -> Result<Pushed, ConnectorError> {
+    let holders = holders(context, record)?;
+    let Some(holder) = holders.first() else {
+        return Err(refusal);
+    };
+    let id = holder.get("id").and_then(Value::as_i64).unwrap_or_default();
+    if holders.len() == 1 && carries_key(holder, account) {
+        return update(context, id, desired);
+    }
+    Err(reconcile::in_use(
+        record,
+        "company",
+        &id.to_string(),
+        &format!("identifier {}", record.bss_id),
+    ))
+}
+
+fn update(context: &PushContext, id: i64, desired: &Desired) -> Result<Pushed, ConnectorError> {
     let path = format!("{PATH}/{id}");
     let current = context.client.get(&path)?;
     let operations = patch(&current, &desired.fields);

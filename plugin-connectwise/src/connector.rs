@@ -104,26 +104,6 @@ impl<'h> PushContext<'h> {
     }
 }
 
-/// The record's remote id: the one the host knows, or — for a create whose earlier attempt had an
-/// unknown outcome — the one ConnectWise holds under the record's natural key (`conditions`).
-pub fn remote_id_of(
-    context: &PushContext,
-    record: &Record,
-    path: &str,
-    conditions: Option<String>,
-) -> Result<Option<String>, ConnectorError> {
-    if let Some(id) = &record.remote_id {
-        return Ok(Some(id.clone()));
-    }
-    let Some(conditions) = conditions.filter(|_| record.maybe_created) else {
-        return Ok(None);
-    };
-    let found = context.client.find(path, &conditions)?;
-    Ok(found
-        .and_then(|r| r.get("id").and_then(Value::as_i64))
-        .map(|id| id.to_string()))
-}
-
 /// A one-field rejection.
 pub fn rejected(field: &str, message: String) -> ConnectorError {
     ConnectorError::Rejected(vec![FieldError {

@@ -5,15 +5,22 @@
 //! (looked up in `company/communicationTypes`). An update reads the contact, reuses the ids of
 //! the items it already has, leaves items of other types alone, and patches only what differs.
 //!
+//! Identity: contacts have no field an integration can fill per record without setup, so a contact
+//! is this record when it has the same company, first and last name and e-mail address (no e-mail
+//! when the record has none). A create whose outcome was unknown looks for such contacts first:
+//! one is adopted, several fail `ambiguous:` (see [`crate::reconcile`]). Names alone would merge
+//! two people of one name at one company.
+//!
 //! Pull: contacts changed since the cursor, forward-only paged; the company becomes the account
 //! reference the host maps back to a BSS id.
 
 use serde_json::{Value, json};
 
-use crate::client::{Client, ref_id, reference};
-use crate::connector::{PushContext, pull_page, rejected, remote_id_of, rename_fields, resolved};
+use crate::client::{Client, quote, ref_id, reference};
+use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
 use crate::exports::{Change, PullPage, Pushed};
 use crate::fields::{created_id, identity, patch, text};
+use crate::reconcile;
 use crate::types::{
     ConnectorError, Contact, Entity, EntityData, PulledRecord, Record, RemoteReference,
 };
@@ -168,22 +175,11 @@ fn push_contact(
         ("title", text(&contact.title)),
         ("company", company.map(reference).unwrap_or(Value::Null)),
     ];
-    let natural_key = company.map(|company| {
-        let mut conditions = format!(
-            "firstName={} and company/id={company}",
-            crate::client::quote(contact.first_name.trim())
-        );
-        if let Some(last) = contact
-            .last_name
-            .as_deref()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-        {
-            conditions.push_str(&format!(" and lastName={}", crate::client::quote(last)));
-        }
-        conditions
-    });
-    match remote_id_of(context, record, PATH, natural_key)? {
+    let found = reconcile::remote_id_of(record, || {
+        let ours = same_person(context, contact, company, &types)?;
+        reconcile::at_most_one(record, "contacts", ours)
+    })?;
+    match found {
         None => {
             let mut body = serde_json::Map::new();
             for (field, value) in fields.iter().filter(|(_, v)| !v.is_null()) {
@@ -242,6 +238,62 @@ fn push_contact(
             })
         }
     }
+}
+
+/// The contacts of the company with this contact's names and e-mail address (or, when it has
+/// none, without one): what a create of this contact would have made. Names alone are not enough:
+/// two people of one name at one company are two contacts.
+fn same_person(
+    context: &PushContext,
+    contact: &Contact,
+    company: Option<i64>,
+    types: &[(Kind, i64, &str)],
+) -> Result<Vec<String>, ConnectorError> {
+    let first = contact.first_name.trim();
+    let last = contact.last_name.as_deref().map(str::trim).unwrap_or("");
+    let mut conditions = format!("firstName={}", quote(first));
+    if !last.is_empty() {
+        conditions.push_str(&format!(" and lastName={}", quote(last)));
+    }
+    match company {
+        Some(company) => conditions.push_str(&format!(" and company/id={company}")),
+        None => conditions.push_str(" and company/id=null"),
+    }
+    let email_type = types
+        .iter()
+        .find(|(kind, _, _)| *kind == Kind::Email)
+        .map(|(_, id, _)| *id);
+    let email = value_of(contact, Kind::Email).map(|e| e.to_lowercase());
+    let candidates = context.client.get_all(PATH, Some(&conditions))?;
+    Ok(candidates
+        .iter()
+        .filter(|c| {
+            string(c, "lastName")
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case(last)
+        })
+        .filter(|c| {
+            let emails: Vec<String> = c
+                .get("communicationItems")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|i| {
+                    ref_id(i, "type") == email_type
+                        || i.get("communicationType").and_then(Value::as_str) == Some("Email")
+                })
+                .filter_map(|i| string(i, "value"))
+                .map(|v| v.trim().to_lowercase())
+                .collect();
+            match &email {
+                Some(email) => emails.contains(email),
+                None => emails.is_empty(),
+            }
+        })
+        .filter_map(|c| c.get("id").and_then(Value::as_i64))
+        .map(|id| id.to_string())
+        .collect())
 }
 
 fn string(value: &Value, field: &str) -> Option<String> {

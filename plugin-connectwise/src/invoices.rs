@@ -4,15 +4,22 @@
 //! enum; Standard when the invoice has none), the Invoice Stage lookup `status` (a billing status);
 //! terms are matched by name, currency through the Currency lookup. A new invoice whose lines
 //! cannot all be written is deleted again, so a retry never leaves a duplicate behind.
+//!
+//! Identity: the invoice number is the BSS invoice's number, which no other BSS invoice has. An
+//! invoice with that number and this record's company is this record; one of another company holds
+//! the number without being it. A create whose outcome was unknown looks the number up first (one
+//! of ours is adopted, several fail `ambiguous:`, another company's fails `in use:`); a create
+//! ConnectWise refuses because the number is in use does the same (see [`crate::reconcile`]).
 
 use serde_json::{Map, Value, json};
 
-use crate::client::reference;
-use crate::connector::{PushContext, rejected, remote_id_of, rename_fields, resolved_record};
+use crate::client::{quote, ref_id, reference};
+use crate::connector::{PushContext, rejected, rename_fields, resolved_record};
 use crate::exports::Pushed;
 use crate::fields::{date, text};
-use crate::lines::{self, Parent};
+use crate::lines::{self, Document, Parent};
 use crate::manifest::{INVOICE_TYPE_VALUES, lookups};
+use crate::reconcile;
 use crate::types::{ConnectorError, Entity, EntityData, Invoice, Record};
 
 const PATH: &str = "finance/invoices";
@@ -108,6 +115,53 @@ fn desired(
     Ok(fields)
 }
 
+/// The invoices numbered `number`, split into those of `company` (this record's, as far as
+/// ConnectWise can tell) and the others.
+fn numbered(
+    context: &PushContext,
+    number: &str,
+    company: i64,
+) -> Result<(Vec<String>, Vec<String>), ConnectorError> {
+    let found = context
+        .client
+        .get_all(PATH, Some(&format!("invoiceNumber={}", quote(number))))?;
+    let mut ours = Vec::new();
+    let mut others = Vec::new();
+    for invoice in &found {
+        let Some(id) = invoice.get("id").and_then(Value::as_i64) else {
+            continue;
+        };
+        if ref_id(invoice, "company") == Some(company) {
+            ours.push(id.to_string());
+        } else {
+            others.push(id.to_string());
+        }
+    }
+    Ok((ours, others))
+}
+
+/// This record's invoice among those numbered like it: one of its company is it, several are
+/// ambiguous, one of another company holds the number (`in use:`).
+fn this_invoice(
+    context: &PushContext,
+    record: &Record,
+    number: &str,
+    company: i64,
+) -> Result<Option<String>, ConnectorError> {
+    let (ours, others) = numbered(context, number, company)?;
+    if ours.is_empty()
+        && let Some(other) = others.first()
+    {
+        return Err(reconcile::in_use(
+            record,
+            "invoice",
+            other,
+            &format!("invoice number {number} for another company"),
+        ));
+    }
+    reconcile::at_most_one(record, "invoices", ours)
+}
+
 pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
     let EntityData::Invoice(invoice) = &record.data else {
         return Err(ConnectorError::Internal(
@@ -116,21 +170,26 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
     };
     let result = (|| {
         let company = resolved_record(record, "account", Entity::Account, &invoice.account)?;
-        let fields = desired(context, invoice, company)?;
-        let items = lines::plan(context, record, &invoice.lines, company)?;
-        let natural_key = Some(format!(
-            "invoiceNumber={} and company/id={company}",
-            crate::client::quote(invoice.number.trim())
-        ));
-        lines::push_document(
-            context,
-            remote_id_of(context, record, PATH, natural_key)?,
-            PATH,
-            "invoice",
-            &fields,
-            &items,
-            Parent::Invoice,
-        )
+        let document = Document {
+            path: PATH,
+            what: "invoice",
+            fields: desired(context, invoice, company)?,
+            on_create: Map::new(),
+            items: lines::plan(context, record, &invoice.lines, company)?,
+            parent: Parent::Invoice,
+        };
+        let number = invoice.number.trim();
+        let found =
+            reconcile::remote_id_of(record, || this_invoice(context, record, number, company))?;
+        lines::push_document(context, &document, found, |refusal| {
+            if !reconcile::refused_as_in_use(&refusal, "invoiceNumber") {
+                return Err(refusal);
+            }
+            match this_invoice(context, record, number, company)? {
+                Some(id) => id.parse().map_err(|_| refusal),
+                None => Err(refusal),
+            }
+        })
     })();
     result.map_err(|e| rename_fields(e, FIELD_NAMES))
 }

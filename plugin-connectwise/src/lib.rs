@@ -14,6 +14,7 @@
 //! | `fields` | conversions of values between the BSS and ConnectWise, and change detection |
 //! | `accounts`, `contacts` | push and pull of accounts (companies) and contacts |
 //! | `products`, `invoices`, `orders`, `lines`, `payments`, `subscriptions` | push of the other entities |
+//! | `reconcile` | finding what a create with an unknown outcome made; identity-conflict errors |
 //! | `connector` | the entry points the component exports |
 
 pub mod accounts;
@@ -30,6 +31,7 @@ pub mod manifest;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod reconcile;
 pub mod settings;
 pub mod subscriptions;
 

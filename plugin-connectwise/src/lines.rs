@@ -1,7 +1,10 @@
 //! Invoice and order lines → ConnectWise product items (`procurement/products`) attached to the
 //! invoice or sales order. Each item carries its BSS line id in `integrationXRef`, so an update
-//! matches lines to items, patches what changed, adds new lines and removes dropped ones.
-//! [`push_document`] is the create-or-update flow both documents share.
+//! matches lines to items, patches what changed, adds new lines and removes dropped ones (items
+//! without an `integrationXRef` are someone else's and stay). A line id is unique within its
+//! document, so two items carrying it on one document are a conflict the record fails on
+//! (`ambiguous:` on the line's field), never a guess. [`push_document`] is the create-or-update
+//! flow both documents share, with the adoption of an existing document its caller decides.
 
 use serde_json::{Map, Value, json};
 
@@ -114,11 +117,14 @@ pub fn create(
     Ok(())
 }
 
-/// Makes the parent's items match `items`; whether anything changed.
+/// Makes the parent's items match `items`; whether anything changed. Items without an
+/// `integrationXRef` are someone else's and left alone; two items carrying one line's id fail the
+/// record rather than have one of them picked.
 pub fn sync(
     context: &PushContext,
     items: &[Map<String, Value>],
     parent: Parent,
+    what: &str,
 ) -> Result<bool, ConnectorError> {
     let (parent_field, parent_id) = parent.field();
     let current = context
@@ -127,22 +133,35 @@ pub fn sync(
     let xref = |v: &Value| {
         v.get("integrationXRef")
             .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
             .map(str::to_string)
     };
+    let id_of = |v: &Value| v.get("id").and_then(Value::as_i64).unwrap_or_default();
     let mut changed = false;
-    for item in items {
+    for (index, item) in items.iter().enumerate() {
         let item = &attached(item, parent);
         let key = xref(&Value::Object(item.clone()));
-        match current.iter().find(|c| xref(c) == key) {
+        let held: Vec<&Value> = current.iter().filter(|c| xref(c) == key).collect();
+        if held.len() > 1 {
+            let ids: Vec<String> = held.iter().map(|c| id_of(c).to_string()).collect();
+            return Err(crate::connector::rejected(
+                &format!("lines/{index}/line-id"),
+                format!(
+                    "ambiguous: ConnectWise holds {} product items for line {} of {what} {parent_id} (ids {}); delete the extra ones in ConnectWise",
+                    ids.len(),
+                    key.unwrap_or_default(),
+                    ids.join(", ")
+                ),
+            ));
+        }
+        match held.first() {
             Some(existing) => {
                 let operations = patch(existing, item);
                 if !operations.is_empty() {
                     changed = true;
                     if !context.dry_run {
-                        let id = existing
-                            .get("id")
-                            .and_then(Value::as_i64)
-                            .unwrap_or_default();
+                        let id = id_of(existing);
                         context.client.patch(&format!("{PATH}/{id}"), &operations)?;
                     }
                 }
@@ -160,33 +179,53 @@ pub fn sync(
         .map(|i| xref(&Value::Object(i.clone())))
         .collect();
     for existing in &current {
-        if wanted.contains(&xref(existing)) {
+        let key = xref(existing);
+        if key.is_none() || wanted.contains(&key) {
             continue;
         }
         changed = true;
-        if !context.dry_run
-            && let Some(id) = existing.get("id").and_then(Value::as_i64)
-        {
-            context.client.delete(&format!("{PATH}/{id}"))?;
+        if !context.dry_run {
+            context
+                .client
+                .delete(&format!("{PATH}/{}", id_of(existing)))?;
         }
     }
     Ok(changed)
 }
 
-/// Creates or updates a document (an invoice or a sales order at `path`) and its line items. A new
-/// document whose lines cannot all be written is deleted again, so a retry never leaves half of it
-/// behind; an update patches what differs and reconciles the lines.
+/// A document (an invoice or a sales order) as the BSS says it should be.
+pub struct Document {
+    /// Where documents of its kind live (`finance/invoices`).
+    pub path: &'static str,
+    /// What people call it ("invoice").
+    pub what: &'static str,
+    /// The fields the connector owns.
+    pub fields: Map<String, Value>,
+    /// Fields written only on create (a key the document is found by later).
+    pub on_create: Map<String, Value>,
+    /// The line items, without their parent.
+    pub items: Vec<Map<String, Value>>,
+    pub parent: fn(i64) -> Parent,
+}
+
+/// Creates or updates a document and its line items. A new document whose lines cannot all be
+/// written is deleted again, so a retry never leaves half of it behind; an update patches what
+/// differs and reconciles the lines. A create ConnectWise refuses goes to `refused`, which names
+/// the existing document to update instead (adopting it) or returns the error to report.
 pub fn push_document(
     context: &PushContext,
+    document: &Document,
     remote_id: Option<String>,
-    path: &str,
-    what: &str,
-    fields: &Map<String, Value>,
-    items: &[Map<String, Value>],
-    parent: fn(i64) -> Parent,
+    refused: impl FnOnce(ConnectorError) -> Result<i64, ConnectorError>,
 ) -> Result<crate::exports::Pushed, ConnectorError> {
     use crate::exports::{Change, Pushed};
-    match remote_id {
+    let Document {
+        path, what, fields, ..
+    } = document;
+    let id = match remote_id {
+        Some(remote_id) => remote_id.parse().map_err(|_| {
+            ConnectorError::Internal(format!("remote id {remote_id:?} is not a {what} id"))
+        })?,
         None => {
             if context.dry_run {
                 return Ok(Pushed {
@@ -194,38 +233,37 @@ pub fn push_document(
                     remote_id: String::new(),
                 });
             }
-            let id = crate::fields::created_id(
-                &context.client.post(path, &Value::Object(body(fields)))?,
-                what,
-            )?;
-            if let Err(error) = create(context, items, parent(id)) {
-                let _ = context.client.delete(&format!("{path}/{id}"));
-                return Err(error);
+            let mut new = body(fields);
+            new.extend(body(&document.on_create));
+            match context.client.post(path, &Value::Object(new)) {
+                Ok(created) => {
+                    let id = crate::fields::created_id(&created, what)?;
+                    if let Err(error) = create(context, &document.items, (document.parent)(id)) {
+                        let _ = context.client.delete(&format!("{path}/{id}"));
+                        return Err(error);
+                    }
+                    return Ok(Pushed {
+                        change: Change::Created,
+                        remote_id: id.to_string(),
+                    });
+                }
+                Err(error) => refused(error)?,
             }
-            Ok(Pushed {
-                change: Change::Created,
-                remote_id: id.to_string(),
-            })
         }
-        Some(remote_id) => {
-            let id: i64 = remote_id.parse().map_err(|_| {
-                ConnectorError::Internal(format!("remote id {remote_id:?} is not a {what} id"))
-            })?;
-            let document = format!("{path}/{id}");
-            let operations = patch(&context.client.get(&document)?, fields);
-            if !operations.is_empty() && !context.dry_run {
-                context.client.patch(&document, &operations)?;
-            }
-            let lines_changed = sync(context, items, parent(id))?;
-            let change = if operations.is_empty() && !lines_changed {
-                Change::Unchanged
-            } else {
-                Change::Updated
-            };
-            Ok(Pushed {
-                change,
-                remote_id: id.to_string(),
-            })
-        }
+    };
+    let current = format!("{path}/{id}");
+    let operations = patch(&context.client.get(&current)?, fields);
+    if !operations.is_empty() && !context.dry_run {
+        context.client.patch(&current, &operations)?;
     }
+    let lines_changed = sync(context, &document.items, (document.parent)(id), what)?;
+    let change = if operations.is_empty() && !lines_changed {
+        Change::Unchanged
+    } else {
+        Change::Updated
+    };
+    Ok(Pushed {
+        change,
+        remote_id: id.to_string(),
+    })
 }

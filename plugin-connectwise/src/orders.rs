@@ -3,16 +3,24 @@
 //! The account and contact come from resolved references; the Order Stage lookup gives `status`;
 //! the Sales Representative setting gives `salesRep` (ConnectWise requires one); dates, PO number,
 //! terms and currency as on invoices.
+//!
+//! Identity: a create writes `BSS order {bss id}` in the order's `description`. Of the documented
+//! Order fields, `poNumber` already carries the BSS PO number, `notes` is the order's free text,
+//! and custom fields would need one defined per installation; `description` is unbounded text the
+//! BSS order has no counterpart for. It is written on create only (an update leaves what users
+//! made of it). A create whose outcome was unknown looks for orders with that description first:
+//! one is adopted, several fail `ambiguous:` (see [`crate::reconcile`]).
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use crate::client::reference;
+use crate::client::{quote, reference};
 use crate::connector::{PushContext, rejected, rename_fields, resolved, resolved_record};
 use crate::exports::Pushed;
 use crate::fields::{date, text};
 use crate::invoices::{currency, terms};
-use crate::lines::{self, Parent};
+use crate::lines::{self, Document, Parent};
 use crate::manifest::{keys, lookups};
+use crate::reconcile;
 use crate::types::{ConnectorError, Entity, EntityData, Order, Record};
 
 const PATH: &str = "sales/orders";
@@ -74,6 +82,11 @@ fn desired(
     Ok(fields)
 }
 
+/// The sales order `description` a create writes: the key the order is found by again.
+pub fn key_of(record: &Record) -> String {
+    format!("BSS order {}", record.bss_id.trim())
+}
+
 pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
     let EntityData::Order(order) = &record.data else {
         return Err(ConnectorError::Internal(
@@ -82,17 +95,31 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
     };
     let result = (|| {
         let company = resolved_record(record, "account", Entity::Account, &order.account)?;
-        let fields = desired(context, record, order, company)?;
-        let items = lines::plan(context, record, &order.lines, company)?;
-        lines::push_document(
-            context,
-            record.remote_id.clone(),
-            PATH,
-            "sales order",
-            &fields,
-            &items,
-            Parent::SalesOrder,
-        )
+        let key = key_of(record);
+        let mut on_create = Map::new();
+        on_create.insert("description".into(), json!(key));
+        let document = Document {
+            path: PATH,
+            what: "sales order",
+            fields: desired(context, record, order, company)?,
+            on_create,
+            items: lines::plan(context, record, &order.lines, company)?,
+            parent: Parent::SalesOrder,
+        };
+        let found = reconcile::remote_id_of(record, || {
+            let orders = context
+                .client
+                .get_all(PATH, Some(&format!("description={}", quote(&key))))?;
+            // Conditions compare text without case; the key is exact.
+            let ours = orders
+                .iter()
+                .filter(|o| o.get("description").and_then(Value::as_str) == Some(key.as_str()))
+                .filter_map(|o| o.get("id").and_then(Value::as_i64))
+                .map(|id| id.to_string())
+                .collect();
+            reconcile::at_most_one(record, "sales orders", ours)
+        })?;
+        lines::push_document(context, &document, found, Err)
     })();
     result.map_err(|e| rename_fields(e, FIELD_NAMES))
 }

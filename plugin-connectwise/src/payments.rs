@@ -3,12 +3,19 @@
 //! Only payments made with the BSS payment methods configured as Credit card method id or Bank
 //! deposit method id are sent, typed accordingly; any other method is reported as not
 //! synchronised, naming the method. The remote id is `{invoice id}/{payment id}`.
+//!
+//! Identity: an invoice payment has no field an integration can fill (no custom fields, no
+//! reference), so a payment is this record when it is on the same invoice with the same type,
+//! amount and date. A create whose outcome was unknown looks for such payments first: one is
+//! adopted, several fail `ambiguous:` (see [`crate::reconcile`]). Two BSS payments alike in all
+//! four are told apart only by the host's id map.
 
 use serde_json::{Map, Value, json};
 
 use crate::connector::{PushContext, rename_fields, resolved_record};
 use crate::exports::{Change, Pushed};
-use crate::fields::{body, created_id, date, decimal, patch};
+use crate::fields::{body, created_id, date, decimal, patch, same};
+use crate::reconcile;
 use crate::types::{ConnectorError, Entity, EntityData, Payment, Record};
 
 /// The ConnectWise payment type for each configured method.
@@ -55,7 +62,20 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
     };
     let result = (|| {
         let fields = desired(context, payment)?;
-        match &record.remote_id {
+        let found = reconcile::remote_id_of(record, || {
+            let invoice = resolved_record(record, "invoice", Entity::Invoice, &payment.invoice)?;
+            let payments = context
+                .client
+                .get_all(&format!("finance/invoices/{invoice}/payments"), None)?;
+            let alike = payments
+                .iter()
+                .filter(|p| fields.iter().all(|(f, v)| same(p.get(f.as_str()), v)))
+                .filter_map(|p| p.get("id").and_then(Value::as_i64))
+                .map(|id| format!("{invoice}/{id}"))
+                .collect();
+            reconcile::at_most_one(record, "payments", alike)
+        })?;
+        match found {
             None => {
                 let invoice =
                     resolved_record(record, "invoice", Entity::Invoice, &payment.invoice)?;
@@ -86,7 +106,7 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
                 if operations.is_empty() {
                     return Ok(Pushed {
                         change: Change::Unchanged,
-                        remote_id: remote_id.clone(),
+                        remote_id,
                     });
                 }
                 if !context.dry_run {
@@ -94,7 +114,7 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
                 }
                 Ok(Pushed {
                     change: Change::Updated,
-                    remote_id: remote_id.clone(),
+                    remote_id,
                 })
             }
         }

@@ -4,14 +4,21 @@
 //! lookup gives `type`; the Unit Type lookup gives `subcategory` (and with it the subcategory's
 //! category). When no Unit Type mapping applies, the Product Category, Product SubCategory and
 //! Product Unit of measure settings supply the defaults.
+//!
+//! Identity: the item's `integrationXRef` (free for the integrating system, at most 50
+//! characters) carries the BSS id. A create whose outcome was unknown looks for items carrying it
+//! first; a create refused because the code (identifier) is in use adopts the holder when it
+//! carries the BSS id, and otherwise fails `in use:` naming it (see [`crate::reconcile`]). A BSS id
+//! longer than 50 characters cannot be written, so such a product is found by nothing.
 
 use serde_json::{Map, Value, json};
 
-use crate::client::reference;
-use crate::connector::{PushContext, rejected, remote_id_of, rename_fields};
+use crate::client::{quote, reference};
+use crate::connector::{PushContext, rejected, rename_fields};
 use crate::exports::{Change, Pushed};
 use crate::fields::{body, created_id, optional_decimal, patch, text};
 use crate::manifest::{keys, lookups};
+use crate::reconcile;
 use crate::types::{ConnectorError, EntityData, Product, Record};
 
 const PATH: &str = "procurement/catalog";
@@ -114,50 +121,112 @@ fn subcategory_category(
     Ok(crate::client::ref_id(&found, "category"))
 }
 
+/// The longest `integrationXRef` a catalog item takes.
+const XREF_MAX: usize = 50;
+
+/// The key a create writes on the catalog item: the BSS id in `integrationXRef`, when it fits.
+fn key_of(record: &Record) -> Option<&str> {
+    let id = record.bss_id.trim();
+    (!id.is_empty() && id.chars().count() <= XREF_MAX).then_some(id)
+}
+
+fn ids(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|i| i.get("id").and_then(Value::as_i64))
+        .map(|id| id.to_string())
+        .collect()
+}
+
 pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
     let EntityData::Product(product) = &record.data else {
         return Err(ConnectorError::Internal(
             "a product record without product data".into(),
         ));
     };
-    let natural_key = Some(format!(
-        "identifier={}",
-        crate::client::quote(product.code.trim())
-    ));
-    let result = desired(context, product).and_then(|fields| {
-        match remote_id_of(context, record, PATH, natural_key)? {
-            None => {
-                if context.dry_run {
-                    return Ok(Pushed {
-                        change: Change::Created,
-                        remote_id: String::new(),
-                    });
-                }
-                let created = context.client.post(PATH, &Value::Object(body(&fields)))?;
-                Ok(Pushed {
-                    change: Change::Created,
-                    remote_id: created_id(&created, "catalog item")?.to_string(),
-                })
+    let result = desired(context, product).and_then(|mut fields| {
+        if let Some(key) = key_of(record) {
+            fields.insert("integrationXRef".into(), json!(key));
+        }
+        let found = reconcile::remote_id_of(record, || match key_of(record) {
+            Some(key) => {
+                let items = context
+                    .client
+                    .get_all(PATH, Some(&format!("integrationXRef={}", quote(key))))?;
+                reconcile::at_most_one(record, "catalog items", ids(&items))
             }
-            Some(remote_id) => {
-                let path = format!("{PATH}/{remote_id}");
-                let current = context.client.get(&path)?;
-                let operations = patch(&current, &fields);
-                if operations.is_empty() {
-                    return Ok(Pushed {
-                        change: Change::Unchanged,
-                        remote_id: remote_id.clone(),
-                    });
-                }
-                if !context.dry_run {
-                    context.client.patch(&path, &operations)?;
-                }
-                Ok(Pushed {
-                    change: Change::Updated,
-                    remote_id: remote_id.clone(),
-                })
-            }
+            None => Ok(None),
+        })?;
+        match found {
+            None => create(context, record, product, &fields),
+            Some(remote_id) => update(context, &remote_id, &fields),
         }
     });
     result.map_err(|e| rename_fields(e, FIELD_NAMES))
+}
+
+fn create(
+    context: &PushContext,
+    record: &Record,
+    product: &Product,
+    fields: &Map<String, Value>,
+) -> Result<Pushed, ConnectorError> {
+    if context.dry_run {
+        return Ok(Pushed {
+            change: Change::Created,
+            remote_id: String::new(),
+        });
+    }
+    match context.client.post(PATH, &Value::Object(body(fields))) {
+        Ok(created) => Ok(Pushed {
+            change: Change::Created,
+            remote_id: created_id(&created, "catalog item")?.to_string(),
+        }),
+        Err(error) if reconcile::refused_as_in_use(&error, "identifier") => {
+            // The code is taken: the holder is this record only if it carries the record's key.
+            let code = product.code.trim();
+            let holders = context
+                .client
+                .get_all(PATH, Some(&format!("identifier={}", quote(code))))?;
+            let Some(holder) = ids(&holders).into_iter().next() else {
+                return Err(error);
+            };
+            let carries_key = holders.len() == 1
+                && key_of(record).is_some()
+                && holders[0].get("integrationXRef").and_then(Value::as_str) == key_of(record);
+            if carries_key {
+                return update(context, &holder, fields);
+            }
+            Err(reconcile::in_use(
+                record,
+                "catalog item",
+                &holder,
+                &format!("identifier {code}"),
+            ))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn update(
+    context: &PushContext,
+    remote_id: &str,
+    fields: &Map<String, Value>,
+) -> Result<Pushed, ConnectorError> {
+    let path = format!("{PATH}/{remote_id}");
+    let current = context.client.get(&path)?;
+    let operations = patch(&current, fields);
+    if operations.is_empty() {
+        return Ok(Pushed {
+            change: Change::Unchanged,
+            remote_id: remote_id.to_string(),
+        });
+    }
+    if !context.dry_run {
+        context.client.patch(&path, &operations)?;
+    }
+    Ok(Pushed {
+        change: Change::Updated,
+        remote_id: remote_id.to_string(),
+    })
 }

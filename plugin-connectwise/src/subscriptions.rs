@@ -6,14 +6,20 @@
 //! The addition carries product, quantity, prices, dates and the bill-customer option, plus the
 //! custom fields Subscription Name and Subscription ID whose ids are settings. The remote id is
 //! `{agreement id}/{addition id}`.
+//!
+//! Identity: the Subscription ID custom field carries the BSS id. A create whose outcome was
+//! unknown looks through the customer's agreements for additions carrying it: one is adopted,
+//! several fail `ambiguous:` (see [`crate::reconcile`]). Without that setting, additions of the
+//! cycle's agreements alike in product, quantity, unit price and start date stand in for the key.
 
 use serde_json::{Map, Value, json};
 
 use crate::client::{ref_id, reference};
 use crate::connector::{PushContext, rejected, rename_fields, resolved_record};
 use crate::exports::{Change, Pushed};
-use crate::fields::{body, created_id, date, decimal, optional_decimal, patch, text};
+use crate::fields::{body, created_id, date, decimal, optional_decimal, patch, same, text};
 use crate::manifest::{BILLABLE_OPTIONS, lookups};
+use crate::reconcile;
 use crate::types::{ConnectorError, Entity, EntityData, Record, Subscription};
 
 const AGREEMENTS: &str = "finance/agreements";
@@ -105,6 +111,74 @@ fn custom_pairs(fields: Option<&Value>) -> Vec<(i64, String)> {
     pairs
 }
 
+/// The agreement type the Subscription Units lookup gives the record's billing cycle.
+fn agreement_type(
+    context: &PushContext,
+    subscription: &Subscription,
+) -> Result<i64, ConnectorError> {
+    context.lookup_id(
+        lookups::SUBSCRIPTION_UNITS,
+        "Subscription Units -> ConnectWise Agreement Type",
+        "billing-cycle",
+        subscription.billing_cycle.trim(),
+    )
+}
+
+/// The text of custom field `id` of a record.
+fn custom_value(record: &Value, id: i64) -> Option<String> {
+    custom_pairs(record.get("customFields"))
+        .into_iter()
+        .find(|(field, _)| *field == id)
+        .map(|(_, value)| value)
+}
+
+/// The additions on the customer's agreements that a create of this record would have made, as
+/// `{agreement}/{addition}`: those whose Subscription ID custom field is the BSS id or, when no
+/// such field is set up, those of the cycle's agreements alike in product, quantity, unit price and
+/// start date.
+fn this_addition(
+    context: &PushContext,
+    record: &Record,
+    subscription: &Subscription,
+    fields: &Map<String, Value>,
+) -> Result<Option<String>, ConnectorError> {
+    let company = resolved_record(record, "account", Entity::Account, &subscription.account)?;
+    let id_field = context.settings.subscription_id_field;
+    let cycle_type = match id_field {
+        Some(_) => None,
+        None => Some(agreement_type(context, subscription)?),
+    };
+    let mut alike = Vec::new();
+    for agreement in context
+        .client
+        .get_all(AGREEMENTS, Some(&format!("company/id={company}")))?
+    {
+        let Some(agreement_id) = agreement.get("id").and_then(Value::as_i64) else {
+            continue;
+        };
+        if cycle_type.is_some_and(|t| ref_id(&agreement, "type") != Some(t)) {
+            continue;
+        }
+        let additions = context
+            .client
+            .get_all(&format!("{AGREEMENTS}/{agreement_id}/additions"), None)?;
+        for addition in &additions {
+            let matches = match id_field {
+                Some(field) => {
+                    custom_value(addition, field).as_deref() == Some(record.bss_id.as_str())
+                }
+                None => ["product", "quantity", "unitPrice", "effectiveDate"]
+                    .iter()
+                    .all(|f| same(addition.get(*f), &fields[*f])),
+            };
+            if matches && let Some(id) = addition.get("id").and_then(Value::as_i64) {
+                alike.push(format!("{agreement_id}/{id}"));
+            }
+        }
+    }
+    reconcile::at_most_one(record, "agreement additions", alike)
+}
+
 fn desired(
     record: &Record,
     subscription: &Subscription,
@@ -162,17 +236,15 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
     let result = (|| {
         let fields = desired(record, subscription)?;
         let custom = custom_fields(context, record, subscription);
-        match &record.remote_id {
+        let found = reconcile::remote_id_of(record, || {
+            this_addition(context, record, subscription, &fields)
+        })?;
+        match &found {
             None => {
                 let company =
                     resolved_record(record, "account", Entity::Account, &subscription.account)?;
                 let cycle = subscription.billing_cycle.trim();
-                let agreement_type = context.lookup_id(
-                    lookups::SUBSCRIPTION_UNITS,
-                    "Subscription Units -> ConnectWise Agreement Type",
-                    "billing-cycle",
-                    cycle,
-                )?;
+                let agreement_type = agreement_type(context, subscription)?;
                 if context.dry_run {
                     return Ok(Pushed {
                         change: Change::Created,
