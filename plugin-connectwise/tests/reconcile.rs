@@ -703,3 +703,37 @@ fn a_dry_run_reconciles_by_reading_only() {
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
 }
+
+#[test]
+fn lines_leave_other_items_alone_and_twins_of_a_line_fail_the_invoice() {
+    let cw = start();
+    let p = parents(&cw);
+    let invoice_id = cw.created(&invoice("I-1", "INV-1", &p));
+    let id: i64 = invoice_id.parse().unwrap();
+    let catalog_item: i64 = p.product.parse().unwrap();
+    let theirs = cw.sandbox.insert(
+        "procurement/products",
+        json!({"catalogItem": {"id": catalog_item}, "invoice": {"id": id}, "billableOption": "Billable",
+               "quantity": 1.0, "description": "added in ConnectWise"}),
+    );
+    let mut pushed = invoice("I-1", "INV-1", &p);
+    pushed.remote_id = Some(invoice_id.clone());
+    cw.push(&pushed).unwrap();
+    assert!(cw.sandbox.record("procurement/products", theirs).is_some());
+    assert_eq!(cw.count("procurement/products"), 3);
+
+    let twin = cw.sandbox.insert(
+        "procurement/products",
+        json!({"catalogItem": {"id": catalog_item}, "invoice": {"id": id}, "billableOption": "Billable",
+               "quantity": 2.0, "integrationXRef": "L2"}),
+    );
+    match cw.push(&pushed) {
+        Err(ConnectorError::Rejected(fields)) => {
+            assert_eq!(fields[0].field, "lines/1/line-id");
+            assert!(fields[0].message.starts_with("ambiguous:"), "{fields:?}");
+            assert!(fields[0].message.contains(&twin.to_string()), "{fields:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(cw.count("procurement/products"), 4, "nothing deleted");
+}
