@@ -657,9 +657,21 @@ fn cw_instances(data: &Path, plugins: &Path, sandbox: &Sandbox, names: &[&str]) 
                 "host.requests-per-minute=10000000",
             ],
         );
-        bss_host(data, plugins, &["lookups", "set", name, "account-type", "Customer=1"]);
-        bss_host(data, plugins, &["lookups", "set", name, "currency", "USD=1"]);
-        bss_host(data, plugins, &["sync-options", "set", name, "account:push:create,update"]);
+        bss_host(
+            data,
+            plugins,
+            &["lookups", "set", name, "account-type", "Customer=1"],
+        );
+        bss_host(
+            data,
+            plugins,
+            &["lookups", "set", name, "currency", "USD=1"],
+        );
+        bss_host(
+            data,
+            plugins,
+            &["sync-options", "set", name, "account:push:create,update"],
+        );
     }
 }
 
@@ -692,7 +704,9 @@ fn peak_of(mut command: Command) -> (std::process::ExitStatus, u64, Duration) {
 /// Peak resident memory of a dry-run push streamed from a file, at two file sizes: memory must
 /// not grow with the file.
 async fn stream() {
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
     let dir = tempfile::tempdir().expect("temp dir");
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).expect("plugins");
@@ -719,16 +733,23 @@ async fn stream() {
             .args(["push", "cw", "account", "--dry-run", "--json", "--file"])
             .arg(&file)
             .env("BSS_HOST_LOG", "warn");
-        let (status, peak_kib, took) =
-            tokio::task::spawn_blocking(move || peak_of(command)).await.expect("join");
+        let (status, peak_kib, took) = tokio::task::spawn_blocking(move || peak_of(command))
+            .await
+            .expect("join");
         assert!(status.success(), "the dry run of {count} failed: {status}");
         row(
-            &format!("dry-run push of {count} accounts: peak resident memory (target < 150 MiB at 1,000,000)"),
+            &format!(
+                "dry-run push of {count} accounts: peak resident memory (target < 150 MiB at 1,000,000)"
+            ),
             mib(peak_kib * 1024),
         );
         row(
             "  time, records per second",
-            format!("{} s, {:.0}/s", took.as_secs(), count as f64 / took.as_secs_f64()),
+            format!(
+                "{} s, {:.0}/s",
+                took.as_secs(),
+                count as f64 / took.as_secs_f64()
+            ),
         );
     }
 }
@@ -736,7 +757,9 @@ async fn stream() {
 /// Push throughput of one run alone, and of two runs of different instances at once: the
 /// leases keep runs of one instance and entity apart and must cost the others nothing.
 async fn leases() {
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox");
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
     let dir = tempfile::tempdir().expect("temp dir");
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).expect("plugins");
@@ -755,7 +778,14 @@ async fn leases() {
             bss_host(
                 &data,
                 &plugins,
-                &["push", name, "account", "--file", &path.display().to_string(), "--json"],
+                &[
+                    "push",
+                    name,
+                    "account",
+                    "--file",
+                    &path.display().to_string(),
+                    "--json",
+                ],
             );
             started.elapsed()
         })

@@ -45,7 +45,10 @@ fn guard_database(data: &Path, new_database: bool) -> anyhow::Result<()> {
         _ if new_database => {
             if length == Some(0) {
                 std::fs::remove_file(&database).with_context(|| {
-                    format!("the empty database {} could not be removed", database.display())
+                    format!(
+                        "the empty database {} could not be removed",
+                        database.display()
+                    )
                 })?;
             }
             tracing::warn!(
@@ -57,7 +60,11 @@ fn guard_database(data: &Path, new_database: bool) -> anyhow::Result<()> {
             "the data folder {} was used before (it has a key file or a compile cache) but its database {} is {}: the id map that stops duplicates is not there. Restore bss.db from a backup into the folder; or, to start afresh knowing that records synced before will be created again, run the command again with --new-database",
             data.display(),
             database.display(),
-            if length == Some(0) { "empty" } else { "missing" }
+            if length == Some(0) {
+                "empty"
+            } else {
+                "missing"
+            }
         ),
     }
     Ok(())

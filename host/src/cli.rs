@@ -633,7 +633,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print_push(&outcome.report, false)?;
                 for (entity, run) in &outcome.settled {
-                    println!("queued {} records whose reference now exists:", entity.name());
+                    println!(
+                        "queued {} records whose reference now exists:",
+                        entity.name()
+                    );
                     print_push(run, false)?;
                 }
             }

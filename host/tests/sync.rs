@@ -40,6 +40,19 @@ fn ok(data: &Path, args: &[&str]) -> String {
     stdout
 }
 
+/// A run that happened with some records failed: exit code 2, the report on stdout.
+fn partly(data: &Path, args: &[&str]) -> String {
+    let out = run(data, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bss-host {args:?} should exit 2:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn fails(data: &Path, args: &[&str]) -> String {
     let out = run(data, args);
     assert!(!out.status.success(), "bss-host {args:?} should fail");
@@ -328,7 +341,7 @@ async fn bad_records_fail_alone_and_only_retryable_ones_are_queued() {
 
     let data = s.data.clone();
     let (pushed, contact_report) = blocking(move || {
-        let pushed = report(&ok(
+        let pushed = report(&partly(
             &data,
             &[
                 "push",
@@ -339,7 +352,7 @@ async fn bad_records_fail_alone_and_only_retryable_ones_are_queued() {
                 "--json",
             ],
         ));
-        let contact_report = report(&ok(
+        let contact_report = report(&partly(
             &data,
             &[
                 "push",
@@ -409,12 +422,12 @@ async fn bad_records_fail_alone_and_only_retryable_ones_are_queued() {
         .collect();
     assert_eq!(queued, ["K1"], "only the retryable failure is queued");
 
-    // Push the account it needs, then retry: the contact goes through.
+    // Push the account it needs: the queued contact goes through with it, nothing is left.
     let more = dir.join("more.ndjson");
     write_ndjson(&more, &[account(3)]);
     let data = s.data.clone();
-    let retried = blocking(move || {
-        ok(
+    let (pushed, retried) = blocking(move || {
+        let pushed = report(&ok(
             &data,
             &[
                 "push",
@@ -422,13 +435,15 @@ async fn bad_records_fail_alone_and_only_retryable_ones_are_queued() {
                 "account",
                 "--file",
                 &more.display().to_string(),
+                "--json",
             ],
-        );
-        report(&ok(&data, &["retry", "cw", "--json"]))
+        ));
+        (pushed, report(&ok(&data, &["retry", "cw", "--json"])))
     })
     .await;
-    assert_eq!(retried["claimed"], 1);
-    assert_eq!(retried["runs"][0][1]["created"], 1, "{retried}");
+    assert_eq!(pushed["settled"][0][0], "contact", "{pushed}");
+    assert_eq!(pushed["settled"][0][1]["created"], 1, "{pushed}");
+    assert_eq!(retried["claimed"], 0, "{retried}");
     assert!(
         s.sandbox
             .records("company/contacts")

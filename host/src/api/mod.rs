@@ -621,8 +621,7 @@ async fn link(
     UrlPath((name, entity)): UrlPath<(String, String)>,
     body: Result<Json<LinkBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let Json(body) =
-        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let entity = crate::sync::service::parse_entity(&entity)?;
     let owner = crate::sync::lease::new_owner("api");
     let file = body.record.map(|r| Value::Array(vec![r]).to_string());

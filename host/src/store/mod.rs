@@ -313,8 +313,13 @@ pub trait Store: Send + Sync {
         ttl_ms: i64,
     ) -> StoreResult<Option<LeaseHolder>>;
     /// Extends the lease; false when `owner` no longer holds it.
-    fn renew_lease(&self, instance: &str, scope: &str, owner: &str, ttl_ms: i64)
-    -> StoreResult<bool>;
+    fn renew_lease(
+        &self,
+        instance: &str,
+        scope: &str,
+        owner: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<bool>;
     fn release_lease(&self, instance: &str, scope: &str, owner: &str) -> StoreResult<()>;
     /// Writes the outcomes of one batch — run items, id map, retry queue, run counters — at once.
     fn record_outcomes(

@@ -1244,7 +1244,13 @@ impl Store for SqliteStore {
             .map_err(db)?;
         let rows = statement
             .query_map(
-                params![instance, name_of(&entity), claimer, now, now - STALE_CLAIM_SECS],
+                params![
+                    instance,
+                    name_of(&entity),
+                    claimer,
+                    now,
+                    now - STALE_CLAIM_SECS
+                ],
                 queue_item,
             )
             .map_err(db)?;

@@ -238,6 +238,9 @@ pub struct Engine<'a, C: SyncConnector> {
     pub lease: Option<&'a RunLease>,
 }
 
+/// Records' outcomes by BSS id, as the store records them.
+type Outcomes = Vec<(String, Outcome)>;
+
 /// Records of one push, read a chunk at a time so memory does not grow with the file.
 pub type Chunk = (Vec<BssRecord>, Vec<InvalidRecord>);
 
@@ -252,9 +255,9 @@ fn retry_in_run(error: &Failure) -> Option<Option<Duration>> {
     }
 }
 
-/// The field a connector names in a `rejected` error when the record's identity is in question:
-/// several remote records may be it (`ambiguous: …`) or its unique key is held by a remote record
-/// that does not carry its BSS key (`in use: …`).
+/// The field a connector names in a `rejected` error, with a message starting `ambiguous:` or
+/// `in use:`, when the record's identity is in question: several remote records may be it, or
+/// its unique key is held by a remote record that does not carry its BSS key.
 pub const IDENTITY_FIELD: &str = "bss-id";
 
 enum Failure {
@@ -292,12 +295,19 @@ impl Failure {
         let Failure::Connector(ConnectorError::Rejected(fields)) = self else {
             return None;
         };
-        let field = fields.iter().find(|f| f.field == IDENTITY_FIELD)?;
-        Some(if field.message.trim_start().starts_with("ambiguous") {
-            "ambiguous"
-        } else {
-            "in-use"
-        })
+        fields
+            .iter()
+            .filter(|f| f.field == IDENTITY_FIELD)
+            .find_map(|f| {
+                let message = f.message.trim_start();
+                if message.starts_with("ambiguous:") {
+                    Some("ambiguous")
+                } else if message.starts_with("in use:") {
+                    Some("in-use")
+                } else {
+                    None
+                }
+            })
     }
 
     /// Whether a create might have happened despite the failure.
@@ -401,8 +411,17 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         let result = async {
             for chunk in chunks {
                 let (records, invalid) = chunk.map_err(|e| SyncError::Input(e, run))?;
-                self.push_chunk(run, entity, ops, records, invalid, dry_run, total, &mut report)
-                    .await?;
+                self.push_chunk(
+                    run,
+                    entity,
+                    ops,
+                    records,
+                    invalid,
+                    dry_run,
+                    total,
+                    &mut report,
+                )
+                .await?;
             }
             Ok::<(), SyncError>(())
         }
@@ -542,12 +561,11 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                                 Change::Updated => "updated",
                                 Change::Unchanged => "unchanged",
                             };
-                            let waiting =
-                                ready.waiting.clone().map(|(message, waits)| Waiting {
-                                    message,
-                                    record: json,
-                                    waits,
-                                });
+                            let waiting = ready.waiting.clone().map(|(message, waits)| Waiting {
+                                message,
+                                record: json,
+                                waits,
+                            });
                             Outcome::Done {
                                 kind,
                                 remote_id: pushed.remote_id,
@@ -597,6 +615,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     };
                     outcomes.push((ready.record.id.clone(), outcome));
                 }
+                self.refuse_taken_remote_ids(entity, batch, &mut outcomes)?;
                 self.record(run, entity, &outcomes, report)?;
                 if let Some(progress) = self.progress {
                     progress(report.total(), total);
@@ -614,17 +633,63 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         Ok(())
     }
 
+    /// A record the connector found (rather than created) under a remote id that the id map
+    /// already gives another BSS record is not linked: one remote record is one BSS record. It
+    /// fails as `ambiguous`, held for an operator's `link`, and keeps its pending mark.
+    fn refuse_taken_remote_ids(
+        &self,
+        entity: Entity,
+        batch: &[Ready],
+        outcomes: &mut [(String, Outcome)],
+    ) -> Result<(), SyncError> {
+        for (bss_id, outcome) in outcomes.iter_mut() {
+            let Outcome::Done {
+                kind: "reconciled",
+                remote_id,
+                ..
+            } = outcome
+            else {
+                continue;
+            };
+            let Some(ready) = batch
+                .iter()
+                .find(|r| r.record.id == *bss_id && r.wit.remote_id.is_none())
+            else {
+                continue;
+            };
+            let holders =
+                self.store
+                    .bss_ids(self.instance(), entity, std::slice::from_ref(remote_id))?;
+            let Some(holder) = holders.get(remote_id.as_str()).filter(|h| *h != bss_id) else {
+                continue;
+            };
+            let record = records::to_json(Some(&ready.record.id), &ready.record.data).to_string();
+            *outcome = Outcome::Failed {
+                message: format!(
+                    "ambiguous: the connector found remote {} {remote_id} for this record, but it is already linked to BSS id {holder:?}; link the right remote record with bss-host link {} {} {bss_id:?} REMOTE_ID",
+                    entity.name(),
+                    self.instance(),
+                    entity.name()
+                ),
+                retryable: false,
+                outcome_unknown: true,
+                record,
+                waits: None,
+                label: Some("ambiguous"),
+            };
+        }
+        Ok(())
+    }
+
     /// Splits off records whose id differs only in case from one already in the id map: the
     /// remote (ConnectWise identifiers are case-insensitive) would take them for the same record.
     fn refuse_case_collisions(
         &self,
         entity: Entity,
         records: Vec<BssRecord>,
-    ) -> Result<(Vec<BssRecord>, Vec<(String, Outcome)>), SyncError> {
+    ) -> Result<(Vec<BssRecord>, Outcomes), SyncError> {
         let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-        let collisions = self
-            .store
-            .case_collisions(self.instance(), entity, &ids)?;
+        let collisions = self.store.case_collisions(self.instance(), entity, &ids)?;
         if collisions.is_empty() {
             return Ok((records, Vec::new()));
         }
@@ -888,15 +953,13 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 direction: "pull",
             });
         }
-        let run = self
-            .store
-            .start_run(
-                &instance,
-                "pull",
-                Some(entity),
-                false,
-                self.lease.map(RunLease::owner),
-            )?;
+        let run = self.store.start_run(
+            &instance,
+            "pull",
+            Some(entity),
+            false,
+            self.lease.map(RunLease::owner),
+        )?;
         let stored = self.store.cursor(&instance, entity)?;
         let from = since.clone().or(stored.stamp.clone());
         let folded_keys: BTreeSet<String> = if since.is_none() {

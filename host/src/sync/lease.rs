@@ -77,7 +77,9 @@ fn holder_is_gone(owner: &str) -> bool {
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
     match (host, pid.and_then(|p| p.parse::<u32>().ok())) {
-        (Some(host), Some(pid)) if host == this_host && std::path::Path::new("/proc/self").exists() => {
+        (Some(host), Some(pid))
+            if host == this_host && std::path::Path::new("/proc/self").exists() =>
+        {
             !std::path::Path::new(&format!("/proc/{pid}")).exists()
         }
         _ => false,
@@ -159,8 +161,12 @@ impl RunLease {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(ttl / 3).await;
-                    let (store2, i, s, o) =
-                        (store.clone(), instance.clone(), scope.clone(), owner.clone());
+                    let (store2, i, s, o) = (
+                        store.clone(),
+                        instance.clone(),
+                        scope.clone(),
+                        owner.clone(),
+                    );
                     let renewed =
                         tokio::task::spawn_blocking(move || store2.renew_lease(&i, &s, &o, ttl_ms))
                             .await;
@@ -176,7 +182,9 @@ impl RunLease {
                             return;
                         }
                         // A busy or failing store: try again at the next beat, well before expiry.
-                        Ok(Err(error)) => tracing::warn!(instance, "renewing the run lease failed: {error}"),
+                        Ok(Err(error)) => {
+                            tracing::warn!(instance, "renewing the run lease failed: {error}")
+                        }
                         Err(_) => return,
                     }
                 }

@@ -233,7 +233,9 @@ async fn settle(
                     return Err(e);
                 }
             };
-            if report.created + report.reconciled + report.updated > 0 && !frontier.contains(&entity) {
+            if report.created + report.reconciled + report.updated > 0
+                && !frontier.contains(&entity)
+            {
                 frontier.push(entity);
             }
             runs.push((entity, report));
@@ -352,16 +354,24 @@ pub async fn link(
     file: Option<&str>,
     by: RunBy<'_>,
 ) -> Result<String, RunError> {
-    let invalid = |message: String| RunError::Instance(InstanceError::Invalid(vec![("link".into(), message)]));
+    let invalid = |message: String| {
+        RunError::Instance(InstanceError::Invalid(vec![("link".into(), message)]))
+    };
     let (loaded, context) = instances.context(name)?;
     let held = lease(instances, name, entity, "link", by).await?;
     let store = instances.store();
     let record = match file {
         Some(text) => {
             let (records, _) = records::parse_file(entity, text);
-            records.into_iter().find(|r| r.id == bss_id).ok_or_else(|| {
-                invalid(format!("the file holds no {} with id {bss_id:?}", entity.name()))
-            })?
+            records
+                .into_iter()
+                .find(|r| r.id == bss_id)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "the file holds no {} with id {bss_id:?}",
+                        entity.name()
+                    ))
+                })?
         }
         None => {
             let item = store
@@ -398,7 +408,10 @@ pub async fn link(
     let outcome = store.link(name, entity, bss_id, remote_id)?;
     Ok(match outcome {
         crate::store::LinkOutcome::AlreadyLinked => {
-            format!("{} {bss_id} was already linked to {remote_id}", entity.name())
+            format!(
+                "{} {bss_id} was already linked to {remote_id}",
+                entity.name()
+            )
         }
         crate::store::LinkOutcome::Linked => format!(
             "{} {bss_id} is linked to remote {remote_id} ({}); the next push or retry updates it",
