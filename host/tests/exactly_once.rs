@@ -216,7 +216,7 @@ fn text_of(out: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_runs_at_once_create_each_account_and_contact_once() {
-    for trial in 0..3 {
+    for trial in 0..10 {
         let s = setup().await;
         let accounts = s.file(
             "accounts.ndjson",
@@ -531,5 +531,199 @@ async fn a_company_made_by_hand_is_refused_then_linked_then_updated() {
     assert_eq!(
         companies[0]["name"], "Account 1",
         "the BSS record's data now"
+    );
+}
+
+/// Waits until `resource` holds `count` records in the sandbox.
+async fn wait_for(sandbox: &Sandbox, resource: &str, count: usize) {
+    let mut waited = Duration::ZERO;
+    while sandbox.records(resource).len() < count {
+        assert!(
+            waited < Duration::from_secs(60),
+            "{resource} never reached {count} records"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        waited += Duration::from_millis(25);
+    }
+}
+
+/// Pushes `path` and kills the process (SIGKILL) once the sandbox holds `count` records of
+/// `resource` and the answer to the create that made the last one is held back.
+async fn push_killed_after(s: &Setup, entity: &str, path: &str, resource: &str, count: usize) {
+    let child = command(&s.data, &["push", "cw", entity, "--file", path])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = cw::Reaper(child);
+    wait_for(&s.sandbox, resource, count).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+}
+
+/// Every entity's samples, in dependency order, with the POST (counted from the entity's push)
+/// whose answer is lost, and the sandbox resource its record lands in.
+const EVERY_ENTITY: &[(&str, &str, u64, &str)] = &[
+    (
+        "account",
+        r#"{"id": "ACME", "code": "1001", "name": "Acme", "account-type": "Customer", "currency": "USD", "billing-address": {"line1": "1 Main St", "city": "Austin"}}"#,
+        1,
+        "company/companies",
+    ),
+    (
+        "contact",
+        r#"{"id": "K-1", "account": "ACME", "first-name": "Alice", "last-name": "Smith", "email": "alice@acme.example"}"#,
+        1,
+        "company/contacts",
+    ),
+    (
+        "product",
+        r#"{"id": "P-1", "code": "SKU-1", "name": "Router", "product-type": "Hardware", "price": "349.00", "cost": "210.00"}"#,
+        1,
+        "procurement/catalog",
+    ),
+    (
+        "invoice",
+        r#"{"id": "INV-1", "number": "INV-1", "account": "ACME", "stage": "Draft", "date": "2026-11-01", "currency": "USD", "lines": [{"line-id": "1", "product": "P-1", "quantity": "2", "unit-price": "349.00"}]}"#,
+        1,
+        "finance/invoices",
+    ),
+    (
+        "order",
+        r#"{"id": "SO-1", "number": "SO-1", "account": "ACME", "contact": "K-1", "stage": "Open", "order-date": "2026-11-03", "currency": "USD", "lines": [{"line-id": "1", "product": "P-1", "quantity": "5", "unit-price": "330.00"}]}"#,
+        1,
+        "sales/orders",
+    ),
+    (
+        "payment",
+        r#"{"id": "PAY-1", "invoice": "INV-1", "account": "ACME", "amount": "500.00", "payment-date": "2026-11-10", "method": "cc"}"#,
+        1,
+        "finance/invoices/payments",
+    ),
+    (
+        "subscription",
+        r#"{"id": "SUB-1", "account": "ACME", "product": "P-1", "name": "Backup", "billing-cycle": "Monthly", "quantity": "25", "unit-price": "4.50", "start-date": "2026-11-01"}"#,
+        // The first POST makes the customer's agreement; the second is the addition.
+        2,
+        "finance/agreements/additions",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_entity_whose_create_answer_is_lost_is_reconciled_not_repeated() {
+    let s = setup().await;
+    let data = s.data.clone();
+    blocking(move || {
+        for (lookup, rows) in [
+            ("invoice-stage", "Draft=1"),
+            ("product-type", "Hardware=1"),
+            ("order-stage", "Open=1"),
+            ("subscription-units", "Monthly=1"),
+        ] {
+            ok(&data, &["lookups", "set", "cw", lookup, rows]);
+        }
+        let options: Vec<String> = EVERY_ENTITY
+            .iter()
+            .map(|(entity, ..)| format!("{entity}:push:create,update"))
+            .collect();
+        let mut args = vec!["sync-options", "set", "cw"];
+        args.extend(options.iter().map(String::as_str));
+        ok(&data, &args);
+    })
+    .await;
+    for (entity, record, lost_post, resource) in EVERY_ENTITY {
+        let path = s.file(
+            &format!("{entity}.ndjson"),
+            &[serde_json::from_str(record).unwrap()],
+        );
+        s.sandbox
+            .set_faults(Faults::default().with_stall_post(*lost_post));
+        push_killed_after(&s, entity, &path, resource, 1).await;
+        s.sandbox.set_faults(Faults::default());
+        let (data, p, e) = (s.data.clone(), path.clone(), entity.to_string());
+        let again = blocking(move || ok(&data, &["push", "cw", &e, "--file", &p, "--json"])).await;
+        let again: Value = serde_json::from_str(&again).unwrap();
+        assert_eq!(
+            again["items"][0]["outcome"], "reconciled",
+            "{entity}: the lost create is found, not repeated: {again}"
+        );
+        assert_eq!(
+            s.sandbox.records(resource).len(),
+            1,
+            "{entity}: exactly one in ConnectWise"
+        );
+        assert_mapped_once(&s, entity, resource, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_without_an_account_survive_five_kills_exactly_once() {
+    let s = setup().await;
+    let contacts = s.file(
+        "contacts.ndjson",
+        &(1..=1000).map(|i| contact(i, None)).collect::<Vec<_>>(),
+    );
+    // Kill points spread over the run, the same every time the test runs.
+    for (kill, at) in [40usize, 180, 390, 560, 830].into_iter().enumerate() {
+        push_killed_after(&s, "contact", &contacts, "company/contacts", at).await;
+        eprintln!(
+            "kill {kill}: {} contacts in ConnectWise",
+            s.sandbox.records("company/contacts").len()
+        );
+    }
+    let (data, path) = (s.data.clone(), contacts.clone());
+    let last =
+        blocking(move || ok(&data, &["push", "cw", "contact", "--file", &path, "--json"])).await;
+    let last: Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(last["failed"], 0, "{}", last["failed"]);
+    assert_mapped_once(&s, "contact", "company/contacts", 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_contacts_of_one_name_stay_two_when_the_second_answer_is_lost() {
+    let s = setup().await;
+    let accounts = s.file("accounts.ndjson", &[account(1)]);
+    let first = s.file(
+        "first.ndjson",
+        &[json!({ "id": "K-A", "account": "A0001", "first-name": "Sam", "last-name": "Lee", "email": "sam.work@example.com" })],
+    );
+    let second = s.file(
+        "second.ndjson",
+        &[json!({ "id": "K-B", "account": "A0001", "first-name": "Sam", "last-name": "Lee", "email": "sam.home@example.com" })],
+    );
+    let data = s.data.clone();
+    let (a, f) = (accounts.clone(), first.clone());
+    blocking(move || {
+        ok(&data, &["push", "cw", "account", "--file", &a]);
+        ok(&data, &["push", "cw", "contact", "--file", &f]);
+    })
+    .await;
+    s.sandbox.set_faults(Faults::default().with_stall_post(1));
+    push_killed_after(&s, "contact", &second, "company/contacts", 2).await;
+    s.sandbox.set_faults(Faults::default());
+    let (data, p) = (s.data.clone(), second.clone());
+    let again =
+        blocking(move || ok(&data, &["push", "cw", "contact", "--file", &p, "--json"])).await;
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["items"][0]["outcome"], "reconciled", "{again}");
+    assert_mapped_once(&s, "contact", "company/contacts", 2);
+    let contacts = s.sandbox.records("company/contacts");
+    let mut emails: Vec<String> = contacts
+        .iter()
+        .flat_map(|c| {
+            c["communicationItems"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|i| i["value"].as_str().map(str::to_string))
+        .filter(|v| v.contains('@'))
+        .collect();
+    emails.sort();
+    assert_eq!(
+        emails,
+        ["sam.home@example.com", "sam.work@example.com"],
+        "each keeps its own e-mail: {contacts:?}"
     );
 }

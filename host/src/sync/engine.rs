@@ -510,20 +510,22 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             if !refused.is_empty() {
                 self.record(run, entity, &refused, report)?;
             }
-            if !dry_run {
-                let creates: Vec<String> = ready
-                    .iter()
-                    .filter(|r| r.wit.remote_id.is_none())
-                    .map(|r| r.record.id.clone())
-                    .collect();
-                self.store.mark_pending(run, &instance, entity, &creates)?;
-            }
             let mut again = Vec::new();
             let mut wait = Duration::ZERO;
             let mut hit_rate_limit = false;
             for batch in ready.chunks(self.pacing.batch_size) {
                 if self.lease.is_some_and(RunLease::is_lost) {
                     return Err(SyncError::LeaseLost);
+                }
+                // Marked just before they are sent, batch by batch: a crash leaves pending only
+                // what may have been created, so the next run looks up no more than that.
+                if !dry_run {
+                    let creates: Vec<String> = batch
+                        .iter()
+                        .filter(|r| r.wit.remote_id.is_none())
+                        .map(|r| r.record.id.clone())
+                        .collect();
+                    self.store.mark_pending(run, &instance, entity, &creates)?;
                 }
                 let wit_records: Vec<wit::Record> = batch.iter().map(|r| r.wit.clone()).collect();
                 let results = self.send(entity, &wit_records, dry_run).await;
