@@ -11,6 +11,12 @@
 //! | `host.max-response-bytes` | `16MiB` | largest response body read for the connector |
 //! | `host.request-timeout` | `30s` | one request, from connecting to the last body byte |
 //! | `host.log-bytes-per-call` | `1MiB` | log output kept per call; the rest is counted, not written |
+//! | `host.max-items-per-answer` | `10000` | records, choices or outcomes one answer of the connector may hold |
+//! | `host.max-string-bytes` | `64KiB` | longest single string (id, name, message, log line) a connector hands back |
+//! | `host.max-answer-bytes` | `32MiB` | bytes one answer of the connector may hold in all, checked in guest memory before the host copies it |
+//! | `host.max-pull-pages` | `10000` | pages one pull run reads before it stops and keeps its cursor |
+//! | `host.max-pull-records` | `1000000` | records one pull run delivers before it stops and keeps its cursor |
+//! | `host.max-retry-after` | `5m` | longest `Retry-After` a run waits for; a longer one fails the record for the retry queue |
 //!
 //! Durations take `ms`, `s`, `m` or `h` (`1500ms`, `30s`, `2m`); sizes take `B`, `KiB`, `MiB` or
 //! `GiB` (`512KiB`, `64MiB`), or a bare number of bytes.
@@ -27,6 +33,12 @@ pub const OPTION_KEYS: &[&str] = &[
     "host.max-response-bytes",
     "host.request-timeout",
     "host.log-bytes-per-call",
+    "host.max-items-per-answer",
+    "host.max-string-bytes",
+    "host.max-answer-bytes",
+    "host.max-pull-pages",
+    "host.max-pull-records",
+    "host.max-retry-after",
 ];
 
 /// The largest memory limit an instance may ask for; the runtime reserves address space for it.
@@ -42,6 +54,12 @@ pub struct InstanceOptions {
     pub max_response_bytes: u64,
     pub request_timeout: Duration,
     pub log_bytes_per_call: u64,
+    pub max_items_per_answer: u32,
+    pub max_string_bytes: u64,
+    pub max_answer_bytes: u64,
+    pub max_pull_pages: u32,
+    pub max_pull_records: u32,
+    pub max_retry_after: Duration,
 }
 
 impl Default for InstanceOptions {
@@ -55,6 +73,12 @@ impl Default for InstanceOptions {
             max_response_bytes: 16 << 20,
             request_timeout: Duration::from_secs(30),
             log_bytes_per_call: 1 << 20,
+            max_items_per_answer: 10_000,
+            max_string_bytes: 64 << 10,
+            max_answer_bytes: 32 << 20,
+            max_pull_pages: 10_000,
+            max_pull_records: 1_000_000,
+            max_retry_after: Duration::from_secs(300),
         }
     }
 }
@@ -102,6 +126,16 @@ impl InstanceOptions {
             "host.request-timeout" => self.request_timeout = parse_duration(value).map_err(fail)?,
             "host.log-bytes-per-call" => {
                 self.log_bytes_per_call = parse_size(value).map_err(fail)?
+            }
+            "host.max-items-per-answer" => {
+                self.max_items_per_answer = parse_count(value).map_err(fail)?
+            }
+            "host.max-string-bytes" => self.max_string_bytes = parse_size(value).map_err(fail)?,
+            "host.max-answer-bytes" => self.max_answer_bytes = parse_size(value).map_err(fail)?,
+            "host.max-pull-pages" => self.max_pull_pages = parse_count(value).map_err(fail)?,
+            "host.max-pull-records" => self.max_pull_records = parse_count(value).map_err(fail)?,
+            "host.max-retry-after" => {
+                self.max_retry_after = parse_duration(value).map_err(fail)?
             }
             _ => {
                 return Err(fail(format!(
