@@ -13,6 +13,7 @@ use std::io::IsTerminal as _;
 use crate::instances::{CheckOutcome, parse_pair, parse_sync_option};
 use crate::runtime::manifest::{AuthScheme, Manifest, VariableKind};
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::safe_text::{json_pretty, printable};
 use crate::sync::PushReport;
 use crate::sync::lease::{WaitPolicy, new_owner};
 use crate::sync::service::{RunBy, parse_entity, pull_to, push_reader, retry};
@@ -268,17 +269,18 @@ pub enum SyncOptionsCommand {
 /// Prints a push report: counts, each BSS id's remote id (its IntegrationId), and failures.
 fn print_push(report: &PushReport, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        println!("{}", json_pretty(report)?);
         return Ok(());
     }
     let verb = if report.dry_run { "would be " } else { "" };
     println!(
-        "run {}: {verb}created {}, {verb}updated {}, unchanged {}, reconciled {}, failed {}, queued for retry {}",
+        "run {}: {verb}created {}, {verb}updated {}, unchanged {}, reconciled {}, skipped {}, failed {}, queued for retry {}",
         report.run,
         report.created,
         report.updated,
         report.unchanged,
         report.reconciled,
+        report.skipped,
         report.failed,
         report.queued
     );
@@ -291,13 +293,17 @@ fn print_push(report: &PushReport, json: bool) -> anyhow::Result<()> {
         );
     }
     for item in &report.items {
-        match (&item.remote_id, &item.message) {
-            (Some(remote), None) => println!("  {} -> {} ({})", item.id, remote, item.outcome),
+        // Remote ids and messages come from the connector; ids from the record file.
+        let id = printable(&item.id);
+        let remote_id = item.remote_id.as_deref().map(printable);
+        let message = item.message.as_deref().map(printable);
+        match (&remote_id, &message) {
+            (Some(remote), None) => println!("  {id} -> {remote} ({})", item.outcome),
             (Some(remote), Some(message)) => {
-                println!("  {} -> {} ({}; {message})", item.id, remote, item.outcome)
+                println!("  {id} -> {remote} ({}; {message})", item.outcome)
             }
-            (None, Some(message)) => println!("  {} {}: {message}", item.id, item.outcome),
-            (None, None) => println!("  {} {}", item.id, item.outcome),
+            (None, Some(message)) => println!("  {id} {}: {message}", item.outcome),
+            (None, None) => println!("  {id} {}", item.outcome),
         }
     }
     Ok(())
@@ -425,7 +431,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 if json {
                     println!(
                         "{}",
-                        serde_json::to_string_pretty(
+                        json_pretty(
                             &serde_json::json!({ "instance": row, "version": loaded.version.to_string(), "last_check": check })
                         )?
                     );
@@ -454,7 +460,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             "  last check    {} at {}: {}",
                             if c.ok { "ok" } else { "FAILED" },
                             c.checked_at,
-                            c.summary
+                            printable(&c.summary)
                         ),
                         None => println!("  last check    never"),
                     }
@@ -526,7 +532,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Lookups(LookupsCommand::Choices { name, lookup }) => {
             for (value, label) in instances.lookup_choices(&name, &lookup).await? {
-                println!("{value:<12} {label}");
+                println!("{:<12} {}", printable(&value), printable(&label));
             }
         }
         Command::Lookups(LookupsCommand::Set {
@@ -629,7 +635,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!();
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&outcome)?);
+                println!("{}", json_pretty(&outcome)?);
             } else {
                 print_push(&outcome.report, false)?;
                 for (entity, run) in &outcome.settled {
@@ -687,7 +693,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 entity.name(),
                 report.pages,
                 report.folded,
-                report.cursor.as_deref().unwrap_or("none"),
+                printable(report.cursor.as_deref().unwrap_or("none")),
                 report.run
             );
         }
@@ -698,7 +704,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let report = retry(instances, &name, by(no_wait)).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                println!("{}", json_pretty(&report)?);
             } else {
                 println!("retried {} queued record(s) of {name}", report.claimed);
                 for (entity, run) in &report.runs {
@@ -744,12 +750,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 by(false),
             )
             .await?;
-            println!("{said}");
+            println!("{}", printable(&said));
         }
         Command::Runs(RunsCommand::List { name, json }) => {
             let runs = app.store.runs(&name)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&runs)?);
+                println!("{}", json_pretty(&runs)?);
             } else {
                 for r in runs {
                     println!(
@@ -778,9 +784,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({ "run": row, "items": items })
-                    )?
+                    json_pretty(&serde_json::json!({ "run": row, "items": items }))?
                 );
             } else {
                 println!(
@@ -790,7 +794,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     row.kind,
                     row.entity.map(|e| e.name()).unwrap_or("-"),
                     row.status,
-                    row.message.map(|m| format!(" ({m})")).unwrap_or_default()
+                    row.message
+                        .map(|m| format!(" ({})", printable(&m)))
+                        .unwrap_or_default()
                 );
                 println!(
                     "created {} updated {} unchanged {} reconciled {} failed {} queued {} pulled {}",
@@ -805,10 +811,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 for item in items {
                     println!(
                         "  {:<24} {:<12} {:<14} {}",
-                        item.bss_id,
+                        printable(&item.bss_id),
                         item.outcome,
-                        item.remote_id.unwrap_or_default(),
-                        item.message.unwrap_or_default()
+                        printable(&item.remote_id.unwrap_or_default()),
+                        printable(&item.message.unwrap_or_default())
                     );
                 }
             }
@@ -816,16 +822,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runs(RunsCommand::Queue { name, json }) => {
             let queue = app.store.queue(&name)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&queue)?);
+                println!("{}", json_pretty(&queue)?);
             } else {
                 for item in queue {
                     println!(
                         "{:<13} {:<24} tries {} since {}: {}",
                         item.entity.name(),
-                        item.bss_id,
+                        printable(&item.bss_id),
                         item.attempts,
                         item.queued_at,
-                        item.error
+                        printable(&item.error)
                     );
                 }
             }
@@ -840,10 +846,10 @@ fn print_check(outcome: &CheckOutcome) {
     println!(
         "check {}: {}",
         if outcome.ok { "ok" } else { "FAILED" },
-        outcome.summary
+        printable(&outcome.summary)
     );
     for (key, problem) in &outcome.problems {
-        println!("  {key}: {problem}");
+        println!("  {}: {}", printable(key), printable(problem));
     }
 }
 

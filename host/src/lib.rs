@@ -12,6 +12,7 @@ pub mod demo;
 pub mod instances;
 pub mod registry;
 pub mod runtime;
+pub mod safe_text;
 pub mod store;
 pub mod sync;
 pub mod time;

@@ -1,5 +1,6 @@
 //! The `bss-host` command: parses the command line and runs it.
 
+use bss_host::safe_text::printable;
 use clap::Parser;
 
 #[tokio::main]
@@ -15,11 +16,11 @@ async fn main() -> std::process::ExitCode {
     match bss_host::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) if error.is::<bss_host::cli::SomeRecordsFailed>() => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", printable(&format!("{error:#}")));
             std::process::ExitCode::from(2)
         }
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", printable(&format!("{error:#}")));
             std::process::ExitCode::FAILURE
         }
     }

@@ -6,13 +6,14 @@
 //! outbound origins are the instance's `url` settings; credentials go only to the origin of the
 //! manifest's remote-host variable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use base64::Engine as _;
 use reqwest::header::{HeaderName, HeaderValue};
 
 use super::allowed_hosts::{AllowedHosts, Origin};
+use super::log::Redactor;
 use super::options::InstanceOptions;
 use crate::runtime::manifest::{AuthScheme, Manifest, VariableKind, template_keys};
 
@@ -70,7 +71,7 @@ impl fmt::Display for SettingsError {
 pub struct InstanceContext {
     instance: String,
     visible: BTreeMap<String, String>,
-    secrets: Vec<String>,
+    redactor: Redactor,
     lookups: BTreeMap<String, Vec<LookupEntry>>,
     allowed: AllowedHosts,
     credentials: Option<Credentials>,
@@ -82,10 +83,7 @@ impl fmt::Debug for InstanceContext {
         f.debug_struct("InstanceContext")
             .field("instance", &self.instance)
             .field("visible", &self.visible)
-            .field(
-                "secrets",
-                &format_args!("[{} redacted]", self.secrets.len()),
-            )
+            .field("redactor", &self.redactor)
             .field("allowed", &self.allowed)
             .field("credentials", &self.credentials)
             .field("options", &self.options)
@@ -130,6 +128,7 @@ impl InstanceContext {
         let mut effective = BTreeMap::new();
         let mut visible = BTreeMap::new();
         let mut secrets = Vec::new();
+        let mut secret_keys = BTreeSet::new();
         let mut origins = Vec::new();
         for variable in &manifest.server_variables {
             let key = variable.key.as_str();
@@ -171,6 +170,7 @@ impl InstanceContext {
             }
             if variable.kind == VariableKind::Secret {
                 secrets.push(value.clone());
+                secret_keys.insert(key.to_string());
             } else {
                 visible.insert(key.to_string(), value.clone());
             }
@@ -180,30 +180,27 @@ impl InstanceContext {
             return Err(SettingsError { problems });
         }
 
-        let credentials =
-            render_credentials(manifest, &effective).map_err(|problem| SettingsError {
+        let mut sent = Vec::new();
+        let credentials = render_credentials(manifest, &effective, &secret_keys, &mut sent)
+            .map_err(|problem| SettingsError {
                 problems: vec![problem],
             })?;
-        if let Some(credentials) = &credentials {
-            // A header value can carry a secret in another spelling (base64 of user:password).
-            for (_, value) in &credentials.headers {
-                if let Ok(text) = value.to_str() {
-                    let token = text
-                        .strip_prefix("Basic ")
-                        .or(text.strip_prefix("Bearer "))
-                        .unwrap_or(text);
-                    secrets.push(token.to_string());
-                }
+        // Every value the host puts into a request, by the redaction rule (capabilities::log):
+        // those derived from a secret are secrets, the others are scrubbed as whole tokens.
+        let mut tokens = Vec::new();
+        for (value, secret) in sent {
+            if secret {
+                secrets.push(value);
+            } else {
+                tokens.push(value);
             }
         }
-        secrets.retain(|s| !s.is_empty());
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
+        let redactor = Redactor::new(secrets, tokens);
 
         Ok(InstanceContext {
             instance: instance.to_string(),
             visible,
-            secrets,
+            redactor,
             lookups,
             allowed: AllowedHosts::new(origins),
             credentials,
@@ -242,7 +239,13 @@ impl InstanceContext {
 
     /// Secret values (longest first) that must never appear in logs.
     pub fn secrets(&self) -> &[String] {
-        &self.secrets
+        self.redactor.secrets()
+    }
+
+    /// The instance's secrets and the other values the host puts into requests, with the rule
+    /// that scrubs them from what the connector sees and from what the host prints, stores or logs.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// A non-secret setting's effective value.
@@ -297,9 +300,19 @@ fn render(template: &str, values: &BTreeMap<String, String>) -> Result<String, S
     Ok(out)
 }
 
+/// Whether `template` names one of `secret_keys`.
+fn names_secret(template: &str, secret_keys: &BTreeSet<String>) -> bool {
+    template_keys(template).is_ok_and(|keys| keys.iter().any(|k| secret_keys.contains(*k)))
+}
+
+/// The credential headers for the remote host. Pushes onto `sent` every value they carry, each
+/// with whether it is secret: the `Authorization` value and the Basic pair always are; a user name
+/// or header value is when its template names a secret setting.
 fn render_credentials(
     manifest: &Manifest,
     values: &BTreeMap<String, String>,
+    secret_keys: &BTreeSet<String>,
+    sent: &mut Vec<(String, bool)>,
 ) -> Result<Option<Credentials>, SettingProblem> {
     let host_key = manifest.remote_host_variable.as_str();
     let problem = |message: String| SettingProblem {
@@ -314,17 +327,20 @@ fn render_credentials(
     let authorization = match &manifest.auth.scheme {
         AuthScheme::None => None,
         AuthScheme::Basic { username, password } => {
-            let pair = format!(
-                "{}:{}",
-                render(username, values)?,
-                render(password, values)?
-            );
-            Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            ))
+            let (user, pass) = (render(username, values)?, render(password, values)?);
+            let pair = format!("{user}:{pass}");
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&pair);
+            sent.push((user, names_secret(username, secret_keys)));
+            sent.push((pass, names_secret(password, secret_keys)));
+            sent.push((pair, true));
+            sent.push((encoded.clone(), true));
+            Some(format!("Basic {encoded}"))
         }
-        AuthScheme::Bearer { token } => Some(format!("Bearer {}", render(token, values)?)),
+        AuthScheme::Bearer { token } => {
+            let token = render(token, values)?;
+            sent.push((token.clone(), true));
+            Some(format!("Bearer {token}"))
+        }
     };
     if let Some(value) = authorization {
         let value = HeaderValue::from_str(&value).map_err(|_| {
@@ -335,7 +351,9 @@ fn render_credentials(
     for (name, template) in &manifest.auth.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| problem(format!("{name:?} is not a header name")))?;
-        let value = HeaderValue::from_str(&render(template, values)?).map_err(|_| {
+        let rendered = render(template, values)?;
+        sent.push((rendered.clone(), names_secret(template, secret_keys)));
+        let value = HeaderValue::from_str(&rendered).map_err(|_| {
             problem(format!(
                 "the value for header {name} has characters a header may not hold"
             ))

@@ -17,11 +17,19 @@
 //!    declared length over the cap is refused before reading);
 //! 7. the instance's request budget (`host.requests-per-minute`, a token bucket shared by all its
 //!    calls, and, once a [`SharedBudget`] is attached, by every process working on the same data
-//!    folder): a request waits for its turn rather than failing.
+//!    folder): a request waits for its turn rather than failing;
+//! 8. the response is scrubbed of the host's own credentials before the guest sees it: every
+//!    value the host put into a request (the Basic pair and its base64, each credential header's
+//!    value, each secret setting) is replaced with `[REDACTED]` in the response's header names,
+//!    header values and (whole, already size-capped) body, by the rule in [`super::log`], so a
+//!    remote that echoes its request hands the connector nothing it could not read already.
+//!
+//! A refused or failed request is logged by the host in the call's own log (its budget, its first
+//! few requests only, URLs cut): see [`LogSink::request_line`].
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -32,7 +40,7 @@ use url::{Host, Url};
 use super::address::{AddressClass, classify};
 use super::allowed_hosts::Origin;
 use super::context::InstanceContext;
-use super::log::{Labels, redact};
+use super::log::{Labels, LogSink, Redactor};
 use crate::runtime::bindings::http::{HttpError, Method, Request, Response};
 
 /// How long connecting to a remote may take.
@@ -243,22 +251,47 @@ impl HttpClient {
 pub struct HttpCall {
     client: HttpClient,
     context: Arc<InstanceContext>,
-    labels: Arc<Labels>,
+    /// The call's log, where the host's lines about its requests go.
+    log: Arc<Mutex<LogSink>>,
+    /// Whether this call made its log (and ends it when dropped).
+    owns_log: bool,
+    /// The redactor for response header names, which arrive lower-cased.
+    header_names: Redactor,
     dry_run: bool,
     sent: u32,
 }
 
 impl HttpCall {
+    /// A call with a log of its own (budget `host.log-bytes-per-call`), ended when it is dropped.
     pub fn new(
         client: HttpClient,
         context: Arc<InstanceContext>,
         labels: Arc<Labels>,
         dry_run: bool,
     ) -> Self {
+        let log = LogSink::new(
+            labels,
+            context.redactor().clone(),
+            context.options().log_bytes_per_call,
+        );
+        let mut call = Self::with_log(client, context, Arc::new(Mutex::new(log)), dry_run);
+        call.owns_log = true;
+        call
+    }
+
+    /// A call whose host lines go to `log`, the log of the component call it belongs to.
+    pub fn with_log(
+        client: HttpClient,
+        context: Arc<InstanceContext>,
+        log: Arc<Mutex<LogSink>>,
+        dry_run: bool,
+    ) -> Self {
         HttpCall {
+            header_names: context.redactor().lowercase(),
             client,
             context,
-            labels,
+            log,
+            owns_log: false,
             dry_run,
             sent: 0,
         }
@@ -272,40 +305,23 @@ impl HttpCall {
     pub async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
         let url = request.url.clone();
         let result = self.checked_send(request).await;
-        if let Err(error) = &result {
-            let refused = matches!(
-                error,
-                HttpError::HostNotAllowed(_)
-                    | HttpError::PrivateAddress(_)
-                    | HttpError::RequestLimit(_)
-                    | HttpError::WriteInDryRun
-            );
-            let Labels {
-                connector,
-                version,
-                instance,
-            } = &*self.labels;
-            let url = redact(&url, self.context.secrets());
-            let error = redact(&format!("{error:?}"), self.context.secrets());
-            if refused {
-                tracing::warn!(
-                    connector,
-                    version,
-                    instance,
-                    url,
-                    "refused a connector's request: {error}"
+        match result {
+            Ok(response) => Ok(scrub(response, self.context.redactor(), &self.header_names)),
+            Err(error) => {
+                let refused = matches!(
+                    error,
+                    HttpError::HostNotAllowed(_)
+                        | HttpError::PrivateAddress(_)
+                        | HttpError::RequestLimit(_)
+                        | HttpError::WriteInDryRun
                 );
-            } else {
-                tracing::debug!(
-                    connector,
-                    version,
-                    instance,
-                    url,
-                    "a connector's request failed: {error}"
-                );
+                self.log
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .request_line(refused, &url, &format!("{error:?}"));
+                Err(error)
             }
         }
-        result
     }
 
     async fn checked_send(&mut self, request: Request) -> Result<Response, HttpError> {
@@ -399,6 +415,35 @@ impl HttpCall {
             }
         }
         Ok(headers)
+    }
+}
+
+impl Drop for HttpCall {
+    fn drop(&mut self) {
+        if self.owns_log {
+            self.log.lock().unwrap_or_else(|p| p.into_inner()).finish();
+        }
+    }
+}
+
+/// The response with every value the host put into requests replaced (see the module doc).
+fn scrub(response: Response, redactor: &Redactor, header_names: &Redactor) -> Response {
+    if redactor.is_empty() {
+        return response;
+    }
+    Response {
+        status: response.status,
+        headers: response
+            .headers
+            .into_iter()
+            .map(|(name, value)| {
+                (
+                    header_names.redact(&name).into_owned(),
+                    redactor.redact(&value).into_owned(),
+                )
+            })
+            .collect(),
+        body: redactor.redact_bytes(response.body),
     }
 }
 

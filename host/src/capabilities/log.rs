@@ -1,11 +1,38 @@
 //! The guest's log: lines from the `log` import and from the guest's stdout and stderr, written into
-//! `tracing` tagged with connector, version and instance.
+//! `tracing` tagged with connector, version and instance; and the redaction every connector text
+//! passes through before the host prints, stores or logs it.
 //!
-//! Every line passes through [`LogSink`], which replaces each secret value of the instance with
-//! `[REDACTED]`, cuts over-long lines, and stops writing once the call's log budget is spent (the
-//! rest is counted and reported in one line at the end of the call). It also keeps the last stderr
-//! output, so a trap can be reported with what the guest said before it (a Rust panic message).
+//! Every line passes through [`LogSink`], which redacts it (see the rule below), cuts over-long
+//! lines, and stops writing once the call's log budget is spent (the rest is counted and reported
+//! in one line at the end of the call). The host's own lines about a call (a refused or failed
+//! request) are charged to the same budget: the first few are written, with their URL cut to
+//! [`MAX_URL_CHARS`], and the rest are counted and summarised once the call ends ("1,998 more
+//! requests refused"), so a connector cannot grow the log through the host. The sink also keeps
+//! the last stderr output, so a trap can be reported with what the guest said before it (a Rust
+//! panic message).
+//!
+//! **The redaction rule** ([`Redactor`]). Two kinds of values are replaced with `[REDACTED]`:
+//!
+//! - *Secrets* — every `secret` setting of the instance, and every credential value derived from
+//!   one: the `Authorization` value (the base64 of Basic credentials, a bearer token), the Basic
+//!   `user:password` pair in clear, and each credential header or Basic user name whose template
+//!   names a secret setting — are replaced **wherever they occur, whatever their length**, even
+//!   inside a word. They are secret: mangling a word is a small price, a leak is not.
+//! - *Non-secret values the host put into a request* — a credential header or Basic user name
+//!   built only from non-secret settings (ConnectWise's `clientId`) — are replaced **only where
+//!   they stand as a whole token**: the characters on either side are not letters, digits, `_`,
+//!   `-` or any non-ASCII character. The connector can read these values through `settings`
+//!   anyway, so scrubbing them protects nothing from it; they are scrubbed so an echoed header does
+//!   not travel on, and they are kept out of ordinary words because a short value would otherwise
+//!   wreck text: with `client-id=x`, `maximum` stays `maximum` and only a lone `x` is replaced.
+//!
+//! Matching is exact (case-sensitive), in one pass over the text (longest value first at each
+//! position), so a replacement is never scanned again. [`Redactor::bounded`] applies the rule and
+//! then caps the text at [`MAX_TEXT_BYTES`]: every connector text the host prints or stores (check
+//! summaries, problems, choice labels, error texts) goes through it.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -18,16 +45,232 @@ pub const REDACTED: &str = "[REDACTED]";
 const MAX_LINE_BYTES: usize = 8 * 1024;
 /// How much of the guest's last stderr output is kept for trap reports.
 const STDERR_TAIL_BYTES: usize = 2 * 1024;
+/// The longest connector text (summary, problem, label, error) the host prints or stores.
+pub const MAX_TEXT_BYTES: usize = 4 * 1024;
+/// URLs in the host's own lines are cut to this many characters.
+pub const MAX_URL_CHARS: usize = 200;
+/// The longest error detail in the host's own lines.
+const MAX_DETAIL_CHARS: usize = 500;
+/// Refused (or failed) requests of one call written one by one; the rest are counted.
+const REQUEST_LINES_PER_CALL: u64 = 2;
 
-/// Replaces every one of `secrets` in `text` (give the longest first, as the instance context does).
+/// Replaces every one of `secrets` in `text`, wherever it occurs (the rule for secrets).
 pub fn redact(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for secret in secrets {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), REDACTED);
+    Redactor::new(secrets.to_vec(), Vec::new())
+        .redact(text)
+        .into_owned()
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying how much was left out.
+pub fn cap(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Cow::Owned(format!(
+        "{}… ({} bytes more)",
+        &text[..cut],
+        thousands((text.len() - cut) as u64)
+    ))
+}
+
+/// `text` cut to at most `max` characters, saying how many were left out.
+fn cap_chars(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!(
+            "{}… ({} bytes more)",
+            &text[..cut],
+            thousands((text.len() - cut) as u64)
+        )),
+    }
+}
+
+/// `1998` as `1,998`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
         }
+        out.push(c);
     }
     out
+}
+
+/// One value to replace.
+#[derive(Clone, PartialEq, Eq)]
+struct Needle {
+    bytes: Vec<u8>,
+    /// Replaced only as a whole token (a non-secret value).
+    token: bool,
+}
+
+/// The instance's values that must not be shown, and the rule that replaces them (see the module
+/// doc): secrets everywhere, non-secret request values only as whole tokens.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+    tokens: Vec<String>,
+    needles: Vec<Needle>,
+    /// Which bytes start some needle.
+    first: Vec<bool>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Redactor({} secrets, {} other values)",
+            self.secrets.len(),
+            self.needles.len() - self.secrets.len()
+        )
+    }
+}
+
+/// Part of a word, for the token rule.
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b >= 0x80
+}
+
+impl Redactor {
+    /// `secrets` are replaced wherever they occur; `tokens` (non-secret values the host puts into
+    /// requests) only as whole tokens. Empty values are ignored; a value in both lists is a secret.
+    pub fn new(secrets: Vec<String>, tokens: Vec<String>) -> Self {
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        secrets.dedup();
+        let tokens: Vec<String> = tokens
+            .into_iter()
+            .filter(|t| !t.is_empty() && !secrets.contains(t))
+            .collect();
+        let mut needles: Vec<Needle> = secrets
+            .iter()
+            .map(|s| Needle {
+                bytes: s.as_bytes().to_vec(),
+                token: false,
+            })
+            .collect();
+        for token in &tokens {
+            let needle = Needle {
+                bytes: token.as_bytes().to_vec(),
+                token: true,
+            };
+            if !needles.contains(&needle) {
+                needles.push(needle);
+            }
+        }
+        // Longest first, so a value that contains another is replaced whole.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.bytes.len()));
+        let mut first = vec![false; 256];
+        for needle in &needles {
+            first[usize::from(needle.bytes[0])] = true;
+        }
+        Redactor {
+            secrets,
+            tokens,
+            needles,
+            first,
+        }
+    }
+
+    /// The same values in lower case: for text the other side lower-cases (HTTP header names).
+    pub fn lowercase(&self) -> Redactor {
+        let lower = |values: &[String]| values.iter().map(|v| v.to_lowercase()).collect();
+        Redactor::new(lower(&self.secrets), lower(&self.tokens))
+    }
+
+    /// This redactor with `more` secrets.
+    pub fn with_secrets(&self, more: impl IntoIterator<Item = String>) -> Redactor {
+        let secrets = self.secrets.iter().cloned().chain(more).collect();
+        Redactor::new(secrets, self.tokens.clone())
+    }
+
+    /// The secret values, longest first.
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+
+    fn matches_at(&self, hay: &[u8], at: usize) -> Option<usize> {
+        self.needles.iter().find_map(|needle| {
+            let n = &needle.bytes;
+            if !hay[at..].starts_with(n) {
+                return None;
+            }
+            if needle.token {
+                let starts_word = is_word_byte(n[0]);
+                let ends_word = is_word_byte(n[n.len() - 1]);
+                let before = at.checked_sub(1).map(|i| hay[i]);
+                let after = hay.get(at + n.len()).copied();
+                if (starts_word && before.is_some_and(is_word_byte))
+                    || (ends_word && after.is_some_and(is_word_byte))
+                {
+                    return None;
+                }
+            }
+            Some(n.len())
+        })
+    }
+
+    /// `hay` with every match replaced, or `None` when nothing matched.
+    fn scrub(&self, hay: &[u8]) -> Option<Vec<u8>> {
+        if self.needles.is_empty() {
+            return None;
+        }
+        let mut out: Option<Vec<u8>> = None;
+        let (mut copied, mut at) = (0, 0);
+        while at < hay.len() {
+            match hay[at..].iter().position(|b| self.first[usize::from(*b)]) {
+                None => break,
+                Some(skip) => at += skip,
+            }
+            match self.matches_at(hay, at) {
+                Some(len) => {
+                    let out = out.get_or_insert_with(|| Vec::with_capacity(hay.len()));
+                    out.extend_from_slice(&hay[copied..at]);
+                    out.extend_from_slice(REDACTED.as_bytes());
+                    at += len;
+                    copied = at;
+                }
+                None => at += 1,
+            }
+        }
+        out.map(|mut out| {
+            out.extend_from_slice(&hay[copied..]);
+            out
+        })
+    }
+
+    /// `text` with the instance's values replaced by the rule.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self.scrub(text.as_bytes()) {
+            None => Cow::Borrowed(text),
+            // Matches of whole UTF-8 values start and end on character boundaries.
+            Some(bytes) => Cow::Owned(
+                String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            ),
+        }
+    }
+
+    /// Bytes (a response body) with the instance's values replaced by the rule.
+    pub fn redact_bytes(&self, bytes: Vec<u8>) -> Vec<u8> {
+        self.scrub(&bytes).unwrap_or(bytes)
+    }
+
+    /// A connector's text as the host may print or store it: redacted, then cut to
+    /// [`MAX_TEXT_BYTES`] ("… (N bytes more)").
+    pub fn bounded(&self, text: &str) -> String {
+        cap(&self.redact(text), MAX_TEXT_BYTES).into_owned()
+    }
 }
 
 /// Where a line came from.
@@ -36,6 +279,8 @@ pub enum LogSource {
     Log,
     Stdout,
     Stderr,
+    /// The host, about the call (a refused request).
+    Host,
 }
 
 impl LogSource {
@@ -44,6 +289,7 @@ impl LogSource {
             LogSource::Log => "log",
             LogSource::Stdout => "stdout",
             LogSource::Stderr => "stderr",
+            LogSource::Host => "host",
         }
     }
 }
@@ -69,32 +315,37 @@ pub struct Labels {
 #[derive(Debug)]
 pub struct LogSink {
     labels: Arc<Labels>,
-    secrets: Vec<String>,
+    redactor: Redactor,
     budget: u64,
     suppressed_lines: u64,
     suppressed_bytes: u64,
+    /// Requests the host refused in this call, and those whose sending failed.
+    refused_requests: u64,
+    failed_requests: u64,
     partial_stdout: Vec<u8>,
     partial_stderr: Vec<u8>,
     stderr_tail: String,
 }
 
 impl LogSink {
-    pub fn new(labels: Arc<Labels>, secrets: &[String], budget: u64) -> Self {
+    pub fn new(labels: Arc<Labels>, redactor: Redactor, budget: u64) -> Self {
         LogSink {
             labels,
-            secrets: secrets.to_vec(),
+            redactor,
             budget,
             suppressed_lines: 0,
             suppressed_bytes: 0,
+            refused_requests: 0,
+            failed_requests: 0,
             partial_stdout: Vec::new(),
             partial_stderr: Vec::new(),
             stderr_tail: String::new(),
         }
     }
 
-    /// Replaces every secret value in `text`.
+    /// Replaces the instance's values in `text` by the redaction rule.
     pub fn redact(&self, text: &str) -> String {
-        redact(text, &self.secrets)
+        self.redactor.redact(text).into_owned()
     }
 
     /// Whether a line at `level` would be written: the host's log keeps that level and the call's
@@ -139,6 +390,35 @@ impl LogSink {
             text.push_str(" [cut]");
         }
         self.emit(level, source, &text);
+    }
+
+    /// The host's line about a request of this call that it refused (`refused`) or that failed:
+    /// the first few are written (charged to the call's budget, URL and detail cut), the rest
+    /// counted for [`LogSink::finish`].
+    pub fn request_line(&mut self, refused: bool, url: &str, detail: &str) {
+        let (count, level) = if refused {
+            self.refused_requests += 1;
+            (self.refused_requests, Level::Warn)
+        } else {
+            self.failed_requests += 1;
+            (self.failed_requests, Level::Debug)
+        };
+        // A debug line nobody keeps costs the connector nothing.
+        if count > REQUEST_LINES_PER_CALL
+            || (level == Level::Debug
+                && !tracing::enabled!(target: "connector", tracing::Level::DEBUG))
+        {
+            return;
+        }
+        let url = self.redactor.redact(url);
+        let detail = self.redactor.redact(detail);
+        let text = format!(
+            "{} a connector's request to {}: {}",
+            if refused { "refused" } else { "failed" },
+            cap_chars(&url, MAX_URL_CHARS),
+            cap_chars(&detail, MAX_DETAIL_CHARS)
+        );
+        self.line(level, LogSource::Host, &text);
     }
 
     fn emit(&self, level: Level, source: LogSource, text: &str) {
@@ -223,6 +503,20 @@ impl LogSink {
                 self.line(level, source, &String::from_utf8_lossy(&pending));
             }
         }
+        for (count, what, level) in [
+            (self.refused_requests, "refused", Level::Warn),
+            (self.failed_requests, "failed", Level::Debug),
+        ] {
+            if count > REQUEST_LINES_PER_CALL {
+                let text = format!(
+                    "{} more requests {what} in this call (the first {REQUEST_LINES_PER_CALL} are logged)",
+                    thousands(count - REQUEST_LINES_PER_CALL)
+                );
+                self.emit(level, LogSource::Host, &text);
+            }
+        }
+        self.refused_requests = 0;
+        self.failed_requests = 0;
         if self.suppressed_lines > 0 {
             let text = format!(
                 "{} log lines ({} bytes) over this call's log budget were not written",
@@ -331,7 +625,11 @@ mod tests {
             version: "1.0.0".into(),
             instance: "i".into(),
         });
-        LogSink::new(labels, &["hunter2-secret".to_string()], budget)
+        LogSink::new(
+            labels,
+            Redactor::new(vec!["hunter2-secret".to_string()], vec![]),
+            budget,
+        )
     }
 
     #[test]
@@ -341,6 +639,67 @@ mod tests {
             sink.redact("key=hunter2-secret; again hunter2-secret"),
             "key=[REDACTED]; again [REDACTED]"
         );
+    }
+
+    #[test]
+    fn the_rule_scrubs_secrets_everywhere_and_other_values_as_whole_tokens() {
+        // client-id=x (a non-secret header value) and a one-letter secret.
+        let redactor = Redactor::new(vec!["q".into()], vec!["x".into()]);
+        assert_eq!(redactor.redact("maximum"), "maximum");
+        assert_eq!(
+            redactor.redact("x maximum x-ray (x) \"x\" xé"),
+            "[REDACTED] maximum x-ray ([REDACTED]) \"[REDACTED]\" xé"
+        );
+        assert_eq!(redactor.redact("quiq"), "[REDACTED]ui[REDACTED]");
+        // A longer value wins over a shorter one inside it; replacements are not scanned again.
+        let redactor = Redactor::new(
+            vec!["RED".into(), "hunter2".into()],
+            vec!["0c8f3c52-5b7e".into()],
+        );
+        assert_eq!(
+            redactor.redact("a hunter2b clientId=0c8f3c52-5b7e; id0c8f3c52-5b7e"),
+            "a [REDACTED]b clientId=[REDACTED]; id0c8f3c52-5b7e"
+        );
+        assert_eq!(
+            redactor.redact_bytes(b"\xff\x00hunter2\xfe".to_vec()),
+            b"\xff\x00[REDACTED]\xfe".to_vec()
+        );
+        // A value that is a secret too is a secret.
+        let redactor = Redactor::new(vec!["ab".into()], vec!["ab".into()]);
+        assert_eq!(redactor.redact("cabd"), "c[REDACTED]d");
+    }
+
+    #[test]
+    fn bounded_text_is_redacted_then_capped() {
+        let redactor = Redactor::new(vec!["hunter2-secret".into()], vec![]);
+        let text = format!("hunter2-secret {} hunter2-secret", "é".repeat(10_000));
+        let bounded = redactor.bounded(&text);
+        assert!(bounded.len() < MAX_TEXT_BYTES + 40, "{}", bounded.len());
+        assert!(bounded.starts_with("[REDACTED] éé"));
+        assert!(bounded.ends_with(" bytes more)"), "{bounded}");
+        assert!(!bounded.contains("hunter2"));
+        assert_eq!(redactor.bounded("short"), "short");
+        assert_eq!(thousands(1998), "1,998");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(12), "12");
+    }
+
+    #[test]
+    fn the_hosts_request_lines_are_counted_against_the_budget() {
+        let mut sink = sink(1000);
+        let url = format!("https://evil.example/{}", "a".repeat(64 << 10));
+        for _ in 0..2000 {
+            sink.request_line(true, &url, "HostNotAllowed(\"evil.example\")");
+        }
+        assert_eq!(sink.refused_requests, 2000);
+        // Two lines written, each with its URL cut.
+        assert!(
+            sink.budget < 1000 && sink.budget > 1000 - 2 * 400,
+            "{}",
+            sink.budget
+        );
+        sink.finish();
+        assert_eq!(sink.refused_requests, 0);
     }
 
     #[test]

@@ -45,8 +45,8 @@ impl CallState {
     ) -> Self {
         let options = context.options().clone();
         let log = Arc::new(Mutex::new(LogSink::new(
-            labels.clone(),
-            context.secrets(),
+            labels,
+            context.redactor().clone(),
             options.log_bytes_per_call,
         )));
         let wasi = WasiCtxBuilder::new()
@@ -60,7 +60,7 @@ impl CallState {
         CallState {
             wasi,
             table: ResourceTable::new(),
-            http: HttpCall::new(client, context.clone(), labels, dry_run),
+            http: HttpCall::with_log(client, context.clone(), log.clone(), dry_run),
             context,
             log,
             memory: MemoryGuard::new(options.memory_limit),

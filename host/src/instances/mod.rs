@@ -451,28 +451,32 @@ impl Instances {
                 problems,
             },
             Err(other) => return Err(other),
-            Ok(context) => match loaded.connector.activate(&Arc::new(context)).await {
-                Ok(Ok(summary)) => CheckOutcome {
-                    ok: true,
-                    summary,
-                    problems: vec![],
-                },
-                Ok(Err(ConnectorError::InvalidSettings(fields))) => CheckOutcome {
-                    ok: false,
-                    summary: "the connector found problems in the settings".into(),
-                    problems: fields.into_iter().map(|f| (f.field, f.message)).collect(),
-                },
-                Ok(Err(other)) => CheckOutcome {
-                    ok: false,
-                    summary: describe_connector_error(&other),
-                    problems: vec![],
-                },
-                Err(call) => CheckOutcome {
-                    ok: false,
-                    summary: call.to_string(),
-                    problems: vec![],
-                },
-            },
+            Ok(context) => {
+                // What the connector says is redacted and capped before it is shown or stored.
+                let redactor = context.redactor().clone();
+                match loaded.connector.activate(&Arc::new(context)).await {
+                    Ok(Ok(summary)) => CheckOutcome {
+                        ok: true,
+                        summary: redactor.bounded(&summary),
+                        problems: vec![],
+                    },
+                    Ok(Err(ConnectorError::InvalidSettings(fields))) => CheckOutcome {
+                        ok: false,
+                        summary: "the connector found problems in the settings".into(),
+                        problems: bounded_problems(&fields, &redactor),
+                    },
+                    Ok(Err(other)) => CheckOutcome {
+                        ok: false,
+                        summary: redactor.bounded(&describe_connector_error_in_full(&other)),
+                        problems: vec![],
+                    },
+                    Err(call) => CheckOutcome {
+                        ok: false,
+                        summary: redactor.bounded(&call.to_string()),
+                        problems: vec![],
+                    },
+                }
+            }
         };
         self.store.record_check(
             name,
@@ -563,11 +567,16 @@ impl Instances {
                     ),
                 )
             })?;
+        let redactor = context.redactor();
         match loaded.connector.lookup_choices(&context, &source).await? {
-            Ok(choices) => Ok(choices.into_iter().map(|c| (c.value, c.label)).collect()),
+            // A value is kept as given (it is what a lookup stores); a label is only shown.
+            Ok(choices) => Ok(choices
+                .into_iter()
+                .map(|c| (c.value, redactor.bounded(&c.label)))
+                .collect()),
             Err(error) => Err(InstanceError::Choices {
                 key: lookup.to_string(),
-                reason: describe_connector_error(&error),
+                reason: redactor.bounded(&describe_connector_error_in_full(&error)),
             }),
         }
     }
@@ -666,8 +675,40 @@ fn name_of<T: Serialize>(value: &T) -> String {
         .unwrap_or_default()
 }
 
-/// A connector error in words.
+/// At most this many problems of one check are kept.
+const MAX_PROBLEMS: usize = 100;
+
+/// A connector's per-field problems as the host shows and stores them: redacted, each capped,
+/// at most [`MAX_PROBLEMS`] (then one line saying how many more).
+fn bounded_problems(
+    fields: &[crate::runtime::bindings::types::FieldError],
+    redactor: &crate::capabilities::log::Redactor,
+) -> Vec<(String, String)> {
+    let mut problems: Vec<(String, String)> = fields
+        .iter()
+        .take(MAX_PROBLEMS)
+        .map(|f| (redactor.bounded(&f.field), redactor.bounded(&f.message)))
+        .collect();
+    if fields.len() > MAX_PROBLEMS {
+        problems.push((
+            "…".to_string(),
+            format!("{} more problems", fields.len() - MAX_PROBLEMS),
+        ));
+    }
+    problems
+}
+
+/// A connector error in words, capped at [`crate::capabilities::log::MAX_TEXT_BYTES`] (not
+/// redacted: callers that show or store it redact it with the instance's values).
 pub fn describe_connector_error(error: &ConnectorError) -> String {
+    crate::capabilities::log::cap(
+        &describe_connector_error_in_full(error),
+        crate::capabilities::log::MAX_TEXT_BYTES,
+    )
+    .into_owned()
+}
+
+fn describe_connector_error_in_full(error: &ConnectorError) -> String {
     let fields = |f: &Vec<crate::runtime::bindings::types::FieldError>| {
         f.iter()
             .map(|e| {
