@@ -213,7 +213,7 @@ impl InstanceContext {
         InstanceContext {
             instance: instance.to_string(),
             visible: BTreeMap::new(),
-            secrets: Vec::new(),
+            redactor: Redactor::default(),
             lookups: BTreeMap::new(),
             allowed: AllowedHosts::default(),
             credentials: None,
