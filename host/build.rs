@@ -29,6 +29,15 @@ type Variant = (
     &'static [&'static str],
 );
 const FIXTURE_VARIANTS: &[Variant] = &[
+    // A connector whose manifest() never answers.
+    (
+        "BSS_FIXTURE_MANIFEST_LOOP_WASM",
+        &[
+            ("FIXTURE_NAME", "manifest-loop-fixture"),
+            ("FIXTURE_MANIFEST", "loop"),
+        ],
+        &[],
+    ),
     // One more required setting than 0.1.0.
     ("BSS_FIXTURE_V2_WASM", &[("FIXTURE_VERSION", "0.2.0")], &[]),
     // Built against the frozen bss:integration@1.0.0 in wit/1.0.0.

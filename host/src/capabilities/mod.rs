@@ -11,6 +11,7 @@ pub mod allowed_hosts;
 pub mod context;
 pub mod http;
 pub mod log;
+pub mod log_import;
 pub mod options;
 
 use std::sync::{Arc, Mutex};
@@ -147,6 +148,8 @@ fn host_level(level: wit_log::Level) -> Level {
 }
 
 impl wit_log::Host for CallState {
+    /// Not reached from guests: the runtime links [`log_import`]'s `write`, which lifts the line
+    /// lazily, over this one. Kept because the generated trait requires it.
     async fn write(&mut self, level: wit_log::Level, message: String) {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).line(
             host_level(level),

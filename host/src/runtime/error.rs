@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::answer::Oversized;
 use super::manifest::ManifestError;
 
 /// Why a call did not return a result. The host and the next call are unaffected by any of these.
@@ -19,6 +20,13 @@ pub enum CallFailure {
     Trap { trap: String, guest_said: String },
     #[error("could not be instantiated: {0}")]
     Instantiate(String),
+    /// The answer (or an import's arguments) broke a cap on what a connector hands back; nothing
+    /// of it was copied into the host.
+    #[error("handed back {0}")]
+    AnswerTooLarge(Oversized),
+    /// `manifest()` has a short deadline of its own, whatever the instance options say.
+    #[error("did not answer manifest() within {0:?} (the host's fixed deadline for manifest())")]
+    ManifestDeadline(Duration),
 }
 
 /// A failed call, naming the connector, its version and the instance.

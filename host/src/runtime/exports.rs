@@ -6,13 +6,15 @@
 //! exports are fixed when it is compiled and linked (the contract has no resource types), so
 //! [`Exports::new`] checks them once against the linked component, the way the generated bindings'
 //! own `new` does, and no `Exports` exists for a component that fails; a call then looks up only
-//! the function it runs.
+//! the function it runs. Every result is lifted through [`Checked`], so an answer over the call's
+//! caps is refused in guest memory before the host copies it.
 
 use wasmtime::Store;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, TypedFunc};
 
 use super::Contract;
+use super::answer::Checked;
 use super::bindings::connector::{Choice, ConnectorManifest, PullPage, PushOptions, Pushed};
 use super::bindings::types::{ConnectorError, Entity, Record};
 use super::bindings::v1_0::exports::bss::integration::connector as v1_0;
@@ -41,7 +43,7 @@ macro_rules! minor_exports {
                         let ComponentItem::ComponentFunc(func) = item else {
                             return Err(format!("{interface}'s `{}` is not a function", $export));
                         };
-                        func.typecheck::<($($param,)*), ($result,)>(&instance_type)
+                        func.typecheck::<($($param,)*), (Checked<$result>,)>(&instance_type)
                             .map_err(|e| format!(
                                 "{interface}'s `{}` does not have the contract's type: {e:#}",
                                 $export
@@ -55,7 +57,7 @@ macro_rules! minor_exports {
                 &self,
                 instance: &Instance,
                 store: &mut Store<CallState>,
-            ) -> TypedFunc<($($param,)*), ($result,)> {
+            ) -> TypedFunc<($($param,)*), (Checked<$result>,)> {
                 let func = instance
                     .get_func(&mut *store, &self.$func)
                     .expect("the export was found when the component was loaded");
@@ -107,11 +109,12 @@ impl Exports {
         store: &mut Store<CallState>,
     ) -> wasmtime::Result<ConnectorManifest> {
         Ok(match self {
-            Exports::V1_1(e) => e.manifest(instance, store).call_async(store, ()).await?.0,
+            Exports::V1_1(e) => e.manifest(instance, store).call_async(store, ()).await?.0.0,
             Exports::V1_0(e) => e
                 .manifest(instance, store)
                 .call_async(store, ())
                 .await?
+                .0
                 .0
                 .into(),
         })
@@ -123,8 +126,8 @@ impl Exports {
         store: &mut Store<CallState>,
     ) -> wasmtime::Result<Result<String, ConnectorError>> {
         Ok(match self {
-            Exports::V1_1(e) => e.activate(instance, store).call_async(store, ()).await?.0,
-            Exports::V1_0(e) => e.activate(instance, store).call_async(store, ()).await?.0,
+            Exports::V1_1(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
+            Exports::V1_0(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
         })
     }
 
@@ -140,11 +143,13 @@ impl Exports {
                     .call_async(store, (key,))
                     .await?
                     .0
+                    .0
             }
             Exports::V1_0(e) => e
                 .lookup_choices(instance, store)
                 .call_async(store, (key,))
                 .await?
+                .0
                 .0
                 .map(|choices| choices.into_iter().map(Into::into).collect()),
         })
@@ -164,11 +169,13 @@ impl Exports {
                     .call_async(store, (entity, records, options))
                     .await?
                     .0
+                    .0
             }
             Exports::V1_0(e) => e
                 .push(instance, store)
                 .call_async(store, (entity, records, options.into()))
                 .await?
+                .0
                 .0
                 .map(|results| results.into_iter().map(|one| one.map(Into::into)).collect()),
         })
@@ -188,11 +195,13 @@ impl Exports {
                     .call_async(store, (entity, since, page_token))
                     .await?
                     .0
+                    .0
             }
             Exports::V1_0(e) => e
                 .pull(instance, store)
                 .call_async(store, (entity, since, page_token))
                 .await?
+                .0
                 .0
                 .map(Into::into),
         })

@@ -7,11 +7,17 @@
 //!   whole call so that a call blocked inside a host import (a request that never gets an answer)
 //!   ends at the same deadline;
 //! - **memory**: a resource limiter at the instance's `host.memory-limit`;
+//! - **answers**: what the guest hands back is checked in its memory before the host copies it
+//!   (`answer`): items per list, bytes per string, bytes in all; an import's arguments are capped
+//!   by wasmtime's hostcall fuel at `host.max-answer-bytes`;
+//! - **manifest()**: its own short deadline ([`MANIFEST_DEADLINE`]), so a component that loops
+//!   there costs whoever loads it seconds, not the call deadline;
 //! - **imports**: only what `capabilities` grants.
 //!
 //! Whatever a guest does, the call comes back as a value or as a [`CallError`]; the store is
 //! dropped after every call, so nothing a guest did survives into the next call.
 
+pub mod answer;
 pub mod bindings;
 pub mod cache;
 pub mod error;
@@ -32,6 +38,7 @@ use wasmtime::{
     UpdateDeadline,
 };
 
+use self::answer::{AnswerCap, AnswerLimits, Oversized, with_limits};
 use self::bindings::Plugin;
 use self::bindings::connector::{Choice, PullPage, PushOptions, Pushed};
 use self::bindings::types::{ConnectorError, Entity, Record};
@@ -47,6 +54,14 @@ use crate::capabilities::options::MAX_MEMORY_LIMIT;
 
 /// How often the epoch advances; the granularity of deadlines and of guest yields.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The deadline of a `manifest()` call: it must only describe the connector (it may call no
+/// import), so a few seconds are plenty even for a debug build, and a component that loops or
+/// sleeps there is refused quickly instead of holding every command that loads it.
+pub const MANIFEST_DEADLINE: Duration = Duration::from_secs(5);
+
+/// wasmtime's message when a guest hands an import more than the store's hostcall fuel allows.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
 /// Linear memory of a pooled slot kept mapped between calls (only pages a call dirtied are reset
 /// and stay resident): 4 MiB covers what a call of our connectors touches; measured 2 MiB still
@@ -181,6 +196,7 @@ impl Runtime {
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
+        crate::capabilities::log_import::link(&mut linker)?;
         let cache = match &config.cache_dir {
             Some(dir) => Some(CompileCache::new(dir, &engine)?),
             None => None,
@@ -504,7 +520,17 @@ impl Connector {
             instance: labels.instance.clone(),
             failure,
         };
-        let deadline = context.options().call_deadline;
+        let options = context.options();
+        let deadline = if name == "manifest" {
+            MANIFEST_DEADLINE.min(options.call_deadline)
+        } else {
+            options.call_deadline
+        };
+        let deadline_failure = |deadline| match name {
+            "manifest" => CallFailure::ManifestDeadline(deadline),
+            _ => CallFailure::DeadlineExceeded(deadline),
+        };
+        let limits = AnswerLimits::of(options);
         let state = CallState::new(
             context.clone(),
             labels.clone(),
@@ -513,6 +539,8 @@ impl Connector {
         );
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|state| &mut state.memory);
+        // One import call's arguments (a log line, a request) may hold no more than one answer.
+        store.set_hostcall_fuel(usize::try_from(limits.max_answer_bytes).unwrap_or(usize::MAX));
         let started = Instant::now();
         let ends_at = started + deadline;
         store.set_epoch_deadline(1);
@@ -530,7 +558,7 @@ impl Connector {
                 .instantiate_async(&mut store)
                 .await
                 .map_err(CallOutcome::Instantiate)?;
-            export(&inner.exports, &instance, &mut store)
+            with_limits(limits, export(&inner.exports, &instance, &mut store))
                 .await
                 .map_err(CallOutcome::Trap)
         })
@@ -558,17 +586,28 @@ impl Connector {
         drop(store);
         match outcome {
             Ok(Ok(value)) => Ok(value),
-            Err(_elapsed) => Err(fail(CallFailure::DeadlineExceeded(deadline))),
+            Err(_elapsed) => Err(fail(deadline_failure(deadline))),
             Ok(Err(CallOutcome::Instantiate(error))) => match refused_memory {
                 Some(requested) => Err(fail(CallFailure::MemoryCap { limit, requested })),
                 None => Err(fail(CallFailure::Instantiate(format!("{error:#}")))),
             },
             Ok(Err(CallOutcome::Trap(error))) => {
                 if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                    return Err(fail(CallFailure::DeadlineExceeded(deadline)));
+                    return Err(fail(deadline_failure(deadline)));
                 }
                 if let Some(requested) = refused_memory {
                     return Err(fail(CallFailure::MemoryCap { limit, requested }));
+                }
+                if let Some(oversized) = error.downcast_ref::<Oversized>() {
+                    return Err(fail(CallFailure::AnswerTooLarge(oversized.clone())));
+                }
+                if format!("{error:#}").contains(HOSTCALL_FUEL_EXHAUSTED) {
+                    return Err(fail(CallFailure::AnswerTooLarge(Oversized {
+                        cap: AnswerCap::AnswerBytes,
+                        at: "the arguments of one import call".to_string(),
+                        found: None,
+                        limit: limits.max_answer_bytes,
+                    })));
                 }
                 let trap = match error.downcast_ref::<Trap>() {
                     Some(trap) => trap.to_string(),

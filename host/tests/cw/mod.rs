@@ -269,6 +269,13 @@ pub struct Served {
     _process: Reaper,
 }
 
+impl Served {
+    /// The server's process id (to read its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self._process.0.id()
+    }
+}
+
 /// Starts `serve` on a free port with `command` (the binary with its data-folder options) and
 /// reads the address and the one-time token it prints.
 pub fn serve(mut command: std::process::Command) -> Served {
