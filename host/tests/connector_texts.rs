@@ -425,3 +425,50 @@ async fn the_redaction_rule_leaves_maximum_intact_with_client_id_x() {
         "[REDACTED]"
     );
 }
+
+/// A secret the remote splits across two chunks of a chunked body (sent apart in time) is still
+/// caught: the host scrubs the whole (size-capped) body, not each chunk.
+#[tokio::test]
+async fn a_secret_split_across_chunks_is_still_scrubbed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let (first, second) = SECRET.split_at(7);
+                let chunk = |text: String| format!("{:x}\r\n{text}\r\n", text.len());
+                let mut out = String::from("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+                out.push_str(&chunk(format!("maximum {first}")));
+                stream.write_all(out.as_bytes()).await.unwrap();
+                stream.flush().await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let rest = chunk(format!("{second} end")) + "0\r\n\r\n";
+                stream.write_all(rest.as_bytes()).await.unwrap();
+            });
+        }
+    });
+    let runtime = common::runtime();
+    let connector = common::fixture(&runtime).await;
+    let target = format!("{url}/split");
+    let settings = [
+        ("base-url", url.as_str()),
+        ("api-key", SECRET),
+        ("mode", "echo"),
+        ("param", target.as_str()),
+    ];
+    let context = common::context(&connector, &settings, common::private_ok());
+    let summary = connector.activate(&context).await.unwrap().unwrap();
+    assert!(
+        summary.ends_with("body [maximum [REDACTED] end]"),
+        "{summary}"
+    );
+}
