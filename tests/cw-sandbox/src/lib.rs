@@ -59,6 +59,9 @@ pub struct SandboxConfig {
     /// `_info/updatedBy` of edits made with [`Sandbox::insert`] / [`Sandbox::patch`] ("a ConnectWise user");
     /// default `jsmith`.
     pub remote_user: String,
+    /// The ConnectWise version the server reports (`VersionCode` of `/login/companyinfo`, `version` of
+    /// `system/info`); default `v2026.4`, the model version the sandbox's reference documents describe.
+    pub version: String,
 }
 
 impl Default for SandboxConfig {
@@ -71,6 +74,7 @@ impl Default for SandboxConfig {
             company_name: "Sandbox Company".into(),
             api_member: "SandboxAPI".into(),
             remote_user: "jsmith".into(),
+            version: "v2026.4".into(),
         }
     }
 }

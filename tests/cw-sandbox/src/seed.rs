@@ -19,12 +19,40 @@
 //! | `sales/orders/statuses` | 1 New (default), 2 Confirmed, 3 Shipped, 4 Invoiced (closedFlag), 5 Cancelled (closedFlag), 6 Closed (closedFlag) |
 //! | `system/members` | 1 jsmith John Smith, 2 mjones Mary Jones, 3 rbrown Robert Brown (sales), 4 SandboxAPI Sandbox API (API member, licenseClass A) |
 //! | `finance/agreements/types` | 1 Monthly Subscription (default), 2 Quarterly Subscription, 3 Annual Subscription, 4 Managed Services |
-//! | `system/userDefinedFields` | 1 "Subscription Name", 2 "Subscription ID" (both Text, podId 19 = agreement additions) |
+//! | `system/userDefinedFields` | 1 "Subscription Name", 2 "Subscription ID" (Text, agreement additions); 3 "Region" (Text), 4 "Seats" (Number), 5 "Managed" (Checkbox), 6 "Renewal Date" (Date) (companies); 7 "Preferred Language", 8 "Region" (Text, contacts); 9 "Vendor SKU" (catalog items); 10 "BSS Reference" (invoices); 11 "BSS Order Number" (sales orders); 12 "Line Note" (product items); 13 "Contract Ref" (agreements) |
+//!
+//! Custom fields belong to one screen each (`podId` / `screenId`, see [`CUSTOM_FIELD_SCREENS`]); a record's
+//! `customFields` lists every field of its screen, and writes accept only those.
 
 use serde_json::{Value, json};
 
-/// `podId` of the seeded custom fields: the sandbox's code for the agreement-addition screen.
+/// `podId` of the agreement-addition screen's custom fields (the sandbox's code for it).
 pub const ADDITION_POD_ID: i64 = 19;
+
+/// The screens that carry custom fields: resource → (`podId`, `screenId`). The codes are the sandbox's own (the
+/// real values are not published in the reference documents); what matters is that each field belongs to one screen.
+pub const CUSTOM_FIELD_SCREENS: &[(&str, i64, &str)] = &[
+    ("company/companies", 1, "Company"),
+    ("company/contacts", 2, "Contact"),
+    ("procurement/catalog", 3, "CatalogItem"),
+    ("finance/invoices", 4, "Invoice"),
+    ("sales/orders", 5, "SalesOrder"),
+    ("procurement/products", 6, "ProductItem"),
+    ("finance/agreements", 7, "Agreement"),
+    (
+        "finance/agreements/additions",
+        ADDITION_POD_ID,
+        "AgreementAddition",
+    ),
+];
+
+/// The `podId` of the custom fields of `resource`'s records, if it has any.
+pub fn custom_field_pod(resource: &str) -> Option<i64> {
+    CUSTOM_FIELD_SCREENS
+        .iter()
+        .find(|(r, _, _)| *r == resource)
+        .map(|(_, pod, _)| *pod)
+}
 
 pub(crate) const SEED_TIME: &str = "2025-01-15T09:00:00Z";
 pub(crate) const SEED_USER: &str = "jsmith";
@@ -307,14 +335,43 @@ fn agreement_types() -> Vec<Value> {
 }
 
 fn user_defined_fields() -> Vec<Value> {
-    [(1, "Subscription Name"), (2, "Subscription ID")]
-        .into_iter()
-        .map(|(id, caption)| {
-            json!({"id": id, "podId": ADDITION_POD_ID, "caption": caption, "sequenceNumber": id,
-                   "screenId": "AgreementAddition", "helpText": format!("{caption} of the BSS subscription"),
-                   "fieldTypeIdentifier": "Text", "entryTypeIdentifier": "EntryField", "requiredFlag": false,
-                   "displayOnScreenFlag": true, "readOnlyFlag": false, "listViewFlag": true,
-                   "businessUnitIds": [], "locationIds": [], "dateCreated": "2024-11-04T15:30:00Z"})
-        })
-        .collect()
+    let screen = |resource: &str| {
+        CUSTOM_FIELD_SCREENS
+            .iter()
+            .find(|(r, _, _)| *r == resource)
+            .map(|(_, pod, screen)| (*pod, *screen))
+            .expect("a screen")
+    };
+    [
+        (
+            1,
+            "Subscription Name",
+            "Text",
+            "finance/agreements/additions",
+        ),
+        (2, "Subscription ID", "Text", "finance/agreements/additions"),
+        (3, "Region", "Text", "company/companies"),
+        (4, "Seats", "Number", "company/companies"),
+        (5, "Managed", "Checkbox", "company/companies"),
+        (6, "Renewal Date", "Date", "company/companies"),
+        (7, "Preferred Language", "Text", "company/contacts"),
+        (8, "Region", "Text", "company/contacts"),
+        (9, "Vendor SKU", "Text", "procurement/catalog"),
+        (10, "BSS Reference", "Text", "finance/invoices"),
+        (11, "BSS Order Number", "Text", "sales/orders"),
+        (12, "Line Note", "Text", "procurement/products"),
+        (13, "Contract Ref", "Text", "finance/agreements"),
+    ]
+    .into_iter()
+    .map(|(id, caption, kind, resource)| {
+        let (pod, screen) = screen(resource);
+        let entry = if kind == "Date" { "Date" } else { "EntryField" };
+        json!({"id": id, "podId": pod, "caption": caption, "sequenceNumber": id,
+               "screenId": screen, "helpText": format!("{caption} ({screen})"),
+               "fieldTypeIdentifier": kind, "entryTypeIdentifier": entry, "requiredFlag": false,
+               "numberDecimals": 0,
+               "displayOnScreenFlag": true, "readOnlyFlag": false, "listViewFlag": true,
+               "businessUnitIds": [], "locationIds": [], "dateCreated": "2024-11-04T15:30:00Z"})
+    })
+    .collect()
 }

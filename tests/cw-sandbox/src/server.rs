@@ -233,6 +233,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
     } else {
         resp
     };
+    // The server's own clock, as every HTTP server says it (pinned with the sandbox's clock).
+    let mut resp = resp;
+    if let Ok(date) = HeaderValue::from_str(&crate::clock::http_date(shared.clock.now())) {
+        resp.headers_mut().insert(header::DATE, date);
+    }
     let status = resp.status().as_u16();
     tracing::info!(method = %parts.method, %path, status, "cw-sandbox request");
     if let Some(s) = shared.lock().seen.get_mut(number) {
@@ -281,8 +286,8 @@ fn company_info(shared: &Shared, method: &Method, company: &str, origin: &str) -
     let body = json!({
         "CompanyName": shared.config.company_name,
         "Codebase": "v4_6_release/",
-        "VersionCode": "v2026.4",
-        "VersionNumber": "v4.6.2026.4",
+        "VersionCode": shared.config.version,
+        "VersionNumber": format!("v4.6.{}", shared.config.version.trim_start_matches('v')),
         "CompanyID": shared.config.company_id,
         "IsCloud": false,
         "SiteUrl": origin.trim_start_matches("http://"),
@@ -340,6 +345,9 @@ struct Ctx<'a> {
 }
 
 fn dispatch(ctx: &Ctx<'_>, rel: &str) -> Result<Resp, ApiError> {
+    if rel.trim_matches('/').eq_ignore_ascii_case("system/info") {
+        return system_info(ctx);
+    }
     let route = resources::route(rel)
         .ok_or_else(|| ApiError::not_found(format!("No resource matches /{rel}")))?;
     let res = route.resource;
@@ -427,6 +435,26 @@ fn dispatch(ctx: &Ctx<'_>, rel: &str) -> Result<Resp, ApiError> {
         }
         _ => not_allowed(),
     }
+}
+
+/// `GET system/info`: the server's version (`v2026.4.` + a build number), whether it is cloud-hosted, its time zone.
+fn system_info(ctx: &Ctx<'_>) -> Result<Resp, ApiError> {
+    if ctx.method != Method::GET {
+        return Ok(respond(
+            405,
+            Some(
+                &json!({"code": "MethodNotAllowed", "message": format!("{} is not allowed on /system/info", ctx.method)}),
+            ),
+            &[(header::ALLOW, "GET".to_string())],
+        ));
+    }
+    let body = json!({
+        "version": format!("{}.100001", ctx.shared.config.version),
+        "isCloud": false,
+        "serverTimeZone": "Eastern Standard Time",
+        "cloudRegion": "NA",
+    });
+    Ok(respond(200, Some(&body), &[]))
 }
 
 /// A sub-resource's parent must exist.

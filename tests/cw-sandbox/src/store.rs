@@ -3,8 +3,8 @@
 //! record keeps references as bare `{"id": n}` and leaves out what lives elsewhere; a read shows what ConnectWise
 //! shows — references filled with `name`/`identifier`/… of the record they point at plus an `_info` link, a
 //! company's `types` from its type associations, a contact's `communicationItems` from its communications, an
-//! order's `productIds` including the product items attached to it, an addition's `customFields` (every custom
-//! field defined for additions, with the values set), and no `null` members (ConnectWise omits them).
+//! order's `productIds` including the product items attached to it, a record's `customFields` (every custom field
+//! defined for its screen, with the values set), an addition's `agreementStatus` (its agreement's), and no `null` members (ConnectWise omits them).
 //!
 //! Each table keeps indexes so that no single request scans a whole table to find related records (tables reach
 //! tens of thousands of records in benchmarks): records by parent (sub-resources) and by sales order (product
@@ -347,10 +347,18 @@ impl Store {
                 out["productIds"] = json!(ids);
             }
             resources::ADDITIONS => {
-                out["customFields"] =
-                    Value::Array(self.custom_fields(seed::ADDITION_POD_ID, &rec["customFields"]));
+                // An addition shows its agreement's status (read-only).
+                let status = rec["agreementId"]
+                    .as_i64()
+                    .and_then(|a| self.get(resources::AGREEMENTS, a))
+                    .map(|a| a["agreementStatus"].clone())
+                    .unwrap_or(Value::Null);
+                out["agreementStatus"] = status;
             }
             _ => {}
+        }
+        if let Some(pod) = seed::custom_field_pod(res.name) {
+            out["customFields"] = Value::Array(self.custom_fields(pod, &rec["customFields"]));
         }
         for rf in res.refs {
             let target = resources::by_name(rf.target).expect("reference target");
@@ -420,14 +428,19 @@ pub(crate) fn rendered_fields(res: &Resource) -> impl Iterator<Item = &'static s
         resources::COMPANIES => &["types"],
         resources::CONTACTS => &["communicationItems"],
         resources::ORDERS => &["productIds"],
-        resources::ADDITIONS => &["customFields"],
+        resources::ADDITIONS => &["agreementStatus"],
         _ => &[],
+    };
+    let custom: &[&'static str] = if seed::custom_field_pod(res.name).is_some() {
+        &["customFields"]
+    } else {
+        &[]
     };
     let refs = res.refs.iter().map(|rf| {
         let first = rf.path.split('/').next().unwrap_or_default();
         first.strip_suffix("[]").unwrap_or(first)
     });
-    extras.iter().copied().chain(refs)
+    extras.iter().chain(custom).copied().chain(refs)
 }
 
 /// Whether field paths (of conditions or `orderBy`) read from a stored record of `res` find what they would find in

@@ -357,7 +357,7 @@ pub(crate) fn prepare(
         _ => {}
     }
     if let Some(custom) = obj.remove("customFields") {
-        let pod = (res.name == resources::ADDITIONS).then_some(seed::ADDITION_POD_ID);
+        let pod = seed::custom_field_pod(res.name);
         let mut kept = Vec::new();
         for cf in custom.as_array().into_iter().flatten() {
             let Some(id) = cf.get("id").and_then(Value::as_i64) else {
@@ -369,10 +369,10 @@ pub(crate) fn prepare(
                 );
                 continue;
             };
-            let defined = store
+            let definition = store
                 .get(resources::USER_DEFINED_FIELDS, id)
-                .is_some_and(|udf| pod.is_some() && udf["podId"].as_i64() == pod);
-            if !defined {
+                .filter(|udf| pod.is_some() && udf["podId"].as_i64() == pod);
+            let Some(definition) = definition else {
                 err(
                     &mut errors,
                     "NotFound",
@@ -380,10 +380,20 @@ pub(crate) fn prepare(
                     format!("Custom field {id} is not defined for {}", res.object),
                 );
                 continue;
-            }
+            };
             let value = cf.get("value").cloned().unwrap_or(Value::Null);
-            if !value.is_null() {
-                kept.push(json!({ "id": id, "value": value }));
+            if value.is_null() {
+                continue;
+            }
+            let kind = definition["fieldTypeIdentifier"].as_str().unwrap_or("Text");
+            match custom_value(kind, value) {
+                Ok(value) => kept.push(json!({ "id": id, "value": value })),
+                Err(message) => err(
+                    &mut errors,
+                    "InvalidField",
+                    "customFields/value",
+                    format!("Custom field {id} ({kind}): {message}"),
+                ),
             }
         }
         if pod.is_some() {
@@ -399,6 +409,42 @@ pub(crate) fn prepare(
         })
     } else {
         Err(ApiError::invalid_object(res.object, errors))
+    }
+}
+
+/// A custom field's value in the type of its field: numbers for Number, Currency and Percent (numeric text is
+/// accepted), true/false for Checkbox, a date-time for Date, text otherwise.
+fn custom_value(kind: &str, value: Value) -> Result<Value, String> {
+    match kind {
+        "Number" | "Currency" | "Percent" => match &value {
+            Value::Number(_) => Ok(value),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .map(|n| json!(n))
+                .ok_or_else(|| format!("'{s}' is not a number")),
+            other => Err(format!("{other} is not a number")),
+        },
+        "Checkbox" => match &value {
+            Value::Bool(_) => Ok(value),
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(json!(true)),
+            Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(json!(false)),
+            other => Err(format!("{other} is not true or false")),
+        },
+        "Date" => {
+            let text = value.as_str().unwrap_or_default();
+            clock::parse_utc(text)
+                .map(|t| json!(clock::format_utc(t)))
+                .ok_or_else(|| format!("{value} is not a date like 2026-01-31T00:00:00Z"))
+        }
+        _ => match value {
+            Value::String(_) => Ok(value),
+            Value::Number(n) => Ok(json!(n.to_string())),
+            Value::Bool(b) => Ok(json!(b.to_string())),
+            other => Err(format!("{other} is not text")),
+        },
     }
 }
 

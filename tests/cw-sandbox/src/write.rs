@@ -128,13 +128,40 @@ fn commit(
     store: &mut Store,
     res: &Resource,
     id: i64,
-    record: Map<String, Value>,
+    mut record: Map<String, Value>,
     old: Option<&Value>,
     stamp: Stamp<'_>,
 ) {
+    settle_status(store, res, &mut record, stamp);
     commit_with(store, res, id, record, old, stamp);
     if let Some(stored) = store.get(res.name, id).cloned() {
         touch_parent(store, res, &stored, stamp);
+    }
+}
+
+/// What ConnectWise derives from a document's status: an agreement with `cancelledFlag` is `Cancelled` (dated the day
+/// it was cancelled); an invoice whose billing status is closed records who closed it (`closedBy`), and one reopened
+/// loses it.
+fn settle_status(store: &Store, res: &Resource, rec: &mut Map<String, Value>, stamp: Stamp<'_>) {
+    match res.name {
+        resources::AGREEMENTS if rec.get("cancelledFlag") == Some(&json!(true)) => {
+            rec.insert("agreementStatus".into(), json!("Cancelled"));
+            rec.entry("dateCancelled")
+                .or_insert_with(|| json!(clock::format_utc(clock::start_of_day(stamp.now))));
+        }
+        resources::INVOICES => {
+            let closed = rec
+                .get("status")
+                .and_then(|s| s["id"].as_i64())
+                .and_then(|s| store.get("finance/billingStatuses", s))
+                .is_some_and(|s| s["closedFlag"] == json!(true));
+            if closed {
+                rec.entry("closedBy").or_insert_with(|| json!(stamp.user));
+            } else {
+                rec.remove("closedBy");
+            }
+        }
+        _ => {}
     }
 }
 

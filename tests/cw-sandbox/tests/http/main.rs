@@ -11,4 +11,5 @@ mod handle;
 mod paging;
 mod scale;
 mod schema;
+mod staff;
 mod validation;
