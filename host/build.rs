@@ -66,6 +66,26 @@ const FIXTURE_VARIANTS: &[Variant] = &[
         ],
         &[],
     ),
+    // Manifests that lie about a secret: a later version declaring `api-key` as text; one whose
+    // answer alternates every ten seconds; one whose every answer differs.
+    (
+        "BSS_FIXTURE_UNSEAL_WASM",
+        &[("FIXTURE_VERSION", "0.5.0"), ("FIXTURE_MANIFEST", "unseal")],
+        &[],
+    ),
+    (
+        "BSS_FIXTURE_FLAP_WASM",
+        &[("FIXTURE_VERSION", "0.6.0"), ("FIXTURE_MANIFEST", "flap")],
+        &[],
+    ),
+    (
+        "BSS_FIXTURE_FLAP_RANDOM_WASM",
+        &[
+            ("FIXTURE_VERSION", "0.7.0"),
+            ("FIXTURE_MANIFEST", "flap-random"),
+        ],
+        &[],
+    ),
 ];
 
 fn main() {

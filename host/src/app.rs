@@ -72,14 +72,17 @@ fn guard_database(data: &Path, new_database: bool) -> anyhow::Result<()> {
 
 impl App {
     pub async fn open(data: &Path, plugins: Option<&Path>) -> anyhow::Result<App> {
-        Self::open_with(data, plugins, false).await
+        Self::open_with(data, plugins, false, true).await
     }
 
-    /// Opens the data folder; `new_database` allows a fresh database in a used folder.
+    /// Opens the data folder; `new_database` allows a fresh database in a used folder;
+    /// `load_connectors` false skips loading the connectors, for commands that call none (a
+    /// broken or slow plugin then costs them nothing).
     pub async fn open_with(
         data: &Path,
         plugins: Option<&Path>,
         new_database: bool,
+        load_connectors: bool,
     ) -> anyhow::Result<App> {
         std::fs::create_dir_all(data)
             .with_context(|| format!("the data folder {} could not be created", data.display()))?;
@@ -116,7 +119,11 @@ impl App {
             .http_client()
             .share_budget(Arc::new(StoreBudget(store.clone())));
         let registry = Arc::new(Registry::new(runtime, store.clone()));
-        let load_problems = registry.load_all(&plugins).await?;
+        let load_problems = if load_connectors {
+            registry.load_all(&plugins).await?
+        } else {
+            Vec::new()
+        };
         let instances = Arc::new(Instances::new(store.clone(), secrets, registry.clone()));
         Ok(App {
             data: data.to_path_buf(),

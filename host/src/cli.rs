@@ -318,7 +318,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         return inspect_file(&cli.data, Path::new(target), *json).await;
     }
-    let app = App::open_with(&cli.data, cli.plugins.as_deref(), cli.new_database).await?;
+    // Listing instances and runs calls no connector: it does not load (or wait for) any.
+    let load_connectors = !matches!(
+        cli.command,
+        Command::Instances(InstancesCommand::List { .. }) | Command::Runs(_)
+    );
+    let app = App::open_with(
+        &cli.data,
+        cli.plugins.as_deref(),
+        cli.new_database,
+        load_connectors,
+    )
+    .await?;
     let owner = new_owner("cli");
     let who = format!("bss-host (pid {})", std::process::id());
     let notice = |holder: &crate::store::LeaseHolder| {
@@ -696,6 +707,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 printable(report.cursor.as_deref().unwrap_or("none")),
                 report.run
             );
+            for refusal in &report.refusals {
+                eprintln!(
+                    "  refused {}: {}",
+                    printable(&refusal.id),
+                    printable(refusal.message.as_deref().unwrap_or(""))
+                );
+            }
+            if let Some(reason) = &report.stopped {
+                eprintln!("  {reason}");
+            }
+            if !report.complete() {
+                return Err(SomeRecordsFailed(format!(
+                    "run {}: {} record(s) refused{}",
+                    report.run,
+                    report.refused,
+                    if report.stopped.is_some() {
+                        ", and the run stopped at a cap before the last page"
+                    } else {
+                        ""
+                    }
+                ))
+                .into());
+            }
         }
         Command::Retry {
             name,
@@ -759,7 +793,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 for r in runs {
                     println!(
-                        "{:>5} {:<6} {:<13} {:<8} {} created {} updated {} unchanged {} reconciled {} failed {} queued {} pulled {}{}",
+                        "{:>5} {:<6} {:<13} {:<11} {} created {} updated {} unchanged {} reconciled {} skipped {} failed {} queued {} pulled {}{}",
                         r.id,
                         r.kind,
                         r.entity.map(|e| e.name()).unwrap_or("-"),
@@ -769,6 +803,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         r.updated,
                         r.unchanged,
                         r.reconciled,
+                        r.skipped,
                         r.failed,
                         r.queued,
                         r.pulled,
@@ -799,11 +834,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .unwrap_or_default()
                 );
                 println!(
-                    "created {} updated {} unchanged {} reconciled {} failed {} queued {} pulled {}",
+                    "created {} updated {} unchanged {} reconciled {} skipped {} failed {} queued {} pulled {}",
                     row.created,
                     row.updated,
                     row.unchanged,
                     row.reconciled,
+                    row.skipped,
                     row.failed,
                     row.queued,
                     row.pulled

@@ -573,7 +573,7 @@ async fn pull(
     State(state): State<Shared>,
     UrlPath((name, entity)): UrlPath<(String, String)>,
     Query(query): Query<PullQuery>,
-) -> ApiResult {
+) -> Result<Response, ApiError> {
     let entity = crate::sync::service::parse_entity(&entity)?;
     let mut out: Vec<u8> = Vec::new();
     let owner = crate::sync::lease::new_owner("api");
@@ -590,7 +590,16 @@ async fn pull(
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    Ok(Json(json!({ "report": report, "records": records })))
+    let status = if report.complete() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((
+        status,
+        Json(json!({ "report": report, "records": records })),
+    )
+        .into_response())
 }
 
 async fn retry_queue(

@@ -208,6 +208,18 @@ impl InstanceContext {
         })
     }
 
+    /// Treats these (key, value) settings as secrets whatever the manifest declares: values that
+    /// were sealed when stored are never readable through `settings`, and are redacted like any
+    /// other secret.
+    pub fn seal(&mut self, sealed: &[(String, String)]) {
+        for (key, _) in sealed {
+            self.visible.remove(key);
+        }
+        self.redactor = self
+            .redactor
+            .with_secrets(sealed.iter().map(|(_, value)| value.clone()));
+    }
+
     /// A context that grants nothing: for calls such as `manifest` made before any instance exists.
     pub fn empty(instance: &str) -> InstanceContext {
         InstanceContext {

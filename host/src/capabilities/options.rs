@@ -134,9 +134,7 @@ impl InstanceOptions {
             "host.max-answer-bytes" => self.max_answer_bytes = parse_size(value).map_err(fail)?,
             "host.max-pull-pages" => self.max_pull_pages = parse_count(value).map_err(fail)?,
             "host.max-pull-records" => self.max_pull_records = parse_count(value).map_err(fail)?,
-            "host.max-retry-after" => {
-                self.max_retry_after = parse_duration(value).map_err(fail)?
-            }
+            "host.max-retry-after" => self.max_retry_after = parse_duration(value).map_err(fail)?,
             _ => {
                 return Err(fail(format!(
                     "unknown host option; the options are {}",

@@ -404,12 +404,17 @@ impl Instances {
         let stored = self.store.settings(&instance.name)?;
         let mut values = BTreeMap::new();
         let mut options = InstanceOptions::default();
+        let mut sealed_values = Vec::new();
         for (key, value) in stored {
             let text = match value {
                 StoredValue::Plain(v) => v,
-                StoredValue::Sealed(sealed) => self
-                    .secrets
-                    .open(&format!("{}/{key}", instance.name), &sealed)?,
+                StoredValue::Sealed(sealed) => {
+                    let text = self
+                        .secrets
+                        .open(&format!("{}/{key}", instance.name), &sealed)?;
+                    sealed_values.push((key.clone(), text.clone()));
+                    text
+                }
             };
             if key.starts_with("host.") {
                 options
@@ -435,9 +440,13 @@ impl Instances {
                 (key, entries)
             })
             .collect();
-        InstanceContext::new(&instance.name, manifest, &values, lookups, options).map_err(|e| {
-            InstanceError::Invalid(e.problems.into_iter().map(|p| (p.key, p.message)).collect())
-        })
+        let mut context = InstanceContext::new(&instance.name, manifest, &values, lookups, options)
+            .map_err(|e| {
+                InstanceError::Invalid(e.problems.into_iter().map(|p| (p.key, p.message)).collect())
+            })?;
+        // Stored sealed stays sealed, whatever the manifest of the version serving now says.
+        context.seal(&sealed_values);
+        Ok(context)
     }
 
     /// Runs the connector's `activate` against the remote and records the outcome.

@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use semver::{Version, VersionReq};
 
+use crate::runtime::manifest::{Manifest, VariableKind};
 use crate::runtime::{Connector, LoadError, Runtime};
 use crate::store::{ConnectorVersion, Store, StoreError};
 
@@ -43,6 +44,11 @@ pub enum RegistryError {
     Store(#[from] StoreError),
     #[error("the plugins folder {path} could not be read: {reason}")]
     PluginsFolder { path: PathBuf, reason: String },
+    #[error("{origin} was refused before, by content (same bytes): {reason}")]
+    RefusedBefore { origin: String, reason: String },
+    /// A version that would make a sealed value readable (the message says which and how).
+    #[error("{0}")]
+    Unsealing(String),
 }
 
 /// One loaded version of a connector.
@@ -151,10 +157,78 @@ impl Registry {
         self.load_bytes(&bytes, &path.display().to_string()).await
     }
 
+    /// The manifest recorded when a component with this content hash was first loaded.
+    fn known_manifest(&self, hash: &str) -> Result<Option<Manifest>, RegistryError> {
+        Ok(self
+            .store
+            .connector_versions()?
+            .into_iter()
+            .find(|v| v.content_hash == hash)
+            .and_then(|v| serde_json::from_str(&v.manifest).ok()))
+    }
+
+    /// Refuses a manifest that declares as not secret a variable under which an instance of the
+    /// connector holds a sealed (secret) value: whether a value is secret was decided when it
+    /// was stored, and a new version cannot make it readable.
+    fn refuse_unsealing(&self, manifest: &Manifest, source: &str) -> Result<(), RegistryError> {
+        for instance in self.store.instances()? {
+            if instance.connector != manifest.name {
+                continue;
+            }
+            for (key, value) in self.store.settings(&instance.name)? {
+                if !matches!(value, crate::store::StoredValue::Sealed(_)) {
+                    continue;
+                }
+                let Some(variable) = manifest.variable(&key) else {
+                    continue;
+                };
+                if variable.kind != VariableKind::Secret {
+                    return Err(RegistryError::Unsealing(format!(
+                        "{source}: {} {} declares {key:?} as {}, but instance {} holds a sealed (secret) value under it, and a sealed value never becomes readable; keep {key:?} a secret in this version, or clear it (`bss-host settings set {} {key}=`) and set it again once this version is loaded",
+                        manifest.name,
+                        manifest.version,
+                        format!("{:?}", variable.kind).to_lowercase(),
+                        instance.name,
+                        instance.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Loads one component, records it, and makes it available.
     pub async fn load_bytes(&self, bytes: &[u8], source: &str) -> Result<Loaded, RegistryError> {
-        let connector = self.runtime.load(bytes, source).await?;
+        let hash = crate::runtime::cache::content_hash(bytes);
+        if let Some(reason) = self.store.component_refusal(&hash)? {
+            return Err(RegistryError::RefusedBefore {
+                origin: source.to_string(),
+                reason,
+            });
+        }
+        let known = self.known_manifest(&hash)?;
+        let connector = match self.runtime.load_with(bytes, source, known).await {
+            Ok(connector) => connector,
+            Err(error) => {
+                // What the component is does not change: a later command would meet the same
+                // refusal, after paying for it again (a manifest() that loops costs its deadline).
+                if matches!(
+                    error,
+                    LoadError::ManifestCall { .. }
+                        | LoadError::Manifest { .. }
+                        | LoadError::Exports { .. }
+                        | LoadError::Link { .. }
+                        | LoadError::ContractVersion { .. }
+                        | LoadError::NotAConnector { .. }
+                ) {
+                    self.store
+                        .record_component_refusal(&hash, &error.to_string())?;
+                }
+                return Err(error.into());
+            }
+        };
         let manifest = connector.manifest().clone();
+        self.refuse_unsealing(&manifest, source)?;
         let version = Version::parse(&manifest.version).map_err(|e| {
             RegistryError::Load(LoadError::Manifest {
                 origin: source.to_string(),

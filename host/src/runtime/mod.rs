@@ -251,6 +251,19 @@ impl Runtime {
     /// Loads a connector from a component's bytes; `origin` names it in errors (a file name).
     /// Compiles (or loads the cached compilation), links, and calls `manifest()` to check it.
     pub async fn load(&self, bytes: &[u8], origin: &str) -> Result<Connector, LoadError> {
+        self.load_with(bytes, origin, None).await
+    }
+
+    /// As [`Runtime::load`]; `known` is the manifest recorded for this content hash when it was
+    /// first loaded. With it, `manifest()` is not called again: a component's manifest is read
+    /// once, so it cannot answer differently later. Without it, `manifest()` is called twice and
+    /// a component whose two answers differ is refused as non-deterministic.
+    pub async fn load_with(
+        &self,
+        bytes: &[u8],
+        origin: &str,
+        known: Option<Manifest>,
+    ) -> Result<Connector, LoadError> {
         let hash = content_hash(bytes);
         let component = self.compile(bytes, &hash, origin).await?;
         let engine = &self.inner.engine;
@@ -300,17 +313,24 @@ impl Runtime {
                 contract,
             }),
         };
-        let context = Arc::new(InstanceContext::empty("(none)"));
-        let manifest: Manifest = loading
-            .call(&context, "manifest", false, |exports, instance, store| {
-                Box::pin(exports.manifest(instance, store))
-            })
-            .await
-            .map_err(|source| LoadError::ManifestCall {
-                origin: origin.to_string(),
-                source: Box::new(source),
-            })?
-            .into();
+        let manifest = match known {
+            Some(manifest) => manifest,
+            None => {
+                let first = read_manifest(&loading, origin).await?;
+                let second = read_manifest(&loading, origin).await?;
+                if first != second {
+                    return Err(LoadError::Manifest {
+                        origin: origin.to_string(),
+                        source: manifest::ManifestError {
+                            problems: vec![
+                                "manifest() answered differently from one call to the next; a manifest must be the same every time (it decides which settings are secrets)".to_string(),
+                            ],
+                        },
+                    });
+                }
+                first
+            }
+        };
         manifest.validate().map_err(|source| LoadError::Manifest {
             origin: origin.to_string(),
             source,
@@ -678,6 +698,21 @@ pub fn check_contract(
 enum CallOutcome {
     Instantiate(wasmtime::Error),
     Trap(wasmtime::Error),
+}
+
+/// Calls a loading connector's `manifest()`.
+async fn read_manifest(loading: &Connector, origin: &str) -> Result<Manifest, LoadError> {
+    let context = Arc::new(InstanceContext::empty("(none)"));
+    Ok(loading
+        .call(&context, "manifest", false, |exports, instance, store| {
+            Box::pin(exports.manifest(instance, store))
+        })
+        .await
+        .map_err(|source| LoadError::ManifestCall {
+            origin: origin.to_string(),
+            source: Box::new(source),
+        })?
+        .into())
 }
 
 #[cfg(test)]

@@ -96,6 +96,7 @@ pub struct RunRow {
     pub failed: i64,
     pub queued: i64,
     pub pulled: i64,
+    pub skipped: i64,
 }
 
 /// One record's outcome in a run.
@@ -103,7 +104,8 @@ pub struct RunRow {
 pub struct RunItem {
     pub entity: Entity,
     pub bss_id: String,
-    /// created, updated, unchanged, reconciled, would-create, would-update, failed, queued, invalid
+    /// created, updated, unchanged, reconciled, would-create, would-update, failed, queued,
+    /// invalid, skipped, ambiguous, in-use
     pub outcome: String,
     pub remote_id: Option<String>,
     pub message: Option<String>,
@@ -139,6 +141,9 @@ pub enum Outcome {
     },
     /// Could not be read from the file; never sent.
     Invalid { message: String },
+    /// Not synchronised by configuration (a sync option that is off, a payment method not
+    /// configured, a document closed remotely): said with its reason, and not a failure.
+    Skipped { message: String },
 }
 
 /// A record sent without a reference that could wait (a cycle), queued to be sent again once the
@@ -219,6 +224,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync {
     fn record_connector_version(&self, version: &ConnectorVersion) -> StoreResult<()>;
     fn connector_versions(&self) -> StoreResult<Vec<ConnectorVersion>>;
+    /// Why a component (by content hash) was refused for what it is, if it was.
+    fn component_refusal(&self, content_hash: &str) -> StoreResult<Option<String>>;
+    fn record_component_refusal(&self, content_hash: &str, reason: &str) -> StoreResult<()>;
     fn set_withdrawn(&self, name: &str, version: &str, withdrawn: bool) -> StoreResult<()>;
 
     fn create_instance(&self, instance: &InstanceRow) -> StoreResult<()>;

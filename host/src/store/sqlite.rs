@@ -176,6 +176,22 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         ALTER TABLE retry_queue ADD COLUMN waits_bss_id TEXT;
         CREATE INDEX retry_queue_waits ON retry_queue (instance, waits_entity, waits_bss_id);",
     ),
+    (
+        7,
+        "refused components",
+        // A component refused for what it is (its manifest() traps, loops or flaps, its exports
+        // are wrong) is refused by content hash, so no later command pays for asking it again.
+        "CREATE TABLE refused_components (
+            content_hash TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            refused_at TEXT NOT NULL
+        );",
+    ),
+    (
+        8,
+        "skipped records",
+        "ALTER TABLE runs ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// The claimer of queue items that wait for an operator's `link`: never stale, never retried.
@@ -229,10 +245,11 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         failed: row.get(13)?,
         queued: row.get(14)?,
         pulled: row.get(15)?,
+        skipped: row.get(16)?,
     })
 }
 
-const RUN_COLUMNS: &str = "id, instance, kind, entity, dry_run, started_at, finished_at, status, message, created, updated, unchanged, reconciled, failed, queued, pulled";
+const RUN_COLUMNS: &str = "id, instance, kind, entity, dry_run, started_at, finished_at, status, message, created, updated, unchanged, reconciled, failed, queued, pulled, skipped";
 
 fn queue_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, QueueItem)> {
     let entity: String = row.get(0)?;
@@ -376,6 +393,28 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
                  ON CONFLICT (name, version) DO UPDATE SET content_hash = ?3, source = ?4, manifest = ?5, loaded_at = ?6",
                 params![v.name, v.version, v.content_hash, v.source, v.manifest, v.loaded_at],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn component_refusal(&self, content_hash: &str) -> StoreResult<Option<String>> {
+        self.lock()
+            .query_row(
+                "SELECT reason FROM refused_components WHERE content_hash = ?1",
+                [content_hash],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    fn record_component_refusal(&self, content_hash: &str, reason: &str) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO refused_components (content_hash, reason, refused_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (content_hash) DO UPDATE SET reason = ?2, refused_at = ?3",
+                params![content_hash, reason, crate::time::now_rfc3339()],
             )
             .map_err(db)?;
         Ok(())
@@ -1101,6 +1140,14 @@ impl Store for SqliteStore {
                     }
                     Outcome::Invalid { message } => {
                         ("invalid", None, Some(message.clone()), "failed")
+                    }
+                    Outcome::Skipped { message } => {
+                        tx.execute(
+                            "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
+                            params![instance, entity_name, bss_id],
+                        )
+                        .map_err(db)?;
+                        ("skipped", None, Some(message.clone()), "skipped")
                     }
                 };
             tx.execute(

@@ -121,6 +121,8 @@ pub struct PushReport {
     pub reconciled: usize,
     pub failed: usize,
     pub queued: usize,
+    /// Not synchronised by configuration, with the reason: not a failure.
+    pub skipped: usize,
     /// Records with an outcome (all of them, whether or not `items` holds them).
     pub records: usize,
     /// The first [`REPORT_ITEMS_KEPT`] outcomes; `items_truncated` says whether there were more.
@@ -178,6 +180,10 @@ impl PushReport {
                 self.failed += 1;
                 ("invalid".to_string(), None, Some(message.clone()))
             }
+            Outcome::Skipped { message } => {
+                self.skipped += 1;
+                ("skipped".to_string(), None, Some(message.clone()))
+            }
         };
         self.records += 1;
         if self.items.len() < REPORT_ITEMS_KEPT {
@@ -210,6 +216,7 @@ impl PushReport {
         self.reconciled += other.reconciled;
         self.failed += other.failed;
         self.queued += other.queued;
+        self.skipped += other.skipped;
         self.records += other.records;
     }
 }
@@ -222,6 +229,20 @@ pub struct PullReport {
     pub folded: usize,
     pub pages: usize,
     pub cursor: Option<String>,
+    /// Records the connector handed back that the host refused (another entity, a stamp in the
+    /// future or not a stamp, an unusable remote id): not delivered, and the cursor never moves
+    /// on their account. The first 1,000 are listed.
+    pub refused: usize,
+    pub refusals: Vec<ReportItem>,
+    /// Why the run stopped before the last page (a cap of the instance), with the cursor kept.
+    pub stopped: Option<String>,
+}
+
+impl PullReport {
+    /// Whether every record was delivered and the run read to the end.
+    pub fn complete(&self) -> bool {
+        self.refused == 0 && self.stopped.is_none()
+    }
 }
 
 /// Called after each batch with (records done, records in the run).
@@ -236,6 +257,97 @@ pub struct Engine<'a, C: SyncConnector> {
     /// The lease the run holds (none in tests that drive the engine alone): its owner is
     /// recorded on the run, and the run stops sending if the lease is lost.
     pub lease: Option<&'a RunLease>,
+}
+
+/// The longest remote id the host keeps (bytes).
+pub const MAX_REMOTE_ID_BYTES: usize = 256;
+
+/// What is wrong with a remote id a connector handed back, if anything: ids are keys of the id
+/// map and are printed, so they are short, printable and not blank.
+pub fn remote_id_problem(id: &str) -> Option<String> {
+    if id.trim().is_empty() {
+        return Some("it is empty".into());
+    }
+    if id.len() > MAX_REMOTE_ID_BYTES {
+        return Some(format!(
+            "it is {} bytes long; remote ids are at most {MAX_REMOTE_ID_BYTES} bytes",
+            id.len()
+        ));
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return Some(format!(
+            "it contains the control character U+{:04X}",
+            c as u32
+        ));
+    }
+    None
+}
+
+/// How far ahead of the host's clock a pulled record's stamp may be (clocks drift).
+pub const STAMP_SKEW_SECS: i64 = 600;
+
+/// Why a pulled record cannot be delivered, if it cannot: it is of another entity than asked,
+/// its stamp lies in the future (it would move the cursor past every later change), or its
+/// remote id is unusable. A stamp that does not parse is delivered with a warning instead, and
+/// never becomes the cursor.
+fn pulled_problem(
+    record: &crate::runtime::bindings::connector::PulledRecord,
+    entity: Entity,
+    now: i64,
+) -> Option<String> {
+    let got = Entity::from(data_entity(&record.data));
+    if got != entity {
+        return Some(format!(
+            "the connector returned a {} to a pull of {}",
+            got.name(),
+            entity.name()
+        ));
+    }
+    if let Some(problem) = remote_id_problem(&record.remote_id) {
+        return Some(format!("remote id: {problem}"));
+    }
+    if record.last_updated.len() > 64 {
+        return Some(format!(
+            "last-updated is {} bytes long; it is not a stamp",
+            record.last_updated.len()
+        ));
+    }
+    match crate::time::parse_rfc3339(&record.last_updated) {
+        // Delivered with a warning; it never moves the cursor (see `pull`).
+        None => None,
+        Some(stamp) if stamp > now + STAMP_SKEW_SECS => Some(format!(
+            "last-updated {} is in the future (the host's clock says {}); it would move the cursor past every change made until then",
+            record.last_updated,
+            crate::time::rfc3339(now)
+        )),
+        Some(_) => None,
+    }
+}
+
+/// A connector-given text cut to a length fit for a report line.
+fn shortened(text: &str) -> String {
+    const KEEP: usize = 80;
+    if text.len() <= KEEP {
+        return text.to_string();
+    }
+    let mut end = KEEP;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
+/// The entity of a record's data.
+fn data_entity(data: &wit::EntityData) -> wit::Entity {
+    match data {
+        wit::EntityData::Account(_) => wit::Entity::Account,
+        wit::EntityData::Contact(_) => wit::Entity::Contact,
+        wit::EntityData::Product(_) => wit::Entity::Product,
+        wit::EntityData::Invoice(_) => wit::Entity::Invoice,
+        wit::EntityData::Order(_) => wit::Entity::Order,
+        wit::EntityData::Payment(_) => wit::Entity::Payment,
+        wit::EntityData::Subscription(_) => wit::Entity::Subscription,
+    }
 }
 
 /// Records' outcomes by BSS id, as the store records them.
@@ -308,6 +420,19 @@ impl Failure {
                     None
                 }
             })
+    }
+
+    /// The reason when the connector says the record is not synchronised by configuration
+    /// (`unsupported` with a message starting `skipped:` or `not synchronised:`).
+    fn skipped(&self) -> Option<String> {
+        match self {
+            Failure::Connector(ConnectorError::Unsupported(message))
+                if message.starts_with("skipped:") || message.starts_with("not synchronised:") =>
+            {
+                Some(message.clone())
+            }
+            _ => None,
+        }
     }
 
     /// Whether a create might have happened despite the failure.
@@ -545,14 +670,19 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                                 remote_id: ready.wit.remote_id.clone(),
                             }
                         }
-                        Ok(pushed) if pushed.remote_id.trim().is_empty() => Outcome::Failed {
-                            message: "the connector reported success without a remote id".into(),
-                            retryable: false,
-                            outcome_unknown: true,
-                            record: json,
-                            waits: None,
-                            label: None,
-                        },
+                        Ok(pushed) if remote_id_problem(&pushed.remote_id).is_some() => {
+                            Outcome::Failed {
+                                message: format!(
+                                    "the connector reported success with an unusable remote id: {}",
+                                    remote_id_problem(&pushed.remote_id).unwrap_or_default()
+                                ),
+                                retryable: false,
+                                outcome_unknown: true,
+                                record: json,
+                                waits: None,
+                                label: None,
+                            }
+                        }
                         Ok(pushed) => {
                             // A success without a create for a record the id map had no remote
                             // id for: the connector found it (a lost answer, or a record that
@@ -586,8 +716,11 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                             if !rate_limited {
                                 *tries += 1;
                             }
+                            // A wait longer than the instance allows is not waited for: the
+                            // record goes to the retry queue and the run goes on.
+                            let too_long = self.too_long_a_wait(&failure);
                             let more = if rate_limited {
-                                rate_waits < self.pacing.max_rate_limit_waits
+                                rate_waits < self.pacing.max_rate_limit_waits && too_long.is_none()
                             } else {
                                 *tries < self.pacing.max_attempts
                             };
@@ -598,11 +731,27 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                                 again.push(ready.record.clone());
                                 continue;
                             }
+                            if let Some(reason) = failure.skipped() {
+                                outcomes.push((
+                                    ready.record.id.clone(),
+                                    Outcome::Skipped {
+                                        message: crate::capabilities::log::redact(
+                                            &reason,
+                                            self.context.secrets(),
+                                        ),
+                                    },
+                                ));
+                                continue;
+                            }
                             let label = failure.identity_conflict();
+                            let said = match &too_long {
+                                Some(note) => format!("{}; {note}", failure.message()),
+                                None => failure.message(),
+                            };
                             Outcome::Failed {
                                 // A connector's words may carry a secret it guessed: never store one.
                                 message: crate::capabilities::log::redact(
-                                    &failure.message(),
+                                    &said,
                                     self.context.secrets(),
                                 ),
                                 retryable: failure.retryable(),
@@ -681,6 +830,23 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             };
         }
         Ok(())
+    }
+
+    /// Says so when a rate limit asks for a longer wait than `host.max-retry-after`.
+    fn too_long_a_wait(&self, failure: &Failure) -> Option<String> {
+        let cap = self.context.options().max_retry_after;
+        match failure {
+            Failure::Connector(ConnectorError::RateLimited(Some(ms)))
+                if Duration::from_millis(*ms) > cap =>
+            {
+                Some(format!(
+                    "the remote asked to wait {} s, longer than host.max-retry-after ({} s), so the run does not wait for it (a record goes to the retry queue)",
+                    ms / 1000,
+                    cap.as_secs()
+                ))
+            }
+            _ => None,
+        }
     }
 
     /// Splits off records whose id differs only in case from one already in the id map: the
@@ -839,20 +1005,10 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             };
             if !allowed {
                 let message = format!(
-                    "{operation} of {} by push is not enabled for instance {instance}",
+                    "not synchronised: {operation} of {} by push is not enabled for instance {instance} (sync options)",
                     entity.name()
                 );
-                refused.push((
-                    record.id.clone(),
-                    Outcome::Failed {
-                        message,
-                        retryable: false,
-                        outcome_unknown: pending,
-                        record: json(),
-                        waits: None,
-                        label: None,
-                    },
-                ));
+                refused.push((record.id.clone(), Outcome::Skipped { message }));
                 continue;
             }
             let Resolved {
@@ -992,10 +1148,27 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 }
             };
             report.pages += 1;
+            let now = crate::time::now_unix();
+            let (page_records, refused): (Vec<_>, Vec<_>) = page
+                .records
+                .into_iter()
+                .partition(|record| pulled_problem(record, entity, now).is_none());
+            for record in refused {
+                let problem = pulled_problem(&record, entity, now).unwrap_or_default();
+                report.refused += 1;
+                if report.refusals.len() < 1_000 {
+                    report.refusals.push(ReportItem {
+                        id: shortened(&record.remote_id),
+                        outcome: "refused".into(),
+                        remote_id: None,
+                        message: Some(problem),
+                    });
+                }
+            }
             let remote_ids: Vec<String> =
-                page.records.iter().map(|r| r.remote_id.clone()).collect();
+                page_records.iter().map(|r| r.remote_id.clone()).collect();
             let known = self.store.bss_ids(&instance, entity, &remote_ids)?;
-            for mut pulled in page.records {
+            for mut pulled in page_records {
                 let key = format!("{}@{}", pulled.remote_id, pulled.last_updated);
                 if from.as_deref() == Some(pulled.last_updated.as_str())
                     && folded_keys.contains(&key)
@@ -1004,6 +1177,13 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     continue;
                 }
                 let mut warnings = pulled.warnings.clone();
+                let stamp_valid = crate::time::parse_rfc3339(&pulled.last_updated).is_some();
+                if !stamp_valid {
+                    warnings.push(format!(
+                        "last-updated {:?} is not a stamp of the form 2026-01-31T12:00:00Z; the record is delivered but does not move the cursor",
+                        shortened(&pulled.last_updated)
+                    ));
+                }
                 for reference in &pulled.references {
                     let target: Entity = reference.entity.into();
                     let found = self.store.bss_ids(
@@ -1034,6 +1214,9 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 }
                 writeln!(out, "{line}").map_err(SyncError::Output)?;
                 report.delivered += 1;
+                if !stamp_valid {
+                    continue;
+                }
                 match newest.as_deref() {
                     Some(n) if pulled.last_updated.as_str() < n => {}
                     Some(n) if pulled.last_updated.as_str() == n => {
@@ -1049,6 +1232,33 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             if token.is_none() {
                 break;
             }
+            let options = self.context.options();
+            let cap = if report.pages >= options.max_pull_pages as usize {
+                Some(format!(
+                    "{} pages (host.max-pull-pages)",
+                    options.max_pull_pages
+                ))
+            } else if report.delivered >= options.max_pull_records as usize {
+                Some(format!(
+                    "{} records (host.max-pull-records)",
+                    options.max_pull_records
+                ))
+            } else {
+                None
+            };
+            if let Some(cap) = cap {
+                // Pages come in id order, not stamp order: a cursor moved to the newest stamp seen
+                // so far could skip older changes on pages not read. It stays where it was.
+                let reason = format!(
+                    "stopped after {cap} with more pages to read; the cursor was not moved, so the next pull starts from the same point (raise the option if the backlog is real)"
+                );
+                out.flush().map_err(SyncError::Output)?;
+                self.store
+                    .finish_run(run, "stopped", Some(&reason), report.delivered as i64)?;
+                report.cursor = from;
+                report.stopped = Some(reason);
+                return Ok(report);
+            }
         }
         out.flush().map_err(SyncError::Output)?;
         let cursor = Cursor {
@@ -1057,6 +1267,21 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         };
         self.store
             .commit_pull(run, &instance, entity, &cursor, report.delivered as i64)?;
+        if report.refused > 0 {
+            let message = format!(
+                "{} record(s) refused (not delivered): {}",
+                report.refused,
+                report
+                    .refusals
+                    .iter()
+                    .take(3)
+                    .map(|r| format!("{}: {}", r.id, r.message.as_deref().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            self.store
+                .finish_run(run, "done", Some(&message), report.delivered as i64)?;
+        }
         report.cursor = newest;
         Ok(report)
     }
@@ -1079,6 +1304,9 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 Ok(Err(error)) => Failure::Connector(error),
                 Err(call) => Failure::Call(call.to_string()),
             };
+            if let Some(note) = self.too_long_a_wait(&failure) {
+                return Err(format!("{}; {note}", failure.message()));
+            }
             match retry_in_run(&failure) {
                 Some(after) if attempt < self.pacing.max_attempts => {
                     tokio::time::sleep(after.unwrap_or_else(|| self.pacing.backoff(attempt))).await;
