@@ -4,7 +4,9 @@
 //! Type and Currency lookups give `types` and `currency`; the Import Account Id setting gives the
 //! status of created companies; the billing address becomes the company's one address (country and
 //! state names resolved to ConnectWise values); the parent account's remote id becomes
-//! `parentCompany` and `billToCompany`, the primary contact's `defaultContact`. An update reads the
+//! `parentCompany`, the primary contact's `defaultContact`; `extra` entries become custom fields (see
+//! [`crate::custom`]). Nothing the BSS documentation does not map is written: who is billed
+//! (`billToCompany`) stays what ConnectWise and its users make it. An update reads the
 //! company and sends a JSON Patch of what differs; types change through type associations, since
 //! ConnectWise accepts `types` only on create.
 //!
@@ -16,12 +18,14 @@
 //! and otherwise fails `in use:` naming it (see [`crate::reconcile`]).
 //!
 //! Pull: companies changed since the cursor, forward-only paged, mapped back with reverse lookups;
-//! an unmapped type or currency is a warning on the record, never a guess.
+//! an unmapped type or currency is a warning on the record, never a guess; custom fields with a value
+//! come back in `extra`.
 
 use serde_json::{Map, Value, json};
 
 use crate::client::{Client, ref_id, reference};
 use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
+use crate::custom;
 use crate::exports::{Change, PullPage, Pushed};
 use crate::fields::{body, created_id, identity, patch, text};
 use crate::manifest::lookups;
@@ -52,7 +56,6 @@ const FIELD_NAMES: &[(&str, &str)] = &[
     ("types", "account-type"),
     ("status", "status (import-account-id)"),
     ("parentCompany", "parent-account"),
-    ("billToCompany", "parent-account"),
     ("defaultContact", "primary-contact"),
 ];
 
@@ -60,6 +63,8 @@ const FIELD_NAMES: &[(&str, &str)] = &[
 struct Desired {
     fields: Map<String, Value>,
     type_id: Option<i64>,
+    /// Custom fields from `extra`.
+    custom: Vec<(i64, Value)>,
 }
 
 fn desired(
@@ -126,10 +131,6 @@ fn desired(
         "parentCompany".into(),
         parent.map(reference).unwrap_or(Value::Null),
     );
-    fields.insert(
-        "billToCompany".into(),
-        parent.map(reference).unwrap_or(Value::Null),
-    );
     // The primary contact often exists only after the account: it is sent once the host has
     // resolved it, and left alone until then.
     if let Ok(Some(contact)) = resolved(
@@ -154,7 +155,12 @@ fn desired(
         )?),
         None => None,
     };
-    Ok(Desired { fields, type_id })
+    let custom = custom::wanted(context, PATH, &account.extra, "")?;
+    Ok(Desired {
+        fields,
+        type_id,
+        custom,
+    })
 }
 
 /// A state's ConnectWise identifier from its name (or identifier); unknown names pass unchanged.
@@ -234,6 +240,9 @@ fn create(
     if let Some(type_id) = desired.type_id {
         body.insert("types".into(), json!([{ "id": type_id }]));
     }
+    if let Some(fields) = custom::create_body(&desired.custom) {
+        body.insert("customFields".into(), fields);
+    }
     if context.dry_run {
         return Ok(Pushed {
             change: Change::Created,
@@ -280,7 +289,10 @@ fn adopt(
 fn update(context: &PushContext, id: i64, desired: &Desired) -> Result<Pushed, ConnectorError> {
     let path = format!("{PATH}/{id}");
     let current = context.client.get(&path)?;
-    let operations = patch(&current, &desired.fields);
+    let mut operations = patch(&current, &desired.fields);
+    if let Some(fields) = custom::merged(&current, &desired.custom) {
+        operations.push(json!({ "op": "replace", "path": "customFields", "value": fields }));
+    }
     let current_types: Vec<i64> = current
         .get("types")
         .and_then(Value::as_array)
@@ -439,7 +451,7 @@ pub fn to_account(client: &Client, company: &Value) -> Result<PulledRecord, Conn
         website: string(company, "website"),
         parent_account: None,
         primary_contact: None,
-        extra: Vec::new(),
+        extra: custom::to_extra(company),
     };
     Ok(PulledRecord {
         remote_id: remote_id.to_string(),

@@ -1,5 +1,7 @@
 //! The values an admin picks from: each `lookup-choices` key is a ConnectWise setup table (every
-//! page of it), except invoice types, which are an enum of the API.
+//! page of it), except invoice types, which are an enum of the API. Inactive values
+//! (`inactiveFlag`, or `disabled` where a table says it that way) are left out, so nothing can be
+//! mapped to one; custom fields are labelled with the screen they belong to.
 
 use serde_json::Value;
 
@@ -66,11 +68,27 @@ pub fn lookup_choices(client: &Client, key: &str) -> Result<Vec<Choice>, Connect
     let records = client.get_all(path, None)?;
     Ok(records
         .iter()
+        .filter(|r| !inactive(r))
         .filter_map(|r| {
+            let mut label = label(r);
+            if let Some(screen) = r
+                .get("screenId")
+                .and_then(Value::as_str)
+                .filter(|s| !s.trim().is_empty())
+            {
+                label = format!("{label} ({screen})");
+            }
             Some(Choice {
                 value: r.get("id")?.as_i64()?.to_string(),
-                label: label(r),
+                label,
             })
         })
         .collect())
+}
+
+/// Whether a setup-table record is switched off in ConnectWise.
+pub fn inactive(record: &Value) -> bool {
+    ["inactiveFlag", "disabled"]
+        .iter()
+        .any(|flag| record.get(*flag).and_then(Value::as_bool) == Some(true))
 }

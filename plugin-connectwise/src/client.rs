@@ -12,7 +12,9 @@ use crate::host::{Host, HttpError, Method, Request, Response};
 use crate::settings::Settings;
 use crate::types::{ConnectorError, FieldError};
 
-/// The model version the connector is written against.
+/// The API (model) version the connector is written against and pins in every request.
+pub const API_VERSION: &str = "2026.4";
+/// The `Accept` header that pins [`API_VERSION`].
 pub const ACCEPT: &str = "application/vnd.connectwise.com+json; version=2026.4";
 /// The largest page ConnectWise serves.
 pub const PAGE_SIZE: usize = 1000;
@@ -54,6 +56,8 @@ pub struct Client<'h> {
     api: String,
     /// Set once ConnectWise has said 429: later requests in this call are not sent.
     rate_limited: Cell<Option<Option<u64>>>,
+    /// The day (`YYYY-MM-DD`) of the latest `Date` header ConnectWise sent: the remote's clock.
+    server_day: std::cell::RefCell<Option<String>>,
 }
 
 impl<'h> Client<'h> {
@@ -62,6 +66,7 @@ impl<'h> Client<'h> {
             host,
             api: settings.api_base(),
             rate_limited: Cell::new(None),
+            server_day: std::cell::RefCell::default(),
         }
     }
 
@@ -96,7 +101,30 @@ impl<'h> Client<'h> {
             headers: all,
             body: body.map(|b| serde_json::to_vec(b).expect("JSON values serialise")),
         };
-        self.host.send(&request).map_err(transport_error)
+        let response = self.host.send(&request).map_err(transport_error)?;
+        if let Some(day) = response
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("date"))
+            .and_then(|(_, v)| http_day(v))
+        {
+            *self.server_day.borrow_mut() = Some(day);
+        }
+        Ok(response)
+    }
+
+    /// Today (`YYYY-MM-DD`, UTC) as ConnectWise's clock has it (the `Date` of its latest answer),
+    /// or as this machine's has it when ConnectWise has not said yet.
+    pub fn today(&self) -> String {
+        if let Some(day) = self.server_day.borrow().clone() {
+            return day;
+        }
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
+        format!("{y:04}-{m:02}-{d:02}")
     }
 
     /// Sends `method path` under the API base and returns the parsed JSON body of a success.
@@ -203,6 +231,34 @@ impl<'h> Client<'h> {
             other => Err(unexpected(path, &other)),
         }
     }
+}
+
+/// The day of an HTTP `Date` header (`Sun, 06 Nov 1994 08:49:37 GMT` → `1994-11-06`).
+pub fn http_day(header: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let parts: Vec<&str> = header.split_whitespace().collect();
+    let [_, day, month, year, ..] = parts.as_slice() else {
+        return None;
+    };
+    let day: u32 = day.parse().ok()?;
+    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? + 1;
+    let year: u32 = year.parse().ok()?;
+    ((1..=31).contains(&day) && year >= 1970).then(|| format!("{year:04}-{month:02}-{day:02}"))
+}
+
+/// The date (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// Whether a list response's `Link` header names a next page.
@@ -386,6 +442,22 @@ mod tests {
             status_error(&response(401, &[], "{}")),
             ConnectorError::Unauthorized(_)
         ));
+    }
+
+    #[test]
+    fn http_dates_give_their_day() {
+        assert_eq!(
+            http_day("Sun, 06 Nov 1994 08:49:37 GMT").as_deref(),
+            Some("1994-11-06")
+        );
+        assert_eq!(http_day("garbage"), None);
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
+    }
+
+    #[test]
+    fn the_accept_header_pins_the_api_version() {
+        assert!(ACCEPT.ends_with(&format!("version={API_VERSION}")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! become communication items of the types ConnectWise calls Email, Direct, Mobile and Fax
 //! (looked up in `company/communicationTypes`). An update reads the contact, reuses the ids of
 //! the items it already has, leaves items of other types alone, and patches only what differs.
+//! `extra` entries become custom fields, and come back from pull (see [`crate::custom`]).
 //!
 //! Identity: contacts have no field an integration can fill per record without setup, so a contact
 //! is this record when it has the same company, first and last name and e-mail address (no e-mail
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Client, quote, ref_id, reference};
 use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
+use crate::custom;
 use crate::exports::{Change, PullPage, Pushed};
 use crate::fields::{created_id, identity, patch, text};
 use crate::reconcile;
@@ -169,6 +171,7 @@ fn push_contact(
     }
     let company = resolved(record, "account", Entity::Account, contact.account.as_ref())?;
     let types = type_ids(context)?;
+    let custom = custom::wanted(context, PATH, &contact.extra, "")?;
     let fields = [
         ("firstName", json!(contact.first_name.trim())),
         ("lastName", text(&contact.last_name)),
@@ -189,6 +192,9 @@ fn push_contact(
                 "communicationItems".into(),
                 Value::Array(items(contact, &[], &types)),
             );
+            if let Some(fields) = custom::create_body(&custom) {
+                body.insert("customFields".into(), fields);
+            }
             if context.dry_run {
                 return Ok(Pushed {
                     change: Change::Created,
@@ -222,6 +228,10 @@ fn push_contact(
                 operations.push(
                     json!({ "op": "replace", "path": "communicationItems", "value": wanted }),
                 );
+            }
+            if let Some(fields) = custom::merged(&current, &custom) {
+                operations
+                    .push(json!({ "op": "replace", "path": "customFields", "value": fields }));
             }
             if operations.is_empty() {
                 return Ok(Pushed {
@@ -316,7 +326,7 @@ pub fn to_contact(contact: &Value) -> Result<PulledRecord, ConnectorError> {
         phone: None,
         mobile: None,
         fax: None,
-        extra: Vec::new(),
+        extra: custom::to_extra(contact),
     };
     for item in contact
         .get("communicationItems")

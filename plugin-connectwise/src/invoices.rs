@@ -1,9 +1,14 @@
 //! Invoices → ConnectWise invoices, with their lines as product items on the invoice.
 //!
 //! The account's remote id is the invoice's `company`; the Invoice Type lookup gives `type` (an
-//! enum; Standard when the invoice has none), the Invoice Stage lookup `status` (a billing status);
-//! terms are matched by name, currency through the Currency lookup. A new invoice whose lines
-//! cannot all be written is deleted again, so a retry never leaves a duplicate behind.
+//! enum; Standard on create when the invoice has none, left to ConnectWise on update), the Invoice
+//! Stage lookup `status` (a billing status); terms are matched by name, currency through the
+//! Currency lookup; `extra` entries become custom fields (see [`crate::custom`]). A new invoice
+//! whose lines cannot all be written is deleted again, so a retry never leaves a duplicate behind.
+//!
+//! Closed invoices: an invoice whose billing status is closed (posted, paid, void: the reference's
+//! `isClosed`, the status's `closedFlag`) is the accountant's. It is not patched, nor are its lines;
+//! the record answers `skipped: closed in ConnectWise (status …)`.
 //!
 //! Identity: the invoice number is the BSS invoice's number, which no other BSS invoice has. An
 //! invoice with that number and this record's company is this record; one of another company holds
@@ -15,6 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{quote, ref_id, reference};
 use crate::connector::{PushContext, rejected, rename_fields, resolved_record};
+use crate::custom;
 use crate::exports::Pushed;
 use crate::fields::{date, text};
 use crate::lines::{self, Document, Parent};
@@ -23,6 +29,8 @@ use crate::reconcile;
 use crate::types::{ConnectorError, Entity, EntityData, Invoice, Record};
 
 const PATH: &str = "finance/invoices";
+
+type Fields = Map<String, Value>;
 
 const FIELD_NAMES: &[(&str, &str)] = &[
     ("invoiceNumber", "number"),
@@ -66,13 +74,15 @@ pub fn currency(context: &PushContext, code: &Option<String>) -> Result<Value, C
     }
 }
 
+/// The invoice's fields, and those written on create only (the type ConnectWise needs when the
+/// BSS invoice has none: Standard, which an update leaves to ConnectWise).
 fn desired(
     context: &PushContext,
     invoice: &Invoice,
     company: i64,
-) -> Result<Map<String, Value>, ConnectorError> {
+) -> Result<(Fields, Fields), ConnectorError> {
     let kind = match text(&invoice.invoice_type).as_str() {
-        Some(kind) => {
+        Some(kind) => Some({
             let mapped = context
                 .host()
                 .lookup(lookups::INVOICE_TYPE, kind)
@@ -91,8 +101,8 @@ fn desired(
                 ));
             }
             mapped
-        }
-        None => "Standard".to_string(),
+        }),
+        None => None,
     };
     let status = match text(&invoice.stage).as_str() {
         Some(stage) => reference(context.lookup_id(
@@ -105,14 +115,47 @@ fn desired(
     };
     let mut fields = Map::new();
     fields.insert("invoiceNumber".into(), json!(invoice.number.trim()));
-    fields.insert("type".into(), json!(kind));
+    let mut on_create = Map::new();
+    match kind {
+        Some(kind) => {
+            fields.insert("type".into(), json!(kind));
+        }
+        None => {
+            on_create.insert("type".into(), json!("Standard"));
+        }
+    }
     fields.insert("status".into(), status);
     fields.insert("company".into(), reference(company));
     fields.insert("date".into(), date("date", &invoice.date)?);
     fields.insert("dueDate".into(), date("due-date", &invoice.due_date)?);
     fields.insert("billingTerms".into(), terms(context, &invoice.terms)?);
     fields.insert("currency".into(), currency(context, &invoice.currency)?);
-    Ok(fields)
+    Ok((fields, on_create))
+}
+
+/// The status of an invoice ConnectWise shows as closed: its billing status says so (`isClosed` on
+/// the reference, else the billing status's `closedFlag`), or, without a status, someone closed it
+/// (`closedBy`).
+pub fn closed(context: &PushContext, invoice: &Value) -> Result<Option<String>, ConnectorError> {
+    let status = invoice.get("status").filter(|s| s.is_object());
+    let is_closed = match status {
+        Some(status) => match status.get("isClosed").and_then(Value::as_bool) {
+            Some(flag) => flag,
+            None => match status.get("id").and_then(Value::as_i64) {
+                Some(id) => context
+                    .get_cached(&format!("finance/billingStatuses/{id}"))?
+                    .get("closedFlag")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                None => false,
+            },
+        },
+        None => invoice
+            .get("closedBy")
+            .and_then(Value::as_str)
+            .is_some_and(|by| !by.trim().is_empty()),
+    };
+    Ok(is_closed.then(|| lines::status_label(invoice)))
 }
 
 /// The invoices numbered `number`, split into those of `company` (this record's, as far as
@@ -170,13 +213,16 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
     };
     let result = (|| {
         let company = resolved_record(record, "account", Entity::Account, &invoice.account)?;
+        let (fields, on_create) = desired(context, invoice, company)?;
         let document = Document {
             path: PATH,
             what: "invoice",
-            fields: desired(context, invoice, company)?,
-            on_create: Map::new(),
+            fields,
+            on_create,
+            custom: custom::wanted(context, PATH, &invoice.extra, "")?,
             items: lines::plan(context, record, &invoice.lines, company)?,
             parent: Parent::Invoice,
+            closed,
         };
         let number = invoice.number.trim();
         let found =

@@ -12,6 +12,7 @@
 //! | `client` | ConnectWise REST calls: URLs, paging, conditions, errors |
 //! | `activate`, `choices` | settings checks against the remote; the values an admin picks from |
 //! | `fields` | conversions of values between the BSS and ConnectWise, and change detection |
+//! | `custom` | `extra` entries ↔ ConnectWise custom fields: the mapping rule, typed values, merging on update |
 //! | `accounts`, `contacts` | push and pull of accounts (companies) and contacts |
 //! | `products`, `invoices`, `orders`, `lines`, `payments`, `subscriptions` | push of the other entities |
 //! | `reconcile` | finding what a create with an unknown outcome made; identity-conflict errors |
@@ -23,6 +24,7 @@ pub mod choices;
 pub mod client;
 pub mod connector;
 pub mod contacts;
+pub mod custom;
 pub mod fields;
 pub mod host;
 pub mod invoices;

@@ -1,15 +1,23 @@
 //! Invoice and order lines → ConnectWise product items (`procurement/products`) attached to the
 //! invoice or sales order. Each item carries its BSS line id in `integrationXRef`, so an update
-//! matches lines to items, patches what changed, adds new lines and removes dropped ones (items
-//! without an `integrationXRef` are someone else's and stay). A line id is unique within its
+//! matches lines to items, patches what changed, adds new lines and removes dropped ones. Only
+//! items carrying an `integrationXRef` of ours are touched: items without one (lines staff added
+//! in ConnectWise) are someone else's and stay as they are. A line id is unique within its
 //! document, so two items carrying it on one document are a conflict the record fails on
-//! (`ambiguous:` on the line's field), never a guess. [`push_document`] is the create-or-update
-//! flow both documents share, with the adoption of an existing document its caller decides.
+//! (`ambiguous:` on the line's field), never a guess. A line's `extra` entries become the item's
+//! custom fields (see [`crate::custom`]).
+//!
+//! [`push_document`] is the create-or-update flow both documents share, with the adoption of an
+//! existing document its caller decides. A document ConnectWise shows as closed (its caller says
+//! how to tell) is the accountant's: it is not patched, nor are its lines, and the record answers
+//! `unsupported` with a message starting `skipped: closed in ConnectWise`, which the host reports
+//! as skipped, not failed.
 
 use serde_json::{Map, Value, json};
 
 use crate::client::reference;
 use crate::connector::{PushContext, resolved_record};
+use crate::custom;
 use crate::fields::{body, decimal, optional_decimal, patch, text};
 use crate::types::{ConnectorError, Entity, Line, Record};
 
@@ -29,6 +37,13 @@ impl Parent {
             Parent::SalesOrder(id) => ("salesOrder", id),
         }
     }
+}
+
+/// The product item a line should be: its fields (without its parent) and custom fields.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub fields: Map<String, Value>,
+    pub custom: Vec<(i64, Value)>,
 }
 
 /// The product item a line should be.
@@ -77,7 +92,7 @@ pub fn plan(
     record: &Record,
     lines: &[Line],
     company: i64,
-) -> Result<Vec<Map<String, Value>>, ConnectorError> {
+) -> Result<Vec<Item>, ConnectorError> {
     let mut seen = Vec::new();
     for (index, line) in lines.iter().enumerate() {
         if line.line_id.trim().is_empty() || seen.contains(&line.line_id) {
@@ -88,10 +103,23 @@ pub fn plan(
         }
         seen.push(line.line_id.clone());
     }
+    let screen = match lines.iter().any(|l| !l.extra.is_empty()) {
+        true => Some(custom::screen(context, PATH)?),
+        false => None,
+    };
     lines
         .iter()
         .enumerate()
-        .map(|(i, line)| desired(context, record, i, line, company))
+        .map(|(i, line)| {
+            let custom = match &screen {
+                Some(screen) => custom::resolve(screen, &line.extra, &format!("lines/{i}/"))?,
+                None => Vec::new(),
+            };
+            Ok(Item {
+                fields: desired(context, record, i, line, company)?,
+                custom,
+            })
+        })
         .collect()
 }
 
@@ -103,16 +131,19 @@ fn attached(item: &Map<String, Value>, parent: Parent) -> Map<String, Value> {
     item
 }
 
+/// The creation body of an item.
+fn new_item(item: &Item, parent: Parent) -> Value {
+    let mut new = body(&attached(&item.fields, parent));
+    if let Some(custom) = custom::create_body(&item.custom) {
+        new.insert("customFields".into(), custom);
+    }
+    Value::Object(new)
+}
+
 /// Creates the items of a new document.
-pub fn create(
-    context: &PushContext,
-    items: &[Map<String, Value>],
-    parent: Parent,
-) -> Result<(), ConnectorError> {
+pub fn create(context: &PushContext, items: &[Item], parent: Parent) -> Result<(), ConnectorError> {
     for item in items {
-        context
-            .client
-            .post(PATH, &Value::Object(body(&attached(item, parent))))?;
+        context.client.post(PATH, &new_item(item, parent))?;
     }
     Ok(())
 }
@@ -122,7 +153,7 @@ pub fn create(
 /// record rather than have one of them picked.
 pub fn sync(
     context: &PushContext,
-    items: &[Map<String, Value>],
+    items: &[Item],
     parent: Parent,
     what: &str,
 ) -> Result<bool, ConnectorError> {
@@ -139,8 +170,8 @@ pub fn sync(
     };
     let id_of = |v: &Value| v.get("id").and_then(Value::as_i64).unwrap_or_default();
     let mut changed = false;
-    for (index, item) in items.iter().enumerate() {
-        let item = &attached(item, parent);
+    for (index, wanted) in items.iter().enumerate() {
+        let item = &attached(&wanted.fields, parent);
         let key = xref(&Value::Object(item.clone()));
         let held: Vec<&Value> = current.iter().filter(|c| xref(c) == key).collect();
         if held.len() > 1 {
@@ -157,7 +188,11 @@ pub fn sync(
         }
         match held.first() {
             Some(existing) => {
-                let operations = patch(existing, item);
+                let mut operations = patch(existing, item);
+                if let Some(custom) = custom::merged(existing, &wanted.custom) {
+                    operations
+                        .push(json!({ "op": "replace", "path": "customFields", "value": custom }));
+                }
                 if !operations.is_empty() {
                     changed = true;
                     if !context.dry_run {
@@ -169,14 +204,14 @@ pub fn sync(
             None => {
                 changed = true;
                 if !context.dry_run {
-                    context.client.post(PATH, &Value::Object(body(item)))?;
+                    context.client.post(PATH, &new_item(wanted, parent))?;
                 }
             }
         }
     }
     let wanted: Vec<Option<String>> = items
         .iter()
-        .map(|i| xref(&Value::Object(i.clone())))
+        .map(|i| xref(&Value::Object(i.fields.clone())))
         .collect();
     for existing in &current {
         let key = xref(existing);
@@ -201,11 +236,36 @@ pub struct Document {
     pub what: &'static str,
     /// The fields the connector owns.
     pub fields: Map<String, Value>,
-    /// Fields written only on create (a key the document is found by later).
+    /// Fields written only on create (a key the document is found by later, a default).
     pub on_create: Map<String, Value>,
+    /// Custom fields from the record's `extra`.
+    pub custom: Vec<(i64, Value)>,
     /// The line items, without their parent.
-    pub items: Vec<Map<String, Value>>,
+    pub items: Vec<Item>,
     pub parent: fn(i64) -> Parent,
+    /// The status label of a document ConnectWise shows as closed (as a GET reads it), else `None`.
+    pub closed: fn(&PushContext, &Value) -> Result<Option<String>, ConnectorError>,
+}
+
+/// The answer for a document that is closed in ConnectWise: skipped, not failed.
+pub fn skipped_closed(status: &str) -> ConnectorError {
+    ConnectorError::Unsupported(format!("skipped: closed in ConnectWise (status {status})"))
+}
+
+/// A status reference's label: its name, else its id.
+pub fn status_label(document: &Value) -> String {
+    let status = document.get("status");
+    status
+        .and_then(|s| s.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            status
+                .and_then(|s| s.get("id"))
+                .and_then(Value::as_i64)
+                .map(|id| format!("id {id}"))
+        })
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// Creates or updates a document and its line items. A new document whose lines cannot all be
@@ -235,6 +295,9 @@ pub fn push_document(
             }
             let mut new = body(fields);
             new.extend(body(&document.on_create));
+            if let Some(custom) = custom::create_body(&document.custom) {
+                new.insert("customFields".into(), custom);
+            }
             match context.client.post(path, &Value::Object(new)) {
                 Ok(created) => {
                     let id = crate::fields::created_id(&created, what)?;
@@ -252,7 +315,14 @@ pub fn push_document(
         }
     };
     let current = format!("{path}/{id}");
-    let operations = patch(&context.client.get(&current)?, fields);
+    let held = context.client.get(&current)?;
+    if let Some(status) = (document.closed)(context, &held)? {
+        return Err(skipped_closed(&status));
+    }
+    let mut operations = patch(&held, fields);
+    if let Some(custom) = custom::merged(&held, &document.custom) {
+        operations.push(json!({ "op": "replace", "path": "customFields", "value": custom }));
+    }
     if !operations.is_empty() && !context.dry_run {
         context.client.patch(&current, &operations)?;
     }

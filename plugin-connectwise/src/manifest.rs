@@ -208,8 +208,8 @@ fn server_variables() -> Vec<ServerVariable> {
         Var {
             key: keys::PRODUCT_UNIT_OF_MEASURE,
             label: "Product Unit of measure",
-            purpose: "The unit of measure of catalog items when no Unit Type mapping applies.",
-            description: "A unit of measure id, e.g. 1 (Each).",
+            purpose: "The unit of measure of every catalog item the BSS creates or updates.",
+            description: "A unit of measure id, e.g. 1 (Each). It applies to every product, whether or not a Unit Type mapping applies (that lookup chooses the subcategory, not the unit). Left empty, ConnectWise keeps its own unit.",
             kind: Integer,
             required: false,
             default: None,
@@ -218,7 +218,7 @@ fn server_variables() -> Vec<ServerVariable> {
         Var {
             key: keys::PRODUCT_BILLABLE_OPTION,
             label: "Product Billable Option",
-            purpose: "How invoice and order lines are billed (billableOption of each product item).",
+            purpose: "How invoice and order lines are billed (billableOption of each product item), and how subscriptions are billed when the BSS subscription names no bill-customer option.",
             description: "Billable, DoNotBill or NoCharge.",
             kind: Choice,
             required: false,

@@ -4,17 +4,29 @@
 //! the Sales Representative setting gives `salesRep` (ConnectWise requires one); dates, PO number,
 //! terms and currency as on invoices.
 //!
-//! Identity: a create writes `BSS order {bss id}` in the order's `description`. Of the documented
-//! Order fields, `poNumber` already carries the BSS PO number, `notes` is the order's free text,
-//! and custom fields would need one defined per installation; `description` is unbounded text the
-//! BSS order has no counterpart for. It is written on create only (an update leaves what users
-//! made of it). A create whose outcome was unknown looks for orders with that description first:
-//! one is adopted, several fail `ambiguous:` (see [`crate::reconcile`]).
+//! The BSS order number: a sales order has no number field of its own (its `id` is ConnectWise's), so
+//! a create writes `BSS order {number} (BSS id {bss id})` in the order's `description`, where staff
+//! see and search it (e.g. `description contains 'SO-1001'`); when the number is the BSS id, plain
+//! `BSS order {bss id}`. Of the documented Order fields, `poNumber` already carries the BSS PO
+//! number and `notes` is the order's free text; a custom field would need defining per
+//! installation (the record's `extra` reaches custom fields, see [`crate::custom`]). `description`
+//! is unbounded text the BSS order has no counterpart for, written on create only (an update leaves
+//! what users made of it).
+//!
+//! Identity: the description is also the key the order is found by again. A create whose outcome
+//! was unknown looks for orders whose description carries this record's BSS id (in either form,
+//! whatever number it shows) first: one is adopted, several fail `ambiguous:` (see
+//! [`crate::reconcile`]).
+//!
+//! Closed orders: an order whose status is closed (`closedFlag` of its order status: invoiced,
+//! cancelled, closed) is not patched, nor are its lines; the record answers `skipped: closed in
+//! ConnectWise (status …)`.
 
 use serde_json::{Map, Value, json};
 
 use crate::client::{quote, reference};
 use crate::connector::{PushContext, rejected, rename_fields, resolved, resolved_record};
+use crate::custom;
 use crate::exports::Pushed;
 use crate::fields::{date, text};
 use crate::invoices::{currency, terms};
@@ -82,9 +94,42 @@ fn desired(
     Ok(fields)
 }
 
-/// The sales order `description` a create writes: the key the order is found by again.
-pub fn key_of(record: &Record) -> String {
+/// The sales order `description` a create writes: the BSS order number and the key the order is
+/// found by again.
+pub fn key_of(record: &Record, order: &Order) -> String {
+    let id = record.bss_id.trim();
+    let number = order.number.trim();
+    if number.is_empty() || number == id {
+        legacy_key(record)
+    } else {
+        format!("BSS order {number} (BSS id {id})")
+    }
+}
+
+/// The description of orders created before the number was shown, or whose number is the BSS id.
+fn legacy_key(record: &Record) -> String {
     format!("BSS order {}", record.bss_id.trim())
+}
+
+/// Whether an order's description is one a create of this record writes (with any number).
+fn carries_key(description: &str, record: &Record) -> bool {
+    let id = record.bss_id.trim();
+    description == legacy_key(record)
+        || (description.starts_with("BSS order ")
+            && description.ends_with(&format!(" (BSS id {id})")))
+}
+
+/// The status of an order ConnectWise shows as closed (its order status's `closedFlag`).
+pub fn closed(context: &PushContext, order: &Value) -> Result<Option<String>, ConnectorError> {
+    let Some(status) = crate::client::ref_id(order, "status") else {
+        return Ok(None);
+    };
+    let closed = context
+        .get_cached(&format!("sales/orders/statuses/{status}"))?
+        .get("closedFlag")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(closed.then(|| lines::status_label(order)))
 }
 
 pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
@@ -95,25 +140,35 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
     };
     let result = (|| {
         let company = resolved_record(record, "account", Entity::Account, &order.account)?;
-        let key = key_of(record);
         let mut on_create = Map::new();
-        on_create.insert("description".into(), json!(key));
+        on_create.insert("description".into(), json!(key_of(record, order)));
         let document = Document {
             path: PATH,
             what: "sales order",
             fields: desired(context, record, order, company)?,
             on_create,
+            custom: custom::wanted(context, PATH, &order.extra, "")?,
             items: lines::plan(context, record, &order.lines, company)?,
             parent: Parent::SalesOrder,
+            closed,
         };
         let found = reconcile::remote_id_of(record, || {
-            let orders = context
-                .client
-                .get_all(PATH, Some(&format!("description={}", quote(&key))))?;
-            // Conditions compare text without case; the key is exact.
+            let id = record.bss_id.trim();
+            let conditions = format!(
+                "description={} or description like {}",
+                quote(&legacy_key(record)),
+                quote(&format!("BSS order % (BSS id {id})"))
+            );
+            let orders = context.client.get_all(PATH, Some(&conditions))?;
+            // Conditions compare text without case, and `like` reads `%` and `_` in an id as
+            // wildcards; the key is exact.
             let ours = orders
                 .iter()
-                .filter(|o| o.get("description").and_then(Value::as_str) == Some(key.as_str()))
+                .filter(|o| {
+                    o.get("description")
+                        .and_then(Value::as_str)
+                        .is_some_and(|d| carries_key(d, record))
+                })
                 .filter_map(|o| o.get("id").and_then(Value::as_i64))
                 .map(|id| id.to_string())
                 .collect();

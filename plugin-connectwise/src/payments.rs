@@ -2,7 +2,9 @@
 //!
 //! Only payments made with the BSS payment methods configured as Credit card method id or Bank
 //! deposit method id are sent, typed accordingly; any other method is reported as not
-//! synchronised, naming the method. The remote id is `{invoice id}/{payment id}`.
+//! synchronised (`unsupported`, message starting `not synchronised:`, which the host reports as
+//! skipped), naming the method. The remote id is `{invoice id}/{payment id}`. Invoice payments have
+//! no custom fields: a payment with `extra` entries is rejected, naming them.
 //!
 //! Identity: an invoice payment has no field an integration can fill (no custom fields, no
 //! reference), so a payment is this record when it is on the same invoice with the same type,
@@ -62,6 +64,7 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
     };
     let result = (|| {
         let fields = desired(context, payment)?;
+        crate::custom::unsupported(&payment.extra, "invoice payments")?;
         let found = reconcile::remote_id_of(record, || {
             let invoice = resolved_record(record, "invoice", Entity::Invoice, &payment.invoice)?;
             let payments = context

@@ -3,7 +3,9 @@
 //! The product code is the item's `identifier`, its name the `description`; the Product Type
 //! lookup gives `type`; the Unit Type lookup gives `subcategory` (and with it the subcategory's
 //! category). When no Unit Type mapping applies, the Product Category, Product SubCategory and
-//! Product Unit of measure settings supply the defaults.
+//! Product Unit of measure settings supply the defaults; the Product Unit of measure setting is the unit of every
+//! item (the Unit Type lookup gives a subcategory, not a unit). `extra` entries become custom fields (see
+//! [`crate::custom`]).
 //!
 //! Identity: the item's `integrationXRef` (free for the integrating system, at most 50
 //! characters) carries the BSS id. A create whose outcome was unknown looks for items carrying it
@@ -15,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{quote, reference};
 use crate::connector::{PushContext, rejected, rename_fields};
+use crate::custom;
 use crate::exports::{Change, Pushed};
 use crate::fields::{body, created_id, optional_decimal, patch, text};
 use crate::manifest::{keys, lookups};
@@ -98,17 +101,13 @@ fn desired(context: &PushContext, product: &Product) -> Result<Map<String, Value
         }
     };
     fields.insert("subcategory".into(), reference(subcategory));
-    fields.insert(
-        "category".into(),
-        category.map(reference).unwrap_or(Value::Null),
-    );
-    fields.insert(
-        "unitOfMeasure".into(),
-        settings
-            .product_unit_of_measure
-            .map(reference)
-            .unwrap_or(Value::Null),
-    );
+    // Without a category or unit from the settings, ConnectWise's own stay.
+    if let Some(category) = category {
+        fields.insert("category".into(), reference(category));
+    }
+    if let Some(unit) = settings.product_unit_of_measure {
+        fields.insert("unitOfMeasure".into(), reference(unit));
+    }
     Ok(fields)
 }
 
@@ -145,6 +144,7 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
         ));
     };
     let result = desired(context, product).and_then(|mut fields| {
+        let custom = custom::wanted(context, PATH, &product.extra, "")?;
         if let Some(key) = key_of(record) {
             fields.insert("integrationXRef".into(), json!(key));
         }
@@ -158,8 +158,8 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
             None => Ok(None),
         })?;
         match found {
-            None => create(context, record, product, &fields),
-            Some(remote_id) => update(context, &remote_id, &fields),
+            None => create(context, record, product, &fields, &custom),
+            Some(remote_id) => update(context, &remote_id, &fields, &custom),
         }
     });
     result.map_err(|e| rename_fields(e, FIELD_NAMES))
@@ -170,6 +170,7 @@ fn create(
     record: &Record,
     product: &Product,
     fields: &Map<String, Value>,
+    custom: &[(i64, Value)],
 ) -> Result<Pushed, ConnectorError> {
     if context.dry_run {
         return Ok(Pushed {
@@ -177,7 +178,11 @@ fn create(
             remote_id: String::new(),
         });
     }
-    match context.client.post(PATH, &Value::Object(body(fields))) {
+    let mut new = body(fields);
+    if let Some(fields) = custom::create_body(custom) {
+        new.insert("customFields".into(), fields);
+    }
+    match context.client.post(PATH, &Value::Object(new)) {
         Ok(created) => Ok(Pushed {
             change: Change::Created,
             remote_id: created_id(&created, "catalog item")?.to_string(),
@@ -195,7 +200,7 @@ fn create(
                 && key_of(record).is_some()
                 && holders[0].get("integrationXRef").and_then(Value::as_str) == key_of(record);
             if carries_key {
-                return update(context, &holder, fields);
+                return update(context, &holder, fields, custom);
             }
             Err(reconcile::in_use(
                 record,
@@ -212,10 +217,14 @@ fn update(
     context: &PushContext,
     remote_id: &str,
     fields: &Map<String, Value>,
+    custom: &[(i64, Value)],
 ) -> Result<Pushed, ConnectorError> {
     let path = format!("{PATH}/{remote_id}");
     let current = context.client.get(&path)?;
-    let operations = patch(&current, fields);
+    let mut operations = patch(&current, fields);
+    if let Some(fields) = custom::merged(&current, custom) {
+        operations.push(json!({ "op": "replace", "path": "customFields", "value": fields }));
+    }
     if operations.is_empty() {
         return Ok(Pushed {
             change: Change::Unchanged,

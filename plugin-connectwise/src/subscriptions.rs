@@ -1,11 +1,15 @@
 //! Subscriptions → additions on ConnectWise agreements.
 //!
 //! A customer has one agreement per billing cycle: its type comes from the Subscription Units
-//! lookup (billing cycle → agreement type). The agreement is found by company and type, or created
-//! (named after the cycle, with the company's default contact, as ConnectWise requires a contact).
-//! The addition carries product, quantity, prices, dates and the bill-customer option, plus the
-//! custom fields Subscription Name and Subscription ID whose ids are settings. The remote id is
-//! `{agreement id}/{addition id}`.
+//! lookup (billing cycle → agreement type). A new addition goes onto the customer's agreement of
+//! that type that is open for additions — status Active, not cancelled, no end date or one not yet
+//! passed (today by ConnectWise's clock: the `Date` of its answers) — and, with none, onto a new
+//! one (named after the cycle, with the company's default contact, as ConnectWise requires a
+//! contact); an expired or cancelled agreement never receives one. The addition carries product,
+//! quantity, prices, dates and the bill-customer option (the record's, else the Product Billable
+//! Option setting), the custom fields Subscription Name and Subscription ID whose ids are
+//! settings, and the record's `extra` entries as custom fields (see [`crate::custom`]). The remote
+//! id is `{agreement id}/{addition id}`.
 //!
 //! Identity: the Subscription ID custom field carries the BSS id. A create whose outcome was
 //! unknown looks through the customer's agreements for additions carrying it: one is adopted,
@@ -16,6 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{ref_id, reference};
 use crate::connector::{PushContext, rejected, rename_fields, resolved_record};
+use crate::custom;
 use crate::exports::{Change, Pushed};
 use crate::fields::{body, created_id, date, decimal, optional_decimal, patch, same, text};
 use crate::manifest::{BILLABLE_OPTIONS, lookups};
@@ -38,20 +43,49 @@ const FIELD_NAMES: &[(&str, &str)] = &[
     ("contact", "account (primary contact)"),
 ];
 
-/// The customer's agreement for this billing cycle, created when missing.
-fn agreement(
+/// Whether an agreement may receive new additions on `today` (`YYYY-MM-DD`): its status is Active (or
+/// unset, on sites too old to have one), it is not cancelled, and it has no end date or one not yet passed.
+pub fn open_for_additions(agreement: &Value, today: &str) -> bool {
+    let status = agreement.get("agreementStatus").and_then(Value::as_str);
+    let cancelled = agreement.get("cancelledFlag").and_then(Value::as_bool) == Some(true)
+        || agreement
+            .get("dateCancelled")
+            .and_then(Value::as_str)
+            .is_some_and(|d| !d.is_empty());
+    let no_end = agreement.get("noEndingDateFlag").and_then(Value::as_bool) == Some(true);
+    let ended = agreement
+        .get("endDate")
+        .and_then(Value::as_str)
+        .and_then(|d| d.get(..10))
+        .is_some_and(|end| end < today);
+    status.is_none_or(|s| s.eq_ignore_ascii_case("Active")) && !cancelled && (no_end || !ended)
+}
+
+/// The customer's agreement for this billing cycle that may receive additions (the oldest, when
+/// several may), if any.
+fn open_agreement(
+    context: &PushContext,
+    company: i64,
+    agreement_type: i64,
+) -> Result<Option<i64>, ConnectorError> {
+    let conditions =
+        format!("company/id={company} and type/id={agreement_type} and cancelledFlag=false");
+    let found = context.client.get_all(AGREEMENTS, Some(&conditions))?;
+    let today = context.client.today();
+    Ok(found
+        .iter()
+        .filter(|a| open_for_additions(a, &today))
+        .find_map(|a| a.get("id").and_then(Value::as_i64)))
+}
+
+/// A new agreement of the cycle's type for the customer (named after the cycle, with the
+/// company's default contact, as ConnectWise requires a contact).
+fn new_agreement(
     context: &PushContext,
     company: i64,
     agreement_type: i64,
     cycle: &str,
 ) -> Result<i64, ConnectorError> {
-    let conditions =
-        format!("company/id={company} and type/id={agreement_type} and cancelledFlag=false");
-    if let Some(found) = context.client.find(AGREEMENTS, &conditions)?
-        && let Some(id) = found.get("id").and_then(Value::as_i64)
-    {
-        return Ok(id);
-    }
     let company_record = context
         .client
         .get(&format!("company/companies/{company}"))?;
@@ -79,16 +113,53 @@ fn agreement(
     created_id(&context.client.post(AGREEMENTS, &body)?, "agreement")
 }
 
-fn custom_fields(context: &PushContext, record: &Record, subscription: &Subscription) -> Value {
+/// The addition's custom fields: Subscription Name and Subscription ID (ids from the settings), then
+/// the record's `extra` entries resolved against `screen`. An entry naming one of the two is refused:
+/// those carry the subscription's own name and id.
+fn custom_fields(
+    context: &PushContext,
+    record: &Record,
+    subscription: &Subscription,
+    screen: &custom::Screen,
+) -> Result<Vec<(i64, Value)>, ConnectorError> {
     let settings = &context.settings;
     let mut fields = Vec::new();
     if let Some(id) = settings.subscription_name_field {
-        fields.push(json!({ "id": id, "value": subscription.name }));
+        fields.push((id, json!(subscription.name)));
     }
     if let Some(id) = settings.subscription_id_field {
-        fields.push(json!({ "id": id, "value": record.bss_id }));
+        fields.push((id, json!(record.bss_id)));
     }
-    Value::Array(fields)
+    custom::resolve(screen, &subscription.extra, "")?;
+    for entry in &subscription.extra {
+        let (id, value) = custom::resolve(screen, std::slice::from_ref(entry), "")?.remove(0);
+        if fields.iter().any(|(held, _)| *held == id) {
+            return Err(rejected(
+                &format!("extra/{}", entry.name),
+                format!(
+                    "custom field {id} carries the subscription's name or id (a server variable); it cannot be set from extra"
+                ),
+            ));
+        }
+        fields.push((id, value));
+    }
+    Ok(fields)
+}
+
+/// The custom fields of additions on `agreement` (of every screen when there is none yet), read only
+/// when the record has `extra` entries.
+fn addition_screen(
+    context: &PushContext,
+    subscription: &Subscription,
+    agreement: Option<i64>,
+) -> Result<custom::Screen, ConnectorError> {
+    if subscription.extra.is_empty() {
+        return Ok(custom::Screen::Own(Vec::new()));
+    }
+    match agreement {
+        Some(agreement) => custom::screen(context, &format!("{AGREEMENTS}/{agreement}/additions")),
+        None => custom::everywhere(context),
+    }
 }
 
 /// Custom fields as (id, value) pairs, for comparing what ConnectWise holds with what is wanted.
@@ -180,14 +251,16 @@ fn this_addition(
 }
 
 fn desired(
+    context: &PushContext,
     record: &Record,
     subscription: &Subscription,
 ) -> Result<Map<String, Value>, ConnectorError> {
     let product = resolved_record(record, "product", Entity::Product, &subscription.product)?;
+    // The record's option, else the Product Billable Option setting.
     let bill = text(&subscription.bill_customer)
         .as_str()
-        .unwrap_or("Billable")
-        .to_string();
+        .map(str::to_string)
+        .unwrap_or_else(|| context.settings.product_billable_option.clone());
     if !BILLABLE_OPTIONS.contains(&bill.as_str()) {
         return Err(rejected(
             "bill-customer",
@@ -234,8 +307,7 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
         ));
     };
     let result = (|| {
-        let fields = desired(record, subscription)?;
-        let custom = custom_fields(context, record, subscription);
+        let fields = desired(context, record, subscription)?;
         let found = reconcile::remote_id_of(record, || {
             this_addition(context, record, subscription, &fields)
         })?;
@@ -245,15 +317,24 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
                     resolved_record(record, "account", Entity::Account, &subscription.account)?;
                 let cycle = subscription.billing_cycle.trim();
                 let agreement_type = agreement_type(context, subscription)?;
+                // Everything is checked before the first write (a new agreement).
+                let open = open_agreement(context, company, agreement_type)?;
+                let screen = addition_screen(context, subscription, open)?;
+                let custom = custom_fields(context, record, subscription, &screen)?;
                 if context.dry_run {
                     return Ok(Pushed {
                         change: Change::Created,
                         remote_id: String::new(),
                     });
                 }
-                let agreement = agreement(context, company, agreement_type, cycle)?;
+                let agreement = match open {
+                    Some(agreement) => agreement,
+                    None => new_agreement(context, company, agreement_type, cycle)?,
+                };
                 let mut addition = body(&fields);
-                addition.insert("customFields".into(), custom);
+                if let Some(custom) = custom::create_body(&custom) {
+                    addition.insert("customFields".into(), custom);
+                }
                 let path = format!("{AGREEMENTS}/{agreement}/additions");
                 let id = created_id(
                     &context.client.post(&path, &Value::Object(addition))?,
@@ -272,13 +353,10 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
                 })?;
                 let path = format!("{AGREEMENTS}/{agreement}/additions/{id}");
                 let current = context.client.get(&path)?;
+                let screen = custom::Screen::Own(custom::definitions_of(&current));
+                let custom = custom_fields(context, record, subscription, &screen)?;
                 let mut operations = patch(&current, &fields);
-                let wanted = custom_pairs(Some(&custom));
-                let held: Vec<(i64, String)> = custom_pairs(current.get("customFields"))
-                    .into_iter()
-                    .filter(|(id, _)| wanted.iter().any(|(w, _)| w == id))
-                    .collect();
-                if wanted != held {
+                if let Some(custom) = custom::merged(&current, &custom) {
                     operations
                         .push(json!({ "op": "replace", "path": "customFields", "value": custom }));
                 }
