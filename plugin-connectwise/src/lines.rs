@@ -72,11 +72,15 @@ fn desired(
         "price".into(),
         decimal(&field("unit-price"), &line.unit_price)?,
     );
-    item.insert(
-        "cost".into(),
-        optional_decimal(&field("unit-cost"), &line.unit_cost)?,
-    );
-    item.insert("description".into(), text(&line.description));
+    // Without a cost or description of the line's own, ConnectWise's (from the catalog item) stay.
+    let cost = optional_decimal(&field("unit-cost"), &line.unit_cost)?;
+    if !cost.is_null() {
+        item.insert("cost".into(), cost);
+    }
+    let description = text(&line.description);
+    if !description.is_null() {
+        item.insert("description".into(), description);
+    }
     item.insert(
         "billableOption".into(),
         json!(context.settings.product_billable_option),

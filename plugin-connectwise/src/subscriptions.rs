@@ -68,8 +68,9 @@ fn open_agreement(
     company: i64,
     agreement_type: i64,
 ) -> Result<Option<i64>, ConnectorError> {
-    let conditions =
-        format!("company/id={company} and type/id={agreement_type} and cancelledFlag=false");
+    // Status, cancellation and end date are judged here, not in conditions: a record without a
+    // field does not match a condition on it.
+    let conditions = format!("company/id={company} and type/id={agreement_type}");
     let found = context.client.get_all(AGREEMENTS, Some(&conditions))?;
     let today = context.client.today();
     Ok(found

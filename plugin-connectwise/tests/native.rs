@@ -208,3 +208,69 @@ fn a_dry_run_reads_but_never_writes() {
     assert_eq!(outcomes[0].as_ref().unwrap().change, Change::Created);
     assert!(host.sent.borrow().iter().all(|(m, _, _)| *m == Method::Get));
 }
+
+#[test]
+fn a_pulled_stamp_passes_through_and_only_the_hosts_cursor_builds_conditions() {
+    let host = host(|_, url| {
+        if url.contains("company/companies") {
+            // Seen in real data: a stamp with spaces in it.
+            let company = json!({"id": 250, "identifier": "A1", "name": "Acme",
+                                 "_info": {"lastUpdated": "2015-12-24T22: 08: 22Z"}});
+            (200, vec![], json!([company]))
+        } else {
+            (404, vec![], json!({}))
+        }
+    });
+    let page = connector::pull(&host, Entity::Account, Some("2026-01-31T12:00:00Z"), None).unwrap();
+    assert_eq!(
+        page.records[0].last_updated, "2015-12-24T22: 08: 22Z",
+        "the stamp goes to the host as ConnectWise wrote it"
+    );
+    let sent = host.sent.borrow().len();
+    let url = host.sent.borrow()[0].1.clone();
+    assert!(
+        url.contains(&format!(
+            "conditions={}",
+            plugin_connectwise::client::encode("lastUpdated>=[2026-01-31T12:00:00Z]")
+        )),
+        "{url}"
+    );
+
+    // Handed that stamp as a cursor, the connector sends nothing.
+    match connector::pull(&host, Entity::Account, Some("2015-12-24T22: 08: 22Z"), None) {
+        Err(ConnectorError::Internal(message)) => {
+            assert!(message.contains("2015-12-24T22: 08: 22Z"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(host.sent.borrow().len(), sent);
+}
+
+#[test]
+fn conditions_connectwise_refuses_are_named() {
+    let host = host(|_, _| {
+        (
+            400,
+            vec![],
+            json!({"code": "InvalidObject", "message": "The conditions are invalid",
+                   "errors": [{"code": "InvalidField", "message": "Unexpected token at 17", "field": "conditions"}]}),
+        )
+    });
+    match connector::pull(&host, Entity::Contact, Some("2026-01-31T12:00:00Z"), None) {
+        Err(ConnectorError::Rejected(fields)) => {
+            assert_eq!(fields.len(), 1);
+            assert_eq!(fields[0].field, "conditions");
+            assert!(
+                fields[0]
+                    .message
+                    .contains("\"lastUpdated>=[2026-01-31T12:00:00Z]\" of a company/contacts pull"),
+                "{fields:?}"
+            );
+            assert!(
+                fields[0].message.contains("Unexpected token at 17"),
+                "{fields:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
