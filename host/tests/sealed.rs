@@ -159,3 +159,22 @@ fn a_manifest_that_answers_differently_each_time_is_refused_once_by_content() {
         "a later command does not ask it again: {again}"
     );
 }
+
+#[test]
+fn a_manifest_that_never_answers_costs_listing_nothing_and_is_asked_once() {
+    let (_dir, data, plugins) = folders();
+    std::fs::copy(
+        env!("BSS_FIXTURE_MANIFEST_LOOP_WASM"),
+        plugins.join("fixture-loop.wasm"),
+    )
+    .unwrap();
+    // Listing instances calls no connector: it does not load the looping one at all.
+    let listed = ok(&data, &plugins, &["instances", "list"]);
+    assert!(!listed.contains("fixture-loop"), "{listed}");
+    // The first command that loads connectors meets the manifest deadline once…
+    let first = ok(&data, &plugins, &["connectors", "list"]);
+    assert!(first.contains("manifest()"), "{first}");
+    // …and later ones refuse the same bytes without asking again.
+    let again = ok(&data, &plugins, &["connectors", "list"]);
+    assert!(again.contains("was refused before, by content"), "{again}");
+}
