@@ -359,6 +359,31 @@ impl SqliteStore {
         self.connection.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `sql` (parameters: instance, entity, key; one text column) once per key; returns
+    /// what it found, by key.
+    fn each_found(
+        &self,
+        sql: &str,
+        instance: &str,
+        entity: Entity,
+        keys: &[String],
+    ) -> StoreResult<BTreeMap<String, String>> {
+        let connection = self.lock();
+        let mut statement = connection.prepare_cached(sql).map_err(db)?;
+        let entity = name_of(&entity);
+        let mut found = BTreeMap::new();
+        for key in keys {
+            let row: Option<String> = statement
+                .query_row(params![instance, entity, key], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            if let Some(value) = row {
+                found.insert(key.clone(), value);
+            }
+        }
+        Ok(found)
+    }
+
     fn require_instance(connection: &Connection, name: &str) -> StoreResult<()> {
         let found: Option<String> = connection
             .query_row(
@@ -814,24 +839,12 @@ impl Store for SqliteStore {
         entity: Entity,
         remote_ids: &[String],
     ) -> StoreResult<BTreeMap<String, String>> {
-        let connection = self.lock();
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT bss_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND remote_id = ?3",
-            )
-            .map_err(db)?;
-        let entity = name_of(&entity);
-        let mut found = BTreeMap::new();
-        for remote in remote_ids {
-            let row: Option<String> = statement
-                .query_row(params![instance, entity, remote], |r| r.get(0))
-                .optional()
-                .map_err(db)?;
-            if let Some(bss) = row {
-                found.insert(remote.clone(), bss);
-            }
-        }
-        Ok(found)
+        self.each_found(
+            "SELECT bss_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND remote_id = ?3",
+            instance,
+            entity,
+            remote_ids,
+        )
     }
 
     fn mark_pending(
@@ -863,24 +876,12 @@ impl Store for SqliteStore {
         entity: Entity,
         bss_ids: &[String],
     ) -> StoreResult<BTreeMap<String, String>> {
-        let connection = self.lock();
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT bss_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND lower(bss_id) = lower(?3) AND bss_id <> ?3 LIMIT 1",
-            )
-            .map_err(db)?;
-        let entity = name_of(&entity);
-        let mut found = BTreeMap::new();
-        for id in bss_ids {
-            let other: Option<String> = statement
-                .query_row(params![instance, entity, id], |r| r.get(0))
-                .optional()
-                .map_err(db)?;
-            if let Some(other) = other {
-                found.insert(id.clone(), other);
-            }
-        }
-        Ok(found)
+        self.each_found(
+            "SELECT bss_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND lower(bss_id) = lower(?3) AND bss_id <> ?3 LIMIT 1",
+            instance,
+            entity,
+            bss_ids,
+        )
     }
 
     fn link(
