@@ -31,7 +31,8 @@ pub struct App {
 fn guard_database(data: &Path, new_database: bool) -> anyhow::Result<()> {
     let database = data.join("bss.db");
     let length = std::fs::metadata(&database).map(|m| m.len()).ok();
-    let used = SecretBox::key_exists(data) || data.join("cache").is_dir();
+    // The key file itself, not `BSS_HOST_KEY`: a key in the environment says nothing of this folder.
+    let used = data.join("key").exists() || data.join("cache").is_dir();
     match length {
         Some(length) if length > 0 => {
             if new_database {

@@ -656,6 +656,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                     print_push(run, false)?;
                 }
+                if let Some(error) = &outcome.settle_error {
+                    println!(
+                        "the records queued for what this push created were not sent (they stay queued): {}",
+                        printable(error)
+                    );
+                }
             }
             if !outcome.all_succeeded() {
                 return Err(SomeRecordsFailed(format!(

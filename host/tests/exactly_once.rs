@@ -727,3 +727,40 @@ async fn two_contacts_of_one_name_stay_two_when_the_second_answer_is_lost() {
         "each keeps its own e-mail: {contacts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_whose_root_is_missing_waits_and_settles_instead_of_failing_as_a_cycle() {
+    let s = setup().await;
+    // C's parent P is in the same file; P's parent G is not pushed yet.
+    let mut parent = account(2);
+    parent["parent-account"] = json!("A0001");
+    let mut child = account(3);
+    child["parent-account"] = json!("A0002");
+    let chain = s.file("chain.ndjson", &[parent, child]);
+    let root = s.file("root.ndjson", &[account(1)]);
+    let data = s.data.clone();
+    let (queued, settled) = blocking(move || {
+        let queued = run(
+            &data,
+            &["push", "cw", "account", "--file", &chain, "--json"],
+        );
+        assert_eq!(queued.status.code(), Some(2), "{}", text(&queued));
+        let queued: Value = serde_json::from_slice(&queued.stdout).unwrap();
+        let settled = ok(&data, &["push", "cw", "account", "--file", &root, "--json"]);
+        (queued, serde_json::from_str::<Value>(&settled).unwrap())
+    })
+    .await;
+    assert_eq!(
+        queued["queued"], 2,
+        "both wait, none fails as a cycle: {queued}"
+    );
+    assert_eq!(queued["failed"], 0, "{queued}");
+    let sent: u64 = settled["settled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run[1]["created"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sent, 2, "the root's push sends P, then C: {settled}");
+    assert_mapped_once(&s, "account", "company/companies", 3);
+}

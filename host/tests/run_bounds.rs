@@ -249,3 +249,35 @@ fn records_not_synchronised_by_configuration_are_skipped_not_failed() {
     let runs: Value = serde_json::from_str(&folder.ok(&["runs", "list", "fx", "--json"])).unwrap();
     assert_eq!(runs[0]["skipped"], 1, "{runs}");
 }
+
+#[test]
+fn two_records_answered_with_one_remote_id_are_not_both_linked() {
+    let folder = instance("same-remote-id", &[]);
+    let file = folder.data.parent().unwrap().join("accounts.ndjson");
+    std::fs::write(
+        &file,
+        "{\"id\":\"A1\",\"code\":\"C1\",\"name\":\"One\"}\n{\"id\":\"A2\",\"code\":\"C2\",\"name\":\"Two\"}\n",
+    )
+    .unwrap();
+    let out = folder.run(&[
+        "push",
+        "fx",
+        "account",
+        "--file",
+        &file.display().to_string(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["items"][0]["outcome"], "created", "{report}");
+    assert_eq!(report["items"][1]["outcome"], "ambiguous", "{report}");
+    let connection = rusqlite::Connection::open(folder.data.join("bss.db")).unwrap();
+    let linked: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM id_map WHERE remote_id = '77'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(linked, 1, "one remote record, one BSS record");
+}

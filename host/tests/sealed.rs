@@ -109,6 +109,19 @@ fn a_later_version_declaring_a_secret_as_text_is_refused_and_reads_nothing() {
     assert!(!checked.contains(SECRET), "{checked}");
 }
 
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// Waits until the flapping fixture's ten-second window is `secret` (or not), near its start.
 fn wait_for_window(secret: bool) {
     loop {
@@ -128,9 +141,31 @@ fn wait_for_window(secret: bool) {
 fn a_manifest_is_read_once_and_the_stored_answer_decides() {
     let (_dir, data, plugins) = folders();
     std::fs::copy(FLAP, plugins.join("fixture-flap.wasm")).unwrap();
+    // Compile it once in another data folder and take its compile cache along, so the first
+    // command here reads the manifest within a second of starting, not after compiling.
+    let (_scratch_dir, scratch, _) = folders();
+    ok(&scratch, &plugins, &["connectors", "list"]);
+    copy_folder(&scratch.join("cache"), &data.join("cache"));
     // First seen while it says "secret": that answer is stored with its content hash.
     wait_for_window(true);
     ok(&data, &plugins, &["activate", "fixture", "--name", "fx"]);
+    let inspected = run(
+        &data,
+        &plugins,
+        &["connectors", "inspect", "fixture", "--json"],
+    );
+    let manifest: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    let kind = manifest["server-variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["key"] == "api-key")
+        .map(|v| v["kind"].clone());
+    assert_eq!(
+        kind,
+        Some(Value::from("secret")),
+        "the first read fell in the secret window"
+    );
     let secret = format!("api-key={SECRET}");
     ok(&data, &plugins, &probe_settings(&[&secret, "tenant=t"]));
     // Later, while it would say "text", nothing reads it again: the secret stays sealed.

@@ -293,8 +293,8 @@ pub trait Store: Send + Sync {
         entity: Entity,
         bss_ids: &[String],
     ) -> StoreResult<()>;
-    /// For each of `bss_ids`, another BSS id of the entity already in the id map that differs
-    /// from it only in ASCII case.
+    /// For each of `bss_ids`, another BSS id of the entity already in the id map or the retry
+    /// queue that differs from it only in ASCII case.
     fn case_collisions(
         &self,
         instance: &str,
@@ -369,6 +369,10 @@ pub trait Store: Send + Sync {
         entity: Entity,
         claimer: &str,
     ) -> StoreResult<Vec<QueueItem>>;
+    /// The items of `entity` that `claimer` still holds, as they are now (another run may have
+    /// queued a newer version of a record since the claim, which releases it).
+    fn claimed(&self, instance: &str, claimer: &str, entity: Entity)
+    -> StoreResult<Vec<QueueItem>>;
     /// Releases whatever `claimer` still holds (items that were not retried).
     fn release_queue(&self, instance: &str, claimer: &str) -> StoreResult<()>;
     fn queue(&self, instance: &str) -> StoreResult<Vec<QueueItem>>;

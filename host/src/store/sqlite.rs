@@ -192,6 +192,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "skipped records",
         "ALTER TABLE runs ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;",
     ),
+    (
+        9,
+        "runs from before leases",
+        // Runs left `running` by a bss-host without leases have no owner to lapse.
+        "UPDATE runs SET status = 'interrupted', message = 'left running by an earlier bss-host that stopped before it finished'
+         WHERE status = 'running' AND owner IS NULL;",
+    ),
 ];
 
 /// The claimer of queue items that wait for an operator's `link`: never stale, never retried.
@@ -213,7 +220,31 @@ fn unix_millis() -> i64 {
 
 /// How long a writer waits for another process's write transaction before giving up. Every
 /// write transaction takes the write lock first (`IMMEDIATE`), so this wait always applies.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Shorter than a run lease's time-to-live, so a renewal waiting for the lock fails (and the
+/// run notices) before its lease could lapse.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Refuses to go on for a run (with an owner) whose owner no longer holds a live lease of its
+/// instance and entity: another process may be running the same records now.
+fn refuse_without_lease(connection: &Connection, run: i64) -> StoreResult<()> {
+    let fenced: bool = connection
+        .query_row(
+            "SELECT r.owner IS NOT NULL AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.instance = r.instance
+                 AND l.owner = r.owner AND l.scope = r.entity AND l.expires_at >= ?2)
+             FROM runs r WHERE r.id = ?1",
+            params![run, unix_millis()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db)?
+        .unwrap_or(false);
+    if fenced {
+        return Err(StoreError::Conflict(format!(
+            "run {run} no longer holds its lease (another process may hold it now); it stops here"
+        )));
+    }
+    Ok(())
+}
 
 /// Marks `running` runs whose holder no longer holds a live lease as `interrupted`.
 fn sweep_interrupted(connection: &Connection) -> rusqlite::Result<usize> {
@@ -221,7 +252,8 @@ fn sweep_interrupted(connection: &Connection) -> rusqlite::Result<usize> {
         "UPDATE runs SET status = 'interrupted', finished_at = ?1,
              message = 'the process running it stopped before it finished (its lease lapsed); the outcomes recorded up to then are kept'
          WHERE status = 'running' AND owner IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.instance = runs.instance AND l.owner = runs.owner AND l.expires_at >= ?2)",
+           AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.instance = runs.instance AND l.owner = runs.owner
+                           AND l.scope = runs.entity AND l.expires_at >= ?2)",
         params![crate::time::now_rfc3339(), unix_millis()],
     )
 }
@@ -347,6 +379,14 @@ impl SqliteStore {
         let mut connection = self.lock();
         for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 > from) {
             let tx = connection.transaction().map_err(db)?;
+            // Another process opening the same old file may have applied it meanwhile: the
+            // version is read again under the write lock.
+            let applied: i64 = tx
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .map_err(db)?;
+            if applied >= *version {
+                continue;
+            }
             tx.execute_batch(sql).map_err(db)?;
             tx.pragma_update(None, "user_version", version)
                 .map_err(db)?;
@@ -856,6 +896,9 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let mut connection = self.lock();
         let tx = connection.transaction().map_err(db)?;
+        // Fencing: a run whose lease lapsed (its process stalled past the time-to-live, and
+        // another run may hold the lease now) must not send creates.
+        refuse_without_lease(&tx, run)?;
         let now = crate::time::now_rfc3339();
         for id in bss_ids {
             tx.execute(
@@ -877,7 +920,11 @@ impl Store for SqliteStore {
         bss_ids: &[String],
     ) -> StoreResult<BTreeMap<String, String>> {
         self.each_found(
-            "SELECT bss_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND lower(bss_id) = lower(?3) AND bss_id <> ?3 LIMIT 1",
+            // Queued records count too: they are sent later, by another run.
+            "SELECT bss_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND lower(bss_id) = lower(?3) AND bss_id <> ?3
+             UNION ALL
+             SELECT bss_id FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND lower(bss_id) = lower(?3) AND bss_id <> ?3
+             LIMIT 1",
             instance,
             entity,
             bss_ids,
@@ -1140,6 +1187,13 @@ impl Store for SqliteStore {
                         (label.unwrap_or(kind), None, Some(message.clone()), kind)
                     }
                     Outcome::Invalid { message } => {
+                        // The newest version of the record is unusable: an older queued one
+                        // must not be sent in its place.
+                        tx.execute(
+                            "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
+                            params![instance, entity_name, bss_id],
+                        )
+                        .map_err(db)?;
                         ("invalid", None, Some(message.clone()), "failed")
                     }
                     Outcome::Skipped { message } => {
@@ -1250,8 +1304,9 @@ impl Store for SqliteStore {
     fn claim_queue(&self, instance: &str, claimer: &str) -> StoreResult<Vec<QueueItem>> {
         let connection = self.lock();
         let now = unix_now();
-        // One UPDATE ... RETURNING: SQLite runs it as a single write, so two claimers can never
-        // both take an item.
+        // One UPDATE ... RETURNING: SQLite runs it as a single write, so two claimers never take
+        // an item at the same moment. A claim older than STALE_CLAIM_SECS is taken over (its
+        // claimer is presumed dead); a claimer re-reads what it still holds before sending.
         let mut statement = connection
             .prepare(
                 "UPDATE retry_queue SET claimed_by = ?2, claimed_at = ?3
@@ -1310,6 +1365,24 @@ impl Store for SqliteStore {
         Ok(items)
     }
 
+    fn claimed(
+        &self,
+        instance: &str,
+        claimer: &str,
+        entity: Entity,
+    ) -> StoreResult<Vec<QueueItem>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare("SELECT entity, bss_id, record, error, attempts, queued_at FROM retry_queue WHERE instance = ?1 AND claimed_by = ?2 AND entity = ?3 ORDER BY bss_id")
+            .map_err(db)?;
+        let rows = statement
+            .query_map(params![instance, claimer, name_of(&entity)], queue_item)
+            .map_err(db)?;
+        rows.map(|r| r.map(|(_, item)| item))
+            .collect::<Result<_, _>>()
+            .map_err(db)
+    }
+
     fn release_queue(&self, instance: &str, claimer: &str) -> StoreResult<()> {
         self.lock()
             .execute(
@@ -1361,6 +1434,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let mut connection = self.lock();
         let tx = connection.transaction().map_err(db)?;
+        // A pull that lost its lease must not move the cursor another run now owns.
+        refuse_without_lease(&tx, run)?;
         let delivered = serde_json::to_string(&cursor.delivered_at_stamp)
             .map_err(|e| StoreError::Database(e.to_string()))?;
         tx.execute(

@@ -359,10 +359,13 @@ pub type Chunk = (Vec<BssRecord>, Vec<InvalidRecord>);
 /// Failures worth another try within the run, and how long to wait first.
 fn retry_in_run(error: &Failure) -> Option<Option<Duration>> {
     match error {
-        Failure::Connector(ConnectorError::RateLimited(after)) => {
+        Failure::Connector(ConnectorError::RateLimited(after))
+        | Failure::Batch(ConnectorError::RateLimited(after)) => {
             Some(after.map(Duration::from_millis))
         }
-        Failure::Connector(ConnectorError::Transient(_)) | Failure::Call(_) => Some(None),
+        Failure::Connector(ConnectorError::Transient(_))
+        | Failure::Batch(ConnectorError::Transient(_))
+        | Failure::Call(_) => Some(None),
         _ => None,
     }
 }
@@ -374,14 +377,17 @@ pub const IDENTITY_FIELD: &str = "bss-id";
 
 enum Failure {
     Connector(ConnectorError),
-    /// The call itself failed (trap, deadline): the batch's outcome is unknown.
+    /// The connector failed the whole call: it may have done part of the batch before.
+    Batch(ConnectorError),
+    /// The call itself failed (trap, deadline, an answer that does not fit the batch): the
+    /// batch's outcome is unknown.
     Call(String),
 }
 
 impl Failure {
     fn message(&self) -> String {
         match self {
-            Failure::Connector(e) => describe_connector_error(e),
+            Failure::Connector(e) | Failure::Batch(e) => describe_connector_error(e),
             Failure::Call(m) => m.clone(),
         }
     }
@@ -390,7 +396,7 @@ impl Failure {
     fn retryable(&self) -> bool {
         match self {
             Failure::Call(_) => true,
-            Failure::Connector(e) => matches!(
+            Failure::Connector(e) | Failure::Batch(e) => matches!(
                 e,
                 ConnectorError::RateLimited(_)
                     | ConnectorError::Transient(_)
@@ -440,6 +446,7 @@ impl Failure {
         matches!(
             self,
             Failure::Call(_)
+                | Failure::Batch(_)
                 | Failure::Connector(ConnectorError::Transient(_) | ConnectorError::RateLimited(_))
         )
     }
@@ -608,26 +615,57 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             let in_run: BTreeSet<String> = pending.iter().map(|r| r.id.clone()).collect();
             let (ready, mut refused, postponed) = self.prepare(entity, ops, pending, &in_run)?;
             if ready.is_empty() && !postponed.is_empty() {
-                // Nothing can go first: the records reference each other in a cycle.
+                // Nothing can go first. A record whose chain of references leads back to itself
+                // is in a cycle; one whose chain ends at a record refused in this run (queued for
+                // a reference of its own) waits for that record instead.
+                let targets: std::collections::HashMap<String, String> = postponed
+                    .iter()
+                    .map(|(record, reference)| (record.id.clone(), reference.bss_id.clone()))
+                    .collect();
+                let in_cycle = |id: &str| {
+                    let mut at = targets.get(id);
+                    for _ in 0..targets.len() {
+                        match at {
+                            Some(next) if next == id => return true,
+                            Some(next) => at = targets.get(next),
+                            None => return false,
+                        }
+                    }
+                    false
+                };
                 for (record, reference) in postponed {
-                    let message = format!(
-                        "{} refers to {} {:?}, which refers back to it (directly or through others); push one of them without the reference first",
-                        reference.field,
-                        reference.entity.name(),
-                        reference.bss_id
-                    );
                     let json = records::to_json(Some(&record.id), &record.data).to_string();
-                    refused.push((
-                        record.id.clone(),
+                    let outcome = if in_cycle(&record.id) {
                         Outcome::Failed {
-                            message,
+                            message: format!(
+                                "{} refers to {} {:?}, which refers back to it (directly or through others); push one of them without the reference first",
+                                reference.field,
+                                reference.entity.name(),
+                                reference.bss_id
+                            ),
                             retryable: false,
-                            outcome_unknown: false,
+                            outcome_unknown: true,
                             record: json,
                             waits: None,
                             label: None,
-                        },
-                    ));
+                        }
+                    } else {
+                        Outcome::Failed {
+                            message: format!(
+                                "{} refers to {} {:?}, which could not be pushed in this run; it is retried once that {} is pushed",
+                                reference.field,
+                                reference.entity.name(),
+                                reference.bss_id,
+                                reference.entity.name()
+                            ),
+                            retryable: true,
+                            outcome_unknown: true,
+                            record: json,
+                            waits: Some((reference.entity, reference.bss_id.clone())),
+                            label: None,
+                        }
+                    };
+                    refused.push((record.id.clone(), outcome));
                 }
                 self.record(run, entity, &refused, report)?;
                 break;
@@ -711,6 +749,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                             let rate_limited = matches!(
                                 failure,
                                 Failure::Connector(ConnectorError::RateLimited(_))
+                                    | Failure::Batch(ConnectorError::RateLimited(_))
                             );
                             let tries = tries.entry(ready.record.id.clone()).or_insert(0);
                             if !rate_limited {
@@ -756,8 +795,12 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                                 ),
                                 retryable: failure.retryable(),
                                 // An identity conflict keeps any pending mark: what a lost
-                                // create made may be among the candidates.
-                                outcome_unknown: failure.outcome_unknown() || label.is_some(),
+                                // create made may be among the candidates; so does any failure
+                                // of a record sent as maybe-created (an earlier send of it, in
+                                // this run or another, may have created it).
+                                outcome_unknown: failure.outcome_unknown()
+                                    || label.is_some()
+                                    || ready.wit.maybe_created,
                                 record: json,
                                 waits: None,
                                 label,
@@ -785,34 +828,47 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
     }
 
     /// A record the connector found (rather than created) under a remote id that the id map
-    /// already gives another BSS record is not linked: one remote record is one BSS record. It
-    /// fails as `ambiguous`, held for an operator's `link`, and keeps its pending mark.
+    /// already gives another BSS record, or any record answered with a remote id another record
+    /// of the same batch got, is not linked: one remote record is one BSS record. It fails as
+    /// `ambiguous`, held for an operator's `link`, and keeps its pending mark.
     fn refuse_taken_remote_ids(
         &self,
         entity: Entity,
         batch: &[Ready],
         outcomes: &mut [(String, Outcome)],
     ) -> Result<(), SyncError> {
+        let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
         for (bss_id, outcome) in outcomes.iter_mut() {
             let Outcome::Done {
-                kind: "reconciled",
-                remote_id,
-                ..
+                kind, remote_id, ..
             } = outcome
             else {
                 continue;
             };
+            // Another record of this batch already came back with the same remote id.
+            let twin = seen.get(remote_id.as_str()).cloned();
+            seen.entry(remote_id.clone())
+                .or_insert_with(|| bss_id.clone());
             let Some(ready) = batch
                 .iter()
                 .find(|r| r.record.id == *bss_id && r.wit.remote_id.is_none())
             else {
                 continue;
             };
-            let holders =
-                self.store
-                    .bss_ids(self.instance(), entity, std::slice::from_ref(remote_id))?;
-            let Some(holder) = holders.get(remote_id.as_str()).filter(|h| *h != bss_id) else {
-                continue;
+            let holder = match twin {
+                Some(twin) => twin,
+                None if *kind == "reconciled" => {
+                    let holders = self.store.bss_ids(
+                        self.instance(),
+                        entity,
+                        std::slice::from_ref(remote_id),
+                    )?;
+                    match holders.get(remote_id.as_str()).filter(|h| *h != bss_id) {
+                        Some(holder) => holder.clone(),
+                        None => continue,
+                    }
+                }
+                None => continue,
             };
             let record = records::to_json(Some(&ready.record.id), &ready.record.data).to_string();
             *outcome = Outcome::Failed {
@@ -837,6 +893,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         let cap = self.context.options().max_retry_after;
         match failure {
             Failure::Connector(ConnectorError::RateLimited(Some(ms)))
+            | Failure::Batch(ConnectorError::RateLimited(Some(ms)))
                 if Duration::from_millis(*ms) > cap =>
             {
                 Some(format!(
@@ -1077,14 +1134,14 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 let message = call.to_string();
                 all(&|| Failure::Call(message.clone()))
             }
-            Ok(Err(error)) => all(&|| Failure::Connector(error.clone())),
+            Ok(Err(error)) => all(&|| Failure::Batch(error.clone())),
             Ok(Ok(results)) if results.len() != records.len() => {
                 let message = format!(
-                    "the connector answered {} outcomes for {} records",
+                    "the connector answered {} outcomes for {} records, so which happened is unknown",
                     results.len(),
                     records.len()
                 );
-                all(&|| Failure::Connector(ConnectorError::Internal(message.clone())))
+                all(&|| Failure::Call(message.clone()))
             }
             Ok(Ok(results)) => results
                 .into_iter()
@@ -1118,6 +1175,27 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             false,
             self.lease.map(RunLease::owner),
         )?;
+        let result = self.pull_run(run, entity, since, out).await;
+        if let Err(error) = &result
+            && !matches!(error, SyncError::Pull { .. })
+        {
+            // Best effort, as for a push: otherwise the run shows as interrupted once its lease
+            // lapses, which is less precise but not wrong.
+            let _ = self
+                .store
+                .finish_run(run, "failed", Some(&error.to_string()), 0);
+        }
+        result
+    }
+
+    async fn pull_run(
+        &self,
+        run: i64,
+        entity: Entity,
+        since: Option<String>,
+        out: &mut (dyn Write + Send),
+    ) -> Result<PullReport, SyncError> {
+        let instance = self.instance().to_string();
         let stored = self.store.cursor(&instance, entity)?;
         let from = since.clone().or(stored.stamp.clone());
         let folded_keys: BTreeSet<String> = if since.is_none() {
@@ -1133,6 +1211,9 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         let mut at_newest: BTreeSet<String> = folded_keys.clone();
         let mut token: Option<String> = None;
         loop {
+            if self.lease.is_some_and(RunLease::is_lost) {
+                return Err(SyncError::LeaseLost);
+            }
             let page = match self
                 .pull_page(entity, from.as_deref(), token.as_deref())
                 .await

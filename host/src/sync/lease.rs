@@ -126,7 +126,9 @@ impl RunLease {
                 .map_err(|e| StoreError::Database(e.to_string()))??
             };
             let Some(holder) = held else { break };
-            if holder_is_gone(&holder.owner) {
+            // Its heartbeat has stopped (half a time-to-live without renewal) and its process is
+            // gone: both, since a pid alone can be another namespace's.
+            if holder.expires_in_ms < ttl_ms / 2 && holder_is_gone(&holder.owner) {
                 // Its process is gone (killed): waiting out its lease would only delay this run.
                 tracing::warn!(
                     instance,
@@ -159,8 +161,20 @@ impl RunLease {
             let (store, lost) = (store.clone(), lost.clone());
             let (instance, scope, owner) = (instance.to_string(), scope.clone(), owner.to_string());
             tokio::spawn(async move {
+                let mut renewed_at = std::time::Instant::now();
                 loop {
                     tokio::time::sleep(ttl / 3).await;
+                    if renewed_at.elapsed() > ttl * 2 / 3 {
+                        // Renewals have failed for most of a time-to-live: another process may
+                        // take the lease any moment, so this run stops sending now.
+                        tracing::error!(
+                            instance,
+                            scope,
+                            "the run lease could not be renewed in time; the run stops"
+                        );
+                        lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
                     let (store2, i, s, o) = (
                         store.clone(),
                         instance.clone(),
@@ -171,7 +185,7 @@ impl RunLease {
                         tokio::task::spawn_blocking(move || store2.renew_lease(&i, &s, &o, ttl_ms))
                             .await;
                     match renewed {
-                        Ok(Ok(true)) => {}
+                        Ok(Ok(true)) => renewed_at = std::time::Instant::now(),
                         Ok(Ok(false)) => {
                             tracing::error!(
                                 instance,

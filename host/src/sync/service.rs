@@ -60,11 +60,13 @@ pub struct PushOutcome {
     pub report: PushReport,
     /// Runs that sent queued records whose references this push created.
     pub settled: Vec<(Entity, PushReport)>,
+    /// Why sending the queued records failed, if it did (they stay queued).
+    pub settle_error: Option<String>,
 }
 
 impl PushOutcome {
     pub fn all_succeeded(&self) -> bool {
-        self.report.all_succeeded()
+        self.report.all_succeeded() && self.settle_error.is_none()
     }
 }
 
@@ -149,12 +151,21 @@ pub async fn push_reader<R: std::io::BufRead>(
     let report = engine
         .push_chunks(entity, chunks(entity, input), 0, dry_run, "push")
         .await?;
-    let settled = if dry_run {
-        Vec::new()
+    let (settled, settle_error) = if dry_run {
+        (Vec::new(), None)
     } else {
-        settle(instances, name, entity, &held, by).await?
+        // The push is done and recorded whatever happens here: a failure to send what waited
+        // for it is said beside its report (those records stay queued), not in its place.
+        match settle(instances, name, entity, &held, by).await {
+            Ok(settled) => (settled, None),
+            Err(error) => (Vec::new(), Some(error.to_string())),
+        }
     };
-    Ok(PushOutcome { report, settled })
+    Ok(PushOutcome {
+        report,
+        settled,
+        settle_error,
+    })
 }
 
 pub async fn push_text(
@@ -204,7 +215,6 @@ async fn settle(
         let mut entities: Vec<Entity> = items.iter().map(|i| i.entity).collect();
         entities.dedup();
         for entity in entities {
-            let group: Vec<&QueueItem> = items.iter().filter(|i| i.entity == entity).collect();
             let own;
             let lease = if entity == created {
                 held
@@ -225,6 +235,10 @@ async fn settle(
                     }
                 }
             };
+            // What is held now, read under the lease: a newer version queued since the claim
+            // released the claim and is sent by whoever claims it next.
+            let group = store.claimed(name, &claimer, entity)?;
+            let group: Vec<&QueueItem> = group.iter().collect();
             let report = push_queued(instances, name, entity, &group, lease).await;
             let report = match report {
                 Ok(r) => r,
@@ -318,8 +332,7 @@ pub async fn retry(
     };
     let result = async {
         for entity in Entity::DEPENDENCY_ORDER {
-            let group: Vec<&QueueItem> = claimed.iter().filter(|i| i.entity == entity).collect();
-            if group.is_empty() {
+            if !claimed.iter().any(|i| i.entity == entity) {
                 continue;
             }
             let held = match lease(instances, name, entity, "retry", by).await {
@@ -330,6 +343,11 @@ pub async fn retry(
                 }
                 Err(e) => return Err(e),
             };
+            let group = store.claimed(name, &claimer, entity)?;
+            let group: Vec<&QueueItem> = group.iter().collect();
+            if group.is_empty() {
+                continue;
+            }
             let pushed = push_queued(instances, name, entity, &group, &held).await?;
             report.runs.push((entity, pushed));
         }
