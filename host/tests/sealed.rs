@@ -148,7 +148,12 @@ fn a_manifest_is_read_once_and_the_stored_answer_decides() {
     copy_folder(&scratch.join("cache"), &data.join("cache"));
     // First seen while it says "secret": that answer is stored with its content hash.
     wait_for_window(true);
-    ok(&data, &plugins, &["activate", "fixture", "--name", "fx"]);
+    // (The copied cache makes the folder look used: starting its database is said explicitly.)
+    ok(
+        &data,
+        &plugins,
+        &["--new-database", "activate", "fixture", "--name", "fx"],
+    );
     let inspected = run(
         &data,
         &plugins,
