@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bss_host::capabilities::context::InstanceContext;
@@ -15,7 +15,7 @@ use bss_host::runtime::answer::{AnswerCap, Oversized};
 use bss_host::runtime::bindings::connector::PushOptions;
 use bss_host::runtime::bindings::types::{Entity, EntityData};
 use bss_host::runtime::{CallError, CallFailure, Connector, LoadError, MANIFEST_DEADLINE};
-use common::{account, context, fixture, runtime};
+use common::{Captured, account, context, fixture, runtime};
 
 fn with_mode(connector: &Connector, mode: &str, param: &str) -> Arc<InstanceContext> {
     with_options(connector, mode, param, InstanceOptions::default())
@@ -214,31 +214,9 @@ async fn push_outcomes_are_bounded_in_number_and_remote_id_bytes() {
     assert_eq!(outcomes.len(), 1);
 }
 
-/// Collects what `tracing` writes on this thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn a_64_mib_log_line_is_refused_and_a_long_one_is_cut_without_being_copied() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::start(tracing::Level::INFO);
 
     let runtime = runtime();
     let connector = fixture(&runtime).await;
@@ -266,7 +244,7 @@ async fn a_64_mib_log_line_is_refused_and_a_long_one_is_cut_without_being_copied
         .unwrap()
         .unwrap();
     assert_eq!(said, "logged 1048576 bytes");
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     assert!(text.contains("zzzz [cut]"), "the line is cut");
     assert!(
         text.len() < 64 << 10,

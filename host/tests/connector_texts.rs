@@ -196,6 +196,49 @@ async fn an_echoing_remote_reaches_the_connector_with_the_credentials_scrubbed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echo_the_host_could_not_read_is_refused_not_handed_over() {
+    // The same echo, marked compressed: the host scrubs bytes, not what they decode to.
+    let server = TestServer::start(|seen: &Seen| match echo_reply(seen) {
+        Reply::Respond {
+            status,
+            mut headers,
+            body,
+        } => {
+            headers.push(("content-encoding".into(), "gzip".into()));
+            Reply::Respond {
+                status,
+                headers,
+                body,
+            }
+        }
+        other => other,
+    })
+    .await;
+    let url = server.url();
+    let folder = folder();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x:{SECRET}"));
+    let out = blocking(move || {
+        let param = format!("param={url}/echo");
+        let _ = set(&folder, &url, &["user=x", "mode=echo", &param]);
+        run(&folder, &["check", "fx"])
+    })
+    .await;
+    let all = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.contains("the response is encoded (gzip), so the host cannot scrub"),
+        "{all}"
+    );
+    assert!(!all.contains(SECRET) && !all.contains(&basic), "{all}");
+    // The guest could not ask for an encoding itself: the remote never saw Accept-Encoding.
+    assert!(
+        server
+            .seen()
+            .iter()
+            .all(|s| s.header_values("accept-encoding").is_empty())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_refused_requests_stay_within_the_calls_log_budget() {
     let folder = folder();
     let (out, folder) = blocking(move || {

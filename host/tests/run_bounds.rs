@@ -4,64 +4,20 @@
 //! refused and never moves the cursor, and a malformed stamp is delivered but never becomes the
 //! cursor; records not synchronised by configuration are skipped, not failed.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli;
 
+use std::path::Path;
+use std::process::Output;
+
+use cli::{Folder, text};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
 const FIXTURE: &str = env!("BSS_FIXTURE_WASM");
-
-struct Folder {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    plugins: PathBuf,
-}
-
-impl Folder {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--data")
-            .arg(&self.data)
-            .arg("--plugins")
-            .arg(&self.plugins)
-            .args(args)
-            .env("BSS_HOST_LOG", "warn")
-            .env_remove("BSS_HOST_KEY")
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "bss-host {args:?} failed:\n{}",
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// A fixture instance `fx` in `mode`, pushing and pulling accounts.
 fn instance(mode: &str, extra: &[&str]) -> Folder {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(FIXTURE, plugins.join("fixture.wasm")).unwrap();
-    let folder = Folder {
-        _dir: dir,
-        data,
-        plugins,
-    };
+    let folder = Folder::new();
+    folder.plugin(FIXTURE, "fixture.wasm");
     folder.ok(&["activate", "fixture", "--name", "fx"]);
     let mode = format!("mode={mode}");
     let mut args = vec![
@@ -85,6 +41,24 @@ fn instance(mode: &str, extra: &[&str]) -> Folder {
         "account:pull:create,update",
     ]);
     folder
+}
+
+/// Pushes accounts A1 and A2 from a file, as `--json`.
+fn push_two_accounts(folder: &Folder) -> Output {
+    let file = folder.data.parent().unwrap().join("accounts.ndjson");
+    std::fs::write(
+        &file,
+        "{\"id\":\"A1\",\"code\":\"C1\",\"name\":\"One\"}\n{\"id\":\"A2\",\"code\":\"C2\",\"name\":\"Two\"}\n",
+    )
+    .unwrap();
+    folder.run(&[
+        "push",
+        "fx",
+        "account",
+        "--file",
+        &file.display().to_string(),
+        "--json",
+    ])
 }
 
 fn last_run(folder: &Folder) -> Value {
@@ -120,20 +94,7 @@ fn a_pull_without_end_stops_at_its_page_cap_and_keeps_the_cursor() {
 #[test]
 fn a_day_long_retry_after_does_not_hold_a_push() {
     let folder = instance("rate-limit-day", &[]);
-    let file = folder.data.parent().unwrap().join("accounts.ndjson");
-    std::fs::write(
-        &file,
-        "{\"id\":\"A1\",\"code\":\"C1\",\"name\":\"One\"}\n{\"id\":\"A2\",\"code\":\"C2\",\"name\":\"Two\"}\n",
-    )
-    .unwrap();
-    let out = folder.run(&[
-        "push",
-        "fx",
-        "account",
-        "--file",
-        &file.display().to_string(),
-        "--json",
-    ]);
+    let out = push_two_accounts(&folder);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["queued"], 2, "{report}");
@@ -253,20 +214,7 @@ fn records_not_synchronised_by_configuration_are_skipped_not_failed() {
 #[test]
 fn two_records_answered_with_one_remote_id_are_not_both_linked() {
     let folder = instance("same-remote-id", &[]);
-    let file = folder.data.parent().unwrap().join("accounts.ndjson");
-    std::fs::write(
-        &file,
-        "{\"id\":\"A1\",\"code\":\"C1\",\"name\":\"One\"}\n{\"id\":\"A2\",\"code\":\"C2\",\"name\":\"Two\"}\n",
-    )
-    .unwrap();
-    let out = folder.run(&[
-        "push",
-        "fx",
-        "account",
-        "--file",
-        &file.display().to_string(),
-        "--json",
-    ]);
+    let out = push_two_accounts(&folder);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["items"][0]["outcome"], "created", "{report}");

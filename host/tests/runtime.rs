@@ -4,15 +4,15 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use bss_host::capabilities::options::InstanceOptions;
 use bss_host::runtime::bindings::connector::{Change, PushOptions};
 use bss_host::runtime::bindings::types::{ConnectorError, Entity};
 use bss_host::runtime::{LoadError, Runtime, RuntimeConfig};
-use common::{FIXTURE_WASM, Reply, TestServer, account, context, fixture, private_ok, runtime};
+use common::{
+    Captured, FIXTURE_WASM, Reply, TestServer, account, context, fixture, private_ok, runtime,
+};
 
 const SECRET: &str = "Pr1vate-hunter2-KEY";
 
@@ -214,31 +214,9 @@ async fn a_dry_run_cannot_write() {
     );
 }
 
-/// Collects everything `tracing` writes while a test runs on this thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn the_log_never_shows_a_secret_and_stops_at_its_budget() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::start(tracing::Level::TRACE);
 
     let runtime = runtime();
     let connector = fixture(&runtime).await;
@@ -254,7 +232,7 @@ async fn the_log_never_shows_a_secret_and_stops_at_its_budget() {
     let ctx = context(&connector, &settings, private_ok());
     assert_eq!(connector.activate(&ctx).await.unwrap().unwrap(), "flooded");
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     assert!(!text.contains(SECRET), "the secret reached the log");
     assert!(
         text.contains("I guessed the key: [REDACTED]!"),
@@ -298,21 +276,14 @@ async fn the_log_never_shows_a_secret_and_stops_at_its_budget() {
 /// how many requests, and whether it succeeded.
 #[tokio::test]
 async fn every_call_is_summed_up_in_one_debug_line() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::start(tracing::Level::DEBUG);
     let runtime = runtime();
     let connector = fixture(&runtime).await;
     let server = TestServer::start(|_| Reply::text(200, "pong")).await;
     let url = server.url();
     let ctx = context(&connector, &[("base-url", &url)], private_ok());
     connector.activate(&ctx).await.unwrap().unwrap();
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let line = text
         .lines()
         .find(|l| l.contains("connector call") && l.contains("export=\"activate\""))

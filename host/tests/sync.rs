@@ -663,6 +663,18 @@ async fn the_api_pushes_pulls_and_shows_runs() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+    // The run happens, but a record is invalid: 422, with the report saying which.
+    let partly = client
+        .post(format!("{base}/instances/cw/push/account"))
+        .bearer_auth(&token)
+        .body(json!([account(3), { "id": "TYPO", "code": "T", "nmae": "x" }]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(partly.status(), 422);
+    let partly: Value = partly.json().await.unwrap();
+    assert_eq!(partly["created"], 1, "{partly}");
+    assert_eq!(partly["items"][0]["outcome"], "invalid", "{partly}");
     let queue: Value = client
         .get(format!("{base}/instances/cw/retry-queue"))
         .bearer_auth(&token)

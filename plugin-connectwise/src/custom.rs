@@ -46,6 +46,23 @@ impl Screen {
     }
 }
 
+/// A custom field's definition as ConnectWise lists it; the type sits under `type_key` (`type`
+/// on a record's `customFields`, `fieldTypeIdentifier` in `system/userDefinedFields`).
+fn definition_from(field: &Value, type_key: &str) -> Option<Definition> {
+    let text = |key: &str, default: &str| {
+        field
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_string()
+    };
+    Some(Definition {
+        id: field.get("id")?.as_i64()?,
+        caption: text("caption", ""),
+        kind: text(type_key, "Text"),
+    })
+}
+
 /// The custom fields a record lists (its screen's).
 pub fn definitions_of(record: &Value) -> Vec<Definition> {
     record
@@ -53,21 +70,7 @@ pub fn definitions_of(record: &Value) -> Vec<Definition> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|f| {
-            Some(Definition {
-                id: f.get("id")?.as_i64()?,
-                caption: f
-                    .get("caption")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                kind: f
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Text")
-                    .to_string(),
-            })
-        })
+        .filter_map(|f| definition_from(f, "type"))
         .collect()
 }
 
@@ -85,21 +88,7 @@ pub fn everywhere(context: &PushContext) -> Result<Screen, ConnectorError> {
     let all = context
         .table("system/userDefinedFields")?
         .iter()
-        .filter_map(|udf| {
-            Some(Definition {
-                id: udf.get("id")?.as_i64()?,
-                caption: udf
-                    .get("caption")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                kind: udf
-                    .get("fieldTypeIdentifier")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Text")
-                    .to_string(),
-            })
-        })
+        .filter_map(|udf| definition_from(udf, "fieldTypeIdentifier"))
         .collect();
     Ok(Screen::Everywhere(all))
 }
@@ -151,6 +140,12 @@ pub fn resolve(
 
 fn definition<'s>(screen: &'s Screen, name: &str) -> Result<&'s Definition, String> {
     let definitions = screen.definitions();
+    if name.trim().is_empty() {
+        // A blank name would match every field without a caption.
+        return Err(
+            "an extra entry needs a name: a ConnectWise custom field id or caption".to_string(),
+        );
+    }
     if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
         let id: i64 = name
             .parse()

@@ -85,7 +85,8 @@ fn desired(
         "billableOption".into(),
         json!(context.settings.product_billable_option),
     );
-    item.insert("integrationXRef".into(), json!(line.line_id));
+    // Trimmed, as every comparison of it is: "A" and "A " are one line.
+    item.insert("integrationXRef".into(), json!(line.line_id.trim()));
     item.insert("company".into(), reference(company));
     Ok(item)
 }
@@ -99,13 +100,15 @@ pub fn plan(
 ) -> Result<Vec<Item>, ConnectorError> {
     let mut seen = Vec::new();
     for (index, line) in lines.iter().enumerate() {
-        if line.line_id.trim().is_empty() || seen.contains(&line.line_id) {
+        let id = line.line_id.trim();
+        if id.is_empty() || seen.contains(&id) {
             return Err(crate::connector::rejected(
                 &format!("lines/{index}/line-id"),
-                "each line needs its own line id".into(),
+                "each line needs its own line id (ids are compared without surrounding spaces)"
+                    .into(),
             ));
         }
-        seen.push(line.line_id.clone());
+        seen.push(id);
     }
     let screen = match lines.iter().any(|l| !l.extra.is_empty()) {
         true => Some(custom::screen(context, PATH)?),
@@ -173,10 +176,11 @@ pub fn sync(
             .map(str::to_string)
     };
     let id_of = |v: &Value| v.get("id").and_then(Value::as_i64).unwrap_or_default();
-    let mut changed = false;
+    // Every line's items are matched before the first write, so a line ConnectWise holds twice
+    // fails the document with nothing changed.
+    let mut matched = Vec::with_capacity(items.len());
     for (index, wanted) in items.iter().enumerate() {
-        let item = &attached(&wanted.fields, parent);
-        let key = xref(&Value::Object(item.clone()));
+        let key = xref(&Value::Object(wanted.fields.clone()));
         let held: Vec<&Value> = current.iter().filter(|c| xref(c) == key).collect();
         if held.len() > 1 {
             let ids: Vec<String> = held.iter().map(|c| id_of(c).to_string()).collect();
@@ -190,7 +194,12 @@ pub fn sync(
                 ),
             ));
         }
-        match held.first() {
+        matched.push(held.first().copied());
+    }
+    let mut changed = false;
+    for (wanted, held) in items.iter().zip(matched) {
+        let item = &attached(&wanted.fields, parent);
+        match held {
             Some(existing) => {
                 let mut operations = patch(existing, item);
                 if let Some(custom) = custom::merged(existing, &wanted.custom) {

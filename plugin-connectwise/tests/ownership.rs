@@ -462,6 +462,26 @@ fn extra_that_cannot_be_sent_is_refused() {
     let fields = rejected(&cw.push(&pay));
     assert_eq!(fields[0].field, "extra/Batch");
     assert_eq!(cw.count("finance/invoices/payments"), 0);
+    // A blank name would match every field without a caption: it is refused, named.
+    let mut blank = invoice("I-2", "INV-2", &p);
+    if let EntityData::Invoice(data) = &mut blank.data {
+        data.extra = extra(&[(" ", "x")]);
+    }
+    let fields = rejected(&cw.push(&blank));
+    assert!(fields[0].message.contains("needs a name"), "{fields:?}");
+}
+
+#[test]
+fn line_ids_that_differ_only_by_spaces_are_one_line() {
+    let cw = start();
+    let p = parents(&cw);
+    let mut doubled = invoice("I-1", "INV-1", &p);
+    if let EntityData::Invoice(data) = &mut doubled.data {
+        data.lines = vec![line("A", "1"), line("A ", "2")];
+    }
+    let fields = rejected(&cw.push(&doubled));
+    assert_eq!(fields[0].field, "lines/1/line-id", "{fields:?}");
+    assert_eq!(cw.count("finance/invoices"), 0, "nothing written");
 }
 
 #[test]

@@ -60,6 +60,11 @@ const RESERVED_HEADERS: &[&str] = &[
     "proxy-connection",
     "te",
     "upgrade",
+    // A compressed or partial answer could not be scrubbed of the host's credentials (the
+    // guest would decompress or join what the host cannot read): the guest cannot ask for one.
+    "accept-encoding",
+    "range",
+    "if-range",
 ];
 
 /// A name that resolved only to addresses the instance may not reach.
@@ -306,7 +311,10 @@ impl HttpCall {
         let url = request.url.clone();
         let result = self.checked_send(request).await;
         match result {
-            Ok(response) => Ok(scrub(response, self.context.redactor(), &self.header_names)),
+            Ok(response) => match unscrubbable(&response, self.context.redactor()) {
+                Some(reason) => Err(HttpError::Transport(reason)),
+                None => Ok(scrub(response, self.context.redactor(), &self.header_names)),
+            },
             Err(error) => {
                 let refused = matches!(
                     error,
@@ -424,6 +432,33 @@ impl Drop for HttpCall {
             self.log.lock().unwrap_or_else(|p| p.into_inner()).finish();
         }
     }
+}
+
+/// Why a response cannot be scrubbed, when the host has values to scrub: a body the remote
+/// compressed or sent in part anyway (the host reads bytes, not what they decode to).
+fn unscrubbable(response: &Response, redactor: &Redactor) -> Option<String> {
+    if redactor.is_empty() {
+        return None;
+    }
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_ascii_lowercase())
+    };
+    if let Some(encoding) = header("content-encoding").filter(|e| e != "identity") {
+        return Some(format!(
+            "the response is encoded ({encoding}), so the host cannot scrub its credentials from it; refused"
+        ));
+    }
+    if response.status == 206 || header("content-range").is_some() {
+        return Some(
+            "the response is partial (206), so the host cannot scrub its credentials from it; refused"
+                .to_string(),
+        );
+    }
+    None
 }
 
 /// The response with every value the host put into requests replaced (see the module doc).

@@ -54,13 +54,6 @@ const MAX_DETAIL_CHARS: usize = 500;
 /// Refused (or failed) requests of one call written one by one; the rest are counted.
 const REQUEST_LINES_PER_CALL: u64 = 2;
 
-/// Replaces every one of `secrets` in `text`, wherever it occurs (the rule for secrets).
-pub fn redact(text: &str, secrets: &[String]) -> String {
-    Redactor::new(secrets.to_vec(), Vec::new())
-        .redact(text)
-        .into_owned()
-}
-
 /// `text` cut to at most `max` bytes (on a character boundary), saying how much was left out.
 pub fn cap(text: &str, max: usize) -> Cow<'_, str> {
     if text.len() <= max {

@@ -283,19 +283,28 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
 
 const RUN_COLUMNS: &str = "id, instance, kind, entity, dry_run, started_at, finished_at, status, message, created, updated, unchanged, reconciled, failed, queued, pulled, skipped";
 
-fn queue_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, QueueItem)> {
+fn queue_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
     let entity: String = row.get(0)?;
-    Ok((
-        entity.clone(),
-        QueueItem {
-            entity: parse_name(&entity).unwrap_or(Entity::Account),
-            bss_id: row.get(1)?,
-            record: row.get(2)?,
-            error: row.get(3)?,
-            attempts: row.get(4)?,
-            queued_at: row.get(5)?,
-        },
-    ))
+    Ok(QueueItem {
+        // An entity this build does not know is an error, never another entity's record.
+        entity: parse_name(&entity).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        bss_id: row.get(1)?,
+        record: row.get(2)?,
+        error: row.get(3)?,
+        attempts: row.get(4)?,
+        queued_at: row.get(5)?,
+    })
+}
+
+/// Queue rows as items, in the order runs send them (by entity, then BSS id).
+fn sorted_items(
+    rows: impl Iterator<Item = rusqlite::Result<QueueItem>>,
+) -> StoreResult<Vec<QueueItem>> {
+    let mut items: Vec<QueueItem> = rows.collect::<Result<_, _>>().map_err(db)?;
+    items.sort_by(|a, b| (a.entity, &a.bss_id).cmp(&(b.entity, &b.bss_id)));
+    Ok(items)
 }
 
 /// The newest schema this build knows.
@@ -456,7 +465,11 @@ impl Store for SqliteStore {
             .execute(
                 "INSERT INTO connector_versions (name, version, content_hash, source, manifest, loaded_at, withdrawn)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
-                 ON CONFLICT (name, version) DO UPDATE SET content_hash = ?3, source = ?4, manifest = ?5, loaded_at = ?6",
+                 ON CONFLICT (name, version) DO UPDATE SET
+                     -- The first manifest stored for a build stays: a second process reading a
+                     -- flapping component at the same moment cannot replace it.
+                     manifest = CASE WHEN content_hash = ?3 THEN manifest ELSE ?5 END,
+                     content_hash = ?3, source = ?4, loaded_at = ?6",
                 params![v.name, v.version, v.content_hash, v.source, v.manifest, v.loaded_at],
             )
             .map_err(db)?;
@@ -1320,12 +1333,7 @@ impl Store for SqliteStore {
                 queue_item,
             )
             .map_err(db)?;
-        let mut items: Vec<QueueItem> = rows
-            .map(|r| r.map(|(_, item)| item))
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
-        items.sort_by(|a, b| (a.entity, &a.bss_id).cmp(&(b.entity, &b.bss_id)));
-        Ok(items)
+        sorted_items(rows)
     }
 
     fn claim_settled(
@@ -1357,12 +1365,7 @@ impl Store for SqliteStore {
                 queue_item,
             )
             .map_err(db)?;
-        let mut items: Vec<QueueItem> = rows
-            .map(|r| r.map(|(_, item)| item))
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
-        items.sort_by(|a, b| (a.entity, &a.bss_id).cmp(&(b.entity, &b.bss_id)));
-        Ok(items)
+        sorted_items(rows)
     }
 
     fn claimed(
@@ -1378,9 +1381,7 @@ impl Store for SqliteStore {
         let rows = statement
             .query_map(params![instance, claimer, name_of(&entity)], queue_item)
             .map_err(db)?;
-        rows.map(|r| r.map(|(_, item)| item))
-            .collect::<Result<_, _>>()
-            .map_err(db)
+        sorted_items(rows)
     }
 
     fn release_queue(&self, instance: &str, claimer: &str) -> StoreResult<()> {
@@ -1400,9 +1401,7 @@ impl Store for SqliteStore {
             .prepare("SELECT entity, bss_id, record, error, attempts, queued_at FROM retry_queue WHERE instance = ?1 ORDER BY entity, bss_id")
             .map_err(db)?;
         let rows = statement.query_map([instance], queue_item).map_err(db)?;
-        rows.map(|r| r.map(|(_, item)| item))
-            .collect::<Result<_, _>>()
-            .map_err(db)
+        sorted_items(rows)
     }
 
     fn cursor(&self, instance: &str, entity: Entity) -> StoreResult<Cursor> {

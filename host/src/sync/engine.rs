@@ -326,15 +326,7 @@ fn pulled_problem(
 
 /// A connector-given text cut to a length fit for a report line.
 fn shortened(text: &str) -> String {
-    const KEEP: usize = 80;
-    if text.len() <= KEEP {
-        return text.to_string();
-    }
-    let mut end = KEEP;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &text[..end], text.len())
+    crate::capabilities::log::cap(text, 80).into_owned()
 }
 
 /// The entity of a record's data.
@@ -774,10 +766,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                                 outcomes.push((
                                     ready.record.id.clone(),
                                     Outcome::Skipped {
-                                        message: crate::capabilities::log::redact(
-                                            &reason,
-                                            self.context.secrets(),
-                                        ),
+                                        message: self.context.redactor().bounded(&reason),
                                     },
                                 ));
                                 continue;
@@ -789,10 +778,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                             };
                             Outcome::Failed {
                                 // A connector's words may carry a secret it guessed: never store one.
-                                message: crate::capabilities::log::redact(
-                                    &said,
-                                    self.context.secrets(),
-                                ),
+                                message: self.context.redactor().bounded(&said),
                                 retryable: failure.retryable(),
                                 // An identity conflict keeps any pending mark: what a lost
                                 // create made may be among the candidates; so does any failure
@@ -1022,7 +1008,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 Change::Unchanged => "unchanged",
                 _ => "would-update",
             }),
-            Some(Err(failure)) => Err(failure.message()),
+            Some(Err(failure)) => Err(self.context.redactor().bounded(&failure.message())),
             None => Err("the connector gave no answer".into()),
         }
     }
@@ -1220,6 +1206,8 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             {
                 Ok(page) => page,
                 Err(reason) => {
+                    // The connector's words, stored and printed: redacted and capped.
+                    let reason = self.context.redactor().bounded(&reason);
                     self.store
                         .finish_run(run, "failed", Some(&reason), report.delivered as i64)?;
                     return Err(SyncError::Pull {
@@ -1230,19 +1218,21 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             };
             report.pages += 1;
             let now = crate::time::now_unix();
-            let (page_records, refused): (Vec<_>, Vec<_>) = page
-                .records
-                .into_iter()
-                .partition(|record| pulled_problem(record, entity, now).is_none());
-            for record in refused {
-                let problem = pulled_problem(&record, entity, now).unwrap_or_default();
+            let mut page_records = Vec::with_capacity(page.records.len());
+            for record in page.records {
+                let Some(problem) = pulled_problem(&record, entity, now) else {
+                    page_records.push(record);
+                    continue;
+                };
                 report.refused += 1;
                 if report.refusals.len() < 1_000 {
+                    let redactor = self.context.redactor();
                     report.refusals.push(ReportItem {
-                        id: shortened(&record.remote_id),
+                        // Redacted whole, then cut: a cut could leave part of a value unmatched.
+                        id: shortened(&redactor.redact(&record.remote_id)),
                         outcome: "refused".into(),
                         remote_id: None,
-                        message: Some(problem),
+                        message: Some(redactor.bounded(&problem)),
                     });
                 }
             }

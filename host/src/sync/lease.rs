@@ -40,19 +40,32 @@ pub enum LeaseError {
 }
 
 fn ttl() -> Duration {
-    std::env::var("BSS_HOST_LEASE_TTL_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|ms| *ms >= 100)
-        .map(Duration::from_millis)
-        .unwrap_or(DEFAULT_TTL)
+    let Ok(text) = std::env::var("BSS_HOST_LEASE_TTL_MS") else {
+        return DEFAULT_TTL;
+    };
+    match text.trim().parse::<u64>() {
+        Ok(ms) if ms >= 100 => Duration::from_millis(ms),
+        _ => {
+            tracing::warn!(
+                "BSS_HOST_LEASE_TTL_MS={text:?} is not a number of milliseconds of at least 100; using {} s",
+                DEFAULT_TTL.as_secs()
+            );
+            DEFAULT_TTL
+        }
+    }
+}
+
+/// This machine's name as lease owners carry it (empty when it cannot be read: such owners are
+/// never taken for gone, only waited out).
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// A process-unique lease owner: host name, pid and a random part (pids are reused).
 pub fn new_owner(who: &str) -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+    let host = hostname();
     let mut nonce = [0u8; 4];
     // Without randomness, the time still tells two owners with a reused pid apart.
     if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce).is_err() {
