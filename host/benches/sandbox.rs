@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use bss_host::app::App;
 use bss_host::capabilities::context::{InstanceContext, LookupEntry};
 use bss_host::capabilities::options::InstanceOptions;
+use bss_host::runtime::bindings::connector::{ConflictPolicy, PushItem, PushOptions};
 use bss_host::runtime::bindings::types::Record;
 use bss_host::runtime::manifest::{Direction, Entity, Operations};
 use bss_host::runtime::{Connector, Runtime, RuntimeConfig};
@@ -26,7 +27,7 @@ use bss_host::store::{InstanceRow, Store, StoredValue};
 use bss_host::sync::connector::SyncConnector;
 use bss_host::sync::native::NativeConnectWise;
 use bss_host::sync::records::parse_file;
-use bss_host::sync::{Engine, Pacing};
+use bss_host::sync::{Engine, Pacing, PullFrom};
 use cw_sandbox::{Sandbox, SandboxConfig};
 
 const FIXTURE: &str = env!("BSS_FIXTURE_WASM");
@@ -331,8 +332,14 @@ async fn push_one(cache: &Path, per_call_us: Option<f64>) {
                 .push(
                     context,
                     Entity::Account.into(),
-                    std::slice::from_ref(record),
-                    false,
+                    &[PushItem {
+                        record: record.clone(),
+                        last_pushed: None,
+                    }],
+                    PushOptions {
+                        dry_run: false,
+                        conflicts: ConflictPolicy::BssWins,
+                    },
                 )
                 .await
                 .expect("call")
@@ -430,7 +437,7 @@ async fn throughput<C: SyncConnector>(
     let started = Instant::now();
     let mut out = Vec::new();
     let pulled = engine
-        .pull(Entity::Account, None, &mut out)
+        .pull(Entity::Account, PullFrom::default(), &mut out)
         .await
         .expect("pull");
     assert!(pulled.delivered >= n);

@@ -15,6 +15,7 @@ use crate::runtime::manifest::{AuthScheme, Manifest, VariableKind};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::safe_text::{json_pretty, printable};
 use crate::sync::PushReport;
+use crate::sync::engine::PullFrom;
 use crate::sync::lease::{WaitPolicy, new_owner};
 use crate::sync::service::{RunBy, parse_entity, pull_to, push_reader, retry};
 
@@ -112,6 +113,9 @@ pub enum Command {
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also return records that are only this instance's own pushes coming back (echoes).
+        #[arg(long)]
+        include_echoes: bool,
     },
     /// Retries the instance's retry queue.
     Retry {
@@ -274,13 +278,14 @@ fn print_push(report: &PushReport, json: bool) -> anyhow::Result<()> {
     }
     let verb = if report.dry_run { "would be " } else { "" };
     println!(
-        "run {}: {verb}created {}, {verb}updated {}, unchanged {}, reconciled {}, skipped {}, failed {}, queued for retry {}",
+        "run {}: {verb}created {}, {verb}updated {}, unchanged {}, reconciled {}, skipped {}, {verb}held for review {}, failed {}, queued for retry {}",
         report.run,
         report.created,
         report.updated,
         report.unchanged,
         report.reconciled,
         report.skipped,
+        report.held,
         report.failed,
         report.queued
     );
@@ -677,15 +682,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             no_wait,
             since,
             out,
+            include_echoes,
         } => {
             let entity = parse_entity(&entity)?;
+            let from = PullFrom {
+                since,
+                include_echoes,
+            };
             let report = match &out {
                 Some(path) => {
                     let file = std::fs::File::create(path)
                         .with_context(|| format!("could not create {}", path.display()))?;
                     let mut writer = std::io::BufWriter::new(file);
                     let report =
-                        pull_to(instances, &name, entity, since, &mut writer, by(no_wait)).await?;
+                        pull_to(instances, &name, entity, from, &mut writer, by(no_wait)).await?;
                     writer
                         .into_inner()
                         .map_err(|e| e.into_error())?
@@ -697,7 +707,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         instances,
                         &name,
                         entity,
-                        since,
+                        from,
                         &mut std::io::stdout(),
                         by(no_wait),
                     )
@@ -705,11 +715,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             eprintln!(
-                "pulled {} {} record(s) in {} page(s) ({} already delivered, folded); cursor {}; run {}",
+                "pulled {} {} record(s) in {} page(s) ({} already delivered, folded; {} echoes of this instance's own pushes, not returned); cursor {}; run {}",
                 report.delivered,
                 entity.name(),
                 report.pages,
                 report.folded,
+                report.echoes,
                 printable(report.cursor.as_deref().unwrap_or("none")),
                 report.run
             );
@@ -799,7 +810,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 for r in runs {
                     println!(
-                        "{:>5} {:<6} {:<13} {:<11} {} created {} updated {} unchanged {} reconciled {} skipped {} failed {} queued {} pulled {}{}",
+                        "{:>5} {:<6} {:<13} {:<11} {} created {} updated {} unchanged {} reconciled {} skipped {} held {} failed {} queued {} pulled {}{}",
                         r.id,
                         r.kind,
                         r.entity.map(|e| e.name()).unwrap_or("-"),
@@ -810,6 +821,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         r.unchanged,
                         r.reconciled,
                         r.skipped,
+                        r.held,
                         r.failed,
                         r.queued,
                         r.pulled,
@@ -840,12 +852,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .unwrap_or_default()
                 );
                 println!(
-                    "created {} updated {} unchanged {} reconciled {} skipped {} failed {} queued {} pulled {}",
+                    "created {} updated {} unchanged {} reconciled {} skipped {} held {} failed {} queued {} pulled {}",
                     row.created,
                     row.updated,
                     row.unchanged,
                     row.reconciled,
                     row.skipped,
+                    row.held,
                     row.failed,
                     row.queued,
                     row.pulled

@@ -9,6 +9,7 @@ use cw_sandbox::{Sandbox, SandboxConfig};
 
 use crate::app::App;
 use crate::runtime::manifest::Entity;
+use crate::sync::engine::PullFrom;
 use crate::sync::service::{pull_to, push_text, retry};
 
 const ACCOUNTS: &str = r#"[
@@ -201,7 +202,7 @@ pub async fn run() -> anyhow::Result<()> {
     for entity in [Entity::Account, Entity::Contact] {
         let path = data.join(format!("pulled-{}.ndjson", entity.name()));
         let mut file = std::fs::File::create(&path)?;
-        let report = pull_to(instances, name, entity, None, &mut file, by).await?;
+        let report = pull_to(instances, name, entity, PullFrom::default(), &mut file, by).await?;
         println!(
             "pulled {} {} record(s) into {}",
             report.delivered,

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use bss_host::capabilities::context::InstanceContext;
 use bss_host::capabilities::options::InstanceOptions;
 use bss_host::runtime::answer::{AnswerCap, Oversized};
-use bss_host::runtime::bindings::connector::PushOptions;
 use bss_host::runtime::bindings::types::{Entity, EntityData};
 use bss_host::runtime::{CallError, CallFailure, Connector, LoadError, MANIFEST_DEADLINE};
 use common::{Captured, account, context, fixture, runtime};
@@ -194,8 +193,8 @@ async fn push_outcomes_are_bounded_in_number_and_remote_id_bytes() {
                 .push(
                     &ctx,
                     Entity::Account,
-                    &records,
-                    PushOptions { dry_run: false },
+                    &common::items(&records),
+                    common::options(false),
                 )
                 .await
         }

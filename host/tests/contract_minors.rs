@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use bss_host::runtime::Contract;
-use bss_host::runtime::bindings::connector::{Change, PushOptions};
+use bss_host::runtime::bindings::connector::Change;
 use bss_host::runtime::bindings::types::{ConnectorError, Entity};
 use common::{FIXTURE_WASM, Reply, TestServer, account, context, private_ok, runtime};
 
@@ -87,8 +87,8 @@ async fn a_1_0_connector_runs_beside_a_1_1_connector() {
         .push(
             &ctx,
             Entity::Account,
-            &records,
-            PushOptions { dry_run: false },
+            &common::items(&records),
+            common::options(false),
         )
         .await
         .unwrap()

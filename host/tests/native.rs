@@ -12,7 +12,7 @@ use bss_host::store::{InstanceRow, Store};
 use bss_host::sync::connector::SyncConnector;
 use bss_host::sync::native::NativeConnectWise;
 use bss_host::sync::records::parse_file;
-use bss_host::sync::{Engine, Pacing, PushReport};
+use bss_host::sync::{Engine, Pacing, PullFrom, PushReport};
 use serde_json::Value;
 
 fn accounts() -> String {
@@ -93,7 +93,10 @@ async fn run_with<C: SyncConnector>(
         .await
         .unwrap();
     let mut out = Vec::new();
-    let pulled = engine.pull(Entity::Account, None, &mut out).await.unwrap();
+    let pulled = engine
+        .pull(Entity::Account, PullFrom::default(), &mut out)
+        .await
+        .unwrap();
     let companies = cw
         .sandbox
         .records("company/companies")

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use bss_host::capabilities::options::InstanceOptions;
-use bss_host::runtime::bindings::connector::{Change, PushOptions};
+use bss_host::runtime::bindings::connector::Change;
 use bss_host::runtime::bindings::types::{ConnectorError, Entity};
 use bss_host::runtime::{LoadError, Runtime, RuntimeConfig};
 use common::{
@@ -178,8 +178,8 @@ async fn a_dry_run_cannot_write() {
         .push(
             &ctx,
             Entity::Account,
-            &records,
-            PushOptions { dry_run: true },
+            &common::items(&records),
+            common::options(true),
         )
         .await
         .unwrap()
@@ -197,8 +197,8 @@ async fn a_dry_run_cannot_write() {
         .push(
             &ctx,
             Entity::Account,
-            &records,
-            PushOptions { dry_run: false },
+            &common::items(&records),
+            common::options(false),
         )
         .await
         .unwrap()

@@ -27,6 +27,7 @@ use crate::client::{Client, ref_id, reference};
 use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
 use crate::custom;
 use crate::exports::{Change, PullPage, Pushed};
+use crate::fields::pushed;
 use crate::fields::{body, created_id, identity, patch, text};
 use crate::manifest::lookups;
 use crate::reconcile;
@@ -175,7 +176,21 @@ fn resolve_state(context: &PushContext, name: &str) -> Result<String, ConnectorE
     Ok(name.to_string())
 }
 
-pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
+/// What the last push asked of the company, mapped as now; none when it no longer maps (a lookup
+/// since removed), which only makes the update more careful.
+fn base_of(context: &PushContext, base: Option<&Record>) -> Option<Desired> {
+    let base = base?;
+    let EntityData::Account(account) = &base.data else {
+        return None;
+    };
+    desired(context, base, account).ok()
+}
+
+pub fn push(
+    context: &PushContext,
+    record: &Record,
+    base: Option<&Record>,
+) -> Result<Pushed, ConnectorError> {
     let EntityData::Account(account) = &record.data else {
         return Err(ConnectorError::Internal(
             "an account record without account data".into(),
@@ -193,7 +208,12 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
         })?;
         match found {
             None => create(context, record, account, &desired),
-            Some(id) => update(context, company_id(&id)?, &desired),
+            Some(id) => update(
+                context,
+                company_id(&id)?,
+                (&desired, base_of(context, base).as_ref()),
+                context.merge(record, base),
+            ),
         }
     });
     result.map_err(|e| rename_fields(e, FIELD_NAMES))
@@ -244,16 +264,17 @@ fn create(
         body.insert("customFields".into(), fields);
     }
     if context.dry_run {
-        return Ok(Pushed {
-            change: Change::Created,
-            remote_id: String::new(),
-        });
+        return Ok(pushed(Change::Created, ""));
     }
     match context.client.post(PATH, &Value::Object(body)) {
-        Ok(created) => Ok(Pushed {
-            change: Change::Created,
-            remote_id: created_id(&created, "company")?.to_string(),
-        }),
+        Ok(created) => {
+            let id = created_id(&created, "company")?;
+            let stored = to_account(&context.client, &created).ok();
+            Ok(Pushed {
+                stored,
+                ..pushed(Change::Created, id.to_string())
+            })
+        }
         Err(error) if reconcile::refused_as_in_use(&error, "identifier") => {
             adopt(context, record, account, desired, error)
         }
@@ -276,7 +297,7 @@ fn adopt(
     };
     let id = holder.get("id").and_then(Value::as_i64).unwrap_or_default();
     if holders.len() == 1 && carries_key(holder, account) {
-        return update(context, id, desired);
+        return update(context, id, (desired, None), context.merge(record, None));
     }
     Err(reconcile::in_use(
         record,
@@ -286,11 +307,23 @@ fn adopt(
     ))
 }
 
-fn update(context: &PushContext, id: i64, desired: &Desired) -> Result<Pushed, ConnectorError> {
+fn update(
+    context: &PushContext,
+    id: i64,
+    (desired, base): (&Desired, Option<&Desired>),
+    mut merge: crate::fields::Merge,
+) -> Result<Pushed, ConnectorError> {
     let path = format!("{PATH}/{id}");
     let current = context.client.get(&path)?;
-    let mut operations = patch(&current, &desired.fields);
-    if let Some(fields) = custom::merged(&current, &desired.custom) {
+    let owned = merge.owned(
+        &current,
+        &desired.fields,
+        base.map(|b| &b.fields),
+        FIELD_NAMES,
+    );
+    let mut operations = patch(&current, &owned);
+    let custom = merge.owned_custom(&current, &desired.custom, base.map(|b| b.custom.as_slice()));
+    if let Some(fields) = custom::merged(&current, &custom) {
         operations.push(json!({ "op": "replace", "path": "customFields", "value": fields }));
     }
     let current_types: Vec<i64> = current
@@ -303,29 +336,31 @@ fn update(context: &PushContext, id: i64, desired: &Desired) -> Result<Pushed, C
                 .collect()
         })
         .unwrap_or_default();
-    let type_change = desired.type_id.filter(|t| !current_types.contains(t));
+    // A type the BSS did not change since its last push stays as staff set it.
+    let type_change = desired
+        .type_id
+        .filter(|t| !current_types.contains(t))
+        .filter(|t| base.is_none_or(|b| b.type_id != Some(*t)));
+    if merge.held() {
+        return Ok(merge.answer(Change::Updated, id, None));
+    }
     if operations.is_empty() && type_change.is_none() {
-        return Ok(Pushed {
-            change: Change::Unchanged,
-            remote_id: id.to_string(),
-        });
+        let stored = to_account(&context.client, &current).ok();
+        return Ok(merge.answer(Change::Unchanged, id, stored));
     }
     if context.dry_run {
-        return Ok(Pushed {
-            change: Change::Updated,
-            remote_id: id.to_string(),
-        });
+        return Ok(merge.answer(Change::Updated, id, None));
     }
+    let mut after = current;
     if !operations.is_empty() {
-        context.client.patch(&path, &operations)?;
+        after = context.client.patch(&path, &operations)?;
     }
     if let Some(type_id) = type_change {
         set_type(context, id, type_id)?;
+        after = context.client.get(&path)?;
     }
-    Ok(Pushed {
-        change: Change::Updated,
-        remote_id: id.to_string(),
-    })
+    let stored = to_account(&context.client, &after).ok();
+    Ok(merge.answer(Change::Updated, id, stored))
 }
 
 /// Adds the type association, then removes the associations of other types the BSS maps (types

@@ -2,9 +2,9 @@
 //! and hands over to `connector`.
 
 use crate::connector;
-use crate::exports::{Choice, ConnectorManifest, Guest, PullPage, PushOptions, Pushed};
+use crate::exports::{Choice, ConnectorManifest, Guest, PullPage, PushItem, PushOptions, Pushed};
 use crate::host::{Host, HttpError, Level, Request, Response};
-use crate::types::{ConnectorError, Entity, Record};
+use crate::types::{ConnectorError, Entity};
 use crate::wit::bss::integration::{http, log, settings};
 
 /// The host's imports behind the connector's [`Host`] trait.
@@ -56,7 +56,7 @@ impl Guest for ConnectWise {
 
     fn push(
         entity: Entity,
-        records: Vec<Record>,
+        records: Vec<PushItem>,
         options: PushOptions,
     ) -> Result<Vec<Result<Pushed, ConnectorError>>, ConnectorError> {
         connector::push(&Imports, entity, records, options)

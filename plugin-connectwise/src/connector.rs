@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::client::{Client, encode, quote};
-use crate::exports::{Choice, PullPage, PushOptions, Pushed};
+use crate::exports::{Choice, ConflictPolicy, PullPage, PushItem, PushOptions, Pushed};
 use crate::host::Host;
 use crate::settings::Settings;
 use crate::types::{ConnectorError, Entity, FieldError, MissingReference, Record};
@@ -22,17 +22,25 @@ pub struct PushContext<'h> {
     pub client: Client<'h>,
     pub settings: Settings,
     pub dry_run: bool,
+    /// Who wins a field both sides changed since the last push.
+    pub conflicts: ConflictPolicy,
     cache: RefCell<HashMap<String, Option<Value>>>,
 }
 
 impl<'h> PushContext<'h> {
-    pub fn new(host: &'h dyn Host, settings: Settings, dry_run: bool) -> Self {
+    pub fn new(host: &'h dyn Host, settings: Settings, options: PushOptions) -> Self {
         PushContext {
             client: Client::new(host, &settings),
             settings,
-            dry_run,
+            dry_run: options.dry_run,
+            conflicts: options.conflicts,
             cache: RefCell::default(),
         }
+    }
+
+    /// A fresh three-way merge of `record` against its last push, under this call's policy.
+    pub fn merge(&self, record: &Record, base: Option<&Record>) -> crate::fields::Merge {
+        crate::fields::Merge::new(self.conflicts).comparing(record, base)
     }
 
     pub fn host(&self) -> &'h dyn Host {
@@ -102,6 +110,42 @@ impl<'h> PushContext<'h> {
             )
         })
     }
+}
+
+/// What the BSS wants of a record that ConnectWise keeps as plain fields and custom fields.
+pub struct Wanted {
+    pub fields: serde_json::Map<String, Value>,
+    pub custom: Vec<(i64, Value)>,
+}
+
+/// Patches the record at `path` (ConnectWise's `current` copy) with the fields the BSS changed
+/// since `base` (its last push, mapped as now), under the call's conflict policy (see
+/// [`crate::fields::Merge`]). For entities the connector does not pull, so nothing is stored for
+/// echo detection.
+pub fn update_fields(
+    context: &PushContext,
+    mut merge: crate::fields::Merge,
+    (path, current): (&str, &Value),
+    remote_id: &str,
+    (wanted, base): (&Wanted, Option<&Wanted>),
+    names: &[(&str, &str)],
+) -> Result<Pushed, ConnectorError> {
+    let owned = merge.owned(current, &wanted.fields, base.map(|b| &b.fields), names);
+    let mut operations = crate::fields::patch(current, &owned);
+    let custom = merge.owned_custom(current, &wanted.custom, base.map(|b| b.custom.as_slice()));
+    if let Some(fields) = crate::custom::merged(current, &custom) {
+        operations
+            .push(serde_json::json!({ "op": "replace", "path": "customFields", "value": fields }));
+    }
+    let change = if operations.is_empty() {
+        crate::exports::Change::Unchanged
+    } else {
+        crate::exports::Change::Updated
+    };
+    if !merge.held() && !operations.is_empty() && !context.dry_run {
+        context.client.patch(path, &operations)?;
+    }
+    Ok(merge.answer(change, remote_id, None))
 }
 
 /// A one-field rejection.
@@ -303,15 +347,18 @@ pub fn lookup_choices(host: &dyn Host, key: &str) -> Result<Vec<Choice>, Connect
     choices::lookup_choices(&Client::new(host, &settings), key)
 }
 
+/// One entity's push of one record, given what was last pushed for it (as a record).
+type PushOne = fn(&PushContext, &Record, Option<&Record>) -> Result<Pushed, ConnectorError>;
+
 pub fn push(
     host: &dyn Host,
     entity: Entity,
-    records: Vec<Record>,
+    items: Vec<PushItem>,
     options: PushOptions,
 ) -> Result<Vec<Result<Pushed, ConnectorError>>, ConnectorError> {
     let settings = Settings::read(host)?;
-    let context = PushContext::new(host, settings, options.dry_run);
-    let push_one: fn(&PushContext, &Record) -> Result<Pushed, ConnectorError> = match entity {
+    let context = PushContext::new(host, settings, options);
+    let push_one: PushOne = match entity {
         Entity::Account => accounts::push,
         Entity::Contact => contacts::push,
         Entity::Product => products::push,
@@ -320,16 +367,25 @@ pub fn push(
         Entity::Payment => payments::push,
         Entity::Subscription => subscriptions::push,
     };
-    Ok(records
-        .iter()
-        .map(|record| {
+    Ok(items
+        .into_iter()
+        .map(|item| {
+            let record = item.record;
             if record.entity != entity {
                 return Err(ConnectorError::Internal(format!(
                     "a {:?} record was handed to a {entity:?} push",
                     record.entity
                 )));
             }
-            push_one(&context, record)
+            let base = item.last_pushed.map(|last| Record {
+                entity: record.entity,
+                bss_id: record.bss_id.clone(),
+                remote_id: record.remote_id.clone(),
+                maybe_created: false,
+                data: last.data,
+                references: last.references,
+            });
+            push_one(&context, &record, base.as_ref())
         })
         .collect())
 }

@@ -15,13 +15,13 @@
 //! Pull: contacts changed since the cursor, forward-only paged; the company becomes the account
 //! reference the host maps back to a BSS id.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::client::{Client, quote, ref_id, reference};
 use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
 use crate::custom;
 use crate::exports::{Change, PullPage, Pushed};
-use crate::fields::{created_id, identity, patch, text};
+use crate::fields::{created_id, identity, patch, pushed, text};
 use crate::reconcile;
 use crate::types::{
     ConnectorError, Contact, Entity, EntityData, PulledRecord, Record, RemoteReference,
@@ -149,19 +149,54 @@ fn item_keys(items: &[Value]) -> Vec<(Option<i64>, String)> {
     keys
 }
 
-pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
+pub fn push(
+    context: &PushContext,
+    record: &Record,
+    base: Option<&Record>,
+) -> Result<Pushed, ConnectorError> {
     let EntityData::Contact(contact) = &record.data else {
         return Err(ConnectorError::Internal(
             "a contact record without contact data".into(),
         ));
     };
-    push_contact(context, record, contact).map_err(|e| rename_fields(e, FIELD_NAMES))
+    push_contact(context, record, contact, base).map_err(|e| rename_fields(e, FIELD_NAMES))
+}
+
+/// The contact fields the BSS owns, as ConnectWise names them.
+fn owned_fields(record: &Record, contact: &Contact) -> Result<Map<String, Value>, ConnectorError> {
+    let company = resolved(record, "account", Entity::Account, contact.account.as_ref())?;
+    Ok([
+        ("firstName", json!(contact.first_name.trim())),
+        ("lastName", text(&contact.last_name)),
+        ("title", text(&contact.title)),
+        ("company", company.map(reference).unwrap_or(Value::Null)),
+    ]
+    .into_iter()
+    .map(|(f, v)| (f.to_string(), v))
+    .collect())
+}
+
+/// The BSS's communication values (e-mail, phone, mobile, fax), to tell whether they changed.
+fn communication(contact: &Contact) -> [Option<String>; 4] {
+    [
+        &contact.email,
+        &contact.phone,
+        &contact.mobile,
+        &contact.fax,
+    ]
+    .map(|v| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    })
 }
 
 fn push_contact(
     context: &PushContext,
     record: &Record,
     contact: &Contact,
+    base: Option<&Record>,
 ) -> Result<Pushed, ConnectorError> {
     if contact.first_name.trim().is_empty() {
         return Err(rejected(
@@ -172,12 +207,7 @@ fn push_contact(
     let company = resolved(record, "account", Entity::Account, contact.account.as_ref())?;
     let types = type_ids(context)?;
     let custom = custom::wanted(context, PATH, &contact.extra, "")?;
-    let fields = [
-        ("firstName", json!(contact.first_name.trim())),
-        ("lastName", text(&contact.last_name)),
-        ("title", text(&contact.title)),
-        ("company", company.map(reference).unwrap_or(Value::Null)),
-    ];
+    let fields = owned_fields(record, contact)?;
     let found = reconcile::remote_id_of(record, || {
         let ours = same_person(context, contact, company, &types)?;
         reconcile::at_most_one(record, "contacts", ours)
@@ -186,7 +216,7 @@ fn push_contact(
         None => {
             let mut body = serde_json::Map::new();
             for (field, value) in fields.iter().filter(|(_, v)| !v.is_null()) {
-                body.insert(field.to_string(), value.clone());
+                body.insert(field.clone(), value.clone());
             }
             body.insert(
                 "communicationItems".into(),
@@ -196,15 +226,13 @@ fn push_contact(
                 body.insert("customFields".into(), fields);
             }
             if context.dry_run {
-                return Ok(Pushed {
-                    change: Change::Created,
-                    remote_id: String::new(),
-                });
+                return Ok(pushed(Change::Created, ""));
             }
-            let id = created_id(&context.client.post(PATH, &Value::Object(body))?, "contact")?;
+            let created = context.client.post(PATH, &Value::Object(body))?;
+            let id = created_id(&created, "contact")?;
             Ok(Pushed {
-                change: Change::Created,
-                remote_id: id.to_string(),
+                stored: to_contact(&created).ok(),
+                ..pushed(Change::Created, id.to_string())
             })
         }
         Some(remote_id) => {
@@ -213,10 +241,22 @@ fn push_contact(
             })?;
             let path = format!("{PATH}/{id}");
             let current = context.client.get(&path)?;
-            let owned: serde_json::Map<String, Value> = fields
-                .iter()
-                .map(|(f, v)| (f.to_string(), v.clone()))
-                .collect();
+            let mut merge = context.merge(record, base);
+            // The last push, mapped as now; none when it no longer maps.
+            let base = base.and_then(|base| {
+                let EntityData::Contact(last) = &base.data else {
+                    return None;
+                };
+                let fields = owned_fields(base, last).ok()?;
+                let custom = custom::wanted(context, PATH, &last.extra, "").ok()?;
+                Some((fields, custom, communication(last)))
+            });
+            let owned = merge.owned(
+                &current,
+                &fields,
+                base.as_ref().map(|(f, _, _)| f),
+                FIELD_NAMES,
+            );
             let mut operations = patch(&current, &owned);
             let current_items: Vec<Value> = current
                 .get("communicationItems")
@@ -224,28 +264,37 @@ fn push_contact(
                 .cloned()
                 .unwrap_or_default();
             let wanted = items(contact, &current_items, &types);
-            if item_keys(&wanted) != item_keys(&current_items) {
+            // Communication values the BSS did not change since its last push stay as staff
+            // keep them.
+            let bss_changed_items = base
+                .as_ref()
+                .is_none_or(|(_, _, last)| *last != communication(contact));
+            if bss_changed_items && item_keys(&wanted) != item_keys(&current_items) {
                 operations.push(
                     json!({ "op": "replace", "path": "communicationItems", "value": wanted }),
                 );
             }
+            let custom = merge.owned_custom(
+                &current,
+                &custom,
+                base.as_ref().map(|(_, c, _)| c.as_slice()),
+            );
             if let Some(fields) = custom::merged(&current, &custom) {
                 operations
                     .push(json!({ "op": "replace", "path": "customFields", "value": fields }));
             }
+            if merge.held() {
+                return Ok(merge.answer(Change::Updated, id, None));
+            }
             if operations.is_empty() {
-                return Ok(Pushed {
-                    change: Change::Unchanged,
-                    remote_id: id.to_string(),
-                });
+                let stored = to_contact(&current).ok();
+                return Ok(merge.answer(Change::Unchanged, id, stored));
             }
-            if !context.dry_run {
-                context.client.patch(&path, &operations)?;
+            if context.dry_run {
+                return Ok(merge.answer(Change::Updated, id, None));
             }
-            Ok(Pushed {
-                change: Change::Updated,
-                remote_id: id.to_string(),
-            })
+            let after = context.client.patch(&path, &operations)?;
+            Ok(merge.answer(Change::Updated, id, to_contact(&after).ok()))
         }
     }
 }

@@ -19,7 +19,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::{quote, ref_id, reference};
-use crate::connector::{PushContext, rejected, rename_fields, resolved_record};
+use crate::connector::{PushContext, Wanted, rejected, rename_fields, resolved_record};
 use crate::custom;
 use crate::exports::Pushed;
 use crate::fields::{date, text};
@@ -205,7 +205,24 @@ fn this_invoice(
     reconcile::at_most_one(record, "invoices", ours)
 }
 
-pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
+/// The last push's header, mapped as now; none when it no longer maps.
+fn base_of(context: &PushContext, base: Option<&Record>) -> Option<Wanted> {
+    let base = base?;
+    let EntityData::Invoice(invoice) = &base.data else {
+        return None;
+    };
+    let company = resolved_record(base, "account", Entity::Account, &invoice.account).ok()?;
+    Some(Wanted {
+        fields: desired(context, invoice, company).ok()?.0,
+        custom: custom::wanted(context, PATH, &invoice.extra, "").ok()?,
+    })
+}
+
+pub fn push(
+    context: &PushContext,
+    record: &Record,
+    base: Option<&Record>,
+) -> Result<Pushed, ConnectorError> {
     let EntityData::Invoice(invoice) = &record.data else {
         return Err(ConnectorError::Internal(
             "an invoice record without invoice data".into(),
@@ -227,15 +244,24 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
         let number = invoice.number.trim();
         let found =
             reconcile::remote_id_of(record, || this_invoice(context, record, number, company))?;
-        lines::push_document(context, &document, found, |refusal| {
-            if !reconcile::refused_as_in_use(&refusal, "invoiceNumber") {
-                return Err(refusal);
-            }
-            match this_invoice(context, record, number, company)? {
-                Some(id) => id.parse().map_err(|_| refusal),
-                None => Err(refusal),
-            }
-        })
+        let base_record = base;
+        let base = found.as_ref().and_then(|_| base_of(context, base));
+        let merge = context.merge(record, base_record);
+        lines::push_document(
+            context,
+            &document,
+            (base.as_ref(), merge),
+            found,
+            |refusal| {
+                if !reconcile::refused_as_in_use(&refusal, "invoiceNumber") {
+                    return Err(refusal);
+                }
+                match this_invoice(context, record, number, company)? {
+                    Some(id) => id.parse().map_err(|_| refusal),
+                    None => Err(refusal),
+                }
+            },
+        )
     })();
     result.map_err(|e| rename_fields(e, FIELD_NAMES))
 }

@@ -288,10 +288,11 @@ pub fn status_label(document: &Value) -> String {
 pub fn push_document(
     context: &PushContext,
     document: &Document,
+    (base, mut merge): (Option<&crate::connector::Wanted>, crate::fields::Merge),
     remote_id: Option<String>,
     refused: impl FnOnce(ConnectorError) -> Result<i64, ConnectorError>,
 ) -> Result<crate::exports::Pushed, ConnectorError> {
-    use crate::exports::{Change, Pushed};
+    use crate::exports::Change;
     let Document {
         path, what, fields, ..
     } = document;
@@ -301,10 +302,7 @@ pub fn push_document(
         })?,
         None => {
             if context.dry_run {
-                return Ok(Pushed {
-                    change: Change::Created,
-                    remote_id: String::new(),
-                });
+                return Ok(crate::fields::pushed(Change::Created, ""));
             }
             let mut new = body(fields);
             new.extend(body(&document.on_create));
@@ -318,10 +316,7 @@ pub fn push_document(
                         let _ = context.client.delete(&format!("{path}/{id}"));
                         return Err(error);
                     }
-                    return Ok(Pushed {
-                        change: Change::Created,
-                        remote_id: id.to_string(),
-                    });
+                    return Ok(crate::fields::pushed(Change::Created, id.to_string()));
                 }
                 Err(error) => refused(error)?,
             }
@@ -332,9 +327,15 @@ pub fn push_document(
     if let Some(status) = (document.closed)(context, &held)? {
         return Err(skipped_closed(&status));
     }
-    let mut operations = patch(&held, fields);
-    if let Some(custom) = custom::merged(&held, &document.custom) {
+    // The header is three-way like any record; the lines carrying our reference are the BSS's.
+    let owned = merge.owned(&held, fields, base.map(|b| &b.fields), &[]);
+    let mut operations = patch(&held, &owned);
+    let custom = merge.owned_custom(&held, &document.custom, base.map(|b| b.custom.as_slice()));
+    if let Some(custom) = custom::merged(&held, &custom) {
         operations.push(json!({ "op": "replace", "path": "customFields", "value": custom }));
+    }
+    if merge.held() {
+        return Ok(merge.answer(Change::Updated, id, None));
     }
     if !operations.is_empty() && !context.dry_run {
         context.client.patch(&current, &operations)?;
@@ -345,8 +346,5 @@ pub fn push_document(
     } else {
         Change::Updated
     };
-    Ok(Pushed {
-        change,
-        remote_id: id.to_string(),
-    })
+    Ok(merge.answer(change, id, None))
 }

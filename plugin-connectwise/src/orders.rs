@@ -25,7 +25,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::{quote, reference};
-use crate::connector::{PushContext, rejected, rename_fields, resolved, resolved_record};
+use crate::connector::{PushContext, Wanted, rejected, rename_fields, resolved, resolved_record};
 use crate::custom;
 use crate::exports::Pushed;
 use crate::fields::{date, text};
@@ -132,7 +132,24 @@ pub fn closed(context: &PushContext, order: &Value) -> Result<Option<String>, Co
     Ok(closed.then(|| lines::status_label(order)))
 }
 
-pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
+/// The last push's header, mapped as now; none when it no longer maps.
+fn base_of(context: &PushContext, base: Option<&Record>) -> Option<Wanted> {
+    let base = base?;
+    let EntityData::Order(order) = &base.data else {
+        return None;
+    };
+    let company = resolved_record(base, "account", Entity::Account, &order.account).ok()?;
+    Some(Wanted {
+        fields: desired(context, base, order, company).ok()?,
+        custom: custom::wanted(context, PATH, &order.extra, "").ok()?,
+    })
+}
+
+pub fn push(
+    context: &PushContext,
+    record: &Record,
+    base: Option<&Record>,
+) -> Result<Pushed, ConnectorError> {
     let EntityData::Order(order) = &record.data else {
         return Err(ConnectorError::Internal(
             "an order record without order data".into(),
@@ -174,7 +191,9 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
                 .collect();
             reconcile::at_most_one(record, "sales orders", ours)
         })?;
-        lines::push_document(context, &document, found, Err)
+        let merge = context.merge(record, base);
+        let base = found.as_ref().and_then(|_| base_of(context, base));
+        lines::push_document(context, &document, (base.as_ref(), merge), found, Err)
     })();
     result.map_err(|e| rename_fields(e, FIELD_NAMES))
 }

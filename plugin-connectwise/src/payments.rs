@@ -14,9 +14,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::connector::{PushContext, rename_fields, resolved_record};
+use crate::connector::{PushContext, Wanted, rename_fields, resolved_record, update_fields};
 use crate::exports::{Change, Pushed};
-use crate::fields::{body, created_id, date, decimal, patch, same};
+use crate::fields::{body, created_id, date, decimal, pushed, same};
 use crate::reconcile;
 use crate::types::{ConnectorError, Entity, EntityData, Payment, Record};
 
@@ -56,7 +56,11 @@ fn desired(context: &PushContext, payment: &Payment) -> Result<Map<String, Value
     Ok(fields)
 }
 
-pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
+pub fn push(
+    context: &PushContext,
+    record: &Record,
+    base: Option<&Record>,
+) -> Result<Pushed, ConnectorError> {
     let EntityData::Payment(payment) = &record.data else {
         return Err(ConnectorError::Internal(
             "a payment record without payment data".into(),
@@ -83,20 +87,14 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
                 let invoice =
                     resolved_record(record, "invoice", Entity::Invoice, &payment.invoice)?;
                 if context.dry_run {
-                    return Ok(Pushed {
-                        change: Change::Created,
-                        remote_id: String::new(),
-                    });
+                    return Ok(pushed(Change::Created, ""));
                 }
                 let path = format!("finance/invoices/{invoice}/payments");
                 let id = created_id(
                     &context.client.post(&path, &Value::Object(body(&fields)))?,
                     "payment",
                 )?;
-                Ok(Pushed {
-                    change: Change::Created,
-                    remote_id: format!("{invoice}/{id}"),
-                })
+                Ok(pushed(Change::Created, format!("{invoice}/{id}")))
             }
             Some(remote_id) => {
                 let (invoice, id) = remote_id.split_once('/').ok_or_else(|| {
@@ -105,20 +103,28 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
                     ))
                 })?;
                 let path = format!("finance/invoices/{invoice}/payments/{id}");
-                let operations = patch(&context.client.get(&path)?, &fields);
-                if operations.is_empty() {
-                    return Ok(Pushed {
-                        change: Change::Unchanged,
-                        remote_id,
-                    });
-                }
-                if !context.dry_run {
-                    context.client.patch(&path, &operations)?;
-                }
-                Ok(Pushed {
-                    change: Change::Updated,
-                    remote_id,
-                })
+                let merge = context.merge(record, base);
+                let base = base.and_then(|base| match &base.data {
+                    EntityData::Payment(last) => desired(context, last).ok(),
+                    _ => None,
+                });
+                let wanted = Wanted {
+                    fields,
+                    custom: Vec::new(),
+                };
+                let base = base.map(|fields| Wanted {
+                    fields,
+                    custom: Vec::new(),
+                });
+                let current = context.client.get(&path)?;
+                update_fields(
+                    context,
+                    merge,
+                    (&path, &current),
+                    &remote_id,
+                    (&wanted, base.as_ref()),
+                    FIELD_NAMES,
+                )
             }
         }
     })();

@@ -16,10 +16,10 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::{quote, reference};
-use crate::connector::{PushContext, rejected, rename_fields};
+use crate::connector::{PushContext, Wanted, rejected, rename_fields, update_fields};
 use crate::custom;
 use crate::exports::{Change, Pushed};
-use crate::fields::{body, created_id, optional_decimal, patch, text};
+use crate::fields::{body, created_id, optional_decimal, pushed, text};
 use crate::manifest::{keys, lookups};
 use crate::reconcile;
 use crate::types::{ConnectorError, EntityData, Product, Record};
@@ -137,7 +137,24 @@ fn ids(items: &[Value]) -> Vec<String> {
         .collect()
 }
 
-pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
+/// The last push, mapped as now; none when it no longer maps.
+fn base_of(context: &PushContext, base: Option<&Record>) -> Option<Wanted> {
+    let EntityData::Product(product) = &base?.data else {
+        return None;
+    };
+    let mut fields = desired(context, product).ok()?;
+    if let Some(key) = key_of(base?) {
+        fields.insert("integrationXRef".into(), json!(key));
+    }
+    let custom = custom::wanted(context, PATH, &product.extra, "").ok()?;
+    Some(Wanted { fields, custom })
+}
+
+pub fn push(
+    context: &PushContext,
+    record: &Record,
+    base: Option<&Record>,
+) -> Result<Pushed, ConnectorError> {
     let EntityData::Product(product) = &record.data else {
         return Err(ConnectorError::Internal(
             "a product record without product data".into(),
@@ -159,7 +176,12 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
         })?;
         match found {
             None => create(context, record, product, &fields, &custom),
-            Some(remote_id) => update(context, &remote_id, &fields, &custom),
+            Some(remote_id) => update(
+                context,
+                &remote_id,
+                (&Wanted { fields, custom }, base_of(context, base).as_ref()),
+                context.merge(record, base),
+            ),
         }
     });
     result.map_err(|e| rename_fields(e, FIELD_NAMES))
@@ -173,20 +195,17 @@ fn create(
     custom: &[(i64, Value)],
 ) -> Result<Pushed, ConnectorError> {
     if context.dry_run {
-        return Ok(Pushed {
-            change: Change::Created,
-            remote_id: String::new(),
-        });
+        return Ok(pushed(Change::Created, ""));
     }
     let mut new = body(fields);
     if let Some(fields) = custom::create_body(custom) {
         new.insert("customFields".into(), fields);
     }
     match context.client.post(PATH, &Value::Object(new)) {
-        Ok(created) => Ok(Pushed {
-            change: Change::Created,
-            remote_id: created_id(&created, "catalog item")?.to_string(),
-        }),
+        Ok(created) => Ok(pushed(
+            Change::Created,
+            created_id(&created, "catalog item")?.to_string(),
+        )),
         Err(error) if reconcile::refused_as_in_use(&error, "identifier") => {
             // The code is taken: the holder is this record only if it carries the record's key.
             let code = product.code.trim();
@@ -200,7 +219,16 @@ fn create(
                 && key_of(record).is_some()
                 && holders[0].get("integrationXRef").and_then(Value::as_str) == key_of(record);
             if carries_key {
-                return update(context, &holder, fields, custom);
+                let wanted = Wanted {
+                    fields: fields.clone(),
+                    custom: custom.to_vec(),
+                };
+                return update(
+                    context,
+                    &holder,
+                    (&wanted, None),
+                    context.merge(record, None),
+                );
             }
             Err(reconcile::in_use(
                 record,
@@ -216,26 +244,17 @@ fn create(
 fn update(
     context: &PushContext,
     remote_id: &str,
-    fields: &Map<String, Value>,
-    custom: &[(i64, Value)],
+    wanted: (&Wanted, Option<&Wanted>),
+    merge: crate::fields::Merge,
 ) -> Result<Pushed, ConnectorError> {
     let path = format!("{PATH}/{remote_id}");
     let current = context.client.get(&path)?;
-    let mut operations = patch(&current, fields);
-    if let Some(fields) = custom::merged(&current, custom) {
-        operations.push(json!({ "op": "replace", "path": "customFields", "value": fields }));
-    }
-    if operations.is_empty() {
-        return Ok(Pushed {
-            change: Change::Unchanged,
-            remote_id: remote_id.to_string(),
-        });
-    }
-    if !context.dry_run {
-        context.client.patch(&path, &operations)?;
-    }
-    Ok(Pushed {
-        change: Change::Updated,
-        remote_id: remote_id.to_string(),
-    })
+    update_fields(
+        context,
+        merge,
+        (&path, &current),
+        remote_id,
+        wanted,
+        FIELD_NAMES,
+    )
 }

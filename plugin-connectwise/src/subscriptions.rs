@@ -19,10 +19,12 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::{ref_id, reference};
-use crate::connector::{PushContext, rejected, rename_fields, resolved_record};
+use crate::connector::{
+    PushContext, Wanted, rejected, rename_fields, resolved_record, update_fields,
+};
 use crate::custom;
 use crate::exports::{Change, Pushed};
-use crate::fields::{body, created_id, date, decimal, optional_decimal, patch, same, text};
+use crate::fields::{body, created_id, date, decimal, optional_decimal, pushed, same, text};
 use crate::manifest::{BILLABLE_OPTIONS, lookups};
 use crate::reconcile;
 use crate::types::{ConnectorError, Entity, EntityData, Record, Subscription};
@@ -301,7 +303,11 @@ fn desired(
     Ok(fields)
 }
 
-pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorError> {
+pub fn push(
+    context: &PushContext,
+    record: &Record,
+    base: Option<&Record>,
+) -> Result<Pushed, ConnectorError> {
     let EntityData::Subscription(subscription) = &record.data else {
         return Err(ConnectorError::Internal(
             "a subscription record without subscription data".into(),
@@ -323,10 +329,7 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
                 let screen = addition_screen(context, subscription, open)?;
                 let custom = custom_fields(context, record, subscription, &screen)?;
                 if context.dry_run {
-                    return Ok(Pushed {
-                        change: Change::Created,
-                        remote_id: String::new(),
-                    });
+                    return Ok(pushed(Change::Created, ""));
                 }
                 let agreement = match open {
                     Some(agreement) => agreement,
@@ -341,10 +344,7 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
                     &context.client.post(&path, &Value::Object(addition))?,
                     "agreement addition",
                 )?;
-                Ok(Pushed {
-                    change: Change::Created,
-                    remote_id: format!("{agreement}/{id}"),
-                })
+                Ok(pushed(Change::Created, format!("{agreement}/{id}")))
             }
             Some(remote_id) => {
                 let (agreement, id) = remote_id.split_once('/').ok_or_else(|| {
@@ -356,24 +356,24 @@ pub fn push(context: &PushContext, record: &Record) -> Result<Pushed, ConnectorE
                 let current = context.client.get(&path)?;
                 let screen = custom::Screen::Own(custom::definitions_of(&current));
                 let custom = custom_fields(context, record, subscription, &screen)?;
-                let mut operations = patch(&current, &fields);
-                if let Some(custom) = custom::merged(&current, &custom) {
-                    operations
-                        .push(json!({ "op": "replace", "path": "customFields", "value": custom }));
-                }
-                if operations.is_empty() {
-                    return Ok(Pushed {
-                        change: Change::Unchanged,
-                        remote_id: remote_id.clone(),
-                    });
-                }
-                if !context.dry_run {
-                    context.client.patch(&path, &operations)?;
-                }
-                Ok(Pushed {
-                    change: Change::Updated,
-                    remote_id: remote_id.clone(),
-                })
+                let merge = context.merge(record, base);
+                let base = base.and_then(|base| {
+                    let EntityData::Subscription(last) = &base.data else {
+                        return None;
+                    };
+                    Some(Wanted {
+                        fields: desired(context, base, last).ok()?,
+                        custom: custom_fields(context, base, last, &screen).ok()?,
+                    })
+                });
+                update_fields(
+                    context,
+                    merge,
+                    (&path, &current),
+                    remote_id,
+                    (&Wanted { fields, custom }, base.as_ref()),
+                    FIELD_NAMES,
+                )
             }
         }
     })();

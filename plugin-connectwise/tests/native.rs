@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use plugin_connectwise::connector;
-use plugin_connectwise::exports::{Change, PushOptions};
+use plugin_connectwise::exports::{Change, ConflictPolicy, PushItem, PushOptions};
 use plugin_connectwise::host::{Host, HttpError, Level, Method, Request, Response};
 use plugin_connectwise::types::{Account, Address, ConnectorError, Entity, EntityData, Record};
 use serde_json::{Value, json};
@@ -68,6 +68,21 @@ fn host(answer: fn(&Method, &str) -> Answer) -> ScriptedHost {
     }
 }
 
+/// A record to push with no last push known.
+fn item(record: Record) -> PushItem {
+    PushItem {
+        record,
+        last_pushed: None,
+    }
+}
+
+fn options(dry_run: bool) -> PushOptions {
+    PushOptions {
+        dry_run,
+        conflicts: ConflictPolicy::BssWins,
+    }
+}
+
 fn account(id: &str) -> Record {
     Record {
         entity: Entity::Account,
@@ -125,8 +140,8 @@ fn a_created_company_carries_the_mapped_fields() {
     let outcomes = connector::push(
         &host,
         Entity::Account,
-        vec![account("A1")],
-        PushOptions { dry_run: false },
+        vec![item(account("A1"))],
+        options(false),
     )
     .unwrap();
     let pushed = outcomes[0].as_ref().unwrap();
@@ -168,14 +183,12 @@ fn after_a_429_the_rest_of_the_batch_is_not_sent() {
             )
         })
     });
-    let batch = vec![account("A1"), account("A2"), account("A3")];
-    let outcomes = connector::push(
-        &host,
-        Entity::Account,
-        batch,
-        PushOptions { dry_run: false },
-    )
-    .unwrap();
+    let batch = vec![
+        item(account("A1")),
+        item(account("A2")),
+        item(account("A3")),
+    ];
+    let outcomes = connector::push(&host, Entity::Account, batch, options(false)).unwrap();
     assert_eq!(outcomes.len(), 3);
     for outcome in &outcomes {
         assert!(
@@ -201,8 +214,8 @@ fn a_dry_run_reads_but_never_writes() {
     let outcomes = connector::push(
         &host,
         Entity::Account,
-        vec![account("A1")],
-        PushOptions { dry_run: true },
+        vec![item(account("A1"))],
+        options(true),
     )
     .unwrap();
     assert_eq!(outcomes[0].as_ref().unwrap().change, Change::Created);

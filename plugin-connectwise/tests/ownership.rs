@@ -279,10 +279,17 @@ fn bill_customer_follows_the_record_then_the_product_billable_option() {
     assert_eq!(bill(&by_setting), "DoNotBill");
     assert_eq!(bill(&by_record), "NoCharge");
 
-    // The setting changes: the subscription without an option follows it.
+    // The setting changes: an existing addition keeps what it has (staff may have chosen it),
+    // new ones follow the setting, and a record that names its option changes it.
     cw.set("product-billable-option", Some("Billable"));
     let again = updated(subscription("S-1", &p), &by_setting);
-    assert_eq!(cw.push(&again).unwrap().change, Change::Updated);
+    assert_eq!(cw.push(&again).unwrap().change, Change::Unchanged);
+    assert_eq!(bill(&by_setting), "DoNotBill");
+    let mut named = again.clone();
+    if let EntityData::Subscription(data) = &mut named.data {
+        data.bill_customer = Some("Billable".into());
+    }
+    assert_eq!(cw.push(&named).unwrap().change, Change::Updated);
     assert_eq!(bill(&by_setting), "Billable");
 }
 
@@ -338,7 +345,8 @@ fn extra_reaches_custom_fields_and_comes_back_on_pull() {
     assert_eq!(custom(&company, 4), Some(json!(12.0)));
     assert_eq!(custom(&company, 5), Some(json!(true)));
 
-    // Staff fill a field the BSS does not know; the BSS changes its region only.
+    // Staff fill a field the BSS does not know; the BSS changes its region and drops the seats
+    // and managed entries it had set (so they are cleared).
     cw.sandbox.patch(
         "company/companies",
         id,
@@ -352,7 +360,16 @@ fn extra_reaches_custom_fields_and_comes_back_on_pull() {
     assert_eq!(cw.push(&moved).unwrap().change, Change::Updated);
     let company = cw.sandbox.record("company/companies", id).unwrap();
     assert_eq!(custom(&company, 3), Some(json!("East")));
-    assert_eq!(custom(&company, 4), Some(json!(12.0)), "kept");
+    assert_eq!(
+        custom(&company, 4),
+        None,
+        "the BSS had set it, and cleared it"
+    );
+    assert_eq!(
+        custom(&company, 5),
+        None,
+        "the BSS had set it, and cleared it"
+    );
     assert_eq!(
         custom(&company, 6),
         Some(json!("2026-09-01T00:00:00Z")),
@@ -367,12 +384,7 @@ fn extra_reaches_custom_fields_and_comes_back_on_pull() {
     };
     assert_eq!(
         pulled.extra,
-        extra(&[
-            ("Region", "East"),
-            ("Seats", "12"),
-            ("Managed", "true"),
-            ("Renewal Date", "2026-09-01T00:00:00Z"),
-        ])
+        extra(&[("Region", "East"), ("Renewal Date", "2026-09-01T00:00:00Z")])
     );
 
     // An entry that names no field, or a value the field cannot take, refuses the record.

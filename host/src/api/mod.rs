@@ -565,8 +565,12 @@ async fn push(
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
 struct PullQuery {
     since: Option<String>,
+    /// Also return the instance's own pushes coming back.
+    #[serde(default)]
+    include_echoes: bool,
 }
 
 async fn pull(
@@ -581,7 +585,10 @@ async fn pull(
         instances(&state),
         &name,
         entity,
-        query.since,
+        crate::sync::engine::PullFrom {
+            since: query.since,
+            include_echoes: query.include_echoes,
+        },
         &mut out,
         api_run_by(&owner),
     )

@@ -17,6 +17,7 @@
 //! | `host.max-pull-pages` | `10000` | pages one pull run reads before it stops and keeps its cursor |
 //! | `host.max-pull-records` | `1000000` | records one pull run delivers before it stops and keeps its cursor |
 //! | `host.max-retry-after` | `5m` | longest `Retry-After` a run waits for; a longer one fails the record for the retry queue |
+//! | `host.conflicts` | `bss-wins` | a field both the BSS and the remote changed since the last push: `bss-wins` writes the BSS value and reports the remote's, `report` holds the record unchanged for review |
 //!
 //! Durations take `ms`, `s`, `m` or `h` (`1500ms`, `30s`, `2m`); sizes take `B`, `KiB`, `MiB` or
 //! `GiB` (`512KiB`, `64MiB`), or a bare number of bytes.
@@ -39,6 +40,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "host.max-pull-pages",
     "host.max-pull-records",
     "host.max-retry-after",
+    "host.conflicts",
 ];
 
 /// The largest memory limit an instance may ask for; the runtime reserves address space for it.
@@ -60,6 +62,8 @@ pub struct InstanceOptions {
     pub max_pull_pages: u32,
     pub max_pull_records: u32,
     pub max_retry_after: Duration,
+    /// Whether the BSS's value wins a field both sides changed (`host.conflicts`).
+    pub conflicts_held: bool,
 }
 
 impl Default for InstanceOptions {
@@ -79,6 +83,7 @@ impl Default for InstanceOptions {
             max_pull_pages: 10_000,
             max_pull_records: 1_000_000,
             max_retry_after: Duration::from_secs(300),
+            conflicts_held: false,
         }
     }
 }
@@ -135,6 +140,17 @@ impl InstanceOptions {
             "host.max-pull-pages" => self.max_pull_pages = parse_count(value).map_err(fail)?,
             "host.max-pull-records" => self.max_pull_records = parse_count(value).map_err(fail)?,
             "host.max-retry-after" => self.max_retry_after = parse_duration(value).map_err(fail)?,
+            "host.conflicts" => {
+                self.conflicts_held = match value.to_ascii_lowercase().as_str() {
+                    "bss-wins" => false,
+                    "report" => true,
+                    _ => {
+                        return Err(fail(format!(
+                            "{value:?} is not a conflict policy; use bss-wins (the BSS's value is written and the remote's reported) or report (the record is held for review)"
+                        )));
+                    }
+                }
+            }
             _ => {
                 return Err(fail(format!(
                     "unknown host option; the options are {}",

@@ -15,9 +15,12 @@ use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, TypedFunc
 
 use super::Contract;
 use super::answer::Checked;
-use super::bindings::connector::{Choice, ConnectorManifest, PullPage, PushOptions, Pushed};
+use super::bindings::connector::{
+    Choice, ConnectorManifest, PullPage, PushItem, PushOptions, Pushed,
+};
 use super::bindings::types::{ConnectorError, Entity, Record};
 use super::bindings::v1_0::exports::bss::integration::connector as v1_0;
+use super::bindings::v1_1::exports::bss::integration::connector as v1_1;
 use crate::capabilities::CallState;
 
 /// The export indices of one contract minor, with one typed accessor per function.
@@ -71,12 +74,20 @@ macro_rules! minor_exports {
 
 type PushResults<P> = Result<Vec<Result<P, ConnectorError>>, ConnectorError>;
 
-minor_exports!(ExportsV1_1 {
+minor_exports!(ExportsV1_2 {
     manifest = "manifest": () -> ConnectorManifest;
     activate = "activate": () -> Result<String, ConnectorError>;
     lookup_choices = "lookup-choices": (String) -> Result<Vec<Choice>, ConnectorError>;
-    push = "push": (Entity, Vec<Record>, PushOptions) -> PushResults<Pushed>;
+    push = "push": (Entity, Vec<PushItem>, PushOptions) -> PushResults<Pushed>;
     pull = "pull": (Entity, Option<String>, Option<String>) -> Result<PullPage, ConnectorError>;
+});
+
+minor_exports!(ExportsV1_1 {
+    manifest = "manifest": () -> v1_1::ConnectorManifest;
+    activate = "activate": () -> Result<String, ConnectorError>;
+    lookup_choices = "lookup-choices": (String) -> Result<Vec<v1_1::Choice>, ConnectorError>;
+    push = "push": (Entity, Vec<Record>, v1_1::PushOptions) -> PushResults<v1_1::Pushed>;
+    pull = "pull": (Entity, Option<String>, Option<String>) -> Result<v1_1::PullPage, ConnectorError>;
 });
 
 minor_exports!(ExportsV1_0 {
@@ -91,6 +102,12 @@ minor_exports!(ExportsV1_0 {
 pub(crate) enum Exports {
     V1_0(ExportsV1_0),
     V1_1(ExportsV1_1),
+    V1_2(ExportsV1_2),
+}
+
+/// The bare records of push items, for a minor before 1.2 (which knows no last push).
+fn bare(items: Vec<PushItem>) -> Vec<Record> {
+    items.into_iter().map(|item| item.record).collect()
 }
 
 impl Exports {
@@ -100,6 +117,7 @@ impl Exports {
         Ok(match contract {
             Contract::V1_0 => Exports::V1_0(ExportsV1_0::new(pre, &interface)?),
             Contract::V1_1 => Exports::V1_1(ExportsV1_1::new(pre, &interface)?),
+            Contract::V1_2 => Exports::V1_2(ExportsV1_2::new(pre, &interface)?),
         })
     }
 
@@ -109,7 +127,15 @@ impl Exports {
         store: &mut Store<CallState>,
     ) -> wasmtime::Result<ConnectorManifest> {
         Ok(match self {
-            Exports::V1_1(e) => e.manifest(instance, store).call_async(store, ()).await?.0.0,
+            Exports::V1_2(e) => e.manifest(instance, store).call_async(store, ()).await?.0.0,
+            Exports::V1_1(e) => e
+                .manifest(instance, store)
+                .call_async(store, ())
+                .await?
+                .0
+                .0
+                .try_into()
+                .map_err(wasmtime::Error::msg)?,
             Exports::V1_0(e) => e
                 .manifest(instance, store)
                 .call_async(store, ())
@@ -126,6 +152,7 @@ impl Exports {
         store: &mut Store<CallState>,
     ) -> wasmtime::Result<Result<String, ConnectorError>> {
         Ok(match self {
+            Exports::V1_2(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
             Exports::V1_1(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
             Exports::V1_0(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
         })
@@ -138,13 +165,20 @@ impl Exports {
         key: String,
     ) -> wasmtime::Result<Result<Vec<Choice>, ConnectorError>> {
         Ok(match self {
-            Exports::V1_1(e) => {
+            Exports::V1_2(e) => {
                 e.lookup_choices(instance, store)
                     .call_async(store, (key,))
                     .await?
                     .0
                     .0
             }
+            Exports::V1_1(e) => e
+                .lookup_choices(instance, store)
+                .call_async(store, (key,))
+                .await?
+                .0
+                .0
+                .map(|choices| choices.into_iter().map(Into::into).collect()),
             Exports::V1_0(e) => e
                 .lookup_choices(instance, store)
                 .call_async(store, (key,))
@@ -160,20 +194,27 @@ impl Exports {
         instance: &Instance,
         store: &mut Store<CallState>,
         entity: Entity,
-        records: Vec<Record>,
+        records: Vec<PushItem>,
         options: PushOptions,
     ) -> wasmtime::Result<PushResults<Pushed>> {
         Ok(match self {
-            Exports::V1_1(e) => {
+            Exports::V1_2(e) => {
                 e.push(instance, store)
                     .call_async(store, (entity, records, options))
                     .await?
                     .0
                     .0
             }
+            Exports::V1_1(e) => e
+                .push(instance, store)
+                .call_async(store, (entity, bare(records), options.into()))
+                .await?
+                .0
+                .0
+                .map(|results| results.into_iter().map(|one| one.map(Into::into)).collect()),
             Exports::V1_0(e) => e
                 .push(instance, store)
-                .call_async(store, (entity, records, options.into()))
+                .call_async(store, (entity, bare(records), options.into()))
                 .await?
                 .0
                 .0
@@ -190,13 +231,20 @@ impl Exports {
         page_token: Option<String>,
     ) -> wasmtime::Result<Result<PullPage, ConnectorError>> {
         Ok(match self {
-            Exports::V1_1(e) => {
+            Exports::V1_2(e) => {
                 e.pull(instance, store)
                     .call_async(store, (entity, since, page_token))
                     .await?
                     .0
                     .0
             }
+            Exports::V1_1(e) => e
+                .pull(instance, store)
+                .call_async(store, (entity, since, page_token))
+                .await?
+                .0
+                .0
+                .map(Into::into),
             Exports::V1_0(e) => e
                 .pull(instance, store)
                 .call_async(store, (entity, since, page_token))

@@ -40,8 +40,8 @@ use wasmtime::{
 
 use self::answer::{AnswerCap, AnswerLimits, Oversized, with_limits};
 use self::bindings::Plugin;
-use self::bindings::connector::{Choice, PullPage, PushOptions, Pushed};
-use self::bindings::types::{ConnectorError, Entity, Record};
+use self::bindings::connector::{Choice, PullPage, PushItem, PushOptions, Pushed};
+use self::bindings::types::{ConnectorError, Entity};
 use self::cache::{CompileCache, content_hash};
 pub use self::error::{CallError, CallFailure, LoadError};
 use self::exports::Exports;
@@ -387,17 +387,19 @@ impl Runtime {
 pub enum Contract {
     V1_0,
     V1_1,
+    V1_2,
 }
 
 impl Contract {
     /// Every minor served, oldest first.
-    pub const SERVED: [Contract; 2] = [Contract::V1_0, Contract::V1_1];
-    pub const NEWEST: Contract = Contract::V1_1;
+    pub const SERVED: [Contract; 3] = [Contract::V1_0, Contract::V1_1, Contract::V1_2];
+    pub const NEWEST: Contract = Contract::V1_2;
 
     pub const fn version(self) -> &'static str {
         match self {
             Contract::V1_0 => "1.0.0",
             Contract::V1_1 => "1.1.0",
+            Contract::V1_2 => "1.2.0",
         }
     }
 
@@ -485,7 +487,7 @@ impl Connector {
         &self,
         context: &Arc<InstanceContext>,
         entity: Entity,
-        records: &[Record],
+        records: &[PushItem],
         options: PushOptions,
     ) -> Result<Result<Vec<Result<Pushed, ConnectorError>>, ConnectorError>, CallError> {
         let records = records.to_vec();
@@ -742,13 +744,13 @@ mod tests {
         assert_eq!(contract, Contract::V1_1);
         let err = check_contract(
             &[],
-            &names(&["bss:integration/connector@1.2.0"]),
+            &names(&["bss:integration/connector@1.3.0"]),
             "newer.wasm",
         )
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "newer.wasm is built against bss:integration@1.2.0, but this host serves bss:integration@1.0.0 to 1.1.0; upgrade the host, or rebuild the connector against 1.1.0"
+            "newer.wasm is built against bss:integration@1.3.0, but this host serves bss:integration@1.0.0 to 1.2.0; upgrade the host, or rebuild the connector against 1.2.0"
         );
         let err = check_contract(
             &names(&["bss:integration/http@2.0.0"]),
@@ -758,7 +760,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "v2.wasm is built against bss:integration@2.0.0, but this host serves bss:integration@1.0.0 to 1.1.0; rebuild it against a 1.x contract"
+            "v2.wasm is built against bss:integration@2.0.0, but this host serves bss:integration@1.0.0 to 1.2.0; rebuild it against a 1.x contract"
         );
         let err = check_contract(&[], &names(&["wasi:cli/run@0.2.0"]), "app.wasm").unwrap_err();
         assert!(err.to_string().contains("not a connector"), "{err}");

@@ -72,6 +72,8 @@ pub struct IdMapEntry {
     pub remote_id: Option<String>,
     /// A create was sent and its outcome is not known yet.
     pub pending: bool,
+    /// What was last pushed and accepted (a `last-pushed` as JSON), the base of a three-way update.
+    pub last_pushed: Option<String>,
 }
 
 /// A run of push, pull or retry.
@@ -97,6 +99,8 @@ pub struct RunRow {
     pub queued: i64,
     pub pulled: i64,
     pub skipped: i64,
+    /// Records held because both sides changed a field and the policy is `report`.
+    pub held: i64,
 }
 
 /// One record's outcome in a run.
@@ -105,7 +109,7 @@ pub struct RunItem {
     pub entity: Entity,
     pub bss_id: String,
     /// created, updated, unchanged, reconciled, would-create, would-update, failed, queued,
-    /// invalid, skipped, ambiguous, in-use
+    /// invalid, skipped, held, ambiguous, in-use
     pub outcome: String,
     pub remote_id: Option<String>,
     pub message: Option<String>,
@@ -120,6 +124,11 @@ pub enum Outcome {
         kind: &'static str,
         remote_id: String,
         waiting: Option<Waiting>,
+        /// What was pushed and how the remote stored it (absent for a link by hand, which
+        /// forgets both: the next update removes nothing).
+        copy: Option<PushedCopy>,
+        /// Remote values the push overwrote, said in the run's item.
+        note: Option<String>,
     },
     /// A dry run's answer: would-create / would-update / unchanged; nothing is written but the item.
     DryRun {
@@ -141,9 +150,20 @@ pub enum Outcome {
     },
     /// Could not be read from the file; never sent.
     Invalid { message: String },
+    /// Not written: the remote changed a field the BSS changed too and the policy is `report`.
+    Held { message: String },
     /// Not synchronised by configuration (a sync option that is off, a payment method not
     /// configured, a document closed remotely): said with its reason, and not a failure.
     Skipped { message: String },
+}
+
+/// The base of the next three-way update and the copy later pulls are compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedCopy {
+    /// The record's data and resolved references as pushed (a `last-pushed` as JSON).
+    pub last_pushed: String,
+    /// The record as the remote stored it, in pulled form (a `pulled-record` as JSON).
+    pub stored: Option<String>,
 }
 
 /// A record sent without a reference that could wait (a cycle), queued to be sent again once the
@@ -279,6 +299,14 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<BTreeMap<String, IdMapEntry>>;
     /// The BSS ids of these remote ids (absent when unknown).
     fn bss_ids(
+        &self,
+        instance: &str,
+        entity: Entity,
+        remote_ids: &[String],
+    ) -> StoreResult<BTreeMap<String, String>>;
+    /// How the remote stored what this instance last pushed, per remote id (a `pulled-record` as
+    /// JSON; absent when unknown): a pulled record equal to it is an echo of that push.
+    fn stored_copies(
         &self,
         instance: &str,
         entity: Entity,

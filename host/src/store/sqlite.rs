@@ -199,6 +199,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "UPDATE runs SET status = 'interrupted', message = 'left running by an earlier bss-host that stopped before it finished'
          WHERE status = 'running' AND owner IS NULL;",
     ),
+    (
+        10,
+        "three-way updates",
+        "ALTER TABLE id_map ADD COLUMN last_pushed TEXT;
+         ALTER TABLE id_map ADD COLUMN stored TEXT;
+         ALTER TABLE runs ADD COLUMN held INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// The claimer of queue items that wait for an operator's `link`: never stale, never retried.
@@ -278,10 +285,11 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         queued: row.get(14)?,
         pulled: row.get(15)?,
         skipped: row.get(16)?,
+        held: row.get(17)?,
     })
 }
 
-const RUN_COLUMNS: &str = "id, instance, kind, entity, dry_run, started_at, finished_at, status, message, created, updated, unchanged, reconciled, failed, queued, pulled, skipped";
+const RUN_COLUMNS: &str = "id, instance, kind, entity, dry_run, started_at, finished_at, status, message, created, updated, unchanged, reconciled, failed, queued, pulled, skipped, held";
 
 fn queue_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
     let entity: String = row.get(0)?;
@@ -868,22 +876,40 @@ impl Store for SqliteStore {
     ) -> StoreResult<BTreeMap<String, IdMapEntry>> {
         let connection = self.lock();
         let mut statement = connection
-            .prepare_cached("SELECT remote_id, pending FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3")
+            .prepare_cached("SELECT remote_id, pending, last_pushed FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3")
             .map_err(db)?;
         let entity = name_of(&entity);
         let mut found = BTreeMap::new();
         for id in bss_ids {
-            let row: Option<(Option<String>, bool)> = statement
+            let row = statement
                 .query_row(params![instance, entity, id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+                    Ok(IdMapEntry {
+                        remote_id: r.get(0)?,
+                        pending: r.get(1)?,
+                        last_pushed: r.get(2)?,
+                    })
                 })
                 .optional()
                 .map_err(db)?;
-            if let Some((remote_id, pending)) = row {
-                found.insert(id.clone(), IdMapEntry { remote_id, pending });
+            if let Some(entry) = row {
+                found.insert(id.clone(), entry);
             }
         }
         Ok(found)
+    }
+
+    fn stored_copies(
+        &self,
+        instance: &str,
+        entity: Entity,
+        remote_ids: &[String],
+    ) -> StoreResult<BTreeMap<String, String>> {
+        self.each_found(
+            "SELECT stored FROM id_map WHERE instance = ?1 AND entity = ?2 AND remote_id = ?3 AND stored IS NOT NULL",
+            instance,
+            entity,
+            remote_ids,
+        )
     }
 
     fn bss_ids(
@@ -989,7 +1015,7 @@ impl Store for SqliteStore {
         }
         tx.execute(
             "INSERT INTO id_map (instance, entity, bss_id, remote_id, pending, pending_run, updated_at) VALUES (?1, ?2, ?3, ?4, 0, NULL, ?5)
-             ON CONFLICT (instance, entity, bss_id) DO UPDATE SET remote_id = ?4, pending = 0, pending_run = NULL, updated_at = ?5",
+             ON CONFLICT (instance, entity, bss_id) DO UPDATE SET remote_id = ?4, pending = 0, pending_run = NULL, updated_at = ?5, last_pushed = NULL, stored = NULL",
             params![instance, entity_name, bss_id, remote_id, crate::time::now_rfc3339()],
         )
         .map_err(db)?;
@@ -1094,17 +1120,24 @@ impl Store for SqliteStore {
             .map_err(db)?;
         for (bss_id, outcome) in outcomes {
             seq += 1;
+            let held_remote: Option<String>;
             let (label, remote_id, message, counter): (&str, Option<&str>, Option<String>, &str) =
                 match outcome {
                     Outcome::Done {
                         kind,
                         remote_id,
                         waiting,
+                        copy,
+                        note,
                     } => {
+                        let (last_pushed, stored) = match copy {
+                            Some(copy) => (Some(copy.last_pushed.as_str()), copy.stored.as_deref()),
+                            None => (None, None),
+                        };
                         tx.execute(
-                            "INSERT INTO id_map (instance, entity, bss_id, remote_id, pending, pending_run, updated_at) VALUES (?1, ?2, ?3, ?4, 0, NULL, ?5)
-                             ON CONFLICT (instance, entity, bss_id) DO UPDATE SET remote_id = ?4, pending = 0, pending_run = NULL, updated_at = ?5",
-                            params![instance, entity_name, bss_id, remote_id, now],
+                            "INSERT INTO id_map (instance, entity, bss_id, remote_id, pending, pending_run, updated_at, last_pushed, stored) VALUES (?1, ?2, ?3, ?4, 0, NULL, ?5, ?6, ?7)
+                             ON CONFLICT (instance, entity, bss_id) DO UPDATE SET remote_id = ?4, pending = 0, pending_run = NULL, updated_at = ?5, last_pushed = ?6, stored = ?7",
+                            params![instance, entity_name, bss_id, remote_id, now, last_pushed, stored],
                         )
                         .map_err(db)?;
                         tx.execute(
@@ -1135,17 +1168,18 @@ impl Store for SqliteStore {
                             "reconciled" => "reconciled",
                             _ => "unchanged",
                         };
-                        (
-                            kind,
-                            Some(remote_id.as_str()),
-                            waiting.as_ref().map(|w| w.message.clone()),
-                            counter,
-                        )
+                        let message = match (waiting, note) {
+                            (Some(w), Some(n)) => Some(format!("{n}; {}", w.message)),
+                            (Some(w), None) => Some(w.message.clone()),
+                            (None, note) => note.clone(),
+                        };
+                        (kind, Some(remote_id.as_str()), message, counter)
                     }
                     Outcome::DryRun { kind, remote_id } => {
                         let counter = match *kind {
                             "would-create" => "created",
                             "would-update" => "updated",
+                            "would-hold" => "held",
                             _ => "unchanged",
                         };
                         (kind, remote_id.as_deref(), None, counter)
@@ -1216,6 +1250,31 @@ impl Store for SqliteStore {
                         )
                         .map_err(db)?;
                         ("skipped", None, Some(message.clone()), "skipped")
+                    }
+                    Outcome::Held { message } => {
+                        // The BSS's version is not the remote's yet: nothing queued (a retry
+                        // would be held again), the record waits for a decision.
+                        tx.execute(
+                            "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
+                            params![instance, entity_name, bss_id],
+                        )
+                        .map_err(db)?;
+                        let remote_id = tx
+                            .query_row(
+                                "SELECT remote_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
+                                params![instance, entity_name, bss_id],
+                                |r| r.get::<_, Option<String>>(0),
+                            )
+                            .optional()
+                            .map_err(db)?
+                            .flatten();
+                        held_remote = remote_id;
+                        (
+                            "held",
+                            held_remote.as_deref(),
+                            Some(message.clone()),
+                            "held",
+                        )
                     }
                 };
             tx.execute(

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::capabilities::context::InstanceContext;
-use crate::runtime::bindings::connector::{PullPage, PushOptions, Pushed};
-use crate::runtime::bindings::types::{ConnectorError, Entity, Record};
+use crate::runtime::bindings::connector::{PullPage, PushItem, PushOptions, Pushed};
+use crate::runtime::bindings::types::{ConnectorError, Entity};
 use crate::runtime::{CallError, Connector};
 
 pub type PushResult =
@@ -19,8 +19,8 @@ pub trait SyncConnector: Send + Sync {
         &self,
         context: &Arc<InstanceContext>,
         entity: Entity,
-        records: &[Record],
-        dry_run: bool,
+        records: &[PushItem],
+        options: PushOptions,
     ) -> impl Future<Output = PushResult> + Send;
 
     fn pull(
@@ -37,10 +37,10 @@ impl SyncConnector for Connector {
         &self,
         context: &Arc<InstanceContext>,
         entity: Entity,
-        records: &[Record],
-        dry_run: bool,
+        records: &[PushItem],
+        options: PushOptions,
     ) -> PushResult {
-        Connector::push(self, context, entity, records, PushOptions { dry_run }).await
+        Connector::push(self, context, entity, records, options).await
     }
 
     async fn pull(

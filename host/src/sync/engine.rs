@@ -27,10 +27,12 @@ use super::lease::RunLease;
 use super::records::{self, BssRecord, InvalidRecord, RecordReference};
 use crate::capabilities::context::InstanceContext;
 use crate::instances::describe_connector_error;
-use crate::runtime::bindings::connector::Change;
+use crate::runtime::bindings::connector::{
+    Change, ConflictPolicy, LastPushed, OverwrittenValue, PushItem, PushOptions, Pushed,
+};
 use crate::runtime::bindings::types::{self as wit, ConnectorError};
 use crate::runtime::manifest::{Direction, Entity, Operations};
-use crate::store::{Cursor, Outcome, Store, StoreError, Waiting};
+use crate::store::{Cursor, Outcome, PushedCopy, Store, StoreError, Waiting};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -123,6 +125,8 @@ pub struct PushReport {
     pub queued: usize,
     /// Not synchronised by configuration, with the reason: not a failure.
     pub skipped: usize,
+    /// Held for review: both sides changed a field and `host.conflicts` is `report`.
+    pub held: usize,
     /// Records with an outcome (all of them, whether or not `items` holds them).
     pub records: usize,
     /// The first [`REPORT_ITEMS_KEPT`] outcomes; `items_truncated` says whether there were more.
@@ -137,6 +141,8 @@ impl PushReport {
                 kind,
                 remote_id,
                 waiting,
+                note,
+                ..
             } => {
                 match *kind {
                     "created" => self.created += 1,
@@ -144,16 +150,18 @@ impl PushReport {
                     "reconciled" => self.reconciled += 1,
                     _ => self.unchanged += 1,
                 }
-                (
-                    kind.to_string(),
-                    Some(remote_id.clone()),
-                    waiting.as_ref().map(|w| w.message.clone()),
-                )
+                let message = match (waiting, note) {
+                    (Some(w), Some(n)) => Some(format!("{n}; {}", w.message)),
+                    (Some(w), None) => Some(w.message.clone()),
+                    (None, note) => note.clone(),
+                };
+                (kind.to_string(), Some(remote_id.clone()), message)
             }
             Outcome::DryRun { kind, remote_id } => {
                 match *kind {
                     "would-create" => self.created += 1,
                     "would-update" => self.updated += 1,
+                    "would-hold" => self.held += 1,
                     _ => self.unchanged += 1,
                 }
                 (kind.to_string(), remote_id.clone(), None)
@@ -183,6 +191,10 @@ impl PushReport {
             Outcome::Skipped { message } => {
                 self.skipped += 1;
                 ("skipped".to_string(), None, Some(message.clone()))
+            }
+            Outcome::Held { message } => {
+                self.held += 1;
+                ("held".to_string(), None, Some(message.clone()))
             }
         };
         self.records += 1;
@@ -217,8 +229,18 @@ impl PushReport {
         self.failed += other.failed;
         self.queued += other.queued;
         self.skipped += other.skipped;
+        self.held += other.held;
         self.records += other.records;
     }
+}
+
+/// Where a pull starts and what it returns.
+#[derive(Debug, Clone, Default)]
+pub struct PullFrom {
+    /// Read changes at or after this stamp instead of the stored cursor (which then stays).
+    pub since: Option<String>,
+    /// Also return records that are echoes of this instance's own pushes.
+    pub include_echoes: bool,
 }
 
 /// What a pull run did.
@@ -227,6 +249,9 @@ pub struct PullReport {
     pub run: i64,
     pub delivered: usize,
     pub folded: usize,
+    /// Records equal to how the remote stored this instance's last push of them: its own
+    /// changes coming back, not delivered unless asked for (`include_echoes`).
+    pub echoes: usize,
     pub pages: usize,
     pub cursor: Option<String>,
     /// Records the connector handed back that the host refused (another entity, a stamp in the
@@ -322,6 +347,27 @@ fn pulled_problem(
         )),
         Some(_) => None,
     }
+}
+
+/// Whether a pulled record is the remote's copy of this instance's last push (`copy`, a stored
+/// `pulled-record` as JSON): the same data and references, whatever its stamp or warnings. The
+/// copy was mapped by the connector the way pull maps, so values the remote normalises (a state's
+/// name stored as its code) compare as the remote holds them.
+fn is_echo(pulled: &crate::runtime::bindings::types::PulledRecord, copy: &str) -> bool {
+    let Ok(copy) = serde_json::from_str::<serde_json::Value>(copy) else {
+        return false;
+    };
+    let sorted = |v: Option<serde_json::Value>| {
+        let mut items = match v {
+            Some(serde_json::Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        items.sort_by_key(|i| i.to_string());
+        items
+    };
+    serde_json::to_value(&pulled.data).ok().as_ref() == copy.get("data")
+        && sorted(serde_json::to_value(&pulled.references).ok())
+            == sorted(copy.get("references").cloned())
 }
 
 /// A connector-given text cut to a length fit for a report line.
@@ -448,7 +494,45 @@ impl Failure {
 struct Ready {
     record: BssRecord,
     wit: wit::Record,
+    /// What was last pushed for it: the base of a three-way update.
+    last_pushed: Option<LastPushed>,
     waiting: Option<(String, (Entity, String))>,
+}
+
+/// Remote values as a report says them: `field "remote" (last pushed "ours")`.
+fn said_values(values: &[OverwrittenValue]) -> String {
+    values
+        .iter()
+        .map(|v| match &v.last_pushed {
+            Some(ours) => format!(
+                "{} {:?} (last pushed {:?})",
+                v.field,
+                shortened(&v.remote_value),
+                shortened(ours)
+            ),
+            None => format!("{} {:?}", v.field, shortened(&v.remote_value)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a push keeps of an accepted record: its data and references as sent, and how the remote
+/// stored it when the connector said (only when it names the same remote record).
+fn pushed_copy(ready: &Ready, pushed: &Pushed) -> Option<PushedCopy> {
+    let last_pushed = serde_json::to_string(&LastPushed {
+        data: ready.wit.data.clone(),
+        references: ready.wit.references.clone(),
+    })
+    .ok()?;
+    let stored = pushed
+        .stored
+        .as_ref()
+        .filter(|s| s.remote_id == pushed.remote_id)
+        .and_then(|s| serde_json::to_string(s).ok());
+    Some(PushedCopy {
+        last_pushed,
+        stored,
+    })
 }
 
 /// A record's references as the id map resolves them.
@@ -682,8 +766,14 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                         .collect();
                     self.store.mark_pending(run, &instance, entity, &creates)?;
                 }
-                let wit_records: Vec<wit::Record> = batch.iter().map(|r| r.wit.clone()).collect();
-                let results = self.send(entity, &wit_records, dry_run).await;
+                let items: Vec<PushItem> = batch
+                    .iter()
+                    .map(|r| PushItem {
+                        record: r.wit.clone(),
+                        last_pushed: r.last_pushed.clone(),
+                    })
+                    .collect();
+                let results = self.send(entity, &items, dry_run).await;
                 let mut outcomes = Vec::new();
                 for (ready, result) in batch.iter().zip(results) {
                     let json =
@@ -694,6 +784,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                                 Change::Created => "would-create",
                                 Change::Updated => "would-update",
                                 Change::Unchanged => "unchanged",
+                                Change::Held => "would-hold",
                             };
                             Outcome::DryRun {
                                 kind,
@@ -713,6 +804,12 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                                 label: None,
                             }
                         }
+                        Ok(pushed) if pushed.change == Change::Held => Outcome::Held {
+                            message: self.context.redactor().bounded(&format!(
+                                "held for review (host.conflicts=report): the BSS and ConnectWise both changed {} since the last push; nothing was written",
+                                said_values(&pushed.overwritten)
+                            )),
+                        },
                         Ok(pushed) => {
                             // A success without a create for a record the id map had no remote
                             // id for: the connector found it (a lost answer, or a record that
@@ -721,17 +818,25 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                                 Change::Created => "created",
                                 _ if ready.wit.remote_id.is_none() => "reconciled",
                                 Change::Updated => "updated",
-                                Change::Unchanged => "unchanged",
+                                Change::Unchanged | Change::Held => "unchanged",
                             };
                             let waiting = ready.waiting.clone().map(|(message, waits)| Waiting {
                                 message,
                                 record: json,
                                 waits,
                             });
+                            let note = (!pushed.overwritten.is_empty()).then(|| {
+                                self.context.redactor().bounded(&format!(
+                                    "overwrote remote values: {}",
+                                    said_values(&pushed.overwritten)
+                                ))
+                            });
                             Outcome::Done {
                                 kind,
+                                copy: pushed_copy(ready, &pushed),
                                 remote_id: pushed.remote_id,
                                 waiting,
+                                note,
                             }
                         }
                         Err(failure) => {
@@ -1003,7 +1108,11 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             data: record.data.clone(),
             references: resolved.references,
         };
-        match self.send(entity, &[wit], true).await.pop() {
+        let item = PushItem {
+            record: wit,
+            last_pushed: None,
+        };
+        match self.send(entity, &[item], true).await.pop() {
             Some(Ok(pushed)) => Ok(match pushed.change {
                 Change::Unchanged => "unchanged",
                 _ => "would-update",
@@ -1086,6 +1195,12 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 ));
                 continue;
             }
+            // A base that no longer reads (written by another build) is no base: the update
+            // then removes nothing, which is the safe side.
+            let last_pushed = remote_id
+                .as_ref()
+                .and(entry.and_then(|e| e.last_pushed.as_deref()))
+                .and_then(|json| serde_json::from_str::<LastPushed>(json).ok());
             let wit = wit::Record {
                 entity: entity.into(),
                 bss_id: record.id.clone(),
@@ -1097,6 +1212,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             ready.push(Ready {
                 record,
                 wit,
+                last_pushed,
                 waiting,
             });
         }
@@ -1107,13 +1223,21 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
     async fn send(
         &self,
         entity: Entity,
-        records: &[wit::Record],
+        records: &[PushItem],
         dry_run: bool,
-    ) -> Vec<Result<crate::runtime::bindings::connector::Pushed, Failure>> {
+    ) -> Vec<Result<Pushed, Failure>> {
         let all = |make: &dyn Fn() -> Failure| records.iter().map(|_| Err(make())).collect();
+        let options = PushOptions {
+            dry_run,
+            conflicts: if self.context.options().conflicts_held {
+                ConflictPolicy::Report
+            } else {
+                ConflictPolicy::BssWins
+            },
+        };
         match self
             .connector
-            .push(&self.context, entity.into(), records, dry_run)
+            .push(&self.context, entity.into(), records, options)
             .await
         {
             Err(call) => {
@@ -1141,7 +1265,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
     pub async fn pull(
         &self,
         entity: Entity,
-        since: Option<String>,
+        from: PullFrom,
         out: &mut (dyn Write + Send),
     ) -> Result<PullReport, SyncError> {
         let instance = self.instance().to_string();
@@ -1161,7 +1285,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             false,
             self.lease.map(RunLease::owner),
         )?;
-        let result = self.pull_run(run, entity, since, out).await;
+        let result = self.pull_run(run, entity, from, out).await;
         if let Err(error) = &result
             && !matches!(error, SyncError::Pull { .. })
         {
@@ -1178,7 +1302,10 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         &self,
         run: i64,
         entity: Entity,
-        since: Option<String>,
+        PullFrom {
+            since,
+            include_echoes,
+        }: PullFrom,
         out: &mut (dyn Write + Send),
     ) -> Result<PullReport, SyncError> {
         let instance = self.instance().to_string();
@@ -1239,6 +1366,11 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             let remote_ids: Vec<String> =
                 page_records.iter().map(|r| r.remote_id.clone()).collect();
             let known = self.store.bss_ids(&instance, entity, &remote_ids)?;
+            let copies = if include_echoes {
+                Default::default()
+            } else {
+                self.store.stored_copies(&instance, entity, &remote_ids)?
+            };
             for mut pulled in page_records {
                 let key = format!("{}@{}", pulled.remote_id, pulled.last_updated);
                 if from.as_deref() == Some(pulled.last_updated.as_str())
@@ -1247,8 +1379,31 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     report.folded += 1;
                     continue;
                 }
-                let mut warnings = pulled.warnings.clone();
+                let echo = copies
+                    .get(&pulled.remote_id)
+                    .is_some_and(|copy| is_echo(&pulled, copy));
+                if echo {
+                    report.echoes += 1;
+                }
                 let stamp_valid = crate::time::parse_rfc3339(&pulled.last_updated).is_some();
+                if echo && stamp_valid {
+                    // Not a change, but seen: the cursor moves past it like any record.
+                    match newest.as_deref() {
+                        Some(n) if pulled.last_updated.as_str() < n => {}
+                        Some(n) if pulled.last_updated.as_str() == n => {
+                            at_newest.insert(key);
+                        }
+                        _ => {
+                            newest = Some(pulled.last_updated.clone());
+                            at_newest = BTreeSet::from([key]);
+                        }
+                    }
+                    continue;
+                }
+                if echo {
+                    continue;
+                }
+                let mut warnings = pulled.warnings.clone();
                 if !stamp_valid {
                     warnings.push(format!(
                         "last-updated {:?} is not a stamp of the form 2026-01-31T12:00:00Z; the record is delivered but does not move the cursor",

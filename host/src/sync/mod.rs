@@ -10,4 +10,4 @@ pub mod native;
 pub mod records;
 pub mod service;
 
-pub use engine::{Engine, Pacing, PullReport, PushReport, SyncError};
+pub use engine::{Engine, Pacing, PullFrom, PullReport, PushReport, SyncError};

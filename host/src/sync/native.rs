@@ -13,8 +13,9 @@ use super::connector::{PullResult, PushResult, SyncConnector};
 use crate::capabilities::context::InstanceContext;
 use crate::capabilities::http::{HttpCall, HttpClient};
 use crate::capabilities::log::Labels;
+use crate::runtime::bindings::connector::{PushItem, PushOptions};
 use crate::runtime::bindings::http as wit_http;
-use crate::runtime::bindings::types::{ConnectorError, Entity, Record};
+use crate::runtime::bindings::types::{ConnectorError, Entity};
 use plugin_connectwise::host as native;
 
 /// Moves a value between the two generated type families of the same WIT type.
@@ -118,22 +119,22 @@ impl SyncConnector for NativeConnectWise {
         &self,
         context: &Arc<InstanceContext>,
         entity: Entity,
-        records: &[Record],
-        dry_run: bool,
+        records: &[PushItem],
+        options: PushOptions,
     ) -> PushResult {
-        let host = self.host(context, dry_run);
+        let host = self.host(context, options.dry_run);
         let converted: Result<
             (
                 plugin_connectwise::types::Entity,
-                Vec<plugin_connectwise::types::Record>,
+                Vec<plugin_connectwise::exports::PushItem>,
+                plugin_connectwise::exports::PushOptions,
             ),
             ConnectorError,
-        > = cross(&entity).and_then(|e| Ok((e, cross(&records)?)));
-        let (entity, records) = match converted {
-            Ok(both) => both,
+        > = cross(&entity).and_then(|e| Ok((e, cross(&records)?, cross(&options)?)));
+        let (entity, records, options) = match converted {
+            Ok(all) => all,
             Err(error) => return Ok(Err(error)),
         };
-        let options = plugin_connectwise::exports::PushOptions { dry_run };
         let result = tokio::task::spawn_blocking(move || {
             plugin_connectwise::connector::push(&host, entity, records, options)
         })

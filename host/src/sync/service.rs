@@ -9,7 +9,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::engine::{Chunk, Engine, Pacing, Progress, PullReport, PushReport};
+use super::engine::{Chunk, Engine, Pacing, Progress, PullFrom, PullReport, PushReport};
 use super::lease::{LeaseError, RunLease, WaitPolicy};
 use super::records::{self, RecordChecker, RecordReader};
 use crate::instances::{InstanceError, Instances};
@@ -297,7 +297,7 @@ pub async fn pull_to(
     instances: &Instances,
     name: &str,
     entity: Entity,
-    since: Option<String>,
+    from: PullFrom,
     out: &mut (dyn Write + Send),
     by: RunBy<'_>,
 ) -> Result<PullReport, RunError> {
@@ -311,7 +311,7 @@ pub async fn pull_to(
         progress: None,
         lease: Some(&held),
     };
-    Ok(engine.pull(entity, since, out).await?)
+    Ok(engine.pull(entity, from, out).await?)
 }
 
 /// Retries the instance's queue: claims its items (so a concurrent retry takes none of them),

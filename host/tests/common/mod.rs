@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bss_host::capabilities::context::{InstanceContext, LookupEntry};
 use bss_host::capabilities::options::InstanceOptions;
+use bss_host::runtime::bindings::connector::{ConflictPolicy, PushItem, PushOptions};
 use bss_host::runtime::bindings::types::{Account, Entity, EntityData, Record};
 use bss_host::runtime::{Connector, Runtime, RuntimeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -360,5 +361,26 @@ impl Captured {
     /// Everything written so far.
     pub fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Records to push with no last push known (creates, or updates the host has no base for).
+#[allow(dead_code)]
+pub fn items(records: &[Record]) -> Vec<PushItem> {
+    records
+        .iter()
+        .map(|record| PushItem {
+            record: record.clone(),
+            last_pushed: None,
+        })
+        .collect()
+}
+
+/// Push options with the default conflict policy.
+#[allow(dead_code)]
+pub fn options(dry_run: bool) -> PushOptions {
+    PushOptions {
+        dry_run,
+        conflicts: ConflictPolicy::BssWins,
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bss_host::capabilities::context::{InstanceContext, LookupEntry};
 use bss_host::capabilities::options::InstanceOptions;
-use bss_host::runtime::bindings::connector::{PushOptions, Pushed};
+use bss_host::runtime::bindings::connector::{ConflictPolicy, PushItem, PushOptions, Pushed};
 use bss_host::runtime::bindings::types::{
     Account, Address, ConnectorError, Contact, Entity, EntityData, Record, Reference,
 };
@@ -229,7 +229,15 @@ pub async fn push(
     records: &[Record],
 ) -> Vec<Result<Pushed, ConnectorError>> {
     cw.connector
-        .push(ctx, entity, records, PushOptions { dry_run: false })
+        .push(
+            ctx,
+            entity,
+            &items(records),
+            PushOptions {
+                dry_run: false,
+                conflicts: ConflictPolicy::BssWins,
+            },
+        )
         .await
         .expect("the call completes")
         .expect("the batch is accepted")
@@ -315,4 +323,15 @@ pub fn serve(mut command: std::process::Command) -> Served {
 pub fn api_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
+}
+
+/// Records to push with no last push known.
+fn items(records: &[Record]) -> Vec<PushItem> {
+    records
+        .iter()
+        .map(|record| PushItem {
+            record: record.clone(),
+            last_pushed: None,
+        })
+        .collect()
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use cw_sandbox::{Faults, Sandbox, SandboxConfig};
 use plugin_connectwise::connector;
-use plugin_connectwise::exports::{Change, PushOptions, Pushed};
+use plugin_connectwise::exports::{
+    Change, ConflictPolicy, LastPushed, PushItem, PushOptions, Pushed,
+};
 use plugin_connectwise::host::{Host, HttpError, Level, Method, Request, Response};
 use plugin_connectwise::types::{
     Account, Address, ConnectorError, Contact, Entity, EntityData, Invoice, Line, Order, Payment,
@@ -163,6 +165,10 @@ impl Host for SandboxHost {
 pub struct Cw {
     pub sandbox: Sandbox,
     pub host: SandboxHost,
+    /// What was last pushed per BSS id, as the host keeps it (the base of three-way updates).
+    pub last_pushed: RefCell<BTreeMap<String, LastPushed>>,
+    /// The conflict policy pushes use.
+    pub conflicts: Cell<ConflictPolicy>,
 }
 
 pub fn start() -> Cw {
@@ -172,7 +178,12 @@ pub fn start() -> Cw {
 pub fn start_with(config: SandboxConfig) -> Cw {
     let sandbox = ready(Sandbox::start(config)).unwrap();
     let host = SandboxHost::new(&sandbox);
-    Cw { sandbox, host }
+    Cw {
+        sandbox,
+        host,
+        last_pushed: RefCell::default(),
+        conflicts: Cell::new(ConflictPolicy::BssWins),
+    }
 }
 
 impl Cw {
@@ -193,15 +204,33 @@ impl Cw {
         connector::pull(&self.host, entity, since, None)
     }
 
+    /// Pushes one record with the last push the host would hand over, and keeps it as the host
+    /// does when the push is accepted.
     pub fn push_as(&self, record: &Record, dry_run: bool) -> Result<Pushed, ConnectorError> {
-        connector::push(
-            &self.host,
-            record.entity,
-            vec![record.clone()],
-            PushOptions { dry_run },
-        )
-        .unwrap()
-        .remove(0)
+        let item = PushItem {
+            record: record.clone(),
+            last_pushed: self.last_pushed.borrow().get(&record.bss_id).cloned(),
+        };
+        let options = PushOptions {
+            dry_run,
+            conflicts: self.conflicts.get(),
+        };
+        let result = connector::push(&self.host, record.entity, vec![item], options)
+            .unwrap()
+            .remove(0);
+        if let Ok(pushed) = &result
+            && !dry_run
+            && pushed.change != Change::Held
+        {
+            self.last_pushed.borrow_mut().insert(
+                record.bss_id.clone(),
+                LastPushed {
+                    data: record.data.clone(),
+                    references: record.references.clone(),
+                },
+            );
+        }
+        result
     }
 
     pub fn push(&self, record: &Record) -> Result<Pushed, ConnectorError> {
