@@ -481,11 +481,28 @@ async fn pull_returns_exactly_the_changes_and_a_crash_never_skips() {
     let file = s.data.parent().unwrap().join("accounts.ndjson");
     write_ndjson(&file, &(1..=5).map(account).collect::<Vec<_>>());
     let (data, path) = (s.data.clone(), file.display().to_string());
-    let first = blocking(move || {
+    let (echoes, first) = blocking(move || {
         ok(&data, &["push", "cw", "account", "--file", &path]);
-        pulled(&ok(&data, &["pull", "cw", "account"]))
+        // What was just pushed comes back as the instance's own echo, not as changes.
+        let echoes = pulled(&ok(
+            &data,
+            &["pull", "cw", "account", "--since", "2020-01-01T00:00:00Z"],
+        ));
+        let all = pulled(&ok(
+            &data,
+            &[
+                "pull",
+                "cw",
+                "account",
+                "--since",
+                "2020-01-01T00:00:00Z",
+                "--include-echoes",
+            ],
+        ));
+        (echoes, all)
     })
     .await;
+    assert!(echoes.is_empty(), "{echoes:?}");
     assert_eq!(first.len(), 5);
     assert_eq!(first[0]["id"], "A0001", "remote ids map back to BSS ids");
     assert_eq!(first[0]["account-type"], "Customer", "reverse lookup");
@@ -624,8 +641,22 @@ async fn the_api_pushes_pulls_and_shows_runs() {
         .await
         .unwrap();
     assert_eq!(pushed["created"], 2, "{pushed}");
+    // Right after the push, both companies are the push's echoes: counted, returned on request.
     let pulled: Value = client
         .post(format!("{base}/instances/cw/pull/account"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pulled["records"].as_array().unwrap().len(), 0, "{pulled}");
+    assert_eq!(pulled["report"]["echoes"], 2, "{pulled}");
+    let pulled: Value = client
+        .post(format!(
+            "{base}/instances/cw/pull/account?since=2000-01-01T00:00:00Z&include_echoes=true"
+        ))
         .bearer_auth(&token)
         .send()
         .await
@@ -643,7 +674,7 @@ async fn the_api_pushes_pulls_and_shows_runs() {
         .json()
         .await
         .unwrap();
-    assert_eq!(runs.as_array().unwrap().len(), 2);
+    assert_eq!(runs.as_array().unwrap().len(), 3, "a push and two pulls");
     let run_id = runs[0]["id"].as_i64().unwrap();
     let run: Value = client
         .get(format!("{base}/runs/{run_id}"))

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use cw_sandbox::SandboxConfig;
 use plugin_connectwise::connector;
-use plugin_connectwise::exports::Change;
+use plugin_connectwise::exports::{Change, ConflictPolicy};
 use plugin_connectwise::host::{Host, Method, Request};
 use plugin_connectwise::types::{
     ConnectorError, CustomField, Entity, EntityData, FieldError, Line, Record,
@@ -566,4 +566,103 @@ fn an_older_server_gives_a_warning_not_an_error() {
         summary.contains("import-account-id names company status 2 (Inactive)"),
         "{summary}"
     );
+}
+
+/// The account `A-1` with a phone number and the name `name`.
+fn acme(name: &str, phone: Option<&str>) -> Record {
+    let mut record = account("A-1", "C-1");
+    if let EntityData::Account(data) = &mut record.data {
+        data.name = name.into();
+        data.phone = phone.map(str::to_string);
+    }
+    record
+}
+
+#[test]
+fn a_field_staff_set_survives_an_update_and_one_the_bss_cleared_is_removed() {
+    let cw = start();
+    let remote = cw.created(&acme("Acme", Some("555-0100")));
+    let id: i64 = remote.parse().unwrap();
+    // Staff fill the website and fax, which the BSS never set.
+    cw.sandbox.patch(
+        "company/companies",
+        id,
+        json!({"website": "acme.example", "faxNumber": "555-0199"}),
+    );
+    // The BSS renames the account and clears the phone it had set.
+    let changed = updated(acme("Acme Ltd", None), &remote);
+    let pushed = cw.push(&changed).unwrap();
+    assert_eq!(pushed.change, Change::Updated);
+    assert!(pushed.overwritten.is_empty(), "{:?}", pushed.overwritten);
+    let company = cw.sandbox.record("company/companies", id).unwrap();
+    assert_eq!(company["name"], "Acme Ltd");
+    assert_eq!(company["website"], "acme.example");
+    assert_eq!(company["faxNumber"], "555-0199");
+    assert!(
+        company
+            .get("phoneNumber")
+            .is_none_or(|p| p.is_null() || p == ""),
+        "{company}"
+    );
+    // The copy it stored is what a pull of the company maps to.
+    let stored = pushed.stored.expect("a stored copy");
+    let page = cw.pull(Entity::Account, None).unwrap();
+    assert_eq!(page.records[0].data, stored.data);
+
+    // A record pushed before the host kept its last push (no base) removes nothing.
+    cw.last_pushed.borrow_mut().clear();
+    cw.sandbox
+        .patch("company/companies", id, json!({"phoneNumber": "555-0111"}));
+    assert_eq!(cw.push(&changed).unwrap().change, Change::Unchanged);
+    let company = cw.sandbox.record("company/companies", id).unwrap();
+    assert_eq!(company["phoneNumber"], "555-0111");
+}
+
+#[test]
+fn a_field_both_sides_changed_follows_the_conflict_policy() {
+    let cw = start();
+    let remote = cw.created(&acme("Acme", None));
+    let id: i64 = remote.parse().unwrap();
+    cw.sandbox
+        .patch("company/companies", id, json!({"name": "Acme (staff)"}));
+
+    // Report: nothing is written, the record is held with the remote value.
+    cw.conflicts.set(ConflictPolicy::Report);
+    let pushed = cw
+        .push(&updated(acme("Acme Ltd", Some("555-0100")), &remote))
+        .unwrap();
+    assert_eq!(pushed.change, Change::Held);
+    assert_eq!(pushed.overwritten.len(), 1, "{:?}", pushed.overwritten);
+    assert_eq!(pushed.overwritten[0].field, "name");
+    assert_eq!(pushed.overwritten[0].remote_value, "Acme (staff)");
+    assert_eq!(pushed.overwritten[0].last_pushed.as_deref(), Some("Acme"));
+    let company = cw.sandbox.record("company/companies", id).unwrap();
+    assert_eq!(company["name"], "Acme (staff)");
+    assert!(company.get("phoneNumber").is_none_or(Value::is_null) || company["phoneNumber"] == "");
+
+    // BSS wins: written, and the overwritten value reported.
+    cw.conflicts.set(ConflictPolicy::BssWins);
+    let pushed = cw
+        .push(&updated(acme("Acme Ltd", Some("555-0100")), &remote))
+        .unwrap();
+    assert_eq!(pushed.change, Change::Updated);
+    assert_eq!(pushed.overwritten[0].remote_value, "Acme (staff)");
+    let company = cw.sandbox.record("company/companies", id).unwrap();
+    assert_eq!(company["name"], "Acme Ltd");
+    assert_eq!(company["phoneNumber"], "555-0100");
+
+    // A staff change to a field the BSS did not change is no conflict, whatever the policy.
+    cw.conflicts.set(ConflictPolicy::Report);
+    cw.sandbox.patch(
+        "company/companies",
+        id,
+        json!({"name": "Acme (staff again)"}),
+    );
+    let pushed = cw
+        .push(&updated(acme("Acme Ltd", Some("555-0200")), &remote))
+        .unwrap();
+    assert_eq!(pushed.change, Change::Updated);
+    let company = cw.sandbox.record("company/companies", id).unwrap();
+    assert_eq!(company["name"], "Acme (staff again)");
+    assert_eq!(company["phoneNumber"], "555-0200");
 }

@@ -565,7 +565,6 @@ async fn push(
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
 struct PullQuery {
     since: Option<String>,
     /// Also return the instance's own pushes coming back.

@@ -115,8 +115,9 @@ pub fn document() -> Value {
             },
             "/instances/{name}/pull/{entity}": {
                 "parameters": [name_param(), { "name": "entity", "in": "path", "required": true, "schema": { "type": "string" } },
-                               { "name": "since", "in": "query", "schema": { "type": "string" } }],
-                "post": run_op("Pull records changed since the cursor; moves the cursor", None)
+                               { "name": "since", "in": "query", "schema": { "type": "string" } },
+                               { "name": "include_echoes", "in": "query", "schema": { "type": "boolean" } }],
+                "post": run_op("Pull records changed since the cursor; moves the cursor. Records equal to how the remote stored this instance's own last push are echoes: counted, not returned unless include_echoes", None)
             },
             "/instances/{name}/retry": { "parameters": [name_param()], "post": run_op("Retry the queue", None) },
             "/instances/{name}/link/{entity}": {

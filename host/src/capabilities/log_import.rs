@@ -4,7 +4,7 @@
 //! it is copied, and the rest is only counted. What bounds a line at all is wasmtime's hostcall
 //! fuel, which the runtime sets per call to `host.max-answer-bytes`: a longer line fails the call
 //! (`answer too large`) before anything is copied. The definition shadows the generated one in the
-//! same linker, for the 1.1 interface that 1.0 components also resolve to.
+//! same linker, for the newest interface that components of older minors also resolve to.
 
 use std::future::Future;
 
@@ -15,14 +15,14 @@ use super::CallState;
 use super::log::LogSource;
 use crate::runtime::bindings::log as wit_log;
 
-/// The linker name of the log interface (the newest minor; older minors resolve to it).
-const LOG_INTERFACE: &str = "bss:integration/log@1.1.0";
-
-/// Replaces the generated `write` of the log interface with the lazily lifted one.
+/// Replaces the generated `write` of the log interface with the lazily lifted one, in the
+/// newest minor's interface, which older minors resolve to (a name of another minor would be a
+/// separate instance holding `write` alone, and shadow the generated one for them).
 pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    let interface = format!("bss:integration/log@{}", crate::runtime::CONTRACT_VERSION);
     linker.allow_shadowing(true);
     let defined = linker
-        .instance(LOG_INTERFACE)
+        .instance(&interface)
         .and_then(|mut log| log.func_wrap_async("write", write));
     linker.allow_shadowing(false);
     defined

@@ -237,7 +237,7 @@ impl PushReport {
 /// Where a pull starts and what it returns.
 #[derive(Debug, Clone, Default)]
 pub struct PullFrom {
-    /// Read changes at or after this stamp instead of the stored cursor (which then stays).
+    /// Read changes at or after this stamp instead of the stored cursor.
     pub since: Option<String>,
     /// Also return records that are echoes of this instance's own pushes.
     pub include_echoes: bool,
@@ -346,6 +346,26 @@ fn pulled_problem(
             crate::time::rfc3339(now)
         )),
         Some(_) => None,
+    }
+}
+
+/// Moves a pull's cursor candidate to `stamp` when it is newer, keeping the keys of the records
+/// delivered at the newest stamp (the next pull, which asks at or after it, folds them).
+fn advance(
+    newest: &mut Option<String>,
+    at_newest: &mut BTreeSet<String>,
+    stamp: &str,
+    key: String,
+) {
+    match newest.as_deref() {
+        Some(n) if stamp < n => {}
+        Some(n) if stamp == n => {
+            at_newest.insert(key);
+        }
+        _ => {
+            *newest = Some(stamp.to_string());
+            *at_newest = BTreeSet::from([key]);
+        }
     }
 }
 
@@ -1386,21 +1406,11 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     report.echoes += 1;
                 }
                 let stamp_valid = crate::time::parse_rfc3339(&pulled.last_updated).is_some();
-                if echo && stamp_valid {
-                    // Not a change, but seen: the cursor moves past it like any record.
-                    match newest.as_deref() {
-                        Some(n) if pulled.last_updated.as_str() < n => {}
-                        Some(n) if pulled.last_updated.as_str() == n => {
-                            at_newest.insert(key);
-                        }
-                        _ => {
-                            newest = Some(pulled.last_updated.clone());
-                            at_newest = BTreeSet::from([key]);
-                        }
-                    }
-                    continue;
-                }
                 if echo {
+                    // Not a change, but seen: the cursor moves past it like any record.
+                    if stamp_valid {
+                        advance(&mut newest, &mut at_newest, &pulled.last_updated, key);
+                    }
                     continue;
                 }
                 let mut warnings = pulled.warnings.clone();
@@ -1440,18 +1450,8 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 }
                 writeln!(out, "{line}").map_err(SyncError::Output)?;
                 report.delivered += 1;
-                if !stamp_valid {
-                    continue;
-                }
-                match newest.as_deref() {
-                    Some(n) if pulled.last_updated.as_str() < n => {}
-                    Some(n) if pulled.last_updated.as_str() == n => {
-                        at_newest.insert(key);
-                    }
-                    _ => {
-                        newest = Some(pulled.last_updated.clone());
-                        at_newest = BTreeSet::from([key]);
-                    }
+                if stamp_valid {
+                    advance(&mut newest, &mut at_newest, &pulled.last_updated, key);
                 }
             }
             token = page.next_page_token;

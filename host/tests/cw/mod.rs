@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use bss_host::capabilities::context::{InstanceContext, LookupEntry};
 use bss_host::capabilities::options::InstanceOptions;
-use bss_host::runtime::bindings::connector::{ConflictPolicy, PushItem, PushOptions, Pushed};
+use bss_host::runtime::bindings::connector::{
+    Change, ConflictPolicy, LastPushed, PushItem, PushOptions, Pushed,
+};
 use bss_host::runtime::bindings::types::{
     Account, Address, ConnectorError, Contact, Entity, EntityData, Record, Reference,
 };
@@ -24,6 +26,12 @@ pub struct Cw {
     pub sandbox: Sandbox,
     pub runtime: Runtime,
     pub connector: Connector,
+    /// What was last pushed per record, kept as the host keeps it: the base of the next update.
+    pub last_pushed: std::sync::Mutex<BTreeMap<String, LastPushed>>,
+}
+
+fn base_key(record: &Record) -> String {
+    format!("{:?}/{}", record.entity, record.bss_id)
 }
 
 fn cache_dir() -> PathBuf {
@@ -45,6 +53,7 @@ pub async fn start() -> Cw {
         sandbox,
         runtime,
         connector,
+        last_pushed: Default::default(),
     }
 }
 
@@ -221,18 +230,30 @@ pub fn contact_record(bss_id: &str, data: Contact) -> Record {
     }
 }
 
-/// Pushes a batch and returns each record's outcome.
+/// Pushes a batch, each record with its last push as the host would hand it over, and returns
+/// each record's outcome (keeping the accepted ones as the next base).
 pub async fn push(
     cw: &Cw,
     ctx: &Arc<InstanceContext>,
     entity: Entity,
     records: &[Record],
 ) -> Vec<Result<Pushed, ConnectorError>> {
-    cw.connector
+    let items: Vec<PushItem> = {
+        let bases = cw.last_pushed.lock().unwrap();
+        records
+            .iter()
+            .map(|record| PushItem {
+                record: record.clone(),
+                last_pushed: bases.get(&base_key(record)).cloned(),
+            })
+            .collect()
+    };
+    let outcomes = cw
+        .connector
         .push(
             ctx,
             entity,
-            &items(records),
+            &items,
             PushOptions {
                 dry_run: false,
                 conflicts: ConflictPolicy::BssWins,
@@ -240,7 +261,20 @@ pub async fn push(
         )
         .await
         .expect("the call completes")
-        .expect("the batch is accepted")
+        .expect("the batch is accepted");
+    let mut bases = cw.last_pushed.lock().unwrap();
+    for (record, outcome) in records.iter().zip(&outcomes) {
+        if outcome.as_ref().is_ok_and(|p| p.change != Change::Held) {
+            bases.insert(
+                base_key(record),
+                LastPushed {
+                    data: record.data.clone(),
+                    references: record.references.clone(),
+                },
+            );
+        }
+    }
+    outcomes
 }
 
 /// Pushes one record that must succeed and returns its remote id.
@@ -323,15 +357,4 @@ pub fn serve(mut command: std::process::Command) -> Served {
 pub fn api_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
-}
-
-/// Records to push with no last push known.
-fn items(records: &[Record]) -> Vec<PushItem> {
-    records
-        .iter()
-        .map(|record| PushItem {
-            record: record.clone(),
-            last_pushed: None,
-        })
-        .collect()
 }
