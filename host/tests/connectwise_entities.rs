@@ -271,7 +271,7 @@ async fn invoices_carry_their_lines_and_updates_reconcile_them() {
         .iter()
         .map(|i| i["integrationXRef"].as_str().unwrap())
         .collect();
-    assert_eq!(xrefs, ["L1", "L3"]);
+    assert_eq!(xrefs, ["bss:L1", "bss:L3"]);
     assert_eq!(
         after[0]["id"], items[0]["id"],
         "line L1 kept its product item"

@@ -3,7 +3,8 @@
 //! what the BSS changed since its last push (kept in the id map), a field both sides changed
 //! follows `host.conflicts` with the overwritten value in the report, and a pull after a push
 //! returns changes made in ConnectWise but not the push's own echo, even where ConnectWise
-//! normalised a value (a state name stored as its code).
+//! normalised a value (a state name stored as its code). Settings that an enabled sync option needs
+//! (the payment method ids once payments are pushed) are said by the check.
 
 mod cw;
 
@@ -259,6 +260,54 @@ async fn a_pull_after_a_push_returns_changes_but_no_echoes() {
         s.push(&[again]);
         let (pulled, _) = s.pull(&[]);
         assert!(pulled.is_empty(), "{pulled:?}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_method_ids_are_required_once_payments_are_pushed() {
+    let s = setup().await;
+    tokio::task::spawn_blocking(move || {
+        // Optional while payments are not pushed.
+        ok(
+            &s.data,
+            &[
+                "settings",
+                "set",
+                "cw",
+                "credit-card-method-id=",
+                "bank-deposit-method-id=",
+            ],
+        );
+        ok(&s.data, &["check", "cw"]);
+        ok(
+            &s.data,
+            &["sync-options", "set", "cw", "payment:push:create,update"],
+        );
+        let out = run(&s.data, &["check", "cw"]);
+        assert!(!out.status.success());
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for key in ["credit-card-method-id", "bank-deposit-method-id"] {
+            assert!(said.contains(key), "{said}");
+        }
+        assert!(said.contains("payment:push is enabled"), "{said}");
+        // Set, the check runs again and passes.
+        ok(
+            &s.data,
+            &[
+                "settings",
+                "set",
+                "cw",
+                "credit-card-method-id=3",
+                "bank-deposit-method-id=5",
+            ],
+        );
+        ok(&s.data, &["check", "cw"]);
     })
     .await
     .unwrap();

@@ -15,6 +15,7 @@ pub fn pushed(change: Change, remote_id: impl Into<String>) -> Pushed {
         remote_id: remote_id.into(),
         overwritten: Vec::new(),
         stored: None,
+        warnings: Vec::new(),
     }
 }
 
@@ -42,6 +43,8 @@ pub fn value_text(value: &Value) -> String {
 /// base (a record mapped before bases were kept, or linked by hand) what differs is written and
 /// nothing is removed.
 pub struct Merge {
+    /// Said to the admin with the record's outcome.
+    pub warnings: Vec<String>,
     hold_conflicts: bool,
     overwritten: Vec<OverwrittenValue>,
     conflicts: usize,
@@ -71,6 +74,7 @@ fn at_path<'v>(data: &'v Value, path: &str) -> Option<&'v Value> {
 impl Merge {
     pub fn new(policy: ConflictPolicy) -> Self {
         Merge {
+            warnings: Vec::new(),
             hold_conflicts: policy == ConflictPolicy::Report,
             overwritten: Vec::new(),
             conflicts: 0,
@@ -230,6 +234,7 @@ impl Merge {
             remote_id: remote_id.to_string(),
             overwritten: self.overwritten,
             stored,
+            warnings: self.warnings,
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The logic is plain Rust over the [`host::Host`] trait (outbound HTTP, settings, lookups, log),
 //! so it builds and is tested natively and serves as the native baseline in benchmarks; on
-//! wasm32-wasip2 `component` is the thin shim that exports it as a `bss:integration@1.1.0`
+//! wasm32-wasip2 `component` is the thin shim that exports it as a `bss:integration@1.2.0`
 //! component, with the host's imports behind the trait.
 //!
 //! | module | owns |

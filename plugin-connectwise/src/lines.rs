@@ -1,8 +1,10 @@
 //! Invoice and order lines → ConnectWise product items (`procurement/products`) attached to the
-//! invoice or sales order. Each item carries its BSS line id in `integrationXRef`, so an update
-//! matches lines to items, patches what changed, adds new lines and removes dropped ones. Only
-//! items carrying an `integrationXRef` of ours are touched: items without one (lines staff added
-//! in ConnectWise) are someone else's and stay as they are. A line id is unique within its
+//! invoice or sales order. Each item carries `bss:` and its BSS line id in `integrationXRef`, so an
+//! update matches lines to items, patches what changed, adds new lines and removes dropped ones.
+//! Only items marked as ours are touched: items without the mark (lines staff added in
+//! ConnectWise, or another integration's) are someone else's, stay as they are and are counted in
+//! the record's warnings. The document's own fields are updated three-way like any record (see
+//! [`crate::fields::Merge`]); the lines marked as ours are the BSS's. A line id is unique within its
 //! document, so two items carrying it on one document are a conflict the record fails on
 //! (`ambiguous:` on the line's field), never a guess. A line's `extra` entries become the item's
 //! custom fields (see [`crate::custom`]).
@@ -86,7 +88,10 @@ fn desired(
         json!(context.settings.product_billable_option),
     );
     // Trimmed, as every comparison of it is: "A" and "A " are one line.
-    item.insert("integrationXRef".into(), json!(line.line_id.trim()));
+    item.insert(
+        "integrationXRef".into(),
+        json!(format!("{XREF_PREFIX}{}", line.line_id.trim())),
+    );
     item.insert("company".into(), reference(company));
     Ok(item)
 }
@@ -155,15 +160,27 @@ pub fn create(context: &PushContext, items: &[Item], parent: Parent) -> Result<(
     Ok(())
 }
 
-/// Makes the parent's items match `items`; whether anything changed. Items without an
-/// `integrationXRef` are someone else's and left alone; two items carrying one line's id fail the
+/// The mark of the items this connector writes: `integrationXRef` is `bss:` and the BSS line id,
+/// so an item another integration marks with its own reference is never taken for ours.
+pub const XREF_PREFIX: &str = "bss:";
+
+/// What syncing a document's items did.
+pub struct Synced {
+    pub changed: bool,
+    /// Items the BSS does not own (staff's, another integration's), left as they are.
+    pub left_alone: usize,
+}
+
+/// Makes the parent's items match `items`. Only items marked as ours (see [`XREF_PREFIX`]; an
+/// item holding the bare line id, as written before the mark, still matches its line) are updated
+/// or removed; the others are counted and left alone. Two items carrying one line's id fail the
 /// record rather than have one of them picked.
 pub fn sync(
     context: &PushContext,
     items: &[Item],
     parent: Parent,
     what: &str,
-) -> Result<bool, ConnectorError> {
+) -> Result<Synced, ConnectorError> {
     let (parent_field, parent_id) = parent.field();
     let current = context
         .client
@@ -181,7 +198,17 @@ pub fn sync(
     let mut matched = Vec::with_capacity(items.len());
     for (index, wanted) in items.iter().enumerate() {
         let key = xref(&Value::Object(wanted.fields.clone()));
-        let held: Vec<&Value> = current.iter().filter(|c| xref(c) == key).collect();
+        let legacy = key
+            .as_deref()
+            .and_then(|k| k.strip_prefix(XREF_PREFIX))
+            .map(str::to_string);
+        let held: Vec<&Value> = current
+            .iter()
+            .filter(|c| {
+                let held = xref(c);
+                held == key || (held.is_some() && held == legacy)
+            })
+            .collect();
         if held.len() > 1 {
             let ids: Vec<String> = held.iter().map(|c| id_of(c).to_string()).collect();
             return Err(crate::connector::rejected(
@@ -196,6 +223,7 @@ pub fn sync(
         }
         matched.push(held.first().copied());
     }
+    let matched_ids: Vec<i64> = matched.iter().flatten().map(|c| id_of(c)).collect();
     let mut changed = false;
     for (wanted, held) in items.iter().zip(matched) {
         let item = &attached(&wanted.fields, parent);
@@ -226,9 +254,14 @@ pub fn sync(
         .iter()
         .map(|i| xref(&Value::Object(i.fields.clone())))
         .collect();
+    let mut left_alone = 0;
     for existing in &current {
         let key = xref(existing);
-        if key.is_none() || wanted.contains(&key) {
+        if matched_ids.contains(&id_of(existing)) || wanted.contains(&key) {
+            continue;
+        }
+        if !key.as_deref().is_some_and(|k| k.starts_with(XREF_PREFIX)) {
+            left_alone += 1;
             continue;
         }
         changed = true;
@@ -238,7 +271,10 @@ pub fn sync(
                 .delete(&format!("{PATH}/{}", id_of(existing)))?;
         }
     }
-    Ok(changed)
+    Ok(Synced {
+        changed,
+        left_alone,
+    })
 }
 
 /// A document (an invoice or a sales order) as the BSS says it should be.
@@ -340,8 +376,14 @@ pub fn push_document(
     if !operations.is_empty() && !context.dry_run {
         context.client.patch(&current, &operations)?;
     }
-    let lines_changed = sync(context, &document.items, (document.parent)(id), what)?;
-    let change = if operations.is_empty() && !lines_changed {
+    let synced = sync(context, &document.items, (document.parent)(id), what)?;
+    if synced.left_alone > 0 {
+        merge.warnings.push(format!(
+            "{} item(s) of {what} {id} not written by the BSS (added in ConnectWise) were left as they are",
+            synced.left_alone
+        ));
+    }
+    let change = if operations.is_empty() && !synced.changed {
         Change::Unchanged
     } else {
         Change::Updated

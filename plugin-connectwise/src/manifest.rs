@@ -106,6 +106,14 @@ impl Var {
             kind: self.kind,
             choices,
             required: self.required,
+            // Payment methods must be known before payments are pushed (BSS documentation).
+            required_when: if [keys::CREDIT_CARD_METHOD, keys::BANK_DEPOSIT_METHOD]
+                .contains(&self.key)
+            {
+                vec![(Entity::Payment, Direction::Push)]
+            } else {
+                Vec::new()
+            },
             default_value: self.default.map(str::to_string),
             choices_from: self.table.map(str::to_string),
         }
@@ -239,7 +247,7 @@ fn server_variables() -> Vec<ServerVariable> {
             key: keys::CREDIT_CARD_METHOD,
             label: "Credit card method id",
             purpose: "BSS payments of this method are sent to ConnectWise as credit card payments.",
-            description: "A BSS payment-method id, e.g. 3.",
+            description: "A BSS payment-method id, e.g. 3. Required once payments are pushed; payments of other methods are not synchronised.",
             kind: Text,
             required: false,
             default: None,
@@ -249,7 +257,7 @@ fn server_variables() -> Vec<ServerVariable> {
             key: keys::BANK_DEPOSIT_METHOD,
             label: "Bank deposit method id",
             purpose: "BSS payments of this method are sent to ConnectWise as bank deposits.",
-            description: "A BSS payment-method id, e.g. 5.",
+            description: "A BSS payment-method id, e.g. 5. Required once payments are pushed; payments of other methods are not synchronised.",
             kind: Text,
             required: false,
             default: None,

@@ -79,7 +79,7 @@ fn a_line_added_in_connectwise_survives_an_invoice_update() {
     let before = items_of(&cw, id);
     let l1 = before
         .iter()
-        .find(|i| i["integrationXRef"] == "L1")
+        .find(|i| i["integrationXRef"] == "bss:L1")
         .unwrap()["id"]
         .clone();
 
@@ -91,6 +91,13 @@ fn a_line_added_in_connectwise_survives_an_invoice_update() {
                "quantity": 1.0, "price": 0.0, "description": "on-site visit (added by staff)"}),
     );
     let theirs_before = cw.sandbox.record("procurement/products", theirs).unwrap();
+    // And another integration adds one marked with its own reference.
+    let other = cw.sandbox.insert(
+        "procurement/products",
+        json!({"catalogItem": {"id": p.product.parse::<i64>().unwrap()}, "invoice": {"id": id},
+               "company": {"id": p.account.parse::<i64>().unwrap()}, "billableOption": "Billable",
+               "quantity": 1.0, "price": 9.0, "integrationXRef": "psa-sync:77"}),
+    );
 
     // The BSS changes line 1, drops line 2 and adds line 3.
     let mut changed = updated(invoice("I-1", "INV-1", &p), &remote);
@@ -99,14 +106,27 @@ fn a_line_added_in_connectwise_survives_an_invoice_update() {
     }
     let pushed = cw.push(&changed).unwrap();
     assert_eq!(pushed.change, Change::Updated);
+    assert!(
+        pushed.warnings.iter().any(|w| w.starts_with("2 item(s)")),
+        "the report counts the lines left alone: {:?}",
+        pushed.warnings
+    );
 
     let after = items_of(&cw, id);
     let xrefs: Vec<Option<&str>> = after
         .iter()
         .map(|i| i["integrationXRef"].as_str())
         .collect();
-    assert_eq!(xrefs, [Some("L1"), None, Some("L3")], "{after:#?}");
-    let ours = after.iter().find(|i| i["integrationXRef"] == "L1").unwrap();
+    assert_eq!(
+        xrefs,
+        [Some("bss:L1"), None, Some("psa-sync:77"), Some("bss:L3")],
+        "{after:#?}"
+    );
+    assert!(cw.sandbox.record("procurement/products", other).is_some());
+    let ours = after
+        .iter()
+        .find(|i| i["integrationXRef"] == "bss:L1")
+        .unwrap();
     assert_eq!(ours["id"], l1, "line 1 kept its item");
     assert_eq!(ours["quantity"], 5.0);
     assert_eq!(
@@ -124,7 +144,7 @@ fn a_line_added_in_connectwise_survives_an_invoice_update() {
         .filter(|r| r.method != "GET")
         .collect();
     assert_eq!(again, Change::Unchanged, "{writes:#?}");
-    assert_eq!(items_of(&cw, id).len(), 3);
+    assert_eq!(items_of(&cw, id).len(), 4);
 }
 
 #[test]

@@ -453,7 +453,17 @@ impl Instances {
     pub async fn check(&self, name: &str) -> Result<CheckOutcome, InstanceError> {
         let instance = self.get(name)?;
         let loaded = self.connector_of(&instance)?;
+        let needed = required_for_sync_options(
+            loaded.connector.manifest(),
+            &self.store.settings(name)?,
+            &self.store.sync_options(name)?,
+        );
         let outcome = match self.build_context(&instance, loaded.connector.manifest()) {
+            Ok(_) if !needed.is_empty() => CheckOutcome {
+                ok: false,
+                summary: "settings the enabled sync options need are not set".into(),
+                problems: needed,
+            },
             Err(InstanceError::Invalid(problems)) => CheckOutcome {
                 ok: false,
                 summary: "the settings are incomplete or invalid".into(),
@@ -674,6 +684,41 @@ pub fn missing_required(
         .iter()
         .filter(|v| v.required && v.default_value.is_none() && !stored.contains_key(&v.key))
         .map(|v| v.key.clone())
+        .collect()
+}
+
+/// Variables required by an enabled sync option (`required-when`) that have no value, as
+/// (key, problem) pairs naming the option.
+pub fn required_for_sync_options(
+    manifest: &Manifest,
+    stored: &BTreeMap<String, StoredValue>,
+    options: &[(Entity, Direction, Operations)],
+) -> Vec<(String, String)> {
+    let enabled = |entity: Entity, direction: Direction| {
+        options.iter().any(|(e, d, ops)| {
+            *e == entity && *d == direction && (ops.create || ops.update || ops.delete)
+        })
+    };
+    manifest
+        .server_variables
+        .iter()
+        .filter(|v| v.default_value.is_none() && !stored.contains_key(&v.key))
+        .filter_map(|v| {
+            let (entity, direction) = v
+                .required_when
+                .iter()
+                .find(|(entity, direction)| enabled(*entity, *direction))?;
+            Some((
+                v.key.clone(),
+                format!(
+                    "{} is required while {}:{} is enabled ({}); set it, or turn that sync option off",
+                    v.label,
+                    name_of(entity),
+                    name_of(direction),
+                    v.purpose
+                ),
+            ))
+        })
         .collect()
 }
 

@@ -55,6 +55,9 @@ pub struct ServerVariable {
     pub kind: VariableKind,
     pub choices: Vec<Choice>,
     pub required: bool,
+    /// Also required while one of these is enabled in the instance's sync options.
+    #[serde(default)]
+    pub required_when: Vec<(Entity, Direction)>,
     pub default_value: Option<String>,
     pub choices_from: Option<String>,
 }
@@ -228,6 +231,11 @@ impl From<wit::ConnectorManifest> for Manifest {
                         })
                         .collect(),
                     required: v.required,
+                    required_when: v
+                        .required_when
+                        .into_iter()
+                        .map(|(entity, direction)| (entity.into(), direction.into()))
+                        .collect(),
                     default_value: v.default_value,
                     choices_from: v.choices_from,
                 })
@@ -459,6 +467,7 @@ mod tests {
             kind,
             choices: vec![],
             required: true,
+            required_when: vec![],
             default_value: None,
             choices_from: None,
         }

@@ -845,12 +845,23 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                                 record: json,
                                 waits,
                             });
-                            let note = (!pushed.overwritten.is_empty()).then(|| {
-                                self.context.redactor().bounded(&format!(
-                                    "overwrote remote values: {}",
-                                    said_values(&pushed.overwritten)
-                                ))
-                            });
+                            let mut said: Vec<String> = pushed
+                                .warnings
+                                .iter()
+                                .take(10)
+                                .map(|w| crate::capabilities::log::cap(w, 200).into_owned())
+                                .collect();
+                            if !pushed.overwritten.is_empty() {
+                                said.insert(
+                                    0,
+                                    format!(
+                                        "overwrote remote values: {}",
+                                        said_values(&pushed.overwritten)
+                                    ),
+                                );
+                            }
+                            let note = (!said.is_empty())
+                                .then(|| self.context.redactor().bounded(&said.join("; ")));
                             Outcome::Done {
                                 kind,
                                 copy: pushed_copy(ready, &pushed),

@@ -91,6 +91,7 @@ impl From<v1_0::ServerVariable> for latest::ServerVariable {
             },
             choices: v.choices.into_iter().map(Into::into).collect(),
             required: v.required,
+            required_when: Vec::new(),
             default_value: v.default_value,
             choices_from: v.choices_from,
         }
@@ -117,6 +118,7 @@ impl From<v1_0::Pushed> for latest::Pushed {
             remote_id: p.remote_id,
             overwritten: Vec::new(),
             stored: None,
+            warnings: Vec::new(),
         }
     }
 }

@@ -25,14 +25,23 @@ wasmtime::component::bindgen!({
 
 use exports::bss::integration::connector as v1_1;
 
-/// The manifest is the same shape in 1.1 and 1.2 (distinct generated types only), and is read
-/// once per component, so it crosses through its serialised form rather than by hand.
+/// The manifest differs from 1.2's only by `server-variable.required-when` (which 1.1 has not:
+/// none), and is read once per component, so it crosses through its serialised form rather than
+/// field by field.
 impl TryFrom<v1_1::ConnectorManifest> for latest::ConnectorManifest {
     type Error = String;
 
     fn try_from(m: v1_1::ConnectorManifest) -> Result<Self, String> {
-        serde_json::to_value(m)
-            .and_then(serde_json::from_value)
+        let mut value = serde_json::to_value(m).map_err(|e| e.to_string())?;
+        if let Some(variables) = value
+            .get_mut("server_variables")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            for variable in variables.iter_mut().filter_map(|v| v.as_object_mut()) {
+                variable.insert("required_when".into(), serde_json::json!([]));
+            }
+        }
+        serde_json::from_value(value)
             .map_err(|e| format!("a 1.1 manifest did not convert to 1.2: {e}"))
     }
 }
@@ -57,6 +66,7 @@ impl From<v1_1::Pushed> for latest::Pushed {
             remote_id: p.remote_id,
             overwritten: Vec::new(),
             stored: None,
+            warnings: Vec::new(),
         }
     }
 }
