@@ -316,7 +316,12 @@ fn print_push(report: &PushReport, json: bool) -> anyhow::Result<()> {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Demo = &cli.command {
+        #[cfg(feature = "demo")]
         return crate::demo::run().await;
+        #[cfg(not(feature = "demo"))]
+        anyhow::bail!(
+            "this bss-host was built without the demo (cargo feature `demo`, on by default)"
+        );
     }
     if let Command::Connectors(ConnectorsCommand::Inspect { target, json }) = &cli.command
         && (target.ends_with(".wasm") || Path::new(target).is_file())

@@ -6,6 +6,7 @@
 pub mod connector;
 pub mod engine;
 pub mod lease;
+#[cfg(feature = "demo")]
 pub mod native;
 pub mod records;
 pub mod service;
