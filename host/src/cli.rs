@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 use crate::app::App;
 use std::io::IsTerminal as _;
 
+use crate::contract::manifest::{AuthScheme, Manifest, VariableKind};
 use crate::instances::{CheckOutcome, parse_pair, parse_sync_option};
-use crate::runtime::manifest::{AuthScheme, Manifest, VariableKind};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::safe_text::{json_pretty, printable};
 use crate::sync::PushReport;

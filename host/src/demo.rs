@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use cw_sandbox::{Sandbox, SandboxConfig};
 
 use crate::app::App;
-use crate::runtime::manifest::Entity;
+use crate::contract::manifest::Entity;
 use crate::sync::engine::PullFrom;
 use crate::sync::service::{pull_to, push_text, retry};
 

@@ -7,10 +7,11 @@
 //! | `app` | the data folder: the store, the secrets key, the plugins registry, opened together |
 //! | `capabilities` | everything a component may import (HTTP, its settings and lookups, logging) and the per-instance `host.` options that bound it |
 //! | `cli` | the `bss-host` command |
+//! | `contract` | the connector contract as the host sees it: bindings per minor, the typed manifest, connector errors in words (the bottom layer) |
 //! | `demo` | `bss-host demo`, with a ConnectWise sandbox in-process (cargo feature `demo`) |
 //! | `instances` | named connector instances: settings, sync options, lookups, the settings check |
 //! | `registry` | connector versions found in the plugins folder, hot reload and rollback |
-//! | `runtime` | the wasmtime engine, the contract's bindings per minor, calls under deadline and memory caps |
+//! | `runtime` | the wasmtime engine: loading and linking components, calls under deadline and memory caps, answers bounded in guest memory |
 //! | `safe_text` | text from a connector or a remote made safe to print |
 //! | `store` | the SQLite store: instances, id map, runs, retry queue, cursors, leases |
 //! | `sync` | push and pull that never duplicate or lose a record: engine, leases, record files, runs |
@@ -20,6 +21,7 @@ pub mod api;
 pub mod app;
 pub mod capabilities;
 pub mod cli;
+pub mod contract;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod instances;
@@ -29,3 +31,156 @@ pub mod safe_text;
 pub mod store;
 pub mod sync;
 pub mod time;
+
+/// The layers: each module imports only from the modules below it, so a change at the bottom
+/// (the contract) reaches up and never the other way round. A new upward import fails here.
+#[cfg(test)]
+mod layers {
+    const UTILITIES: &[&str] = &["time", "safe_text"];
+
+    /// What each top-level module may import from, besides the utilities.
+    const ALLOWED: &[(&str, &[&str])] = &[
+        ("time", &[]),
+        ("safe_text", &[]),
+        ("contract", &[]),
+        ("capabilities", &["contract"]),
+        ("store", &["contract"]),
+        ("runtime", &["capabilities", "contract"]),
+        (
+            "registry",
+            &["runtime", "capabilities", "contract", "store"],
+        ),
+        (
+            "instances",
+            &["registry", "runtime", "capabilities", "contract", "store"],
+        ),
+        (
+            "sync",
+            &[
+                "instances",
+                "registry",
+                "runtime",
+                "capabilities",
+                "contract",
+                "store",
+            ],
+        ),
+        (
+            "app",
+            &[
+                "sync",
+                "instances",
+                "registry",
+                "runtime",
+                "capabilities",
+                "contract",
+                "store",
+            ],
+        ),
+        (
+            "api",
+            &[
+                "app",
+                "sync",
+                "instances",
+                "registry",
+                "runtime",
+                "capabilities",
+                "contract",
+                "store",
+            ],
+        ),
+        (
+            "demo",
+            &[
+                "app",
+                "sync",
+                "instances",
+                "registry",
+                "runtime",
+                "capabilities",
+                "contract",
+                "store",
+            ],
+        ),
+        (
+            "cli",
+            &[
+                "api",
+                "demo",
+                "app",
+                "sync",
+                "instances",
+                "registry",
+                "runtime",
+                "capabilities",
+                "contract",
+                "store",
+            ],
+        ),
+    ];
+
+    fn files(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn no_module_imports_from_a_layer_above_it() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut all = Vec::new();
+        files(&src, &mut all);
+        let mut upward = Vec::new();
+        for path in all {
+            let relative = path.strip_prefix(&src).unwrap();
+            let first = relative.components().next().unwrap().as_os_str();
+            let module = first.to_str().unwrap().trim_end_matches(".rs");
+            if matches!(module, "lib" | "main") {
+                continue;
+            }
+            let Some((_, allowed)) = ALLOWED.iter().find(|(m, _)| *m == module) else {
+                panic!("src/{module} is not placed in a layer; add it to ALLOWED");
+            };
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (number, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("//") {
+                    continue;
+                }
+                assert!(
+                    !line.contains("crate::{"),
+                    "{}:{}: name each module in its own `use crate::…` so layers can be checked",
+                    relative.display(),
+                    number + 1
+                );
+                for (at, _) in line.match_indices("crate::") {
+                    let rest = &line[at + "crate::".len()..];
+                    let target: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    let fine = target == module
+                        || UTILITIES.contains(&target.as_str())
+                        || allowed.contains(&target.as_str());
+                    if !fine {
+                        upward.push(format!(
+                            "src/{}:{}: {module} imports {target}",
+                            relative.display(),
+                            number + 1
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(
+            upward.is_empty(),
+            "imports against the layers (api, cli, demo → app → sync → instances → registry → runtime → capabilities, store → contract):\n{}",
+            upward.join("\n")
+        );
+    }
+}

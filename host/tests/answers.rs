@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bss_host::capabilities::context::InstanceContext;
 use bss_host::capabilities::options::InstanceOptions;
+use bss_host::contract::bindings::types::{Entity, EntityData};
 use bss_host::runtime::answer::{AnswerCap, Oversized};
-use bss_host::runtime::bindings::types::{Entity, EntityData};
 use bss_host::runtime::{CallError, CallFailure, Connector, LoadError, MANIFEST_DEADLINE};
 use common::{Captured, account, context, fixture, runtime};
 

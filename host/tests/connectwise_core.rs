@@ -4,8 +4,8 @@
 
 mod cw;
 
-use bss_host::runtime::bindings::connector::Change;
-use bss_host::runtime::bindings::types::{ConnectorError, Entity, EntityData};
+use bss_host::contract::bindings::connector::Change;
+use bss_host::contract::bindings::types::{ConnectorError, Entity, EntityData};
 use cw::*;
 use cw_sandbox::Faults;
 use serde_json::{Value, json};

@@ -3,8 +3,8 @@
 
 mod cw;
 
-use bss_host::runtime::bindings::connector::{Change, Pushed};
-use bss_host::runtime::bindings::types::{
+use bss_host::contract::bindings::connector::{Change, Pushed};
+use bss_host::contract::bindings::types::{
     ConnectorError, Entity, EntityData, Invoice, Line, Order, Payment, Product, Record, Reference,
     Subscription,
 };

@@ -6,9 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use bss_host::runtime::Contract;
-use bss_host::runtime::bindings::connector::Change;
-use bss_host::runtime::bindings::types::{ConnectorError, Entity};
+use bss_host::contract::Contract;
+use bss_host::contract::bindings::connector::Change;
+use bss_host::contract::bindings::types::{ConnectorError, Entity};
 use common::{FIXTURE_WASM, Reply, TestServer, account, context, private_ok, runtime};
 
 const LEGACY_WASM: &str = env!("BSS_FIXTURE_LEGACY_WASM");

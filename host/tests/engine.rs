@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use bss_host::capabilities::context::InstanceContext;
 use bss_host::capabilities::options::InstanceOptions;
-use bss_host::runtime::bindings::connector::{Change, PullPage, PushItem, PushOptions, Pushed};
-use bss_host::runtime::bindings::types::{
+use bss_host::contract::bindings::connector::{Change, PullPage, PushItem, PushOptions, Pushed};
+use bss_host::contract::bindings::types::{
     self as wit, ConnectorError, EntityData, PulledRecord, RemoteReference,
 };
-use bss_host::runtime::manifest::{
+use bss_host::contract::manifest::{
     Auth, AuthScheme, Direction, Entity, Manifest, Operations, SyncOption,
 };
 use bss_host::store::sqlite::SqliteStore;

@@ -6,7 +6,7 @@ mod cw;
 
 use std::sync::Arc;
 
-use bss_host::runtime::manifest::{Direction, Entity, Operations};
+use bss_host::contract::manifest::{Direction, Entity, Operations};
 use bss_host::store::sqlite::SqliteStore;
 use bss_host::store::{InstanceRow, Store};
 use bss_host::sync::connector::SyncConnector;

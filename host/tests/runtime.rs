@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 
 use bss_host::capabilities::options::InstanceOptions;
-use bss_host::runtime::bindings::connector::Change;
-use bss_host::runtime::bindings::types::{ConnectorError, Entity};
+use bss_host::contract::bindings::connector::Change;
+use bss_host::contract::bindings::types::{ConnectorError, Entity};
 use bss_host::runtime::{LoadError, Runtime, RuntimeConfig};
 use common::{
     Captured, FIXTURE_WASM, Reply, TestServer, account, context, fixture, private_ok, runtime,

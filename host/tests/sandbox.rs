@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use bss_host::capabilities::context::InstanceContext;
 use bss_host::capabilities::options::InstanceOptions;
-use bss_host::runtime::bindings::types::ConnectorError;
+use bss_host::contract::bindings::types::ConnectorError;
 use bss_host::runtime::{CallFailure, Connector};
 use common::{Reply, TestServer, context, fixture, private_ok, runtime};
 

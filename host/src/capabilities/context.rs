@@ -15,7 +15,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use super::allowed_hosts::{AllowedHosts, Origin};
 use super::log::Redactor;
 use super::options::InstanceOptions;
-use crate::runtime::manifest::{AuthScheme, Manifest, VariableKind, template_keys};
+use crate::contract::manifest::{AuthScheme, Manifest, VariableKind, template_keys};
 
 /// One row of a lookup table.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,7 +41,7 @@ use super::address::{AddressClass, classify};
 use super::allowed_hosts::Origin;
 use super::context::InstanceContext;
 use super::log::{Labels, LogSink, Redactor};
-use crate::runtime::bindings::http::{HttpError, Method, Request, Response};
+use crate::contract::bindings::http::{HttpError, Method, Request, Response};
 
 /// How long connecting to a remote may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -13,13 +13,13 @@ use wasmtime::component::{Linker, WasmStr};
 
 use super::CallState;
 use super::log::LogSource;
-use crate::runtime::bindings::log as wit_log;
+use crate::contract::bindings::log as wit_log;
 
 /// Replaces the generated `write` of the log interface with the lazily lifted one, in the
 /// newest minor's interface, which older minors resolve to (a name of another minor would be a
 /// separate instance holding `write` alone, and shadow the generated one for them).
 pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    let interface = format!("bss:integration/log@{}", crate::runtime::CONTRACT_VERSION);
+    let interface = format!("bss:integration/log@{}", crate::contract::CONTRACT_VERSION);
     linker.allow_shadowing(true);
     let defined = linker
         .instance(&interface)

@@ -10,6 +10,7 @@ pub mod address;
 pub mod allowed_hosts;
 pub mod context;
 pub mod http;
+pub mod limits;
 pub mod log;
 pub mod log_import;
 pub mod options;
@@ -22,10 +23,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use self::context::InstanceContext;
 use self::http::{HttpCall, HttpClient};
 use self::log::{GuestOutput, Labels, Level, LogSink, LogSource};
-use crate::runtime::bindings::{
+use crate::capabilities::limits::MemoryGuard;
+use crate::contract::bindings::{
     http as wit_http, log as wit_log, settings as wit_settings, types as wit_types,
 };
-use crate::runtime::limits::MemoryGuard;
 
 /// The data of one call's store.
 pub struct CallState {

@@ -13,10 +13,10 @@ use serde::Serialize;
 use crate::capabilities::allowed_hosts::Origin;
 use crate::capabilities::context::{InstanceContext, LookupEntry};
 use crate::capabilities::options::{InstanceOptions, OPTION_KEYS};
+use crate::contract::bindings::types::ConnectorError;
+use crate::contract::manifest::{Direction, Entity, Manifest, Operations, VariableKind};
 use crate::registry::{Loaded, Registry, RegistryError, parse_requirement};
 use crate::runtime::CallError;
-use crate::runtime::bindings::types::ConnectorError;
-use crate::runtime::manifest::{Direction, Entity, Manifest, Operations, VariableKind};
 use crate::store::secrets::{SecretBox, SecretError};
 use crate::store::{CheckRow, InstanceRow, LookupRow, Store, StoreError, StoredValue};
 
@@ -486,7 +486,8 @@ impl Instances {
                     },
                     Ok(Err(other)) => CheckOutcome {
                         ok: false,
-                        summary: redactor.bounded(&describe_connector_error_in_full(&other)),
+                        summary: redactor
+                            .bounded(&crate::contract::describe_connector_error(&other)),
                         problems: vec![],
                     },
                     Err(call) => CheckOutcome {
@@ -595,7 +596,7 @@ impl Instances {
                 .collect()),
             Err(error) => Err(InstanceError::Choices {
                 key: lookup.to_string(),
-                reason: redactor.bounded(&describe_connector_error_in_full(&error)),
+                reason: redactor.bounded(&crate::contract::describe_connector_error(&error)),
             }),
         }
     }
@@ -735,7 +736,7 @@ const MAX_PROBLEMS: usize = 100;
 /// A connector's per-field problems as the host shows and stores them: redacted, each capped,
 /// at most [`MAX_PROBLEMS`] (then one line saying how many more).
 fn bounded_problems(
-    fields: &[crate::runtime::bindings::types::FieldError],
+    fields: &[crate::contract::bindings::types::FieldError],
     redactor: &crate::capabilities::log::Redactor,
 ) -> Vec<(String, String)> {
     let mut problems: Vec<(String, String)> = fields
@@ -756,43 +757,8 @@ fn bounded_problems(
 /// redacted: callers that show or store it redact it with the instance's values).
 pub fn describe_connector_error(error: &ConnectorError) -> String {
     crate::capabilities::log::cap(
-        &describe_connector_error_in_full(error),
+        &crate::contract::describe_connector_error(error),
         crate::capabilities::log::MAX_TEXT_BYTES,
     )
     .into_owned()
-}
-
-fn describe_connector_error_in_full(error: &ConnectorError) -> String {
-    let fields = |f: &Vec<crate::runtime::bindings::types::FieldError>| {
-        f.iter()
-            .map(|e| {
-                if e.field.is_empty() {
-                    e.message.clone()
-                } else {
-                    format!("{}: {}", e.field, e.message)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    match error {
-        ConnectorError::InvalidSettings(f) => format!("invalid settings: {}", fields(f)),
-        ConnectorError::Unauthorized(m) => format!("unauthorized: {m}"),
-        ConnectorError::Forbidden(m) => format!("forbidden: {m}"),
-        ConnectorError::NotFound(m) => format!("not found: {m}"),
-        ConnectorError::Rejected(f) => format!("rejected by the remote: {}", fields(f)),
-        ConnectorError::MissingReference(m) => format!(
-            "{} refers to {} {:?}, which has not been pushed yet",
-            m.field,
-            name_of(&crate::runtime::manifest::Entity::from(m.entity)),
-            m.bss_id
-        ),
-        ConnectorError::RateLimited(after) => match after {
-            Some(ms) => format!("rate limited by the remote; retry after {ms} ms"),
-            None => "rate limited by the remote".to_string(),
-        },
-        ConnectorError::Transient(m) => format!("temporary failure: {m}"),
-        ConnectorError::Unsupported(m) => format!("unsupported: {m}"),
-        ConnectorError::Internal(m) => format!("connector error: {m}"),
-    }
 }

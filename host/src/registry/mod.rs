@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use semver::{Version, VersionReq};
 
-use crate::runtime::manifest::{Manifest, VariableKind};
+use crate::contract::manifest::{Manifest, VariableKind};
 use crate::runtime::{Connector, LoadError, Runtime};
 use crate::store::{ConnectorVersion, Store, StoreError};
 
@@ -75,7 +75,7 @@ pub struct Listed {
     pub loaded_at: String,
     /// Rolled back: instances that follow the newest version skip it.
     pub withdrawn: bool,
-    pub manifest: crate::runtime::manifest::Manifest,
+    pub manifest: crate::contract::manifest::Manifest,
 }
 
 /// A connector file that was refused, and why; kept for the API and `connectors list`.
@@ -232,7 +232,7 @@ impl Registry {
         let version = Version::parse(&manifest.version).map_err(|e| {
             RegistryError::Load(LoadError::Manifest {
                 origin: source.to_string(),
-                source: crate::runtime::manifest::ManifestError {
+                source: crate::contract::manifest::ManifestError {
                     problems: vec![format!("version {:?}: {e}", manifest.version)],
                 },
             })

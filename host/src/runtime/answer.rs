@@ -449,13 +449,13 @@ impl<'a> Walk<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bindings::connector::{
+    use crate::contract::bindings::connector::{
         Choice, HeaderTemplate, Lookup, Pushed, ServerVariable, SyncOption,
     };
-    use crate::runtime::bindings::types::{
+    use crate::contract::bindings::types::{
         ConnectorError, CustomField, FieldError, Line, PulledRecord, RemoteReference,
     };
-    use crate::runtime::bindings::v1_0::exports::bss::integration::connector as v1_0;
+    use crate::contract::bindings::v1_0::exports::bss::integration::connector as v1_0;
 
     fn within_expansion<T: ComponentType>() -> bool {
         std::mem::size_of::<T>() as u64 <= HOST_EXPANSION * T::SIZE32 as u64

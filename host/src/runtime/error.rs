@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::answer::Oversized;
-use super::manifest::ManifestError;
+use crate::contract::manifest::ManifestError;
 
 /// Why a call did not return a result. The host and the next call are unaffected by any of these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -13,15 +13,15 @@ use wasmtime::Store;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, TypedFunc};
 
-use super::Contract;
 use super::answer::Checked;
-use super::bindings::connector::{
+use crate::capabilities::CallState;
+use crate::contract::Contract;
+use crate::contract::bindings::connector::{
     Choice, ConnectorManifest, PullPage, PushItem, PushOptions, Pushed,
 };
-use super::bindings::types::{ConnectorError, Entity, Record};
-use super::bindings::v1_0::exports::bss::integration::connector as v1_0;
-use super::bindings::v1_1::exports::bss::integration::connector as v1_1;
-use crate::capabilities::CallState;
+use crate::contract::bindings::types::{ConnectorError, Entity, Record};
+use crate::contract::bindings::v1_0::exports::bss::integration::connector as v1_0;
+use crate::contract::bindings::v1_1::exports::bss::integration::connector as v1_1;
 
 /// The export indices of one contract minor, with one typed accessor per function.
 macro_rules! minor_exports {

@@ -18,12 +18,9 @@
 //! dropped after every call, so nothing a guest did survives into the next call.
 
 pub mod answer;
-pub mod bindings;
 pub mod cache;
 pub mod error;
 mod exports;
-pub mod limits;
-pub mod manifest;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -39,18 +36,19 @@ use wasmtime::{
 };
 
 use self::answer::{AnswerCap, AnswerLimits, Oversized, with_limits};
-use self::bindings::Plugin;
-use self::bindings::connector::{Choice, PullPage, PushItem, PushOptions, Pushed};
-use self::bindings::types::{ConnectorError, Entity};
 use self::cache::{CompileCache, content_hash};
 pub use self::error::{CallError, CallFailure, LoadError};
 use self::exports::Exports;
-use self::manifest::Manifest;
 use crate::capabilities::CallState;
 use crate::capabilities::context::InstanceContext;
 use crate::capabilities::http::HttpClient;
 use crate::capabilities::log::Labels;
 use crate::capabilities::options::MAX_MEMORY_LIMIT;
+use crate::contract::bindings::Plugin;
+use crate::contract::bindings::connector::{Choice, PullPage, PushItem, PushOptions, Pushed};
+use crate::contract::bindings::types::{ConnectorError, Entity};
+use crate::contract::manifest::{self, Manifest};
+use crate::contract::{CONTRACT_VERSION, Contract};
 
 /// How often the epoch advances; the granularity of deadlines and of guest yields.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -379,40 +377,6 @@ impl Runtime {
         Ok(component)
     }
 }
-
-/// Which minor of the contract a component was built against, so its calls go through the
-/// matching bindings. The newest is `wit/`; the others are the frozen copies in `wit/<version>/`.
-/// Ordered: a later variant is a newer minor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Contract {
-    V1_0,
-    V1_1,
-    V1_2,
-}
-
-impl Contract {
-    /// Every minor served, oldest first.
-    pub const SERVED: [Contract; 3] = [Contract::V1_0, Contract::V1_1, Contract::V1_2];
-    pub const NEWEST: Contract = Contract::V1_2;
-
-    pub const fn version(self) -> &'static str {
-        match self {
-            Contract::V1_0 => "1.0.0",
-            Contract::V1_1 => "1.1.0",
-            Contract::V1_2 => "1.2.0",
-        }
-    }
-
-    /// The served minor `1.<minor>`, if this host serves it.
-    fn of_minor(minor: u64) -> Option<Contract> {
-        Contract::SERVED
-            .into_iter()
-            .find(|c| semver::Version::parse(c.version()).is_ok_and(|v| v.minor == minor))
-    }
-}
-
-/// The newest contract version this host serves.
-pub const CONTRACT_VERSION: &str = Contract::NEWEST.version();
 
 struct ConnectorInner {
     runtime: Runtime,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::manifest::{Direction, Entity, Operations};
+use crate::contract::manifest::{Direction, Entity, Operations};
 
 /// A connector version the registry has loaded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

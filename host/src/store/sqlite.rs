@@ -14,7 +14,7 @@ use super::{
     CheckRow, ConnectorVersion, Cursor, IdMapEntry, InstanceRow, LeaseHolder, LinkOutcome,
     LookupRow, Outcome, QueueItem, RunItem, RunRow, Store, StoreError, StoreResult, StoredValue,
 };
-use crate::runtime::manifest::{Direction, Entity, Operations};
+use crate::contract::manifest::{Direction, Entity, Operations};
 
 /// (version, what it adds, SQL). Each part of the host appends its own.
 const MIGRATIONS: &[(i64, &str, &str)] = &[

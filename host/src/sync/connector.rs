@@ -6,8 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::capabilities::context::InstanceContext;
-use crate::runtime::bindings::connector::{PullPage, PushItem, PushOptions, Pushed};
-use crate::runtime::bindings::types::{ConnectorError, Entity};
+use crate::contract::bindings::connector::{PullPage, PushItem, PushOptions, Pushed};
+use crate::contract::bindings::types::{ConnectorError, Entity};
 use crate::runtime::{CallError, Connector};
 
 pub type PushResult =

@@ -26,12 +26,11 @@ use super::connector::SyncConnector;
 use super::lease::RunLease;
 use super::records::{self, BssRecord, InvalidRecord, RecordReference};
 use crate::capabilities::context::InstanceContext;
-use crate::instances::describe_connector_error;
-use crate::runtime::bindings::connector::{
+use crate::contract::bindings::connector::{
     Change, ConflictPolicy, LastPushed, OverwrittenValue, PushItem, PushOptions, Pushed,
 };
-use crate::runtime::bindings::types::{self as wit, ConnectorError};
-use crate::runtime::manifest::{Direction, Entity, Operations};
+use crate::contract::bindings::types::{self as wit, ConnectorError};
+use crate::contract::manifest::{Direction, Entity, Operations};
 use crate::store::{Cursor, Outcome, PushedCopy, Store, StoreError, Waiting};
 
 #[derive(Debug, thiserror::Error)]
@@ -316,7 +315,7 @@ pub const STAMP_SKEW_SECS: i64 = 600;
 /// remote id is unusable. A stamp that does not parse is delivered with a warning instead, and
 /// never becomes the cursor.
 fn pulled_problem(
-    record: &crate::runtime::bindings::connector::PulledRecord,
+    record: &crate::contract::bindings::connector::PulledRecord,
     entity: Entity,
     now: i64,
 ) -> Option<String> {
@@ -373,7 +372,7 @@ fn advance(
 /// `pulled-record` as JSON): the same data and references, whatever its stamp or warnings. The
 /// copy was mapped by the connector the way pull maps, so values the remote normalises (a state's
 /// name stored as its code) compare as the remote holds them.
-fn is_echo(pulled: &crate::runtime::bindings::types::PulledRecord, copy: &str) -> bool {
+fn is_echo(pulled: &crate::contract::bindings::types::PulledRecord, copy: &str) -> bool {
     let Ok(copy) = serde_json::from_str::<serde_json::Value>(copy) else {
         return false;
     };
@@ -445,7 +444,11 @@ enum Failure {
 impl Failure {
     fn message(&self) -> String {
         match self {
-            Failure::Connector(e) | Failure::Batch(e) => describe_connector_error(e),
+            Failure::Connector(e) | Failure::Batch(e) => crate::capabilities::log::cap(
+                &crate::contract::describe_connector_error(e),
+                crate::capabilities::log::MAX_TEXT_BYTES,
+            )
+            .into_owned(),
             Failure::Call(m) => m.clone(),
         }
     }
@@ -826,7 +829,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                         }
                         Ok(pushed) if pushed.change == Change::Held => Outcome::Held {
                             message: self.context.redactor().bounded(&format!(
-                                "held for review (host.conflicts=report): the BSS and ConnectWise both changed {} since the last push; nothing was written",
+                                "held for review (host.conflicts=report): the BSS and the remote both changed {} since the last push; nothing was written",
                                 said_values(&pushed.overwritten)
                             )),
                         },
@@ -1443,7 +1446,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                             records::set_reference(&mut pulled.data, &reference.field, bss)
                         }
                         None => warnings.push(format!(
-                            "{} is {} {} in ConnectWise, which the BSS does not know",
+                            "{} is {} {} in the remote, which the BSS does not know",
                             reference.field,
                             target.name(),
                             reference.remote_id
@@ -1528,7 +1531,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         entity: Entity,
         since: Option<&str>,
         token: Option<&str>,
-    ) -> Result<crate::runtime::bindings::connector::PullPage, String> {
+    ) -> Result<crate::contract::bindings::connector::PullPage, String> {
         let mut attempt = 0;
         loop {
             attempt += 1;

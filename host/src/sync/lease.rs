@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::runtime::manifest::Entity;
+use crate::contract::manifest::Entity;
 use crate::store::{LeaseHolder, Store, StoreError};
 
 /// The default time-to-live of a lease; `BSS_HOST_LEASE_TTL_MS` overrides it (tests shorten it

@@ -13,9 +13,9 @@ use super::connector::{PullResult, PushResult, SyncConnector};
 use crate::capabilities::context::InstanceContext;
 use crate::capabilities::http::{HttpCall, HttpClient};
 use crate::capabilities::log::Labels;
-use crate::runtime::bindings::connector::{PushItem, PushOptions};
-use crate::runtime::bindings::http as wit_http;
-use crate::runtime::bindings::types::{ConnectorError, Entity};
+use crate::contract::bindings::connector::{PushItem, PushOptions};
+use crate::contract::bindings::http as wit_http;
+use crate::contract::bindings::types::{ConnectorError, Entity};
 use plugin_connectwise::host as native;
 
 /// Moves a value between the two generated type families of the same WIT type.

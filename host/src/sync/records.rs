@@ -8,8 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::runtime::bindings::types as wit;
-use crate::runtime::manifest::Entity;
+use crate::contract::bindings::types as wit;
+use crate::contract::manifest::Entity;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]

@@ -12,8 +12,8 @@ use serde::Serialize;
 use super::engine::{Chunk, Engine, Pacing, Progress, PullFrom, PullReport, PushReport};
 use super::lease::{LeaseError, RunLease, WaitPolicy};
 use super::records::{self, RecordChecker, RecordReader};
+use crate::contract::manifest::Entity;
 use crate::instances::{InstanceError, Instances};
-use crate::runtime::manifest::Entity;
 use crate::store::{QueueItem, StoreError};
 
 #[derive(Debug, thiserror::Error)]

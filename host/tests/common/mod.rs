@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bss_host::capabilities::context::{InstanceContext, LookupEntry};
 use bss_host::capabilities::options::InstanceOptions;
-use bss_host::runtime::bindings::connector::{ConflictPolicy, PushItem, PushOptions};
-use bss_host::runtime::bindings::types::{Account, Entity, EntityData, Record};
+use bss_host::contract::bindings::connector::{ConflictPolicy, PushItem, PushOptions};
+use bss_host::contract::bindings::types::{Account, Entity, EntityData, Record};
 use bss_host::runtime::{Connector, Runtime, RuntimeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};

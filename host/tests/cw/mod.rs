@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use bss_host::capabilities::context::{InstanceContext, LookupEntry};
 use bss_host::capabilities::options::InstanceOptions;
-use bss_host::runtime::bindings::connector::{
+use bss_host::contract::bindings::connector::{
     Change, ConflictPolicy, LastPushed, PushItem, PushOptions, Pushed,
 };
-use bss_host::runtime::bindings::types::{
+use bss_host::contract::bindings::types::{
     Account, Address, ConnectorError, Contact, Entity, EntityData, Record, Reference,
 };
 use bss_host::runtime::{Connector, Runtime, RuntimeConfig};
