@@ -24,12 +24,13 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::{Client, ref_id, reference};
-use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
 use crate::custom;
 use crate::exports::{Change, PullPage, Pushed};
 use crate::fields::pushed;
 use crate::fields::{body, created_id, identity, patch, text};
 use crate::manifest::lookups;
+use crate::paging::pull_page;
+use crate::push_context::{PushContext, rejected, rename_fields, resolved};
 use crate::reconcile;
 use crate::types::{
     Account, Address, ConnectorError, Entity, EntityData, PulledRecord, Record, RemoteReference,

@@ -18,10 +18,11 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::{Client, quote, ref_id, reference};
-use crate::connector::{PushContext, pull_page, rejected, rename_fields, resolved};
 use crate::custom;
 use crate::exports::{Change, PullPage, Pushed};
 use crate::fields::{created_id, identity, patch, pushed, text};
+use crate::paging::pull_page;
+use crate::push_context::{PushContext, rejected, rename_fields, resolved};
 use crate::reconcile;
 use crate::types::{
     ConnectorError, Contact, Entity, EntityData, PulledRecord, Record, RemoteReference,

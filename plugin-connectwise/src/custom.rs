@@ -19,7 +19,7 @@
 
 use serde_json::{Value, json};
 
-use crate::connector::PushContext;
+use crate::push_context::PushContext;
 use crate::types::{ConnectorError, CustomField, FieldError};
 
 /// One custom field of a screen.

@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::connector::rejected;
 use crate::exports::{Change, ConflictPolicy, OverwrittenValue, Pushed};
+use crate::push_context::rejected;
 use crate::types::{ConnectorError, PulledRecord, Record};
 
 /// A `pushed` answer that overwrote nothing and has no stored copy.

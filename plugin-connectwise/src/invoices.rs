@@ -19,12 +19,12 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::{quote, ref_id, reference};
-use crate::connector::{PushContext, Wanted, rejected, rename_fields, resolved_record};
 use crate::custom;
 use crate::exports::Pushed;
 use crate::fields::{date, text};
 use crate::lines::{self, Document, Parent};
 use crate::manifest::{INVOICE_TYPE_VALUES, lookups};
+use crate::push_context::{PushContext, Wanted, rejected, rename_fields, resolved_record};
 use crate::reconcile;
 use crate::types::{ConnectorError, Entity, EntityData, Invoice, Record};
 

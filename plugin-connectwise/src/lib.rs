@@ -16,7 +16,9 @@
 //! | `accounts`, `contacts` | push and pull of accounts (companies) and contacts |
 //! | `products`, `invoices`, `orders`, `lines`, `payments`, `subscriptions` | push of the other entities |
 //! | `reconcile` | finding what a create with an unknown outcome made; identity-conflict errors |
-//! | `connector` | the entry points the component exports |
+//! | `push_context` | what pushing one record needs: the call's context, resolved references, rejections, the three-way update tail |
+//! | `paging` | reading ConnectWise forward from the host's cursor |
+//! | `connector` | the entry points the component exports (no entity module imports it) |
 
 pub mod accounts;
 pub mod activate;
@@ -31,8 +33,10 @@ pub mod invoices;
 pub mod lines;
 pub mod manifest;
 pub mod orders;
+pub mod paging;
 pub mod payments;
 pub mod products;
+pub mod push_context;
 pub mod reconcile;
 pub mod settings;
 pub mod subscriptions;

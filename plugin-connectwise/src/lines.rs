@@ -18,9 +18,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::reference;
-use crate::connector::{PushContext, resolved_record};
 use crate::custom;
 use crate::fields::{body, decimal, optional_decimal, patch, text};
+use crate::push_context::{PushContext, resolved_record};
 use crate::types::{ConnectorError, Entity, Line, Record};
 
 const PATH: &str = "procurement/products";
@@ -58,7 +58,7 @@ fn desired(
 ) -> Result<Map<String, Value>, ConnectorError> {
     let field = |name: &str| format!("lines/{index}/{name}");
     let product = line.product.as_deref().ok_or_else(|| {
-        crate::connector::rejected(
+        crate::push_context::rejected(
             &field("product"),
             "a line needs a product (its catalog item)".into(),
         )
@@ -107,7 +107,7 @@ pub fn plan(
     for (index, line) in lines.iter().enumerate() {
         let id = line.line_id.trim();
         if id.is_empty() || seen.contains(&id) {
-            return Err(crate::connector::rejected(
+            return Err(crate::push_context::rejected(
                 &format!("lines/{index}/line-id"),
                 "each line needs its own line id (ids are compared without surrounding spaces)"
                     .into(),
@@ -211,7 +211,7 @@ pub fn sync(
             .collect();
         if held.len() > 1 {
             let ids: Vec<String> = held.iter().map(|c| id_of(c).to_string()).collect();
-            return Err(crate::connector::rejected(
+            return Err(crate::push_context::rejected(
                 &format!("lines/{index}/line-id"),
                 format!(
                     "ambiguous: ConnectWise holds {} product items for line {} of {what} {parent_id} (ids {}); delete the extra ones in ConnectWise",
@@ -324,7 +324,7 @@ pub fn status_label(document: &Value) -> String {
 pub fn push_document(
     context: &PushContext,
     document: &Document,
-    (base, mut merge): (Option<&crate::connector::Wanted>, crate::fields::Merge),
+    (base, mut merge): (Option<&crate::push_context::Wanted>, crate::fields::Merge),
     remote_id: Option<String>,
     refused: impl FnOnce(ConnectorError) -> Result<i64, ConnectorError>,
 ) -> Result<crate::exports::Pushed, ConnectorError> {

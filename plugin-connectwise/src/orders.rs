@@ -25,13 +25,15 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::{quote, reference};
-use crate::connector::{PushContext, Wanted, rejected, rename_fields, resolved, resolved_record};
 use crate::custom;
 use crate::exports::Pushed;
 use crate::fields::{date, text};
 use crate::invoices::{currency, terms};
 use crate::lines::{self, Document, Parent};
 use crate::manifest::{keys, lookups};
+use crate::push_context::{
+    PushContext, Wanted, rejected, rename_fields, resolved, resolved_record,
+};
 use crate::reconcile;
 use crate::types::{ConnectorError, Entity, EntityData, Order, Record};
 

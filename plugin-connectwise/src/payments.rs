@@ -14,9 +14,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::connector::{PushContext, Wanted, rename_fields, resolved_record, update_fields};
 use crate::exports::{Change, Pushed};
 use crate::fields::{body, created_id, date, decimal, pushed, same};
+use crate::push_context::{PushContext, Wanted, rename_fields, resolved_record, update_fields};
 use crate::reconcile;
 use crate::types::{ConnectorError, Entity, EntityData, Payment, Record};
 

@@ -16,11 +16,11 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::{quote, reference};
-use crate::connector::{PushContext, Wanted, rejected, rename_fields, update_fields};
 use crate::custom;
 use crate::exports::{Change, Pushed};
 use crate::fields::{body, created_id, optional_decimal, pushed, text};
 use crate::manifest::{keys, lookups};
+use crate::push_context::{PushContext, Wanted, rejected, rename_fields, update_fields};
 use crate::reconcile;
 use crate::types::{ConnectorError, EntityData, Product, Record};
 

@@ -19,13 +19,13 @@
 use serde_json::{Map, Value, json};
 
 use crate::client::{ref_id, reference};
-use crate::connector::{
-    PushContext, Wanted, rejected, rename_fields, resolved_record, update_fields,
-};
 use crate::custom;
 use crate::exports::{Change, Pushed};
 use crate::fields::{body, created_id, date, decimal, optional_decimal, pushed, same, text};
 use crate::manifest::{BILLABLE_OPTIONS, lookups};
+use crate::push_context::{
+    PushContext, Wanted, rejected, rename_fields, resolved_record, update_fields,
+};
 use crate::reconcile;
 use crate::types::{ConnectorError, Entity, EntityData, Record, Subscription};
 

@@ -178,7 +178,12 @@ impl Entity {
         Entity::Subscription,
     ];
 
-    /// The entity's name as written in commands and files.
+    /// The entity's one spelling: in commands, files, the store and the API.
+    pub fn as_str(self) -> &'static str {
+        self.name()
+    }
+
+    /// The entity's name as written in commands and files (the same as [`Entity::as_str`]).
     pub fn name(self) -> &'static str {
         match self {
             Entity::Account => "account",
@@ -189,6 +194,67 @@ impl Entity {
             Entity::Payment => "payment",
             Entity::Subscription => "subscription",
         }
+    }
+}
+
+/// An entity name that is not one; says which are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not an entity (account, contact, product, invoice, order, payment, subscription)"
+)]
+pub struct UnknownEntity(pub String);
+
+impl std::str::FromStr for Entity {
+    type Err = UnknownEntity;
+
+    /// Parses [`Entity::as_str`]'s spelling, ignoring case and surrounding spaces.
+    fn from_str(text: &str) -> Result<Entity, UnknownEntity> {
+        let wanted = text.trim().to_ascii_lowercase();
+        Entity::DEPENDENCY_ORDER
+            .into_iter()
+            .find(|e| e.as_str() == wanted)
+            .ok_or_else(|| UnknownEntity(text.to_string()))
+    }
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::Push, Direction::Pull];
+
+    /// The direction's one spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Push => "push",
+            Direction::Pull => "pull",
+        }
+    }
+}
+
+/// A direction name that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a direction (push or pull)")]
+pub struct UnknownDirection(pub String);
+
+impl std::str::FromStr for Direction {
+    type Err = UnknownDirection;
+
+    fn from_str(text: &str) -> Result<Direction, UnknownDirection> {
+        let wanted = text.trim().to_ascii_lowercase();
+        Direction::ALL
+            .into_iter()
+            .find(|d| d.as_str() == wanted)
+            .ok_or_else(|| UnknownDirection(text.to_string()))
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -14,7 +14,9 @@ use crate::capabilities::allowed_hosts::Origin;
 use crate::capabilities::context::{InstanceContext, LookupEntry};
 use crate::capabilities::options::{InstanceOptions, OPTION_KEYS};
 use crate::contract::bindings::types::ConnectorError;
-use crate::contract::manifest::{Direction, Entity, Manifest, Operations, VariableKind};
+use crate::contract::manifest::{
+    Direction, Entity, Manifest, Operations, UnknownDirection, UnknownEntity, VariableKind,
+};
 use crate::registry::{Loaded, Registry, RegistryError, parse_requirement};
 use crate::runtime::CallError;
 use crate::store::secrets::{SecretBox, SecretError};
@@ -118,17 +120,12 @@ pub fn parse_sync_option(text: &str) -> Result<(Entity, Direction, Operations), 
             "expected ENTITY:DIRECTION:OPERATIONS, e.g. account:push:create,update",
         ));
     };
-    let entity: Entity = serde_json::from_value(serde_json::json!(entity.trim().to_ascii_lowercase()))
-        .map_err(|_| invalid(text, format!("{entity:?} is not an entity (account, contact, product, invoice, order, payment, subscription)")))?;
-    let direction: Direction = serde_json::from_value(serde_json::json!(
-        direction.trim().to_ascii_lowercase()
-    ))
-    .map_err(|_| {
-        invalid(
-            text,
-            format!("{direction:?} is not a direction (push or pull)"),
-        )
-    })?;
+    let entity: Entity = entity
+        .parse()
+        .map_err(|e: UnknownEntity| invalid(text, e.to_string()))?;
+    let direction: Direction = direction
+        .parse()
+        .map_err(|e: UnknownDirection| invalid(text, e.to_string()))?;
     let mut operations = Operations::default();
     for op in ops
         .split([',', '+'])
@@ -723,11 +720,8 @@ pub fn required_for_sync_options(
         .collect()
 }
 
-fn name_of<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+fn name_of(value: &impl std::fmt::Display) -> String {
+    value.to_string()
 }
 
 /// At most this many problems of one check are kept.

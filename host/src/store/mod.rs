@@ -115,13 +115,144 @@ pub struct RunItem {
     pub message: Option<String>,
 }
 
+/// What a push did with a record the remote holds: the run item's label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Created,
+    Updated,
+    Unchanged,
+    /// Found (not created) for a record the id map had no remote id for.
+    Reconciled,
+}
+
+impl Applied {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Applied::Created => "created",
+            Applied::Updated => "updated",
+            Applied::Unchanged => "unchanged",
+            Applied::Reconciled => "reconciled",
+        }
+    }
+}
+
+/// What a dry run says a push would do: the run item's label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WouldDo {
+    Create,
+    Update,
+    Nothing,
+    /// Hold for review (`host.conflicts=report`).
+    Hold,
+}
+
+impl WouldDo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WouldDo::Create => "would-create",
+            WouldDo::Update => "would-update",
+            WouldDo::Nothing => "unchanged",
+            WouldDo::Hold => "would-hold",
+        }
+    }
+}
+
+/// The count of a run an outcome adds one to: a column of `runs` and a field of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Created,
+    Updated,
+    Unchanged,
+    Reconciled,
+    Failed,
+    Queued,
+    Skipped,
+    Held,
+}
+
+impl Counter {
+    /// The column of `runs` that holds it.
+    pub fn column(self) -> &'static str {
+        match self {
+            Counter::Created => "created",
+            Counter::Updated => "updated",
+            Counter::Unchanged => "unchanged",
+            Counter::Reconciled => "reconciled",
+            Counter::Failed => "failed",
+            Counter::Queued => "queued",
+            Counter::Skipped => "skipped",
+            Counter::Held => "held",
+        }
+    }
+}
+
+impl Outcome {
+    /// The run counter this outcome adds to (one mapping, for the store and the report).
+    pub fn counter(&self) -> Counter {
+        match self {
+            Outcome::Done { kind, .. } => match kind {
+                Applied::Created => Counter::Created,
+                Applied::Updated => Counter::Updated,
+                Applied::Unchanged => Counter::Unchanged,
+                Applied::Reconciled => Counter::Reconciled,
+            },
+            Outcome::DryRun { kind, .. } => match kind {
+                WouldDo::Create => Counter::Created,
+                WouldDo::Update => Counter::Updated,
+                WouldDo::Nothing => Counter::Unchanged,
+                WouldDo::Hold => Counter::Held,
+            },
+            Outcome::Failed { retryable, .. } => {
+                if *retryable {
+                    Counter::Queued
+                } else {
+                    Counter::Failed
+                }
+            }
+            Outcome::Invalid { .. } => Counter::Failed,
+            Outcome::Skipped { .. } => Counter::Skipped,
+            Outcome::Held { .. } => Counter::Held,
+        }
+    }
+
+    /// The run item's message: what went wrong, or what the run noted about a success.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            Outcome::Done { waiting, note, .. } => match (waiting, note) {
+                (Some(w), Some(n)) => Some(format!("{n}; {}", w.message)),
+                (Some(w), None) => Some(w.message.clone()),
+                (None, note) => note.clone(),
+            },
+            Outcome::DryRun { .. } => None,
+            Outcome::Failed { message, .. }
+            | Outcome::Invalid { message }
+            | Outcome::Skipped { message }
+            | Outcome::Held { message } => Some(message.clone()),
+        }
+    }
+
+    /// The run item's label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Done { kind, .. } => kind.as_str(),
+            Outcome::DryRun { kind, .. } => kind.as_str(),
+            Outcome::Failed {
+                label, retryable, ..
+            } => label.unwrap_or(if *retryable { "queued" } else { "failed" }),
+            Outcome::Invalid { .. } => "invalid",
+            Outcome::Skipped { .. } => "skipped",
+            Outcome::Held { .. } => "held",
+        }
+    }
+}
+
 /// What to write for one record's final outcome, in one transaction with the others of its batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The remote holds the record under `remote_id`; `kind` is created, updated, unchanged or
     /// reconciled. `waiting` names a deferred reference: the record is queued for a later update.
     Done {
-        kind: &'static str,
+        kind: Applied,
         remote_id: String,
         waiting: Option<Waiting>,
         /// What was pushed and how the remote stored it (absent for a link by hand, which
@@ -132,7 +263,7 @@ pub enum Outcome {
     },
     /// A dry run's answer: would-create / would-update / unchanged; nothing is written but the item.
     DryRun {
-        kind: &'static str,
+        kind: WouldDo,
         remote_id: Option<String>,
     },
     /// Failed for good in this run. `retryable` queues `record` (canonical JSON) for a later

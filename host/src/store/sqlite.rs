@@ -271,7 +271,17 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         id: row.get(0)?,
         instance: row.get(1)?,
         kind: row.get(2)?,
-        entity: entity.and_then(|e| parse_name(&e).ok()),
+        entity: entity
+            .map(|e| {
+                parse_name(&e).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        3,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })
+            })
+            .transpose()?,
         dry_run: row.get(4)?,
         started_at: row.get(5)?,
         finished_at: row.get(6)?,
@@ -328,15 +338,14 @@ fn db(error: rusqlite::Error) -> StoreError {
     StoreError::Database(error.to_string())
 }
 
-fn name_of<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+/// How the store writes an entity or direction: its one spelling.
+fn name_of(value: &impl std::fmt::Display) -> String {
+    value.to_string()
 }
 
-fn parse_name<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
-    serde_json::from_value(serde_json::Value::String(text.to_string()))
+/// A stored entity or direction; an unknown one is an error, never another value.
+fn parse_name<T: std::str::FromStr>(text: &str) -> StoreResult<T> {
+    text.parse()
         .map_err(|_| StoreError::Database(format!("unknown value {text:?} in the database")))
 }
 
@@ -1120,33 +1129,30 @@ impl Store for SqliteStore {
             .map_err(db)?;
         for (bss_id, outcome) in outcomes {
             seq += 1;
-            let held_remote: Option<String>;
-            let (label, remote_id, message, counter): (&str, Option<&str>, Option<String>, &str) =
-                match outcome {
-                    Outcome::Done {
-                        kind,
-                        remote_id,
-                        waiting,
-                        copy,
-                        note,
-                    } => {
-                        let (last_pushed, stored) = match copy {
-                            Some(copy) => (Some(copy.last_pushed.as_str()), copy.stored.as_deref()),
-                            None => (None, None),
-                        };
-                        tx.execute(
+            let remote_id: Option<String> = match outcome {
+                Outcome::Done {
+                    remote_id,
+                    waiting,
+                    copy,
+                    ..
+                } => {
+                    let (last_pushed, stored) = match copy {
+                        Some(copy) => (Some(copy.last_pushed.as_str()), copy.stored.as_deref()),
+                        None => (None, None),
+                    };
+                    tx.execute(
                             "INSERT INTO id_map (instance, entity, bss_id, remote_id, pending, pending_run, updated_at, last_pushed, stored) VALUES (?1, ?2, ?3, ?4, 0, NULL, ?5, ?6, ?7)
                              ON CONFLICT (instance, entity, bss_id) DO UPDATE SET remote_id = ?4, pending = 0, pending_run = NULL, updated_at = ?5, last_pushed = ?6, stored = ?7",
                             params![instance, entity_name, bss_id, remote_id, now, last_pushed, stored],
                         )
                         .map_err(db)?;
-                        tx.execute(
+                    tx.execute(
                             "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
                             params![instance, entity_name, bss_id],
                         )
                         .map_err(db)?;
-                        if let Some(waiting) = waiting {
-                            tx.execute(
+                    if let Some(waiting) = waiting {
+                        tx.execute(
                                 "INSERT INTO retry_queue (instance, entity, bss_id, record, error, attempts, queued_at, waits_entity, waits_bss_id)
                                  VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
                                 params![
@@ -1161,105 +1167,85 @@ impl Store for SqliteStore {
                                 ],
                             )
                             .map_err(db)?;
-                        }
-                        let counter = match *kind {
-                            "created" => "created",
-                            "updated" => "updated",
-                            "reconciled" => "reconciled",
-                            _ => "unchanged",
-                        };
-                        let message = match (waiting, note) {
-                            (Some(w), Some(n)) => Some(format!("{n}; {}", w.message)),
-                            (Some(w), None) => Some(w.message.clone()),
-                            (None, note) => note.clone(),
-                        };
-                        (kind, Some(remote_id.as_str()), message, counter)
                     }
-                    Outcome::DryRun { kind, remote_id } => {
-                        let counter = match *kind {
-                            "would-create" => "created",
-                            "would-update" => "updated",
-                            "would-hold" => "held",
-                            _ => "unchanged",
-                        };
-                        (kind, remote_id.as_deref(), None, counter)
-                    }
-                    Outcome::Failed {
-                        message,
-                        retryable,
-                        outcome_unknown,
-                        record,
-                        waits,
-                        label,
-                    } => {
-                        if !outcome_unknown {
-                            // Only the run that set a pending mark knows its create did not
-                            // happen; an older mark stays for the next try to look up.
-                            tx.execute(
+                    Some(remote_id.clone())
+                }
+                Outcome::DryRun { remote_id, .. } => remote_id.clone(),
+                Outcome::Failed {
+                    message,
+                    retryable,
+                    outcome_unknown,
+                    record,
+                    waits,
+                    label,
+                } => {
+                    if !outcome_unknown {
+                        // Only the run that set a pending mark knows its create did not
+                        // happen; an older mark stays for the next try to look up.
+                        tx.execute(
                                 "DELETE FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3 AND remote_id IS NULL AND (pending = 0 OR pending_run = ?4)",
                                 params![instance, entity_name, bss_id, run],
                             )
                             .map_err(db)?;
-                        }
-                        if *retryable {
-                            let (waits_entity, waits_id) = match waits {
-                                Some((entity, id)) => (Some(name_of(entity)), Some(id.as_str())),
-                                None => (None, None),
-                            };
-                            tx.execute(
+                    }
+                    if *retryable {
+                        let (waits_entity, waits_id) = match waits {
+                            Some((entity, id)) => (Some(name_of(entity)), Some(id.as_str())),
+                            None => (None, None),
+                        };
+                        tx.execute(
                                 "INSERT INTO retry_queue (instance, entity, bss_id, record, error, attempts, queued_at, claimed_by, claimed_at, waits_entity, waits_bss_id)
                                  VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, NULL, NULL, ?7, ?8)
                                  ON CONFLICT (instance, entity, bss_id) DO UPDATE SET record = ?4, error = ?5, attempts = attempts + 1, claimed_by = NULL, claimed_at = NULL, waits_entity = ?7, waits_bss_id = ?8",
                                 params![instance, entity_name, bss_id, record, message, now, waits_entity, waits_id],
                             )
                             .map_err(db)?;
-                        } else if label.is_some() {
-                            // Kept for `link`, which checks the remote record against it, and
-                            // held (never claimed by a retry) until then.
-                            tx.execute(
+                    } else if label.is_some() {
+                        // Kept for `link`, which checks the remote record against it, and
+                        // held (never claimed by a retry) until then.
+                        tx.execute(
                                 "INSERT INTO retry_queue (instance, entity, bss_id, record, error, attempts, queued_at, claimed_by, claimed_at, waits_entity, waits_bss_id)
                                  VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, NULL, NULL)
                                  ON CONFLICT (instance, entity, bss_id) DO UPDATE SET record = ?4, error = ?5, attempts = attempts + 1, claimed_by = ?7, claimed_at = ?8",
                                 params![instance, entity_name, bss_id, record, message, now, NEEDS_LINK, i64::MAX],
                             )
                             .map_err(db)?;
-                        } else {
-                            tx.execute(
+                    } else {
+                        tx.execute(
                                 "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
                                 params![instance, entity_name, bss_id],
                             )
                             .map_err(db)?;
-                        }
-                        let kind = if *retryable { "queued" } else { "failed" };
-                        (label.unwrap_or(kind), None, Some(message.clone()), kind)
                     }
-                    Outcome::Invalid { message } => {
-                        // The newest version of the record is unusable: an older queued one
-                        // must not be sent in its place.
-                        tx.execute(
+                    None
+                }
+                Outcome::Invalid { .. } => {
+                    // The newest version of the record is unusable: an older queued one
+                    // must not be sent in its place.
+                    tx.execute(
                             "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
                             params![instance, entity_name, bss_id],
                         )
                         .map_err(db)?;
-                        ("invalid", None, Some(message.clone()), "failed")
-                    }
-                    Outcome::Skipped { message } => {
-                        tx.execute(
+                    None
+                }
+                Outcome::Skipped { .. } => {
+                    tx.execute(
                             "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
                             params![instance, entity_name, bss_id],
                         )
                         .map_err(db)?;
-                        ("skipped", None, Some(message.clone()), "skipped")
-                    }
-                    Outcome::Held { message } => {
-                        // The BSS's version is not the remote's yet: nothing queued (a retry
-                        // would be held again), the record waits for a decision.
-                        tx.execute(
+                    None
+                }
+                Outcome::Held { .. } => {
+                    // The BSS's version is not the remote's yet: nothing queued (a retry
+                    // would be held again), the record waits for a decision.
+                    tx.execute(
                             "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
                             params![instance, entity_name, bss_id],
                         )
                         .map_err(db)?;
-                        let remote_id = tx
+                    tx
                             .query_row(
                                 "SELECT remote_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
                                 params![instance, entity_name, bss_id],
@@ -1267,23 +1253,19 @@ impl Store for SqliteStore {
                             )
                             .optional()
                             .map_err(db)?
-                            .flatten();
-                        held_remote = remote_id;
-                        (
-                            "held",
-                            held_remote.as_deref(),
-                            Some(message.clone()),
-                            "held",
-                        )
-                    }
-                };
+                            .flatten()
+                }
+            };
             tx.execute(
                 "INSERT INTO run_items (run, seq, entity, bss_id, outcome, remote_id, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![run, seq, entity_name, bss_id, label, remote_id, message],
+                params![run, seq, entity_name, bss_id, outcome.label(), remote_id, outcome.message()],
             )
             .map_err(db)?;
             tx.execute(
-                &format!("UPDATE runs SET {counter} = {counter} + 1 WHERE id = ?1"),
+                &format!(
+                    "UPDATE runs SET {column} = {column} + 1 WHERE id = ?1",
+                    column = outcome.counter().column()
+                ),
                 [run],
             )
             .map_err(db)?;
@@ -1360,7 +1342,13 @@ impl Store for SqliteStore {
             .query_map([run], |r| {
                 let entity: String = r.get(0)?;
                 Ok(RunItem {
-                    entity: parse_name(&entity).unwrap_or(Entity::Account),
+                    entity: parse_name(&entity).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            0,
+                            rusqlite::types::Type::Text,
+                            Box::new(e),
+                        )
+                    })?,
                     bss_id: r.get(1)?,
                     outcome: r.get(2)?,
                     remote_id: r.get(3)?,

@@ -31,7 +31,9 @@ use crate::contract::bindings::connector::{
 };
 use crate::contract::bindings::types::{self as wit, ConnectorError};
 use crate::contract::manifest::{Direction, Entity, Operations};
-use crate::store::{Cursor, Outcome, PushedCopy, Store, StoreError, Waiting};
+use crate::store::{
+    Applied, Counter, Cursor, Outcome, PushedCopy, Store, StoreError, Waiting, WouldDo,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -135,67 +137,23 @@ pub struct PushReport {
 
 impl PushReport {
     fn add(&mut self, id: &str, outcome: &Outcome) {
-        let (label, remote_id, message) = match outcome {
-            Outcome::Done {
-                kind,
-                remote_id,
-                waiting,
-                note,
-                ..
-            } => {
-                match *kind {
-                    "created" => self.created += 1,
-                    "updated" => self.updated += 1,
-                    "reconciled" => self.reconciled += 1,
-                    _ => self.unchanged += 1,
-                }
-                let message = match (waiting, note) {
-                    (Some(w), Some(n)) => Some(format!("{n}; {}", w.message)),
-                    (Some(w), None) => Some(w.message.clone()),
-                    (None, note) => note.clone(),
-                };
-                (kind.to_string(), Some(remote_id.clone()), message)
-            }
-            Outcome::DryRun { kind, remote_id } => {
-                match *kind {
-                    "would-create" => self.created += 1,
-                    "would-update" => self.updated += 1,
-                    "would-hold" => self.held += 1,
-                    _ => self.unchanged += 1,
-                }
-                (kind.to_string(), remote_id.clone(), None)
-            }
-            Outcome::Failed {
-                message,
-                retryable,
-                label,
-                ..
-            } => {
-                if *retryable {
-                    self.queued += 1;
-                } else {
-                    self.failed += 1;
-                }
-                let kind = if *retryable { "queued" } else { "failed" };
-                (
-                    label.unwrap_or(kind).to_string(),
-                    None,
-                    Some(message.clone()),
-                )
-            }
-            Outcome::Invalid { message } => {
-                self.failed += 1;
-                ("invalid".to_string(), None, Some(message.clone()))
-            }
-            Outcome::Skipped { message } => {
-                self.skipped += 1;
-                ("skipped".to_string(), None, Some(message.clone()))
-            }
-            Outcome::Held { message } => {
-                self.held += 1;
-                ("held".to_string(), None, Some(message.clone()))
-            }
+        let count = match outcome.counter() {
+            Counter::Created => &mut self.created,
+            Counter::Updated => &mut self.updated,
+            Counter::Unchanged => &mut self.unchanged,
+            Counter::Reconciled => &mut self.reconciled,
+            Counter::Failed => &mut self.failed,
+            Counter::Queued => &mut self.queued,
+            Counter::Skipped => &mut self.skipped,
+            Counter::Held => &mut self.held,
         };
+        *count += 1;
+        let remote_id = match outcome {
+            Outcome::Done { remote_id, .. } => Some(remote_id.clone()),
+            Outcome::DryRun { remote_id, .. } => remote_id.clone(),
+            _ => None,
+        };
+        let (label, message) = (outcome.label().to_string(), outcome.message());
         self.records += 1;
         if self.items.len() < REPORT_ITEMS_KEPT {
             self.items.push(ReportItem {
@@ -804,10 +762,10 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     let outcome = match result {
                         Ok(pushed) if dry_run => {
                             let kind = match pushed.change {
-                                Change::Created => "would-create",
-                                Change::Updated => "would-update",
-                                Change::Unchanged => "unchanged",
-                                Change::Held => "would-hold",
+                                Change::Created => WouldDo::Create,
+                                Change::Updated => WouldDo::Update,
+                                Change::Unchanged => WouldDo::Nothing,
+                                Change::Held => WouldDo::Hold,
                             };
                             Outcome::DryRun {
                                 kind,
@@ -838,10 +796,10 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                             // id for: the connector found it (a lost answer, or a record that
                             // provably carries this one's key) and linked it.
                             let kind = match pushed.change {
-                                Change::Created => "created",
-                                _ if ready.wit.remote_id.is_none() => "reconciled",
-                                Change::Updated => "updated",
-                                Change::Unchanged | Change::Held => "unchanged",
+                                Change::Created => Applied::Created,
+                                _ if ready.wit.remote_id.is_none() => Applied::Reconciled,
+                                Change::Updated => Applied::Updated,
+                                Change::Unchanged | Change::Held => Applied::Unchanged,
                             };
                             let waiting = ready.waiting.clone().map(|(message, waits)| Waiting {
                                 message,
@@ -982,7 +940,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             };
             let holder = match twin {
                 Some(twin) => twin,
-                None if *kind == "reconciled" => {
+                None if *kind == Applied::Reconciled => {
                     let holders = self.store.bss_ids(
                         self.instance(),
                         entity,

@@ -72,12 +72,10 @@ impl PushOutcome {
 
 /// Parses an entity name as commands and routes write it.
 pub fn parse_entity(text: &str) -> Result<Entity, InstanceError> {
-    serde_json::from_value(serde_json::json!(text.trim().to_ascii_lowercase())).map_err(|_| {
-        InstanceError::Invalid(vec![(
-            "entity".into(),
-            format!("{text:?} is not an entity (account, contact, product, invoice, order, payment, subscription)"),
-        )])
-    })
+    text.parse()
+        .map_err(|e: crate::contract::manifest::UnknownEntity| {
+            InstanceError::Invalid(vec![("entity".into(), e.to_string())])
+        })
 }
 
 /// Records per chunk read from a file: large enough for full batches, small enough that memory
