@@ -446,37 +446,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             InstancesCommand::Show { name, json } => {
-                let row = instances.get(&name)?;
-                let loaded = instances.connector_of(&row)?;
-                let check = app.store.last_check(&name)?;
+                let view = instances.view(&name)?;
                 if json {
-                    println!(
-                        "{}",
-                        json_pretty(
-                            &serde_json::json!({ "instance": row, "version": loaded.version.to_string(), "last_check": check })
-                        )?
-                    );
+                    println!("{}", json_pretty(&view)?);
                 } else {
-                    let missing = crate::instances::missing_required(
-                        loaded.connector.manifest(),
-                        &app.store.settings(&name)?,
-                    );
-                    let state = match (row.enabled, missing.is_empty()) {
-                        (false, _) => "disabled".to_string(),
-                        (true, true) => "enabled".to_string(),
-                        (true, false) => format!("needs settings: {}", missing.join(", ")),
+                    let row = &view.instance;
+                    let state = if view.missing_settings.is_empty() {
+                        view.state.to_string()
+                    } else {
+                        format!("{}: {}", view.state, view.missing_settings.join(", "))
                     };
                     println!(
                         "{}\n  connector     {} {} (requirement {})\n  installation  {}\n  state         {}\n  created       {}",
                         row.name,
                         row.connector,
-                        loaded.version,
+                        view.version,
                         row.version_req.as_deref().unwrap_or("newest"),
                         row.installation,
                         state,
                         row.created_at
                     );
-                    match check {
+                    match view.last_check {
                         Some(c) => println!(
                             "  last check    {} at {}: {}",
                             if c.ok { "ok" } else { "FAILED" },
@@ -897,7 +887,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Demo => unreachable!("demo runs before the data folder opens"),
-        Command::Serve { listen } => crate::api::serve(app, listen).await?,
+        Command::Serve { listen } => crate::serve::serve(app, listen).await?,
     }
     Ok(())
 }

@@ -12,6 +12,8 @@
 //! | `instances` | named connector instances: settings, sync options, lookups, the settings check |
 //! | `registry` | connector versions found in the plugins folder, hot reload and rollback |
 //! | `runtime` | the wasmtime engine: loading and linking components, calls under deadline and memory caps, answers bounded in guest memory |
+//! | `scheduler` | what `serve` runs unattended: today the retry of every queue, once a minute |
+//! | `serve` | `bss-host serve`: the plugins watcher, the scheduler and the API in one process |
 //! | `safe_text` | text from a connector or a remote made safe to print |
 //! | `store` | the SQLite store: instances, id map, runs, retry queue, cursors, leases |
 //! | `sync` | push and pull that never duplicate or lose a record: engine, leases, record files, runs |
@@ -28,6 +30,8 @@ pub mod instances;
 pub mod registry;
 pub mod runtime;
 pub mod safe_text;
+pub mod scheduler;
+pub mod serve;
 pub mod store;
 pub mod sync;
 pub mod time;
@@ -91,6 +95,33 @@ mod layers {
             ],
         ),
         (
+            "scheduler",
+            &[
+                "sync",
+                "instances",
+                "registry",
+                "runtime",
+                "capabilities",
+                "contract",
+                "store",
+            ],
+        ),
+        (
+            "serve",
+            &[
+                "api",
+                "scheduler",
+                "app",
+                "sync",
+                "instances",
+                "registry",
+                "runtime",
+                "capabilities",
+                "contract",
+                "store",
+            ],
+        ),
+        (
             "demo",
             &[
                 "app",
@@ -107,6 +138,8 @@ mod layers {
             "cli",
             &[
                 "api",
+                "serve",
+                "scheduler",
                 "demo",
                 "app",
                 "sync",
@@ -179,7 +212,7 @@ mod layers {
         }
         assert!(
             upward.is_empty(),
-            "imports against the layers (api, cli, demo → app → sync → instances → registry → runtime → capabilities, store → contract):\n{}",
+            "imports against the layers (cli → serve → api, scheduler; demo → app → sync → instances → registry → runtime → capabilities, store → contract):\n{}",
             upward.join("\n")
         );
     }

@@ -8,7 +8,6 @@
 
 mod openapi;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -60,59 +59,6 @@ pub fn token_hash(data: &Path) -> anyhow::Result<String> {
     std::fs::write(&path, format!("{hash}\n"))?;
     println!("admin API token (shown this once; only its hash is kept): {token}");
     Ok(hash)
-}
-
-/// How often `serve` retries the queues of enabled instances.
-const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-pub async fn serve(app: App, listen: SocketAddr) -> anyhow::Result<()> {
-    let token_hash = token_hash(&app.data)?;
-    let _watcher = crate::registry::watch(
-        app.registry.clone(),
-        app.plugins.clone(),
-        crate::registry::WATCH_EVERY,
-    );
-    let instances = app.instances.clone();
-    tokio::spawn(async move {
-        let owner = crate::sync::lease::new_owner("serve");
-        let by = crate::sync::service::RunBy {
-            owner: &owner,
-            who: "serve's scheduled retry",
-            policy: crate::sync::lease::WaitPolicy::Refuse,
-        };
-        loop {
-            tokio::time::sleep(RETRY_EVERY).await;
-            let Ok(list) = instances.list() else { continue };
-            for instance in list.into_iter().filter(|i| i.enabled) {
-                if instances
-                    .store()
-                    .queue(&instance.name)
-                    .map(|q| q.is_empty())
-                    .unwrap_or(true)
-                {
-                    continue;
-                }
-                match crate::sync::service::retry(&instances, &instance.name, by).await {
-                    Ok(report) => tracing::info!(
-                        instance = instance.name,
-                        claimed = report.claimed,
-                        "scheduled retry"
-                    ),
-                    Err(error) => {
-                        tracing::warn!(instance = instance.name, "scheduled retry failed: {error}")
-                    }
-                }
-            }
-        }
-    });
-    let router = router(app, token_hash);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    println!(
-        "admin API listening on http://{}/api/v1",
-        listener.local_addr()?
-    );
-    axum::serve(listener, router).await?;
-    Ok(())
 }
 
 pub fn router(app: App, token_hash: String) -> Router {
@@ -330,16 +276,7 @@ async fn activate(
 }
 
 async fn show_instance(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
-    let row = instances(&state).get(&name)?;
-    let version = instances(&state).connector_of(&row)?.version.to_string();
-    let check = state
-        .app
-        .store
-        .last_check(&name)
-        .map_err(InstanceError::from)?;
-    Ok(Json(
-        json!({ "instance": row, "version": version, "last_check": check }),
-    ))
+    Ok(Json(json!(instances(&state).view(&name)?)))
 }
 
 #[derive(Deserialize)]

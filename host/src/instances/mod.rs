@@ -672,6 +672,40 @@ impl Instances {
     }
 }
 
+/// An instance as the command line and the API show it (one builder for both).
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceView {
+    pub instance: InstanceRow,
+    /// The connector version serving it.
+    pub version: String,
+    /// `enabled`, `disabled`, or `needs settings` (see `missing_settings`).
+    pub state: &'static str,
+    pub missing_settings: Vec<String>,
+    pub last_check: Option<CheckRow>,
+}
+
+impl Instances {
+    /// How instance `name` stands: its row, the version serving it, what it lacks, its last check.
+    pub fn view(&self, name: &str) -> Result<InstanceView, InstanceError> {
+        let instance = self.get(name)?;
+        let loaded = self.connector_of(&instance)?;
+        let missing_settings =
+            missing_required(loaded.connector.manifest(), &self.store.settings(name)?);
+        let state = match (instance.enabled, missing_settings.is_empty()) {
+            (false, _) => "disabled",
+            (true, true) => "enabled",
+            (true, false) => "needs settings",
+        };
+        Ok(InstanceView {
+            version: loaded.version.to_string(),
+            last_check: self.store.last_check(name)?,
+            instance,
+            state,
+            missing_settings,
+        })
+    }
+}
+
 /// Required variables with neither a stored value nor a default.
 pub fn missing_required(
     manifest: &Manifest,

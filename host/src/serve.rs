@@ -1,0 +1,24 @@
+//! `bss-host serve`: the plugins folder watched for new connector versions, the scheduler, and the
+//! admin API, in one process.
+
+use std::net::SocketAddr;
+
+use crate::app::App;
+
+pub async fn serve(app: App, listen: SocketAddr) -> anyhow::Result<()> {
+    let token_hash = crate::api::token_hash(&app.data)?;
+    let _watcher = crate::registry::watch(
+        app.registry.clone(),
+        app.plugins.clone(),
+        crate::registry::WATCH_EVERY,
+    );
+    let _scheduler = crate::scheduler::start(app.instances.clone());
+    let router = crate::api::router(app, token_hash);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!(
+        "admin API listening on http://{}/api/v1",
+        listener.local_addr()?
+    );
+    axum::serve(listener, router).await?;
+    Ok(())
+}
