@@ -23,7 +23,7 @@ use bss_host::contract::bindings::types::Record;
 use bss_host::contract::manifest::{Direction, Entity, Operations};
 use bss_host::runtime::{Connector, Runtime, RuntimeConfig};
 use bss_host::store::sqlite::SqliteStore;
-use bss_host::store::{InstanceRow, Store, StoredValue};
+use bss_host::store::{InstanceRow, InstanceStore, StoredValue};
 use bss_host::sync::connector::SyncConnector;
 use bss_host::sync::native::NativeConnectWise;
 use bss_host::sync::records::parse_file;

@@ -19,7 +19,7 @@ use bss_host::contract::manifest::{
     Auth, AuthScheme, Direction, Entity, Manifest, Operations, SyncOption,
 };
 use bss_host::store::sqlite::SqliteStore;
-use bss_host::store::{InstanceRow, Store};
+use bss_host::store::{InstanceRow, InstanceStore, SyncStore};
 use bss_host::sync::connector::{PullResult, PushResult, SyncConnector};
 use bss_host::sync::records::parse_file;
 use bss_host::sync::{Engine, Pacing, PullFrom, PushReport};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bss_host::contract::manifest::{Direction, Entity, Operations};
 use bss_host::store::sqlite::SqliteStore;
-use bss_host::store::{InstanceRow, Store};
+use bss_host::store::{InstanceRow, InstanceStore};
 use bss_host::sync::connector::SyncConnector;
 use bss_host::sync::native::NativeConnectWise;
 use bss_host::sync::records::parse_file;

@@ -1,17 +1,24 @@
-//! Persistence: everything the host must remember, behind the [`Store`] trait. Each trait method
-//! is one transaction — it happens whole or not at all — so a PostgreSQL backend can implement the
-//! same trait with the same guarantees. SQLite (`sqlite.rs`, one file in the data folder, WAL mode)
+//! Persistence: everything the host must remember, behind the [`Store`] trait, which is three
+//! traits with one owner each: [`RegistryStore`] (`registry_store.rs`), [`InstanceStore`]
+//! (`instance_store.rs`) and [`SyncStore`] (`sync_store.rs`), each module saying what its methods
+//! guarantee (transaction, locking, fencing). Each method is one transaction — it happens whole or
+//! not at all — so a PostgreSQL backend can implement the same traits with the same guarantees. SQLite (`sqlite.rs`, one file in the data folder, WAL mode)
 //! is the embedded default. Each part of the host adds its tables in a migration of its own.
 //! Secret setting values arrive here already sealed (`secrets.rs`); the store never sees a key.
 
+mod instance_store;
+mod registry_store;
 pub mod secrets;
 pub mod sqlite;
+mod sync_store;
 
-use std::collections::BTreeMap;
+pub use instance_store::InstanceStore;
+pub use registry_store::RegistryStore;
+pub use sync_store::SyncStore;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::manifest::{Direction, Entity, Operations};
+use crate::contract::manifest::Entity;
 
 /// A connector version the registry has loaded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,179 +378,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Every operation the host persists; each is one transaction.
-pub trait Store: Send + Sync {
-    fn record_connector_version(&self, version: &ConnectorVersion) -> StoreResult<()>;
-    fn connector_versions(&self) -> StoreResult<Vec<ConnectorVersion>>;
-    /// Why a component (by content hash) was refused for what it is, if it was.
-    fn component_refusal(&self, content_hash: &str) -> StoreResult<Option<String>>;
-    fn record_component_refusal(&self, content_hash: &str, reason: &str) -> StoreResult<()>;
-    fn set_withdrawn(&self, name: &str, version: &str, withdrawn: bool) -> StoreResult<()>;
+/// Every operation the host persists, in three parts with one owner each: the registry's
+/// ([`RegistryStore`]), the instances' ([`InstanceStore`]) and the sync engine's ([`SyncStore`]);
+/// each part's module says what its methods guarantee. A backend implements the three.
+pub trait Store: RegistryStore + InstanceStore + SyncStore {}
 
-    fn create_instance(&self, instance: &InstanceRow) -> StoreResult<()>;
-    fn instance(&self, name: &str) -> StoreResult<Option<InstanceRow>>;
-    fn instances(&self) -> StoreResult<Vec<InstanceRow>>;
-    fn set_enabled(&self, name: &str, enabled: bool) -> StoreResult<()>;
-    /// Deletes the instance with its settings, lookups, options and checks.
-    fn delete_instance(&self, name: &str) -> StoreResult<()>;
-
-    fn settings(&self, instance: &str) -> StoreResult<BTreeMap<String, StoredValue>>;
-    /// How many sealed (secret) values the store holds, across instances.
-    fn sealed_count(&self) -> StoreResult<i64>;
-    /// The instance's request budget shared by every process of the data folder: refills the
-    /// bucket (capacity and refill `per_minute`) for the time passed, takes up to `want` tokens,
-    /// returns how many it took.
-    fn take_request_tokens(&self, instance: &str, per_minute: u32, want: u32) -> StoreResult<u32>;
-    /// Sets (`Some`) and clears (`None`) settings together.
-    fn change_settings(
-        &self,
-        instance: &str,
-        changes: &[(String, Option<StoredValue>)],
-    ) -> StoreResult<()>;
-
-    fn lookups(&self, instance: &str) -> StoreResult<BTreeMap<String, Vec<LookupRow>>>;
-    /// Adds or replaces rows (by BSS value) of one lookup table.
-    fn set_lookup_rows(&self, instance: &str, lookup: &str, rows: &[LookupRow]) -> StoreResult<()>;
-    fn remove_lookup_rows(
-        &self,
-        instance: &str,
-        lookup: &str,
-        bss_values: &[String],
-    ) -> StoreResult<()>;
-
-    fn sync_options(&self, instance: &str) -> StoreResult<Vec<(Entity, Direction, Operations)>>;
-    fn set_sync_options(
-        &self,
-        instance: &str,
-        options: &[(Entity, Direction, Operations)],
-    ) -> StoreResult<()>;
-
-    fn record_check(&self, instance: &str, check: &CheckRow) -> StoreResult<()>;
-    fn last_check(&self, instance: &str) -> StoreResult<Option<CheckRow>>;
-
-    /// What the id map holds for these BSS ids (absent ids are unknown).
-    fn id_map(
-        &self,
-        instance: &str,
-        entity: Entity,
-        bss_ids: &[String],
-    ) -> StoreResult<BTreeMap<String, IdMapEntry>>;
-    /// The BSS ids of these remote ids (absent when unknown).
-    fn bss_ids(
-        &self,
-        instance: &str,
-        entity: Entity,
-        remote_ids: &[String],
-    ) -> StoreResult<BTreeMap<String, String>>;
-    /// How the remote stored what this instance last pushed, per remote id (a `pulled-record` as
-    /// JSON; absent when unknown): a pulled record equal to it is an echo of that push.
-    fn stored_copies(
-        &self,
-        instance: &str,
-        entity: Entity,
-        remote_ids: &[String],
-    ) -> StoreResult<BTreeMap<String, String>>;
-    /// Marks creates as sent-but-unconfirmed, before they are sent. A mark already there keeps
-    /// the run that set it (only that run may clear it without a remote id).
-    fn mark_pending(
-        &self,
-        run: i64,
-        instance: &str,
-        entity: Entity,
-        bss_ids: &[String],
-    ) -> StoreResult<()>;
-    /// For each of `bss_ids`, another BSS id of the entity already in the id map or the retry
-    /// queue that differs from it only in ASCII case.
-    fn case_collisions(
-        &self,
-        instance: &str,
-        entity: Entity,
-        bss_ids: &[String],
-    ) -> StoreResult<BTreeMap<String, String>>;
-    /// Links a BSS id to a remote id by hand; refuses when either side is linked to another.
-    fn link(
-        &self,
-        instance: &str,
-        entity: Entity,
-        bss_id: &str,
-        remote_id: &str,
-    ) -> StoreResult<LinkOutcome>;
-
-    /// Takes the lease on (instance, scope) for `owner`, or says who holds it. A lapsed lease is
-    /// taken over, and its holder's running run becomes `interrupted`.
-    fn acquire_lease(
-        &self,
-        instance: &str,
-        scope: &str,
-        owner: &str,
-        purpose: &str,
-        ttl_ms: i64,
-    ) -> StoreResult<Option<LeaseHolder>>;
-    /// Extends the lease; false when `owner` no longer holds it.
-    fn renew_lease(
-        &self,
-        instance: &str,
-        scope: &str,
-        owner: &str,
-        ttl_ms: i64,
-    ) -> StoreResult<bool>;
-    fn release_lease(&self, instance: &str, scope: &str, owner: &str) -> StoreResult<()>;
-    /// Writes the outcomes of one batch — run items, id map, retry queue, run counters — at once.
-    fn record_outcomes(
-        &self,
-        run: i64,
-        instance: &str,
-        entity: Entity,
-        outcomes: &[(String, Outcome)],
-    ) -> StoreResult<()>;
-
-    /// Starts a run; `owner` is the lease holder running it (its run becomes `interrupted` when
-    /// the lease lapses).
-    fn start_run(
-        &self,
-        instance: &str,
-        kind: &str,
-        entity: Option<Entity>,
-        dry_run: bool,
-        owner: Option<&str>,
-    ) -> StoreResult<i64>;
-    fn finish_run(
-        &self,
-        run: i64,
-        status: &str,
-        message: Option<&str>,
-        pulled: i64,
-    ) -> StoreResult<()>;
-    fn runs(&self, instance: &str) -> StoreResult<Vec<RunRow>>;
-    fn run(&self, run: i64) -> StoreResult<Option<(RunRow, Vec<RunItem>)>>;
-
-    /// Claims every unclaimed (or stale-claimed) queue item of the instance for `claimer`; two
-    /// claimers never get the same item.
-    fn claim_queue(&self, instance: &str, claimer: &str) -> StoreResult<Vec<QueueItem>>;
-    /// Claims the queue items of the instance that wait for a record of `entity` which now has a
-    /// remote id.
-    fn claim_settled(
-        &self,
-        instance: &str,
-        entity: Entity,
-        claimer: &str,
-    ) -> StoreResult<Vec<QueueItem>>;
-    /// The items of `entity` that `claimer` still holds, as they are now (another run may have
-    /// queued a newer version of a record since the claim, which releases it).
-    fn claimed(&self, instance: &str, claimer: &str, entity: Entity)
-    -> StoreResult<Vec<QueueItem>>;
-    /// Releases whatever `claimer` still holds (items that were not retried).
-    fn release_queue(&self, instance: &str, claimer: &str) -> StoreResult<()>;
-    fn queue(&self, instance: &str) -> StoreResult<Vec<QueueItem>>;
-
-    fn cursor(&self, instance: &str, entity: Entity) -> StoreResult<Cursor>;
-    /// Commits a pull: the new cursor and the run's end, together.
-    fn commit_pull(
-        &self,
-        run: i64,
-        instance: &str,
-        entity: Entity,
-        cursor: &Cursor,
-        pulled: i64,
-    ) -> StoreResult<()>;
-}
+impl<T: RegistryStore + InstanceStore + SyncStore> Store for T {}

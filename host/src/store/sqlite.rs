@@ -11,8 +11,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    CheckRow, ConnectorVersion, Cursor, IdMapEntry, InstanceRow, LeaseHolder, LinkOutcome,
-    LookupRow, Outcome, QueueItem, RunItem, RunRow, Store, StoreError, StoreResult, StoredValue,
+    CheckRow, ConnectorVersion, Cursor, IdMapEntry, InstanceRow, InstanceStore, LeaseHolder,
+    LinkOutcome, LookupRow, Outcome, QueueItem, RegistryStore, RunItem, RunRow, StoreError,
+    StoreResult, StoredValue, SyncStore,
 };
 use crate::contract::manifest::{Direction, Entity, Operations};
 
@@ -476,7 +477,7 @@ fn instance_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
     })
 }
 
-impl Store for SqliteStore {
+impl RegistryStore for SqliteStore {
     fn record_connector_version(&self, v: &ConnectorVersion) -> StoreResult<()> {
         self.lock()
             .execute(
@@ -545,7 +546,9 @@ impl Store for SqliteStore {
             .map_err(db)?;
         Ok(())
     }
+}
 
+impl InstanceStore for SqliteStore {
     fn create_instance(&self, i: &InstanceRow) -> StoreResult<()> {
         let result = self.lock().execute(
             "INSERT INTO instances (name, connector, version_req, installation, enabled, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -876,7 +879,9 @@ impl Store for SqliteStore {
         })
         .transpose()
     }
+}
 
+impl SyncStore for SqliteStore {
     fn id_map(
         &self,
         instance: &str,
