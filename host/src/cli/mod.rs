@@ -1,0 +1,324 @@
+//! The `bss-host` command line. Subcommands work directly on the data folder (not through a
+//! running `serve`), so each is the process that does the work. Errors name what was wrong and
+//! where; nothing is half-written, since every change is one store transaction.
+//!
+//! This file holds the arguments and the dispatch; `setup.rs` the commands that set connectors
+//! and instances up, `runs.rs` those that sync and show runs, `views.rs` how results are printed.
+
+mod runs;
+mod setup;
+mod views;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+use crate::app::App;
+use std::io::IsTerminal as _;
+
+use crate::contract::manifest::{AuthScheme, Manifest, VariableKind};
+use crate::instances::{CheckOutcome, parse_pair, parse_sync_option};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::safe_text::{json_pretty, printable};
+use crate::sync::PushReport;
+use crate::sync::engine::PullFrom;
+use crate::sync::lease::{WaitPolicy, new_owner};
+use crate::sync::service::{RunBy, parse_entity, pull_to, push_reader, retry};
+
+/// Exit codes, as `--help` states them.
+pub const EXIT_HELP: &str = "Exit codes: 0 every record succeeded (created, updated, unchanged, reconciled) or the command did what it said; 2 the run happened but some records failed, were invalid or wait in the retry queue (the report says which); 1 the command could not run (unknown instance, bad arguments, busy with --no-wait, a failed check, the store or the remote failing).";
+
+/// A run that happened but not every record succeeded: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SomeRecordsFailed(pub String);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bss-host",
+    version,
+    about = "Runs sandboxed BSS connectors and keeps the BSS and outside systems in sync",
+    after_help = EXIT_HELP
+)]
+pub struct Cli {
+    /// Data folder: database, key file and compiled-code cache.
+    #[arg(long, global = true, env = "BSS_HOST_DATA", default_value = "bss-data")]
+    pub data: PathBuf,
+    /// Create a new, empty database in a data folder that was used before (its key file or
+    /// cache is there but bss.db is missing or empty). Without it such a folder is refused, so
+    /// a lost database is restored rather than silently replaced.
+    #[arg(long, global = true)]
+    pub new_database: bool,
+    /// Connectors folder (default: plugins/ in the data folder).
+    #[arg(long, global = true, env = "BSS_HOST_PLUGINS")]
+    pub plugins: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connector components.
+    #[command(subcommand)]
+    Connectors(ConnectorsCommand),
+    /// Creates an instance of a connector.
+    Activate {
+        /// The connector's name (see `connectors list`).
+        connector: String,
+        /// A unique name for the instance.
+        #[arg(long)]
+        name: String,
+        /// A version requirement (`1.2`, `=1.0.3`); the newest version when absent.
+        #[arg(long)]
+        version: Option<String>,
+        /// The installation name shown to admins (the instance name when absent).
+        #[arg(long)]
+        installation: Option<String>,
+    },
+    /// Instances: list, show, disable, enable, delete.
+    #[command(subcommand)]
+    Instances(InstancesCommand),
+    /// Runs the connector's check of the instance's settings against the remote.
+    Check { name: String },
+    /// Server variables and `host.` options of an instance.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// Lookup tables (BSS value -> remote value) of an instance.
+    #[command(subcommand)]
+    Lookups(LookupsCommand),
+    /// Which entities, directions and operations an instance syncs.
+    #[command(name = "sync-options", subcommand)]
+    SyncOptions(SyncOptionsCommand),
+    /// Pushes canonical BSS records from a file (a JSON array, or one object per line).
+    Push {
+        name: String,
+        entity: String,
+        #[arg(long)]
+        file: PathBuf,
+        /// Say what would be created or updated; change nothing remote.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Refuse at once (exit 1) when another run of this instance and entity is going on,
+        /// instead of waiting for it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Pulls records changed since the instance's cursor, as NDJSON.
+    Pull {
+        name: String,
+        entity: String,
+        /// Refuse at once when another run of this instance and entity is going on.
+        #[arg(long)]
+        no_wait: bool,
+        /// Start from this remote time (RFC 3339) instead of the stored cursor.
+        #[arg(long)]
+        since: Option<String>,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also return records that are only this instance's own pushes coming back (echoes).
+        #[arg(long)]
+        include_echoes: bool,
+    },
+    /// Retries the instance's retry queue.
+    Retry {
+        name: String,
+        #[arg(long)]
+        json: bool,
+        /// Leave an entity queued when another run of it is going on, instead of waiting.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Links a BSS record to a remote record that already exists (after a create was refused
+    /// as "in use", or an ambiguous reconciliation). The remote record must exist.
+    Link {
+        name: String,
+        entity: String,
+        bss_id: String,
+        remote_id: String,
+        /// The record file that holds the BSS record, when it is not in the retry queue.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Run history and the retry queue.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Starts a ConnectWise sandbox, sets up an instance and syncs a sample of every entity.
+    Demo,
+    /// Runs the admin API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The instance's runs.
+    List {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run with each record's outcome.
+    Show {
+        run: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The instance's retry queue.
+    Queue {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorsCommand {
+    /// Installed connectors and their versions.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraws the newest version of a connector: instances that follow the newest go back to the
+    /// version before.
+    Rollback { name: String },
+    /// Puts a withdrawn version back in service.
+    Restore { name: String, version: String },
+    /// Prints a connector's manifest: a `.wasm` file (not installed) or an installed connector's name.
+    Inspect {
+        target: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstancesCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keeps the instance but refuses its syncs.
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
+    /// Deletes the instance with its settings, lookups and id map.
+    Delete {
+        name: String,
+        /// Confirms the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Sets values (`KEY=VALUE`; an empty value clears). Runs the check once settings are complete.
+    Set {
+        name: String,
+        #[arg(required = true)]
+        pairs: Vec<String>,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LookupsCommand {
+    /// The remote values the connector offers for a lookup.
+    Choices { name: String, lookup: String },
+    /// Maps BSS values to remote values (`BSS=REMOTE`; an empty REMOTE removes the mapping).
+    Set {
+        name: String,
+        lookup: String,
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        /// The BSS value chosen on pull when several map to the same remote value.
+        #[arg(long)]
+        pull_default: Option<String>,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncOptionsCommand {
+    /// Sets `ENTITY:DIRECTION:OPERATIONS` (e.g. `account:push:create,update`, `contact:pull:none`).
+    Set {
+        name: String,
+        #[arg(required = true)]
+        options: Vec<String>,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Prints a push report: counts, each BSS id's remote id (its IntegrationId), and failures.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Demo = &cli.command {
+        #[cfg(feature = "demo")]
+        return crate::demo::run().await;
+        #[cfg(not(feature = "demo"))]
+        anyhow::bail!(
+            "this bss-host was built without the demo (cargo feature `demo`, on by default)"
+        );
+    }
+    if let Command::Connectors(ConnectorsCommand::Inspect { target, json }) = &cli.command
+        && (target.ends_with(".wasm") || Path::new(target).is_file())
+    {
+        return views::inspect_file(&cli.data, Path::new(target), *json).await;
+    }
+    // Listing instances and runs calls no connector: it does not load (or wait for) any.
+    let load_connectors = !matches!(
+        cli.command,
+        Command::Instances(InstancesCommand::List { .. }) | Command::Runs(_)
+    );
+    let app = App::open_with(
+        &cli.data,
+        cli.plugins.as_deref(),
+        cli.new_database,
+        load_connectors,
+    )
+    .await?;
+    for problem in &app.load_problems {
+        eprintln!(
+            "warning: connector {} was not loaded: {}",
+            problem.source, problem.error
+        );
+    }
+    match cli.command {
+        Command::Demo => unreachable!("demo runs before the data folder opens"),
+        Command::Serve { listen } => crate::serve::serve(app, listen).await?,
+        command @ (Command::Push { .. }
+        | Command::Pull { .. }
+        | Command::Retry { .. }
+        | Command::Link { .. }
+        | Command::Runs(_)) => runs::run(&app, command).await?,
+        command => setup::run(&app, command).await?,
+    }
+    Ok(())
+}
