@@ -240,6 +240,7 @@ pub fn push(
             items: lines::plan(context, record, &invoice.lines, company)?,
             parent: Parent::Invoice,
             closed,
+            names: FIELD_NAMES,
         };
         let number = invoice.number.trim();
         let found =

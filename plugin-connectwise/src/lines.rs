@@ -294,6 +294,8 @@ pub struct Document {
     pub parent: fn(i64) -> Parent,
     /// The status label of a document ConnectWise shows as closed (as a GET reads it), else `None`.
     pub closed: fn(&PushContext, &Value) -> Result<Option<String>, ConnectorError>,
+    /// ConnectWise field → BSS field, for what the report names and for telling BSS changes.
+    pub names: &'static [(&'static str, &'static str)],
 }
 
 /// The answer for a document that is closed in ConnectWise: skipped, not failed.
@@ -364,7 +366,7 @@ pub fn push_document(
         return Err(skipped_closed(&status));
     }
     // The header is three-way like any record; the lines carrying our reference are the BSS's.
-    let owned = merge.owned(&held, fields, base.map(|b| &b.fields), &[]);
+    let owned = merge.owned(&held, fields, base.map(|b| &b.fields), document.names);
     let mut operations = patch(&held, &owned);
     let custom = merge.owned_custom(&held, &document.custom, base.map(|b| b.custom.as_slice()));
     if let Some(custom) = custom::merged(&held, &custom) {

@@ -170,6 +170,7 @@ pub fn push(
             items: lines::plan(context, record, &order.lines, company)?,
             parent: Parent::SalesOrder,
             closed,
+            names: FIELD_NAMES,
         };
         let found = reconcile::remote_id_of(record, || {
             let id = record.bss_id.trim();
