@@ -143,7 +143,7 @@ fn item<'r>(report: &'r Value, id: &str) -> &'r Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_writes_only_what_the_bss_changed_and_conflicts_follow_the_policy() {
     let s = setup().await;
-    let (s, ()) = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let created = s.push(&[acme("Acme", Some("555-0100"))]);
         let remote = item(&created, "A-1")["remote-id"]
             .as_str()
@@ -206,11 +206,9 @@ async fn an_update_writes_only_what_the_bss_changed_and_conflicts_follow_the_pol
         let report = s.push(&[acme("Acme (staff 2)", Some("555-0199"))]);
         assert_eq!(report["updated"], 1, "{report}");
         assert_eq!(s.company(&remote)["phoneNumber"], "555-0199");
-        (s, ())
     })
     .await
     .unwrap();
-    drop(s);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

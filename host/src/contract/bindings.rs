@@ -54,3 +54,16 @@ impl<'de> serde::Deserialize<'de> for types::Operations {
         Ok(operations)
     }
 }
+
+/// The SHA-256 of a frozen contract folder's files (`wit/<version>/`), for the tests that keep
+/// each released minor unchanged.
+#[cfg(test)]
+pub(crate) fn frozen_hash(version: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../wit/{version}"));
+    let mut hash = Sha256::new();
+    for file in ["connector", "http", "log", "settings", "types", "world"] {
+        hash.update(std::fs::read(dir.join(format!("{file}.wit"))).unwrap());
+    }
+    format!("{:x}", hash.finalize())
+}

@@ -524,7 +524,7 @@ impl Instances {
                 .find(|o| o.entity == *entity && o.direction == *direction)
                 .map(|o| o.operations)
                 .unwrap_or_default();
-            let label = format!("{}:{}", name_of(entity), name_of(direction));
+            let label = format!("{entity}:{direction}");
             for (wanted, can, op) in [
                 (ops.create, supported.create, "create"),
                 (ops.update, supported.update, "update"),
@@ -745,17 +745,13 @@ pub fn required_for_sync_options(
                 format!(
                     "{} is required while {}:{} is enabled ({}); set it, or turn that sync option off",
                     v.label,
-                    name_of(entity),
-                    name_of(direction),
+                    entity,
+                    direction,
                     v.purpose
                 ),
             ))
         })
         .collect()
-}
-
-fn name_of(value: &impl std::fmt::Display) -> String {
-    value.to_string()
 }
 
 /// At most this many problems of one check are kept.
