@@ -142,7 +142,7 @@ pub async fn run() -> anyhow::Result<()> {
     for (entity, _, _) in SAMPLES {
         options.push(crate::instances::parse_sync_option(&format!(
             "{}:push:create,update",
-            entity.name()
+            entity.as_str()
         ))?);
     }
     options.push(crate::instances::parse_sync_option(
@@ -169,7 +169,7 @@ pub async fn run() -> anyhow::Result<()> {
             println!(
                 "    then {} queued {} record(s) whose reference now exists: updated {}, failed {}",
                 run.records,
-                waiting.name(),
+                waiting.as_str(),
                 run.updated + run.created + run.reconciled + run.unchanged,
                 run.failed + run.queued
             );
@@ -177,7 +177,7 @@ pub async fn run() -> anyhow::Result<()> {
         let report = outcome.report;
         println!(
             "{:<13} {:>7} {:>7} {:>9} {:>7} {:>7}",
-            entity.name(),
+            entity.as_str(),
             report.created,
             report.updated,
             report.unchanged,
@@ -200,13 +200,13 @@ pub async fn run() -> anyhow::Result<()> {
     );
 
     for entity in [Entity::Account, Entity::Contact] {
-        let path = data.join(format!("pulled-{}.ndjson", entity.name()));
+        let path = data.join(format!("pulled-{}.ndjson", entity.as_str()));
         let mut file = std::fs::File::create(&path)?;
         let report = pull_to(instances, name, entity, PullFrom::default(), &mut file, by).await?;
         println!(
             "pulled {} {} record(s) into {}",
             report.delivered,
-            entity.name(),
+            entity.as_str(),
             path.display()
         );
     }
@@ -230,7 +230,7 @@ pub async fn run() -> anyhow::Result<()> {
         if mapped != held {
             mismatches += 1;
         }
-        println!("{:<13} {:>12} {:>14}{verdict}", entity.name(), mapped, held);
+        println!("{:<13} {:>12} {:>14}{verdict}", entity.as_str(), mapped, held);
     }
     let hq = app
         .store

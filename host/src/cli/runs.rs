@@ -60,7 +60,7 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                 for (entity, run) in &outcome.settled {
                     println!(
                         "queued {} records whose reference now exists:",
-                        entity.name()
+                        entity.as_str()
                     );
                     print_push(run, false)?;
                 }
@@ -120,7 +120,7 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
             eprintln!(
                 "pulled {} {} record(s) in {} page(s) ({} already delivered, folded; {} echoes of this instance's own pushes, not returned); cursor {}; run {}",
                 report.delivered,
-                entity.name(),
+                entity.as_str(),
                 report.pages,
                 report.folded,
                 report.echoes,
@@ -162,13 +162,13 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
             } else {
                 println!("retried {} queued record(s) of {name}", report.claimed);
                 for (entity, run) in &report.runs {
-                    println!("{}:", entity.name());
+                    println!("{}:", entity.as_str());
                     print_push(run, false)?;
                 }
                 for entity in &report.busy {
                     println!(
                         "{}: left queued, another run of it is going on",
-                        entity.name()
+                        entity.as_str()
                     );
                 }
             }
@@ -216,7 +216,7 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                         "{:>5} {:<6} {:<13} {:<11} {} created {} updated {} unchanged {} reconciled {} skipped {} held {} failed {} queued {} pulled {}{}",
                         r.id,
                         r.kind,
-                        r.entity.map(|e| e.name()).unwrap_or("-"),
+                        r.entity.map(|e| e.as_str()).unwrap_or("-"),
                         r.status,
                         r.started_at,
                         r.created,
@@ -248,7 +248,7 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                     row.id,
                     row.instance,
                     row.kind,
-                    row.entity.map(|e| e.name()).unwrap_or("-"),
+                    row.entity.map(|e| e.as_str()).unwrap_or("-"),
                     row.status,
                     row.message
                         .map(|m| format!(" ({})", printable(&m)))
@@ -285,7 +285,7 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                 for item in queue {
                     println!(
                         "{:<13} {:<24} tries {} since {}: {}",
-                        item.entity.name(),
+                        item.entity.as_str(),
                         printable(&item.bss_id),
                         item.attempts,
                         item.queued_at,

@@ -180,11 +180,6 @@ impl Entity {
 
     /// The entity's one spelling: in commands, files, the store and the API.
     pub fn as_str(self) -> &'static str {
-        self.name()
-    }
-
-    /// The entity's name as written in commands and files (the same as [`Entity::as_str`]).
-    pub fn name(self) -> &'static str {
         match self {
             Entity::Account => "account",
             Entity::Contact => "contact",

@@ -66,7 +66,7 @@ pub fn describe_connector_error(error: &ConnectorError) -> String {
         ConnectorError::MissingReference(m) => format!(
             "{} refers to {} {:?}, which has not been pushed yet",
             m.field,
-            manifest::Entity::from(m.entity).name(),
+            manifest::Entity::from(m.entity).as_str(),
             m.bss_id
         ),
         ConnectorError::RateLimited(after) => match after {

@@ -281,8 +281,8 @@ fn pulled_problem(
     if got != entity {
         return Some(format!(
             "the connector returned a {} to a pull of {}",
-            got.name(),
-            entity.name()
+            got.as_str(),
+            entity.as_str()
         ));
     }
     if let Some(problem) = remote_id_problem(&record.remote_id) {
@@ -581,7 +581,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         if !ops.create && !ops.update {
             return Err(SyncError::NotEnabled {
                 instance,
-                entity: entity.name(),
+                entity: entity.as_str(),
                 direction: "push",
             });
         }
@@ -697,7 +697,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                             message: format!(
                                 "{} refers to {} {:?}, which refers back to it (directly or through others); push one of them without the reference first",
                                 reference.field,
-                                reference.entity.name(),
+                                reference.entity.as_str(),
                                 reference.bss_id
                             ),
                             retryable: false,
@@ -711,9 +711,9 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                             message: format!(
                                 "{} refers to {} {:?}, which could not be pushed in this run; it is retried once that {} is pushed",
                                 reference.field,
-                                reference.entity.name(),
+                                reference.entity.as_str(),
                                 reference.bss_id,
-                                reference.entity.name()
+                                reference.entity.as_str()
                             ),
                             retryable: true,
                             outcome_unknown: true,
@@ -957,9 +957,9 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             *outcome = Outcome::Failed {
                 message: format!(
                     "ambiguous: the connector found remote {} {remote_id} for this record, but it is already linked to BSS id {holder:?}; link the right remote record with bss-host link {} {} {bss_id:?} REMOTE_ID",
-                    entity.name(),
+                    entity.as_str(),
                     self.instance(),
-                    entity.name()
+                    entity.as_str()
                 ),
                 retryable: false,
                 outcome_unknown: true,
@@ -1011,7 +1011,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                         message: format!(
                             "id {:?} differs only in case from {} {other:?}, already synced; the remote treats them as one record, so give it an id of its own",
                             record.id,
-                            entity.name()
+                            entity.as_str()
                         ),
                     },
                 )),
@@ -1060,7 +1060,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                         format!(
                             "sent without {}: {} {:?} has not been pushed yet; it is sent again once it has",
                             reference.field,
-                            reference.entity.name(),
+                            reference.entity.as_str(),
                             reference.bss_id
                         ),
                         (reference.entity, reference.bss_id),
@@ -1088,7 +1088,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             return Err(format!(
                 "{} refers to {} {:?}, which has not been pushed yet; push it first",
                 missing.field,
-                missing.entity.name(),
+                missing.entity.as_str(),
                 missing.bss_id
             ));
         }
@@ -1150,7 +1150,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             if !allowed {
                 let message = format!(
                     "not synchronised: {operation} of {} by push is not enabled for instance {instance} (sync options)",
-                    entity.name()
+                    entity.as_str()
                 );
                 refused.push((record.id.clone(), Outcome::Skipped { message }));
                 continue;
@@ -1170,9 +1170,9 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 let message = format!(
                     "{} refers to {} {:?}, which has not been pushed yet; it is retried once that {} is pushed",
                     reference.field,
-                    reference.entity.name(),
+                    reference.entity.as_str(),
                     reference.bss_id,
-                    reference.entity.name()
+                    reference.entity.as_str()
                 );
                 refused.push((
                     record.id.clone(),
@@ -1266,7 +1266,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         if !ops.create && !ops.update {
             return Err(SyncError::NotEnabled {
                 instance,
-                entity: entity.name(),
+                entity: entity.as_str(),
                 direction: "pull",
             });
         }
@@ -1330,7 +1330,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     self.store
                         .finish_run(run, "failed", Some(&reason), report.delivered as i64)?;
                     return Err(SyncError::Pull {
-                        entity: entity.name(),
+                        entity: entity.as_str(),
                         reason,
                     });
                 }
@@ -1406,7 +1406,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                         None => warnings.push(format!(
                             "{} is {} {} in the remote, which the BSS does not know",
                             reference.field,
-                            target.name(),
+                            target.as_str(),
                             reference.remote_id
                         )),
                     }

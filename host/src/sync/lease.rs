@@ -119,7 +119,7 @@ impl RunLease {
         purpose: &str,
         policy: WaitPolicy<'_>,
     ) -> Result<RunLease, LeaseError> {
-        let scope = entity.name().to_string();
+        let scope = entity.as_str().to_string();
         let ttl = ttl();
         let ttl_ms = ttl.as_millis() as i64;
         let mut told = false;
@@ -155,7 +155,7 @@ impl RunLease {
                 WaitPolicy::Refuse => {
                     return Err(LeaseError::Held {
                         instance: instance.to_string(),
-                        entity: entity.name(),
+                        entity: entity.as_str(),
                         holder,
                     });
                 }

@@ -120,7 +120,7 @@ async fn lease(
         name,
         entity,
         by.owner,
-        &format!("{what} of {} by {}", entity.name(), by.who),
+        &format!("{what} of {} by {}", entity.as_str(), by.who),
         by.policy,
     )
     .await?)
@@ -385,7 +385,7 @@ pub async fn link(
                 .ok_or_else(|| {
                     invalid(format!(
                         "the file holds no {} with id {bss_id:?}",
-                        entity.name()
+                        entity.as_str()
                     ))
                 })?
         }
@@ -397,7 +397,7 @@ pub async fn link(
                 .ok_or_else(|| {
                     invalid(format!(
                         "{} {bss_id:?} is not in the retry queue; give the record with --file FILE (the file it was pushed from)",
-                        entity.name()
+                        entity.as_str()
                     ))
                 })?;
             let value = serde_json::from_str(&item.record).unwrap_or(serde_json::Value::Null);
@@ -418,7 +418,7 @@ pub async fn link(
         .map_err(|reason| {
             invalid(format!(
                 "remote {} {remote_id} could not be checked, so nothing was linked: {reason}",
-                entity.name()
+                entity.as_str()
             ))
         })?;
     let outcome = store.link(name, entity, bss_id, remote_id)?;
@@ -426,12 +426,12 @@ pub async fn link(
         crate::store::LinkOutcome::AlreadyLinked => {
             format!(
                 "{} {bss_id} was already linked to {remote_id}",
-                entity.name()
+                entity.as_str()
             )
         }
         crate::store::LinkOutcome::Linked => format!(
             "{} {bss_id} is linked to remote {remote_id} ({}); the next push or retry updates it",
-            entity.name(),
+            entity.as_str(),
             if change == "unchanged" {
                 "it already matches the BSS record"
             } else {

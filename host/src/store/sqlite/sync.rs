@@ -129,7 +129,7 @@ impl SyncStore for SqliteStore {
             Some(Some(existing)) => {
                 return Err(StoreError::Conflict(format!(
                     "{} {bss_id:?} is already linked to remote id {existing}; it is not changed",
-                    entity.name()
+                    entity.as_str()
                 )));
             }
             _ => {}
@@ -145,7 +145,7 @@ impl SyncStore for SqliteStore {
         if let Some(other) = other {
             return Err(StoreError::Conflict(format!(
                 "remote {} {remote_id} is already linked to BSS id {other:?}; one remote record is linked to one BSS record",
-                entity.name()
+                entity.as_str()
             )));
         }
         tx.execute(
