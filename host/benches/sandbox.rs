@@ -429,7 +429,13 @@ async fn throughput<C: SyncConnector>(
     let (records, _) = parse_file(Entity::Account, &accounts(n, prefix));
     let started = Instant::now();
     let report = engine
-        .push(Entity::Account, records, vec![], false, "push")
+        .push(
+            Entity::Account,
+            records,
+            vec![],
+            false,
+            bss_host::store::RunKind::Push,
+        )
         .await
         .expect("push");
     let push = started.elapsed();

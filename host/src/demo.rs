@@ -230,7 +230,12 @@ pub async fn run() -> anyhow::Result<()> {
         if mapped != held {
             mismatches += 1;
         }
-        println!("{:<13} {:>12} {:>14}{verdict}", entity.as_str(), mapped, held);
+        println!(
+            "{:<13} {:>12} {:>14}{verdict}",
+            entity.as_str(),
+            mapped,
+            held
+        );
     }
     let hq = app
         .store

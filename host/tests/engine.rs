@@ -236,7 +236,13 @@ impl Bench {
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let (records, invalid) = parse_file(Entity::Account, &text);
         self.engine(connector)
-            .push(Entity::Account, records, invalid, false, "push")
+            .push(
+                Entity::Account,
+                records,
+                invalid,
+                false,
+                bss_host::store::RunKind::Push,
+            )
             .await
             .unwrap()
     }

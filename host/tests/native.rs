@@ -85,11 +85,23 @@ async fn run_with<C: SyncConnector>(
     let (records, invalid) = parse_file(Entity::Account, &accounts());
     assert!(invalid.is_empty());
     let first = engine
-        .push(Entity::Account, records.clone(), vec![], false, "push")
+        .push(
+            Entity::Account,
+            records.clone(),
+            vec![],
+            false,
+            bss_host::store::RunKind::Push,
+        )
         .await
         .unwrap();
     let second = engine
-        .push(Entity::Account, records, vec![], false, "push")
+        .push(
+            Entity::Account,
+            records,
+            vec![],
+            false,
+            bss_host::store::RunKind::Push,
+        )
         .await
         .unwrap();
     let mut out = Vec::new();

@@ -83,20 +83,88 @@ pub struct IdMapEntry {
     pub last_pushed: Option<String>,
 }
 
+/// Implements the one spelling of a closed set of names: `as_str`, `FromStr` (an unknown text is
+/// an error naming the accepted ones, never a default) and `Display`.
+macro_rules! spelled {
+    ($name:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, String> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == text)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                        format!("{text:?} is not a {} ({})", $what, known.join(", "))
+                    })
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    Push,
+    Pull,
+    /// A push of the retry queue's records.
+    Retry,
+}
+
+spelled!(RunKind, "run kind", { Push => "push", Pull => "pull", Retry => "retry" });
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Done,
+    /// Ended by an error before it finished (the reason is the run's message).
+    Failed,
+    /// Ended early by a bound (time, records) it reached; what it did is kept.
+    Stopped,
+    /// The process running it stopped; the outcomes it recorded are kept.
+    Interrupted,
+}
+
+spelled!(RunStatus, "run status", {
+    Running => "running",
+    Done => "done",
+    Failed => "failed",
+    Stopped => "stopped",
+    Interrupted => "interrupted",
+});
+
 /// A run of push, pull or retry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRow {
     pub id: i64,
     pub instance: String,
-    /// `push`, `pull` or `retry`.
-    pub kind: String,
+    pub kind: RunKind,
     pub entity: Option<Entity>,
     pub dry_run: bool,
     pub started_at: String,
     pub finished_at: Option<String>,
-    /// `running`, `done`, `failed` (with the reason in `message`), or `interrupted` (the process
-    /// running it stopped; the outcomes it recorded are kept).
-    pub status: String,
+    pub status: RunStatus,
     pub message: Option<String>,
     pub created: i64,
     pub updated: i64,

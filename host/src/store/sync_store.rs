@@ -20,7 +20,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Cursor, IdMapEntry, LeaseHolder, LinkOutcome, Outcome, QueueItem, RunItem, RunRow, StoreResult,
+    Cursor, IdMapEntry, LeaseHolder, LinkOutcome, Outcome, QueueItem, RunItem, RunKind, RunRow,
+    RunStatus, StoreResult,
 };
 use crate::contract::manifest::Entity;
 
@@ -105,7 +106,7 @@ pub trait SyncStore: Send + Sync {
     fn start_run(
         &self,
         instance: &str,
-        kind: &str,
+        kind: RunKind,
         entity: Option<Entity>,
         dry_run: bool,
         owner: Option<&str>,
@@ -113,7 +114,7 @@ pub trait SyncStore: Send + Sync {
     fn finish_run(
         &self,
         run: i64,
-        status: &str,
+        status: RunStatus,
         message: Option<&str>,
         pulled: i64,
     ) -> StoreResult<()>;

@@ -32,7 +32,8 @@ use crate::contract::bindings::connector::{
 use crate::contract::bindings::types::{self as wit, ConnectorError};
 use crate::contract::manifest::{Direction, Entity, Operations};
 use crate::store::{
-    Applied, Counter, Cursor, Outcome, PushedCopy, Store, StoreError, Waiting, WouldDo,
+    Applied, Counter, Cursor, Outcome, PushedCopy, RunKind, RunStatus, Store, StoreError, Waiting,
+    WouldDo,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -544,14 +545,14 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         self.context.instance()
     }
 
-    /// Pushes records of one entity. `kind` is `push` or `retry`.
+    /// Pushes records of one entity. `kind` is [`RunKind::Push`] or [`RunKind::Retry`].
     pub async fn push(
         &self,
         entity: Entity,
         records: Vec<BssRecord>,
         invalid: Vec<InvalidRecord>,
         dry_run: bool,
-        kind: &str,
+        kind: RunKind,
     ) -> Result<PushReport, SyncError> {
         let total = records.len() + invalid.len();
         self.push_chunks(
@@ -573,7 +574,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         chunks: impl Iterator<Item = Result<Chunk, String>>,
         total: usize,
         dry_run: bool,
-        kind: &str,
+        kind: RunKind,
     ) -> Result<PushReport, SyncError> {
         let instance = self.instance().to_string();
         let options = self.store.sync_options(&instance)?;
@@ -617,7 +618,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         .await;
         match result {
             Ok(()) => {
-                self.store.finish_run(run, "done", None, 0)?;
+                self.store.finish_run(run, RunStatus::Done, None, 0)?;
                 Ok(report)
             }
             Err(error) => {
@@ -625,7 +626,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 // leaves the run to be shown as interrupted once its lease lapses.
                 let _ = self
                     .store
-                    .finish_run(run, "failed", Some(&error.to_string()), 0);
+                    .finish_run(run, RunStatus::Failed, Some(&error.to_string()), 0);
                 Err(error)
             }
         }
@@ -1272,7 +1273,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         }
         let run = self.store.start_run(
             &instance,
-            "pull",
+            RunKind::Pull,
             Some(entity),
             false,
             self.lease.map(RunLease::owner),
@@ -1285,7 +1286,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             // lapses, which is less precise but not wrong.
             let _ = self
                 .store
-                .finish_run(run, "failed", Some(&error.to_string()), 0);
+                .finish_run(run, RunStatus::Failed, Some(&error.to_string()), 0);
         }
         result
     }
@@ -1327,8 +1328,12 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 Err(reason) => {
                     // The connector's words, stored and printed: redacted and capped.
                     let reason = self.context.redactor().bounded(&reason);
-                    self.store
-                        .finish_run(run, "failed", Some(&reason), report.delivered as i64)?;
+                    self.store.finish_run(
+                        run,
+                        RunStatus::Failed,
+                        Some(&reason),
+                        report.delivered as i64,
+                    )?;
                     return Err(SyncError::Pull {
                         entity: entity.as_str(),
                         reason,
@@ -1451,8 +1456,12 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     "stopped after {cap} with more pages to read; the cursor was not moved, so the next pull starts from the same point (raise the option if the backlog is real)"
                 );
                 out.flush().map_err(SyncError::Output)?;
-                self.store
-                    .finish_run(run, "stopped", Some(&reason), report.delivered as i64)?;
+                self.store.finish_run(
+                    run,
+                    RunStatus::Stopped,
+                    Some(&reason),
+                    report.delivered as i64,
+                )?;
                 report.cursor = from;
                 report.stopped = Some(reason);
                 return Ok(report);
@@ -1477,8 +1486,12 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     .collect::<Vec<_>>()
                     .join("; ")
             );
-            self.store
-                .finish_run(run, "done", Some(&message), report.delivered as i64)?;
+            self.store.finish_run(
+                run,
+                RunStatus::Done,
+                Some(&message),
+                report.delivered as i64,
+            )?;
         }
         report.cursor = newest;
         Ok(report)

@@ -14,7 +14,7 @@ use super::lease::{LeaseError, RunLease, WaitPolicy};
 use super::records::{self, RecordChecker, RecordReader};
 use crate::contract::manifest::Entity;
 use crate::instances::{InstanceError, Instances};
-use crate::store::{QueueItem, StoreError};
+use crate::store::{QueueItem, RunKind, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -147,7 +147,7 @@ pub async fn push_reader<R: std::io::BufRead>(
         lease: Some(&held),
     };
     let report = engine
-        .push_chunks(entity, chunks(entity, input), 0, dry_run, "push")
+        .push_chunks(entity, chunks(entity, input), 0, dry_run, RunKind::Push)
         .await?;
     let (settled, settle_error) = if dry_run {
         (Vec::new(), None)
@@ -288,7 +288,9 @@ async fn push_queued(
             }),
         }
     }
-    Ok(engine.push(entity, batch, invalid, false, "retry").await?)
+    Ok(engine
+        .push(entity, batch, invalid, false, RunKind::Retry)
+        .await?)
 }
 
 pub async fn pull_to(

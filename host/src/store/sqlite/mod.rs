@@ -18,8 +18,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     CheckRow, ConnectorVersion, Cursor, IdMapEntry, InstanceRow, InstanceStore, LeaseHolder,
-    LinkOutcome, LookupRow, Outcome, QueueItem, RegistryStore, RunItem, RunRow, StoreError,
-    StoreResult, StoredValue, SyncStore,
+    LinkOutcome, LookupRow, Outcome, QueueItem, RegistryStore, RunItem, RunKind, RunRow, RunStatus,
+    StoreError, StoreResult, StoredValue, SyncStore,
 };
 use crate::contract::manifest::{Direction, Entity, Operations};
 
@@ -272,27 +272,28 @@ fn sweep_interrupted(connection: &Connection) -> rusqlite::Result<usize> {
     )
 }
 
+/// A stored name parsed into its host type at column `index`; an unknown one fails the read.
+fn named<T: std::str::FromStr>(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    parse_name(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let entity: Option<String> = row.get(3)?;
     Ok(RunRow {
         id: row.get(0)?,
         instance: row.get(1)?,
-        kind: row.get(2)?,
-        entity: entity
-            .map(|e| {
-                parse_name(&e).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        3,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })
-            })
-            .transpose()?,
+        kind: named(row, 2)?,
+        entity: match entity {
+            Some(_) => Some(named(row, 3)?),
+            None => None,
+        },
         dry_run: row.get(4)?,
         started_at: row.get(5)?,
         finished_at: row.get(6)?,
-        status: row.get(7)?,
+        status: named(row, 7)?,
         message: row.get(8)?,
         created: row.get(9)?,
         updated: row.get(10)?,
@@ -309,12 +310,9 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
 const RUN_COLUMNS: &str = "id, instance, kind, entity, dry_run, started_at, finished_at, status, message, created, updated, unchanged, reconciled, failed, queued, pulled, skipped, held";
 
 fn queue_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
-    let entity: String = row.get(0)?;
     Ok(QueueItem {
         // An entity this build does not know is an error, never another entity's record.
-        entity: parse_name(&entity).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        entity: named(row, 0)?,
         bss_id: row.get(1)?,
         record: row.get(2)?,
         error: row.get(3)?,
@@ -617,7 +615,7 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         store.create_instance(&instance("acme")).unwrap();
         let run = store
-            .start_run("acme", "push", Some(Entity::Contact), false, None)
+            .start_run("acme", RunKind::Push, Some(Entity::Contact), false, None)
             .unwrap();
         let failed = |id: &str| {
             (

@@ -402,7 +402,7 @@ impl SyncStore for SqliteStore {
     fn start_run(
         &self,
         instance: &str,
-        kind: &str,
+        kind: RunKind,
         entity: Option<Entity>,
         dry_run: bool,
         owner: Option<&str>,
@@ -412,7 +412,7 @@ impl SyncStore for SqliteStore {
         connection
             .execute(
                 "INSERT INTO runs (instance, kind, entity, dry_run, started_at, status, owner) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)",
-                params![instance, kind, entity.map(|e| name_of(&e)), dry_run, crate::time::now_rfc3339(), owner],
+                params![instance, kind.as_str(), entity.map(|e| name_of(&e)), dry_run, crate::time::now_rfc3339(), owner],
             )
             .map_err(db)?;
         Ok(connection.last_insert_rowid())
@@ -421,14 +421,14 @@ impl SyncStore for SqliteStore {
     fn finish_run(
         &self,
         run: i64,
-        status: &str,
+        status: RunStatus,
         message: Option<&str>,
         pulled: i64,
     ) -> StoreResult<()> {
         self.lock()
             .execute(
                 "UPDATE runs SET status = ?2, message = ?3, finished_at = ?4, pulled = ?5 WHERE id = ?1",
-                params![run, status, message, crate::time::now_rfc3339(), pulled],
+                params![run, status.as_str(), message, crate::time::now_rfc3339(), pulled],
             )
             .map_err(db)?;
         Ok(())
