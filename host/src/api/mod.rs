@@ -27,6 +27,7 @@ use crate::app::App;
 use crate::instances::{InstanceError, Instances, parse_sync_option};
 use crate::registry::RegistryError;
 use crate::store::StoreError;
+use crate::sync::history;
 
 const TOKEN_FILE: &str = "api-token.sha256";
 
@@ -591,27 +592,18 @@ async fn link(
 }
 
 async fn show_queue(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
-    Ok(Json(json!(
-        state.app.store.queue(&name).map_err(InstanceError::from)?
-    )))
+    Ok(Json(json!(history::queue(&state.app.instances, &name)?)))
 }
 
 async fn list_runs(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
-    Ok(Json(json!(
-        state.app.store.runs(&name).map_err(InstanceError::from)?
-    )))
+    Ok(Json(json!(history::runs(&state.app.instances, &name)?)))
 }
 
 async fn show_run(
     State(state): State<Shared>,
     UrlPath(run): UrlPath<i64>,
 ) -> Result<Json<Value>, Response> {
-    match state
-        .app
-        .store
-        .run(run)
-        .map_err(|e| ApiError::from(InstanceError::from(e)).into_response())?
-    {
+    match history::run(&state.app.instances, run).map_err(|e| ApiError::from(e).into_response())? {
         Some((row, items)) => Ok(Json(json!({ "run": row, "items": items }))),
         None => Err(error(
             StatusCode::NOT_FOUND,

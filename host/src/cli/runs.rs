@@ -4,6 +4,7 @@
 use super::views::*;
 use super::*;
 use crate::store::LeaseHolder;
+use crate::sync::history;
 
 /// Says who holds the lease a run waits for.
 fn notice(holder: &LeaseHolder) {
@@ -207,7 +208,7 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
             println!("{}", printable(&said));
         }
         Command::Runs(RunsCommand::List { name, json }) => {
-            let runs = app.store.runs(&name)?;
+            let runs = history::runs(&app.instances, &name)?;
             if json {
                 println!("{}", json_pretty(&runs)?);
             } else {
@@ -234,7 +235,7 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Runs(RunsCommand::Show { run, json }) => {
-            let (row, items) = app.store.run(run)?.with_context(|| {
+            let (row, items) = history::run(&app.instances, run)?.with_context(|| {
                 format!("there is no run {run}; `bss-host runs list NAME` lists them")
             })?;
             if json {
@@ -278,7 +279,7 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Runs(RunsCommand::Queue { name, json }) => {
-            let queue = app.store.queue(&name)?;
+            let queue = history::queue(&app.instances, &name)?;
             if json {
                 println!("{}", json_pretty(&queue)?);
             } else {
