@@ -288,34 +288,18 @@ impl Runtime {
             origin: origin.to_string(),
             reason,
         })?;
-        let loading = Connector {
-            inner: Arc::new(ConnectorInner {
-                runtime: self.clone(),
-                pre,
-                exports,
-                manifest: Manifest {
-                    name: origin.to_string(),
-                    version: "(loading)".to_string(),
-                    description: String::new(),
-                    server_variables: Vec::new(),
-                    sync_options: Vec::new(),
-                    lookups: Vec::new(),
-                    auth: manifest::Auth {
-                        scheme: manifest::AuthScheme::None,
-                        headers: Vec::new(),
-                    },
-                    remote_host_variable: String::new(),
-                    documentation_url: None,
-                },
-                hash,
-                contract,
-            }),
+        let linked = Linked {
+            runtime: self.clone(),
+            pre,
+            exports,
+            hash,
+            contract,
         };
         let manifest = match known {
             Some(manifest) => manifest,
             None => {
-                let first = read_manifest(&loading, origin).await?;
-                let second = read_manifest(&loading, origin).await?;
+                let first = read_manifest(&linked, origin).await?;
+                let second = read_manifest(&linked, origin).await?;
                 if first != second {
                     return Err(LoadError::Manifest {
                         origin: origin.to_string(),
@@ -333,10 +317,8 @@ impl Runtime {
             origin: origin.to_string(),
             source,
         })?;
-        let inner =
-            Arc::into_inner(loading.inner).expect("no call holds the connector while loading");
         Ok(Connector {
-            inner: Arc::new(ConnectorInner { manifest, ..inner }),
+            inner: Arc::new(ConnectorInner { linked, manifest }),
         })
     }
 
@@ -378,13 +360,19 @@ impl Runtime {
     }
 }
 
-struct ConnectorInner {
+/// A component compiled, linked and type-checked against the contract minor it speaks: it can
+/// be called, but nothing is known of it yet beyond its types (loading reads its manifest next).
+struct Linked {
     runtime: Runtime,
     pre: InstancePre<CallState>,
     exports: Exports,
-    manifest: Manifest,
     hash: String,
     contract: Contract,
+}
+
+struct ConnectorInner {
+    linked: Linked,
+    manifest: Manifest,
 }
 
 /// A loaded, validated connector component. Cheap to clone; calls run concurrently.
@@ -402,12 +390,12 @@ impl Connector {
 
     /// SHA-256 of the component's bytes.
     pub fn content_hash(&self) -> &str {
-        &self.inner.hash
+        &self.inner.linked.hash
     }
 
     /// The contract version the component was built against.
     pub fn contract(&self) -> Contract {
-        self.inner.contract
+        self.inner.linked.contract
     }
 
     /// Instantiates the component in a fresh store under the instance's limits and drops it,
@@ -493,13 +481,35 @@ impl Connector {
     where
         F: for<'a> FnOnce(&'a Exports, &'a Instance, &'a mut Store<CallState>) -> CallFuture<'a, R>,
     {
-        let inner = &self.inner;
-        let runtime = &inner.runtime.inner;
-        let labels = Arc::new(Labels {
-            connector: inner.manifest.name.clone(),
-            version: inner.manifest.version.clone(),
+        let manifest = &self.inner.manifest;
+        let labels = Labels {
+            connector: manifest.name.clone(),
+            version: manifest.version.clone(),
             instance: context.instance().to_string(),
-        });
+        };
+        self.inner
+            .linked
+            .call(labels, context, name, dry_run, export)
+            .await
+    }
+}
+
+impl Linked {
+    /// Runs one export in a fresh store under the instance's limits; `labels` name the call in
+    /// logs and errors.
+    async fn call<R, F>(
+        &self,
+        labels: Labels,
+        context: &Arc<InstanceContext>,
+        name: &'static str,
+        dry_run: bool,
+        export: F,
+    ) -> Result<R, CallError>
+    where
+        F: for<'a> FnOnce(&'a Exports, &'a Instance, &'a mut Store<CallState>) -> CallFuture<'a, R>,
+    {
+        let runtime = &self.runtime.inner;
+        let labels = Arc::new(labels);
         let fail = |failure: CallFailure| CallError {
             connector: labels.connector.clone(),
             version: labels.version.clone(),
@@ -539,12 +549,12 @@ impl Connector {
         });
 
         let outcome = tokio::time::timeout(deadline, async {
-            let instance = inner
+            let instance = self
                 .pre
                 .instantiate_async(&mut store)
                 .await
                 .map_err(CallOutcome::Instantiate)?;
-            with_limits(limits, export(&inner.exports, &instance, &mut store))
+            with_limits(limits, export(&self.exports, &instance, &mut store))
                 .await
                 .map_err(CallOutcome::Trap)
         })
@@ -666,13 +676,22 @@ enum CallOutcome {
     Trap(wasmtime::Error),
 }
 
-/// Calls a loading connector's `manifest()`.
-async fn read_manifest(loading: &Connector, origin: &str) -> Result<Manifest, LoadError> {
+/// Calls a linked component's `manifest()`; until it answers, the file names the connector.
+async fn read_manifest(linked: &Linked, origin: &str) -> Result<Manifest, LoadError> {
     let context = Arc::new(InstanceContext::empty("(none)"));
-    Ok(loading
-        .call(&context, "manifest", false, |exports, instance, store| {
-            Box::pin(exports.manifest(instance, store))
-        })
+    let labels = Labels {
+        connector: origin.to_string(),
+        version: "(loading)".to_string(),
+        instance: context.instance().to_string(),
+    };
+    Ok(linked
+        .call(
+            labels,
+            &context,
+            "manifest",
+            false,
+            |exports, instance, store| Box::pin(exports.manifest(instance, store)),
+        )
         .await
         .map_err(|source| LoadError::ManifestCall {
             origin: origin.to_string(),
@@ -755,7 +774,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(legacy.contract(), Contract::V1_0);
-        let pre = &legacy.inner.pre;
+        let pre = &legacy.inner.linked.pre;
         assert!(Exports::new(pre, Contract::V1_0).is_ok());
         let Err(refused) = Exports::new(pre, Contract::V1_1) else {
             panic!("a 1.0 component passed the 1.1 type check");
