@@ -15,7 +15,8 @@ use reqwest::header::{HeaderName, HeaderValue};
 use super::allowed_hosts::{AllowedHosts, Origin};
 use super::log::Redactor;
 use super::options::InstanceOptions;
-use crate::contract::manifest::{AuthScheme, Manifest, VariableKind, template_keys};
+use super::settings::{self, Typed};
+use crate::contract::manifest::{AuthScheme, Manifest, template_keys};
 
 /// One row of a lookup table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,29 +43,7 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// A problem with one setting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingProblem {
-    pub key: String,
-    pub message: String,
-}
-
-/// Every problem with an instance's settings, each against its key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct SettingsError {
-    pub problems: Vec<SettingProblem>,
-}
-
-impl fmt::Display for SettingsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .problems
-            .iter()
-            .map(|p| format!("{}: {}", p.key, p.message))
-            .collect();
-        f.write_str(&parts.join("; "))
-    }
-}
+pub use super::settings::{SettingProblem, SettingsError};
 
 /// What one instance grants its connector. Built by [`InstanceContext::new`]; immutable after.
 #[derive(Clone)]
@@ -101,83 +80,27 @@ impl InstanceContext {
         lookups: BTreeMap<String, Vec<LookupEntry>>,
         options: InstanceOptions,
     ) -> Result<InstanceContext, SettingsError> {
-        let mut problems = Vec::new();
-        let mut problem = |key: &str, message: String| {
-            problems.push(SettingProblem {
-                key: key.to_string(),
-                message,
-            })
-        };
-        for key in values.keys() {
-            if manifest.variable(key).is_none() {
-                let known: Vec<&str> = manifest
-                    .server_variables
-                    .iter()
-                    .map(|v| v.key.as_str())
-                    .collect();
-                problem(
-                    key,
-                    format!(
-                        "not a setting of connector {}; its settings are {}",
-                        manifest.name,
-                        known.join(", ")
-                    ),
-                );
-            }
-        }
+        let parsed = settings::parse(manifest, values)?;
         let mut effective = BTreeMap::new();
         let mut visible = BTreeMap::new();
         let mut secrets = Vec::new();
         let mut secret_keys = BTreeSet::new();
         let mut origins = Vec::new();
-        for variable in &manifest.server_variables {
-            let key = variable.key.as_str();
-            let value = values
-                .get(key)
-                .cloned()
-                .or_else(|| variable.default_value.clone());
-            let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
-                if variable.required {
-                    problem(
-                        key,
-                        format!("{} is required ({})", variable.label, variable.purpose),
-                    );
+        for (key, setting) in parsed {
+            match setting.typed {
+                Typed::Secret => {
+                    secrets.push(setting.text.clone());
+                    secret_keys.insert(key.clone());
                 }
-                continue;
-            };
-            match variable.kind {
-                VariableKind::Integer if value.trim().parse::<i64>().is_err() => {
-                    problem(key, format!("{value:?} is not a whole number"));
-                    continue;
+                Typed::Url(origin) => {
+                    origins.push(origin);
+                    visible.insert(key.clone(), setting.text.clone());
                 }
-                VariableKind::Choice if !variable.choices.iter().any(|c| c.value == value) => {
-                    let allowed: Vec<&str> =
-                        variable.choices.iter().map(|c| c.value.as_str()).collect();
-                    problem(
-                        key,
-                        format!("{value:?} is not one of {}", allowed.join(", ")),
-                    );
-                    continue;
+                Typed::Text | Typed::Integer(_) | Typed::Choice => {
+                    visible.insert(key.clone(), setting.text.clone());
                 }
-                VariableKind::Url => match Origin::parse_setting(&value) {
-                    Ok(origin) => origins.push(origin),
-                    Err(e) => {
-                        problem(key, e.reason);
-                        continue;
-                    }
-                },
-                _ => {}
             }
-            if variable.kind == VariableKind::Secret {
-                secrets.push(value.clone());
-                secret_keys.insert(key.to_string());
-            } else {
-                visible.insert(key.to_string(), value.clone());
-            }
-            effective.insert(key.to_string(), value);
-        }
-        if !problems.is_empty() {
-            return Err(SettingsError { problems });
+            effective.insert(key, setting.text);
         }
 
         let mut sent = Vec::new();

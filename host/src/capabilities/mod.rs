@@ -14,6 +14,7 @@ pub mod limits;
 pub mod log;
 pub mod log_import;
 pub mod options;
+pub mod settings;
 
 use std::sync::{Arc, Mutex};
 

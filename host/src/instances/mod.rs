@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::capabilities::allowed_hosts::Origin;
 use crate::capabilities::context::{InstanceContext, LookupEntry};
 use crate::capabilities::options::{InstanceOptions, OPTION_KEYS};
+use crate::capabilities::settings;
 use crate::contract::bindings::types::ConnectorError;
 use crate::contract::manifest::{
     Direction, Entity, Manifest, Operations, UnknownDirection, UnknownEntity, VariableKind,
@@ -277,18 +277,9 @@ impl Instances {
                 continue;
             }
             let Some(variable) = manifest.variable(key) else {
-                let known: Vec<&str> = manifest
-                    .server_variables
-                    .iter()
-                    .map(|v| v.key.as_str())
-                    .collect();
                 problems.push((
                     key.clone(),
-                    format!(
-                        "not a setting of {}; its settings are {} and the host.* options",
-                        manifest.name,
-                        known.join(", ")
-                    ),
+                    settings::unknown_key(manifest, " and the host.* options"),
                 ));
                 continue;
             };
@@ -296,26 +287,7 @@ impl Instances {
                 changes.push((key.clone(), None));
                 continue;
             }
-            let checked = match variable.kind {
-                VariableKind::Integer => value
-                    .parse::<i64>()
-                    .map(|_| ())
-                    .map_err(|_| format!("{value:?} is not a whole number")),
-                VariableKind::Choice => {
-                    if variable.choices.iter().any(|c| c.value == value) {
-                        Ok(())
-                    } else {
-                        let allowed: Vec<&str> =
-                            variable.choices.iter().map(|c| c.value.as_str()).collect();
-                        Err(format!("{value:?} is not one of {}", allowed.join(", ")))
-                    }
-                }
-                VariableKind::Url => Origin::parse_setting(value)
-                    .map(|_| ())
-                    .map_err(|e| e.reason),
-                VariableKind::Text | VariableKind::Secret => Ok(()),
-            };
-            if let Err(message) = checked {
+            if let Err(message) = settings::parse_value(variable, value) {
                 problems.push((key.clone(), message));
                 continue;
             }
@@ -380,7 +352,8 @@ impl Instances {
             return Err(InstanceError::Disabled(name.to_string()));
         }
         let loaded = self.connector_of(&instance)?;
-        let missing = missing_required(loaded.connector.manifest(), &self.store.settings(name)?);
+        let stored = self.store.settings(name)?;
+        let missing = missing_required(loaded.connector.manifest(), &stored);
         if !missing.is_empty() {
             return Err(InstanceError::NeedsSettings {
                 instance: name.to_string(),
@@ -389,7 +362,7 @@ impl Instances {
                 missing,
             });
         }
-        let context = self.build_context(&instance, loaded.connector.manifest())?;
+        let context = self.build_context(&instance, loaded.connector.manifest(), stored)?;
         Ok((loaded, Arc::new(context)))
     }
 
@@ -397,8 +370,8 @@ impl Instances {
         &self,
         instance: &InstanceRow,
         manifest: &Manifest,
+        stored: BTreeMap<String, StoredValue>,
     ) -> Result<InstanceContext, InstanceError> {
-        let stored = self.store.settings(&instance.name)?;
         let mut values = BTreeMap::new();
         let mut options = InstanceOptions::default();
         let mut sealed_values = Vec::new();
@@ -450,12 +423,13 @@ impl Instances {
     pub async fn check(&self, name: &str) -> Result<CheckOutcome, InstanceError> {
         let instance = self.get(name)?;
         let loaded = self.connector_of(&instance)?;
+        let stored = self.store.settings(name)?;
         let needed = required_for_sync_options(
             loaded.connector.manifest(),
-            &self.store.settings(name)?,
+            &stored,
             &self.store.sync_options(name)?,
         );
-        let outcome = match self.build_context(&instance, loaded.connector.manifest()) {
+        let outcome = match self.build_context(&instance, loaded.connector.manifest(), stored) {
             Ok(_) if !needed.is_empty() => CheckOutcome {
                 ok: false,
                 summary: "settings the enabled sync options need are not set".into(),

@@ -44,6 +44,7 @@ use crate::capabilities::context::InstanceContext;
 use crate::capabilities::http::HttpClient;
 use crate::capabilities::log::Labels;
 use crate::capabilities::options::MAX_MEMORY_LIMIT;
+use crate::capabilities::settings;
 use crate::contract::bindings::Plugin;
 use crate::contract::bindings::connector::{Choice, PullPage, PushItem, PushOptions, Pushed};
 use crate::contract::bindings::types::{ConnectorError, Entity};
@@ -313,10 +314,18 @@ impl Runtime {
                 first
             }
         };
-        manifest.validate().map_err(|source| LoadError::Manifest {
-            origin: origin.to_string(),
-            source,
-        })?;
+        let mut problems = manifest
+            .validate()
+            .err()
+            .map(|e| e.problems)
+            .unwrap_or_default();
+        problems.extend(settings::default_problems(&manifest));
+        if !problems.is_empty() {
+            return Err(LoadError::Manifest {
+                origin: origin.to_string(),
+                source: manifest::ManifestError { problems },
+            });
+        }
         Ok(Connector {
             inner: Arc::new(ConnectorInner { linked, manifest }),
         })

@@ -517,6 +517,85 @@ fn pushed_copy(ready: &Ready, pushed: &Pushed) -> Option<PushedCopy> {
     })
 }
 
+/// Tries spent in one chunk: per record (passing failures), and rate-limit waits of the run.
+#[derive(Default)]
+struct Tries {
+    per_record: std::collections::HashMap<String, u32>,
+    rate_waits: u32,
+}
+
+/// Records of one wave to send again, and how long to wait first.
+#[derive(Default)]
+struct Again {
+    records: Vec<BssRecord>,
+    wait: Duration,
+    hit_rate_limit: bool,
+}
+
+/// What one record's answer means for the run.
+enum Verdict {
+    Outcome(Outcome),
+    Again { after: Duration, rate_limited: bool },
+}
+
+/// A wave where nothing can go first. A record whose chain of references leads back to itself
+/// is in a cycle and fails; one whose chain ends at a record refused in this run (queued for a
+/// reference of its own) is queued to wait for that record instead.
+fn stuck_records(postponed: Vec<(BssRecord, RecordReference)>) -> Vec<(String, Outcome)> {
+    let targets: std::collections::HashMap<String, String> = postponed
+        .iter()
+        .map(|(record, reference)| (record.id.clone(), reference.bss_id.clone()))
+        .collect();
+    let in_cycle = |id: &str| {
+        let mut at = targets.get(id);
+        for _ in 0..targets.len() {
+            match at {
+                Some(next) if next == id => return true,
+                Some(next) => at = targets.get(next),
+                None => return false,
+            }
+        }
+        false
+    };
+    postponed
+        .into_iter()
+        .map(|(record, reference)| {
+            let json = records::to_json(Some(&record.id), &record.data).to_string();
+            let outcome = if in_cycle(&record.id) {
+                Outcome::Failed {
+                    message: format!(
+                        "{} refers to {} {:?}, which refers back to it (directly or through others); push one of them without the reference first",
+                        reference.field,
+                        reference.entity.as_str(),
+                        reference.bss_id
+                    ),
+                    retryable: false,
+                    outcome_unknown: true,
+                    record: json,
+                    waits: None,
+                    label: None,
+                }
+            } else {
+                Outcome::Failed {
+                    message: format!(
+                        "{} refers to {} {:?}, which could not be pushed in this run; it is retried once that {} is pushed",
+                        reference.field,
+                        reference.entity.as_str(),
+                        reference.bss_id,
+                        reference.entity.as_str()
+                    ),
+                    retryable: true,
+                    outcome_unknown: true,
+                    record: json,
+                    waits: Some((reference.entity, reference.bss_id.clone())),
+                    label: None,
+                }
+            };
+            (record.id, outcome)
+        })
+        .collect()
+}
+
 /// A record's references as the id map resolves them.
 #[derive(Default)]
 pub struct Resolved {
@@ -632,6 +711,11 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         }
     }
 
+    /// Pushes one chunk of a run in four steps: refuse what cannot be sent ([`Self::refuse_up_front`]),
+    /// resolve references into waves ([`Self::prepare`]; records that reference records of this
+    /// run go in a later wave, and a wave where nothing can go first is settled by
+    /// [`stuck_records`]), send each wave in batches ([`Self::send_batch`]), and classify each
+    /// answer ([`Self::classify`]) into an outcome or another try after a wait.
     #[allow(clippy::too_many_arguments)]
     async fn push_chunk(
         &self,
@@ -644,7 +728,66 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         total: usize,
         report: &mut PushReport,
     ) -> Result<(), SyncError> {
-        let instance = self.instance().to_string();
+        let mut pending = self.refuse_up_front(run, entity, records, invalid, report)?;
+        let mut tries = Tries::default();
+        while !pending.is_empty() {
+            let in_run: BTreeSet<String> = pending.iter().map(|r| r.id.clone()).collect();
+            let (ready, mut refused, postponed) = self.prepare(entity, ops, pending, &in_run)?;
+            if ready.is_empty() && !postponed.is_empty() {
+                refused.extend(stuck_records(postponed));
+                self.record(run, entity, &refused, report)?;
+                break;
+            }
+            if !refused.is_empty() {
+                self.record(run, entity, &refused, report)?;
+            }
+            let mut again = Again::default();
+            for batch in ready.chunks(self.pacing.batch_size) {
+                let results = self.send_batch(run, entity, batch, dry_run).await?;
+                let mut outcomes = Vec::new();
+                for (ready, result) in batch.iter().zip(results) {
+                    match self.classify(ready, result, dry_run, &mut tries) {
+                        Verdict::Outcome(outcome) => {
+                            outcomes.push((ready.record.id.clone(), outcome))
+                        }
+                        Verdict::Again {
+                            after,
+                            rate_limited,
+                        } => {
+                            again.wait = again.wait.max(after);
+                            again.hit_rate_limit |= rate_limited;
+                            again.records.push(ready.record.clone());
+                        }
+                    }
+                }
+                self.refuse_taken_remote_ids(entity, batch, &mut outcomes)?;
+                self.record(run, entity, &outcomes, report)?;
+                if let Some(progress) = self.progress {
+                    progress(report.total(), total);
+                }
+            }
+            if !again.records.is_empty() {
+                tokio::time::sleep(again.wait).await;
+                if again.hit_rate_limit {
+                    tries.rate_waits += 1;
+                }
+            }
+            pending = again.records;
+            pending.extend(postponed.into_iter().map(|(record, _)| record));
+        }
+        Ok(())
+    }
+
+    /// Step 1: records that cannot be sent at all (ids that differ only in case, lines of the
+    /// file that are not records) get their outcome now; the others are returned.
+    fn refuse_up_front(
+        &self,
+        run: i64,
+        entity: Entity,
+        records: Vec<BssRecord>,
+        invalid: Vec<InvalidRecord>,
+        report: &mut PushReport,
+    ) -> Result<Vec<BssRecord>, SyncError> {
         let (records, colliding) = self.refuse_case_collisions(entity, records)?;
         if !colliding.is_empty() {
             self.record(run, entity, &colliding, report)?;
@@ -664,251 +807,184 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 .collect();
             self.record(run, entity, &outcomes, report)?;
         }
+        Ok(records)
+    }
 
-        let mut pending = records;
-        let mut tries: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
-        let mut rate_waits = 0u32;
-        while !pending.is_empty() {
-            // Records that reference records of this same run wait for a later wave.
-            let in_run: BTreeSet<String> = pending.iter().map(|r| r.id.clone()).collect();
-            let (ready, mut refused, postponed) = self.prepare(entity, ops, pending, &in_run)?;
-            if ready.is_empty() && !postponed.is_empty() {
-                // Nothing can go first. A record whose chain of references leads back to itself
-                // is in a cycle; one whose chain ends at a record refused in this run (queued for
-                // a reference of its own) waits for that record instead.
-                let targets: std::collections::HashMap<String, String> = postponed
-                    .iter()
-                    .map(|(record, reference)| (record.id.clone(), reference.bss_id.clone()))
-                    .collect();
-                let in_cycle = |id: &str| {
-                    let mut at = targets.get(id);
-                    for _ in 0..targets.len() {
-                        match at {
-                            Some(next) if next == id => return true,
-                            Some(next) => at = targets.get(next),
-                            None => return false,
-                        }
-                    }
-                    false
-                };
-                for (record, reference) in postponed {
-                    let json = records::to_json(Some(&record.id), &record.data).to_string();
-                    let outcome = if in_cycle(&record.id) {
-                        Outcome::Failed {
-                            message: format!(
-                                "{} refers to {} {:?}, which refers back to it (directly or through others); push one of them without the reference first",
-                                reference.field,
-                                reference.entity.as_str(),
-                                reference.bss_id
-                            ),
-                            retryable: false,
-                            outcome_unknown: true,
-                            record: json,
-                            waits: None,
-                            label: None,
-                        }
-                    } else {
-                        Outcome::Failed {
-                            message: format!(
-                                "{} refers to {} {:?}, which could not be pushed in this run; it is retried once that {} is pushed",
-                                reference.field,
-                                reference.entity.as_str(),
-                                reference.bss_id,
-                                reference.entity.as_str()
-                            ),
-                            retryable: true,
-                            outcome_unknown: true,
-                            record: json,
-                            waits: Some((reference.entity, reference.bss_id.clone())),
-                            label: None,
-                        }
-                    };
-                    refused.push((record.id.clone(), outcome));
-                }
-                self.record(run, entity, &refused, report)?;
-                break;
-            }
-            if !refused.is_empty() {
-                self.record(run, entity, &refused, report)?;
-            }
-            let mut again = Vec::new();
-            let mut wait = Duration::ZERO;
-            let mut hit_rate_limit = false;
-            for batch in ready.chunks(self.pacing.batch_size) {
-                if self.lease.is_some_and(RunLease::is_lost) {
-                    return Err(SyncError::LeaseLost);
-                }
-                // Marked just before they are sent, batch by batch: a crash leaves pending only
-                // what may have been created, so the next run looks up no more than that.
-                if !dry_run {
-                    let creates: Vec<String> = batch
-                        .iter()
-                        .filter(|r| r.wit.remote_id.is_none())
-                        .map(|r| r.record.id.clone())
-                        .collect();
-                    self.store.mark_pending(run, &instance, entity, &creates)?;
-                }
-                let items: Vec<PushItem> = batch
-                    .iter()
-                    .map(|r| PushItem {
-                        record: r.wit.clone(),
-                        last_pushed: r.last_pushed.clone(),
-                    })
-                    .collect();
-                let results = self.send(entity, &items, dry_run).await;
-                let mut outcomes = Vec::new();
-                for (ready, result) in batch.iter().zip(results) {
-                    let json =
-                        records::to_json(Some(&ready.record.id), &ready.record.data).to_string();
-                    let outcome = match result {
-                        Ok(pushed) if dry_run => {
-                            let kind = match pushed.change {
-                                Change::Created => WouldDo::Create,
-                                Change::Updated => WouldDo::Update,
-                                Change::Unchanged => WouldDo::Nothing,
-                                Change::Held => WouldDo::Hold,
-                            };
-                            Outcome::DryRun {
-                                kind,
-                                remote_id: ready.wit.remote_id.clone(),
-                            }
-                        }
-                        Ok(pushed) if remote_id_problem(&pushed.remote_id).is_some() => {
-                            Outcome::Failed {
-                                message: format!(
-                                    "the connector reported success with an unusable remote id: {}",
-                                    remote_id_problem(&pushed.remote_id).unwrap_or_default()
-                                ),
-                                retryable: false,
-                                outcome_unknown: true,
-                                record: json,
-                                waits: None,
-                                label: None,
-                            }
-                        }
-                        Ok(pushed) if pushed.change == Change::Held => Outcome::Held {
-                            message: self.context.redactor().bounded(&format!(
-                                "held for review (host.conflicts=report): the BSS and the remote both changed {} since the last push; nothing was written",
-                                said_values(&pushed.overwritten)
-                            )),
-                        },
-                        Ok(pushed) => {
-                            // A success without a create for a record the id map had no remote
-                            // id for: the connector found it (a lost answer, or a record that
-                            // provably carries this one's key) and linked it.
-                            let kind = match pushed.change {
-                                Change::Created => Applied::Created,
-                                _ if ready.wit.remote_id.is_none() => Applied::Reconciled,
-                                Change::Updated => Applied::Updated,
-                                Change::Unchanged | Change::Held => Applied::Unchanged,
-                            };
-                            let waiting = ready.waiting.clone().map(|(message, waits)| Waiting {
-                                message,
-                                record: json,
-                                waits,
-                            });
-                            let mut said: Vec<String> = pushed
-                                .warnings
-                                .iter()
-                                .take(10)
-                                .map(|w| crate::capabilities::log::cap(w, 200).into_owned())
-                                .collect();
-                            if !pushed.overwritten.is_empty() {
-                                said.insert(
-                                    0,
-                                    format!(
-                                        "overwrote remote values: {}",
-                                        said_values(&pushed.overwritten)
-                                    ),
-                                );
-                            }
-                            let note = (!said.is_empty())
-                                .then(|| self.context.redactor().bounded(&said.join("; ")));
-                            Outcome::Done {
-                                kind,
-                                copy: pushed_copy(ready, &pushed),
-                                remote_id: pushed.remote_id,
-                                waiting,
-                                note,
-                            }
-                        }
-                        Err(failure) => {
-                            // A rate limit says nothing about the record: it waits as long as the
-                            // remote asks, up to a bound per run. Other passing failures count
-                            // against the record's own tries.
-                            let rate_limited = matches!(
-                                failure,
-                                Failure::Connector(ConnectorError::RateLimited(_))
-                                    | Failure::Batch(ConnectorError::RateLimited(_))
-                            );
-                            let tries = tries.entry(ready.record.id.clone()).or_insert(0);
-                            if !rate_limited {
-                                *tries += 1;
-                            }
-                            // A wait longer than the instance allows is not waited for: the
-                            // record goes to the retry queue and the run goes on.
-                            let too_long = self.too_long_a_wait(&failure);
-                            let more = if rate_limited {
-                                rate_waits < self.pacing.max_rate_limit_waits && too_long.is_none()
-                            } else {
-                                *tries < self.pacing.max_attempts
-                            };
-                            if let (Some(after), true) = (retry_in_run(&failure), more) {
-                                wait =
-                                    wait.max(after.unwrap_or_else(|| self.pacing.backoff(*tries)));
-                                hit_rate_limit |= rate_limited;
-                                again.push(ready.record.clone());
-                                continue;
-                            }
-                            if let Some(reason) = failure.skipped() {
-                                outcomes.push((
-                                    ready.record.id.clone(),
-                                    Outcome::Skipped {
-                                        message: self.context.redactor().bounded(&reason),
-                                    },
-                                ));
-                                continue;
-                            }
-                            let label = failure.identity_conflict();
-                            let said = match &too_long {
-                                Some(note) => format!("{}; {note}", failure.message()),
-                                None => failure.message(),
-                            };
-                            Outcome::Failed {
-                                // A connector's words may carry a secret it guessed: never store one.
-                                message: self.context.redactor().bounded(&said),
-                                retryable: failure.retryable(),
-                                // An identity conflict keeps any pending mark: what a lost
-                                // create made may be among the candidates; so does any failure
-                                // of a record sent as maybe-created (an earlier send of it, in
-                                // this run or another, may have created it).
-                                outcome_unknown: failure.outcome_unknown()
-                                    || label.is_some()
-                                    || ready.wit.maybe_created,
-                                record: json,
-                                waits: None,
-                                label,
-                            }
-                        }
-                    };
-                    outcomes.push((ready.record.id.clone(), outcome));
-                }
-                self.refuse_taken_remote_ids(entity, batch, &mut outcomes)?;
-                self.record(run, entity, &outcomes, report)?;
-                if let Some(progress) = self.progress {
-                    progress(report.total(), total);
-                }
-            }
-            if !again.is_empty() {
-                tokio::time::sleep(wait).await;
-                if hit_rate_limit {
-                    rate_waits += 1;
-                }
-            }
-            pending = again;
-            pending.extend(postponed.into_iter().map(|(record, _)| record));
+    /// Step 3: sends one batch. Creates are marked pending just before they are sent, batch by
+    /// batch: a crash leaves pending only what may have been created, so the next run looks up
+    /// no more than that. A lost lease stops the run before anything more is sent.
+    async fn send_batch(
+        &self,
+        run: i64,
+        entity: Entity,
+        batch: &[Ready],
+        dry_run: bool,
+    ) -> Result<Vec<Result<Pushed, Failure>>, SyncError> {
+        if self.lease.is_some_and(RunLease::is_lost) {
+            return Err(SyncError::LeaseLost);
         }
-        Ok(())
+        if !dry_run {
+            let creates: Vec<String> = batch
+                .iter()
+                .filter(|r| r.wit.remote_id.is_none())
+                .map(|r| r.record.id.clone())
+                .collect();
+            self.store
+                .mark_pending(run, self.instance(), entity, &creates)?;
+        }
+        let items: Vec<PushItem> = batch
+            .iter()
+            .map(|r| PushItem {
+                record: r.wit.clone(),
+                last_pushed: r.last_pushed.clone(),
+            })
+            .collect();
+        Ok(self.send(entity, &items, dry_run).await)
+    }
+
+    /// Step 4: what one record's answer means: an outcome to record, or another try in this run
+    /// after a wait (a rate limit, or a passing failure with tries left).
+    fn classify(
+        &self,
+        ready: &Ready,
+        result: Result<Pushed, Failure>,
+        dry_run: bool,
+        tries: &mut Tries,
+    ) -> Verdict {
+        let json = records::to_json(Some(&ready.record.id), &ready.record.data).to_string();
+        let pushed = match result {
+            Ok(pushed) => pushed,
+            Err(failure) => return self.classify_failure(ready, failure, json, tries),
+        };
+        if dry_run {
+            let kind = match pushed.change {
+                Change::Created => WouldDo::Create,
+                Change::Updated => WouldDo::Update,
+                Change::Unchanged => WouldDo::Nothing,
+                Change::Held => WouldDo::Hold,
+            };
+            return Verdict::Outcome(Outcome::DryRun {
+                kind,
+                remote_id: ready.wit.remote_id.clone(),
+            });
+        }
+        if let Some(problem) = remote_id_problem(&pushed.remote_id) {
+            return Verdict::Outcome(Outcome::Failed {
+                message: format!(
+                    "the connector reported success with an unusable remote id: {problem}"
+                ),
+                retryable: false,
+                outcome_unknown: true,
+                record: json,
+                waits: None,
+                label: None,
+            });
+        }
+        if pushed.change == Change::Held {
+            return Verdict::Outcome(Outcome::Held {
+                message: self.context.redactor().bounded(&format!(
+                    "held for review (host.conflicts=report): the BSS and the remote both changed {} since the last push; nothing was written",
+                    said_values(&pushed.overwritten)
+                )),
+            });
+        }
+        // A success without a create for a record the id map had no remote id for: the
+        // connector found it (a lost answer, or a record that provably carries this one's key)
+        // and linked it.
+        let kind = match pushed.change {
+            Change::Created => Applied::Created,
+            _ if ready.wit.remote_id.is_none() => Applied::Reconciled,
+            Change::Updated => Applied::Updated,
+            Change::Unchanged | Change::Held => Applied::Unchanged,
+        };
+        let waiting = ready.waiting.clone().map(|(message, waits)| Waiting {
+            message,
+            record: json,
+            waits,
+        });
+        let mut said: Vec<String> = pushed
+            .warnings
+            .iter()
+            .take(10)
+            .map(|w| crate::capabilities::log::cap(w, 200).into_owned())
+            .collect();
+        if !pushed.overwritten.is_empty() {
+            said.insert(
+                0,
+                format!(
+                    "overwrote remote values: {}",
+                    said_values(&pushed.overwritten)
+                ),
+            );
+        }
+        let note = (!said.is_empty()).then(|| self.context.redactor().bounded(&said.join("; ")));
+        Verdict::Outcome(Outcome::Done {
+            kind,
+            copy: pushed_copy(ready, &pushed),
+            remote_id: pushed.remote_id,
+            waiting,
+            note,
+        })
+    }
+
+    /// A failed record: another try when the failure passes and tries are left, else skipped or
+    /// failed (queued when retryable).
+    fn classify_failure(
+        &self,
+        ready: &Ready,
+        failure: Failure,
+        json: String,
+        tries: &mut Tries,
+    ) -> Verdict {
+        // A rate limit says nothing about the record: it waits as long as the remote asks, up to
+        // a bound per run. Other passing failures count against the record's own tries.
+        let rate_limited = matches!(
+            failure,
+            Failure::Connector(ConnectorError::RateLimited(_))
+                | Failure::Batch(ConnectorError::RateLimited(_))
+        );
+        let tried = tries.per_record.entry(ready.record.id.clone()).or_insert(0);
+        if !rate_limited {
+            *tried += 1;
+        }
+        // A wait longer than the instance allows is not waited for: the record goes to the retry
+        // queue and the run goes on.
+        let too_long = self.too_long_a_wait(&failure);
+        let more = if rate_limited {
+            tries.rate_waits < self.pacing.max_rate_limit_waits && too_long.is_none()
+        } else {
+            *tried < self.pacing.max_attempts
+        };
+        if let (Some(after), true) = (retry_in_run(&failure), more) {
+            return Verdict::Again {
+                after: after.unwrap_or_else(|| self.pacing.backoff(*tried)),
+                rate_limited,
+            };
+        }
+        if let Some(reason) = failure.skipped() {
+            return Verdict::Outcome(Outcome::Skipped {
+                message: self.context.redactor().bounded(&reason),
+            });
+        }
+        let label = failure.identity_conflict();
+        let said = match &too_long {
+            Some(note) => format!("{}; {note}", failure.message()),
+            None => failure.message(),
+        };
+        Verdict::Outcome(Outcome::Failed {
+            // A connector's words may carry a secret it guessed: never store one.
+            message: self.context.redactor().bounded(&said),
+            retryable: failure.retryable(),
+            // An identity conflict keeps any pending mark: what a lost create made may be among
+            // the candidates; so does any failure of a record sent as maybe-created (an earlier
+            // send of it, in this run or another, may have created it).
+            outcome_unknown: failure.outcome_unknown()
+                || label.is_some()
+                || ready.wit.maybe_created,
+            record: json,
+            waits: None,
+            label,
+        })
     }
 
     /// A record the connector found (rather than created) under a remote id that the id map
