@@ -331,7 +331,7 @@ async fn push_one(cache: &Path, per_call_us: Option<f64>) {
             let outcome = connector
                 .push(
                     context,
-                    Entity::Account.into(),
+                    Entity::Account,
                     &[PushItem {
                         record: record.clone(),
                         last_pushed: None,

@@ -64,7 +64,7 @@ impl SyncConnector for Scripted {
     async fn push(
         &self,
         _context: &Arc<InstanceContext>,
-        _entity: wit::Entity,
+        _entity: bss_host::contract::manifest::Entity,
         records: &[PushItem],
         _options: PushOptions,
     ) -> PushResult {
@@ -111,7 +111,7 @@ impl SyncConnector for Scripted {
     async fn pull(
         &self,
         _context: &Arc<InstanceContext>,
-        _entity: wit::Entity,
+        _entity: bss_host::contract::manifest::Entity,
         since: Option<&str>,
         page_token: Option<&str>,
     ) -> PullResult {

@@ -1,13 +1,19 @@
 //! What the sync engine needs of a connector: push and pull. The wasm component implements it
 //! through the runtime; a connector's core compiled natively (for comparison) or a test double
 //! can implement it too, and the same engine drives them all.
+//!
+//! The trait speaks the host's vocabulary ([`Entity`] from the manifest); the records and answers
+//! are the contract's data types, which live in the leaf `contract` layer and which every
+//! contract minor converts into at its edge. Only the implementations convert to a binding's own
+//! types.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use crate::capabilities::context::InstanceContext;
 use crate::contract::bindings::connector::{PullPage, PushItem, PushOptions, Pushed};
-use crate::contract::bindings::types::{ConnectorError, Entity};
+use crate::contract::bindings::types::ConnectorError;
+use crate::contract::manifest::Entity;
 use crate::runtime::{CallError, Connector};
 
 pub type PushResult =
@@ -40,7 +46,7 @@ impl SyncConnector for Connector {
         records: &[PushItem],
         options: PushOptions,
     ) -> PushResult {
-        Connector::push(self, context, entity, records, options).await
+        Connector::push(self, context, entity.into(), records, options).await
     }
 
     async fn pull(
@@ -50,6 +56,6 @@ impl SyncConnector for Connector {
         since: Option<&str>,
         page_token: Option<&str>,
     ) -> PullResult {
-        Connector::pull(self, context, entity, since, page_token).await
+        Connector::pull(self, context, entity.into(), since, page_token).await
     }
 }

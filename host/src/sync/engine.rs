@@ -1306,7 +1306,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         };
         match self
             .connector
-            .push(&self.context, entity.into(), records, options)
+            .push(&self.context, entity, records, options)
             .await
         {
             Err(call) => {
@@ -1584,7 +1584,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             attempt += 1;
             let failure = match self
                 .connector
-                .pull(&self.context, entity.into(), since, token)
+                .pull(&self.context, entity, since, token)
                 .await
             {
                 Ok(Ok(page)) => return Ok(page),

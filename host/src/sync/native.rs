@@ -15,7 +15,8 @@ use crate::capabilities::http::{HttpCall, HttpClient};
 use crate::capabilities::log::Labels;
 use crate::contract::bindings::connector::{PushItem, PushOptions};
 use crate::contract::bindings::http as wit_http;
-use crate::contract::bindings::types::{ConnectorError, Entity};
+use crate::contract::bindings::types::{self as wit, ConnectorError};
+use crate::contract::manifest::Entity;
 use plugin_connectwise::host as native;
 
 /// Moves a value between the two generated type families of the same WIT type.
@@ -130,7 +131,8 @@ impl SyncConnector for NativeConnectWise {
                 plugin_connectwise::exports::PushOptions,
             ),
             ConnectorError,
-        > = cross(&entity).and_then(|e| Ok((e, cross(&records)?, cross(&options)?)));
+        > = cross(&wit::Entity::from(entity))
+            .and_then(|e| Ok((e, cross(&records)?, cross(&options)?)));
         let (entity, records, options) = match converted {
             Ok(all) => all,
             Err(error) => return Ok(Err(error)),
@@ -151,7 +153,7 @@ impl SyncConnector for NativeConnectWise {
         page_token: Option<&str>,
     ) -> PullResult {
         let host = self.host(context, false);
-        let entity: plugin_connectwise::types::Entity = match cross(&entity) {
+        let entity: plugin_connectwise::types::Entity = match cross(&wit::Entity::from(entity)) {
             Ok(e) => e,
             Err(error) => return Ok(Err(error)),
         };
