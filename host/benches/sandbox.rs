@@ -8,6 +8,9 @@
 //! the ConnectWise connector's core compiled into this process, driven by the same sync engine
 //! with the same HTTP client (`sync::native::NativeConnectWise`).
 
+#[path = "../tests/common/fixture_variants.rs"]
+mod fixture_variants;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -29,10 +32,9 @@ use bss_host::sync::native::NativeConnectWise;
 use bss_host::sync::records::parse_file;
 use bss_host::sync::{Engine, Pacing, PullFrom};
 use cw_sandbox::{Sandbox, SandboxConfig};
+use fixture_variants::{Variant, fixture_variant};
 
 const FIXTURE: &str = env!("BSS_FIXTURE_WASM");
-const FIXTURE_V2: &str = env!("BSS_FIXTURE_V2_WASM");
-const OTHER_FIXTURE: &str = env!("BSS_FIXTURE_OTHER_WASM");
 const CONNECTWISE: &str = env!("BSS_CONNECTWISE_WASM");
 const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
 
@@ -833,6 +835,11 @@ async fn leases() {
 
 /// A new version dropped into the watched plugins folder while four tasks call the instance.
 async fn swap() {
+    // Built (if need be) before anything here is timed.
+    let (v2, other) = (
+        fixture_variant(Variant::V2),
+        fixture_variant(Variant::Other),
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).expect("plugins");
@@ -888,7 +895,7 @@ async fn swap() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let dropped = Instant::now();
-    std::fs::copy(FIXTURE_V2, plugins.join("fixture-2.wasm")).expect("drop v2");
+    std::fs::copy(&v2, plugins.join("fixture-2.wasm")).expect("drop v2");
     let serving = loop {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let first_v2 = answers
@@ -926,7 +933,7 @@ async fn swap() {
         ms(serving.duration_since(dropped)),
     );
     let started = Instant::now();
-    std::fs::copy(OTHER_FIXTURE, plugins.join("other.wasm")).expect("copy");
+    std::fs::copy(&other, plugins.join("other.wasm")).expect("copy");
     app.registry
         .load_file(&plugins.join("other.wasm"))
         .await

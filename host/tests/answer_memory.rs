@@ -3,6 +3,7 @@
 //! `host.max-items-per-answer`), the next call works, and the server's resident memory (`VmRSS`)
 //! is back within 50 MiB of what it was before.
 
+mod common;
 mod cw;
 
 use std::path::{Path, PathBuf};

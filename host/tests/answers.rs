@@ -14,6 +14,7 @@ use bss_host::capabilities::options::InstanceOptions;
 use bss_host::contract::bindings::types::{Entity, EntityData};
 use bss_host::runtime::answer::{AnswerCap, Oversized};
 use bss_host::runtime::{CallError, CallFailure, Connector, LoadError, MANIFEST_DEADLINE};
+use common::fixture_variants::{Variant, fixture_variant};
 use common::{Captured, account, context, fixture, runtime};
 
 fn with_mode(connector: &Connector, mode: &str, param: &str) -> Arc<InstanceContext> {
@@ -256,7 +257,7 @@ async fn a_64_mib_log_line_is_refused_and_a_long_one_is_cut_without_being_copied
 #[tokio::test]
 async fn a_manifest_that_never_answers_is_refused_at_its_own_deadline() {
     let runtime = runtime();
-    let path = std::path::Path::new(env!("BSS_FIXTURE_MANIFEST_LOOP_WASM"));
+    let path = &fixture_variant(Variant::ManifestLoop);
     // Compile (and cache) first, so the second load times only the manifest call.
     let _ = runtime.load_file(path).await;
     let started = Instant::now();

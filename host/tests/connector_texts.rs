@@ -7,48 +7,25 @@
 mod common;
 mod cw;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use base64::Engine as _;
+use common::cli::{BIN, Folder, blocking, contains, database_bytes};
 use common::{Reply, Seen, TestServer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
 const FIXTURE: &str = env!("BSS_FIXTURE_WASM");
 const SECRET: &str = "s3cr3t-Echo-KEY-42";
 
-struct Folder {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    plugins: PathBuf,
-}
-
 /// A data folder with the fixture installed and an instance `fx` of it.
 fn folder() -> Folder {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(FIXTURE, plugins.join("fixture.wasm")).unwrap();
-    let folder = Folder {
-        _dir: dir,
-        data,
-        plugins,
-    };
+    let folder = Folder::new();
+    folder.plugin(FIXTURE, "fixture.wasm");
     ok(&folder, &["activate", "fixture", "--name", "fx"]);
     folder
 }
 
 fn run_with(folder: &Folder, log: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data")
-        .arg(&folder.data)
-        .arg("--plugins")
-        .arg(&folder.plugins)
-        .args(args)
-        .env("BSS_HOST_LOG", log)
-        .env_remove("BSS_HOST_KEY")
-        .output()
-        .unwrap()
+    folder.host().log(log).run(&folder.data, args)
 }
 
 fn run(folder: &Folder, args: &[&str]) -> Output {
@@ -60,14 +37,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn ok(folder: &Folder, args: &[&str]) -> String {
-    let out = run(folder, args);
-    assert!(
-        out.status.success(),
-        "bss-host {args:?} failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    folder.host().log("info").ok(&folder.data, args)
 }
 
 /// `settings set fx ...` with everything the fixture needs; the check runs (and may fail).
@@ -85,25 +55,6 @@ fn set(folder: &Folder, base: &str, pairs: &[&str]) -> Output {
     ];
     args.extend_from_slice(pairs);
     run(folder, &args)
-}
-
-/// Runs the binary off the async workers, so loopback servers in this process keep answering.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
-
-fn database_bytes(data: &Path) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for name in ["bss.db", "bss.db-wal"] {
-        if let Ok(b) = std::fs::read(data.join(name)) {
-            bytes.extend(b);
-        }
-    }
-    bytes
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A remote that reflects the request: every header into its body and into response headers,

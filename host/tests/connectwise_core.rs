@@ -2,6 +2,7 @@
 //! the ConnectWise sandbox over loopback HTTP — activation, lookup choices, accounts and contacts
 //! both ways, fault mapping, and per-record errors within a batch.
 
+mod common;
 mod cw;
 
 use bss_host::contract::bindings::connector::Change;

@@ -1,6 +1,7 @@
 //! The ConnectWise connector, second half: products, invoices and orders with their lines,
 //! payments and subscriptions, pushed by the built component against the sandbox over loopback.
 
+mod common;
 mod cw;
 
 use bss_host::contract::bindings::connector::{Change, Pushed};

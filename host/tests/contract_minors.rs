@@ -9,9 +9,8 @@ use std::path::Path;
 use bss_host::contract::Contract;
 use bss_host::contract::bindings::connector::Change;
 use bss_host::contract::bindings::types::{ConnectorError, Entity};
+use common::fixture_variants::{Variant, fixture_variant};
 use common::{FIXTURE_WASM, Reply, TestServer, account, context, private_ok, runtime};
-
-const LEGACY_WASM: &str = env!("BSS_FIXTURE_LEGACY_WASM");
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
@@ -21,7 +20,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[test]
 fn the_legacy_fixture_really_is_built_against_1_0() {
-    let legacy = std::fs::read(LEGACY_WASM).unwrap();
+    let legacy = std::fs::read(fixture_variant(Variant::Legacy)).unwrap();
     assert!(contains(&legacy, "bss:integration/connector@1.0.0"));
     assert!(!contains(&legacy, "bss:integration/connector@1.1.0"));
     let newest = std::fs::read(FIXTURE_WASM).unwrap();
@@ -31,7 +30,10 @@ fn the_legacy_fixture_really_is_built_against_1_0() {
 #[tokio::test]
 async fn a_1_0_connector_runs_beside_a_1_1_connector() {
     let runtime = runtime();
-    let legacy = runtime.load_file(Path::new(LEGACY_WASM)).await.unwrap();
+    let legacy = runtime
+        .load_file(&fixture_variant(Variant::Legacy))
+        .await
+        .unwrap();
     let newest = runtime.load_file(Path::new(FIXTURE_WASM)).await.unwrap();
     assert_eq!(
         (legacy.contract(), newest.contract()),
@@ -124,7 +126,10 @@ async fn log_enabled_is_a_1_1_import_that_follows_the_host_log_level() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let runtime = runtime();
     let newest = runtime.load_file(Path::new(FIXTURE_WASM)).await.unwrap();
-    let legacy = runtime.load_file(Path::new(LEGACY_WASM)).await.unwrap();
+    let legacy = runtime
+        .load_file(&fixture_variant(Variant::Legacy))
+        .await
+        .unwrap();
     let settings = [("base-url", "https://example.com"), ("mode", "log-levels")];
 
     let ctx = context(&newest, &settings, private_ok());

@@ -3,143 +3,44 @@
 //! a killed run and its lease, a data folder that lost its database, exit codes, ids the remote
 //! would confuse, and queued records that settle when what they wait for is pushed.
 
+mod common;
 mod cw;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use cw_sandbox::{Faults, Sandbox, SandboxConfig};
+use common::cli::{Host, blocking, id_map, text};
+use common::records::{account, contact};
+use cw::{Setup, add_instance};
+use cw_sandbox::{Faults, Sandbox};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
 
 /// Leases lapse after this long in these tests, so a killed run is seen as interrupted quickly.
 const LEASE_TTL_MS: &str = "1500";
+/// The binary, with leases that lapse after [`LEASE_TTL_MS`].
+const HOST: Host = Host {
+    env: &[("BSS_HOST_LEASE_TTL_MS", LEASE_TTL_MS)],
+    ..common::cli::HOST
+};
+/// The sync options of instances here: accounts and contacts push.
+const PUSH: &[&str] = &["account:push:create,update", "contact:push:create,update"];
 
 fn command(data: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("BSS_HOST_KEY")
-        .env("BSS_HOST_LEASE_TTL_MS", LEASE_TTL_MS)
-        .env("BSS_HOST_LOG", "warn");
-    command
+    HOST.command(data, args)
 }
 
 fn run(data: &Path, args: &[&str]) -> Output {
-    command(data, args).output().expect("bss-host runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    HOST.run(data, args)
 }
 
 fn ok(data: &Path, args: &[&str]) -> String {
-    let out = run(data, args);
-    assert!(
-        out.status.success(),
-        "bss-host {args:?} failed:\n{}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
-
-struct Setup {
-    sandbox: Sandbox,
-    dir: tempfile::TempDir,
-    data: PathBuf,
-}
-
-impl Setup {
-    fn file(&self, name: &str, records: &[Value]) -> String {
-        let path = self.dir.path().join(name);
-        let text: String = records.iter().map(|r| format!("{r}\n")).collect();
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-}
-
-/// Activates ConnectWise instance `name` with `settings`; accounts and contacts push.
-fn add_instance(data: &Path, name: &str, settings: &[String]) {
-    ok(data, &["activate", "connectwise", "--name", name]);
-    let mut args = vec!["settings", "set", name];
-    args.extend(settings.iter().map(String::as_str));
-    ok(data, &args);
-    ok(
-        data,
-        &["lookups", "set", name, "account-type", "Customer=1"],
-    );
-    ok(data, &["lookups", "set", name, "currency", "USD=1"]);
-    ok(
-        data,
-        &[
-            "sync-options",
-            "set",
-            name,
-            "account:push:create,update",
-            "contact:push:create,update",
-        ],
-    );
-}
-
-fn settings_of(sandbox: &Sandbox) -> Vec<String> {
-    cw::good_settings(sandbox)
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .chain([
-            "host.allow-private-network=on".to_string(),
-            "host.requests-per-minute=100000".to_string(),
-        ])
-        .collect()
+    HOST.ok(data, args)
 }
 
 /// A data folder with instance `cw` against a fresh sandbox; accounts and contacts push.
 async fn setup() -> Setup {
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let settings = settings_of(&sandbox);
-    let folder = data.clone();
-    blocking(move || add_instance(&folder, "cw", &settings)).await;
-    Setup { sandbox, dir, data }
-}
-
-fn account(i: usize) -> Value {
-    json!({
-        "id": format!("A{i:04}"), "code": format!("C{i:04}"), "name": format!("Account {i}"),
-        "account-type": "Customer", "currency": "USD",
-        "billing-address": { "line1": format!("{i} Main Street"), "city": "Austin", "country": "United States" }
-    })
-}
-
-fn contact(i: usize, account: Option<&str>) -> Value {
-    json!({
-        "id": format!("K{i:04}"), "account": account, "first-name": format!("First{i}"),
-        "last-name": "Doe", "email": format!("k{i}@example.com")
-    })
-}
-
-fn id_map(data: &Path, entity: &str) -> Vec<(String, Option<String>)> {
-    let connection = rusqlite::Connection::open(data.join("bss.db")).unwrap();
-    let mut statement = connection
-        .prepare("SELECT bss_id, remote_id FROM id_map WHERE entity = ?1 ORDER BY bss_id")
-        .unwrap();
-    statement
-        .query_map([entity], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    cw::setup(HOST, PUSH).await
 }
 
 /// Every BSS id is mapped, to remote ids all different, and the remote holds exactly as many.
@@ -148,7 +49,7 @@ fn assert_mapped_once(s: &Setup, entity: &str, resource: &str, count: usize) {
     assert_eq!(map.len(), count, "{entity}: every BSS id is in the id map");
     let mut remotes: Vec<String> = map
         .iter()
-        .map(|(id, r)| r.clone().unwrap_or_else(|| panic!("{id} has no remote id")))
+        .map(|(id, r, _)| r.clone().unwrap_or_else(|| panic!("{id} has no remote id")))
         .collect();
     remotes.sort();
     remotes.dedup();
@@ -486,7 +387,7 @@ async fn a_company_made_by_hand_is_refused_then_linked_then_updated() {
     let s = setup().await;
     // Someone made company "A0001" in ConnectWise by hand (here: another instance, with
     // another account number, so it does not carry this record's key).
-    let settings = settings_of(&s.sandbox);
+    let settings = cw::cli_settings(&s.sandbox);
     let mut by_hand = account(1);
     by_hand["code"] = json!("HAND");
     by_hand["name"] = json!("Made by hand");
@@ -494,7 +395,7 @@ async fn a_company_made_by_hand_is_refused_then_linked_then_updated() {
     let ours = s.file("ours.ndjson", &[account(1)]);
     let data = s.data.clone();
     let (refused, linked, updated, queue) = blocking(move || {
-        add_instance(&data, "hand", &settings);
+        add_instance(HOST, &data, "hand", &settings, PUSH);
         ok(&data, &["push", "hand", "account", "--file", &hand_file]);
         let refused = run(&data, &["push", "cw", "account", "--file", &ours, "--json"]);
         assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));

@@ -2,35 +2,26 @@
 //! activation, settings of every kind, sealed secrets, sync options, lookups against the
 //! ConnectWise sandbox, persistence across runs, and the API's token.
 
+mod common;
 mod cw;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
+use common::cli::{BIN, Host, contains, database_bytes};
 use cw_sandbox::{Sandbox, SandboxConfig};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
 const SECRET: &str = "sandbox-private";
+/// The binary, logging everything (so a leak into any log line is seen).
+const HOST: Host = Host {
+    log: "trace",
+    ..common::cli::HOST
+};
 
-fn run(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env("BSS_HOST_LOG", "trace")
-        .env_remove("BSS_HOST_KEY")
-        .output()
-        .expect("bss-host runs")
-}
-
+/// Standard output of a command that must succeed and show the secret nowhere.
 fn ok(data: &Path, args: &[&str]) -> String {
-    let out = run(data, args);
+    let out = HOST.succeeds(data, args);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        out.status.success(),
-        "bss-host {args:?} failed:\n{stdout}\n{stderr}"
-    );
     assert!(
         !stderr.contains(SECRET) && !stdout.contains(SECRET),
         "the secret leaked into output of {args:?}"
@@ -38,30 +29,14 @@ fn ok(data: &Path, args: &[&str]) -> String {
     stdout
 }
 
+/// Standard error of a command that must fail and show the secret nowhere.
 fn fails(data: &Path, args: &[&str]) -> String {
-    let out = run(data, args);
-    assert!(!out.status.success(), "bss-host {args:?} should fail");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let stderr = HOST.fails(data, args);
     assert!(
         !stderr.contains(SECRET),
         "the secret leaked into errors of {args:?}"
     );
     stderr
-}
-
-/// Every file of the database (the main file and its write-ahead log) as bytes.
-fn database_bytes(data: &Path) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for name in ["bss.db", "bss.db-wal"] {
-        if let Ok(b) = std::fs::read(data.join(name)) {
-            bytes.extend(b);
-        }
-    }
-    bytes
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn settings_of(sandbox: &Sandbox) -> Vec<String> {

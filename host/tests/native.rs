@@ -2,6 +2,7 @@
 //! natively, driven by the same sync engine with the same HTTP client, against the sandbox, on a
 //! real SQLite file — and they leave the remote in the same state.
 
+mod common;
 mod cw;
 
 use std::sync::Arc;

@@ -4,12 +4,12 @@
 //! refused and never moves the cursor, and a malformed stamp is delivered but never becomes the
 //! cursor; records not synchronised by configuration are skipped, not failed.
 
-mod cli;
+mod common;
 
 use std::path::Path;
 use std::process::Output;
 
-use cli::{Folder, text};
+use common::cli::{Folder, text};
 use serde_json::Value;
 
 const FIXTURE: &str = env!("BSS_FIXTURE_WASM");

@@ -4,18 +4,16 @@
 //! stored answer decides; a file whose two answers differ is refused as non-deterministic, by
 //! content, so later commands do not ask it again.
 
-mod cli;
+mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use cli::Folder;
+use common::cli::Folder;
+use common::fixture_variants::{Variant, fixture_variant};
 use serde_json::Value;
 
 const V1: &str = env!("BSS_FIXTURE_WASM");
-const UNSEAL: &str = env!("BSS_FIXTURE_UNSEAL_WASM");
-const FLAP: &str = env!("BSS_FIXTURE_FLAP_WASM");
-const FLAP_RANDOM: &str = env!("BSS_FIXTURE_FLAP_RANDOM_WASM");
 const SECRET: &str = "s3cr3t-value-never-shown";
 
 /// Settings of a fixture instance `fx` whose check says what `settings.get("api-key")` gives it.
@@ -42,7 +40,7 @@ fn a_later_version_declaring_a_secret_as_text_is_refused_and_reads_nothing() {
     let secret = format!("api-key={SECRET}");
     folder.ok_all(&probe_settings(&[&secret]));
 
-    folder.plugin(UNSEAL, "fixture-0.5.0.wasm");
+    folder.plugin(fixture_variant(Variant::Unseal), "fixture-0.5.0.wasm");
     let checked = folder.ok_all(&["check", "fx"]);
     assert!(checked.contains("secret none"), "{checked}");
     assert!(!checked.contains(SECRET), "the secret leaked: {checked}");
@@ -106,11 +104,11 @@ fn wait_for_window(secret: bool) {
 #[test]
 fn a_manifest_is_read_once_and_the_stored_answer_decides() {
     let folder = Folder::new();
-    folder.plugin(FLAP, "fixture-flap.wasm");
+    folder.plugin(fixture_variant(Variant::Flap), "fixture-flap.wasm");
     // Compile it once in another data folder and take its compile cache along, so the first
     // command here reads the manifest within a second of starting, not after compiling.
     let scratch = Folder::new();
-    scratch.plugin(FLAP, "fixture-flap.wasm");
+    scratch.plugin(fixture_variant(Variant::Flap), "fixture-flap.wasm");
     scratch.ok_all(&["connectors", "list"]);
     copy_folder(&scratch.data.join("cache"), &folder.data.join("cache"));
     // First seen while it says "secret": that answer is stored with its content hash.
@@ -146,7 +144,7 @@ fn a_manifest_is_read_once_and_the_stored_answer_decides() {
 #[test]
 fn a_manifest_that_answers_differently_each_time_is_refused_once_by_content() {
     let folder = Folder::new();
-    folder.plugin(FLAP_RANDOM, "fixture-random.wasm");
+    folder.plugin(fixture_variant(Variant::FlapRandom), "fixture-random.wasm");
     let first = folder.ok_all(&["connectors", "list"]);
     assert!(
         first.contains("answered differently from one call to the next"),
@@ -162,7 +160,7 @@ fn a_manifest_that_answers_differently_each_time_is_refused_once_by_content() {
 #[test]
 fn a_manifest_that_never_answers_costs_listing_nothing_and_is_asked_once() {
     let folder = Folder::new();
-    folder.plugin(env!("BSS_FIXTURE_MANIFEST_LOOP_WASM"), "fixture-loop.wasm");
+    folder.plugin(fixture_variant(Variant::ManifestLoop), "fixture-loop.wasm");
     // Listing instances calls no connector: it does not load the looping one at all.
     let listed = folder.ok_all(&["instances", "list"]);
     assert!(!listed.contains("fixture-loop"), "{listed}");

@@ -3,42 +3,18 @@
 //! under faults with nothing lost, per-record failures and the retry queue, pull cursors, dry runs,
 //! and the demo.
 
+mod common;
 mod cw;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use cw_sandbox::{Faults, Sandbox, SandboxConfig};
+use common::cli::{BIN, blocking, command, fails, id_map, ok, run};
+use common::records::{account, write_ndjson};
+use cw::Setup;
+use cw_sandbox::{Faults, Sandbox};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
-
-fn command(data: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("BSS_HOST_KEY")
-        .env("BSS_HOST_LOG", "warn");
-    command
-}
-
-fn run(data: &Path, args: &[&str]) -> Output {
-    command(data, args).output().expect("bss-host runs")
-}
-
-fn ok(data: &Path, args: &[&str]) -> String {
-    let out = run(data, args);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "bss-host {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 /// A run that happened with some records failed: exit code 2, the report on stdout.
 fn partly(data: &Path, args: &[&str]) -> String {
@@ -53,82 +29,17 @@ fn partly(data: &Path, args: &[&str]) -> String {
     stdout
 }
 
-fn fails(data: &Path, args: &[&str]) -> String {
-    let out = run(data, args);
-    assert!(!out.status.success(), "bss-host {args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-/// Runs a blocking command off the async runtime (the sandbox serves on its own thread).
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
-
-struct Setup {
-    sandbox: Sandbox,
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-}
-
 /// A data folder with instance `cw` set up against a fresh sandbox, every sync option on.
 async fn setup() -> Setup {
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let settings: Vec<String> = cw::good_settings(&sandbox)
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .chain([
-            "host.allow-private-network=on".to_string(),
-            "host.requests-per-minute=100000".to_string(),
-        ])
-        .collect();
-    let folder = data.clone();
-    blocking(move || {
-        let data = folder.as_path();
-        ok(data, &["activate", "connectwise", "--name", "cw"]);
-        let mut args = vec!["settings", "set", "cw"];
-        args.extend(settings.iter().map(String::as_str));
-        ok(data, &args);
-        for (lookup, rows) in [
-            ("account-type", vec!["Customer=1"]),
-            ("currency", vec!["USD=1"]),
-        ] {
-            let mut args = vec!["lookups", "set", "cw", lookup];
-            args.extend(rows);
-            ok(data, &args);
-        }
-        ok(
-            data,
-            &[
-                "sync-options",
-                "set",
-                "cw",
-                "account:push:create,update",
-                "account:pull:create,update",
-                "contact:push:create,update",
-            ],
-        );
-    })
-    .await;
-    Setup {
-        sandbox,
-        _dir: dir,
-        data,
-    }
-}
-
-fn account(i: usize) -> Value {
-    json!({
-        "id": format!("A{i:04}"), "code": format!("C{i:04}"), "name": format!("Account {i}"),
-        "account-type": "Customer", "currency": "USD",
-        "billing-address": { "line1": format!("{i} Main Street"), "city": "Austin", "country": "United States" }
-    })
-}
-
-fn write_ndjson(path: &Path, records: &[Value]) {
-    let text: String = records.iter().map(|r| format!("{r}\n")).collect();
-    std::fs::write(path, text).unwrap();
+    cw::setup(
+        common::cli::HOST,
+        &[
+            "account:push:create,update",
+            "account:pull:create,update",
+            "contact:push:create,update",
+        ],
+    )
+    .await
 }
 
 fn report(stdout: &str) -> Value {
@@ -143,18 +54,6 @@ fn identifiers(sandbox: &Sandbox) -> Vec<String> {
         .collect();
     ids.sort();
     ids
-}
-
-fn id_map(data: &Path, entity: &str) -> Vec<(String, Option<String>, bool)> {
-    let connection = rusqlite::Connection::open(data.join("bss.db")).unwrap();
-    let mut statement = connection
-        .prepare("SELECT bss_id, remote_id, pending FROM id_map WHERE entity = ?1 ORDER BY bss_id")
-        .unwrap();
-    statement
-        .query_map([entity], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

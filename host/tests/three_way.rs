@@ -6,60 +6,20 @@
 //! normalised a value (a state name stored as its code). Settings that an enabled sync option needs
 //! (the payment method ids once payments are pushed) are said by the check.
 
+mod common;
 mod cw;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-use cw_sandbox::{Sandbox, SandboxConfig};
+use common::cli::{run, succeeds};
+use cw::Setup;
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
-
-fn run(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("BSS_HOST_KEY")
-        .env("BSS_HOST_LOG", "warn")
-        .output()
-        .expect("bss-host runs")
-}
-
-fn ok(data: &Path, args: &[&str]) -> Output {
-    let out = run(data, args);
-    assert!(
-        out.status.success(),
-        "bss-host {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-struct Setup {
-    sandbox: Sandbox,
-    dir: tempfile::TempDir,
-    data: PathBuf,
-}
 
 impl Setup {
     /// Pushes `records` as accounts and returns the run's JSON report.
     fn push(&self, records: &[Value]) -> Value {
-        let path = self.dir.path().join("accounts.ndjson");
-        let text: String = records.iter().map(|r| format!("{r}\n")).collect();
-        std::fs::write(&path, text).unwrap();
-        let out = ok(
+        let path = self.file("accounts.ndjson", records);
+        let out = succeeds(
             &self.data,
-            &[
-                "push",
-                "cw",
-                "account",
-                "--file",
-                &path.display().to_string(),
-                "--json",
-            ],
+            &["push", "cw", "account", "--file", &path, "--json"],
         );
         serde_json::from_slice(&out.stdout).unwrap()
     }
@@ -68,7 +28,7 @@ impl Setup {
     fn pull(&self, extra: &[&str]) -> (Vec<Value>, String) {
         let mut args = vec!["pull", "cw", "account"];
         args.extend(extra);
-        let out = ok(&self.data, &args);
+        let out = succeeds(&self.data, &args);
         let records = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| !l.trim().is_empty())
@@ -85,42 +45,11 @@ impl Setup {
 }
 
 async fn setup() -> Setup {
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let settings: Vec<String> = cw::good_settings(&sandbox)
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .chain([
-            "host.allow-private-network=on".to_string(),
-            "host.requests-per-minute=100000".to_string(),
-        ])
-        .collect();
-    let folder = data.clone();
-    tokio::task::spawn_blocking(move || {
-        ok(&folder, &["activate", "connectwise", "--name", "cw"]);
-        let mut args = vec!["settings", "set", "cw"];
-        args.extend(settings.iter().map(String::as_str));
-        ok(&folder, &args);
-        ok(
-            &folder,
-            &["lookups", "set", "cw", "account-type", "Customer=1"],
-        );
-        ok(&folder, &["lookups", "set", "cw", "currency", "USD=1"]);
-        ok(
-            &folder,
-            &[
-                "sync-options",
-                "set",
-                "cw",
-                "account:push:create,update",
-                "account:pull:create,update",
-            ],
-        );
-    })
+    cw::setup(
+        common::cli::HOST,
+        &["account:push:create,update", "account:pull:create,update"],
+    )
     .await
-    .unwrap();
-    Setup { sandbox, dir, data }
 }
 
 fn acme(name: &str, phone: Option<&str>) -> Value {
@@ -178,7 +107,7 @@ async fn an_update_writes_only_what_the_bss_changed_and_conflicts_follow_the_pol
         );
 
         // Report: a record both sides changed is held, nothing written, the run is not failed.
-        ok(&s.data, &["settings", "set", "cw", "host.conflicts=report"]);
+        succeeds(&s.data, &["settings", "set", "cw", "host.conflicts=report"]);
         s.sandbox
             .patch("company/companies", id, json!({"name": "Acme (staff 2)"}));
         let report = s.push(&[acme("Acme Ltd 2", Some("555-0199"))]);
@@ -196,7 +125,8 @@ async fn an_update_writes_only_what_the_bss_changed_and_conflicts_follow_the_pol
             "nothing of a held record is written: {company}"
         );
         let runs: Value =
-            serde_json::from_slice(&ok(&s.data, &["runs", "list", "cw", "--json"]).stdout).unwrap();
+            serde_json::from_slice(&succeeds(&s.data, &["runs", "list", "cw", "--json"]).stdout)
+                .unwrap();
         assert!(
             runs.as_array().unwrap().iter().any(|r| r["held"] == 1),
             "{runs}"
@@ -268,7 +198,7 @@ async fn payment_method_ids_are_required_once_payments_are_pushed() {
     let s = setup().await;
     tokio::task::spawn_blocking(move || {
         // Optional while payments are not pushed.
-        ok(
+        succeeds(
             &s.data,
             &[
                 "settings",
@@ -278,8 +208,8 @@ async fn payment_method_ids_are_required_once_payments_are_pushed() {
                 "bank-deposit-method-id=",
             ],
         );
-        ok(&s.data, &["check", "cw"]);
-        ok(
+        succeeds(&s.data, &["check", "cw"]);
+        succeeds(
             &s.data,
             &["sync-options", "set", "cw", "payment:push:create,update"],
         );
@@ -295,7 +225,7 @@ async fn payment_method_ids_are_required_once_payments_are_pushed() {
         }
         assert!(said.contains("payment:push is enabled"), "{said}");
         // Set, the check runs again and passes.
-        ok(
+        succeeds(
             &s.data,
             &[
                 "settings",
@@ -305,7 +235,7 @@ async fn payment_method_ids_are_required_once_payments_are_pushed() {
                 "bank-deposit-method-id=5",
             ],
         );
-        ok(&s.data, &["check", "cw"]);
+        succeeds(&s.data, &["check", "cw"]);
     })
     .await
     .unwrap();

@@ -2,17 +2,18 @@
 //! and the plugins folder watched by `serve` — through the real binary, with two builds of the
 //! fixture connector (0.1.0, and 0.2.0 which needs one more setting).
 
+mod common;
 mod cw;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
+use common::cli::{BIN, HOST};
+use common::fixture_variants::{Variant, fixture_variant};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
 const V1: &str = env!("BSS_FIXTURE_WASM");
-const V2: &str = env!("BSS_FIXTURE_V2_WASM");
 /// `settings set fx ...` for a fixture instance that answers with its version.
 const FX_SETTINGS: [&str; 8] = [
     "settings",
@@ -24,39 +25,16 @@ const FX_SETTINGS: [&str; 8] = [
     "mode=version",
     "host.allow-private-network=on",
 ];
-const LEGACY: &str = env!("BSS_FIXTURE_LEGACY_WASM");
-const OTHER: &str = env!("BSS_FIXTURE_OTHER_WASM");
-const TRAPS: &str = env!("BSS_FIXTURE_TRAPS_WASM");
-const INVALID: &str = env!("BSS_FIXTURE_INVALID_WASM");
-
 fn run(data: &Path, plugins: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .arg("--plugins")
-        .arg(plugins)
-        .args(args)
-        .env("BSS_HOST_LOG", "warn")
-        .env_remove("BSS_HOST_KEY")
-        .output()
-        .unwrap()
+    HOST.plugins(plugins).run(data, args)
 }
 
 fn ok(data: &Path, plugins: &Path, args: &[&str]) -> String {
-    let out = run(data, plugins, args);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "bss-host {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    HOST.plugins(plugins).ok(data, args)
 }
 
 fn fails(data: &Path, plugins: &Path, args: &[&str]) -> String {
-    let out = run(data, plugins, args);
-    assert!(!out.status.success(), "bss-host {args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).to_string()
+    HOST.plugins(plugins).fails(data, args)
 }
 
 /// Polls `probe` every 100 ms until it gives a value; fails the test after `limit`.
@@ -96,8 +74,16 @@ fn versions_side_by_side_rollback_and_refusals() {
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(V1, plugins.join("fixture-0.1.0.wasm")).unwrap();
-    std::fs::copy(V2, plugins.join("fixture-0.2.0.wasm")).unwrap();
-    std::fs::copy(LEGACY, plugins.join("legacy.wasm")).unwrap();
+    std::fs::copy(
+        fixture_variant(Variant::V2),
+        plugins.join("fixture-0.2.0.wasm"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixture_variant(Variant::Legacy),
+        plugins.join("legacy.wasm"),
+    )
+    .unwrap();
     let (d, p) = (data.as_path(), plugins.as_path());
 
     let list: Value = serde_json::from_str(&ok(d, p, &["connectors", "list", "--json"])).unwrap();
@@ -174,8 +160,12 @@ fn versions_side_by_side_rollback_and_refusals() {
 
     // Newer versions whose manifest() traps, or whose manifest is invalid, are refused with their
     // reasons; the version in service keeps serving.
-    std::fs::copy(TRAPS, plugins.join("traps.wasm")).unwrap();
-    std::fs::copy(INVALID, plugins.join("invalid.wasm")).unwrap();
+    std::fs::copy(fixture_variant(Variant::Traps), plugins.join("traps.wasm")).unwrap();
+    std::fs::copy(
+        fixture_variant(Variant::Invalid),
+        plugins.join("invalid.wasm"),
+    )
+    .unwrap();
     let list: Value = serde_json::from_str(&ok(d, p, &["connectors", "list", "--json"])).unwrap();
     let reason_of = |file: &str| {
         list["refused"]
@@ -241,6 +231,11 @@ fn versions_side_by_side_rollback_and_refusals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_watches_the_plugins_folder() {
+    // Built (if need be) before anything here is timed.
+    let (v2, other) = (
+        fixture_variant(Variant::V2),
+        fixture_variant(Variant::Other),
+    );
     let dir = tempfile::tempdir().unwrap();
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).unwrap();
@@ -286,7 +281,7 @@ async fn serve_watches_the_plugins_folder() {
 
     // Drop 0.2.0 next to it: it is loaded without a restart and the instance follows it — into
     // the "needs settings" state, since 0.2.0 requires `tenant`.
-    std::fs::copy(V2, plugins.join("fixture-2.wasm")).unwrap();
+    std::fs::copy(&v2, plugins.join("fixture-2.wasm")).unwrap();
     let connectors = &connectors;
     let minute = Duration::from_secs(60);
     eventually("loading 0.2.0", minute, move || async move {
@@ -343,7 +338,7 @@ async fn serve_watches_the_plugins_folder() {
     assert_eq!(check().await.1["summary"], "version 0.2.0");
 
     // Fixed in place (another connector written over the broken file): loaded, no longer refused.
-    std::fs::copy(OTHER, plugins.join("broken.wasm")).unwrap();
+    std::fs::copy(&other, plugins.join("broken.wasm")).unwrap();
     let list = eventually("loading the fixed file", minute, move || async move {
         let list = connectors().await;
         let loaded = list["loaded"]
@@ -379,9 +374,13 @@ async fn a_restart_with_every_connector_installed_compiles_nothing() {
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(V1, plugins.join("fixture-1.wasm")).unwrap();
-    std::fs::copy(V2, plugins.join("fixture-2.wasm")).unwrap();
-    std::fs::copy(LEGACY, plugins.join("legacy.wasm")).unwrap();
-    std::fs::copy(OTHER, plugins.join("other.wasm")).unwrap();
+    std::fs::copy(fixture_variant(Variant::V2), plugins.join("fixture-2.wasm")).unwrap();
+    std::fs::copy(
+        fixture_variant(Variant::Legacy),
+        plugins.join("legacy.wasm"),
+    )
+    .unwrap();
+    std::fs::copy(fixture_variant(Variant::Other), plugins.join("other.wasm")).unwrap();
     let first = bss_host::app::App::open(&data, Some(&plugins))
         .await
         .unwrap();
@@ -430,6 +429,7 @@ async fn a_restart_with_every_connector_installed_compiles_nothing() {
 /// loaded; one already loaded and unchanged is not loaded again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_dropped_before_the_watcher_starts_is_not_missed() {
+    let v2 = fixture_variant(Variant::V2);
     let dir = tempfile::tempdir().unwrap();
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).unwrap();
@@ -446,7 +446,7 @@ async fn a_file_dropped_before_the_watcher_starts_is_not_missed() {
             .loaded_at
     };
     let v1_loaded_at = first_load(&app);
-    std::fs::copy(V2, plugins.join("fixture-2.wasm")).unwrap();
+    std::fs::copy(&v2, plugins.join("fixture-2.wasm")).unwrap();
     let _watcher = bss_host::registry::watch(
         app.registry.clone(),
         plugins.clone(),

@@ -1,7 +1,13 @@
 //! Test support: loopback HTTP servers written on raw TCP, so tests control exactly what a
-//! connector's requests meet (silence, redirects, endless bodies) and can count what arrived.
+//! connector's requests meet (silence, redirects, endless bodies) and can count what arrived; the
+//! fixture loaded into a runtime. Submodules: `cli` runs the real binary on a data folder,
+//! `records` builds the records a push reads, `fixture_variants` builds the fixture's variants.
 
 #![allow(dead_code)]
+
+pub mod cli;
+pub mod fixture_variants;
+pub mod records;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

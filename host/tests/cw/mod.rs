@@ -1,6 +1,7 @@
 //! Support for the ConnectWise connector's tests: the sandbox started in-process, the built
 //! connector component loaded into a real runtime, an instance context with every setting and
-//! lookup a BSS admin would fill in, and builders for canonical records.
+//! lookup a BSS admin would fill in, and builders for canonical records; and for tests through the
+//! real binary, a data folder with a ConnectWise instance set up against a fresh sandbox.
 
 #![allow(dead_code)]
 
@@ -18,6 +19,10 @@ use bss_host::contract::bindings::types::{
 };
 use bss_host::runtime::{Connector, Runtime, RuntimeConfig};
 use cw_sandbox::{Sandbox, SandboxConfig};
+use serde_json::Value;
+
+use crate::common::cli::{Host, blocking};
+use crate::common::records::write_ndjson;
 
 pub const CONNECTWISE_WASM: &str = env!("BSS_CONNECTWISE_WASM");
 pub const CLIENT_ID: &str = "0c8f3c52-5b7e-4c1a-9d8e-1f2a3b4c5d6e";
@@ -79,6 +84,70 @@ pub fn good_settings(sandbox: &Sandbox) -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+/// [`good_settings`] as `settings set` arguments, with private addresses allowed (the sandbox is on
+/// loopback) and a rate limit no test reaches.
+pub fn cli_settings(sandbox: &Sandbox) -> Vec<String> {
+    good_settings(sandbox)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain([
+            "host.allow-private-network=on".to_string(),
+            "host.requests-per-minute=100000".to_string(),
+        ])
+        .collect()
+}
+
+/// A data folder (`data`, inside `dir`) with ConnectWise instance `cw` against `sandbox`.
+pub struct Setup {
+    pub sandbox: Sandbox,
+    pub dir: tempfile::TempDir,
+    pub data: PathBuf,
+}
+
+impl Setup {
+    /// Writes `records` as NDJSON to `name` next to the data folder; its path.
+    pub fn file(&self, name: &str, records: &[Value]) -> String {
+        let path = self.dir.path().join(name);
+        write_ndjson(&path, records);
+        path.display().to_string()
+    }
+}
+
+/// Activates ConnectWise instance `name` with `settings` through `host`: the account-type and
+/// currency lookups (Customer, USD) filled in, and `sync_options` set.
+pub fn add_instance(
+    host: Host,
+    data: &Path,
+    name: &str,
+    settings: &[String],
+    sync_options: &[&str],
+) {
+    host.ok(data, &["activate", "connectwise", "--name", name]);
+    let mut args = vec!["settings", "set", name];
+    args.extend(settings.iter().map(String::as_str));
+    host.ok(data, &args);
+    host.ok(
+        data,
+        &["lookups", "set", name, "account-type", "Customer=1"],
+    );
+    host.ok(data, &["lookups", "set", name, "currency", "USD=1"]);
+    let mut args = vec!["sync-options", "set", name];
+    args.extend(sync_options);
+    host.ok(data, &args);
+}
+
+/// A data folder with instance `cw` ([`cli_settings`], `sync_options`) set up through `host`
+/// against a fresh sandbox.
+pub async fn setup(host: Host<'static>, sync_options: &'static [&'static str]) -> Setup {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let settings = cli_settings(&sandbox);
+    let folder = data.clone();
+    blocking(move || add_instance(host, &folder, "cw", &settings, sync_options)).await;
+    Setup { sandbox, dir, data }
 }
 
 fn entries(rows: &[(&str, &str)]) -> Vec<LookupEntry> {
