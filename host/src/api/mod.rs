@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::app::App;
 use crate::instances::{InstanceError, Instances, parse_sync_option};
 use crate::registry::RegistryError;
+use crate::scheduler::schedules;
 use crate::store::StoreError;
 use crate::sync::history;
 
@@ -100,6 +101,15 @@ pub fn router(app: App, token_hash: String) -> Router {
         .route("/instances/{name}/retry-queue", get(show_queue))
         .route("/instances/{name}/runs", get(list_runs))
         .route("/runs/{run}", get(show_run))
+        .route("/schedules", get(list_all_schedules))
+        .route("/schedules/run-due", post(run_due_schedules))
+        .route("/instances/{name}/schedules", get(list_schedules))
+        .route(
+            "/instances/{name}/schedules/{target}",
+            axum::routing::put(set_schedule).delete(remove_schedule),
+        )
+        .route("/instances/{name}/feed", get(read_feed))
+        .route("/instances/{name}/feed/ack", post(ack_feed))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let api = Router::new()
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
@@ -508,6 +518,9 @@ struct PullQuery {
     /// Also return the instance's own pushes coming back.
     #[serde(default)]
     include_echoes: bool,
+    /// Also append the records to the instance's change feed.
+    #[serde(default)]
+    feed: bool,
 }
 
 async fn pull(
@@ -525,6 +538,7 @@ async fn pull(
         crate::sync::engine::PullFrom {
             since: query.since,
             include_echoes: query.include_echoes,
+            feed: query.feed,
         },
         &mut out,
         api_run_by(&owner),
@@ -611,4 +625,130 @@ async fn show_run(
             vec![],
         )),
     }
+}
+
+async fn list_all_schedules(State(state): State<Shared>) -> ApiResult {
+    Ok(Json(json!(schedules::list(instances(&state), None)?)))
+}
+
+async fn list_schedules(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+    Ok(Json(json!(schedules::list(
+        instances(&state),
+        Some(&name)
+    )?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleBody {
+    /// `every 5m` or `daily 02:00`.
+    cadence: String,
+}
+
+async fn set_schedule(
+    State(state): State<Shared>,
+    UrlPath((name, target)): UrlPath<(String, String)>,
+    body: Result<Json<ScheduleBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    Ok(Json(json!(schedules::set(
+        instances(&state),
+        &name,
+        &target,
+        &body.cadence
+    )?)))
+}
+
+async fn remove_schedule(
+    State(state): State<Shared>,
+    UrlPath((name, target)): UrlPath<(String, String)>,
+) -> ApiResult {
+    schedules::remove(instances(&state), &name, &target)?;
+    Ok(Json(json!({ "removed": target })))
+}
+
+async fn run_due_schedules(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let owner = crate::sync::lease::new_owner("api-schedules");
+    let runs = schedules::run_due(instances(&state), &owner)
+        .await
+        .map_err(InstanceError::from)?;
+    let status = if runs.iter().all(|r| r.ok) {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((status, Json(json!(runs))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedQuery {
+    /// Entries after this sequence number (default: after the acknowledged one).
+    after: Option<i64>,
+    #[serde(default = "default_feed_limit")]
+    limit: usize,
+}
+
+fn default_feed_limit() -> usize {
+    1000
+}
+
+/// The most feed entries one read returns.
+const MAX_FEED_PAGE: usize = 10_000;
+
+async fn read_feed(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    Query(query): Query<FeedQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let limit = query.limit.clamp(1, MAX_FEED_PAGE);
+    let (lines, feed_state) = history::feed(instances(&state), &name, query.after, limit)?;
+    let next_after = lines
+        .last()
+        .map(|l| l.seq)
+        .unwrap_or(query.after.unwrap_or(feed_state.acknowledged));
+    let ndjson = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/x-ndjson"));
+    if ndjson {
+        let mut body = String::new();
+        for line in &lines {
+            body.push_str(&serde_json::to_string(line).unwrap_or_default());
+            body.push('\n');
+        }
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+            body,
+        )
+            .into_response());
+    }
+    Ok(Json(json!({
+        "entries": lines,
+        "next-after": next_after,
+        "acknowledged": feed_state.acknowledged,
+        "newest": feed_state.newest,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    /// Acknowledge entries up to and including this sequence number.
+    upto: i64,
+}
+
+async fn ack_feed(
+    State(state): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    body: Result<Json<AckBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    Ok(Json(json!(history::ack_feed(
+        instances(&state),
+        &name,
+        body.upto
+    )?)))
 }

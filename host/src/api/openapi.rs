@@ -116,7 +116,8 @@ pub fn document() -> Value {
             "/instances/{name}/pull/{entity}": {
                 "parameters": [name_param(), { "name": "entity", "in": "path", "required": true, "schema": { "type": "string" } },
                                { "name": "since", "in": "query", "schema": { "type": "string" } },
-                               { "name": "include_echoes", "in": "query", "schema": { "type": "boolean" } }],
+                               { "name": "include_echoes", "in": "query", "schema": { "type": "boolean" } },
+                               { "name": "feed", "in": "query", "schema": { "type": "boolean" }, "description": "also append the records to the change feed" }],
                 "post": run_op("Pull records changed since the cursor; moves the cursor. Records equal to how the remote stored this instance's own last push are echoes: counted, not returned unless include_echoes", None)
             },
             "/instances/{name}/retry": { "parameters": [name_param()], "post": run_op("Retry the queue", None) },
@@ -132,6 +133,30 @@ pub fn document() -> Value {
             "/runs/{run}": {
                 "parameters": [{ "name": "run", "in": "path", "required": true, "schema": { "type": "integer" } }],
                 "get": op("One run with each record's outcome", None)
+            },
+            "/schedules": { "get": op("Every schedule with its state, next and last run", None) },
+            "/schedules/run-due": { "post": run_op("Run every due schedule once (what serve does each second)", None) },
+            "/instances/{name}/schedules": { "parameters": [name_param()], "get": op("The instance's schedules", None) },
+            "/instances/{name}/schedules/{target}": {
+                "parameters": [name_param(), { "name": "target", "in": "path", "required": true, "schema": { "type": "string" }, "description": "ENTITY:JOB, such as contact:pull or account:retry" }],
+                "put": op("Create or replace a schedule", Some(json!({
+                    "type": "object", "required": ["cadence"], "additionalProperties": false,
+                    "properties": { "cadence": { "type": "string", "description": "every 30s|5m|2h|1d, or daily HH:MM (UTC)" } }
+                }))),
+                "delete": op("Remove a schedule", None)
+            },
+            "/instances/{name}/feed": {
+                "parameters": [name_param(),
+                               { "name": "after", "in": "query", "schema": { "type": "integer" }, "description": "entries after this sequence number (default: after the acknowledged one)" },
+                               { "name": "limit", "in": "query", "schema": { "type": "integer" } }],
+                "get": op("Change-feed entries in order (JSON page, or NDJSON with Accept: application/x-ndjson)", None)
+            },
+            "/instances/{name}/feed/ack": {
+                "parameters": [name_param()],
+                "post": op("Acknowledge feed entries up to a sequence number", Some(json!({
+                    "type": "object", "required": ["upto"], "additionalProperties": false,
+                    "properties": { "upto": { "type": "integer" } }
+                })))
             },
             "/openapi.json": { "get": { "summary": "This document (no token needed)", "responses": { "200": { "description": "OK" } } } }
         }

@@ -7,6 +7,7 @@
 
 mod runs;
 mod setup;
+mod unattended;
 mod views;
 
 use std::path::{Path, PathBuf};
@@ -123,6 +124,9 @@ pub enum Command {
         /// Also return records that are only this instance's own pushes coming back (echoes).
         #[arg(long)]
         include_echoes: bool,
+        /// Also append the records to the instance's change feed (`bss-host feed show`).
+        #[arg(long)]
+        feed: bool,
     },
     /// Retries the instance's retry queue.
     Retry {
@@ -149,12 +153,63 @@ pub enum Command {
     Runs(RunsCommand),
     /// Starts a ConnectWise sandbox, sets up an instance and syncs a sample of every entity.
     Demo,
-    /// Runs the admin API.
+    /// Runs the admin API, the schedules and the retry of queues.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8480")]
         listen: std::net::SocketAddr,
+        /// Acknowledged change-feed entries older than this many days are dropped.
+        #[arg(long, default_value_t = crate::scheduler::FEED_RETENTION_DAYS)]
+        feed_retention_days: i64,
     },
+    /// Schedules of pulls and retries per instance and entity (`serve` runs them).
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
+    /// The change feed: pulled records in order, for the BSS to read and acknowledge.
+    #[command(subcommand)]
+    Feed(FeedCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// Creates or replaces a schedule: `schedules set acme contact:pull every 5m`,
+    /// `schedules set acme account:retry daily 02:00` (UTC).
+    Set {
+        name: String,
+        /// ENTITY:JOB, the job `pull` (into the change feed) or `retry` (the queued records).
+        target: String,
+        /// `every 30s|5m|2h|1d` or `daily HH:MM` (UTC).
+        #[arg(required = true, num_args = 1..)]
+        cadence: Vec<String>,
+    },
+    /// Schedules with their next and last run, outcome, duration, and why one is blocked.
+    List {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Removes a schedule.
+    Remove { name: String, target: String },
+    /// Runs every due schedule once and exits (what `serve` does each second; for cron).
+    RunDue {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedCommand {
+    /// Entries after a sequence number, one JSON object per line.
+    Show {
+        name: String,
+        /// Entries after this sequence number (default: after the acknowledged one).
+        #[arg(long)]
+        after: Option<i64>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Acknowledges entries up to and including a sequence number.
+    Ack { name: String, upto: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -295,7 +350,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // Listing instances and runs calls no connector: it does not load (or wait for) any.
     let load_connectors = !matches!(
         cli.command,
-        Command::Instances(InstancesCommand::List { .. }) | Command::Runs(_)
+        Command::Instances(InstancesCommand::List { .. })
+            | Command::Runs(_)
+            | Command::Feed(_)
+            | Command::Schedules(SchedulesCommand::List { .. } | SchedulesCommand::Remove { .. })
     );
     let app = App::open_with(
         &cli.data,
@@ -312,7 +370,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Demo => unreachable!("demo runs before the data folder opens"),
-        Command::Serve { listen } => crate::serve::serve(app, listen).await?,
+        Command::Serve {
+            listen,
+            feed_retention_days,
+        } => crate::serve::serve(app, listen, feed_retention_days).await?,
+        command @ (Command::Schedules(_) | Command::Feed(_)) => {
+            unattended::run(&app, command).await?
+        }
         command @ (Command::Push { .. }
         | Command::Pull { .. }
         | Command::Retry { .. }

@@ -87,11 +87,13 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
             since,
             out,
             include_echoes,
+            feed,
         } => {
             let entity = parse_entity(&entity)?;
             let from = PullFrom {
                 since,
                 include_echoes,
+                feed,
             };
             let report = match &out {
                 Some(path) => {

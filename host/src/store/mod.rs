@@ -8,12 +8,14 @@
 
 mod instance_store;
 mod registry_store;
+pub mod schedule_store;
 pub mod secrets;
 pub mod sqlite;
 mod sync_store;
 
 pub use instance_store::InstanceStore;
 pub use registry_store::RegistryStore;
+pub use schedule_store::{NewFeedEntry, ScheduleStore};
 pub use sync_store::SyncStore;
 
 use serde::{Deserialize, Serialize};
@@ -446,9 +448,10 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Every operation the host persists, in three parts with one owner each: the registry's
-/// ([`RegistryStore`]), the instances' ([`InstanceStore`]) and the sync engine's ([`SyncStore`]);
-/// each part's module says what its methods guarantee. A backend implements the three.
-pub trait Store: RegistryStore + InstanceStore + SyncStore {}
+/// Every operation the host persists, in four parts with one owner each: the registry's
+/// ([`RegistryStore`]), the instances' ([`InstanceStore`]), the sync engine's ([`SyncStore`]) and
+/// the unattended host's schedules and change feed ([`ScheduleStore`]); each part's module says
+/// what its methods guarantee. A backend implements the four.
+pub trait Store: RegistryStore + InstanceStore + SyncStore + ScheduleStore {}
 
-impl<T: RegistryStore + InstanceStore + SyncStore> Store for T {}
+impl<T: RegistryStore + InstanceStore + SyncStore + ScheduleStore> Store for T {}

@@ -32,8 +32,8 @@ use crate::contract::bindings::connector::{
 use crate::contract::bindings::types::{self as wit, ConnectorError};
 use crate::contract::manifest::{Direction, Entity, Operations};
 use crate::store::{
-    Applied, Counter, Cursor, Outcome, PushedCopy, RunKind, RunStatus, Store, StoreError, Waiting,
-    WouldDo,
+    Applied, Counter, Cursor, NewFeedEntry, Outcome, PushedCopy, RunKind, RunStatus, Store,
+    StoreError, Waiting, WouldDo,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -199,12 +199,17 @@ pub struct PullFrom {
     pub since: Option<String>,
     /// Also return records that are echoes of this instance's own pushes.
     pub include_echoes: bool,
+    /// Also append what is delivered to the instance's change feed (idempotently: a version of a
+    /// record already there is not added again).
+    pub feed: bool,
 }
 
 /// What a pull run did.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PullReport {
     pub run: i64,
+    /// Records this pull added to the change feed (not there already).
+    pub fed: usize,
     pub delivered: usize,
     pub folded: usize,
     /// Records equal to how the remote stored this instance's last push of them: its own
@@ -1374,6 +1379,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         PullFrom {
             since,
             include_echoes,
+            feed,
         }: PullFrom,
         out: &mut (dyn Write + Send),
     ) -> Result<PullReport, SyncError> {
@@ -1392,6 +1398,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         let mut newest = from.clone();
         let mut at_newest: BTreeSet<String> = folded_keys.clone();
         let mut token: Option<String> = None;
+        let mut fed: Vec<NewFeedEntry> = Vec::new();
         loop {
             if self.lease.is_some_and(RunLease::is_lost) {
                 return Err(SyncError::LeaseLost);
@@ -1502,6 +1509,15 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     line["warnings"] = serde_json::json!(warnings);
                 }
                 writeln!(out, "{line}").map_err(SyncError::Output)?;
+                if feed {
+                    fed.push(NewFeedEntry {
+                        entity,
+                        remote_id: pulled.remote_id.clone(),
+                        version: pulled.last_updated.clone(),
+                        change: "changed".into(),
+                        record: line.to_string(),
+                    });
+                }
                 report.delivered += 1;
                 if stamp_valid {
                     advance(&mut newest, &mut at_newest, &pulled.last_updated, key);
@@ -1532,6 +1548,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     "stopped after {cap} with more pages to read; the cursor was not moved, so the next pull starts from the same point (raise the option if the backlog is real)"
                 );
                 out.flush().map_err(SyncError::Output)?;
+                report.fed = self.store.append_feed(&instance, Some(run), &fed)?;
                 self.store.finish_run(
                     run,
                     RunStatus::Stopped,
@@ -1544,6 +1561,9 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             }
         }
         out.flush().map_err(SyncError::Output)?;
+        // Before the cursor: a crash between the two pulls the same versions again, which the
+        // feed does not add twice.
+        report.fed = self.store.append_feed(&instance, Some(run), &fed)?;
         let cursor = Cursor {
             stamp: newest.clone(),
             delivered_at_stamp: at_newest.into_iter().collect(),

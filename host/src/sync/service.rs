@@ -322,17 +322,30 @@ pub async fn retry(
     name: &str,
     by: RunBy<'_>,
 ) -> Result<RetryReport, RunError> {
+    retry_entity(instances, name, None, by).await
+}
+
+/// As [`retry`], for the queued records of one entity only (`None`: every entity).
+pub async fn retry_entity(
+    instances: &Instances,
+    name: &str,
+    only: Option<Entity>,
+    by: RunBy<'_>,
+) -> Result<RetryReport, RunError> {
     instances.context(name)?;
     let store = instances.store();
     let claimer = format!("{}-retry", by.owner);
     let claimed = store.claim_queue(name, &claimer)?;
     let mut report = RetryReport {
-        claimed: claimed.len(),
+        claimed: claimed
+            .iter()
+            .filter(|i| only.is_none_or(|o| o == i.entity))
+            .count(),
         ..RetryReport::default()
     };
     let result = async {
         for entity in Entity::DEPENDENCY_ORDER {
-            if !claimed.iter().any(|i| i.entity == entity) {
+            if only.is_some_and(|o| o != entity) || !claimed.iter().any(|i| i.entity == entity) {
                 continue;
             }
             let held = match lease(instances, name, entity, "retry", by).await {

@@ -7,6 +7,7 @@
 
 mod instances;
 mod registry;
+mod schedules;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -212,6 +213,42 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ALTER TABLE id_map ADD COLUMN last_pushed TEXT;
          ALTER TABLE id_map ADD COLUMN stored TEXT;
          ALTER TABLE runs ADD COLUMN held INTEGER NOT NULL DEFAULT 0;",
+    ),
+    (
+        11,
+        "schedules and the change feed",
+        "CREATE TABLE schedules (
+            instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+            entity TEXT NOT NULL,
+            job TEXT NOT NULL,
+            every_secs INTEGER,
+            daily_minute INTEGER,
+            next_due INTEGER NOT NULL,
+            last_run INTEGER,
+            last_started TEXT,
+            last_finished TEXT,
+            last_outcome TEXT,
+            last_millis INTEGER,
+            blocked TEXT,
+            PRIMARY KEY (instance, entity, job)
+        );
+        CREATE TABLE feed (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+            entity TEXT NOT NULL,
+            remote_id TEXT NOT NULL,
+            version TEXT NOT NULL,
+            change TEXT NOT NULL,
+            record TEXT NOT NULL,
+            run INTEGER,
+            at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX feed_versions ON feed (instance, entity, remote_id, version, change);
+        CREATE INDEX feed_order ON feed (instance, seq);
+        CREATE TABLE feed_acks (
+            instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,
+            acked INTEGER NOT NULL
+        );",
     ),
 ];
 

@@ -1,0 +1,323 @@
+//! The unattended host through the real `bss-host` binary, the bundled ConnectWise component, the
+//! real SQLite file and the sandbox over loopback: a schedule that waits while its instance's
+//! settings are incomplete and pulls into the change feed once they are; missed slots run once;
+//! the feed holds each version of a record once however often it is pulled, and is read and
+//! acknowledged through the command and the API while `serve` runs the schedules by itself.
+
+mod common;
+mod cw;
+
+use std::time::{Duration, Instant};
+
+use common::cli::{blocking, fails, ok, run};
+use common::records::account;
+use cw::Setup;
+use serde_json::{Value, json};
+
+const OPTIONS: &[&str] = &["account:push:create,update", "account:pull:create,update"];
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn feed(data: &std::path::Path, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["feed", "show", "cw"];
+    args.extend(extra);
+    ok(data, &args).lines().map(json_of).collect()
+}
+
+/// Pushes accounts 1..=count, then edits the first `edited` of them in ConnectWise a minute later
+/// (on the sandbox's clock), so a pull finds exactly those as changes.
+async fn pushed_then_edited(s: &Setup, count: usize, edited: usize) {
+    s.sandbox.set_clock(1_790_000_000);
+    let path = s.file(
+        "accounts.ndjson",
+        &(1..=count).map(account).collect::<Vec<_>>(),
+    );
+    let data = s.data.clone();
+    blocking(move || ok(&data, &["push", "cw", "account", "--file", &path])).await;
+    s.sandbox.advance_clock(60);
+    edit(s, edited);
+}
+
+/// Renames the first `count` companies in ConnectWise, as a ConnectWise user would.
+fn edit(s: &Setup, count: usize) {
+    for company in s.sandbox.records("company/companies").iter().take(count) {
+        s.sandbox.patch(
+            "company/companies",
+            company["id"].as_i64().unwrap(),
+            json!({ "name": format!("{} (edited)", company["name"].as_str().unwrap()) }),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_waits_for_its_settings_runs_once_per_slot_and_feeds_each_version_once() {
+    let s = cw::setup(common::cli::HOST, OPTIONS).await;
+    let data = s.data.clone();
+    // A second instance whose settings are incomplete: its schedule is held back and says why.
+    blocking({
+        let data = data.clone();
+        move || {
+            ok(&data, &["activate", "connectwise", "--name", "bare"]);
+            ok(
+                &data,
+                &["sync-options", "set", "bare", "account:pull:create,update"],
+            );
+            ok(
+                &data,
+                &["schedules", "set", "bare", "account:pull", "every", "2s"],
+            );
+            ok(
+                &data,
+                &["schedules", "set", "cw", "account:pull", "every 2s"],
+            );
+        }
+    })
+    .await;
+    let refused = fails(
+        &data,
+        &["schedules", "set", "cw", "account:push", "every 2s"],
+    );
+    assert!(refused.contains("pull or retry"), "{refused}");
+    let refused = fails(
+        &data,
+        &["schedules", "set", "cw", "account:pull", "every 5"],
+    );
+    assert!(refused.contains("needs a unit"), "{refused}");
+
+    pushed_then_edited(&s, 3, 2).await;
+    let ran = json_of(&ok(&data, &["schedules", "run-due", "--json"]));
+    let ran = ran.as_array().unwrap();
+    assert_eq!(ran.len(), 1, "only cw's schedule starts: {ran:?}");
+    assert_eq!(ran[0]["instance"], "cw");
+    assert_eq!(ran[0]["ok"], true, "{ran:?}");
+    let listed = json_of(&ok(&data, &["schedules", "list", "--json"]));
+    let bare = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["instance"] == "bare")
+        .unwrap();
+    assert_eq!(bare["state"], "blocked", "{bare}");
+    assert!(
+        bare["blocked"].as_str().unwrap().contains("needs settings"),
+        "{bare}"
+    );
+    assert!(bare["last-started"].is_null(), "{bare}");
+
+    // The two edited companies are in the feed, in order; the push's own echo is not.
+    let entries = feed(&data, &[]);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(entries[0]["seq"].as_i64() < entries[1]["seq"].as_i64());
+    assert_eq!(entries[0]["change"], "changed");
+    assert!(
+        entries[0]["record"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("(edited)"),
+        "{entries:?}"
+    );
+    assert_eq!(
+        entries[0]["record"]["id"], "A0001",
+        "BSS ids are mapped back"
+    );
+
+    // Not due again yet; after a downtime of several slots, it runs once.
+    let ran = json_of(&ok(&data, &["schedules", "run-due", "--json"]));
+    assert_eq!(ran.as_array().unwrap().len(), 0, "{ran}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let ran = json_of(&ok(&data, &["schedules", "run-due", "--json"]));
+    assert_eq!(
+        ran.as_array().unwrap().len(),
+        1,
+        "missed slots run once: {ran}"
+    );
+    let ran = json_of(&ok(&data, &["schedules", "run-due", "--json"]));
+    assert_eq!(ran.as_array().unwrap().len(), 0, "{ran}");
+
+    // Pulling the same versions again (from the start, by hand) adds nothing to the feed.
+    let out = ok(
+        &data,
+        &[
+            "pull",
+            "cw",
+            "account",
+            "--since",
+            "2020-01-01T00:00:00Z",
+            "--feed",
+        ],
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert_eq!(feed(&data, &[]).len(), 2);
+
+    // Acknowledged entries are not shown again; an acknowledgement past the newest is refused.
+    let first = entries[0]["seq"].as_i64().unwrap().to_string();
+    let said = ok(&data, &["feed", "ack", "cw", &first]);
+    assert!(said.contains("1 entry after it"), "{said}");
+    assert_eq!(feed(&data, &[]).len(), 1);
+    assert_eq!(feed(&data, &["--after", "0"]).len(), 2);
+    let refused = fails(&data, &["feed", "ack", "cw", "999999"]);
+    assert!(refused.contains("newest entry"), "{refused}");
+
+    // Once the settings are complete, the held schedule starts.
+    let settings = cw::cli_settings(&s.sandbox);
+    let mut args = vec!["settings", "set", "bare"];
+    args.extend(settings.iter().map(String::as_str));
+    ok(&data, &args);
+    ok(
+        &data,
+        &["lookups", "set", "bare", "account-type", "Customer=1"],
+    );
+    ok(&data, &["lookups", "set", "bare", "currency", "USD=1"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let out = run(&data, &["schedules", "run-due", "--json"]);
+    let ran = json_of(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        ran.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["instance"] == "bare" && r["ok"] == true),
+        "{ran}"
+    );
+    let runs = json_of(&ok(&data, &["runs", "list", "cw", "--json"]));
+    let pulls = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "pull")
+        .count();
+    assert_eq!(
+        pulls, 4,
+        "two scheduled, one by hand, one more after the wait: {runs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_runs_the_schedules_and_the_api_reads_and_acknowledges_the_feed() {
+    let s = cw::setup(common::cli::HOST, OPTIONS).await;
+    pushed_then_edited(&s, 2, 1).await;
+    let served = cw::serve(common::cli::command(&s.data, &[]));
+    let (token, base) = (served.token.clone(), served.base.clone());
+    let client = cw::api_client();
+    let set: Value = client
+        .put(format!("{base}/instances/cw/schedules/account:pull"))
+        .bearer_auth(&token)
+        .json(&json!({ "cadence": "every 1s" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(set["cadence"], "every 1s", "{set}");
+    let bad = client
+        .put(format!("{base}/instances/cw/schedules/account:pull"))
+        .bearer_auth(&token)
+        .json(&json!({ "cadence": "weekly" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let read = |after: Option<i64>| {
+        let client = client.clone();
+        let (base, token) = (base.clone(), token.clone());
+        async move {
+            let query = after.map(|a| format!("?after={a}")).unwrap_or_default();
+            client
+                .get(format!("{base}/instances/cw/feed{query}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let until = |wanted: usize| {
+        let read = &read;
+        async move {
+            let started = Instant::now();
+            loop {
+                let page = read(Some(0)).await;
+                if page["entries"].as_array().unwrap().len() >= wanted {
+                    return page;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the feed did not reach {wanted} entries: {page}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let page = until(1).await;
+    assert_eq!(page["entries"][0]["change"], "changed", "{page}");
+    // Later changes in ConnectWise (a minute on, on its clock) reach the feed through the
+    // schedule alone: the first company again, and the second.
+    s.sandbox.advance_clock(60);
+    edit(&s, 2);
+    let page = until(3).await;
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{page}");
+    let newest = entries[2]["seq"].as_i64().unwrap();
+    assert_eq!(page["next-after"], newest);
+
+    let ndjson = client
+        .get(format!("{base}/instances/cw/feed?after=0"))
+        .bearer_auth(&token)
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(ndjson.lines().count(), 3, "{ndjson}");
+
+    let acked: Value = client
+        .post(format!("{base}/instances/cw/feed/ack"))
+        .bearer_auth(&token)
+        .json(&json!({ "upto": newest }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(acked["acknowledged"], newest, "{acked}");
+    assert_eq!(acked["backlog"], 0, "{acked}");
+    assert_eq!(read(None).await["entries"].as_array().unwrap().len(), 0);
+    let past = client
+        .post(format!("{base}/instances/cw/feed/ack"))
+        .bearer_auth(&token)
+        .json(&json!({ "upto": newest + 100 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(past.status(), 409);
+
+    let schedules: Value = client
+        .get(format!("{base}/instances/cw/schedules"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outcome = schedules[0]["last-outcome"].as_str().unwrap_or_default();
+    assert!(
+        outcome.starts_with("done") || outcome == "running",
+        "{schedules}"
+    );
+    let removed = client
+        .delete(format!("{base}/instances/cw/schedules/account:pull"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 200);
+}
