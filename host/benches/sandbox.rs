@@ -427,6 +427,7 @@ async fn throughput<C: SyncConnector>(
         context: context.clone(),
         progress: None,
         lease: None,
+        trigger: bss_host::store::RunTrigger::Command,
     };
     let (records, _) = parse_file(Entity::Account, &accounts(n, prefix));
     let started = Instant::now();

@@ -161,6 +161,7 @@ pub async fn run() -> anyhow::Result<()> {
     let by = crate::sync::service::RunBy {
         owner: &owner,
         who: "the demo",
+        trigger: crate::store::RunTrigger::Command,
         policy: crate::sync::lease::WaitPolicy::Refuse,
     };
     for (entity, sample, _) in SAMPLES {

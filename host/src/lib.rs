@@ -10,12 +10,13 @@
 //! | `contract` | the connector contract as the host sees it: bindings per minor, the typed manifest, connector errors in words (the bottom layer) |
 //! | `demo` | `bss-host demo`, with a ConnectWise sandbox in-process (cargo feature `demo`) |
 //! | `instances` | named connector instances: settings, sync options, lookups, the settings check |
+//! | `metrics` | the process's Prometheus metrics (calls, remote statuses, records, queue and feed gauges), counted from any layer |
 //! | `registry` | connector versions found in the plugins folder, hot reload and rollback |
 //! | `runtime` | the wasmtime engine: loading and linking components, calls under deadline and memory caps, answers bounded in guest memory |
-//! | `scheduler` | what `serve` runs unattended: today the retry of every queue, once a minute |
+//! | `scheduler` | what `serve` runs unattended: the schedules (pulls into the change feed, retries), the retry of every queue once a minute, feed pruning, and the health they report |
 //! | `serve` | `bss-host serve`: the plugins watcher, the scheduler and the API in one process |
 //! | `safe_text` | text from a connector or a remote made safe to print |
-//! | `store` | the SQLite store: instances, id map, runs, retry queue, cursors, leases |
+//! | `store` | the store traits and their SQLite implementation: instances, id map, runs, retry queue, cursors, leases, schedules, the change feed |
 //! | `sync` | push and pull that never duplicate or lose a record: engine, leases, record files, runs |
 //! | `time` | RFC 3339 stamps, written and parsed strictly |
 
@@ -27,6 +28,7 @@ pub mod contract;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod instances;
+pub mod metrics;
 pub mod registry;
 pub mod runtime;
 pub mod safe_text;
@@ -43,7 +45,7 @@ mod layers {
     /// Bottom first: a module may import from the modules of any lower layer, never from its own
     /// layer or one above.
     const LAYERS: &[&[&str]] = &[
-        &["time", "safe_text", "contract"],
+        &["time", "safe_text", "contract", "metrics"],
         &["capabilities", "store"],
         &["runtime"],
         &["registry"],

@@ -229,6 +229,7 @@ impl Bench {
             },
             progress: None,
             lease: None,
+            trigger: bss_host::store::RunTrigger::Command,
         }
     }
 

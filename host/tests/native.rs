@@ -82,6 +82,7 @@ async fn run_with<C: SyncConnector>(
         context: Arc::clone(&context),
         progress: None,
         lease: None,
+        trigger: bss_host::store::RunTrigger::Command,
     };
     let (records, invalid) = parse_file(Entity::Account, &accounts());
     assert!(invalid.is_empty());

@@ -2,7 +2,9 @@
 //! real SQLite file and the sandbox over loopback: a schedule that waits while its instance's
 //! settings are incomplete and pulls into the change feed once they are; missed slots run once;
 //! the feed holds each version of a record once however often it is pulled, and is read and
-//! acknowledged through the command and the API while `serve` runs the schedules by itself.
+//! acknowledged through the command and the API while `serve` runs the schedules by itself; the
+//! health report counts the backlog, runs say what started them, and `/metrics` parses as
+//! Prometheus text whose counters move with the runs.
 
 mod common;
 mod cw;
@@ -277,6 +279,64 @@ async fn serve_runs_the_schedules_and_the_api_reads_and_acknowledges_the_feed() 
         .unwrap();
     assert_eq!(ndjson.lines().count(), 3, "{ndjson}");
 
+    let get = |path: &str| {
+        let request = client.get(format!("{base}{path}")).bearer_auth(&token);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let health = get("/health").await;
+    assert_eq!(health["feed-backlog"]["cw"], 3, "{health}");
+    let scrape = || {
+        let request = client
+            .get(format!("{}/metrics", base.trim_end_matches("/api/v1")))
+            .bearer_auth(&token);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let first = parse_metrics(&scrape().await);
+    assert_eq!(
+        first[r#"bss_feed_backlog{instance="cw"}"#], 3.0,
+        "{first:?}"
+    );
+    let pulls = |m: &std::collections::BTreeMap<String, f64>| -> f64 {
+        m.iter()
+            .filter(|(k, _)| {
+                k.starts_with("bss_connector_calls_total{")
+                    && k.contains(r#"export="pull""#)
+                    && k.contains(r#"outcome="ok""#)
+            })
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert!(pulls(&first) >= 2.0, "{first:?}");
+    assert!(
+        first
+            .keys()
+            .any(|k| k.starts_with("bss_remote_responses_total{") && k.contains(r#"status="200""#)),
+        "{first:?}"
+    );
+    // The schedule keeps pulling: the counters move.
+    let started = Instant::now();
+    while pulls(&parse_metrics(&scrape().await)) <= pulls(&first) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the pull counter did not move"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let unauthenticated = client
+        .get(format!("{}/metrics", base.trim_end_matches("/api/v1")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let runs = get("/instances/cw/runs").await;
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["trigger"] == "schedule" && r["kind"] == "pull"),
+        "{runs}"
+    );
+
     let acked: Value = client
         .post(format!("{base}/instances/cw/feed/ack"))
         .bearer_auth(&token)
@@ -290,6 +350,9 @@ async fn serve_runs_the_schedules_and_the_api_reads_and_acknowledges_the_feed() 
     assert_eq!(acked["acknowledged"], newest, "{acked}");
     assert_eq!(acked["backlog"], 0, "{acked}");
     assert_eq!(read(None).await["entries"].as_array().unwrap().len(), 0);
+    let health = get("/health").await;
+    assert!(health["feed-backlog"].get("cw").is_none(), "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
     let past = client
         .post(format!("{base}/instances/cw/feed/ack"))
         .bearer_auth(&token)
@@ -320,4 +383,38 @@ async fn serve_runs_the_schedules_and_the_api_reads_and_acknowledges_the_feed() 
         .await
         .unwrap();
     assert_eq!(removed.status(), 200);
+}
+
+/// Parses the Prometheus text format strictly enough to fail on anything malformed: every line is
+/// a `# HELP`/`# TYPE`/`# EOF` comment or `name{labels} value` with a number; returns the samples.
+fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut samples = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") || line == "# EOF" {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line:?}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "unclosed labels in {line:?}");
+        }
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            other => other
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number in {line:?}")),
+        };
+        samples.insert(series.to_string(), value);
+    }
+    samples
 }

@@ -101,6 +101,7 @@ pub fn router(app: App, token_hash: String) -> Router {
         .route("/instances/{name}/retry-queue", get(show_queue))
         .route("/instances/{name}/runs", get(list_runs))
         .route("/runs/{run}", get(show_run))
+        .route("/health", get(health))
         .route("/schedules", get(list_all_schedules))
         .route("/schedules/run-due", post(run_due_schedules))
         .route("/instances/{name}/schedules", get(list_schedules))
@@ -114,14 +115,21 @@ pub fn router(app: App, token_hash: String) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .merge(protected)
-        .with_state(state);
-    Router::new().nest("/api/v1", api).fallback(|| async {
-        error(
-            StatusCode::NOT_FOUND,
-            "no such route; see /api/v1/openapi.json".into(),
-            vec![],
-        )
-    })
+        .with_state(state.clone());
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state.clone());
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(metrics)
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such route; see /api/v1/openapi.json".into(),
+                vec![],
+            )
+        })
 }
 
 async fn require_token(
@@ -475,6 +483,7 @@ fn api_run_by(owner: &str) -> crate::sync::service::RunBy<'_> {
     crate::sync::service::RunBy {
         owner,
         who: "the admin API",
+        trigger: crate::store::RunTrigger::Api,
         policy: crate::sync::lease::WaitPolicy::Refuse,
     }
 }
@@ -751,4 +760,28 @@ async fn ack_feed(
         &name,
         body.upto
     )?)))
+}
+
+async fn health(State(state): State<Shared>) -> ApiResult {
+    Ok(Json(json!(crate::scheduler::health(instances(&state))?)))
+}
+
+/// The Prometheus text format, with the store's gauges read now.
+async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let instances = instances(&state);
+    let mut gauges = Vec::new();
+    for instance in instances.list()? {
+        let queue = history::queue(instances, &instance.name)?.len() as i64;
+        let (_, feed) = history::feed(instances, &instance.name, None, 0)?;
+        gauges.push((instance.name, queue, feed.backlog));
+    }
+    crate::metrics::set_store_gauges(&gauges);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response())
 }

@@ -39,7 +39,7 @@ fn name_param() -> Value {
 
 pub fn document() -> Value {
     let string_map = json!({ "type": "object", "additionalProperties": { "type": "string" } });
-    json!({
+    let mut document = json!({
         "openapi": "3.0.3",
         "info": { "title": "bss-host admin API", "version": env!("CARGO_PKG_VERSION") },
         "servers": [{ "url": "/api/v1" }],
@@ -134,6 +134,21 @@ pub fn document() -> Value {
                 "parameters": [{ "name": "run", "in": "path", "required": true, "schema": { "type": "integer" } }],
                 "get": op("One run with each record's outcome", None)
             },
+            "/openapi.json": { "get": { "summary": "This document (no token needed)", "responses": { "200": { "description": "OK" } } } }
+        }
+    });
+    // In a second object: one json! of every path exceeds the macro's recursion limit.
+    let unattended = unattended_paths();
+    if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), unattended) {
+        paths.extend(more);
+    }
+    document
+}
+
+/// Schedules, the change feed and health.
+fn unattended_paths() -> Value {
+    json!({
+            "/health": { "get": op("The unattended host: schedules behind or blocked, stuck runs, feed backlog per instance; status ok or degraded", None) },
             "/schedules": { "get": op("Every schedule with its state, next and last run", None) },
             "/schedules/run-due": { "post": run_op("Run every due schedule once (what serve does each second)", None) },
             "/instances/{name}/schedules": { "parameters": [name_param()], "get": op("The instance's schedules", None) },
@@ -157,8 +172,6 @@ pub fn document() -> Value {
                     "type": "object", "required": ["upto"], "additionalProperties": false,
                     "properties": { "upto": { "type": "integer" } }
                 })))
-            },
-            "/openapi.json": { "get": { "summary": "This document (no token needed)", "responses": { "200": { "description": "OK" } } } }
-        }
+            }
     })
 }

@@ -310,6 +310,9 @@ impl HttpCall {
     pub async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
         let url = request.url.clone();
         let result = self.checked_send(request).await;
+        if let Ok(response) = &result {
+            crate::metrics::remote_response(self.context.instance(), response.status);
+        }
         match result {
             Ok(response) => match unscrubbable(&response, self.context.redactor()) {
                 Some(reason) => Err(HttpError::Transport(reason)),

@@ -21,6 +21,7 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
     let by = |no_wait: bool| RunBy {
         owner: &owner,
         who: &who,
+        trigger: crate::store::RunTrigger::Command,
         policy: if no_wait {
             WaitPolicy::Refuse
         } else {
@@ -216,9 +217,10 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
             } else {
                 for r in runs {
                     println!(
-                        "{:>5} {:<6} {:<13} {:<11} {} created {} updated {} unchanged {} reconciled {} skipped {} held {} failed {} queued {} pulled {}{}",
+                        "{:>5} {:<6} {:<9} {:<13} {:<11} {} created {} updated {} unchanged {} reconciled {} skipped {} held {} failed {} queued {} pulled {}{}",
                         r.id,
                         r.kind,
+                        r.trigger,
                         r.entity.map(|e| e.as_str()).unwrap_or("-"),
                         r.status,
                         r.started_at,

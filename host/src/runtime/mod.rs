@@ -589,6 +589,19 @@ impl Linked {
             "connector call"
         );
         drop(store);
+        let outcome_label = match &outcome {
+            Ok(Ok(_)) => "ok",
+            Err(_) => "deadline",
+            Ok(Err(CallOutcome::Instantiate(_))) => "instantiate-failed",
+            Ok(Err(CallOutcome::Trap(_))) => "trap",
+        };
+        crate::metrics::connector_call(
+            &labels.connector,
+            &labels.instance,
+            name,
+            outcome_label,
+            started.elapsed().as_secs_f64(),
+        );
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Err(_elapsed) => Err(fail(deadline_failure(deadline))),

@@ -5,7 +5,10 @@
 
 pub mod schedules;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use serde::Serialize;
 
 use crate::instances::Instances;
 
@@ -69,6 +72,7 @@ fn retry_queues(instances: std::sync::Arc<Instances>) -> tokio::task::JoinHandle
         let by = crate::sync::service::RunBy {
             owner: &owner,
             who: "serve's scheduled retry",
+            trigger: crate::store::RunTrigger::Serve,
             policy: crate::sync::lease::WaitPolicy::Refuse,
         };
         loop {
@@ -95,5 +99,65 @@ fn retry_queues(instances: std::sync::Arc<Instances>) -> tokio::task::JoinHandle
                 }
             }
         }
+    })
+}
+
+/// A due schedule this much past its time means no `serve` is running it.
+pub const BEHIND_AFTER_SECS: i64 = 60;
+
+/// What an operator (or a probe) needs to know of the unattended host.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Health {
+    /// `ok`, or `degraded` when anything below is not empty.
+    pub status: &'static str,
+    /// Schedules due for longer than [`BEHIND_AFTER_SECS`], or whose run is stuck.
+    pub schedules_behind: Vec<schedules::ScheduleView>,
+    /// Schedules held back, with why.
+    pub schedules_blocked: Vec<schedules::ScheduleView>,
+    /// Runs still `running` after [`schedules::STUCK_AFTER_SECS`].
+    pub stuck_runs: Vec<crate::store::RunRow>,
+    /// Feed entries the BSS has not acknowledged, per instance (instances with none left out).
+    pub feed_backlog: BTreeMap<String, i64>,
+}
+
+/// The health of the unattended host, read from the store.
+pub fn health(instances: &Instances) -> Result<Health, crate::instances::InstanceError> {
+    let now = crate::time::now_unix();
+    let mut behind = Vec::new();
+    let mut blocked = Vec::new();
+    for view in schedules::list(instances, None)? {
+        let due_at = crate::time::parse_rfc3339(&view.next_run).unwrap_or(now);
+        match view.state {
+            "stuck" => behind.push(view),
+            "blocked" => blocked.push(view),
+            "due" if now - due_at > BEHIND_AFTER_SECS => behind.push(view),
+            _ => {}
+        }
+    }
+    let mut stuck_runs = Vec::new();
+    let mut feed_backlog = BTreeMap::new();
+    for instance in instances.list()? {
+        stuck_runs.extend(
+            crate::sync::history::runs(instances, &instance.name)?
+                .into_iter()
+                .filter(|r| r.status == crate::store::RunStatus::Running)
+                .filter(|r| {
+                    crate::time::parse_rfc3339(&r.started_at)
+                        .is_some_and(|s| now - s > schedules::STUCK_AFTER_SECS)
+                }),
+        );
+        let backlog = instances.store().feed_state(&instance.name)?.backlog;
+        if backlog > 0 {
+            feed_backlog.insert(instance.name, backlog);
+        }
+    }
+    let degraded = !(behind.is_empty() && blocked.is_empty() && stuck_runs.is_empty());
+    Ok(Health {
+        status: if degraded { "degraded" } else { "ok" },
+        schedules_behind: behind,
+        schedules_blocked: blocked,
+        stuck_runs,
+        feed_backlog,
     })
 }

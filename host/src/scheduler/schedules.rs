@@ -292,6 +292,7 @@ async fn run_one(
     let by = RunBy {
         owner,
         who: &who,
+        trigger: crate::store::RunTrigger::Schedule,
         policy: WaitPolicy::Refuse,
     };
     let started = Instant::now();

@@ -156,12 +156,34 @@ spelled!(RunStatus, "run status", {
     Interrupted => "interrupted",
 });
 
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunTrigger {
+    /// A `bss-host` command.
+    Command,
+    /// The admin API.
+    Api,
+    /// A schedule (`schedules`).
+    Schedule,
+    /// `serve`'s own retry of the queues.
+    Serve,
+}
+
+spelled!(RunTrigger, "run trigger", {
+    Command => "command",
+    Api => "api",
+    Schedule => "schedule",
+    Serve => "serve",
+});
+
 /// A run of push, pull or retry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRow {
     pub id: i64,
     pub instance: String,
     pub kind: RunKind,
+    pub trigger: RunTrigger,
     pub entity: Option<Entity>,
     pub dry_run: bool,
     pub started_at: String,

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use super::{
     Cursor, IdMapEntry, LeaseHolder, LinkOutcome, Outcome, QueueItem, RunItem, RunKind, RunRow,
-    RunStatus, StoreResult,
+    RunStatus, RunTrigger, StoreResult,
 };
 use crate::contract::manifest::Entity;
 
@@ -107,6 +107,7 @@ pub trait SyncStore: Send + Sync {
         &self,
         instance: &str,
         kind: RunKind,
+        trigger: RunTrigger,
         entity: Option<Entity>,
         dry_run: bool,
         owner: Option<&str>,

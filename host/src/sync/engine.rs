@@ -32,8 +32,8 @@ use crate::contract::bindings::connector::{
 use crate::contract::bindings::types::{self as wit, ConnectorError};
 use crate::contract::manifest::{Direction, Entity, Operations};
 use crate::store::{
-    Applied, Counter, Cursor, NewFeedEntry, Outcome, PushedCopy, RunKind, RunStatus, Store,
-    StoreError, Waiting, WouldDo,
+    Applied, Counter, Cursor, NewFeedEntry, Outcome, PushedCopy, RunKind, RunStatus, RunTrigger,
+    Store, StoreError, Waiting, WouldDo,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +245,8 @@ pub struct Engine<'a, C: SyncConnector> {
     /// The lease the run holds (none in tests that drive the engine alone): its owner is
     /// recorded on the run, and the run stops sending if the lease is lost.
     pub lease: Option<&'a RunLease>,
+    /// What started the runs, as `runs list` shows it.
+    pub trigger: RunTrigger,
 }
 
 /// The longest remote id the host keeps (bytes).
@@ -673,6 +675,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         let run = self.store.start_run(
             &instance,
             kind,
+            self.trigger,
             Some(entity),
             dry_run,
             self.lease.map(RunLease::owner),
@@ -1114,6 +1117,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             .record_outcomes(run, self.instance(), entity, outcomes)?;
         for (id, outcome) in outcomes {
             report.add(id, outcome);
+            crate::metrics::records(self.instance(), entity.as_str(), outcome.label(), 1);
         }
         Ok(())
     }
@@ -1355,6 +1359,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         let run = self.store.start_run(
             &instance,
             RunKind::Pull,
+            self.trigger,
             Some(entity),
             false,
             self.lease.map(RunLease::owner),
@@ -1564,6 +1569,12 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         // Before the cursor: a crash between the two pulls the same versions again, which the
         // feed does not add twice.
         report.fed = self.store.append_feed(&instance, Some(run), &fed)?;
+        crate::metrics::records(
+            &instance,
+            entity.as_str(),
+            "pulled",
+            report.delivered as u64,
+        );
         let cursor = Cursor {
             stamp: newest.clone(),
             delivered_at_stamp: at_newest.into_iter().collect(),

@@ -14,7 +14,7 @@ use super::lease::{LeaseError, RunLease, WaitPolicy};
 use super::records::{self, RecordChecker, RecordReader};
 use crate::contract::manifest::Entity;
 use crate::instances::{InstanceError, Instances};
-use crate::store::{QueueItem, RunKind, StoreError};
+use crate::store::{QueueItem, RunKind, RunTrigger, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -35,6 +35,8 @@ pub struct RunBy<'a> {
     pub owner: &'a str,
     /// Said to whoever waits for this run (`bss-host push, pid 4711`).
     pub who: &'a str,
+    /// Recorded on the runs it starts.
+    pub trigger: RunTrigger,
     pub policy: WaitPolicy<'a>,
 }
 
@@ -145,6 +147,7 @@ pub async fn push_reader<R: std::io::BufRead>(
         context,
         progress,
         lease: Some(&held),
+        trigger: by.trigger,
     };
     let report = engine
         .push_chunks(entity, chunks(entity, input), 0, dry_run, RunKind::Push)
@@ -237,7 +240,7 @@ async fn settle(
             // released the claim and is sent by whoever claims it next.
             let group = store.claimed(name, &claimer, entity)?;
             let group: Vec<&QueueItem> = group.iter().collect();
-            let report = push_queued(instances, name, entity, &group, lease).await;
+            let report = push_queued(instances, name, entity, &group, lease, by.trigger).await;
             let report = match report {
                 Ok(r) => r,
                 Err(e) => {
@@ -264,6 +267,7 @@ async fn push_queued(
     entity: Entity,
     items: &[&QueueItem],
     held: &RunLease,
+    trigger: RunTrigger,
 ) -> Result<PushReport, RunError> {
     let (loaded, context) = instances.context(name)?;
     let engine = Engine {
@@ -273,6 +277,7 @@ async fn push_queued(
         context,
         progress: None,
         lease: Some(held),
+        trigger,
     };
     let mut batch = Vec::new();
     let mut invalid = Vec::new();
@@ -310,6 +315,7 @@ pub async fn pull_to(
         context,
         progress: None,
         lease: Some(&held),
+        trigger: by.trigger,
     };
     Ok(engine.pull(entity, from, out).await?)
 }
@@ -361,7 +367,7 @@ pub async fn retry_entity(
             if group.is_empty() {
                 continue;
             }
-            let pushed = push_queued(instances, name, entity, &group, &held).await?;
+            let pushed = push_queued(instances, name, entity, &group, &held, by.trigger).await?;
             report.runs.push((entity, pushed));
         }
         Ok::<(), RunError>(())
@@ -426,6 +432,7 @@ pub async fn link(
         context,
         progress: None,
         lease: Some(&held),
+        trigger: by.trigger,
     };
     let change = engine
         .probe(entity, &record, remote_id)

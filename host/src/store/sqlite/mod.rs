@@ -20,7 +20,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{
     CheckRow, ConnectorVersion, Cursor, IdMapEntry, InstanceRow, InstanceStore, LeaseHolder,
     LinkOutcome, LookupRow, Outcome, QueueItem, RegistryStore, RunItem, RunKind, RunRow, RunStatus,
-    StoreError, StoreResult, StoredValue, SyncStore,
+    RunTrigger, StoreError, StoreResult, StoredValue, SyncStore,
 };
 use crate::contract::manifest::{Direction, Entity, Operations};
 
@@ -248,7 +248,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         CREATE TABLE feed_acks (
             instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,
             acked INTEGER NOT NULL
-        );",
+        );
+        ALTER TABLE runs ADD COLUMN trigger TEXT NOT NULL DEFAULT 'command';",
     ),
 ];
 
@@ -341,10 +342,11 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         pulled: row.get(15)?,
         skipped: row.get(16)?,
         held: row.get(17)?,
+        trigger: named(row, 18)?,
     })
 }
 
-const RUN_COLUMNS: &str = "id, instance, kind, entity, dry_run, started_at, finished_at, status, message, created, updated, unchanged, reconciled, failed, queued, pulled, skipped, held";
+const RUN_COLUMNS: &str = "id, instance, kind, entity, dry_run, started_at, finished_at, status, message, created, updated, unchanged, reconciled, failed, queued, pulled, skipped, held, trigger";
 
 fn queue_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueueItem> {
     Ok(QueueItem {
@@ -652,7 +654,14 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         store.create_instance(&instance("acme")).unwrap();
         let run = store
-            .start_run("acme", RunKind::Push, Some(Entity::Contact), false, None)
+            .start_run(
+                "acme",
+                RunKind::Push,
+                RunTrigger::Command,
+                Some(Entity::Contact),
+                false,
+                None,
+            )
             .unwrap();
         let failed = |id: &str| {
             (

@@ -403,6 +403,7 @@ impl SyncStore for SqliteStore {
         &self,
         instance: &str,
         kind: RunKind,
+        trigger: RunTrigger,
         entity: Option<Entity>,
         dry_run: bool,
         owner: Option<&str>,
@@ -411,8 +412,8 @@ impl SyncStore for SqliteStore {
         Self::require_instance(&connection, instance)?;
         connection
             .execute(
-                "INSERT INTO runs (instance, kind, entity, dry_run, started_at, status, owner) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)",
-                params![instance, kind.as_str(), entity.map(|e| name_of(&e)), dry_run, crate::time::now_rfc3339(), owner],
+                "INSERT INTO runs (instance, kind, entity, dry_run, started_at, status, owner, trigger) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
+                params![instance, kind.as_str(), entity.map(|e| name_of(&e)), dry_run, crate::time::now_rfc3339(), owner, trigger.as_str()],
             )
             .map_err(db)?;
         Ok(connection.last_insert_rowid())
