@@ -677,8 +677,7 @@ async fn remove_schedule(
 }
 
 async fn run_due_schedules(State(state): State<Shared>) -> Result<Response, ApiError> {
-    let owner = crate::sync::lease::new_owner("api-schedules");
-    let runs = schedules::run_due(instances(&state), &owner)
+    let runs = schedules::run_due(instances(&state))
         .await
         .map_err(InstanceError::from)?;
     let status = if runs.iter().all(|r| r.ok) {

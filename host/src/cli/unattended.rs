@@ -49,8 +49,7 @@ pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
             println!("removed {name} {target}");
         }
         Command::Schedules(SchedulesCommand::RunDue { json }) => {
-            let owner = new_owner("schedules run-due");
-            let runs = schedules::run_due(instances, &owner).await?;
+            let runs = schedules::run_due(instances).await?;
             if json {
                 println!("{}", json_pretty(&runs)?);
             } else {

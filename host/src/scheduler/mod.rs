@@ -30,19 +30,28 @@ pub fn start(
     let schedules = {
         let instances = instances.clone();
         tokio::spawn(async move {
-            let owner = crate::sync::lease::new_owner("serve-schedules");
             let mut last_prune: Option<std::time::Instant> = None;
             loop {
-                match schedules::run_due(&instances, &owner).await {
-                    Ok(runs) => {
-                        for run in runs {
-                            tracing::info!(
-                                instance = run.instance,
-                                schedule = run.target,
-                                ok = run.ok,
-                                "scheduled run: {}",
-                                run.outcome
-                            );
+                // Each run on a task of its own: a long pull of one instance delays no other.
+                match schedules::claim_due(&instances) {
+                    Ok(claimed) => {
+                        for schedule in claimed {
+                            let instances = instances.clone();
+                            tokio::spawn(async move {
+                                match schedules::run_one(&instances, &schedule).await {
+                                    Ok(run) => tracing::info!(
+                                        instance = run.instance,
+                                        schedule = run.target,
+                                        ok = run.ok,
+                                        "scheduled run: {}",
+                                        run.outcome
+                                    ),
+                                    Err(error) => tracing::warn!(
+                                        instance = schedule.instance,
+                                        "a scheduled run could not be recorded: {error}"
+                                    ),
+                                }
+                            });
                         }
                     }
                     Err(error) => tracing::warn!("the schedules could not be read: {error}"),

@@ -246,8 +246,18 @@ pub struct ScheduledRun {
 }
 
 /// Claims every due schedule that may start and runs them one after another; returns what each
-/// did. `owner` is the lease owner of this scheduler.
-pub async fn run_due(instances: &Instances, owner: &str) -> Result<Vec<ScheduledRun>, StoreError> {
+/// did.
+pub async fn run_due(instances: &Instances) -> Result<Vec<ScheduledRun>, StoreError> {
+    let mut done = Vec::new();
+    for schedule in claim_due(instances)? {
+        done.push(run_one(instances, &schedule).await?);
+    }
+    Ok(done)
+}
+
+/// Claims every due schedule that may start (its next due time moves on); those that may not
+/// stay due and record why.
+pub fn claim_due(instances: &Instances) -> Result<Vec<ScheduleRow>, StoreError> {
     let store = instances.store();
     let now = crate::time::now_unix();
     let due: Vec<ScheduleRow> = store
@@ -269,28 +279,25 @@ pub async fn run_due(instances: &Instances, owner: &str) -> Result<Vec<Scheduled
         }
     }
     let started = crate::time::rfc3339(now);
-    let claimed = store.claim_due(
+    store.claim_due(
         now,
         &mut |row| reasons.get(&row.instance).cloned().flatten(),
         &|row| next_due(row.cadence, now),
         &started,
-    )?;
-    let mut done = Vec::new();
-    for schedule in claimed {
-        done.push(run_one(instances, owner, &schedule).await?);
-    }
-    Ok(done)
+    )
 }
 
-async fn run_one(
+/// Runs one claimed schedule under a lease owner of its own (two schedules of one entity, a pull
+/// and a retry, must not share one), refusing to wait for a busy lease; records how it ended.
+pub async fn run_one(
     instances: &Instances,
-    owner: &str,
     schedule: &ScheduleRow,
 ) -> Result<ScheduledRun, StoreError> {
     let (name, entity, job) = (&schedule.instance, schedule.entity, schedule.job);
     let who = format!("the schedule {entity}:{job}");
+    let owner = crate::sync::lease::new_owner("schedule");
     let by = RunBy {
-        owner,
+        owner: &owner,
         who: &who,
         trigger: crate::store::RunTrigger::Schedule,
         policy: WaitPolicy::Refuse,
