@@ -155,6 +155,9 @@ pub fn records(instance: &str, entity: &str, outcome: &str, count: u64) {
 /// Sets the gauges the store knows, per instance: (instance, queue depth, feed backlog).
 pub fn set_store_gauges(values: &[(String, i64, i64)]) {
     let m = metrics();
+    // Instances deleted since the last scrape must not linger.
+    m.queue_depth.clear();
+    m.feed_backlog.clear();
     for (instance, queue, backlog) in values {
         let labels = InstanceLabels {
             instance: instance.clone(),

@@ -11,7 +11,7 @@ mod cw;
 
 use std::time::{Duration, Instant};
 
-use common::cli::{blocking, fails, ok, run};
+use common::cli::{Host, blocking, fails, ok, run};
 use common::records::account;
 use cw::Setup;
 use serde_json::{Value, json};
@@ -72,7 +72,7 @@ async fn a_schedule_waits_for_its_settings_runs_once_per_slot_and_feeds_each_ver
             );
             ok(
                 &data,
-                &["schedules", "set", "cw", "account:pull", "every 2s"],
+                &["schedules", "set", "cw", "account:pull", "every 4s"],
             );
         }
     })
@@ -128,7 +128,7 @@ async fn a_schedule_waits_for_its_settings_runs_once_per_slot_and_feeds_each_ver
     // Not due again yet; after a downtime of several slots, it runs once.
     let ran = json_of(&ok(&data, &["schedules", "run-due", "--json"]));
     assert_eq!(ran.as_array().unwrap().len(), 0, "{ran}");
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
     let ran = json_of(&ok(&data, &["schedules", "run-due", "--json"]));
     assert_eq!(
         ran.as_array().unwrap().len(),
@@ -172,7 +172,7 @@ async fn a_schedule_waits_for_its_settings_runs_once_per_slot_and_feeds_each_ver
         &["lookups", "set", "bare", "account-type", "Customer=1"],
     );
     ok(&data, &["lookups", "set", "bare", "currency", "USD=1"]);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let out = run(&data, &["schedules", "run-due", "--json"]);
     let ran = json_of(&String::from_utf8_lossy(&out.stdout));
     assert!(
@@ -417,4 +417,90 @@ fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
         samples.insert(series.to_string(), value);
     }
     samples
+}
+
+/// What the fake BSS webhook received: (headers, body) per delivery.
+type Deliveries = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+
+/// A BSS webhook on loopback that fails its first delivery with a 500 and accepts the rest.
+async fn webhook() -> (String, Deliveries) {
+    let seen: Deliveries = Default::default();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let seen = seen.clone();
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let seen = seen.clone();
+                async move {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push((headers, body.to_vec()));
+                    if seen.len() == 1 {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+const SECRET: &str = "a-webhook-secret-of-the-bss";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_feed_is_posted_signed_to_the_bss_and_a_failed_delivery_is_retried_the_same() {
+    let s = cw::setup(common::cli::HOST, OPTIONS).await;
+    pushed_then_edited(&s, 2, 2).await;
+    let data = s.data.clone();
+    ok(&data, &["pull", "cw", "account", "--feed"]);
+    assert_eq!(feed(&data, &[]).len(), 2);
+    let (url, seen) = webhook().await;
+    let with_secret = Host {
+        env: &[("BSS_FEED_SINK_SECRET", SECRET)],
+        ..common::cli::HOST
+    };
+    let refused = fails(&data, &["feed", "sink-set", "cw", &url]);
+    assert!(refused.contains("BSS_FEED_SINK_SECRET"), "{refused}");
+    with_secret.ok(&data, &["feed", "sink-set", "cw", &url]);
+
+    let _served = cw::serve(common::cli::command(&data, &[]));
+    let started = Instant::now();
+    while seen.lock().unwrap().len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the sink was not tried twice"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deliveries = seen.lock().unwrap().clone();
+    let (failed, accepted) = (&deliveries[0], &deliveries[1]);
+    assert_eq!(
+        failed.0["x-bss-delivery"], accepted.0["x-bss-delivery"],
+        "a retry sends the same batch"
+    );
+    assert_eq!(failed.1, accepted.1);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+    let signed = accepted.0["x-bss-signature"].to_str().unwrap();
+    let expected = hex::encode(ring::hmac::sign(&key, &accepted.1).as_ref());
+    assert_eq!(signed, format!("sha256={expected}"));
+    let body: Value = serde_json::from_slice(&accepted.1).unwrap();
+    assert_eq!(body["instance"], "cw");
+    assert_eq!(body["entries"].as_array().unwrap().len(), 2, "{body}");
+
+    // Accepted means acknowledged: the feed has nothing left to read, the sink says how far.
+    let started = Instant::now();
+    loop {
+        let sinks = json_of(&ok(&data, &["feed", "sinks", "--json"]));
+        if sinks[0]["attempts"] == 0 && sinks[0]["delivered"].as_i64() > Some(0) {
+            assert!(sinks[0].get("secret").is_none(), "{sinks}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{sinks}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(feed(&data, &[]).is_empty());
 }

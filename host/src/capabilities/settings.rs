@@ -113,10 +113,11 @@ pub fn parse(
     let mut settings = BTreeMap::new();
     for variable in &manifest.server_variables {
         let key = &variable.key;
+        let blank = |v: &&String| !v.trim().is_empty();
         let text = values
             .get(key)
-            .or(variable.default_value.as_ref())
-            .filter(|v| !v.trim().is_empty());
+            .filter(blank)
+            .or(variable.default_value.as_ref().filter(blank));
         let Some(text) = text else {
             if variable.required {
                 problems.push(SettingProblem {

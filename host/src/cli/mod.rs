@@ -210,6 +210,23 @@ pub enum FeedCommand {
     },
     /// Acknowledges entries up to and including a sequence number.
     Ack { name: String, upto: i64 },
+    /// Posts the instance's feed to a BSS webhook (`serve` delivers, signs with the secret as
+    /// `x-bss-signature: sha256=HMAC`, retries with backoff, acknowledges what the sink accepted).
+    SinkSet {
+        name: String,
+        url: String,
+        /// The environment variable holding the signing secret (at least 16 characters), so it
+        /// stays out of the shell history.
+        #[arg(long, default_value = "BSS_FEED_SINK_SECRET")]
+        secret_env: String,
+    },
+    /// Stops posting the instance's feed.
+    SinkRemove { name: String },
+    /// The sinks: what each has delivered, failures in a row, next try, last error.
+    Sinks {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,7 +2,7 @@
 //! change feed (show, acknowledge).
 
 use super::*;
-use crate::scheduler::schedules;
+use crate::scheduler::{schedules, sink};
 use crate::sync::history;
 
 pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
@@ -85,6 +85,43 @@ pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                 state.backlog,
                 if state.backlog == 1 { "y" } else { "ies" }
             );
+        }
+        Command::Feed(FeedCommand::SinkSet {
+            name,
+            url,
+            secret_env,
+        }) => {
+            let secret = std::env::var(&secret_env).with_context(|| {
+                format!("set the sink's signing secret in the environment variable {secret_env}")
+            })?;
+            sink::set(instances, &name, &url, &secret)?;
+            println!("{name}: the feed goes to {url} (from `serve`)");
+        }
+        Command::Feed(FeedCommand::SinkRemove { name }) => {
+            sink::remove(instances, &name)?;
+            println!("{name}: the feed is no longer posted");
+        }
+        Command::Feed(FeedCommand::Sinks { json }) => {
+            let sinks = sink::list(instances)?;
+            if json {
+                println!("{}", json_pretty(&sinks)?);
+            } else {
+                for s in sinks {
+                    println!(
+                        "{:<16} {} delivered up to {} failures {}{}{}",
+                        s.instance,
+                        printable(&s.url),
+                        s.delivered,
+                        s.attempts,
+                        s.next_try
+                            .map(|t| format!(" next try {t}"))
+                            .unwrap_or_default(),
+                        s.last_error
+                            .map(|e| format!(" last error: {}", printable(&e)))
+                            .unwrap_or_default()
+                    );
+                }
+            }
         }
         _ => unreachable!("cli::run sends only schedules and feed commands here"),
     }

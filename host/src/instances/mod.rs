@@ -178,6 +178,11 @@ impl Instances {
         &self.registry
     }
 
+    /// The key that seals secret values (settings, feed sink secrets).
+    pub fn secrets(&self) -> &SecretBox {
+        &self.secrets
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

@@ -1,9 +1,11 @@
 //! What `serve` runs unattended, apart from the API: the schedules operators set (`schedules.rs`:
 //! pulls into the change feed and retries, per instance and entity), checked every
-//! [`TICK`]; the retry of every enabled instance's queue once a minute; and the pruning of
-//! acknowledged feed entries. Every run takes its entity's lease, so none overlaps a manual run.
+//! [`TICK`]; the change feed posted to BSS webhook sinks (`sink.rs`); the retry of every enabled
+//! instance's queue once a minute; and the pruning of acknowledged feed entries. Every run takes
+//! its entity's lease, so none overlaps a manual run.
 
 pub mod schedules;
+pub mod sink;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -71,7 +73,27 @@ pub fn start(
             }
         })
     };
-    vec![schedules, retry_queues(instances)]
+    vec![schedules, sinks(instances.clone()), retry_queues(instances)]
+}
+
+/// Posts the change feed to the sinks set, each [`TICK`], apart from the schedules so a slow sink
+/// delays no run.
+fn sinks(instances: std::sync::Arc<Instances>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = match sink::client() {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!("no HTTP client for the feed sinks: {error}");
+                return;
+            }
+        };
+        loop {
+            if let Err(error) = sink::deliver_due(&instances, &client).await {
+                tracing::warn!("the feed sinks could not be served: {error}");
+            }
+            tokio::time::sleep(TICK).await;
+        }
+    })
 }
 
 /// Retries the queue of every enabled instance once a minute.

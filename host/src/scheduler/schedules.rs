@@ -23,8 +23,10 @@ use crate::sync::service::{self, RunBy, RunError};
 /// its runs send.
 pub const MIN_EVERY_SECS: i64 = 1;
 
-/// A run still going after this long is reported as stuck.
-pub const STUCK_AFTER_SECS: i64 = 15 * 60;
+pub use crate::store::schedule_store::STUCK_AFTER_SECS;
+
+/// The longest interval a schedule may have.
+pub const MAX_EVERY_SECS: i64 = 366 * 86_400;
 
 /// Parses `ENTITY:JOB` (`contact:pull`, `account:retry`).
 pub fn parse_target(text: &str) -> Result<(Entity, Job), InstanceError> {
@@ -71,6 +73,11 @@ pub fn parse_cadence(text: &str) -> Result<Cadence, InstanceError> {
                     "{amount:?} is shorter than {MIN_EVERY_SECS}s"
                 )));
             }
+            if seconds > MAX_EVERY_SECS {
+                return Err(invalid(format!(
+                    "{amount:?} is longer than 366 days; use `daily HH:MM` or a shorter interval"
+                )));
+            }
             Ok(Cadence::Every { seconds })
         }
         ["daily", at] => {
@@ -114,7 +121,7 @@ pub fn first_due(cadence: Cadence, now: i64) -> i64 {
 /// collapse into the run starting now.
 pub fn next_due(cadence: Cadence, now: i64) -> i64 {
     match cadence {
-        Cadence::Every { seconds } => now + seconds,
+        Cadence::Every { seconds } => now.saturating_add(seconds),
         Cadence::Daily { minute } => {
             let midnight = now - now.rem_euclid(86_400);
             let today = midnight + minute * 60;
@@ -281,7 +288,14 @@ pub fn claim_due(instances: &Instances) -> Result<Vec<ScheduleRow>, StoreError> 
     let started = crate::time::rfc3339(now);
     store.claim_due(
         now,
-        &mut |row| reasons.get(&row.instance).cloned().flatten(),
+        // A schedule added between the read and the claim waits for the next tick's checks.
+        &mut |row| {
+            reasons.get(&row.instance).cloned().unwrap_or_else(|| {
+                Some(
+                    "added while the schedules were being claimed; checked at the next tick".into(),
+                )
+            })
+        },
         &|row| next_due(row.cadence, now),
         &started,
     )
@@ -323,7 +337,8 @@ pub async fn run_one(
                     };
                     (Some(report.run), outcome, ok)
                 }
-                Err(error) => (None, said(&error), false),
+                // Busy is not a failure: another run of the entity is doing the work.
+                Err(error) => (None, said(&error), matches!(error, RunError::Busy(_))),
             }
         }
         Job::Retry => match service::retry_entity(instances, name, Some(entity), by).await {
@@ -347,13 +362,13 @@ pub async fn run_one(
                 );
                 (run, outcome, ok)
             }
-            Err(error) => (None, said(&error), false),
+            Err(error) => (None, said(&error), matches!(error, RunError::Busy(_))),
         },
     };
     let millis = started.elapsed().as_millis() as i64;
     instances
         .store()
-        .finish_schedule(name, entity, job, run, &outcome, millis)?;
+        .finish_schedule(schedule, run, &outcome, millis)?;
     Ok(ScheduledRun {
         instance: name.clone(),
         target: format!("{entity}:{job}"),

@@ -14,6 +14,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::StoreResult;
+
+/// A scheduled run still going after this long is stuck: listed as such, and its schedule may be
+/// claimed again (its process died or hangs).
+pub const STUCK_AFTER_SECS: i64 = 15 * 60;
 use crate::contract::manifest::Entity;
 
 /// What a schedule runs.
@@ -117,9 +121,28 @@ pub struct NewFeedEntry {
 #[serde(rename_all = "kebab-case")]
 pub struct FeedState {
     pub acknowledged: i64,
+    /// The newest sequence number there has been (entries up to it may have been pruned).
     pub newest: i64,
     /// Entries after the acknowledged one.
     pub backlog: i64,
+}
+
+/// Where `serve` posts an instance's feed: a BSS webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FeedSinkRow {
+    pub instance: String,
+    pub url: String,
+    /// The HMAC secret, sealed (`secrets.rs`); never shown.
+    #[serde(skip)]
+    pub sealed_secret: String,
+    /// The newest sequence number delivered (and so acknowledged).
+    pub delivered: i64,
+    /// Failed deliveries in a row.
+    pub attempts: i64,
+    /// Unix seconds before which no delivery is tried (backoff).
+    pub next_try: i64,
+    pub last_error: Option<String>,
 }
 
 /// Schedules and the change feed.
@@ -137,7 +160,8 @@ pub trait ScheduleStore: Send + Sync {
     fn remove_schedule(&self, instance: &str, entity: Entity, job: Job) -> StoreResult<bool>;
     /// Every schedule, or those of one instance.
     fn schedules(&self, instance: Option<&str>) -> StoreResult<Vec<ScheduleRow>>;
-    /// Takes every schedule due at `now` (unix seconds) whose instance `ready` accepts: each gets
+    /// Takes every schedule due at `now` (unix seconds), not running (unless stuck), whose
+    /// instance `ready` accepts: each gets
     /// its next due time from `next` and `started` as its last start, in one transaction. Those
     /// `ready` refuses keep their due time and get the reason as `blocked`.
     fn claim_due(
@@ -147,12 +171,11 @@ pub trait ScheduleStore: Send + Sync {
         next: &dyn Fn(&ScheduleRow) -> i64,
         started: &str,
     ) -> StoreResult<Vec<ScheduleRow>>;
-    /// Records how a claimed schedule's run ended.
+    /// Records how a claimed schedule's run ended, unless the schedule was claimed again since
+    /// (its `last_started` is no longer the claim's).
     fn finish_schedule(
         &self,
-        instance: &str,
-        entity: Entity,
-        job: Job,
+        claimed: &ScheduleRow,
         run: Option<i64>,
         outcome: &str,
         millis: i64,
@@ -172,4 +195,15 @@ pub trait ScheduleStore: Send + Sync {
     fn feed_state(&self, instance: &str) -> StoreResult<FeedState>;
     /// Drops acknowledged entries older than `before` (an RFC 3339 stamp); returns how many.
     fn prune_feed(&self, before: &str) -> StoreResult<usize>;
+    /// Creates or replaces the instance's webhook sink; delivery starts after what is
+    /// acknowledged already.
+    fn set_feed_sink(&self, instance: &str, url: &str, sealed_secret: &str) -> StoreResult<()>;
+    /// Whether there was one to remove.
+    fn remove_feed_sink(&self, instance: &str) -> StoreResult<bool>;
+    fn feed_sinks(&self) -> StoreResult<Vec<FeedSinkRow>>;
+    /// Records a delivery the sink accepted: up to `upto` is delivered and acknowledged, in one
+    /// transaction.
+    fn sink_delivered(&self, instance: &str, upto: i64) -> StoreResult<()>;
+    /// Records a failed delivery and when to try again.
+    fn sink_failed(&self, instance: &str, error: &str, next_try: i64) -> StoreResult<()>;
 }

@@ -123,7 +123,12 @@ pub trait SyncStore: Send + Sync {
     fn run(&self, run: i64) -> StoreResult<Option<(RunRow, Vec<RunItem>)>>;
     /// Claims every unclaimed (or stale-claimed) queue item of the instance for `claimer`; two
     /// claimers never get the same item.
-    fn claim_queue(&self, instance: &str, claimer: &str) -> StoreResult<Vec<QueueItem>>;
+    fn claim_queue(
+        &self,
+        instance: &str,
+        only: Option<Entity>,
+        claimer: &str,
+    ) -> StoreResult<Vec<QueueItem>>;
     /// Claims the queue items of the instance that wait for a record of `entity` which now has a
     /// remote id.
     fn claim_settled(

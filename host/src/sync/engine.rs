@@ -1554,6 +1554,12 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 );
                 out.flush().map_err(SyncError::Output)?;
                 report.fed = self.store.append_feed(&instance, Some(run), &fed)?;
+                crate::metrics::records(
+                    &instance,
+                    entity.as_str(),
+                    "pulled",
+                    report.delivered as u64,
+                );
                 self.store.finish_run(
                     run,
                     RunStatus::Stopped,

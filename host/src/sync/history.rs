@@ -70,5 +70,11 @@ pub fn feed(
 
 /// Acknowledges feed entries up to and including `upto`.
 pub fn ack_feed(instances: &Instances, name: &str, upto: i64) -> Result<FeedState, InstanceError> {
+    if upto < 0 {
+        return Err(InstanceError::Invalid(vec![(
+            "upto".into(),
+            format!("{upto} is not a sequence number (0 or more)"),
+        )]));
+    }
     Ok(instances.store().ack_feed(name, upto)?)
 }

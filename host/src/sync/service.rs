@@ -341,7 +341,7 @@ pub async fn retry_entity(
     instances.context(name)?;
     let store = instances.store();
     let claimer = format!("{}-retry", by.owner);
-    let claimed = store.claim_queue(name, &claimer)?;
+    let claimed = store.claim_queue(name, only, &claimer)?;
     let mut report = RetryReport {
         claimed: claimed
             .iter()

@@ -249,6 +249,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
             instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,
             acked INTEGER NOT NULL
         );
+        CREATE TABLE feed_sinks (
+            instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_try INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        );
         ALTER TABLE runs ADD COLUMN trigger TEXT NOT NULL DEFAULT 'command';",
     ),
 ];
@@ -682,17 +691,17 @@ mod tests {
         // Two processes on the same file, claiming at once.
         let other = SqliteStore::open(&path).unwrap();
         let (a, b) = std::thread::scope(|scope| {
-            let a = scope.spawn(|| store.claim_queue("acme", "serve-1").unwrap());
-            let b = scope.spawn(|| other.claim_queue("acme", "cli-2").unwrap());
+            let a = scope.spawn(|| store.claim_queue("acme", None, "serve-1").unwrap());
+            let b = scope.spawn(|| other.claim_queue("acme", None, "cli-2").unwrap());
             (a.join().unwrap(), b.join().unwrap())
         });
         assert_eq!(a.len() + b.len(), 2, "every item is claimed exactly once");
         assert!(a.is_empty() || b.is_empty(), "one claimer took both");
-        assert!(store.claim_queue("acme", "third").unwrap().is_empty());
+        assert!(store.claim_queue("acme", None, "third").unwrap().is_empty());
         let holder = if a.is_empty() { "cli-2" } else { "serve-1" };
         store.release_queue("acme", holder).unwrap();
         assert_eq!(
-            store.claim_queue("acme", "third").unwrap().len(),
+            store.claim_queue("acme", None, "third").unwrap().len(),
             2,
             "released items can be claimed again"
         );

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::store::schedule_store::{
-    Cadence, FeedEntry, FeedState, Job, NewFeedEntry, ScheduleRow, ScheduleStore,
+    Cadence, FeedEntry, FeedSinkRow, FeedState, Job, NewFeedEntry, ScheduleRow, ScheduleStore,
 };
 
 const SCHEDULE_COLUMNS: &str = "instance, entity, job, every_secs, daily_minute, next_due, last_run, last_started, last_finished, last_outcome, last_millis, blocked";
@@ -41,7 +41,8 @@ fn feed_state_of(connection: &Connection, instance: &str) -> StoreResult<FeedSta
     connection
         .query_row(
             "SELECT COALESCE((SELECT acked FROM feed_acks WHERE instance = ?1), 0),
-                    COALESCE((SELECT MAX(seq) FROM feed WHERE instance = ?1), 0)",
+                    MAX(COALESCE((SELECT MAX(seq) FROM feed WHERE instance = ?1), 0),
+                        COALESCE((SELECT acked FROM feed_acks WHERE instance = ?1), 0))",
             [instance],
             |r| {
                 let (acknowledged, newest): (i64, i64) = (r.get(0)?, r.get(1)?);
@@ -143,11 +144,16 @@ impl ScheduleStore for SqliteStore {
             let mut statement = tx
                 .prepare(&format!(
                     "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE next_due <= ?1
+                       AND (last_outcome IS NOT 'running' OR last_started < ?2)
                      ORDER BY next_due, instance, entity, job"
                 ))
                 .map_err(db)?;
+            // A run still going is not started again; one running past the stuck threshold
+            // belongs to a process that died (or hangs), and its slot is taken.
+            let stuck_before =
+                crate::time::rfc3339(now - crate::store::schedule_store::STUCK_AFTER_SECS);
             statement
-                .query_map([now], schedule_row)
+                .query_map(params![now, stuck_before], schedule_row)
                 .map_err(db)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(db)?
@@ -187,9 +193,7 @@ impl ScheduleStore for SqliteStore {
 
     fn finish_schedule(
         &self,
-        instance: &str,
-        entity: Entity,
-        job: Job,
+        claimed: &ScheduleRow,
         run: Option<i64>,
         outcome: &str,
         millis: i64,
@@ -198,15 +202,16 @@ impl ScheduleStore for SqliteStore {
         connection
             .execute(
                 "UPDATE schedules SET last_run = ?4, last_outcome = ?5, last_millis = ?6, last_finished = ?7
-                 WHERE instance = ?1 AND entity = ?2 AND job = ?3",
+                 WHERE instance = ?1 AND entity = ?2 AND job = ?3 AND last_started = ?8",
                 params![
-                    instance,
-                    name_of(&entity),
-                    job.as_str(),
+                    claimed.instance,
+                    name_of(&claimed.entity),
+                    claimed.job.as_str(),
                     run,
                     outcome,
                     millis,
-                    crate::time::now_rfc3339()
+                    crate::time::now_rfc3339(),
+                    claimed.last_started
                 ],
             )
             .map_err(db)?;
@@ -302,6 +307,85 @@ impl ScheduleStore for SqliteStore {
         let connection = self.lock();
         Self::require_instance(&connection, instance)?;
         feed_state_of(&connection, instance)
+    }
+
+    fn set_feed_sink(&self, instance: &str, url: &str, sealed_secret: &str) -> StoreResult<()> {
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        Self::require_instance(&tx, instance)?;
+        let acknowledged = feed_state_of(&tx, instance)?.acknowledged;
+        tx.execute(
+            "INSERT INTO feed_sinks (instance, url, secret, delivered) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (instance) DO UPDATE SET url = ?2, secret = ?3, attempts = 0, next_try = 0, last_error = NULL",
+            params![instance, url, sealed_secret, acknowledged],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn remove_feed_sink(&self, instance: &str) -> StoreResult<bool> {
+        let connection = self.lock();
+        Self::require_instance(&connection, instance)?;
+        let removed = connection
+            .execute("DELETE FROM feed_sinks WHERE instance = ?1", [instance])
+            .map_err(db)?;
+        Ok(removed > 0)
+    }
+
+    fn feed_sinks(&self) -> StoreResult<Vec<FeedSinkRow>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT instance, url, secret, delivered, attempts, next_try, last_error
+                 FROM feed_sinks ORDER BY instance",
+            )
+            .map_err(db)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok(FeedSinkRow {
+                    instance: r.get(0)?,
+                    url: r.get(1)?,
+                    sealed_secret: r.get(2)?,
+                    delivered: r.get(3)?,
+                    attempts: r.get(4)?,
+                    next_try: r.get(5)?,
+                    last_error: r.get(6)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        Ok(rows)
+    }
+
+    fn sink_delivered(&self, instance: &str, upto: i64) -> StoreResult<()> {
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        tx.execute(
+            "UPDATE feed_sinks SET delivered = MAX(delivered, ?2), attempts = 0, next_try = 0, last_error = NULL
+             WHERE instance = ?1",
+            params![instance, upto],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "INSERT INTO feed_acks (instance, acked) VALUES (?1, ?2)
+             ON CONFLICT (instance) DO UPDATE SET acked = MAX(acked, ?2)",
+            params![instance, upto],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn sink_failed(&self, instance: &str, error: &str, next_try: i64) -> StoreResult<()> {
+        let connection = self.lock();
+        connection
+            .execute(
+                "UPDATE feed_sinks SET attempts = attempts + 1, next_try = ?2, last_error = ?3
+                 WHERE instance = ?1",
+                params![instance, next_try, error],
+            )
+            .map_err(db)?;
+        Ok(())
     }
 
     fn prune_feed(&self, before: &str) -> StoreResult<usize> {

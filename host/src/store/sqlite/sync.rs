@@ -488,7 +488,12 @@ impl SyncStore for SqliteStore {
         Ok(Some((row, items)))
     }
 
-    fn claim_queue(&self, instance: &str, claimer: &str) -> StoreResult<Vec<QueueItem>> {
+    fn claim_queue(
+        &self,
+        instance: &str,
+        only: Option<Entity>,
+        claimer: &str,
+    ) -> StoreResult<Vec<QueueItem>> {
         let connection = self.lock();
         let now = unix_now();
         // One UPDATE ... RETURNING: SQLite runs it as a single write, so two claimers never take
@@ -498,12 +503,19 @@ impl SyncStore for SqliteStore {
             .prepare(
                 "UPDATE retry_queue SET claimed_by = ?2, claimed_at = ?3
                  WHERE instance = ?1 AND (claimed_by IS NULL OR claimed_at < ?4)
+                   AND (?5 IS NULL OR entity = ?5)
                  RETURNING entity, bss_id, record, error, attempts, queued_at",
             )
             .map_err(db)?;
         let rows = statement
             .query_map(
-                params![instance, claimer, now, now - STALE_CLAIM_SECS],
+                params![
+                    instance,
+                    claimer,
+                    now,
+                    now - STALE_CLAIM_SECS,
+                    only.map(|e| name_of(&e))
+                ],
                 queue_item,
             )
             .map_err(db)?;
