@@ -72,7 +72,7 @@ async fn a_schedule_waits_for_its_settings_runs_once_per_slot_and_feeds_each_ver
             );
             ok(
                 &data,
-                &["schedules", "set", "cw", "account:pull", "every 4s"],
+                &["schedules", "set", "cw", "account:pull", "every 8s"],
             );
         }
     })
@@ -128,7 +128,7 @@ async fn a_schedule_waits_for_its_settings_runs_once_per_slot_and_feeds_each_ver
     // Not due again yet; after a downtime of several slots, it runs once.
     let ran = json_of(&ok(&data, &["schedules", "run-due", "--json"]));
     assert_eq!(ran.as_array().unwrap().len(), 0, "{ran}");
-    tokio::time::sleep(Duration::from_secs(9)).await;
+    tokio::time::sleep(Duration::from_secs(17)).await;
     let ran = json_of(&ok(&data, &["schedules", "run-due", "--json"]));
     assert_eq!(
         ran.as_array().unwrap().len(),
@@ -172,7 +172,7 @@ async fn a_schedule_waits_for_its_settings_runs_once_per_slot_and_feeds_each_ver
         &["lookups", "set", "bare", "account-type", "Customer=1"],
     );
     ok(&data, &["lookups", "set", "bare", "currency", "USD=1"]);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     let out = run(&data, &["schedules", "run-due", "--json"]);
     let ran = json_of(&String::from_utf8_lossy(&out.stdout));
     assert!(
@@ -383,6 +383,13 @@ async fn serve_runs_the_schedules_and_the_api_reads_and_acknowledges_the_feed() 
         .await
         .unwrap();
     assert_eq!(removed.status(), 200);
+    let again = client
+        .delete(format!("{base}/instances/cw/schedules/account:pull"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
 }
 
 /// Parses the Prometheus text format strictly enough to fail on anything malformed: every line is

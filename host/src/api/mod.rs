@@ -207,6 +207,7 @@ impl From<InstanceError> for ApiError {
                 RegistryError::BadRequirement(_) => (StatusCode::BAD_REQUEST, vec![]),
                 _ => (StatusCode::INTERNAL_SERVER_ERROR, vec![]),
             },
+            InstanceError::NotFound(_) => (StatusCode::NOT_FOUND, vec![]),
             InstanceError::Disabled(_) | InstanceError::NeedsSettings { .. } => {
                 (StatusCode::CONFLICT, vec![])
             }
@@ -768,12 +769,20 @@ async fn health(State(state): State<Shared>) -> ApiResult {
 /// The Prometheus text format, with the store's gauges read now.
 async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
     let instances = instances(&state);
-    let mut gauges = Vec::new();
-    for instance in instances.list()? {
-        let queue = history::queue(instances, &instance.name)?.len() as i64;
-        let (_, feed) = history::feed(instances, &instance.name, None, 0)?;
-        gauges.push((instance.name, queue, feed.backlog));
-    }
+    let store = instances.store();
+    let (queues, backlogs) = (
+        store.queue_depths().map_err(InstanceError::from)?,
+        store.feed_backlogs().map_err(InstanceError::from)?,
+    );
+    let gauges: Vec<(String, i64, i64)> = instances
+        .list()?
+        .into_iter()
+        .map(|i| {
+            let queue = queues.get(&i.name).copied().unwrap_or(0);
+            let backlog = backlogs.get(&i.name).copied().unwrap_or(0);
+            (i.name, queue, backlog)
+        })
+        .collect();
     crate::metrics::set_store_gauges(&gauges);
     Ok((
         [(

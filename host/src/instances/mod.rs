@@ -48,6 +48,10 @@ pub enum InstanceError {
     },
     #[error("the connector could not list choices for {key}: {reason}")]
     Choices { key: String, reason: String },
+    /// Something of an instance that is not there (a schedule, a feed sink); says how to list
+    /// what is.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl From<RegistryError> for InstanceError {

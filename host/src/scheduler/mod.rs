@@ -166,23 +166,10 @@ pub fn health(instances: &Instances) -> Result<Health, crate::instances::Instanc
             _ => {}
         }
     }
-    let mut stuck_runs = Vec::new();
-    let mut feed_backlog = BTreeMap::new();
-    for instance in instances.list()? {
-        stuck_runs.extend(
-            crate::sync::history::runs(instances, &instance.name)?
-                .into_iter()
-                .filter(|r| r.status == crate::store::RunStatus::Running)
-                .filter(|r| {
-                    crate::time::parse_rfc3339(&r.started_at)
-                        .is_some_and(|s| now - s > schedules::STUCK_AFTER_SECS)
-                }),
-        );
-        let backlog = instances.store().feed_state(&instance.name)?.backlog;
-        if backlog > 0 {
-            feed_backlog.insert(instance.name, backlog);
-        }
-    }
+    let store = instances.store();
+    let stuck_runs =
+        store.runs_running_since(&crate::time::rfc3339(now - schedules::STUCK_AFTER_SECS))?;
+    let feed_backlog = store.feed_backlogs()?;
     let degraded = !(behind.is_empty() && blocked.is_empty() && stuck_runs.is_empty());
     Ok(Health {
         status: if degraded { "degraded" } else { "ok" },

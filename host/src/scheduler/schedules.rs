@@ -206,12 +206,9 @@ pub fn remove(instances: &Instances, name: &str, target: &str) -> Result<(), Ins
     if instances.store().remove_schedule(name, entity, job)? {
         Ok(())
     } else {
-        Err(InstanceError::Invalid(vec![(
-            "schedule".into(),
-            format!(
-                "{name} has no schedule {target}; `bss-host schedules list {name}` shows its schedules"
-            ),
-        )]))
+        Err(InstanceError::NotFound(format!(
+            "{name} has no schedule {target}; `bss-host schedules list {name}` shows its schedules"
+        )))
     }
 }
 

@@ -71,10 +71,9 @@ pub fn remove(instances: &Instances, name: &str) -> Result<(), InstanceError> {
     if instances.store().remove_feed_sink(name)? {
         Ok(())
     } else {
-        Err(InstanceError::Invalid(vec![(
-            "sink".into(),
-            format!("{name} has no feed sink; `bss-host feed sinks` lists them"),
-        )]))
+        Err(InstanceError::NotFound(format!(
+            "{name} has no feed sink; `bss-host feed sinks` lists them"
+        )))
     }
 }
 

@@ -193,6 +193,8 @@ pub trait ScheduleStore: Send + Sync {
     /// Marks entries up to `upto` as read by the BSS.
     fn ack_feed(&self, instance: &str, upto: i64) -> StoreResult<FeedState>;
     fn feed_state(&self, instance: &str) -> StoreResult<FeedState>;
+    /// Unacknowledged entries per instance (instances with none left out).
+    fn feed_backlogs(&self) -> StoreResult<std::collections::BTreeMap<String, i64>>;
     /// Drops acknowledged entries older than `before` (an RFC 3339 stamp); returns how many.
     fn prune_feed(&self, before: &str) -> StoreResult<usize>;
     /// Creates or replaces the instance's webhook sink; delivery starts after what is

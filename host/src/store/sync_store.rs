@@ -144,6 +144,10 @@ pub trait SyncStore: Send + Sync {
     /// Releases whatever `claimer` still holds (items that were not retried).
     fn release_queue(&self, instance: &str, claimer: &str) -> StoreResult<()>;
     fn queue(&self, instance: &str) -> StoreResult<Vec<QueueItem>>;
+    /// How many records wait in each instance's retry queue (instances with none left out).
+    fn queue_depths(&self) -> StoreResult<BTreeMap<String, i64>>;
+    /// Runs of any instance still `running` that started before `started_before` (RFC 3339).
+    fn runs_running_since(&self, started_before: &str) -> StoreResult<Vec<RunRow>>;
     fn cursor(&self, instance: &str, entity: Entity) -> StoreResult<Cursor>;
     /// Commits a pull: the new cursor and the run's end, together.
     fn commit_pull(

@@ -656,6 +656,56 @@ mod tests {
         assert!((15..=60).contains(&refilled), "{refilled}");
     }
 
+    /// Two schedulers on one file claim a due slot once; a running schedule is not claimed
+    /// again until it finishes (or is stuck); a run finishing late writes nothing over a newer
+    /// claim.
+    #[test]
+    fn a_due_schedule_is_claimed_once_and_not_while_it_runs() {
+        use crate::store::schedule_store::{Cadence, Job, STUCK_AFTER_SECS, ScheduleStore};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bss.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let other = SqliteStore::open(&path).unwrap();
+        store.create_instance(&instance("acme")).unwrap();
+        let every = Cadence::Every { seconds: 60 };
+        store
+            .set_schedule("acme", Entity::Contact, Job::Pull, every, 1_000)
+            .unwrap();
+        let claim = |s: &SqliteStore, now: i64| {
+            s.claim_due(
+                now,
+                &mut |_| None,
+                &|_| now + 60,
+                &crate::time::rfc3339(now),
+            )
+            .unwrap()
+        };
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| claim(&store, 1_000));
+            let b = scope.spawn(|| claim(&other, 1_000));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!(a.len() + b.len(), 1, "one claimer takes the slot");
+        let claimed = a.into_iter().chain(b).next().unwrap();
+        // Due again, but still running: not taken.
+        assert!(claim(&store, 1_100).is_empty());
+        // Running past the stuck threshold: its slot is taken again.
+        let stuck_at = 1_000 + STUCK_AFTER_SECS + 1;
+        let retaken = claim(&store, stuck_at);
+        assert_eq!(retaken.len(), 1);
+        // The first run finishing now must not overwrite the newer claim's state.
+        store.finish_schedule(&claimed, None, "done", 5).unwrap();
+        let row = &store.schedules(Some("acme")).unwrap()[0];
+        assert_eq!(row.last_outcome.as_deref(), Some("running"));
+        store.finish_schedule(&retaken[0], None, "done", 5).unwrap();
+        let row = &store.schedules(Some("acme")).unwrap()[0];
+        assert_eq!(row.last_outcome.as_deref(), Some("done"));
+        assert!(
+            claim(&store, stuck_at + 60).len() == 1,
+            "due again after it finished"
+        );
+    }
+
     #[test]
     fn a_queue_item_is_claimed_by_one_claimer_only() {
         let dir = tempfile::tempdir().unwrap();

@@ -590,6 +590,34 @@ impl SyncStore for SqliteStore {
         sorted_items(rows)
     }
 
+    fn queue_depths(&self) -> StoreResult<BTreeMap<String, i64>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare("SELECT instance, COUNT(*) FROM retry_queue GROUP BY instance")
+            .map_err(db)?;
+        let rows = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db)?
+            .collect::<Result<BTreeMap<String, i64>, _>>()
+            .map_err(db)?;
+        Ok(rows)
+    }
+
+    fn runs_running_since(&self, started_before: &str) -> StoreResult<Vec<RunRow>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' AND started_at < ?1 ORDER BY id"
+            ))
+            .map_err(db)?;
+        let rows = statement
+            .query_map([started_before], run_row)
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        Ok(rows)
+    }
+
     fn cursor(&self, instance: &str, entity: Entity) -> StoreResult<Cursor> {
         let row: Option<(Option<String>, String)> = self
             .lock()
