@@ -702,8 +702,8 @@ fn default_feed_limit() -> usize {
     1000
 }
 
-/// The most feed entries one read returns.
-const MAX_FEED_PAGE: usize = 10_000;
+/// The most feed entries one read returns: each holds a whole record, so a page stays bounded.
+const MAX_FEED_PAGE: usize = 1_000;
 
 async fn read_feed(
     State(state): State<Shared>,

@@ -319,6 +319,17 @@ fn sweep_interrupted(connection: &Connection) -> rusqlite::Result<usize> {
     )
 }
 
+/// (instance, count) rows of a `GROUP BY instance` query, as a map.
+fn counts_by_instance(connection: &Connection, sql: &str) -> StoreResult<BTreeMap<String, i64>> {
+    let mut statement = connection.prepare(sql).map_err(db)?;
+    let rows = statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db)?
+        .collect::<Result<BTreeMap<String, i64>, _>>()
+        .map_err(db)?;
+    Ok(rows)
+}
+
 /// A stored name parsed into its host type at column `index`; an unknown one fails the read.
 fn named<T: std::str::FromStr>(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;

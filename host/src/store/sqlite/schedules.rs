@@ -389,20 +389,12 @@ impl ScheduleStore for SqliteStore {
     }
 
     fn feed_backlogs(&self) -> StoreResult<BTreeMap<String, i64>> {
-        let connection = self.lock();
-        let mut statement = connection
-            .prepare(
-                "SELECT f.instance, COUNT(*) FROM feed f
-                 WHERE f.seq > COALESCE((SELECT acked FROM feed_acks a WHERE a.instance = f.instance), 0)
-                 GROUP BY f.instance",
-            )
-            .map_err(db)?;
-        let rows = statement
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(db)?
-            .collect::<Result<BTreeMap<String, i64>, _>>()
-            .map_err(db)?;
-        Ok(rows)
+        counts_by_instance(
+            &self.lock(),
+            "SELECT f.instance, COUNT(*) FROM feed f
+             WHERE f.seq > COALESCE((SELECT acked FROM feed_acks a WHERE a.instance = f.instance), 0)
+             GROUP BY f.instance",
+        )
     }
 
     fn prune_feed(&self, before: &str) -> StoreResult<usize> {

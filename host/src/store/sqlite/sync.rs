@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// Takes a record out of the retry queue (its newest outcome settles it).
+fn unqueue(tx: &Connection, instance: &str, entity: &str, bss_id: &str) -> StoreResult<()> {
+    tx.execute(
+        "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
+        params![instance, entity, bss_id],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
 impl SyncStore for SqliteStore {
     fn id_map(
         &self,
@@ -272,11 +282,7 @@ impl SyncStore for SqliteStore {
                             params![instance, entity_name, bss_id, remote_id, now, last_pushed, stored],
                         )
                         .map_err(db)?;
-                    tx.execute(
-                            "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
-                            params![instance, entity_name, bss_id],
-                        )
-                        .map_err(db)?;
+                    unqueue(&tx, instance, &entity_name, bss_id)?;
                     if let Some(waiting) = waiting {
                         tx.execute(
                                 "INSERT INTO retry_queue (instance, entity, bss_id, record, error, attempts, queued_at, waits_entity, waits_bss_id)
@@ -337,40 +343,24 @@ impl SyncStore for SqliteStore {
                             )
                             .map_err(db)?;
                     } else {
-                        tx.execute(
-                                "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
-                                params![instance, entity_name, bss_id],
-                            )
-                            .map_err(db)?;
+                        unqueue(&tx, instance, &entity_name, bss_id)?;
                     }
                     None
                 }
                 Outcome::Invalid { .. } => {
                     // The newest version of the record is unusable: an older queued one
                     // must not be sent in its place.
-                    tx.execute(
-                            "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
-                            params![instance, entity_name, bss_id],
-                        )
-                        .map_err(db)?;
+                    unqueue(&tx, instance, &entity_name, bss_id)?;
                     None
                 }
                 Outcome::Skipped { .. } => {
-                    tx.execute(
-                            "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
-                            params![instance, entity_name, bss_id],
-                        )
-                        .map_err(db)?;
+                    unqueue(&tx, instance, &entity_name, bss_id)?;
                     None
                 }
                 Outcome::Held { .. } => {
                     // The BSS's version is not the remote's yet: nothing queued (a retry
                     // would be held again), the record waits for a decision.
-                    tx.execute(
-                            "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
-                            params![instance, entity_name, bss_id],
-                        )
-                        .map_err(db)?;
+                    unqueue(&tx, instance, &entity_name, bss_id)?;
                     tx
                             .query_row(
                                 "SELECT remote_id FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
@@ -467,15 +457,8 @@ impl SyncStore for SqliteStore {
             .map_err(db)?;
         let items = statement
             .query_map([run], |r| {
-                let entity: String = r.get(0)?;
                 Ok(RunItem {
-                    entity: parse_name(&entity).map_err(|e| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            0,
-                            rusqlite::types::Type::Text,
-                            Box::new(e),
-                        )
-                    })?,
+                    entity: named(r, 0)?,
                     bss_id: r.get(1)?,
                     outcome: r.get(2)?,
                     remote_id: r.get(3)?,
@@ -591,16 +574,10 @@ impl SyncStore for SqliteStore {
     }
 
     fn queue_depths(&self) -> StoreResult<BTreeMap<String, i64>> {
-        let connection = self.lock();
-        let mut statement = connection
-            .prepare("SELECT instance, COUNT(*) FROM retry_queue GROUP BY instance")
-            .map_err(db)?;
-        let rows = statement
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(db)?
-            .collect::<Result<BTreeMap<String, i64>, _>>()
-            .map_err(db)?;
-        Ok(rows)
+        counts_by_instance(
+            &self.lock(),
+            "SELECT instance, COUNT(*) FROM retry_queue GROUP BY instance",
+        )
     }
 
     fn runs_running_since(&self, started_before: &str) -> StoreResult<Vec<RunRow>> {
