@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `api` | the admin HTTP API that `bss-host serve` runs |
 //! | `app` | the data folder: the store, the secrets key, the plugins registry, opened together |
+//! | `callbacks` | remote callbacks: the hook that verifies and stores a delivery once, and the worker that fetches each named record into the change feed |
 //! | `capabilities` | everything a component may import (HTTP, its settings and lookups, logging) and the per-instance `host.` options that bound it |
 //! | `cli` | the `bss-host` command |
 //! | `contract` | the connector contract as the host sees it: bindings per minor, the typed manifest, connector errors in words (the bottom layer) |
@@ -22,6 +23,7 @@
 
 pub mod api;
 pub mod app;
+pub mod callbacks;
 pub mod capabilities;
 pub mod cli;
 pub mod contract;
@@ -51,6 +53,7 @@ mod layers {
         &["registry"],
         &["instances"],
         &["sync"],
+        &["callbacks"],
         &["app", "scheduler"],
         &["api", "demo"],
         &["serve"],

@@ -41,6 +41,12 @@ struct RecordLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallbackLabels {
+    instance: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InstanceLabels {
     instance: String,
 }
@@ -53,6 +59,7 @@ struct Metrics {
     records: Family<RecordLabels, Counter>,
     queue_depth: Family<InstanceLabels, Gauge>,
     feed_backlog: Family<InstanceLabels, Gauge>,
+    callbacks: Family<CallbackLabels, Counter>,
 }
 
 fn metrics() -> &'static Metrics {
@@ -98,7 +105,14 @@ fn metrics() -> &'static Metrics {
             "Change-feed entries the BSS has not acknowledged",
             feed_backlog.clone(),
         );
+        let callbacks = Family::<CallbackLabels, Counter>::default();
+        registry.register(
+            "callbacks",
+            "Remote callbacks the hook received, by outcome (accepted, duplicate, refused, …)",
+            callbacks.clone(),
+        );
         Metrics {
+            callbacks,
             registry,
             calls,
             call_seconds,
@@ -150,6 +164,18 @@ pub fn records(instance: &str, entity: &str, outcome: &str, count: u64) {
             outcome: outcome.to_string(),
         })
         .inc_by(count);
+}
+
+/// Counts one callback delivery. `instance` is empty until the hook's token matched, so a
+/// caller guessing names cannot grow the label set.
+pub fn callback(instance: &str, outcome: &str) {
+    metrics()
+        .callbacks
+        .get_or_create(&CallbackLabels {
+            instance: instance.to_string(),
+            outcome: outcome.to_string(),
+        })
+        .inc();
 }
 
 /// Sets the gauges the store knows, per instance: (instance, queue depth, feed backlog).

@@ -81,7 +81,7 @@ async fn a_schedule_waits_for_its_settings_runs_once_per_slot_and_feeds_each_ver
         &data,
         &["schedules", "set", "cw", "account:push", "every 2s"],
     );
-    assert!(refused.contains("pull or retry"), "{refused}");
+    assert!(refused.contains("pull, retry or reconcile"), "{refused}");
     let refused = fails(
         &data,
         &["schedules", "set", "cw", "account:pull", "every 5"],

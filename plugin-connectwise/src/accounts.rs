@@ -19,13 +19,18 @@
 //!
 //! Pull: companies changed since the cursor, forward-only paged, mapped back with reverse lookups;
 //! an unmapped type or currency is a warning on the record, never a guess; custom fields with a value
-//! come back in `extra`.
+//! come back in `extra`. Fetch (since 1.3): one company by id, mapped as pull maps it; a 404 or a
+//! company ConnectWise holds as deleted (`deletedFlag`) is none.
+//!
+//! Remove (since 1.3): ConnectWise keeps deleted companies (`DELETE company/companies/{id}` sets
+//! `deletedFlag`, `dateDeleted` and `deletedBy`), so a removal is `deactivated`. The company is read
+//! first: one that is gone (404) or already deleted is `already-gone`, and a dry run stops there.
 
 use serde_json::{Map, Value, json};
 
 use crate::client::{Client, ref_id, reference};
 use crate::custom;
-use crate::exports::{Change, PullPage, Pushed};
+use crate::exports::{Change, PullPage, Pushed, Removal};
 use crate::fields::pushed;
 use crate::fields::{body, created_id, identity, patch, text};
 use crate::manifest::lookups;
@@ -514,9 +519,111 @@ pub fn pull(
     })
 }
 
+/// Whether ConnectWise holds a company as deleted (its soft delete).
+fn is_deleted(company: &Value) -> bool {
+    company
+        .get("deletedFlag")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// One company, mapped as [`pull`] maps it; none when ConnectWise has no such company or holds it
+/// as deleted.
+pub fn fetch(client: &Client, id: i64) -> Result<Option<PulledRecord>, ConnectorError> {
+    match client.get_found(&format!("{PATH}/{id}"))? {
+        Some(company) if !is_deleted(&company) => to_account(client, &company).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Deletes a company, which ConnectWise keeps as deleted: `deactivated`, or `already-gone` when
+/// there is no company to delete. A dry run reads and writes nothing.
+pub fn remove(client: &Client, id: i64, dry_run: bool) -> Result<Removal, ConnectorError> {
+    let path = format!("{PATH}/{id}");
+    match client.get_found(&path)? {
+        Some(company) if !is_deleted(&company) => {}
+        _ => return Ok(Removal::AlreadyGone),
+    }
+    if dry_run || client.delete_found(&path)? {
+        Ok(Removal::Deactivated)
+    } else {
+        Ok(Removal::AlreadyGone)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake::FakeHost;
+
+    fn company(id: i64, deleted: bool) -> Value {
+        json!({ "id": id, "identifier": "A1", "name": "Acme", "accountNumber": "C-A1",
+                "city": "Springfield", "parentCompany": { "id": 9 }, "deletedFlag": deleted })
+    }
+
+    #[test]
+    fn fetch_maps_a_company_as_pull_does() {
+        let host = FakeHost::new();
+        host.insert(PATH, company(250, false));
+        let client = host.client();
+        let fetched = fetch(&client, 250).unwrap().unwrap();
+        assert_eq!(
+            fetched,
+            to_account(&client, &host.get(PATH, 250).unwrap()).unwrap()
+        );
+        assert_eq!(fetched.remote_id, "250");
+        assert_eq!(fetched.references[0].remote_id, "9");
+        assert_eq!(host.requests(), ["GET company/companies/250"]);
+    }
+
+    #[test]
+    fn fetch_of_a_deleted_company_is_none() {
+        let host = FakeHost::new();
+        host.insert(PATH, company(250, true));
+        assert_eq!(fetch(&host.client(), 250).unwrap(), None);
+    }
+
+    #[test]
+    fn fetch_of_a_company_connectwise_does_not_have_is_none() {
+        let host = FakeHost::new();
+        assert_eq!(fetch(&host.client(), 404).unwrap(), None);
+        assert_eq!(host.requests(), ["GET company/companies/404"]);
+    }
+
+    #[test]
+    fn remove_deactivates_a_company_and_then_finds_it_gone() {
+        let host = FakeHost::new();
+        host.insert(PATH, company(250, false));
+        assert_eq!(remove(&host.client(), 250, false), Ok(Removal::Deactivated));
+        assert_eq!(
+            host.requests(),
+            ["GET company/companies/250", "DELETE company/companies/250"]
+        );
+        assert_eq!(host.get(PATH, 250).unwrap()["deletedFlag"], json!(true));
+
+        assert_eq!(remove(&host.client(), 250, false), Ok(Removal::AlreadyGone));
+        assert_eq!(host.writes().len(), 1, "{:?}", host.requests());
+    }
+
+    #[test]
+    fn remove_of_a_company_connectwise_does_not_have_is_already_gone() {
+        let host = FakeHost::new();
+        assert_eq!(remove(&host.client(), 404, false), Ok(Removal::AlreadyGone));
+        assert!(host.writes().is_empty());
+    }
+
+    #[test]
+    fn a_dry_run_remove_of_companies_only_reads() {
+        let host = FakeHost::new();
+        host.insert(PATH, company(250, false));
+        host.insert(PATH, company(251, true));
+        let client = host.client();
+        assert_eq!(remove(&client, 250, true), Ok(Removal::Deactivated));
+        assert_eq!(remove(&client, 251, true), Ok(Removal::AlreadyGone));
+        assert_eq!(remove(&client, 404, true), Ok(Removal::AlreadyGone));
+        assert!(host.writes().is_empty(), "{:?}", host.requests());
+        assert_eq!(host.get(PATH, 250).unwrap()["deletedFlag"], json!(false));
+    }
 
     #[test]
     fn patch_covers_only_what_differs() {

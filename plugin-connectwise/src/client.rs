@@ -38,6 +38,20 @@ pub fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// The ConnectWise id a remote id handed over by the host names (the decimal id this connector
+/// gave), or a rejection of field `remote-id` before anything is sent.
+pub fn record_id(remote_id: &str) -> Result<i64, ConnectorError> {
+    match remote_id.parse::<i64>() {
+        Ok(id) if id > 0 && remote_id.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
+        _ => Err(ConnectorError::Rejected(vec![FieldError {
+            field: "remote-id".to_string(),
+            message: format!(
+                "{remote_id:?} is not a ConnectWise record id (a positive whole number)"
+            ),
+        }])),
+    }
+}
+
 /// An `{"id": n}` reference.
 pub fn reference(id: i64) -> Value {
     serde_json::json!({ "id": id })
@@ -166,6 +180,24 @@ impl<'h> Client<'h> {
 
     pub fn get(&self, path: &str) -> Result<Value, ConnectorError> {
         self.call(Method::Get, path, None).map(|(_, v)| v)
+    }
+
+    /// One record, or none when ConnectWise answers 404.
+    pub fn get_found(&self, path: &str) -> Result<Option<Value>, ConnectorError> {
+        match self.get(path) {
+            Ok(value) => Ok(Some(value)),
+            Err(ConnectorError::NotFound(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Deletes one record: `false` when ConnectWise answers 404 (nothing to delete).
+    pub fn delete_found(&self, path: &str) -> Result<bool, ConnectorError> {
+        match self.delete(path) {
+            Ok(()) => Ok(true),
+            Err(ConnectorError::NotFound(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, ConnectorError> {
@@ -482,5 +514,28 @@ mod tests {
             "name%3D%27O%27%27Brien%27%20and%20id%3E%5B2026-01-01T00%3A00%3A00Z%5D"
         );
         assert_eq!(quote("O'Brien"), "'O''Brien'");
+    }
+
+    #[test]
+    fn remote_ids_must_be_connectwise_ids() {
+        assert_eq!(record_id("250").unwrap(), 250);
+        for bad in [
+            "",
+            "0",
+            "-3",
+            "+3",
+            " 3",
+            "3 ",
+            "3/../4",
+            "abc",
+            "99999999999999999999",
+        ] {
+            match record_id(bad) {
+                Err(ConnectorError::Rejected(fields)) => {
+                    assert_eq!(fields[0].field, "remote-id", "{bad:?}")
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
     }
 }

@@ -2,9 +2,12 @@
 //! and hands over to `connector`.
 
 use crate::connector;
-use crate::exports::{Choice, ConnectorManifest, Guest, PullPage, PushItem, PushOptions, Pushed};
+use crate::exports::{
+    Choice, ConnectorManifest, Guest, PullPage, PushItem, PushOptions, Pushed, Removal,
+    Subscription,
+};
 use crate::host::{Host, HttpError, Level, Request, Response};
-use crate::types::{ConnectorError, Entity};
+use crate::types::{ConnectorError, Entity, PulledRecord};
 use crate::wit::bss::integration::{http, log, settings};
 
 /// The host's imports behind the connector's [`Host`] trait.
@@ -68,6 +71,22 @@ impl Guest for ConnectWise {
         page_token: Option<String>,
     ) -> Result<PullPage, ConnectorError> {
         connector::pull(&Imports, entity, since.as_deref(), page_token.as_deref())
+    }
+
+    fn fetch(entity: Entity, remote_id: String) -> Result<Option<PulledRecord>, ConnectorError> {
+        connector::fetch(&Imports, entity, &remote_id)
+    }
+
+    fn subscribe(url: String, entities: Vec<Entity>) -> Result<Vec<Subscription>, ConnectorError> {
+        connector::subscribe(&Imports, &url, &entities)
+    }
+
+    fn remove(
+        entity: Entity,
+        remote_ids: Vec<String>,
+        options: PushOptions,
+    ) -> Result<Vec<Result<Removal, ConnectorError>>, ConnectorError> {
+        connector::remove(&Imports, entity, &remote_ids, options)
     }
 }
 

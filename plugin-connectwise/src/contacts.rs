@@ -13,13 +13,17 @@
 //! two people of one name at one company.
 //!
 //! Pull: contacts changed since the cursor, forward-only paged; the company becomes the account
-//! reference the host maps back to a BSS id.
+//! reference the host maps back to a BSS id. Fetch (since 1.3): one contact by id, mapped as pull
+//! maps it; a 404 is none.
+//!
+//! Remove (since 1.3): `DELETE company/contacts/{id}` deletes the contact (`deleted`); a 404 is
+//! `already-gone`. A dry run reads the contact instead to say which.
 
 use serde_json::{Map, Value, json};
 
 use crate::client::{Client, quote, ref_id, reference};
 use crate::custom;
-use crate::exports::{Change, PullPage, Pushed};
+use crate::exports::{Change, PullPage, Pushed, Removal};
 use crate::fields::{created_id, identity, patch, pushed, text};
 use crate::paging::pull_page;
 use crate::push_context::{PushContext, rejected, rename_fields, resolved};
@@ -442,4 +446,91 @@ pub fn pull(
         records,
         next_page_token,
     })
+}
+
+/// One contact, mapped as [`pull`] maps it; none when ConnectWise has no such contact.
+pub fn fetch(client: &Client, id: i64) -> Result<Option<PulledRecord>, ConnectorError> {
+    client
+        .get_found(&format!("{PATH}/{id}"))?
+        .map(|contact| to_contact(&contact))
+        .transpose()
+}
+
+/// Deletes a contact: `deleted`, or `already-gone` when ConnectWise has no such contact. A dry
+/// run reads it instead.
+pub fn remove(client: &Client, id: i64, dry_run: bool) -> Result<Removal, ConnectorError> {
+    let path = format!("{PATH}/{id}");
+    let found = if dry_run {
+        client.get_found(&path)?.is_some()
+    } else {
+        client.delete_found(&path)?
+    };
+    Ok(if found {
+        Removal::Deleted
+    } else {
+        Removal::AlreadyGone
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakeHost;
+
+    fn contact(id: i64) -> Value {
+        json!({ "id": id, "firstName": "Ada", "lastName": "Lovelace", "company": { "id": 250 },
+                "communicationItems": [
+                    { "type": { "id": 1, "name": "Email" }, "value": "ada@example.com", "defaultFlag": true }
+                ] })
+    }
+
+    #[test]
+    fn fetch_maps_a_contact_as_pull_does() {
+        let host = FakeHost::new();
+        host.insert(PATH, contact(31));
+        let fetched = fetch(&host.client(), 31).unwrap();
+        assert_eq!(
+            fetched,
+            Some(to_contact(&host.get(PATH, 31).unwrap()).unwrap())
+        );
+        let EntityData::Contact(found) = fetched.unwrap().data else {
+            panic!("not a contact");
+        };
+        assert_eq!(found.email.as_deref(), Some("ada@example.com"));
+        assert_eq!(host.requests(), ["GET company/contacts/31"]);
+    }
+
+    #[test]
+    fn fetch_of_a_contact_connectwise_does_not_have_is_none() {
+        let host = FakeHost::new();
+        assert_eq!(fetch(&host.client(), 31).unwrap(), None);
+    }
+
+    #[test]
+    fn remove_deletes_contacts_and_finds_missing_ones_gone() {
+        let host = FakeHost::new();
+        host.insert(PATH, contact(31));
+        let client = host.client();
+        assert_eq!(remove(&client, 31, false), Ok(Removal::Deleted));
+        assert_eq!(remove(&client, 32, false), Ok(Removal::AlreadyGone));
+        assert_eq!(
+            host.requests(),
+            ["DELETE company/contacts/31", "DELETE company/contacts/32"]
+        );
+        assert!(host.get(PATH, 31).is_none());
+    }
+
+    #[test]
+    fn a_dry_run_remove_of_contacts_only_reads() {
+        let host = FakeHost::new();
+        host.insert(PATH, contact(31));
+        let client = host.client();
+        assert_eq!(remove(&client, 31, true), Ok(Removal::Deleted));
+        assert_eq!(remove(&client, 32, true), Ok(Removal::AlreadyGone));
+        assert_eq!(
+            host.requests(),
+            ["GET company/contacts/31", "GET company/contacts/32"]
+        );
+        assert!(host.get(PATH, 31).is_some());
+    }
 }

@@ -2,8 +2,9 @@
 //!
 //! The logic is plain Rust over the [`host::Host`] trait (outbound HTTP, settings, lookups, log),
 //! so it builds and is tested natively and serves as the native baseline in benchmarks; on
-//! wasm32-wasip2 `component` is the thin shim that exports it as a `bss:integration@1.2.0`
-//! component, with the host's imports behind the trait.
+//! wasm32-wasip2 `component` is the thin shim that exports it as a `bss:integration@1.3.0`
+//! component (contract 1.3: `fetch`, `subscribe` and `remove` besides push and pull), with the
+//! host's imports behind the trait.
 //!
 //! | module | owns |
 //! |---|---|
@@ -13,15 +14,18 @@
 //! | `activate`, `choices` | settings checks against the remote; the values an admin picks from |
 //! | `fields` | conversions of values between the BSS and ConnectWise, and change detection |
 //! | `custom` | `extra` entries ↔ ConnectWise custom fields: the mapping rule, typed values, merging on update |
-//! | `accounts`, `contacts` | push and pull of accounts (companies) and contacts |
+//! | `accounts`, `contacts` | push, pull, fetch and removal of accounts (companies) and contacts |
 //! | `products`, `invoices`, `orders`, `lines`, `payments`, `subscriptions` | push of the other entities |
 //! | `reconcile` | finding what a create with an unknown outcome made; identity-conflict errors |
 //! | `push_context` | what pushing one record needs: the call's context, resolved references, rejections, the three-way update tail |
 //! | `paging` | reading ConnectWise forward from the host's cursor |
+//! | `callbacks` | the ConnectWise callbacks to the host's hook URL, one per subscribed entity |
 //! | `connector` | the entry points the component exports (no entity module imports it) |
+//! | `fake` (tests only) | a fake ConnectWise behind `Host` for the unit tests |
 
 pub mod accounts;
 pub mod activate;
+pub mod callbacks;
 pub mod choices;
 pub mod client;
 pub mod connector;
@@ -40,6 +44,9 @@ pub mod push_context;
 pub mod reconcile;
 pub mod settings;
 pub mod subscriptions;
+
+#[cfg(test)]
+mod fake;
 
 /// Types generated from `wit/` (world `plugin`).
 pub mod wit {

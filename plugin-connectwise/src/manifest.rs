@@ -9,7 +9,10 @@ use crate::exports::{
 use crate::types::{Direction, Entity, Operations};
 
 pub const NAME: &str = "connectwise";
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The connector's version, which the host shows and logs: 0.2.0 added `fetch`, `subscribe` and
+/// `remove` (contract `bss:integration@1.3.0`). Kept here rather than as the crate's version, which
+/// the workspace's lock file records.
+pub const VERSION: &str = "0.2.0";
 
 /// Setting keys.
 pub mod keys {
@@ -289,17 +292,20 @@ fn server_variables() -> Vec<ServerVariable> {
 
 fn sync_options() -> Vec<SyncOption> {
     let both = Operations::CREATE | Operations::UPDATE;
+    // Delete: pull reports companies and contacts deleted in ConnectWise; push removes them
+    // (`remove`: a company is deactivated, a contact deleted).
+    let all = both | Operations::DELETE;
     let mut options = Vec::new();
     for entity in [Entity::Account, Entity::Contact] {
         options.push(SyncOption {
             entity,
             direction: Direction::Push,
-            operations: both,
+            operations: all,
         });
         options.push(SyncOption {
             entity,
             direction: Direction::Pull,
-            operations: both,
+            operations: all,
         });
     }
     for entity in [

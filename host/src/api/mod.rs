@@ -1,11 +1,14 @@
 //! The admin HTTP API under `/api/v1`: the same operations as the command, JSON in and out.
 //!
-//! Every route but `/api/v1/openapi.json` needs `Authorization: Bearer <token>`. The token is made
+//! Every route but `/api/v1/openapi.json` needs `Authorization: Bearer <token>`; the callback hook
+//! (`/hooks/{instance}/{token}`, see `callbacks`) is authenticated by its URL token and the
+//! remote's signature instead. The token is made
 //! on the first `serve`, shown once on standard output, and kept only as its SHA-256 in
 //! `api-token.sha256` in the data folder. Errors are `{"error": "...", "problems": [[key, message]]}`
 //! with 400 (bad input), 401, 404 (unknown instance or connector), 409 (duplicate, disabled) or
 //! 502 (the connector or remote failed).
 
+mod callbacks;
 mod openapi;
 
 use std::path::Path;
@@ -35,6 +38,7 @@ const TOKEN_FILE: &str = "api-token.sha256";
 struct ApiState {
     app: App,
     token_hash: String,
+    receiver: crate::callbacks::Receiver,
 }
 
 type Shared = Arc<ApiState>;
@@ -64,7 +68,12 @@ pub fn token_hash(data: &Path) -> anyhow::Result<String> {
 }
 
 pub fn router(app: App, token_hash: String) -> Router {
-    let state: Shared = Arc::new(ApiState { app, token_hash });
+    let receiver = crate::callbacks::Receiver::new(app.instances.clone());
+    let state: Shared = Arc::new(ApiState {
+        app,
+        token_hash,
+        receiver,
+    });
     let protected = Router::new()
         .route("/connectors", get(list_connectors))
         .route("/instances", get(list_instances).post(activate))
@@ -111,6 +120,18 @@ pub fn router(app: App, token_hash: String) -> Router {
         )
         .route("/instances/{name}/feed", get(read_feed))
         .route("/instances/{name}/feed/ack", post(ack_feed))
+        .route(
+            "/instances/{name}/callbacks",
+            get(callbacks::show)
+                .put(callbacks::subscribe)
+                .delete(callbacks::unsubscribe),
+        )
+        .route("/instances/{name}/callbacks/events", get(callbacks::events))
+        .route(
+            "/instances/{name}/reconcile/{entity}",
+            post(callbacks::reconcile),
+        )
+        .route("/instances/{name}/remove/{entity}", post(callbacks::remove))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let api = Router::new()
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
@@ -120,9 +141,13 @@ pub fn router(app: App, token_hash: String) -> Router {
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state.clone());
+    let hooks = Router::new()
+        .route("/hooks/{name}/{token}", post(callbacks::receive))
+        .with_state(state.clone());
     Router::new()
         .nest("/api/v1", api)
         .merge(metrics)
+        .merge(hooks)
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
@@ -320,20 +345,25 @@ async fn delete_instance(
             vec![],
         ));
     }
-    instances(&state)
-        .delete(&name)
+    let warning = instances(&state)
+        .delete_unsubscribed(&name)
+        .await
         .map_err(|e| ApiError::from(e).into_response())?;
-    Ok(Json(json!({ "deleted": name })))
+    Ok(Json(json!({ "deleted": name, "warning": warning })))
 }
 
 async fn enable(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
-    instances(&state).set_enabled(&name, true)?;
-    Ok(Json(json!({ "name": name, "enabled": true })))
+    let warning = instances(&state).enable(&name).await?;
+    Ok(Json(
+        json!({ "name": name, "enabled": true, "warning": warning }),
+    ))
 }
 
 async fn disable(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
-    instances(&state).set_enabled(&name, false)?;
-    Ok(Json(json!({ "name": name, "enabled": false })))
+    let warning = instances(&state).disable(&name).await?;
+    Ok(Json(
+        json!({ "name": name, "enabled": false, "warning": warning }),
+    ))
 }
 
 async fn check(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {

@@ -168,6 +168,60 @@ pub enum Command {
     /// The change feed: pulled records in order, for the BSS to read and acknowledge.
     #[command(subcommand)]
     Feed(FeedCommand),
+    /// The remote's callbacks to `serve`'s hook (contract 1.3 connectors).
+    #[command(subcommand)]
+    Callbacks(CallbacksCommand),
+    /// Reads every remote id of an entity and reports, in the change feed, the linked records
+    /// deleted remotely (needs the pull sync option with delete).
+    Reconcile {
+        name: String,
+        entity: String,
+        #[arg(long)]
+        json: bool,
+        /// Refuse at once when another run of this instance and entity is going on.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Removes the remote records of BSS records the BSS deleted: deletes them, or deactivates
+    /// them where the remote keeps such records (needs the push sync option with delete).
+    Remove {
+        name: String,
+        entity: String,
+        /// The BSS ids of the deleted records.
+        #[arg(required = true, num_args = 1..)]
+        bss_ids: Vec<String>,
+        /// Say what would be removed; change nothing remote.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        /// Refuse at once when another run of this instance and entity is going on.
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallbacksCommand {
+    /// Subscribes an instance to the remote's callbacks, delivered to
+    /// `PUBLIC-URL/hooks/NAME/TOKEN` (`serve` answers there); again to change the entities.
+    Subscribe {
+        name: String,
+        /// The base URL the remote reaches `bss-host serve` at (https://bss.example.com).
+        #[arg(long)]
+        public_url: String,
+        /// Entities to be called back for (comma-separated); every pulled entity by default.
+        #[arg(long, value_delimiter = ',')]
+        entities: Option<Vec<String>>,
+    },
+    /// Removes the remote's callbacks and forgets the hook.
+    Unsubscribe { name: String },
+    /// The hook (its URL with the token masked), the registrations, and recent events.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,7 +230,8 @@ pub enum SchedulesCommand {
     /// `schedules set acme account:retry daily 02:00` (UTC).
     Set {
         name: String,
-        /// ENTITY:JOB, the job `pull` (into the change feed) or `retry` (the queued records).
+        /// ENTITY:JOB, the job `pull` (into the change feed), `retry` (the queued records) or
+        /// `reconcile` (a full read that reports records deleted remotely; needs pull with delete).
         target: String,
         /// `every 30s|5m|2h|1d` or `daily HH:MM` (UTC).
         #[arg(required = true, num_args = 1..)]
@@ -370,6 +425,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Instances(InstancesCommand::List { .. })
             | Command::Runs(_)
             | Command::Feed(_)
+            | Command::Callbacks(CallbacksCommand::Show { .. })
             | Command::Schedules(SchedulesCommand::List { .. } | SchedulesCommand::Remove { .. })
     );
     let app = App::open_with(
@@ -391,9 +447,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             feed_retention_days,
         } => crate::serve::serve(app, listen, feed_retention_days).await?,
-        command @ (Command::Schedules(_) | Command::Feed(_)) => {
-            unattended::run(&app, command).await?
-        }
+        command @ (Command::Schedules(_)
+        | Command::Feed(_)
+        | Command::Callbacks(_)
+        | Command::Reconcile { .. }
+        | Command::Remove { .. }) => unattended::run(&app, command).await?,
         command @ (Command::Push { .. }
         | Command::Pull { .. }
         | Command::Retry { .. }

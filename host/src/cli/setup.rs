@@ -120,12 +120,18 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                 }
             }
             InstancesCommand::Disable { name } => {
-                instances.set_enabled(&name, false)?;
+                let warning = instances.disable(&name).await?;
                 println!("{name} is disabled: it keeps its settings and refuses syncs");
+                if let Some(warning) = warning {
+                    eprintln!("warning: {warning}");
+                }
             }
             InstancesCommand::Enable { name } => {
-                instances.set_enabled(&name, true)?;
+                let warning = instances.enable(&name).await?;
                 println!("{name} is enabled");
+                if let Some(warning) = warning {
+                    eprintln!("warning: {warning}");
+                }
             }
             InstancesCommand::Delete { name, yes } => {
                 instances.get(&name)?;
@@ -134,8 +140,11 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                         "deleting {name} removes its settings, lookups and id map for good; run again with --yes to confirm"
                     );
                 }
-                instances.delete(&name)?;
+                let warning = instances.delete_unsubscribed(&name).await?;
                 println!("{name} is deleted");
+                if let Some(warning) = warning {
+                    eprintln!("warning: {warning}");
+                }
             }
         },
         Command::Check { name } => {

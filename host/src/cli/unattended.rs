@@ -1,5 +1,6 @@
-//! The commands of the unattended host: schedules (set, list, remove, run what is due) and the
-//! change feed (show, acknowledge).
+//! The commands of the unattended host: schedules (set, list, remove, run what is due), the
+//! change feed (show, acknowledge), the remote's callbacks (subscribe, unsubscribe, show), and
+//! deletions (reconcile, remove).
 
 use super::*;
 use crate::scheduler::{schedules, sink};
@@ -7,7 +8,192 @@ use crate::sync::history;
 
 pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
     let instances = &app.instances;
+    let owner = crate::sync::lease::new_owner("cli");
+    let who = format!("bss-host (pid {})", std::process::id());
+    let notice = |holder: &crate::store::LeaseHolder| {
+        eprintln!(
+            "waiting: {} holds this instance and entity since {} (lease {}); this run starts when it ends",
+            holder.purpose, holder.acquired_at, holder.owner
+        )
+    };
+    let by = |no_wait: bool| RunBy {
+        owner: &owner,
+        who: &who,
+        trigger: crate::store::RunTrigger::Command,
+        policy: if no_wait {
+            WaitPolicy::Refuse
+        } else {
+            WaitPolicy::Wait(&notice)
+        },
+    };
     match command {
+        Command::Callbacks(CallbacksCommand::Subscribe {
+            name,
+            public_url,
+            entities,
+        }) => {
+            let entities = entities
+                .map(|list| {
+                    list.iter()
+                        .map(|e| parse_entity(e))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?;
+            let view = instances
+                .subscribe_callbacks(&name, &public_url, entities)
+                .await?;
+            println!("{name} is subscribed; the remote calls back {}", view.url);
+            for r in &view.registrations {
+                println!(
+                    "  {:<12} remote type {:<10} registration {}",
+                    r.entity.as_str(),
+                    printable(&r.remote_type),
+                    printable(&r.remote_id)
+                );
+            }
+            let left: Vec<&str> = view
+                .entities
+                .iter()
+                .filter(|e| !view.registrations.iter().any(|r| r.entity == **e))
+                .map(|e| e.as_str())
+                .collect();
+            if !left.is_empty() {
+                println!(
+                    "  no callbacks for {} (the remote has none); schedule pulls for them",
+                    left.join(", ")
+                );
+            }
+        }
+        Command::Callbacks(CallbacksCommand::Unsubscribe { name }) => {
+            match instances.unsubscribe_callbacks(&name, true).await? {
+                None => println!("{name} is unsubscribed; its hook is gone"),
+                Some(warning) => {
+                    eprintln!("warning: {warning}");
+                    bail!("{name}'s hook is gone, but the remote's callbacks may remain");
+                }
+            }
+        }
+        Command::Callbacks(CallbacksCommand::Show { name, json }) => {
+            let Some(view) = instances.hook_view(&name)? else {
+                bail!(
+                    "{name} is not subscribed to callbacks; `bss-host callbacks subscribe {name} --public-url URL` subscribes it"
+                );
+            };
+            let events = instances.store().events(&name, 20)?;
+            if json {
+                println!(
+                    "{}",
+                    json_pretty(&serde_json::json!({ "hook": view, "events": events }))?
+                );
+                return Ok(());
+            }
+            println!("hook          {}", view.url);
+            println!(
+                "state         {}{}",
+                if view.active {
+                    "subscribed"
+                } else {
+                    "not subscribed"
+                },
+                view.last_error
+                    .as_deref()
+                    .map(|e| format!(" ({})", printable(e)))
+                    .unwrap_or_default()
+            );
+            for r in &view.registrations {
+                println!(
+                    "  {:<12} remote type {:<10} registration {}",
+                    r.entity.as_str(),
+                    printable(&r.remote_type),
+                    printable(&r.remote_id)
+                );
+            }
+            println!(
+                "events        {} pending, {} failed",
+                view.events.pending, view.events.failed
+            );
+            for e in &events {
+                println!(
+                    "  #{:<6} {:<8} {:<10} {:<12} {:<8} {}",
+                    e.seq,
+                    e.action.as_str(),
+                    e.entity.as_str(),
+                    printable(&e.remote_id),
+                    e.state,
+                    printable(e.outcome.as_deref().unwrap_or(""))
+                );
+            }
+        }
+        Command::Reconcile {
+            name,
+            entity,
+            json,
+            no_wait,
+        } => {
+            let entity = parse_entity(&entity)?;
+            let report =
+                crate::sync::service::reconcile(instances, &name, entity, by(no_wait)).await?;
+            if json {
+                println!("{}", json_pretty(&report)?);
+            } else {
+                println!(
+                    "run {}: {} listed, {} linked, {} deleted remotely ({} new in the feed), {} not listed but still there",
+                    report.run,
+                    report.listed,
+                    report.linked,
+                    report.deleted,
+                    report.fed,
+                    report.still_there
+                );
+            }
+            if let Some(reason) = report.stopped {
+                bail!("{reason}");
+            }
+        }
+        Command::Remove {
+            name,
+            entity,
+            bss_ids,
+            dry_run,
+            json,
+            no_wait,
+        } => {
+            let entity = parse_entity(&entity)?;
+            let report = crate::sync::service::remove(
+                instances,
+                &name,
+                entity,
+                &bss_ids,
+                dry_run,
+                by(no_wait),
+            )
+            .await?;
+            if json {
+                println!("{}", json_pretty(&report)?);
+            } else {
+                for item in &report.items {
+                    println!(
+                        "{:<24} {:<13} {}{}",
+                        printable(&item.id),
+                        item.outcome,
+                        item.remote_id
+                            .as_deref()
+                            .map(|r| format!("remote {}", printable(r)))
+                            .unwrap_or_default(),
+                        item.message
+                            .as_deref()
+                            .map(|m| format!(" ({})", printable(m)))
+                            .unwrap_or_default()
+                    );
+                }
+                if dry_run {
+                    println!("dry run: nothing was changed remotely");
+                }
+            }
+            if !report.all_succeeded() {
+                bail!("{} removal(s) failed (run {})", report.failed, report.run);
+            }
+        }
         Command::Schedules(SchedulesCommand::Set {
             name,
             target,

@@ -17,18 +17,25 @@ pub enum Contract {
     V1_0,
     V1_1,
     V1_2,
+    V1_3,
 }
 
 impl Contract {
     /// Every minor served, oldest first.
-    pub const SERVED: [Contract; 3] = [Contract::V1_0, Contract::V1_1, Contract::V1_2];
-    pub const NEWEST: Contract = Contract::V1_2;
+    pub const SERVED: [Contract; 4] = [
+        Contract::V1_0,
+        Contract::V1_1,
+        Contract::V1_2,
+        Contract::V1_3,
+    ];
+    pub const NEWEST: Contract = Contract::V1_3;
 
     pub const fn version(self) -> &'static str {
         match self {
             Contract::V1_0 => "1.0.0",
             Contract::V1_1 => "1.1.0",
             Contract::V1_2 => "1.2.0",
+            Contract::V1_3 => "1.3.0",
         }
     }
 

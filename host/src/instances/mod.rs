@@ -3,7 +3,11 @@
 //! validated against the connector's manifest before one transaction stores it; and the check
 //! that runs the connector's `activate` against the remote. Secret values are sealed before they
 //! reach the store and are never shown back. [`Instances::context`] assembles what a call of the
-//! instance is granted.
+//! instance is granted. Its callback hook and the remote's registrations for it are in `hooks`.
+
+mod hooks;
+
+pub use hooks::{HookView, hook_path};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

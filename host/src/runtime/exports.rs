@@ -17,9 +17,9 @@ use super::answer::Checked;
 use crate::capabilities::CallState;
 use crate::contract::Contract;
 use crate::contract::bindings::connector::{
-    Choice, ConnectorManifest, PullPage, PushItem, PushOptions, Pushed,
+    Choice, ConnectorManifest, PullPage, PushItem, PushOptions, Pushed, Removal, Subscription,
 };
-use crate::contract::bindings::types::{ConnectorError, Entity, Record};
+use crate::contract::bindings::types::{ConnectorError, Entity, PulledRecord, Record};
 use crate::contract::bindings::v1_0::exports::bss::integration::connector as v1_0;
 use crate::contract::bindings::v1_1::exports::bss::integration::connector as v1_1;
 
@@ -74,6 +74,18 @@ macro_rules! minor_exports {
 
 type PushResults<P> = Result<Vec<Result<P, ConnectorError>>, ConnectorError>;
 
+minor_exports!(ExportsV1_3 {
+    manifest = "manifest": () -> ConnectorManifest;
+    activate = "activate": () -> Result<String, ConnectorError>;
+    lookup_choices = "lookup-choices": (String) -> Result<Vec<Choice>, ConnectorError>;
+    push = "push": (Entity, Vec<PushItem>, PushOptions) -> PushResults<Pushed>;
+    pull = "pull": (Entity, Option<String>, Option<String>) -> Result<PullPage, ConnectorError>;
+    fetch = "fetch": (Entity, String) -> Result<Option<PulledRecord>, ConnectorError>;
+    subscribe = "subscribe": (String, Vec<Entity>) -> Result<Vec<Subscription>, ConnectorError>;
+    remove = "remove": (Entity, Vec<String>, PushOptions) -> PushResults<Removal>;
+});
+
+// 1.2's types are 1.3's (see `contract::bindings::v1_2`): only the functions differ.
 minor_exports!(ExportsV1_2 {
     manifest = "manifest": () -> ConnectorManifest;
     activate = "activate": () -> Result<String, ConnectorError>;
@@ -103,6 +115,7 @@ pub(crate) enum Exports {
     V1_0(ExportsV1_0),
     V1_1(ExportsV1_1),
     V1_2(ExportsV1_2),
+    V1_3(ExportsV1_3),
 }
 
 /// The bare records of push items, for a minor before 1.2 (which knows no last push).
@@ -118,6 +131,7 @@ impl Exports {
             Contract::V1_0 => Exports::V1_0(ExportsV1_0::new(pre, &interface)?),
             Contract::V1_1 => Exports::V1_1(ExportsV1_1::new(pre, &interface)?),
             Contract::V1_2 => Exports::V1_2(ExportsV1_2::new(pre, &interface)?),
+            Contract::V1_3 => Exports::V1_3(ExportsV1_3::new(pre, &interface)?),
         })
     }
 
@@ -127,6 +141,7 @@ impl Exports {
         store: &mut Store<CallState>,
     ) -> wasmtime::Result<ConnectorManifest> {
         Ok(match self {
+            Exports::V1_3(e) => e.manifest(instance, store).call_async(store, ()).await?.0.0,
             Exports::V1_2(e) => e.manifest(instance, store).call_async(store, ()).await?.0.0,
             Exports::V1_1(e) => e
                 .manifest(instance, store)
@@ -152,6 +167,7 @@ impl Exports {
         store: &mut Store<CallState>,
     ) -> wasmtime::Result<Result<String, ConnectorError>> {
         Ok(match self {
+            Exports::V1_3(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
             Exports::V1_2(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
             Exports::V1_1(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
             Exports::V1_0(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
@@ -165,6 +181,13 @@ impl Exports {
         key: String,
     ) -> wasmtime::Result<Result<Vec<Choice>, ConnectorError>> {
         Ok(match self {
+            Exports::V1_3(e) => {
+                e.lookup_choices(instance, store)
+                    .call_async(store, (key,))
+                    .await?
+                    .0
+                    .0
+            }
             Exports::V1_2(e) => {
                 e.lookup_choices(instance, store)
                     .call_async(store, (key,))
@@ -198,6 +221,13 @@ impl Exports {
         options: PushOptions,
     ) -> wasmtime::Result<PushResults<Pushed>> {
         Ok(match self {
+            Exports::V1_3(e) => {
+                e.push(instance, store)
+                    .call_async(store, (entity, records, options))
+                    .await?
+                    .0
+                    .0
+            }
             Exports::V1_2(e) => {
                 e.push(instance, store)
                     .call_async(store, (entity, records, options))
@@ -231,6 +261,13 @@ impl Exports {
         page_token: Option<String>,
     ) -> wasmtime::Result<Result<PullPage, ConnectorError>> {
         Ok(match self {
+            Exports::V1_3(e) => {
+                e.pull(instance, store)
+                    .call_async(store, (entity, since, page_token))
+                    .await?
+                    .0
+                    .0
+            }
             Exports::V1_2(e) => {
                 e.pull(instance, store)
                     .call_async(store, (entity, since, page_token))
@@ -253,5 +290,73 @@ impl Exports {
                 .0
                 .map(Into::into),
         })
+    }
+
+    /// The 1.3 exports' accessors, or an `unsupported` answer naming the minor that lacks them.
+    fn since_1_3(&self, export: &str) -> Result<&ExportsV1_3, ConnectorError> {
+        match self {
+            Exports::V1_3(e) => Ok(e),
+            Exports::V1_0(_) | Exports::V1_1(_) | Exports::V1_2(_) => {
+                Err(ConnectorError::Unsupported(format!(
+                    "`{export}` is in bss:integration 1.3; this connector is built against an \
+                     older minor: rebuild it against 1.3 to use it"
+                )))
+            }
+        }
+    }
+
+    pub async fn fetch(
+        &self,
+        instance: &Instance,
+        store: &mut Store<CallState>,
+        entity: Entity,
+        remote_id: String,
+    ) -> wasmtime::Result<Result<Option<PulledRecord>, ConnectorError>> {
+        let e = match self.since_1_3("fetch") {
+            Ok(e) => e,
+            Err(unsupported) => return Ok(Err(unsupported)),
+        };
+        Ok(e.fetch(instance, store)
+            .call_async(store, (entity, remote_id))
+            .await?
+            .0
+            .0)
+    }
+
+    pub async fn subscribe(
+        &self,
+        instance: &Instance,
+        store: &mut Store<CallState>,
+        url: String,
+        entities: Vec<Entity>,
+    ) -> wasmtime::Result<Result<Vec<Subscription>, ConnectorError>> {
+        let e = match self.since_1_3("subscribe") {
+            Ok(e) => e,
+            Err(unsupported) => return Ok(Err(unsupported)),
+        };
+        Ok(e.subscribe(instance, store)
+            .call_async(store, (url, entities))
+            .await?
+            .0
+            .0)
+    }
+
+    pub async fn remove(
+        &self,
+        instance: &Instance,
+        store: &mut Store<CallState>,
+        entity: Entity,
+        remote_ids: Vec<String>,
+        options: PushOptions,
+    ) -> wasmtime::Result<PushResults<Removal>> {
+        let e = match self.since_1_3("remove") {
+            Ok(e) => e,
+            Err(unsupported) => return Ok(Err(unsupported)),
+        };
+        Ok(e.remove(instance, store)
+            .call_async(store, (entity, remote_ids, options))
+            .await?
+            .0
+            .0)
     }
 }

@@ -46,8 +46,10 @@ use crate::capabilities::log::Labels;
 use crate::capabilities::options::MAX_MEMORY_LIMIT;
 use crate::capabilities::settings;
 use crate::contract::bindings::Plugin;
-use crate::contract::bindings::connector::{Choice, PullPage, PushItem, PushOptions, Pushed};
-use crate::contract::bindings::types::{ConnectorError, Entity};
+use crate::contract::bindings::connector::{
+    Choice, PullPage, PushItem, PushOptions, Pushed, Removal, Subscription,
+};
+use crate::contract::bindings::types::{ConnectorError, Entity, PulledRecord};
 use crate::contract::manifest::{self, Manifest};
 use crate::contract::{CONTRACT_VERSION, Contract};
 
@@ -479,6 +481,60 @@ impl Connector {
         .await
     }
 
+    /// Reads one record by remote id (contract 1.3); none when the remote has no such record.
+    pub async fn fetch(
+        &self,
+        context: &Arc<InstanceContext>,
+        entity: Entity,
+        remote_id: &str,
+    ) -> Result<Result<Option<PulledRecord>, ConnectorError>, CallError> {
+        let remote_id = remote_id.to_string();
+        self.call(context, "fetch", false, move |exports, instance, store| {
+            Box::pin(exports.fetch(instance, store, entity, remote_id))
+        })
+        .await
+    }
+
+    /// Makes the remote's callbacks to `url` exactly those for `entities` (contract 1.3).
+    pub async fn subscribe(
+        &self,
+        context: &Arc<InstanceContext>,
+        url: &str,
+        entities: &[Entity],
+    ) -> Result<Result<Vec<Subscription>, ConnectorError>, CallError> {
+        let url = url.to_string();
+        let entities = entities.to_vec();
+        self.call(
+            context,
+            "subscribe",
+            false,
+            move |exports, instance, store| {
+                Box::pin(exports.subscribe(instance, store, url, entities))
+            },
+        )
+        .await
+    }
+
+    /// Deletes or deactivates remote records (contract 1.3); a dry run sends no write.
+    pub async fn remove(
+        &self,
+        context: &Arc<InstanceContext>,
+        entity: Entity,
+        remote_ids: &[String],
+        options: PushOptions,
+    ) -> Result<Result<Vec<Result<Removal, ConnectorError>>, ConnectorError>, CallError> {
+        let remote_ids = remote_ids.to_vec();
+        self.call(
+            context,
+            "remove",
+            options.dry_run,
+            move |exports, instance, store| {
+                Box::pin(exports.remove(instance, store, entity, remote_ids, options))
+            },
+        )
+        .await
+    }
+
     /// Runs one export in a fresh store under the instance's limits.
     async fn call<R, F>(
         &self,
@@ -749,13 +805,13 @@ mod tests {
         assert_eq!(contract, Contract::V1_1);
         let err = check_contract(
             &[],
-            &names(&["bss:integration/connector@1.3.0"]),
+            &names(&["bss:integration/connector@1.4.0"]),
             "newer.wasm",
         )
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "newer.wasm is built against bss:integration@1.3.0, but this host serves bss:integration@1.0.0 to 1.2.0; upgrade the host, or rebuild the connector against 1.2.0"
+            "newer.wasm is built against bss:integration@1.4.0, but this host serves bss:integration@1.0.0 to 1.3.0; upgrade the host, or rebuild the connector against 1.3.0"
         );
         let err = check_contract(
             &names(&["bss:integration/http@2.0.0"]),
@@ -765,7 +821,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "v2.wasm is built against bss:integration@2.0.0, but this host serves bss:integration@1.0.0 to 1.2.0; rebuild it against a 1.x contract"
+            "v2.wasm is built against bss:integration@2.0.0, but this host serves bss:integration@1.0.0 to 1.3.0; rebuild it against a 1.x contract"
         );
         let err = check_contract(&[], &names(&["wasi:cli/run@0.2.0"]), "app.wasm").unwrap_err();
         assert!(err.to_string().contains("not a connector"), "{err}");

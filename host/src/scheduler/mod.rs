@@ -1,7 +1,8 @@
 //! What `serve` runs unattended, apart from the API: the schedules operators set (`schedules.rs`:
 //! pulls into the change feed and retries, per instance and entity), checked every
 //! [`TICK`]; the change feed posted to BSS webhook sinks (`sink.rs`); the retry of every enabled
-//! instance's queue once a minute; and the pruning of acknowledged feed entries. Every run takes
+//! instance's queue once a minute; the worker that applies callback events (`callbacks`); and the
+//! pruning of acknowledged feed entries. Every run takes
 //! its entity's lease, so none overlaps a manual run.
 
 pub mod schedules;
@@ -73,7 +74,13 @@ pub fn start(
             }
         })
     };
-    vec![schedules, sinks(instances.clone()), retry_queues(instances)]
+    let callbacks = tokio::spawn(crate::callbacks::worker::run(instances.clone(), TICK));
+    vec![
+        schedules,
+        callbacks,
+        sinks(instances.clone()),
+        retry_queues(instances),
+    ]
 }
 
 /// Posts the change feed to the sinks set, each [`TICK`], apart from the schedules so a slow sink
@@ -150,6 +157,21 @@ pub struct Health {
     pub stuck_runs: Vec<crate::store::RunRow>,
     /// Feed entries the BSS has not acknowledged, per instance (instances with none left out).
     pub feed_backlog: BTreeMap<String, i64>,
+    /// Callback trouble per instance: events given up or waiting for another try, and a hook
+    /// whose subscribe or unsubscribe failed (instances with none left out).
+    pub callback_errors: BTreeMap<String, CallbackErrors>,
+}
+
+/// An instance's callback trouble.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CallbackErrors {
+    pub failed_events: i64,
+    pub retrying_events: i64,
+    pub pending_events: i64,
+    pub last_event_error: Option<String>,
+    /// Why the hook's registrations are not in place, if they should be.
+    pub hook_error: Option<String>,
 }
 
 /// The health of the unattended host, read from the store.
@@ -170,12 +192,33 @@ pub fn health(instances: &Instances) -> Result<Health, crate::instances::Instanc
     let stuck_runs =
         store.runs_running_since(&crate::time::rfc3339(now - schedules::STUCK_AFTER_SECS))?;
     let feed_backlog = store.feed_backlogs()?;
-    let degraded = !(behind.is_empty() && blocked.is_empty() && stuck_runs.is_empty());
+    let mut callback_errors = BTreeMap::new();
+    let mut counts = store.event_counts()?;
+    for hook in store.hooks()? {
+        let events = counts.remove(&hook.instance).unwrap_or_default();
+        if events.failed > 0 || events.retrying > 0 || hook.last_error.is_some() {
+            callback_errors.insert(
+                hook.instance.clone(),
+                CallbackErrors {
+                    failed_events: events.failed,
+                    retrying_events: events.retrying,
+                    pending_events: events.pending,
+                    last_event_error: events.last_error,
+                    hook_error: hook.last_error,
+                },
+            );
+        }
+    }
+    let degraded = !(behind.is_empty()
+        && blocked.is_empty()
+        && stuck_runs.is_empty()
+        && callback_errors.is_empty());
     Ok(Health {
         status: if degraded { "degraded" } else { "ok" },
         schedules_behind: behind,
         schedules_blocked: blocked,
         stuck_runs,
         feed_backlog,
+        callback_errors,
     })
 }

@@ -361,6 +361,22 @@ pub async fn run_one(
             }
             Err(error) => (None, said(&error), matches!(error, RunError::Busy(_))),
         },
+        Job::Reconcile => match service::reconcile(instances, name, entity, by).await {
+            Ok(report) => {
+                let outcome = match &report.stopped {
+                    Some(reason) => format!("{}: {reason}", RunStatus::Stopped),
+                    None => format!(
+                        "{}: {} listed, {} deleted remotely, {} new in the feed",
+                        RunStatus::Done,
+                        report.listed,
+                        report.deleted,
+                        report.fed
+                    ),
+                };
+                (Some(report.run), outcome, report.stopped.is_none())
+            }
+            Err(error) => (None, said(&error), matches!(error, RunError::Busy(_))),
+        },
     };
     let millis = started.elapsed().as_millis() as i64;
     instances

@@ -6,6 +6,7 @@
 //! is the embedded default. Each part of the host adds its tables in a migration of its own.
 //! Secret setting values arrive here already sealed (`secrets.rs`); the store never sees a key.
 
+pub mod hook_store;
 mod instance_store;
 mod registry_store;
 pub mod schedule_store;
@@ -13,6 +14,7 @@ pub mod secrets;
 pub mod sqlite;
 mod sync_store;
 
+pub use hook_store::HookStore;
 pub use instance_store::InstanceStore;
 pub use registry_store::RegistryStore;
 pub use schedule_store::{NewFeedEntry, ScheduleStore};
@@ -130,9 +132,19 @@ pub enum RunKind {
     Pull,
     /// A push of the retry queue's records.
     Retry,
+    /// A full read of an entity's remote ids, to find records deleted remotely.
+    Reconcile,
+    /// A removal (delete or deactivate) of remote records the BSS deleted.
+    Remove,
 }
 
-spelled!(RunKind, "run kind", { Push => "push", Pull => "pull", Retry => "retry" });
+spelled!(RunKind, "run kind", {
+    Push => "push",
+    Pull => "pull",
+    Retry => "retry",
+    Reconcile => "reconcile",
+    Remove => "remove",
+});
 
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +180,8 @@ pub enum RunTrigger {
     Schedule,
     /// `serve`'s own retry of the queues.
     Serve,
+    /// A remote's callback (`serve`'s hook).
+    Callback,
 }
 
 spelled!(RunTrigger, "run trigger", {
@@ -175,6 +189,7 @@ spelled!(RunTrigger, "run trigger", {
     Api => "api",
     Schedule => "schedule",
     Serve => "serve",
+    Callback => "callback",
 });
 
 /// A run of push, pull or retry.
@@ -470,10 +485,11 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Every operation the host persists, in four parts with one owner each: the registry's
-/// ([`RegistryStore`]), the instances' ([`InstanceStore`]), the sync engine's ([`SyncStore`]) and
-/// the unattended host's schedules and change feed ([`ScheduleStore`]); each part's module says
-/// what its methods guarantee. A backend implements the four.
-pub trait Store: RegistryStore + InstanceStore + SyncStore + ScheduleStore {}
+/// Every operation the host persists, in five parts with one owner each: the registry's
+/// ([`RegistryStore`]), the instances' ([`InstanceStore`]), the sync engine's ([`SyncStore`]), the
+/// unattended host's schedules and change feed ([`ScheduleStore`]) and remote callbacks
+/// ([`HookStore`]); each part's module says what its methods guarantee. A backend implements the
+/// five.
+pub trait Store: RegistryStore + InstanceStore + SyncStore + ScheduleStore + HookStore {}
 
-impl<T: RegistryStore + InstanceStore + SyncStore + ScheduleStore> Store for T {}
+impl<T: RegistryStore + InstanceStore + SyncStore + ScheduleStore + HookStore> Store for T {}

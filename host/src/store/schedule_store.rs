@@ -28,15 +28,18 @@ pub enum Job {
     Pull,
     /// A retry of the entity's queued records.
     Retry,
+    /// A full read of the entity's remote ids, reporting linked records deleted remotely.
+    Reconcile,
 }
 
 impl Job {
-    pub const ALL: [Job; 2] = [Job::Pull, Job::Retry];
+    pub const ALL: [Job; 3] = [Job::Pull, Job::Retry, Job::Reconcile];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Job::Pull => "pull",
             Job::Retry => "retry",
+            Job::Reconcile => "reconcile",
         }
     }
 }
@@ -54,7 +57,7 @@ impl std::str::FromStr for Job {
         Job::ALL
             .into_iter()
             .find(|j| j.as_str() == text.trim())
-            .ok_or_else(|| format!("{text:?} is not a scheduled job (pull or retry)"))
+            .ok_or_else(|| format!("{text:?} is not a scheduled job (pull, retry or reconcile)"))
     }
 }
 

@@ -41,6 +41,11 @@ pub trait SyncStore: Send + Sync {
         entity: Entity,
         remote_ids: &[String],
     ) -> StoreResult<BTreeMap<String, String>>;
+    /// Every BSS id of the entity linked to a remote id, by remote id.
+    fn linked(&self, instance: &str, entity: Entity) -> StoreResult<BTreeMap<String, String>>;
+    /// Removes the link of a BSS id whose remote record is gone (deleted through `remove`);
+    /// false when it was not linked.
+    fn unlink(&self, instance: &str, entity: Entity, bss_id: &str) -> StoreResult<bool>;
     /// How the remote stored what this instance last pushed, per remote id (a `pulled-record` as
     /// JSON; absent when unknown): a pulled record equal to it is an echo of that push.
     fn stored_copies(

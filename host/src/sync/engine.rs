@@ -93,7 +93,7 @@ impl Pacing {
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub(super) fn backoff(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
         self.first_backoff
             .saturating_mul(factor)
@@ -280,7 +280,7 @@ pub const STAMP_SKEW_SECS: i64 = 600;
 /// its stamp lies in the future (it would move the cursor past every later change), or its
 /// remote id is unusable. A stamp that does not parse is delivered with a warning instead, and
 /// never becomes the cursor.
-fn pulled_problem(
+pub(super) fn pulled_problem(
     record: &crate::contract::bindings::connector::PulledRecord,
     entity: Entity,
     now: i64,
@@ -338,7 +338,7 @@ fn advance(
 /// `pulled-record` as JSON): the same data and references, whatever its stamp or warnings. The
 /// copy was mapped by the connector the way pull maps, so values the remote normalises (a state's
 /// name stored as its code) compare as the remote holds them.
-fn is_echo(pulled: &crate::contract::bindings::types::PulledRecord, copy: &str) -> bool {
+pub(super) fn is_echo(pulled: &crate::contract::bindings::types::PulledRecord, copy: &str) -> bool {
     let Ok(copy) = serde_json::from_str::<serde_json::Value>(copy) else {
         return false;
     };
@@ -356,7 +356,7 @@ fn is_echo(pulled: &crate::contract::bindings::types::PulledRecord, copy: &str) 
 }
 
 /// A connector-given text cut to a length fit for a report line.
-fn shortened(text: &str) -> String {
+pub(super) fn shortened(text: &str) -> String {
     crate::capabilities::log::cap(text, 80).into_owned()
 }
 
@@ -380,7 +380,7 @@ type Outcomes = Vec<(String, Outcome)>;
 pub type Chunk = (Vec<BssRecord>, Vec<InvalidRecord>);
 
 /// Failures worth another try within the run, and how long to wait first.
-fn retry_in_run(error: &Failure) -> Option<Option<Duration>> {
+pub(super) fn retry_in_run(error: &Failure) -> Option<Option<Duration>> {
     match error {
         Failure::Connector(ConnectorError::RateLimited(after))
         | Failure::Batch(ConnectorError::RateLimited(after)) => {
@@ -398,7 +398,8 @@ fn retry_in_run(error: &Failure) -> Option<Option<Duration>> {
 /// its unique key is held by a remote record that does not carry its BSS key.
 pub const IDENTITY_FIELD: &str = "bss-id";
 
-enum Failure {
+#[derive(Clone)]
+pub(super) enum Failure {
     Connector(ConnectorError),
     /// The connector failed the whole call: it may have done part of the batch before.
     Batch(ConnectorError),
@@ -408,7 +409,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn message(&self) -> String {
+    pub(super) fn message(&self) -> String {
         match self {
             Failure::Connector(e) | Failure::Batch(e) => crate::capabilities::log::cap(
                 &crate::contract::describe_connector_error(e),
@@ -420,7 +421,7 @@ impl Failure {
     }
 
     /// Whether a later retry may succeed without changing the record.
-    fn retryable(&self) -> bool {
+    pub(super) fn retryable(&self) -> bool {
         match self {
             Failure::Call(_) => true,
             Failure::Connector(e) | Failure::Batch(e) => matches!(
@@ -614,7 +615,7 @@ pub struct Resolved {
     pub waiting: Option<(String, (Entity, String))>,
 }
 
-fn enabled(
+pub(super) fn enabled(
     options: &[(Entity, Direction, Operations)],
     entity: Entity,
     direction: Direction,
@@ -627,7 +628,7 @@ fn enabled(
 }
 
 impl<'a, C: SyncConnector> Engine<'a, C> {
-    fn instance(&self) -> &str {
+    pub(super) fn instance(&self) -> &str {
         self.context.instance()
     }
 
@@ -1057,7 +1058,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
     }
 
     /// Says so when a rate limit asks for a longer wait than `host.max-retry-after`.
-    fn too_long_a_wait(&self, failure: &Failure) -> Option<String> {
+    pub(super) fn too_long_a_wait(&self, failure: &Failure) -> Option<String> {
         let cap = self.context.options().max_retry_after;
         match failure {
             Failure::Connector(ConnectorError::RateLimited(Some(ms)))
@@ -1485,34 +1486,8 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                         shortened(&pulled.last_updated)
                     ));
                 }
-                for reference in &pulled.references {
-                    let target: Entity = reference.entity.into();
-                    let found = self.store.bss_ids(
-                        &instance,
-                        target,
-                        std::slice::from_ref(&reference.remote_id),
-                    )?;
-                    match found.get(&reference.remote_id) {
-                        Some(bss) => {
-                            records::set_reference(&mut pulled.data, &reference.field, bss)
-                        }
-                        None => warnings.push(format!(
-                            "{} is {} {} in the remote, which the BSS does not know",
-                            reference.field,
-                            target.as_str(),
-                            reference.remote_id
-                        )),
-                    }
-                }
-                let mut line = records::to_json(
-                    known.get(&pulled.remote_id).map(String::as_str),
-                    &pulled.data,
-                );
-                line["remote-id"] = serde_json::json!(pulled.remote_id);
-                line["last-updated"] = serde_json::json!(pulled.last_updated);
-                if !warnings.is_empty() {
-                    line["warnings"] = serde_json::json!(warnings);
-                }
+                let bss_id = known.get(&pulled.remote_id).map(String::as_str);
+                let line = self.pulled_line(&mut pulled, bss_id, warnings)?;
                 writeln!(out, "{line}").map_err(SyncError::Output)?;
                 if feed {
                     fed.push(NewFeedEntry {
@@ -1610,7 +1585,42 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         Ok(report)
     }
 
-    async fn pull_page(
+    /// A pulled record as a line of a pulled file: its references resolved to BSS ids through
+    /// the id map (a warning for each the BSS does not know), with its remote id, stamp and
+    /// warnings.
+    pub(super) fn pulled_line(
+        &self,
+        pulled: &mut crate::contract::bindings::types::PulledRecord,
+        bss_id: Option<&str>,
+        mut warnings: Vec<String>,
+    ) -> Result<serde_json::Value, SyncError> {
+        for reference in &pulled.references {
+            let target: Entity = reference.entity.into();
+            let found = self.store.bss_ids(
+                self.instance(),
+                target,
+                std::slice::from_ref(&reference.remote_id),
+            )?;
+            match found.get(&reference.remote_id) {
+                Some(bss) => records::set_reference(&mut pulled.data, &reference.field, bss),
+                None => warnings.push(format!(
+                    "{} is {} {} in the remote, which the BSS does not know",
+                    reference.field,
+                    target.as_str(),
+                    reference.remote_id
+                )),
+            }
+        }
+        let mut line = records::to_json(bss_id, &pulled.data);
+        line["remote-id"] = serde_json::json!(pulled.remote_id);
+        line["last-updated"] = serde_json::json!(pulled.last_updated);
+        if !warnings.is_empty() {
+            line["warnings"] = serde_json::json!(warnings);
+        }
+        Ok(line)
+    }
+
+    pub(super) async fn pull_page(
         &self,
         entity: Entity,
         since: Option<&str>,

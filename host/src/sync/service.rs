@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::engine::{Chunk, Engine, Pacing, Progress, PullFrom, PullReport, PushReport};
 use super::lease::{LeaseError, RunLease, WaitPolicy};
 use super::records::{self, RecordChecker, RecordReader};
+use super::remote_changes::{EventIn, EventsReport, ReconcileReport, RemoveReport};
 use crate::contract::manifest::Entity;
 use crate::instances::{InstanceError, Instances};
 use crate::store::{QueueItem, RunKind, RunTrigger, StoreError};
@@ -318,6 +319,90 @@ pub async fn pull_to(
         trigger: by.trigger,
     };
     Ok(engine.pull(entity, from, out).await?)
+}
+
+/// Applies callback events of one entity (see [`Engine::apply_events`]) under its lease.
+pub async fn apply_events(
+    instances: &Instances,
+    name: &str,
+    entity: Entity,
+    events: &[EventIn],
+    by: RunBy<'_>,
+) -> Result<EventsReport, RunError> {
+    let (loaded, context) = instances.context(name)?;
+    let held = lease(instances, name, entity, "callback fetch", by).await?;
+    let engine = Engine {
+        store: instances.store().as_ref(),
+        connector: &loaded.connector,
+        pacing: Pacing::for_context(&context),
+        context,
+        progress: None,
+        lease: Some(&held),
+        trigger: by.trigger,
+    };
+    Ok(engine.apply_events(entity, events).await?)
+}
+
+/// Finds records of one entity deleted remotely (see [`Engine::reconcile`]) under its lease.
+pub async fn reconcile(
+    instances: &Instances,
+    name: &str,
+    entity: Entity,
+    by: RunBy<'_>,
+) -> Result<ReconcileReport, RunError> {
+    let (loaded, context) = instances.context(name)?;
+    let held = lease(instances, name, entity, "reconcile", by).await?;
+    let engine = Engine {
+        store: instances.store().as_ref(),
+        connector: &loaded.connector,
+        pacing: Pacing::for_context(&context),
+        context,
+        progress: None,
+        lease: Some(&held),
+        trigger: by.trigger,
+    };
+    Ok(engine.reconcile(entity).await?)
+}
+
+/// Removes the remote records of BSS ids the BSS deleted (see [`Engine::remove`]) under the
+/// entity's lease.
+pub async fn remove(
+    instances: &Instances,
+    name: &str,
+    entity: Entity,
+    bss_ids: &[String],
+    dry_run: bool,
+    by: RunBy<'_>,
+) -> Result<RemoveReport, RunError> {
+    if bss_ids.is_empty() {
+        return Err(InstanceError::Invalid(vec![(
+            "bss-ids".into(),
+            "name at least one BSS id to remove".into(),
+        )])
+        .into());
+    }
+    if let Some(bad) = bss_ids
+        .iter()
+        .find(|id| id.trim().is_empty() || id.len() > 256)
+    {
+        return Err(InstanceError::Invalid(vec![(
+            "bss-ids".into(),
+            format!("{bad:?} is not a BSS id (1 to 256 bytes, not blank)"),
+        )])
+        .into());
+    }
+    let (loaded, context) = instances.context(name)?;
+    let held = lease(instances, name, entity, "removal", by).await?;
+    let engine = Engine {
+        store: instances.store().as_ref(),
+        connector: &loaded.connector,
+        pacing: Pacing::for_context(&context),
+        context,
+        progress: None,
+        lease: Some(&held),
+        trigger: by.trigger,
+    };
+    Ok(engine.remove(entity, bss_ids, dry_run).await?)
 }
 
 /// Retries the instance's queue: claims its items (so a concurrent retry takes none of them),

@@ -15,9 +15,19 @@
 //! `invoice` reference), `finance/agreements/additions` (each with `agreementId`); a concrete path such as
 //! `finance/agreements/8000/additions` gives one parent's records.
 //!
+//! Callbacks: `POST system/callbacks` registers one (`url`, `objectId`, `type`, `level`, `description`; list, get,
+//! count, PUT, PATCH and DELETE as for entities). Once a company, contact, agreement, invoice or catalog item
+//! (`type` `company`, `contact`, `agreement`, `invoice`, `product`) is added, updated or deleted — through the API or
+//! the test handle ([`Sandbox::insert`], [`Sandbox::patch`], [`Sandbox::delete`]) — every active callback covering
+//! it (`level` `owner`: all records; `recid`: record `objectId`) gets a signed JSON POST on the sandbox's runtime,
+//! with the signing key at `GET /callbacks/keys/{keyId}` (see [`callbacks`]). Tests read [`Sandbox::callbacks`] and
+//! [`Sandbox::deliveries`], wait with [`Sandbox::wait_deliveries`], drop or repeat deliveries with
+//! [`Sandbox::set_callback_faults`], and rotate the key with [`Sandbox::rotate_signing_key`].
+//!
 //! The server runs on its own thread and runtime, so any test runtime flavour (or none) works; dropping the
 //! [`Sandbox`] stops it, closes its connections and frees the port.
 
+pub mod callbacks;
 pub mod clock;
 mod conditions;
 pub mod error;
@@ -35,9 +45,11 @@ mod write;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::callbacks::{Action, CallbackFaults, Delivery, SigningKey};
 pub use crate::faults::Faults;
 pub use crate::server::{API_ROOT, KEPT_REQUESTS};
 
@@ -117,20 +129,23 @@ impl Sandbox {
         let listener = StdListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let shared = Arc::new(server::Shared {
             state: Mutex::new(server::State {
                 store: store::Store::new(),
                 faults: faults::FaultState::new(config.faults.clone()),
                 seen: server::RequestLog::default(),
                 api_requests: 0,
+                callbacks: callbacks::CallbackState::new(),
             }),
             clock: clock::Clock::default(),
             config,
             addr,
+            runtime: runtime.handle().clone(),
+            delivered: tokio::sync::Notify::new(),
         });
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let serving = shared.clone();
         let thread = std::thread::Builder::new()
@@ -231,12 +246,22 @@ impl Sandbox {
         let now = self.shared.clock.now();
         let user = self.shared.config.remote_user.clone();
         let mut state = self.shared.lock();
-        write::direct_insert(
+        let existed = record["id"]
+            .as_i64()
+            .is_some_and(|id| state.store.exists(res.name, id));
+        let id = write::direct_insert(
             &mut state.store,
             res,
             record,
             write::Stamp { now, user: &user },
-        )
+        );
+        let action = if existed {
+            Action::Updated
+        } else {
+            Action::Added
+        };
+        self.changed(&mut state, res, id, action, &user);
+        id
     }
 
     /// Merges top-level `fields` into a record as a remote user's edit (`null` removes a field; bumps
@@ -253,6 +278,116 @@ impl Sandbox {
             fields,
             write::Stamp { now, user: &user },
         );
+        self.changed(&mut state, res, id, Action::Updated, &user);
+    }
+
+    /// Deletes a record as a remote user would (with its sub-resource records, like `DELETE`). Returns whether there
+    /// was such a record.
+    pub fn delete(&self, resource: &str, id: i64) -> bool {
+        let (res, parent) = resolve(resource);
+        let now = self.shared.clock.now();
+        let user = self.shared.config.remote_user.clone();
+        let mut state = self.shared.lock();
+        let Some(rec) = state.store.get(res.name, id) else {
+            return false;
+        };
+        let owner = store::parent_of(res, rec);
+        if parent.is_some() && owner != parent {
+            return false;
+        }
+        let stamp = write::Stamp { now, user: &user };
+        if write::delete(&mut state.store, res, id, stamp).is_err() {
+            return false;
+        }
+        let change = callbacks::Change {
+            res,
+            id,
+            action: Action::Deleted,
+            parent: owner,
+            user: &user,
+        };
+        callbacks::notify(&self.shared, &mut state, change);
+        true
+    }
+
+    /// A direct edit stored: deliver it to the callbacks covering it.
+    fn changed(
+        &self,
+        state: &mut server::State,
+        res: &'static resources::Resource,
+        id: i64,
+        action: Action,
+        user: &str,
+    ) {
+        let parent = state
+            .store
+            .get(res.name, id)
+            .and_then(|rec| store::parent_of(res, rec));
+        let change = callbacks::Change {
+            res,
+            id,
+            action,
+            parent,
+            user,
+        };
+        callbacks::notify(&self.shared, state, change);
+    }
+
+    /// The callback registrations (`system/callbacks`) as a GET shows them, ordered by id.
+    pub fn callbacks(&self) -> Vec<Value> {
+        self.records(resources::CALLBACKS)
+    }
+
+    /// The callback deliveries, oldest first: one entry per attempt (repeats included) and one per dropped message,
+    /// up to the latest [`callbacks::KEPT_DELIVERIES`]. Entries of deliveries in flight have neither `status` nor
+    /// `error` yet.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.shared.lock().callbacks.deliveries()
+    }
+
+    /// Forgets the logged deliveries (and the count [`Sandbox::wait_deliveries`] waits on).
+    pub fn clear_deliveries(&self) {
+        self.shared.lock().callbacks.clear_deliveries();
+    }
+
+    /// Waits until at least `n` deliveries logged since the start (or [`Sandbox::clear_deliveries`]) are finished —
+    /// answered, failed or dropped — or `timeout` passes; returns whether they are. Needs a tokio runtime with time
+    /// enabled (any flavour).
+    pub async fn wait_deliveries(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let enough = || self.shared.lock().callbacks.finished() >= n as u64;
+        loop {
+            let notified = self.shared.delivered.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if enough() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return enough();
+            }
+        }
+    }
+
+    /// Replaces the callback delivery faults; their counter restarts from zero.
+    pub fn set_callback_faults(&self, faults: CallbackFaults) {
+        self.shared.lock().callbacks.set_faults(faults);
+    }
+
+    /// The active callback delivery faults.
+    pub fn callback_faults(&self) -> CallbackFaults {
+        self.shared.lock().callbacks.faults()
+    }
+
+    /// The key signing deliveries now: its id (the last segment of `Metadata.key_url`) and `signing_key`.
+    pub fn signing_key(&self) -> SigningKey {
+        self.shared.lock().callbacks.current_key().clone()
+    }
+
+    /// Makes a new signing key (new id) for the deliveries to come and returns it. Earlier keys stay served, so
+    /// deliveries already made still verify.
+    pub fn rotate_signing_key(&self) -> SigningKey {
+        self.shared.lock().callbacks.rotate_key()
     }
 
     /// Replaces the active faults; their counters restart from zero.
@@ -340,6 +475,11 @@ impl FaultHandle {
 
     pub fn get(&self) -> Faults {
         self.0.lock().faults.faults.clone()
+    }
+
+    /// Replaces the callback delivery faults; see [`Sandbox::set_callback_faults`].
+    pub fn set_callbacks(&self, faults: CallbackFaults) {
+        self.0.lock().callbacks.set_faults(faults);
     }
 }
 

@@ -88,6 +88,12 @@ async fn main() -> std::io::Result<()> {
     println!("  Private key     : {}", sandbox.private_key());
     println!("  Client id       : any non-empty clientId header");
     println!(
+        "  Callback key    : {}{}{} (signs deliveries to system/callbacks)",
+        sandbox.base_url(),
+        cw_sandbox::callbacks::KEYS_PATH,
+        sandbox.signing_key().id
+    );
+    println!(
         "  Try             : curl -H 'clientId: test' -H 'Authorization: {}' {}/company/companies/statuses",
         sandbox.authorization_header(),
         sandbox.api_url()

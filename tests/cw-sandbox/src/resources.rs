@@ -3,7 +3,8 @@
 //! its schema in the reference documents, whether it accepts writes, how a sub-resource record points at its parent,
 //! which fields are references to which other resource (and which reference fields the server fills on reads),
 //! extra required fields, unique fields, the first id handed out, and URL matching including the trailing-slash
-//! quirk of `procurement/subcategories/`.
+//! quirk of `procurement/subcategories/`. Callback registrations (`system/callbacks`) are a resource like the
+//! entities; their deliveries belong to [`callbacks`](crate::callbacks).
 
 use crate::schema::SchemaSource;
 
@@ -93,6 +94,7 @@ pub const AGREEMENT_TYPES: &str = "finance/agreements/types";
 pub const BILLING_TERMS: &str = "finance/billingTerms";
 pub const USER_DEFINED_FIELDS: &str = "system/userDefinedFields";
 pub const SUBCATEGORIES: &str = "procurement/subcategories";
+pub const CALLBACKS: &str = "system/callbacks";
 
 const fn setup(
     name: &'static str,
@@ -446,6 +448,15 @@ pub static RESOURCES: &[Resource] = &[
             &[r("product", CATALOG, IV_ITEM)],
         )
     },
+    // ---- callback registrations (deliveries: `crate::callbacks`) ----
+    entity(
+        CALLBACKS,
+        "callbackEntry",
+        Extra("CallbackEntry"),
+        "callback_href",
+        100,
+        &[],
+    ),
 ];
 
 /// The resource of a generic name (`procurement/subcategories/` with its slash is accepted too).

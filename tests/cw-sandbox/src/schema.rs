@@ -271,6 +271,7 @@ mod tests {
             "ContactCommunication",
             "CommunicationType",
             "UserDefinedField",
+            "CallbackEntry",
         ] {
             assert!(model(SchemaSource::Extra(name)).has("id"), "{name}");
         }

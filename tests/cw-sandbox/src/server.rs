@@ -2,7 +2,9 @@
 //! request, apply injected faults (latency, 429, 5xx), check HTTP Basic credentials and the `clientId` header, route
 //! the path, run the operation, then the post-processing faults (malformed body, stalled POST) — and the response
 //! shapes: JSON with `application/json; charset=utf-8`, 201 with the created record, 204 on delete, `Link` on lists,
-//! and `GET /login/companyinfo/{companyId}`, which needs no credentials and is never faulted.
+//! and `GET /login/companyinfo/{companyId}`, which needs no credentials and is never faulted. Likewise
+//! `GET /callbacks/keys/{keyId}`, the signing keys of callback deliveries. Each stored write is handed to
+//! [`callbacks::notify`] once it is stored.
 //!
 //! A missing or empty `clientId` header is refused with 401 `Unauthorized` and a message naming the header: the
 //! real API's exact answer is undocumented, and a 401 is what a client must treat as "fix the configuration".
@@ -23,6 +25,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::callbacks::{self, Action, CallbackState, Change};
 use crate::clock::Clock;
 use crate::conditions::{self, Expr};
 use crate::error::ApiError;
@@ -44,6 +47,10 @@ pub(crate) struct Shared {
     pub clock: Clock,
     pub config: SandboxConfig,
     pub addr: SocketAddr,
+    /// The sandbox's runtime, where callback deliveries run (whoever made the change).
+    pub runtime: tokio::runtime::Handle,
+    /// Woken whenever a callback delivery finishes.
+    pub delivered: tokio::sync::Notify,
 }
 
 pub(crate) struct State {
@@ -51,6 +58,7 @@ pub(crate) struct State {
     pub faults: FaultState,
     pub seen: RequestLog,
     pub api_requests: u64,
+    pub callbacks: CallbackState,
 }
 
 /// How many requests [`Sandbox::requests`](crate::Sandbox::requests) keeps: enough for any test to inspect, yet
@@ -194,6 +202,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
     }
     let resp = if let Some(company) = path.strip_prefix("/login/companyinfo/") {
         company_info(&shared, &parts.method, company, &origin)
+    } else if let Some(key_id) = path.strip_prefix(callbacks::KEYS_PATH) {
+        signing_key(&shared, &parts.method, key_id)
     } else if !is_api {
         error(&ApiError::not_found(format!("No resource matches {path}")))
     } else if let Some(secs) = decision.rate_limited {
@@ -296,6 +306,24 @@ fn company_info(shared: &Shared, method: &Method, company: &str, origin: &str) -
     respond(200, Some(&body), &[])
 }
 
+/// `GET /callbacks/keys/{keyId}`: `{"signing_key": "..."}` for a key the sandbox made (rotated ones included).
+fn signing_key(shared: &Shared, method: &Method, key_id: &str) -> Resp {
+    if method != Method::GET {
+        return respond(
+            405,
+            Some(&json!({"code": "MethodNotAllowed", "message": "Only GET is allowed"})),
+            &[(header::ALLOW, "GET".to_string())],
+        );
+    }
+    let key_id = key_id.trim_end_matches('/');
+    match shared.lock().callbacks.key(key_id) {
+        Some(key) => respond(200, Some(&json!({ "signing_key": key.key })), &[]),
+        None => error(&ApiError::not_found(format!(
+            "Signing key '{key_id}' was not found"
+        ))),
+    }
+}
+
 /// HTTP Basic `{companyId}+{publicKey}:{privateKey}`, then a non-empty `clientId` header.
 fn authenticate(config: &SandboxConfig, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(auth) = header_str(headers, "authorization") else {
@@ -335,7 +363,7 @@ fn authenticate(config: &SandboxConfig, headers: &HeaderMap) -> Result<(), ApiEr
 }
 
 struct Ctx<'a> {
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     method: &'a Method,
     headers: &'a HeaderMap,
     query: &'a [(String, String)],
@@ -375,7 +403,18 @@ fn dispatch(ctx: &Ctx<'_>, rel: &str) -> Result<Resp, ApiError> {
     };
     check_parent(&state.store, &route)?;
     let store = &mut state.store;
-    match (method.clone(), route.target) {
+    // The stored change, for callbacks.
+    let mut change = None;
+    let mut changed = |id: i64, action: Action| {
+        change = Some(Change {
+            res,
+            id,
+            action,
+            parent: route.parent_id,
+            user: &stamp_user,
+        });
+    };
+    let result = match (method.clone(), route.target) {
         (Method::GET, Target::List) => list(ctx, store, &route),
         (Method::GET, Target::Count) => {
             let model = schema::model(res.schema);
@@ -399,6 +438,7 @@ fn dispatch(ctx: &Ctx<'_>, rel: &str) -> Result<Resp, ApiError> {
         (Method::POST, Target::List) if res.writable => {
             let body = json_body(ctx, res)?;
             let id = write::create(store, res, route.parent_id, body, stamp)?;
+            changed(id, Action::Added);
             let rec = store.get(res.name, id).cloned().unwrap_or_default();
             Ok(respond(
                 201,
@@ -410,6 +450,7 @@ fn dispatch(ctx: &Ctx<'_>, rel: &str) -> Result<Resp, ApiError> {
             item(store, &route, id)?;
             let body = json_body(ctx, res)?;
             write::replace(store, res, route.parent_id, id, body, stamp)?;
+            changed(id, Action::Updated);
             let rec = store.get(res.name, id).cloned().unwrap_or_default();
             Ok(respond(
                 200,
@@ -421,6 +462,7 @@ fn dispatch(ctx: &Ctx<'_>, rel: &str) -> Result<Resp, ApiError> {
             item(store, &route, id)?;
             let ops = json_body(ctx, res)?;
             write::patch(store, res, route.parent_id, id, &ops, &ctx.api_url, stamp)?;
+            changed(id, Action::Updated);
             let rec = store.get(res.name, id).cloned().unwrap_or_default();
             Ok(respond(
                 200,
@@ -431,10 +473,15 @@ fn dispatch(ctx: &Ctx<'_>, rel: &str) -> Result<Resp, ApiError> {
         (Method::DELETE, Target::Item(id)) if res.writable => {
             item(store, &route, id)?;
             write::delete(store, res, id, stamp)?;
+            changed(id, Action::Deleted);
             Ok(respond(204, None, &[]))
         }
         _ => not_allowed(),
+    };
+    if let Some(change) = change {
+        callbacks::notify(ctx.shared, &mut state, change);
     }
+    result
 }
 
 /// `GET system/info`: the server's version (`v2026.4.` + a build number), whether it is cloud-hosted, its time zone.

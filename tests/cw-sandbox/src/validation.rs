@@ -6,12 +6,15 @@
 //! `identifier` or `name`), missing required fields (`MissingRequiredField`), and the resource rules: a company needs
 //! an address field, its `types` change only on POST, identifiers of companies and catalog items are unique, a
 //! catalog item's subcategory belongs to its category, contact communication items need a type and a value, custom
-//! fields must be defined for the screen, an order's `productIds` must exist. Also owns the defaults a create fills in.
+//! fields must be defined for the screen, an order's `productIds` must exist, a callback's `url` is an absolute
+//! http(s) URL, its `level` a known one and a `recid` callback names its record in `objectId`. Also owns the defaults
+//! a create fills in (a callback's `memberId` is the API member, its `inactiveFlag` false).
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
+use crate::callbacks;
 use crate::clock;
 use crate::error::{ApiError, FieldError};
 use crate::resources::{self, Resource};
@@ -350,6 +353,52 @@ pub(crate) fn prepare(
                         "NotFound",
                         "productIds",
                         format!("Product item {id} not found"),
+                    );
+                }
+            }
+        }
+        resources::CALLBACKS => {
+            let text = |f: &str| {
+                obj.get(f)
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+            };
+            if let Some(url) = text("url")
+                && !callbacks::is_absolute_http_url(url)
+            {
+                err(
+                    &mut errors,
+                    "InvalidField",
+                    "url",
+                    format!("url must be an absolute http:// or https:// URL, not '{url}'"),
+                );
+            }
+            if let Some(level) = text("level") {
+                if !callbacks::LEVELS
+                    .iter()
+                    .any(|l| l.eq_ignore_ascii_case(level))
+                {
+                    err(
+                        &mut errors,
+                        "InvalidField",
+                        "level",
+                        format!(
+                            "level must be one of {}, not '{level}'",
+                            callbacks::LEVELS.join(", ")
+                        ),
+                    );
+                } else if level.eq_ignore_ascii_case("recid")
+                    && obj
+                        .get("objectId")
+                        .and_then(Value::as_i64)
+                        .is_some_and(|id| id <= 0)
+                {
+                    err(
+                        &mut errors,
+                        "InvalidField",
+                        "objectId",
+                        "A recid callback needs the id of its record in objectId".into(),
                     );
                 }
             }
@@ -710,6 +759,16 @@ pub(crate) fn apply_create_defaults(
         }
         resources::PAYMENTS => {
             rec.entry("appliedBy").or_insert(json!(user));
+        }
+        resources::CALLBACKS => {
+            // The member owning the API keys registers it, whatever the body says.
+            rec.remove("memberId");
+            if let Some(member) = store.find_by_key("system/members", "identifier", user) {
+                rec.insert("memberId".into(), json!(member));
+            }
+            rec.entry("inactiveFlag").or_insert(json!(false));
+            rec.entry("isSoapCallbackFlag").or_insert(json!(false));
+            rec.entry("isSelfSuppressedFlag").or_insert(json!(false));
         }
         _ => {}
     }

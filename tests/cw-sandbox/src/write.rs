@@ -67,6 +67,17 @@ pub(crate) fn replace(
             prepared.record.insert(keep.into(), v.clone());
         }
     }
+    if res.name == resources::CALLBACKS {
+        // A callback keeps the member who registered it; a PUT without `inactiveFlag` leaves it active.
+        prepared.record.remove("memberId");
+        if let Some(member) = old.get("memberId") {
+            prepared.record.insert("memberId".into(), member.clone());
+        }
+        prepared
+            .record
+            .entry("inactiveFlag")
+            .or_insert(json!(false));
+    }
     commit(store, res, id, prepared.record, Some(&old), stamp);
     if let Some(items) = prepared.communications {
         set_communications(store, id, items, stamp);

@@ -5,6 +5,7 @@
 //! migrations and shared helpers; each store trait is implemented in its own file (`registry.rs`,
 //! `instances.rs`, `sync.rs`).
 
+mod hooks;
 mod instances;
 mod registry;
 mod schedules;
@@ -259,6 +260,38 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
             last_error TEXT
         );
         ALTER TABLE runs ADD COLUMN trigger TEXT NOT NULL DEFAULT 'command';",
+    ),
+    (
+        12,
+        "callback hooks and their events",
+        "CREATE TABLE hooks (
+            instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,
+            token TEXT NOT NULL,
+            public_url TEXT NOT NULL,
+            entities TEXT NOT NULL,
+            registrations TEXT NOT NULL,
+            active INTEGER NOT NULL,
+            last_error TEXT,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE hook_events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+            message_id TEXT NOT NULL,
+            entity TEXT NOT NULL,
+            remote_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            received_at INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_try INTEGER NOT NULL DEFAULT 0,
+            claimed_by TEXT,
+            claimed_at INTEGER,
+            outcome TEXT,
+            finished_at INTEGER
+        );
+        CREATE UNIQUE INDEX hook_events_once ON hook_events (instance, message_id, entity, remote_id, action);
+        CREATE INDEX hook_events_due ON hook_events (state, next_try);",
     ),
 ];
 

@@ -71,6 +71,35 @@ impl SyncStore for SqliteStore {
         )
     }
 
+    fn linked(&self, instance: &str, entity: Entity) -> StoreResult<BTreeMap<String, String>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT remote_id, bss_id FROM id_map
+                 WHERE instance = ?1 AND entity = ?2 AND remote_id IS NOT NULL",
+            )
+            .map_err(db)?;
+        let rows = statement
+            .query_map(params![instance, name_of(&entity)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(db)?
+            .collect::<Result<BTreeMap<_, _>, _>>()
+            .map_err(db)?;
+        Ok(rows)
+    }
+
+    fn unlink(&self, instance: &str, entity: Entity, bss_id: &str) -> StoreResult<bool> {
+        let connection = self.lock();
+        let removed = connection
+            .execute(
+                "DELETE FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3 AND pending = 0",
+                params![instance, name_of(&entity), bss_id],
+            )
+            .map_err(db)?;
+        Ok(removed > 0)
+    }
+
     fn mark_pending(
         &self,
         run: i64,

@@ -4,6 +4,7 @@ mod client;
 mod fixtures;
 
 mod auth;
+mod callbacks;
 mod conditions;
 mod crud;
 mod faults;

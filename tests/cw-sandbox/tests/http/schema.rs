@@ -35,6 +35,7 @@ const FALLBACK: &[(&str, &str)] = &[
         "extra:ContactCommunication",
     ),
     ("system/userDefinedFields", "extra:UserDefinedField"),
+    ("system/callbacks", "extra:CallbackEntry"),
 ];
 
 /// The README's entity table: fields that must be present on the record the test creates.
@@ -368,7 +369,18 @@ async fn every_served_resource_matches_its_reference_schema() {
     // An order with a product item on it, so that its productIds are not empty.
     let line = json!({"catalogItem": {"id": w.catalog}, "billableOption": "Billable", "salesOrder": {"id": w.order}});
     c.post("procurement/products", &line).await.expect(201);
+    // A callback registration; it points nowhere, and nothing changes after it.
+    let callback = fixtures::id_of(
+        &c.post(
+            "system/callbacks",
+            &json!({"url": "http://127.0.0.1:9/cw/hook", "objectId": 1, "type": "company", "level": "owner",
+                    "description": "schema check"}),
+        )
+        .await
+        .expect(201),
+    );
     let created: HashMap<&str, i64> = HashMap::from([
+        ("system/callbacks", callback),
         ("company/companies", full),
         ("company/contacts", w.contact),
         ("procurement/catalog", w.catalog),
