@@ -138,22 +138,62 @@ pub fn document() -> Value {
         }
     });
     // In a second object: one json! of every path exceeds the macro's recursion limit.
-    let unattended = unattended_paths();
-    if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), unattended) {
-        paths.extend(more);
+    for more in [unattended_paths(), callback_paths()] {
+        if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), more) {
+            paths.extend(more);
+        }
     }
     document
+}
+
+/// Callbacks, reconciling passes and removals. The hook itself (`POST /hooks/{instance}/{token}`)
+/// is outside `/api/v1` and is ConnectWise's to call, so it is described in the README instead.
+fn callback_paths() -> Value {
+    let entity_param =
+        json!({ "name": "entity", "in": "path", "required": true, "schema": { "type": "string" } });
+    json!({
+            "/instances/{name}/callbacks": {
+                "parameters": [name_param()],
+                "get": op("The instance's callback hook (its URL with the token masked), the remote's registrations, event counts", None),
+                "put": op("Subscribe to the remote's callbacks (again: change the entities; the token is kept)", Some(json!({
+                    "type": "object", "required": ["public-url"], "additionalProperties": false,
+                    "properties": {
+                        "public-url": { "type": "string", "description": "the base URL the remote reaches serve at" },
+                        "entities": { "type": "array", "items": { "type": "string" }, "description": "default: every entity the instance pulls" }
+                    }
+                }))),
+                "delete": op("Remove the remote's callbacks and forget the hook", None)
+            },
+            "/instances/{name}/callbacks/events": {
+                "parameters": [name_param(), { "name": "limit", "in": "query", "schema": { "type": "integer" } }],
+                "get": op("The newest callback events with their state and outcome", None)
+            },
+            "/instances/{name}/reconcile/{entity}": {
+                "parameters": [name_param(), entity_param.clone()],
+                "post": run_op("Read every remote id and report linked records deleted remotely to the feed (needs pull with delete)", None)
+            },
+            "/instances/{name}/remove/{entity}": {
+                "parameters": [name_param(), entity_param],
+                "post": run_op("Delete or deactivate the remote records of BSS ids the BSS deleted (needs push with delete)", Some(json!({
+                    "type": "object", "required": ["bss-ids"], "additionalProperties": false,
+                    "properties": {
+                        "bss-ids": { "type": "array", "items": { "type": "string" } },
+                        "dry-run": { "type": "boolean" }
+                    }
+                })))
+            }
+    })
 }
 
 /// Schedules, the change feed and health.
 fn unattended_paths() -> Value {
     json!({
-            "/health": { "get": op("The unattended host: schedules behind or blocked, stuck runs, feed backlog per instance; status ok or degraded", None) },
+            "/health": { "get": op("The unattended host: schedules behind or blocked, stuck runs, feed backlog and callback errors per instance; status ok or degraded", None) },
             "/schedules": { "get": op("Every schedule with its state, next and last run", None) },
             "/schedules/run-due": { "post": run_op("Run every due schedule once (what serve does each second)", None) },
             "/instances/{name}/schedules": { "parameters": [name_param()], "get": op("The instance's schedules", None) },
             "/instances/{name}/schedules/{target}": {
-                "parameters": [name_param(), { "name": "target", "in": "path", "required": true, "schema": { "type": "string" }, "description": "ENTITY:JOB, such as contact:pull or account:retry" }],
+                "parameters": [name_param(), { "name": "target", "in": "path", "required": true, "schema": { "type": "string" }, "description": "ENTITY:JOB, such as contact:pull, account:retry or account:reconcile" }],
                 "put": op("Create or replace a schedule", Some(json!({
                     "type": "object", "required": ["cadence"], "additionalProperties": false,
                     "properties": { "cadence": { "type": "string", "description": "every 30s|5m|2h|1d, or daily HH:MM (UTC)" } }
