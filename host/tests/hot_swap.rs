@@ -114,7 +114,7 @@ async fn a_swap_under_load_drops_no_call() {
         .registry
         .loaded()
         .iter()
-        .any(|l| l.version.to_string() == "0.2.0")
+        .any(|l| l.connector.manifest().name == "fixture" && l.version.to_string() == "0.2.0")
     {
         assert!(
             swap_started.elapsed() < Duration::from_secs(60),

@@ -511,3 +511,84 @@ async fn the_feed_is_posted_signed_to_the_bss_and_a_failed_delivery_is_retried_t
     }
     assert!(feed(&data, &[]).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_down_for_three_intervals_runs_each_schedule_once_on_restart() {
+    let s = cw::setup(common::cli::HOST, OPTIONS).await;
+    let data = s.data.clone();
+    blocking({
+        let data = data.clone();
+        move || {
+            ok(
+                &data,
+                &["schedules", "set", "cw", "account:pull", "every", "20s"],
+            );
+            ok(
+                &data,
+                &["schedules", "set", "cw", "account:retry", "every", "20s"],
+            );
+        }
+    })
+    .await;
+    // As if no serve had run for three intervals and more: both were due a minute ago.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let connection = rusqlite::Connection::open(data.join("bss.db")).unwrap();
+    connection
+        .execute("UPDATE schedules SET next_due = ?1", [now - 65])
+        .unwrap();
+    drop(connection);
+    let listed = json_of(&ok(&data, &["schedules", "list", "--json"]));
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["state"] == "due"),
+        "{listed}"
+    );
+
+    let _served = cw::serve(common::cli::command(&data, &[]));
+    let started = Instant::now();
+    let listed = loop {
+        let listed = json_of(&ok(&data, &["schedules", "list", "--json"]));
+        let all_ran = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["last-started"].is_string() && v["state"] == "waiting");
+        if all_ran {
+            break listed;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "serve did not run the missed schedules: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Each ran once, and is next due one interval after that run, not at a missed slot.
+    for view in listed.as_array().unwrap() {
+        let next = view["next-run"].as_str().unwrap();
+        assert!(next > view["last-started"].as_str().unwrap(), "{view}");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let runs = json_of(&ok(&data, &["runs", "list", "cw", "--json"]));
+    let scheduled_pulls = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["trigger"] == "schedule" && r["kind"] == "pull")
+        .count();
+    assert_eq!(scheduled_pulls, 1, "one run for the missed slots: {runs}");
+    let again = json_of(&ok(&data, &["schedules", "list", "--json"]));
+    for (before, after) in listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(again.as_array().unwrap())
+    {
+        assert_eq!(before["last-started"], after["last-started"], "{again}");
+    }
+}

@@ -460,7 +460,9 @@ async fn a_file_dropped_before_the_watcher_starts_is_not_missed() {
             let loaded = registry.loaded();
             loaded
                 .iter()
-                .any(|l| l.version.to_string() == "0.2.0")
+                .any(|l| {
+                    l.connector.manifest().name == "fixture" && l.version.to_string() == "0.2.0"
+                })
                 .then_some(())
         },
     )
