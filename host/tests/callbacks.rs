@@ -295,6 +295,48 @@ async fn callbacks_reach_the_feed_once_deletions_are_confirmed_and_forgeries_ref
         "{runs}"
     );
 
+    // A new public URL: the registrations move to it, none is left at the old one.
+    let moved = public.replace("127.0.0.1", "localhost");
+    let said = ok(
+        &data,
+        &[
+            "callbacks",
+            "subscribe",
+            "cw",
+            "--public-url",
+            &moved,
+            "--entities",
+            "contact",
+        ],
+    );
+    assert!(said.contains("contact"), "{said}");
+    let now_registered = s.sandbox.callbacks();
+    assert_eq!(now_registered.len(), 1, "{now_registered:#?}");
+    assert_eq!(now_registered[0]["type"], "contact");
+    assert!(
+        now_registered[0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&moved),
+        "{now_registered:#?}"
+    );
+    ok(
+        &data,
+        &["callbacks", "subscribe", "cw", "--public-url", &public],
+    );
+    assert_eq!(s.sandbox.callbacks().len(), 2);
+    let refused = fails(
+        &data,
+        &[
+            "callbacks",
+            "subscribe",
+            "cw",
+            "--public-url",
+            "ftp://bss.example",
+        ],
+    );
+    assert!(refused.contains("public-url"), "{refused}");
+
     // Disabling unsubscribes in ConnectWise; enabling subscribes again; deleting removes them.
     ok(&data, &["instances", "disable", "cw"]);
     assert_eq!(s.sandbox.callbacks(), Vec::<Value>::new());
@@ -382,6 +424,28 @@ async fn without_callbacks_a_schedule_reconciling_and_remove_keep_both_sides_tru
     let said = json_of(&ok(&data, &["remove", "cw", "account", "A0001", "--json"]));
     assert_eq!(said["items"][0]["outcome"], "deactivated", "{said}");
     assert_eq!(said["items"][0]["remote-id"], a1.to_string(), "{said}");
+    // The BSS's own removals are not reported back as deletions.
+    let report = json_of(&ok(&data, &["reconcile", "cw", "contact", "--json"]));
+    assert_eq!(report["deleted"], 0, "{report}");
+    ok(
+        &data,
+        &[
+            "sync-options",
+            "set",
+            "cw",
+            "account:pull:create,update,delete",
+        ],
+    );
+    let report = json_of(&ok(&data, &["reconcile", "cw", "account", "--json"]));
+    assert_eq!(
+        report["fed"], 0,
+        "the deactivated company is this instance's doing: {report}"
+    );
+    let entries = feed(&data);
+    assert!(
+        !has(&entries, "deleted", k1, |_| true) && !has(&entries, "deleted", a1, |_| true),
+        "{entries:#?}"
+    );
     // Money records are never removed; without the push delete option nothing is.
     let refused = fails(&data, &["remove", "cw", "invoice", "I0001"]);
     assert!(refused.contains("not enabled"), "{refused}");

@@ -24,7 +24,8 @@
 //!
 //! Remove (since 1.3): ConnectWise keeps deleted companies (`DELETE company/companies/{id}` sets
 //! `deletedFlag`, `dateDeleted` and `deletedBy`), so a removal is `deactivated`. The company is read
-//! first: one that is gone (404) or already deleted is `already-gone`, and a dry run stops there.
+//! first: one already held as deleted is `deactivated` again (removing twice answers the same), one
+//! ConnectWise has not at all is `already-gone`, and a dry run stops there.
 
 use serde_json::{Map, Value, json};
 
@@ -536,13 +537,14 @@ pub fn fetch(client: &Client, id: i64) -> Result<Option<PulledRecord>, Connector
     }
 }
 
-/// Deletes a company, which ConnectWise keeps as deleted: `deactivated`, or `already-gone` when
-/// there is no company to delete. A dry run reads and writes nothing.
+/// Deletes a company, which ConnectWise keeps as deleted: `deactivated` (also when it was
+/// already), or `already-gone` when there is no company at all. A dry run writes nothing.
 pub fn remove(client: &Client, id: i64, dry_run: bool) -> Result<Removal, ConnectorError> {
     let path = format!("{PATH}/{id}");
     match client.get_found(&path)? {
         Some(company) if !is_deleted(&company) => {}
-        _ => return Ok(Removal::AlreadyGone),
+        Some(_) => return Ok(Removal::Deactivated),
+        None => return Ok(Removal::AlreadyGone),
     }
     if dry_run || client.delete_found(&path)? {
         Ok(Removal::Deactivated)
@@ -591,7 +593,7 @@ mod tests {
     }
 
     #[test]
-    fn remove_deactivates_a_company_and_then_finds_it_gone() {
+    fn remove_deactivates_a_company_and_removing_again_answers_the_same() {
         let host = FakeHost::new();
         host.insert(PATH, company(250, false));
         assert_eq!(remove(&host.client(), 250, false), Ok(Removal::Deactivated));
@@ -601,7 +603,11 @@ mod tests {
         );
         assert_eq!(host.get(PATH, 250).unwrap()["deletedFlag"], json!(true));
 
-        assert_eq!(remove(&host.client(), 250, false), Ok(Removal::AlreadyGone));
+        assert_eq!(
+            remove(&host.client(), 250, false),
+            Ok(Removal::Deactivated),
+            "removing again answers the same"
+        );
         assert_eq!(host.writes().len(), 1, "{:?}", host.requests());
     }
 
@@ -619,7 +625,7 @@ mod tests {
         host.insert(PATH, company(251, true));
         let client = host.client();
         assert_eq!(remove(&client, 250, true), Ok(Removal::Deactivated));
-        assert_eq!(remove(&client, 251, true), Ok(Removal::AlreadyGone));
+        assert_eq!(remove(&client, 251, true), Ok(Removal::Deactivated));
         assert_eq!(remove(&client, 404, true), Ok(Removal::AlreadyGone));
         assert!(host.writes().is_empty(), "{:?}", host.requests());
         assert_eq!(host.get(PATH, 250).unwrap()["deletedFlag"], json!(false));

@@ -182,22 +182,34 @@ impl<'h> Client<'h> {
         self.call(Method::Get, path, None).map(|(_, v)| v)
     }
 
-    /// One record, or none when ConnectWise answers 404.
+    /// One record, or none when ConnectWise says it has no such record (see [`record_gone`]).
     pub fn get_found(&self, path: &str) -> Result<Option<Value>, ConnectorError> {
-        match self.get(path) {
-            Ok(value) => Ok(Some(value)),
-            Err(ConnectorError::NotFound(_)) => Ok(None),
-            Err(error) => Err(error),
-        }
+        self.found(Method::Get, path)
+            .map(|found| found.map(|(_, value)| value))
     }
 
-    /// Deletes one record: `false` when ConnectWise answers 404 (nothing to delete).
+    /// Deletes one record: `false` when ConnectWise says it has no such record.
     pub fn delete_found(&self, path: &str) -> Result<bool, ConnectorError> {
-        match self.delete(path) {
-            Ok(()) => Ok(true),
-            Err(ConnectorError::NotFound(_)) => Ok(false),
-            Err(error) => Err(error),
+        self.found(Method::Delete, path)
+            .map(|found| found.is_some())
+    }
+
+    fn found(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<Option<(Response, Value)>, ConnectorError> {
+        let response = self.send_raw(
+            method,
+            format!("{}/{}", self.api, path.trim_start_matches('/')),
+            None,
+            &[],
+        )?;
+        if record_gone(&response) {
+            return Ok(None);
         }
+        let value = self.check(&response)?;
+        Ok(Some((response, value)))
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, ConnectorError> {
@@ -395,6 +407,17 @@ fn error_body(response: &Response) -> (String, Vec<FieldError>) {
     (message, fields)
 }
 
+/// Whether a response says the record does not exist: a 404 with ConnectWise's own error body
+/// (`code` `NotFound`). A 404 without it (a wrong API path, a proxy's page) is an error, never
+/// taken for a deletion.
+pub fn record_gone(response: &Response) -> bool {
+    response.status == 404
+        && serde_json::from_slice::<Value>(&response.body)
+            .ok()
+            .and_then(|v| v.get("code").and_then(Value::as_str).map(str::to_string))
+            .is_some_and(|code| code.eq_ignore_ascii_case("NotFound"))
+}
+
 /// The error for a response that is not a success.
 pub fn status_error(response: &Response) -> ConnectorError {
     let (message, fields) = error_body(response);
@@ -514,6 +537,26 @@ mod tests {
             "name%3D%27O%27%27Brien%27%20and%20id%3E%5B2026-01-01T00%3A00%3A00Z%5D"
         );
         assert_eq!(quote("O'Brien"), "'O''Brien'");
+    }
+
+    #[test]
+    fn only_connectwise_saying_not_found_is_a_record_gone() {
+        let response = |status: u16, body: &str| Response {
+            status,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        };
+        assert!(record_gone(&response(
+            404,
+            r#"{"code":"NotFound","message":"company/companies/7 not found"}"#
+        )));
+        assert!(!record_gone(&response(404, "<html>Not Found</html>")));
+        assert!(!record_gone(&response(404, "")));
+        assert!(!record_gone(&response(
+            404,
+            r#"{"code":"InvalidObject","message":"x"}"#
+        )));
+        assert!(!record_gone(&response(410, r#"{"code":"NotFound"}"#)));
     }
 
     #[test]

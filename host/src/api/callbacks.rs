@@ -84,8 +84,8 @@ pub(super) async fn unsubscribe(
     State(state): State<Shared>,
     UrlPath(name): UrlPath<String>,
 ) -> ApiResult {
-    let warning = instances(&state).unsubscribe_callbacks(&name, true).await?;
-    Ok(Json(json!({ "unsubscribed": name, "warning": warning })))
+    instances(&state).unsubscribe_callbacks(&name, true).await?;
+    Ok(Json(json!({ "unsubscribed": name })))
 }
 
 #[derive(Deserialize)]

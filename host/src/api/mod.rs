@@ -143,6 +143,10 @@ pub fn router(app: App, token_hash: String) -> Router {
         .with_state(state.clone());
     let hooks = Router::new()
         .route("/hooks/{name}/{token}", post(callbacks::receive))
+        // Read no more than a delivery may be (the answer is 413), before the token is checked.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::callbacks::receive::MAX_BODY_BYTES + 1,
+        ))
         .with_state(state.clone());
     Router::new()
         .nest("/api/v1", api)
@@ -236,9 +240,9 @@ impl From<InstanceError> for ApiError {
             InstanceError::Disabled(_) | InstanceError::NeedsSettings { .. } => {
                 (StatusCode::CONFLICT, vec![])
             }
-            InstanceError::Call(_) | InstanceError::Choices { .. } => {
-                (StatusCode::BAD_GATEWAY, vec![])
-            }
+            InstanceError::Call(_)
+            | InstanceError::Choices { .. }
+            | InstanceError::Callbacks(_) => (StatusCode::BAD_GATEWAY, vec![]),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, vec![]),
         };
         ApiError {

@@ -29,8 +29,10 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 const KEY_TTL: Duration = Duration::from_secs(3_600);
 /// A key at least this old is fetched again when a signature fails with it.
 const KEY_REFRESH_AFTER: Duration = Duration::from_secs(60);
-/// Keys kept at most (a cache, not a store).
+/// Keys kept at most (a cache, not a store); the oldest goes first.
 const MAX_KEYS: usize = 1_000;
+/// At most one key fetch per instance this often.
+const KEY_FETCH_EVERY: Duration = Duration::from_secs(2);
 
 /// Why a delivery was not taken, with the status it is answered with.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,8 @@ pub enum HookError {
     NotFound,
     #[error("the delivery is malformed: {0}")]
     Malformed(String),
+    #[error("the body is {0} bytes; at most {MAX_BODY_BYTES} are taken")]
+    TooLarge(usize),
     #[error("the delivery is not signed by the instance's remote: {0}")]
     BadSignature(String),
     #[error("{0}")]
@@ -56,6 +60,7 @@ impl HookError {
         match self {
             HookError::NotFound => 404,
             HookError::Malformed(_) => 400,
+            HookError::TooLarge(_) => 413,
             HookError::BadSignature(_) => 401,
             HookError::KeyRefused(_) => 403,
             HookError::KeyUnavailable(_) => 502,
@@ -67,6 +72,7 @@ impl HookError {
         match self {
             HookError::NotFound => "not-found",
             HookError::Malformed(_) => "malformed",
+            HookError::TooLarge(_) => "too-large",
             HookError::BadSignature(_) => "bad-signature",
             HookError::KeyRefused(_) => "key-refused",
             HookError::KeyUnavailable(_) => "key-unavailable",
@@ -159,6 +165,9 @@ pub struct Receiver {
     instances: Arc<Instances>,
     http: HttpClient,
     keys: Mutex<HashMap<String, (String, Instant)>>,
+    /// When each instance's hook last fetched a key.
+    fetches: Mutex<HashMap<String, Instant>>,
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl Receiver {
@@ -168,6 +177,8 @@ impl Receiver {
             instances,
             http,
             keys: Mutex::default(),
+            fetches: Mutex::default(),
+            fetching: tokio::sync::Mutex::const_new(()),
         }
     }
 
@@ -179,19 +190,20 @@ impl Receiver {
         signature: Option<&str>,
         body: &[u8],
     ) -> Result<Accepted, HookError> {
-        let result = self.take(name, token, signature, body).await;
+        let mut matched = false;
+        let result = self.take(name, token, signature, body, &mut matched).await;
+        // A caller that does not know the token must not grow the label set.
+        let label = if matched { name } else { "" };
         match &result {
             Ok(accepted) => crate::metrics::callback(
-                name,
+                label,
                 if accepted.duplicate {
                     "duplicate"
                 } else {
                     "accepted"
                 },
             ),
-            // A caller that does not know the token must not grow the label set.
-            Err(HookError::NotFound) => crate::metrics::callback("", "not-found"),
-            Err(error) => crate::metrics::callback(name, error.outcome()),
+            Err(error) => crate::metrics::callback(label, error.outcome()),
         }
         if let Err(error) = &result
             && !matches!(error, HookError::NotFound)
@@ -207,6 +219,7 @@ impl Receiver {
         token: &str,
         signature: Option<&str>,
         body: &[u8],
+        matched: &mut bool,
     ) -> Result<Accepted, HookError> {
         let hook = match self.instances.hook_for_token(name, token) {
             Ok(Some(hook)) => hook,
@@ -215,11 +228,9 @@ impl Receiver {
             }
             Err(other) => return Err(other.into()),
         };
+        *matched = true;
         if body.len() > MAX_BODY_BYTES {
-            return Err(HookError::Malformed(format!(
-                "the body is {} bytes; at most {MAX_BODY_BYTES} are taken",
-                body.len()
-            )));
+            return Err(HookError::TooLarge(body.len()));
         }
         let signature = signature
             .ok_or_else(|| HookError::BadSignature("x-content-signature is missing".into()))?;
@@ -256,11 +267,15 @@ impl Receiver {
         body: &[u8],
         signature: &str,
     ) -> Result<(), HookError> {
+        // Checked on every delivery, before the cache: a key cached for one instance's host is
+        // no key for an instance on another.
+        let (loaded, context) = self.instances.context(name)?;
+        let url = own_key_url(name, key_url, &context)?;
         let cached = self
             .keys
             .lock()
             .expect("the key cache lock is not poisoned")
-            .get(key_url)
+            .get(url.as_str())
             .filter(|(_, at)| at.elapsed() < KEY_TTL)
             .cloned();
         if let Some((key, at)) = &cached {
@@ -273,17 +288,41 @@ impl Receiver {
                 ));
             }
         }
-        let key = self.fetch_key(name, key_url).await?;
+        // One fetch at a time: deliveries arriving together after a miss share the first's key.
+        let _turn = self.fetching.lock().await;
+        let fresh = self
+            .keys
+            .lock()
+            .expect("the key cache lock is not poisoned")
+            .get(url.as_str())
+            .filter(|(_, at)| at.elapsed() < KEY_REFRESH_AFTER)
+            .cloned();
+        if let Some((key, _)) = fresh {
+            return if signature_matches(&key, body, signature) {
+                Ok(())
+            } else {
+                Err(HookError::BadSignature(
+                    "x-content-signature does not match the body".into(),
+                ))
+            };
+        }
+        self.may_fetch(name)?;
+        let key = self.fetch_key(&loaded, context, &url).await?;
         let matches = signature_matches(&key, body, signature);
         {
             let mut keys = self
                 .keys
                 .lock()
                 .expect("the key cache lock is not poisoned");
-            if keys.len() >= MAX_KEYS {
-                keys.clear();
+            if keys.len() >= MAX_KEYS
+                && let Some(oldest) = keys
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(url, _)| url.clone())
+            {
+                keys.remove(&oldest);
             }
-            keys.insert(key_url.to_string(), (key, Instant::now()));
+            keys.insert(url.to_string(), (key, Instant::now()));
         }
         if matches {
             Ok(())
@@ -294,50 +333,107 @@ impl Receiver {
         }
     }
 
-    async fn fetch_key(&self, name: &str, key_url: &str) -> Result<String, HookError> {
-        let (loaded, context) = self.instances.context(name)?;
-        let url = url::Url::parse(key_url)
-            .map_err(|e| HookError::Malformed(format!("Metadata.key_url: {e}")))?;
-        let origin = Origin::of_url(&url)
-            .map_err(|e| HookError::KeyRefused(format!("Metadata.key_url: {e}")))?;
-        let remote = context.credentials().map(|c| &c.origin);
-        if remote != Some(&origin) {
-            return Err(HookError::KeyRefused(format!(
-                "Metadata.key_url {} is not on {name}'s own remote host; a signing key is taken only from there",
-                crate::safe_text::printable(&crate::capabilities::log::cap(key_url, 200))
-            )));
+    /// One key fetch per instance per [`KEY_FETCH_EVERY`]: a caller holding the token cannot
+    /// make the host hammer the remote (or spend the instance's request budget) with key URLs
+    /// that miss the cache.
+    fn may_fetch(&self, name: &str) -> Result<(), HookError> {
+        let mut last = self
+            .fetches
+            .lock()
+            .expect("the fetch times lock is not poisoned");
+        if last.len() >= MAX_KEYS {
+            last.retain(|_, at| at.elapsed() < KEY_FETCH_EVERY);
         }
+        if let Some(at) = last.get(name)
+            && at.elapsed() < KEY_FETCH_EVERY
+        {
+            return Err(HookError::KeyUnavailable(
+                "a signing key was fetched for this hook moments ago; try again shortly".into(),
+            ));
+        }
+        last.insert(name.to_string(), Instant::now());
+        Ok(())
+    }
+
+    async fn fetch_key(
+        &self,
+        loaded: &crate::registry::Loaded,
+        context: Arc<crate::capabilities::context::InstanceContext>,
+        url: &url::Url,
+    ) -> Result<String, HookError> {
+        let name = context.instance().to_string();
         let labels = Arc::new(Labels {
             connector: loaded.connector.manifest().name.clone(),
             version: loaded.version.to_string(),
-            instance: name.to_string(),
+            instance: name.clone(),
         });
-        // A dry-run call: GET only, under the instance's policy.
-        let mut call = HttpCall::new(self.http.clone(), context.clone(), labels, true);
+        // A dry-run call: GET only, under the instance's policy (its origins, address rules,
+        // response cap, request budget).
+        let mut call = HttpCall::new(self.http.clone(), context, labels, true);
+        let unavailable = |detail: String| {
+            tracing::warn!(
+                instance = name,
+                "the signing key could not be fetched: {detail}"
+            );
+            HookError::KeyUnavailable(
+                "the signing key could not be fetched (the host's log says why)".into(),
+            )
+        };
         let response = call
             .send(Request {
                 method: Method::Get,
-                url: key_url.to_string(),
+                url: url.to_string(),
                 headers: vec![("accept".into(), "application/json".into())],
                 body: None,
             })
             .await
-            .map_err(|e| HookError::KeyUnavailable(format!("{e:?}")))?;
+            .map_err(|e| unavailable(format!("{e:?}")))?;
         if response.status != 200 {
-            return Err(HookError::KeyUnavailable(format!(
-                "{key_url} answered {}",
+            return Err(unavailable(format!(
+                "{} answered {}",
+                crate::safe_text::printable(url.as_str()),
                 response.status
             )));
         }
         let value: serde_json::Value = serde_json::from_slice(&response.body)
-            .map_err(|e| HookError::KeyUnavailable(format!("the answer is not JSON: {e}")))?;
+            .map_err(|e| unavailable(format!("the answer is not JSON: {e}")))?;
         match value.get("signing_key").and_then(serde_json::Value::as_str) {
             Some(key) if !key.is_empty() => Ok(key.to_string()),
-            _ => Err(HookError::KeyUnavailable(
-                "the answer has no signing_key".into(),
-            )),
+            _ => Err(unavailable("the answer has no signing_key".into())),
         }
     }
+}
+
+/// `key_url` parsed, when it is a plain URL on the instance's own remote host (no user, query or
+/// fragment); refused otherwise.
+fn own_key_url(
+    name: &str,
+    key_url: &str,
+    context: &crate::capabilities::context::InstanceContext,
+) -> Result<url::Url, HookError> {
+    let shown =
+        || crate::safe_text::printable(&crate::capabilities::log::cap(key_url, 200)).into_owned();
+    let url = url::Url::parse(key_url)
+        .map_err(|e| HookError::Malformed(format!("Metadata.key_url {}: {e}", shown())))?;
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(HookError::KeyRefused(format!(
+            "Metadata.key_url {} has a user, query or fragment; a signing key URL is a plain path",
+            shown()
+        )));
+    }
+    let origin = Origin::of_url(&url)
+        .map_err(|e| HookError::KeyRefused(format!("Metadata.key_url: {e}")))?;
+    if context.credentials().map(|c| &c.origin) != Some(&origin) {
+        return Err(HookError::KeyRefused(format!(
+            "Metadata.key_url {} is not on {name}'s own remote host; a signing key is taken only from there",
+            shown()
+        )));
+    }
+    Ok(url)
 }
 
 /// The entity a delivery's remote type stands for, by the hook's registrations.

@@ -23,6 +23,8 @@ use crate::sync::service::{self, RunBy, RunError};
 const BATCH: usize = 200;
 /// How long an event waits when its entity is busy.
 const BUSY_WAIT_SECS: i64 = 2;
+/// How long an event waits while its instance is disabled.
+const DISABLED_WAIT_SECS: i64 = 60;
 
 fn wake_signal() -> &'static Notify {
     static WAKE: std::sync::OnceLock<Notify> = std::sync::OnceLock::new();
@@ -93,9 +95,12 @@ pub async fn apply(instances: &Instances, claimer: &str, events: Vec<HookEvent>)
                             reason: format!("busy: {busy}"),
                             next_try: now + BUSY_WAIT_SECS,
                         },
-                        RunError::Instance(InstanceError::Disabled(_)) => {
-                            EventEnd::Done("ignored: the instance is disabled".into())
-                        }
+                        // Kept for when it is enabled again (a deletion announced meanwhile
+                        // must not be lost); not an attempt.
+                        RunError::Instance(InstanceError::Disabled(_)) => EventEnd::Later {
+                            reason: "waiting: the instance is disabled".into(),
+                            next_try: now + DISABLED_WAIT_SECS,
+                        },
                         other if event.attempts + 1 >= EVENT_MAX_ATTEMPTS => {
                             EventEnd::Failed(other.to_string())
                         }

@@ -65,13 +65,8 @@ pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Callbacks(CallbacksCommand::Unsubscribe { name }) => {
-            match instances.unsubscribe_callbacks(&name, true).await? {
-                None => println!("{name} is unsubscribed; its hook is gone"),
-                Some(warning) => {
-                    eprintln!("warning: {warning}");
-                    bail!("{name}'s hook is gone, but the remote's callbacks may remain");
-                }
-            }
+            instances.unsubscribe_callbacks(&name, true).await?;
+            println!("{name} is unsubscribed; its hook is gone");
         }
         Command::Callbacks(CallbacksCommand::Show { name, json }) => {
             let Some(view) = instances.hook_view(&name)? else {
@@ -147,7 +142,7 @@ pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                 );
             }
             if let Some(reason) = report.stopped {
-                bail!("{reason}");
+                return Err(SomeRecordsFailed(reason).into());
             }
         }
         Command::Remove {
@@ -191,7 +186,11 @@ pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                 }
             }
             if !report.all_succeeded() {
-                bail!("{} removal(s) failed (run {})", report.failed, report.run);
+                return Err(SomeRecordsFailed(format!(
+                    "{} removal(s) failed (run {}); the others are done",
+                    report.failed, report.run
+                ))
+                .into());
             }
         }
         Command::Schedules(SchedulesCommand::Set {

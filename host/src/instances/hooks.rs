@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use super::{InstanceError, Instances};
+use crate::contract::bindings::types::ConnectorError;
 use crate::contract::manifest::{Direction, Entity};
 use crate::store::hook_store::{EventCounts, HookRow, Registration};
 
@@ -117,18 +118,53 @@ impl Instances {
             Some(hook) => self.secrets.open(&token_place(name), &hook.sealed_token)?,
             None => new_token(),
         };
+        let sealed_token = self.secrets.seal(&token_place(name), &token);
+        // The token is stored before the remote hears of it, so no registration ever points at a
+        // token the host does not know (a crash here leaves an inactive hook to retry).
+        let previous = match existing {
+            Some(hook) => hook,
+            None => {
+                let fresh = HookRow {
+                    instance: name.to_string(),
+                    sealed_token: sealed_token.clone(),
+                    public_url: public_url.clone(),
+                    entities: entities.clone(),
+                    registrations: Vec::new(),
+                    active: false,
+                    last_error: None,
+                    updated_at: crate::time::now_rfc3339(),
+                };
+                self.store.set_hook(&fresh)?;
+                fresh
+            }
+        };
+        // A new public URL: the registrations to the old one go first.
+        if previous.public_url != public_url && !previous.registrations.is_empty() {
+            if let Err(error) = self.call_subscribe(name, &previous, &token, false).await {
+                let mut kept = previous.clone();
+                kept.last_error = Some(format!(
+                    "the callbacks to {} could not be removed: {error}",
+                    previous.public_url
+                ));
+                self.store.set_hook(&kept)?;
+                return Err(error);
+            }
+            let mut moved = previous.clone();
+            moved.registrations.clear();
+            moved.active = false;
+            self.store.set_hook(&moved)?;
+        }
         let mut hook = HookRow {
             instance: name.to_string(),
-            sealed_token: self.secrets.seal(&token_place(name), &token),
+            sealed_token,
             public_url,
             entities,
-            registrations: existing.map(|h| h.registrations).unwrap_or_default(),
-            active: false,
+            registrations: previous.registrations.clone(),
+            active: previous.active,
             last_error: None,
             updated_at: crate::time::now_rfc3339(),
         };
-        let result = self.call_subscribe(name, &hook, &token, true).await;
-        match result {
+        match self.call_subscribe(name, &hook, &token, true).await {
             Ok(registrations) => {
                 hook.registrations = registrations;
                 hook.active = true;
@@ -137,8 +173,12 @@ impl Instances {
                     .ok_or_else(|| InstanceError::NotFound(format!("{name} has no hook")))
             }
             Err(error) => {
-                hook.last_error = Some(format!("subscribe failed: {error}"));
-                self.store.set_hook(&hook)?;
+                // What was in place stays in place (a working hook keeps working); the error is
+                // shown with it.
+                let mut kept = self.store.hook(name)?.unwrap_or(previous);
+                kept.last_error = Some(format!("subscribe failed: {error}"));
+                kept.updated_at = crate::time::now_rfc3339();
+                self.store.set_hook(&kept)?;
                 Err(error)
             }
         }
@@ -160,12 +200,13 @@ impl Instances {
         } else {
             Vec::new()
         };
-        let redactor = context.redactor().clone();
+        // The token is a secret: whatever the connector says back is shown without it.
+        let redactor = context.redactor().with_secrets([token.to_string()]);
         let answer = loaded
             .connector
             .subscribe(&context, &url, &entities)
             .await
-            .map_err(|e| InstanceError::Call(Box::new(e)))?;
+            .map_err(|e| InstanceError::Callbacks(redactor.bounded(&e.to_string())))?;
         match answer {
             Ok(subscriptions) => Ok(subscriptions
                 .into_iter()
@@ -175,39 +216,50 @@ impl Instances {
                     remote_id: redactor.bounded(&s.remote_id),
                 })
                 .collect()),
-            Err(error) => Err(InstanceError::Invalid(vec![(
-                "callbacks".into(),
-                redactor.bounded(&crate::contract::describe_connector_error(&error)),
-            )])),
+            Err(error) => {
+                let said = redactor.bounded(&crate::contract::describe_connector_error(&error));
+                Err(match error {
+                    ConnectorError::Rejected(_)
+                    | ConnectorError::InvalidSettings(_)
+                    | ConnectorError::Unsupported(_) => {
+                        InstanceError::Invalid(vec![("callbacks".into(), said)])
+                    }
+                    _ => InstanceError::Callbacks(said),
+                })
+            }
         }
     }
 
-    /// Removes the remote's registrations for the instance's hook; `forget` also drops the hook
-    /// (its token and events). Returns what went wrong remotely, if anything (the hook is then
-    /// kept inactive with the error, unless forgotten).
+    /// Removes the remote's registrations for the instance's hook, then (`forget`) drops the
+    /// hook, its token and events, or keeps it inactive. When the remote's registrations could not
+    /// be removed, the hook is kept inactive with the error (for `/health`, and for another try)
+    /// and the error returned: nothing is forgotten that the remote may still call.
     pub async fn unsubscribe_callbacks(
         &self,
         name: &str,
         forget: bool,
-    ) -> Result<Option<String>, InstanceError> {
+    ) -> Result<(), InstanceError> {
         let Some(mut hook) = self.store.hook(name)? else {
             return if forget {
-                Ok(None)
+                Ok(())
             } else {
                 Err(InstanceError::NotFound(format!(
                     "{name} is not subscribed to callbacks; `bss-host callbacks subscribe {name} --public-url URL` subscribes it"
                 )))
             };
         };
-        let mut problem = None;
         if hook.active || !hook.registrations.is_empty() {
             let token = self.secrets.open(&token_place(name), &hook.sealed_token)?;
             match self.call_subscribe(name, &hook, &token, false).await {
                 Ok(left) => hook.registrations = left,
                 Err(error) => {
-                    problem = Some(format!(
-                        "the remote's callbacks could not be removed ({error}); it may keep calling the hook, which answers 404 once the instance is disabled or deleted"
-                    ))
+                    hook.active = false;
+                    hook.last_error = Some(format!(
+                        "the remote's callbacks could not be removed ({error}); it may keep calling the hook, which answers 404 until they are"
+                    ));
+                    hook.updated_at = crate::time::now_rfc3339();
+                    self.store.set_hook(&hook)?;
+                    return Err(error);
                 }
             }
         }
@@ -215,19 +267,23 @@ impl Instances {
             self.store.remove_hook(name)?;
         } else {
             hook.active = false;
-            hook.last_error = problem.clone();
+            hook.last_error = None;
             hook.updated_at = crate::time::now_rfc3339();
             self.store.set_hook(&hook)?;
         }
-        Ok(problem)
+        Ok(())
     }
 
     /// Disables an instance, unsubscribing its callbacks first. Returns a warning when the
-    /// remote's registrations could not be removed (the instance is disabled all the same).
+    /// remote's registrations could not be removed (the instance is disabled all the same, and
+    /// the hook keeps the error for `/health`).
     pub async fn disable(&self, name: &str) -> Result<Option<String>, InstanceError> {
         let instance = self.get(name)?;
         let warning = if instance.enabled && self.store.hook(name)?.is_some() {
-            self.unsubscribe_callbacks(name, false).await?
+            self.unsubscribe_callbacks(name, false)
+                .await
+                .err()
+                .map(|e| format!("the remote's callbacks could not be removed: {e}"))
         } else {
             None
         };
@@ -252,16 +308,32 @@ impl Instances {
             .map(|e| format!("the callbacks could not be subscribed again: {e}")))
     }
 
-    /// Deletes an instance, unsubscribing its callbacks first. Returns a warning when the
-    /// remote's registrations could not be removed (the instance is deleted all the same).
+    /// Deletes an instance, unsubscribing its callbacks first. An enabled instance whose
+    /// callbacks cannot be removed is not deleted (the error says so); a disabled one is deleted
+    /// with a warning when its hook still had registrations (a failed unsubscribe at disable).
     pub async fn delete_unsubscribed(&self, name: &str) -> Result<Option<String>, InstanceError> {
         let instance = self.get(name)?;
-        let warning = if instance.enabled {
-            self.unsubscribe_callbacks(name, true).await?
-        } else {
+        let mut warning = None;
+        if instance.enabled {
+            self.unsubscribe_callbacks(name, true).await.map_err(|e| {
+                InstanceError::Callbacks(format!(
+                    "{name} was not deleted: {e}; fix the cause and delete again, or disable it first (then the registrations are left in the remote, and listed)"
+                ))
+            })?;
+        } else if let Some(hook) = self.store.hook(name)? {
+            if !hook.registrations.is_empty() {
+                warning = Some(format!(
+                    "the remote may still hold callbacks to {}/hooks/{name}/… (registrations {}); remove them there",
+                    hook.public_url,
+                    hook.registrations
+                        .iter()
+                        .map(|r| format!("{} {}", r.remote_type, r.remote_id))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
             self.store.remove_hook(name)?;
-            None
-        };
+        }
         self.delete(name)?;
         Ok(warning)
     }
@@ -272,7 +344,11 @@ impl Instances {
         let Some(hook) = self.store.hook(name)? else {
             return Ok(None);
         };
-        let events = self.store.event_counts()?.remove(name).unwrap_or_default();
+        let events = self
+            .store
+            .event_counts(crate::time::now_unix() - crate::store::hook_store::FAILED_SHOWN_SECS)?
+            .remove(name)
+            .unwrap_or_default();
         Ok(Some(HookView {
             instance: name.to_string(),
             url: format!("{}{}", hook.public_url, hook_path(name, "****")),

@@ -52,6 +52,9 @@ pub enum InstanceError {
     },
     #[error("the connector could not list choices for {key}: {reason}")]
     Choices { key: String, reason: String },
+    /// The connector or the remote failed a callbacks change (not the input's fault).
+    #[error("the remote's callbacks could not be changed: {0}")]
+    Callbacks(String),
     /// Something of an instance that is not there (a schedule, a feed sink); says how to list
     /// what is.
     #[error("{0}")]

@@ -69,6 +69,16 @@ pub fn start(
                         Ok(dropped) => tracing::info!(dropped, "acknowledged feed entries pruned"),
                         Err(error) => tracing::warn!("the feed could not be pruned: {error}"),
                     }
+                    // Finished callback events as long as the feed: a delivery repeated later
+                    // than that is fetched again, which the feed's versions keep harmless.
+                    let events_before = crate::time::now_unix() - feed_retention_days * 86_400;
+                    match instances.store().prune_events(events_before) {
+                        Ok(0) => {}
+                        Ok(dropped) => tracing::info!(dropped, "finished callback events pruned"),
+                        Err(error) => {
+                            tracing::warn!("callback events could not be pruned: {error}")
+                        }
+                    }
                 }
                 tokio::time::sleep(TICK).await;
             }
@@ -193,7 +203,7 @@ pub fn health(instances: &Instances) -> Result<Health, crate::instances::Instanc
         store.runs_running_since(&crate::time::rfc3339(now - schedules::STUCK_AFTER_SECS))?;
     let feed_backlog = store.feed_backlogs()?;
     let mut callback_errors = BTreeMap::new();
-    let mut counts = store.event_counts()?;
+    let mut counts = store.event_counts(now - crate::store::hook_store::FAILED_SHOWN_SECS)?;
     for hook in store.hooks()? {
         let events = counts.remove(&hook.instance).unwrap_or_default();
         if events.failed > 0 || events.retrying > 0 || hook.last_error.is_some() {

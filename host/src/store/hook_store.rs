@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::StoreResult;
 use crate::contract::manifest::Entity;
 
+/// Failed events count as callback errors (in `/health`) this long after they failed.
+pub const FAILED_SHOWN_SECS: i64 = 24 * 3_600;
+
 /// A claimed event not finished after this long is claimed again (its worker died or hangs).
 pub const EVENT_CLAIM_SECS: i64 = 300;
 
@@ -120,7 +123,7 @@ pub enum EventEnd {
     Later { reason: String, next_try: i64 },
 }
 
-/// Pending and failed events of one instance, and the last failure.
+/// Pending events of one instance, recent failures, and the last failure.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct EventCounts {
@@ -155,6 +158,13 @@ pub trait HookStore: Send + Sync {
     fn finish_event(&self, seq: i64, claimer: &str, end: &EventEnd) -> StoreResult<bool>;
     /// An instance's events, newest first, at most `limit`.
     fn events(&self, instance: &str, limit: usize) -> StoreResult<Vec<HookEvent>>;
-    /// Pending and failed events per instance (instances with none are absent).
-    fn event_counts(&self) -> StoreResult<std::collections::BTreeMap<String, EventCounts>>;
+    /// Pending events, and events failed since `failed_since` (unix seconds), per instance
+    /// (instances with none are absent).
+    fn event_counts(
+        &self,
+        failed_since: i64,
+    ) -> StoreResult<std::collections::BTreeMap<String, EventCounts>>;
+    /// Drops finished (done or failed) events that finished before `before` (unix seconds):
+    /// a delivery repeated after that is taken as new, and its record fetched again.
+    fn prune_events(&self, before: i64) -> StoreResult<usize>;
 }

@@ -43,9 +43,34 @@ pub trait SyncStore: Send + Sync {
     ) -> StoreResult<BTreeMap<String, String>>;
     /// Every BSS id of the entity linked to a remote id, by remote id.
     fn linked(&self, instance: &str, entity: Entity) -> StoreResult<BTreeMap<String, String>>;
-    /// Removes the link of a BSS id whose remote record is gone (deleted through `remove`);
-    /// false when it was not linked.
-    fn unlink(&self, instance: &str, entity: Entity, bss_id: &str) -> StoreResult<bool>;
+    /// Records what a removal did, in one transaction: the BSS id leaves the retry queue (it
+    /// must not be sent again); with `remote` (its remote id, and whether the remote deleted it
+    /// rather than keeping it deactivated) the deletion is known, so the remote's word of it
+    /// later is not reported back, and a deleted record is unlinked. True when it was queued.
+    fn record_removal(
+        &self,
+        instance: &str,
+        entity: Entity,
+        bss_id: &str,
+        remote: Option<(&str, bool)>,
+    ) -> StoreResult<bool>;
+    /// Which of these remote ids are known deleted (reported once, or removed by this instance).
+    fn known_deletions(
+        &self,
+        instance: &str,
+        entity: Entity,
+        remote_ids: &[String],
+    ) -> StoreResult<std::collections::BTreeSet<String>>;
+    /// Marks remote records as deleted and reported; the ones already known are left as they
+    /// are.
+    fn note_deletions(
+        &self,
+        instance: &str,
+        entity: Entity,
+        deleted: &[(String, Option<String>)],
+    ) -> StoreResult<()>;
+    /// Forgets that a remote record was deleted (it was fetched again).
+    fn forget_deletion(&self, instance: &str, entity: Entity, remote_id: &str) -> StoreResult<()>;
     /// How the remote stored what this instance last pushed, per remote id (a `pulled-record` as
     /// JSON; absent when unknown): a pulled record equal to it is an echo of that push.
     fn stored_copies(

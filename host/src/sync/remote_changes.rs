@@ -99,11 +99,15 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         loop {
             attempt += 1;
             let failure = match self.connector.fetch(&self.context, entity, remote_id).await {
+                // A record of another id is not an answer about this one.
+                Ok(Ok(Some(found))) if found.remote_id != remote_id => Failure::Call(format!(
+                    "fetch of {} answered the record {}",
+                    shortened(remote_id),
+                    shortened(&found.remote_id)
+                )),
                 Ok(Ok(found)) => return Ok(found),
-                // The contract says none; a connector that says not-found means the same.
-                Ok(Err(crate::contract::bindings::types::ConnectorError::NotFound(_))) => {
-                    return Ok(None);
-                }
+                // Only `none` confirms a deletion (the contract's word for "no such record"); an
+                // error, a not-found one included, confirms nothing.
                 Ok(Err(error)) => Failure::Connector(error),
                 Err(call) => Failure::Call(call.to_string()),
             };
@@ -150,23 +154,64 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
 
     /// Applies callback events of one entity as one run: each named record is fetched by id and
     /// delivered to the feed (unless it is an echo of this instance's own push); a record the
-    /// remote no longer has is a confirmed deletion. Each event's end says whether to try again.
+    /// remote no longer has is a confirmed deletion, reported once (never when this instance
+    /// removed it). Each event's end says whether to try again.
     pub async fn apply_events(
         &self,
+        entity: Entity,
+        events: &[EventIn],
+    ) -> Result<EventsReport, SyncError> {
+        let run = self.start(RunKind::Pull, entity, false)?;
+        let result = self.apply_events_run(run, entity, events).await;
+        match &result {
+            Ok(report) => {
+                let failed = report
+                    .ends
+                    .iter()
+                    .filter(|(_, end)| !matches!(end, EventEnd::Done(_)))
+                    .count();
+                let (status, message) = if failed == 0 {
+                    (
+                        RunStatus::Done,
+                        format!("{} callback event(s) applied", events.len()),
+                    )
+                } else {
+                    (
+                        RunStatus::Failed,
+                        format!("{failed} of {} callback event(s) failed", events.len()),
+                    )
+                };
+                self.store
+                    .finish_run(run, status, Some(&message), report.fed as i64)?;
+            }
+            Err(error) => {
+                let _ = self
+                    .store
+                    .finish_run(run, RunStatus::Failed, Some(&error.to_string()), 0);
+            }
+        }
+        result
+    }
+
+    async fn apply_events_run(
+        &self,
+        run: i64,
         entity: Entity,
         events: &[EventIn],
     ) -> Result<EventsReport, SyncError> {
         let instance = self.instance().to_string();
         let options = self.store.sync_options(&instance)?;
         let ops = enabled(&options, entity, Direction::Pull);
-        let run = self.start(RunKind::Pull, entity, false)?;
         let mut report = EventsReport {
             run,
             ..EventsReport::default()
         };
         let mut fed = Vec::new();
-        let mut failed = 0;
+        let mut deleted: Vec<(String, Option<String>)> = Vec::new();
         for event in events {
+            if self.lease.is_some_and(RunLease::is_lost) {
+                return Err(SyncError::LeaseLost);
+            }
             if !ops.create && !ops.update {
                 report.ends.push((
                     event.seq,
@@ -177,30 +222,35 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 ));
                 continue;
             }
-            let ends = match self.fetch_one(entity, &event.remote_id).await {
-                Ok(Some(mut pulled)) => self.fetched(entity, &mut pulled, &mut fed)?,
-                Ok(None) => {
-                    if ops.delete {
-                        let known = self.store.bss_ids(
-                            &instance,
-                            entity,
-                            std::slice::from_ref(&event.remote_id),
-                        )?;
-                        fed.push(self.deleted_entry(
-                            entity,
-                            &event.remote_id,
-                            known.get(&event.remote_id).map(String::as_str),
-                        ));
-                        EventEnd::Done("deleted: confirmed gone by fetch".into())
-                    } else {
-                        EventEnd::Done(format!(
-                            "deleted remotely; not reported (the pull sync option of {} does not include delete)",
-                            entity.as_str()
-                        ))
-                    }
+            let ids = std::slice::from_ref(&event.remote_id);
+            let end = match self.fetch_one(entity, &event.remote_id).await {
+                Ok(Some(mut pulled)) => {
+                    self.store
+                        .forget_deletion(&instance, entity, &event.remote_id)?;
+                    self.fetched(entity, &mut pulled, &mut fed)?
                 }
+                Ok(None)
+                    if !self
+                        .store
+                        .known_deletions(&instance, entity, ids)?
+                        .is_empty() =>
+                {
+                    EventEnd::Done("deleted: already reported, or removed by this instance".into())
+                }
+                Ok(None) if ops.delete => {
+                    let known = self.store.bss_ids(&instance, entity, ids)?;
+                    let bss_id = known.get(&event.remote_id).cloned();
+                    if !deleted.iter().any(|(r, _)| r == &event.remote_id) {
+                        fed.push(self.deleted_entry(entity, &event.remote_id, bss_id.as_deref()));
+                        deleted.push((event.remote_id.clone(), bss_id));
+                    }
+                    EventEnd::Done("deleted: confirmed gone by fetch".into())
+                }
+                Ok(None) => EventEnd::Done(format!(
+                    "deleted remotely; not reported (the pull sync option of {} does not include delete)",
+                    entity.as_str()
+                )),
                 Err(failure) => {
-                    failed += 1;
                     let message = self.context.redactor().bounded(&failure.message());
                     if failure.retryable() && event.attempts + 1 < EVENT_MAX_ATTEMPTS {
                         EventEnd::Retry {
@@ -212,23 +262,13 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     }
                 }
             };
-            report.ends.push((event.seq, ends));
+            report.ends.push((event.seq, end));
         }
+        // The feed first: a crash before the deletions are noted reports them again, and the
+        // feed keeps each once.
         report.fed = self.store.append_feed(&instance, Some(run), &fed)?;
+        self.store.note_deletions(&instance, entity, &deleted)?;
         crate::metrics::records(&instance, entity.as_str(), "pulled", report.fed as u64);
-        let (status, message) = if failed == 0 {
-            (
-                RunStatus::Done,
-                format!("{} callback event(s) applied", events.len()),
-            )
-        } else {
-            (
-                RunStatus::Failed,
-                format!("{failed} of {} callback event(s) failed", events.len()),
-            )
-        };
-        self.store
-            .finish_run(run, status, Some(&message), report.fed as i64)?;
         Ok(report)
     }
 
@@ -347,33 +387,56 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         report.listed = listed.len();
         let linked = self.store.linked(&instance, entity)?;
         report.linked = linked.len();
+        let missing: Vec<String> = linked
+            .keys()
+            .filter(|r| !listed.contains(*r))
+            .cloned()
+            .collect();
+        let known = self.store.known_deletions(&instance, entity, &missing)?;
         let mut fed = Vec::new();
-        for (remote_id, bss_id) in linked.iter().filter(|(r, _)| !listed.contains(*r)) {
+        let mut deleted = Vec::new();
+        let mut failure = None;
+        for remote_id in missing.iter().filter(|r| !known.contains(*r)) {
+            if self.lease.is_some_and(RunLease::is_lost) {
+                failure = Some(SyncError::LeaseLost);
+                break;
+            }
             match self.fetch_one(entity, remote_id).await {
                 Ok(None) => {
+                    let bss_id = linked.get(remote_id).cloned();
                     report.deleted += 1;
-                    fed.push(self.deleted_entry(entity, remote_id, Some(bss_id)));
+                    fed.push(self.deleted_entry(entity, remote_id, bss_id.as_deref()));
+                    deleted.push((remote_id.clone(), bss_id));
                 }
                 Ok(Some(_)) => report.still_there += 1,
-                Err(failure) => {
-                    return Err(SyncError::Pull {
+                Err(error) => {
+                    failure = Some(SyncError::Pull {
                         entity: entity.as_str(),
                         reason: self.context.redactor().bounded(&format!(
-                            "confirming that {remote_id} is gone: {}",
-                            failure.message()
+                            "confirming that {} is gone: {}",
+                            shortened(remote_id),
+                            error.message()
                         )),
                     });
+                    break;
                 }
             }
         }
+        // What was confirmed before a failure is kept: the feed first, then the marks.
         report.fed = self.store.append_feed(&instance, Some(run), &fed)?;
-        Ok(report)
+        self.store.note_deletions(&instance, entity, &deleted)?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(report),
+        }
     }
 
     /// Removes (deletes or deactivates) the remote records of BSS ids the BSS deleted. Needs the
-    /// push sync option with `delete`. A record deleted, or already gone, is unlinked from the id
-    /// map; a deactivated one stays linked (the remote keeps it). Idempotent: removing again
-    /// answers `already-gone` or `deactivated`.
+    /// push sync option with `delete`. Each removed record leaves the retry queue; one deleted,
+    /// or already gone, is unlinked from the id map, a deactivated one stays linked (the remote
+    /// keeps it); the remote's word of the deletion later is not reported back. A record whose
+    /// create is unsettled is refused; one never created but queued is unqueued. Idempotent:
+    /// removing again answers `already-gone`, `deactivated` or `skipped`.
     pub async fn remove(
         &self,
         entity: Entity,
@@ -390,6 +453,48 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             });
         }
         let run = self.start(RunKind::Remove, entity, dry_run)?;
+        let result = self.remove_run(run, entity, bss_ids, dry_run).await;
+        match &result {
+            Ok(report) => {
+                let status = if report.failed == 0 {
+                    RunStatus::Done
+                } else {
+                    RunStatus::Failed
+                };
+                let message = format!(
+                    "{} removal(s) asked, {} failed{}",
+                    bss_ids.len(),
+                    report.failed,
+                    if dry_run {
+                        " (dry run: nothing written)"
+                    } else {
+                        ""
+                    }
+                );
+                self.store.finish_run(
+                    run,
+                    status,
+                    Some(&message),
+                    (report.items.len() - report.failed) as i64,
+                )?;
+            }
+            Err(error) => {
+                let _ = self
+                    .store
+                    .finish_run(run, RunStatus::Failed, Some(&error.to_string()), 0);
+            }
+        }
+        result
+    }
+
+    async fn remove_run(
+        &self,
+        run: i64,
+        entity: Entity,
+        bss_ids: &[String],
+        dry_run: bool,
+    ) -> Result<RemoveReport, SyncError> {
+        let instance = self.instance().to_string();
         let mut report = RemoveReport {
             run,
             dry_run,
@@ -398,14 +503,35 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         let map = self.store.id_map(&instance, entity, bss_ids)?;
         let mut linked = Vec::new();
         for bss_id in bss_ids {
-            match map.get(bss_id).and_then(|e| e.remote_id.clone()) {
-                Some(remote_id) => linked.push((bss_id.clone(), remote_id)),
-                None => report.items.push(ReportItem {
+            let entry = map.get(bss_id);
+            if entry.is_some_and(|e| e.pending) {
+                report.failed += 1;
+                report.items.push(ReportItem {
                     id: bss_id.clone(),
-                    outcome: "skipped".into(),
+                    outcome: "failed".into(),
                     remote_id: None,
-                    message: Some("not linked to a remote record: nothing to remove".into()),
-                }),
+                    message: Some(format!(
+                        "a create of it was sent and its outcome is not known; settle it first (`bss-host retry {instance}`, or `bss-host link`), then remove it"
+                    )),
+                });
+                continue;
+            }
+            match entry.and_then(|e| e.remote_id.clone()) {
+                Some(remote_id) => linked.push((bss_id.clone(), remote_id)),
+                None => {
+                    let queued =
+                        !dry_run && self.store.record_removal(&instance, entity, bss_id, None)?;
+                    report.items.push(ReportItem {
+                        id: bss_id.clone(),
+                        outcome: if queued { "unqueued" } else { "skipped" }.into(),
+                        remote_id: None,
+                        message: Some(if queued {
+                            "never created remotely; it waited in the retry queue and will not be sent".into()
+                        } else {
+                            "not linked to a remote record: nothing to remove".into()
+                        }),
+                    });
+                }
             }
         }
         for chunk in linked.chunks(100) {
@@ -425,8 +551,14 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 };
                 let (outcome, message) = match answer {
                     Ok(removal) => {
-                        if !dry_run && matches!(removal, Removal::Deleted | Removal::AlreadyGone) {
-                            self.store.unlink(&instance, entity, bss_id)?;
+                        let deleted = matches!(removal, Removal::Deleted | Removal::AlreadyGone);
+                        if !dry_run {
+                            self.store.record_removal(
+                                &instance,
+                                entity,
+                                bss_id,
+                                Some((remote_id, deleted)),
+                            )?;
                         }
                         let said = match removal {
                             Removal::Deleted => "deleted",
@@ -451,27 +583,6 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                 });
             }
         }
-        let status = if report.failed == 0 {
-            RunStatus::Done
-        } else {
-            RunStatus::Failed
-        };
-        let message = format!(
-            "{} removal(s) asked, {} failed{}",
-            bss_ids.len(),
-            report.failed,
-            if dry_run {
-                " (dry run: nothing written)"
-            } else {
-                ""
-            }
-        );
-        self.store.finish_run(
-            run,
-            status,
-            Some(&message),
-            (report.items.len() - report.failed) as i64,
-        )?;
         Ok(report)
     }
 

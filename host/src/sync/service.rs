@@ -381,15 +381,18 @@ pub async fn remove(
         )])
         .into());
     }
-    if let Some(bad) = bss_ids
+    let problems: Vec<(String, String)> = bss_ids
         .iter()
-        .find(|id| id.trim().is_empty() || id.len() > 256)
-    {
-        return Err(InstanceError::Invalid(vec![(
-            "bss-ids".into(),
-            format!("{bad:?} is not a BSS id (1 to 256 bytes, not blank)"),
-        )])
-        .into());
+        .filter_map(|id| {
+            if id.is_empty() {
+                return Some("an empty id is not a BSS id".to_string());
+            }
+            records::check_id(id).err()
+        })
+        .map(|problem| ("bss-ids".to_string(), problem))
+        .collect();
+    if !problems.is_empty() {
+        return Err(InstanceError::Invalid(problems).into());
     }
     let (loaded, context) = instances.context(name)?;
     let held = lease(instances, name, entity, "removal", by).await?;

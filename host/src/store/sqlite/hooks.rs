@@ -209,7 +209,7 @@ impl HookStore for SqliteStore {
         Ok(rows)
     }
 
-    fn event_counts(&self) -> StoreResult<BTreeMap<String, EventCounts>> {
+    fn event_counts(&self, failed_since: i64) -> StoreResult<BTreeMap<String, EventCounts>> {
         let connection = self.lock();
         let mut statement = connection
             .prepare(
@@ -218,13 +218,16 @@ impl HookStore for SqliteStore {
                         SUM(state = 'failed'),
                         SUM(state = 'pending' AND attempts > 0),
                         (SELECT outcome FROM hook_events l WHERE l.instance = e.instance
-                             AND (l.state = 'failed' OR (l.state = 'pending' AND l.attempts > 0))
+                             AND ((l.state = 'failed' AND l.finished_at >= ?1)
+                                  OR (l.state = 'pending' AND l.attempts > 0))
                              ORDER BY l.finished_at DESC, l.seq DESC LIMIT 1)
-                 FROM hook_events e WHERE state IN ('pending', 'failed') GROUP BY instance",
+                 FROM hook_events e
+                 WHERE state = 'pending' OR (state = 'failed' AND finished_at >= ?1)
+                 GROUP BY instance",
             )
             .map_err(db)?;
         let rows = statement
-            .query_map([], |r| {
+            .query_map([failed_since], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     EventCounts {
@@ -239,5 +242,15 @@ impl HookStore for SqliteStore {
             .collect::<Result<BTreeMap<_, _>, _>>()
             .map_err(db)?;
         Ok(rows)
+    }
+
+    fn prune_events(&self, before: i64) -> StoreResult<usize> {
+        let connection = self.lock();
+        connection
+            .execute(
+                "DELETE FROM hook_events WHERE state IN ('done', 'failed') AND finished_at < ?1",
+                [before],
+            )
+            .map_err(db)
     }
 }

@@ -263,7 +263,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         12,
-        "callback hooks and their events",
+        "callback hooks and their events, remote deletions known",
         "CREATE TABLE hooks (
             instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,
             token TEXT NOT NULL,
@@ -291,7 +291,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
             finished_at INTEGER
         );
         CREATE UNIQUE INDEX hook_events_once ON hook_events (instance, message_id, entity, remote_id, action);
-        CREATE INDEX hook_events_due ON hook_events (state, next_try);",
+        CREATE INDEX hook_events_due ON hook_events (state, next_try);
+        CREATE TABLE remote_deletions (
+            instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+            entity TEXT NOT NULL,
+            remote_id TEXT NOT NULL,
+            bss_id TEXT,
+            by_removal INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (instance, entity, remote_id)
+        );",
     ),
 ];
 
@@ -698,6 +707,107 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(200));
         let refilled = second.take_request_tokens("fast", 6_000, 6_000).unwrap();
         assert!((15..=60).contains(&refilled), "{refilled}");
+    }
+
+    /// A callback event is stored once however often it is delivered; two workers on one file
+    /// never claim the same event; only the claimer's end is written; a busy entity's event is
+    /// not an attempt; finished events are pruned; a removal's deletion is known, unlinks and
+    /// unqueues in one go.
+    #[test]
+    fn callback_events_are_kept_once_claimed_once_and_deletions_known() {
+        use crate::store::hook_store::{Action, EVENT_CLAIM_SECS, EventEnd, HookStore};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bss.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let other = SqliteStore::open(&path).unwrap();
+        store.create_instance(&instance("acme")).unwrap();
+        let record = |s: &SqliteStore, message: &str, id: &str| {
+            s.record_event("acme", message, Entity::Contact, id, Action::Updated)
+                .unwrap()
+        };
+        assert!(record(&store, "m1", "7"));
+        assert!(!record(&other, "m1", "7"), "a repeated delivery is not new");
+        assert!(
+            record(&store, "m2", "7"),
+            "another message of the same record is"
+        );
+        let now = 10_000;
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| store.claim_events("a", now, 10).unwrap());
+            let b = scope.spawn(|| other.claim_events("b", now, 10).unwrap());
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!(a.len() + b.len(), 2, "each event to one claimer");
+        let (mine, claimer) = if a.is_empty() { (b, "b") } else { (a, "a") };
+        let seq = mine[0].seq;
+        assert!(
+            !store
+                .finish_event(seq, "someone else", &EventEnd::Done("x".into()))
+                .unwrap()
+        );
+        store
+            .finish_event(
+                seq,
+                claimer,
+                &EventEnd::Later {
+                    reason: "busy".into(),
+                    next_try: now + 2,
+                },
+            )
+            .unwrap();
+        let again = store.claim_events("c", now + 2, 10).unwrap();
+        assert_eq!(again.iter().map(|e| e.seq).collect::<Vec<_>>(), [seq]);
+        assert_eq!(again[0].attempts, 0, "busy is not an attempt");
+        // The other claim lapses and is taken over.
+        let lapsed = store
+            .claim_events("d", now + EVENT_CLAIM_SECS + 1, 10)
+            .unwrap();
+        assert_eq!(lapsed.len(), 1);
+        assert_ne!(
+            lapsed[0].seq, seq,
+            "the claim taken two seconds ago has not lapsed"
+        );
+        store
+            .finish_event(seq, "c", &EventEnd::Failed("gone wrong".into()))
+            .unwrap();
+        let counts = store.event_counts(0).unwrap();
+        assert_eq!(counts["acme"].failed, 1);
+        assert_eq!(counts["acme"].last_error.as_deref(), Some("gone wrong"));
+        assert_eq!(store.prune_events(i64::MAX).unwrap(), 1, "the finished one");
+        assert_eq!(
+            store.events("acme", 10).unwrap().len(),
+            1,
+            "the pending one stays"
+        );
+
+        // Deletions: a removal unlinks a deleted record, unqueues it and makes it known.
+        store.link("acme", Entity::Contact, "K1", "7").unwrap();
+        store.link("acme", Entity::Contact, "K2", "8").unwrap();
+        store
+            .record_removal("acme", Entity::Contact, "K1", Some(("7", true)))
+            .unwrap();
+        store
+            .record_removal("acme", Entity::Contact, "K2", Some(("8", false)))
+            .unwrap();
+        let linked = store.linked("acme", Entity::Contact).unwrap();
+        assert_eq!(
+            linked.keys().collect::<Vec<_>>(),
+            ["8"],
+            "deactivated stays linked"
+        );
+        let ids = ["7".to_string(), "8".to_string(), "9".to_string()];
+        let known = store
+            .known_deletions("acme", Entity::Contact, &ids)
+            .unwrap();
+        assert_eq!(known.into_iter().collect::<Vec<_>>(), ["7", "8"]);
+        store
+            .note_deletions("acme", Entity::Contact, &[("9".into(), None)])
+            .unwrap();
+        store.forget_deletion("acme", Entity::Contact, "7").unwrap();
+        let known = store
+            .known_deletions("acme", Entity::Contact, &ids)
+            .unwrap();
+        assert_eq!(known.into_iter().collect::<Vec<_>>(), ["8", "9"]);
     }
 
     /// Two schedulers on one file claim a due slot once; a running schedule is not claimed

@@ -89,15 +89,89 @@ impl SyncStore for SqliteStore {
         Ok(rows)
     }
 
-    fn unlink(&self, instance: &str, entity: Entity, bss_id: &str) -> StoreResult<bool> {
-        let connection = self.lock();
-        let removed = connection
+    fn record_removal(
+        &self,
+        instance: &str,
+        entity: Entity,
+        bss_id: &str,
+        remote: Option<(&str, bool)>,
+    ) -> StoreResult<bool> {
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        let entity_name = name_of(&entity);
+        let queued = tx
             .execute(
-                "DELETE FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3 AND pending = 0",
-                params![instance, name_of(&entity), bss_id],
+                "DELETE FROM retry_queue WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3",
+                params![instance, entity_name, bss_id],
+            )
+            .map_err(db)?
+            > 0;
+        if let Some((remote_id, deleted)) = remote {
+            tx.execute(
+                "INSERT OR REPLACE INTO remote_deletions (instance, entity, remote_id, bss_id, by_removal, at)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5)",
+                params![instance, entity_name, remote_id, bss_id, crate::time::now_rfc3339()],
             )
             .map_err(db)?;
-        Ok(removed > 0)
+            if deleted {
+                tx.execute(
+                    "DELETE FROM id_map WHERE instance = ?1 AND entity = ?2 AND bss_id = ?3 AND pending = 0",
+                    params![instance, entity_name, bss_id],
+                )
+                .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(queued)
+    }
+
+    fn known_deletions(
+        &self,
+        instance: &str,
+        entity: Entity,
+        remote_ids: &[String],
+    ) -> StoreResult<std::collections::BTreeSet<String>> {
+        Ok(self
+            .each_found(
+                "SELECT remote_id FROM remote_deletions WHERE instance = ?1 AND entity = ?2 AND remote_id = ?3",
+                instance,
+                entity,
+                remote_ids,
+            )?
+            .into_keys()
+            .collect())
+    }
+
+    fn note_deletions(
+        &self,
+        instance: &str,
+        entity: Entity,
+        deleted: &[(String, Option<String>)],
+    ) -> StoreResult<()> {
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        let at = crate::time::now_rfc3339();
+        for (remote_id, bss_id) in deleted {
+            tx.execute(
+                "INSERT OR IGNORE INTO remote_deletions (instance, entity, remote_id, bss_id, by_removal, at)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+                params![instance, name_of(&entity), remote_id, bss_id, at],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(())
+    }
+
+    fn forget_deletion(&self, instance: &str, entity: Entity, remote_id: &str) -> StoreResult<()> {
+        let connection = self.lock();
+        connection
+            .execute(
+                "DELETE FROM remote_deletions WHERE instance = ?1 AND entity = ?2 AND remote_id = ?3",
+                params![instance, name_of(&entity), remote_id],
+            )
+            .map_err(db)?;
+        Ok(())
     }
 
     fn mark_pending(
