@@ -119,8 +119,9 @@ async fn instances_are_managed_through_the_command() {
             ok(data, &["sync-options", "set", "acme", "account:push:create,update", "contact:pull:create"]);
             let err = fails(data, &["sync-options", "set", "acme", "invoice:pull:create"]);
             assert!(err.contains("does not support create for invoice:pull"), "{err}");
-            let err = fails(data, &["sync-options", "set", "acme", "account:push:delete"]);
-            assert!(err.contains("does not support delete for account:push"), "{err}");
+            // Invoices are money records: never removed.
+            let err = fails(data, &["sync-options", "set", "acme", "invoice:push:delete"]);
+            assert!(err.contains("does not support delete for invoice:push"), "{err}");
             let err = fails(data, &["sync-options", "set", "acme", "planet:push:create"]);
             assert!(err.contains("is not an entity"), "{err}");
 
