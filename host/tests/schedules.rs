@@ -267,6 +267,19 @@ async fn serve_runs_the_schedules_and_the_api_reads_and_acknowledges_the_feed() 
     let newest = entries[2]["seq"].as_i64().unwrap();
     assert_eq!(page["next-after"], newest);
 
+    let malformed = client
+        .get(format!("{base}/instances/cw/feed?after=yesterday"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    let said: Value = malformed.json().await.unwrap();
+    assert!(
+        said["error"].as_str().unwrap().contains("after"),
+        "the JSON error names the parameter: {said}"
+    );
+
     let ndjson = client
         .get(format!("{base}/instances/cw/feed?after=0"))
         .bearer_auth(&token)

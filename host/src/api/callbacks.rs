@@ -6,13 +6,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, ApiResult, Shared, api_run_by, error, instances};
+use super::{ApiError, ApiResult, Params, Shared, api_run_by, error, instances};
 use crate::instances::InstanceError;
 use crate::sync::service::parse_entity;
 
@@ -96,7 +96,7 @@ pub(super) struct EventsQuery {
 pub(super) async fn events(
     State(state): State<Shared>,
     UrlPath(name): UrlPath<String>,
-    Query(query): Query<EventsQuery>,
+    Params(query): Params<EventsQuery>,
 ) -> ApiResult {
     let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
     let events = instances(&state)

@@ -261,6 +261,30 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
+/// A query string parsed into `T`; one that does not parse is a 400 in the API's JSON error shape
+/// (axum's own rejection is plain text).
+struct Params<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for Params<T>
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Params(value)),
+            Err(rejection) => Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("the query string is not valid: {}", rejection.body_text()),
+                vec![],
+            )),
+        }
+    }
+}
+
 fn instances(state: &Shared) -> &Instances {
     &state.app.instances
 }
@@ -337,7 +361,7 @@ struct Confirm {
 async fn delete_instance(
     State(state): State<Shared>,
     UrlPath(name): UrlPath<String>,
-    Query(confirm): Query<Confirm>,
+    Params(confirm): Params<Confirm>,
 ) -> Result<Json<Value>, Response> {
     instances(&state)
         .get(&name)
@@ -532,7 +556,7 @@ struct PushQuery {
 async fn push(
     State(state): State<Shared>,
     UrlPath((name, entity)): UrlPath<(String, String)>,
-    Query(query): Query<PushQuery>,
+    Params(query): Params<PushQuery>,
     body: String,
 ) -> Result<Response, ApiError> {
     let entity = crate::sync::service::parse_entity(&entity)?;
@@ -570,7 +594,7 @@ struct PullQuery {
 async fn pull(
     State(state): State<Shared>,
     UrlPath((name, entity)): UrlPath<(String, String)>,
-    Query(query): Query<PullQuery>,
+    Params(query): Params<PullQuery>,
 ) -> Result<Response, ApiError> {
     let entity = crate::sync::service::parse_entity(&entity)?;
     let mut out: Vec<u8> = Vec::new();
@@ -742,7 +766,7 @@ const MAX_FEED_PAGE: usize = 1_000;
 async fn read_feed(
     State(state): State<Shared>,
     UrlPath(name): UrlPath<String>,
-    Query(query): Query<FeedQuery>,
+    Params(query): Params<FeedQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let limit = query.limit.clamp(1, MAX_FEED_PAGE);

@@ -104,8 +104,9 @@ fn sinks(instances: std::sync::Arc<Instances>) -> tokio::task::JoinHandle<()> {
                 return;
             }
         };
+        let owner = crate::sync::lease::new_owner("sinks");
         loop {
-            if let Err(error) = sink::deliver_due(&instances, &client).await {
+            if let Err(error) = sink::deliver_due(&instances, &client, &owner).await {
                 tracing::warn!("the feed sinks could not be served: {error}");
             }
             tokio::time::sleep(TICK).await;

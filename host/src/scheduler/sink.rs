@@ -120,18 +120,33 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 /// Posts one batch to every sink that is due and has entries after what it was delivered;
-/// returns how many entries were delivered.
+/// returns how many entries were delivered. Each sink is claimed for its delivery (`owner`, one
+/// per process), so another `serve` on the same store does not post the same batch meanwhile,
+/// and its state is read as of the claim.
 pub async fn deliver_due(
     instances: &Instances,
     client: &reqwest::Client,
+    owner: &str,
 ) -> Result<usize, StoreError> {
     let now = crate::time::now_unix();
     let mut delivered = 0;
-    for sink in instances.store().feed_sinks()? {
-        if sink.next_try > now {
+    let store = instances.store();
+    for listed in store.feed_sinks()? {
+        if listed.next_try > now {
             continue;
         }
-        delivered += deliver(instances, client, &sink, now).await?;
+        // Held past the request's timeout, so a claim lapses only when its process died.
+        let until = now + 3 * TIMEOUT.as_secs() as i64;
+        let Some(sink) = store.claim_sink(&listed.instance, owner, now, until)? else {
+            continue;
+        };
+        let result = if sink.next_try > now {
+            Ok(0)
+        } else {
+            deliver(instances, client, &sink, now).await
+        };
+        store.release_sink(&sink.instance, owner)?;
+        delivered += result?;
     }
     Ok(delivered)
 }

@@ -10,6 +10,8 @@
 //!   remote id, `last-updated` and change) is in the feed once, however often it is pulled
 //!   (a crash between the feed and the cursor, a repeated callback).
 //! - [`ScheduleStore::ack_feed`] only moves forward, and never past the newest entry.
+//! - [`ScheduleStore::claim_sink`] hands a sink to one claimer at a time (until its claim
+//!   lapses), with the sink's state as of the claim.
 
 use serde::{Deserialize, Serialize};
 
@@ -211,4 +213,16 @@ pub trait ScheduleStore: Send + Sync {
     fn sink_delivered(&self, instance: &str, upto: i64) -> StoreResult<()>;
     /// Records a failed delivery and when to try again.
     fn sink_failed(&self, instance: &str, error: &str, next_try: i64) -> StoreResult<()>;
+    /// Claims an instance's sink for one delivery until `until` (unix seconds): the sink as it
+    /// is now, or none when another claimer holds it (or it is gone). Two `serve` processes on
+    /// one store never post the same batch at once.
+    fn claim_sink(
+        &self,
+        instance: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<Option<FeedSinkRow>>;
+    /// Ends the owner's claim.
+    fn release_sink(&self, instance: &str, owner: &str) -> StoreResult<()>;
 }

@@ -263,7 +263,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         12,
-        "callback hooks and their events, remote deletions known",
+        "callback hooks and their events, remote deletions known, sink claims",
         "CREATE TABLE hooks (
             instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,
             token TEXT NOT NULL,
@@ -300,7 +300,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
             by_removal INTEGER NOT NULL,
             at TEXT NOT NULL,
             PRIMARY KEY (instance, entity, remote_id)
-        );",
+        );
+        ALTER TABLE feed_sinks ADD COLUMN claimed_by TEXT;
+        ALTER TABLE feed_sinks ADD COLUMN claimed_until INTEGER NOT NULL DEFAULT 0;",
     ),
 ];
 
@@ -808,6 +810,36 @@ mod tests {
             .known_deletions("acme", Entity::Contact, &ids)
             .unwrap();
         assert_eq!(known.into_iter().collect::<Vec<_>>(), ["8", "9"]);
+    }
+
+    /// Two `serve` processes never hold one sink at once; a lapsed claim is taken over, and a
+    /// claim reads the sink as it is then (what the other delivered included).
+    #[test]
+    fn a_sink_is_claimed_by_one_process_at_a_time() {
+        use crate::store::schedule_store::ScheduleStore;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bss.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let other = SqliteStore::open(&path).unwrap();
+        store.create_instance(&instance("acme")).unwrap();
+        store
+            .set_feed_sink("acme", "https://bss.example/feed", "sealed")
+            .unwrap();
+        assert!(store.claim_sink("acme", "a", 100, 130).unwrap().is_some());
+        assert!(other.claim_sink("acme", "b", 101, 131).unwrap().is_none());
+        store.sink_delivered("acme", 7).unwrap();
+        store.release_sink("acme", "b").unwrap();
+        assert!(
+            other.claim_sink("acme", "b", 102, 132).unwrap().is_none(),
+            "only the owner releases"
+        );
+        store.release_sink("acme", "a").unwrap();
+        let claimed = other.claim_sink("acme", "b", 103, 133).unwrap().unwrap();
+        assert_eq!(claimed.delivered, 7, "read as of the claim");
+        // b dies holding it: after its claim lapses, a takes it.
+        assert!(store.claim_sink("acme", "a", 120, 150).unwrap().is_none());
+        assert!(store.claim_sink("acme", "a", 134, 164).unwrap().is_some());
+        assert!(store.claim_sink("gone", "a", 134, 164).unwrap().is_none());
     }
 
     /// Two schedulers on one file claim a due slot once; a running schedule is not claimed

@@ -388,6 +388,60 @@ impl ScheduleStore for SqliteStore {
         Ok(())
     }
 
+    fn claim_sink(
+        &self,
+        instance: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<Option<FeedSinkRow>> {
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        let claimed = tx
+            .execute(
+                "UPDATE feed_sinks SET claimed_by = ?2, claimed_until = ?4
+                 WHERE instance = ?1 AND (claimed_by IS NULL OR claimed_by = ?2 OR claimed_until < ?3)",
+                params![instance, owner, now, until],
+            )
+            .map_err(db)?;
+        let row = if claimed == 0 {
+            None
+        } else {
+            tx.query_row(
+                "SELECT instance, url, secret, delivered, attempts, next_try, last_error
+                 FROM feed_sinks WHERE instance = ?1",
+                [instance],
+                |r| {
+                    Ok(FeedSinkRow {
+                        instance: r.get(0)?,
+                        url: r.get(1)?,
+                        sealed_secret: r.get(2)?,
+                        delivered: r.get(3)?,
+                        attempts: r.get(4)?,
+                        next_try: r.get(5)?,
+                        last_error: r.get(6)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)?
+        };
+        tx.commit().map_err(db)?;
+        Ok(row)
+    }
+
+    fn release_sink(&self, instance: &str, owner: &str) -> StoreResult<()> {
+        let connection = self.lock();
+        connection
+            .execute(
+                "UPDATE feed_sinks SET claimed_by = NULL, claimed_until = 0
+                 WHERE instance = ?1 AND claimed_by = ?2",
+                params![instance, owner],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
     fn feed_backlogs(&self) -> StoreResult<BTreeMap<String, i64>> {
         counts_by_instance(
             &self.lock(),
