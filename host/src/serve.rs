@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use crate::app::App;
 
 pub async fn serve(app: App, listen: SocketAddr, feed_retention_days: i64) -> anyhow::Result<()> {
-    let token_hash = crate::api::token_hash(&app.data)?;
+    crate::api::tokens::ensure_admin(&app.data, app.store.as_ref())?;
     let _watcher = crate::registry::watch(
         app.registry.clone(),
         app.plugins.clone(),
         crate::registry::WATCH_EVERY,
     );
     let _scheduler = crate::scheduler::start(app.instances.clone(), feed_retention_days);
-    let router = crate::api::router(app, token_hash);
+    let router = crate::api::router(app);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!(
         "admin API listening on http://{}/api/v1",

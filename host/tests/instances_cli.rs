@@ -228,8 +228,16 @@ async fn the_api_needs_its_token_on_every_route_but_the_description() {
     server.arg("--data").arg(&data);
     let served = cw::serve(server);
     let (token, base) = (served.token.clone(), served.base.clone());
-    let stored = std::fs::read_to_string(data.join("api-token.sha256")).unwrap();
-    assert!(!stored.contains(&token), "only the hash is kept");
+    let listed = ok(&data, &["tokens", "list", "--json"]);
+    assert!(
+        listed.contains("\"serve\"") && listed.contains("admin"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&token), "only the hash is kept");
+    assert!(
+        !contains(&database_bytes(&data), token.as_bytes()),
+        "the token is nowhere in the store"
+    );
 
     let client = cw::api_client();
     let routes = [
@@ -320,4 +328,135 @@ async fn the_api_needs_its_token_on_every_route_but_the_description() {
         .await
         .unwrap();
     assert_eq!(listed[0]["name"], "acme");
+}
+
+/// Named tokens with roles through the real binary and API: a viewer reads but changes nothing
+/// (403), an operator runs syncs but changes no setting, an admin does both; a revoked token is
+/// refused at once, also by the `serve` that was running when it was revoked; an earlier host's
+/// single token becomes the admin token `serve`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_have_roles_and_the_api_enforces_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // The token file of an earlier host: its token keeps working, as an admin.
+    let earlier = "an-earlier-hosts-token";
+    std::fs::write(
+        data.join("api-token.sha256"),
+        format!("{}\n", bss_host::api::tokens::hash(earlier)),
+    )
+    .unwrap();
+    ok(&data, &["activate", "connectwise", "--name", "acme"]);
+    let viewer = ok(
+        &data,
+        &["tokens", "create", "dashboard", "--role", "viewer"],
+    );
+    let operator = ok(
+        &data,
+        &["tokens", "create", "nightly", "--role", "operator"],
+    );
+    let (viewer, operator) = (viewer.trim().to_string(), operator.trim().to_string());
+    let err = fails(&data, &["tokens", "create", "nightly", "--role", "viewer"]);
+    assert!(err.contains("exists"), "{err}");
+    let err = fails(&data, &["tokens", "create", "Bad Name", "--role", "viewer"]);
+    assert!(err.contains("not a token name"), "{err}");
+    let err = fails(&data, &["tokens", "create", "x", "--role", "root"]);
+    assert!(err.contains("viewer, operator, admin"), "{err}");
+
+    let mut server = std::process::Command::new(BIN);
+    server.arg("--data").arg(&data);
+    let served = cw::serve_with_known_token(server, earlier);
+    let base = served.base.clone();
+    assert!(!data.join("api-token.sha256").exists(), "imported");
+    let listed = ok(&data, &["tokens", "list"]);
+    assert!(
+        listed.contains("serve") && listed.contains("admin"),
+        "{listed}"
+    );
+
+    let client = cw::api_client();
+    let call =
+        |method: reqwest::Method, path: &str, token: &str, body: Option<serde_json::Value>| {
+            let mut request = client
+                .request(method, format!("{base}{path}"))
+                .bearer_auth(token);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            async move { request.send().await.unwrap() }
+        };
+    use reqwest::Method;
+    let settings = serde_json::json!({ "company-id": "acme" });
+    // A viewer reads, and is refused every change with 403 naming its role.
+    assert_eq!(
+        call(Method::GET, "/instances/acme/settings", &viewer, None)
+            .await
+            .status(),
+        200
+    );
+    let refused = call(
+        Method::PATCH,
+        "/instances/acme/settings",
+        &viewer,
+        Some(settings.clone()),
+    )
+    .await;
+    assert_eq!(refused.status(), 403);
+    let said: serde_json::Value = refused.json().await.unwrap();
+    assert!(said["error"].as_str().unwrap().contains("viewer"), "{said}");
+    assert_eq!(
+        call(Method::POST, "/instances/acme/retry", &viewer, None)
+            .await
+            .status(),
+        403
+    );
+    // An operator runs syncs (the retry of an empty queue) but changes no setting.
+    assert_eq!(
+        call(Method::POST, "/instances/acme/retry", &operator, None)
+            .await
+            .status(),
+        409,
+        "allowed through (the instance needs settings: 409, not 403)"
+    );
+    assert_eq!(
+        call(
+            Method::PATCH,
+            "/instances/acme/settings",
+            &operator,
+            Some(settings.clone())
+        )
+        .await
+        .status(),
+        403
+    );
+    assert_eq!(
+        call(Method::DELETE, "/instances/acme", &operator, None)
+            .await
+            .status(),
+        403
+    );
+    // The admin does it.
+    assert_eq!(
+        call(
+            Method::PATCH,
+            "/instances/acme/settings",
+            earlier,
+            Some(settings)
+        )
+        .await
+        .status(),
+        200
+    );
+    // Revoked while serve runs: refused at once.
+    ok(&data, &["tokens", "revoke", "nightly"]);
+    assert_eq!(
+        call(Method::GET, "/instances", &operator, None)
+            .await
+            .status(),
+        401
+    );
+    let listed = ok(&data, &["tokens", "list"]);
+    assert!(listed.contains("revoked"), "{listed}");
+    let err = fails(&data, &["tokens", "revoke", "nightly"]);
+    assert!(err.contains("no unrevoked token"), "{err}");
 }

@@ -1,17 +1,16 @@
 //! The admin HTTP API under `/api/v1`: the same operations as the command, JSON in and out.
 //!
-//! Every route but `/api/v1/openapi.json` needs `Authorization: Bearer <token>`; the callback hook
-//! (`/hooks/{instance}/{token}`, see `callbacks`) is authenticated by its URL token and the
-//! remote's signature instead. The token is made
-//! on the first `serve`, shown once on standard output, and kept only as its SHA-256 in
-//! `api-token.sha256` in the data folder. Errors are `{"error": "...", "problems": [[key, message]]}`
-//! with 400 (bad input), 401, 404 (unknown instance or connector), 409 (duplicate, disabled) or
-//! 502 (the connector or remote failed).
+//! Every route but `/api/v1/openapi.json` needs `Authorization: Bearer <token>`, a named token
+//! whose role allows the route (`tokens`: 401 for no or a wrong token, 403 for a role that may
+//! not); the callback hook (`/hooks/{instance}/{token}`, see `callbacks`) is authenticated by its
+//! URL token and the remote's signature instead. Errors are
+//! `{"error": "...", "problems": [[key, message]]}` with 400 (bad input), 401, 403, 404 (unknown
+//! instance or connector), 409 (duplicate, disabled) or 502 (the connector or remote failed).
 
 mod callbacks;
 mod openapi;
+pub mod tokens;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, Query, Request, State};
@@ -20,11 +19,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine as _;
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::instances::{InstanceError, Instances, parse_sync_option};
@@ -33,47 +29,16 @@ use crate::scheduler::schedules;
 use crate::store::StoreError;
 use crate::sync::history;
 
-const TOKEN_FILE: &str = "api-token.sha256";
-
 struct ApiState {
     app: App,
-    token_hash: String,
     receiver: crate::callbacks::Receiver,
 }
 
 type Shared = Arc<ApiState>;
 
-/// The SHA-256 (hex) of the API token, making and printing a token on first use.
-pub fn token_hash(data: &Path) -> anyhow::Result<String> {
-    let path = data.join(TOKEN_FILE);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let hash = text.trim().to_string();
-        if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(hash);
-        }
-        anyhow::bail!(
-            "{} is damaged; delete it and restart serve to get a new token",
-            path.display()
-        );
-    }
-    let mut bytes = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("the system random source failed"))?;
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let hash = hex::encode(Sha256::digest(token.as_bytes()));
-    std::fs::write(&path, format!("{hash}\n"))?;
-    println!("admin API token (shown this once; only its hash is kept): {token}");
-    Ok(hash)
-}
-
-pub fn router(app: App, token_hash: String) -> Router {
+pub fn router(app: App) -> Router {
     let receiver = crate::callbacks::Receiver::new(app.instances.clone());
-    let state: Shared = Arc::new(ApiState {
-        app,
-        token_hash,
-        receiver,
-    });
+    let state: Shared = Arc::new(ApiState { app, receiver });
     let protected = Router::new()
         .route("/connectors", get(list_connectors))
         .route("/instances", get(list_instances).post(activate))
@@ -167,24 +132,49 @@ async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = headers
+    let Some(presented) = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|token| hex::encode(Sha256::digest(token.trim().as_bytes())));
-    match presented {
-        Some(hash) if hash == state.token_hash => next.run(request).await,
-        Some(_) => error(
-            StatusCode::UNAUTHORIZED,
-            "the bearer token is wrong".into(),
-            vec![],
-        ),
-        None => error(
+    else {
+        return error(
             StatusCode::UNAUTHORIZED,
             "this route needs Authorization: Bearer <token>".into(),
             vec![],
-        ),
+        );
+    };
+    let token = match state.app.store.token_by_hash(&tokens::hash(presented)) {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "the bearer token is wrong or revoked".into(),
+                vec![],
+            );
+        }
+        Err(e) => return ApiError::from(InstanceError::from(e)).into_response(),
+    };
+    let needed = tokens::required_role(request.method(), request.uri().path());
+    if token.role < needed {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the token {:?} is a {}; {} {} needs a{} {} token",
+                token.name,
+                token.role,
+                request.method(),
+                request.uri().path(),
+                if needed == crate::store::token_store::Role::Admin {
+                    "n"
+                } else {
+                    ""
+                },
+                needed
+            ),
+            vec![],
+        );
     }
+    next.run(request).await
 }
 
 fn error(status: StatusCode, message: String, problems: Vec<(String, String)>) -> Response {

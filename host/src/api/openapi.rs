@@ -10,6 +10,7 @@ fn op(summary: &str, body: Option<Value>) -> Value {
             "200": { "description": "OK", "content": { "application/json": { "schema": {} } } },
             "400": { "$ref": "#/components/responses/Error" },
             "401": { "$ref": "#/components/responses/Error" },
+            "403": { "$ref": "#/components/responses/Forbidden" },
             "404": { "$ref": "#/components/responses/Error" },
             "409": { "$ref": "#/components/responses/Error" },
             "500": { "$ref": "#/components/responses/Error" },
@@ -46,6 +47,10 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "responses": {
+                "Forbidden": {
+                    "description": "The token's role may not do this (viewer reads; operator also runs syncs; admin also changes the setup)",
+                    "content": { "application/json": { "schema": { "type": "object" } } }
+                },
                 "Error": {
                     "description": "What went wrong, with per-key problems for bad input",
                     "content": { "application/json": { "schema": {

@@ -171,6 +171,10 @@ pub enum Command {
     /// The remote's callbacks to `serve`'s hook (contract 1.3 connectors).
     #[command(subcommand)]
     Callbacks(CallbacksCommand),
+    /// Named API tokens with a role: viewer (reads), operator (also runs syncs), admin (also
+    /// changes connectors, instances, settings and tokens).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Reads every remote id of an entity and reports, in the change feed, the linked records
     /// deleted remotely (needs the pull sync option with delete).
     Reconcile {
@@ -199,6 +203,24 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Makes a token and prints it once (only its hash is kept).
+    Create {
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(long)]
+        role: String,
+    },
+    /// Every token: name, role, when made, whether revoked (never the token).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ends a token's access; its name stays listed as revoked.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -426,6 +448,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Runs(_)
             | Command::Feed(_)
             | Command::Callbacks(CallbacksCommand::Show { .. })
+            | Command::Tokens(_)
             | Command::Schedules(SchedulesCommand::List { .. } | SchedulesCommand::Remove { .. })
     );
     let app = App::open_with(
@@ -448,6 +471,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             feed_retention_days,
         } => crate::serve::serve(app, listen, feed_retention_days).await?,
         command @ (Command::Schedules(_)
+        | Command::Tokens(_)
         | Command::Feed(_)
         | Command::Callbacks(_)
         | Command::Reconcile { .. }

@@ -1,6 +1,6 @@
 //! The commands of the unattended host: schedules (set, list, remove, run what is due), the
-//! change feed (show, acknowledge), the remote's callbacks (subscribe, unsubscribe, show), and
-//! deletions (reconcile, remove).
+//! change feed (show, acknowledge), the remote's callbacks (subscribe, unsubscribe, show),
+//! deletions (reconcile, remove), and the API's tokens (create, list, revoke).
 
 use super::*;
 use crate::scheduler::{schedules, sink};
@@ -27,6 +27,39 @@ pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
         },
     };
     match command {
+        Command::Tokens(TokensCommand::Create { name, role }) => {
+            let role: crate::store::token_store::Role = role
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--role: {e}"))?;
+            let token = crate::api::tokens::create(app.store.as_ref(), &name, role)?;
+            eprintln!("token {name} ({role}), shown this once; only its hash is kept:");
+            println!("{token}");
+        }
+        Command::Tokens(TokensCommand::List { json }) => {
+            let tokens = app.store.tokens()?;
+            if json {
+                println!("{}", json_pretty(&tokens)?);
+            } else if tokens.is_empty() {
+                println!("no tokens; the first `bss-host serve` makes an admin token");
+            } else {
+                for t in &tokens {
+                    println!(
+                        "{:<24} {:<9} made {}{}",
+                        t.name,
+                        t.role.as_str(),
+                        t.created_at,
+                        t.revoked_at
+                            .as_deref()
+                            .map(|at| format!(", revoked {at}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Command::Tokens(TokensCommand::Revoke { name }) => {
+            crate::api::tokens::revoke(app.store.as_ref(), &name)?;
+            println!("token {name} is revoked: it is refused from now on");
+        }
         Command::Callbacks(CallbacksCommand::Subscribe {
             name,
             public_url,

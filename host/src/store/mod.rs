@@ -124,6 +124,11 @@ macro_rules! spelled {
     };
 }
 
+// After `spelled!`, which it uses.
+pub mod token_store;
+
+pub use token_store::TokenStore;
+
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -485,11 +490,17 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Every operation the host persists, in five parts with one owner each: the registry's
+/// Every operation the host persists, in six parts with one owner each: the registry's
 /// ([`RegistryStore`]), the instances' ([`InstanceStore`]), the sync engine's ([`SyncStore`]), the
-/// unattended host's schedules and change feed ([`ScheduleStore`]) and remote callbacks
-/// ([`HookStore`]); each part's module says what its methods guarantee. A backend implements the
-/// five.
-pub trait Store: RegistryStore + InstanceStore + SyncStore + ScheduleStore + HookStore {}
+/// unattended host's schedules and change feed ([`ScheduleStore`]), remote callbacks
+/// ([`HookStore`]) and API access ([`TokenStore`]); each part's module says what its methods
+/// guarantee. A backend implements the six.
+pub trait Store:
+    RegistryStore + InstanceStore + SyncStore + ScheduleStore + HookStore + TokenStore
+{
+}
 
-impl<T: RegistryStore + InstanceStore + SyncStore + ScheduleStore + HookStore> Store for T {}
+impl<T: RegistryStore + InstanceStore + SyncStore + ScheduleStore + HookStore + TokenStore> Store
+    for T
+{
+}

@@ -389,7 +389,17 @@ impl Served {
 
 /// Starts `serve` on a free port with `command` (the binary with its data-folder options) and
 /// reads the address and the one-time token it prints.
-pub fn serve(mut command: std::process::Command) -> Served {
+pub fn serve(command: std::process::Command) -> Served {
+    start_serve(command, None)
+}
+
+/// Starts `serve` on a data folder whose admin token is `token` already (none is printed).
+#[allow(dead_code)]
+pub fn serve_with_known_token(command: std::process::Command, token: &str) -> Served {
+    start_serve(command, Some(token))
+}
+
+fn start_serve(mut command: std::process::Command, known: Option<&str>) -> Served {
     use std::io::{BufRead, BufReader};
     let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -399,7 +409,7 @@ pub fn serve(mut command: std::process::Command) -> Served {
         .expect("bss-host serve starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
     let process = Reaper(child);
-    let (mut token, mut base) = (None, None);
+    let (mut token, mut base) = (known.map(str::to_string), None);
     while base.is_none() {
         let line = lines
             .next()

@@ -3,13 +3,14 @@
 //! Migrations are numbered; `PRAGMA user_version` records the last applied, and a database from
 //! a newer bss-host is refused rather than misread. This file holds the connection, the
 //! migrations and shared helpers; each store trait is implemented in its own file (`registry.rs`,
-//! `instances.rs`, `sync.rs`).
+//! `instances.rs`, `sync.rs`, `schedules.rs`, `hooks.rs`, `tokens.rs`).
 
 mod hooks;
 mod instances;
 mod registry;
 mod schedules;
 mod sync;
+mod tokens;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -303,6 +304,17 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         );
         ALTER TABLE feed_sinks ADD COLUMN claimed_by TEXT;
         ALTER TABLE feed_sinks ADD COLUMN claimed_until INTEGER NOT NULL DEFAULT 0;",
+    ),
+    (
+        13,
+        "API tokens with roles",
+        "CREATE TABLE api_tokens (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );",
     ),
 ];
 
