@@ -526,7 +526,7 @@ async fn the_feed_is_posted_signed_to_the_bss_and_a_failed_delivery_is_retried_t
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn serve_down_for_three_intervals_runs_each_schedule_once_on_restart() {
+async fn serve_down_for_three_intervals_checks_again_and_runs_each_schedule_once_on_restart() {
     let s = cw::setup(common::cli::HOST, OPTIONS).await;
     let data = s.data.clone();
     blocking({
@@ -552,16 +552,18 @@ async fn serve_down_for_three_intervals_runs_each_schedule_once_on_restart() {
     connection
         .execute("UPDATE schedules SET next_due = ?1", [now - 65])
         .unwrap();
+    // And its last check failed ten minutes ago (ConnectWise was down then): serve checks it
+    // again by itself, and the schedules start once it passes.
+    connection
+        .execute(
+            "INSERT OR REPLACE INTO instance_checks (instance, checked_at, ok, summary, problems)
+             VALUES ('cw', ?1, 0, 'ConnectWise did not answer', '[]')",
+            [bss_host::time::rfc3339(now - 600)],
+        )
+        .unwrap();
     drop(connection);
-    let listed = json_of(&ok(&data, &["schedules", "list", "--json"]));
-    assert!(
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|v| v["state"] == "due"),
-        "{listed}"
-    );
+    let shown = ok(&data, &["instances", "show", "cw"]);
+    assert!(shown.contains("FAILED"), "{shown}");
 
     let _served = cw::serve(common::cli::command(&data, &[]));
     let started = Instant::now();
@@ -581,6 +583,9 @@ async fn serve_down_for_three_intervals_runs_each_schedule_once_on_restart() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // They could start only because the check passed again (a failed check holds them back).
+    let shown = ok(&data, &["instances", "show", "cw"]);
+    assert!(shown.contains("last check    ok"), "{shown}");
     // Each ran once, and is next due one interval after that run, not at a missed slot.
     for view in listed.as_array().unwrap() {
         let next = view["next-run"].as_str().unwrap();

@@ -1,7 +1,8 @@
 //! What `serve` runs unattended, apart from the API: the schedules operators set (`schedules.rs`:
 //! pulls into the change feed and retries, per instance and entity), checked every
 //! [`TICK`]; the change feed posted to BSS webhook sinks (`sink.rs`); the retry of every enabled
-//! instance's queue once a minute; the worker that applies callback events (`callbacks`); and the
+//! instance's queue once a minute; the worker that applies callback events (`callbacks`); the
+//! check, every few minutes, of instances whose failed check holds their schedules back; and the
 //! pruning of acknowledged feed entries. Every run takes
 //! its entity's lease, so none overlaps a manual run.
 
@@ -34,7 +35,13 @@ pub fn start(
         let instances = instances.clone();
         tokio::spawn(async move {
             let mut last_prune: Option<std::time::Instant> = None;
+            let mut last_recheck: Option<std::time::Instant> = None;
             loop {
+                if last_recheck.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+                    last_recheck = Some(std::time::Instant::now());
+                    let instances = instances.clone();
+                    tokio::spawn(async move { schedules::recheck_failed(&instances).await });
+                }
                 // Each run on a task of its own: a long pull of one instance delays no other.
                 match schedules::claim_due(&instances) {
                     Ok(claimed) => {

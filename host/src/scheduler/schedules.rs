@@ -223,6 +223,45 @@ pub fn list(instances: &Instances, name: Option<&str>) -> Result<Vec<ScheduleVie
         .collect())
 }
 
+/// An instance with schedules whose last check failed is checked again after this long, so a
+/// passing outage (the remote down, a key rotated and set again) does not hold its schedules back
+/// until someone notices.
+pub const RECHECK_AFTER_SECS: i64 = 300;
+
+/// Checks again the instances that have schedules, are otherwise ready, and whose last check
+/// failed at least [`RECHECK_AFTER_SECS`] ago; returns the instances checked and whether each
+/// passed.
+pub async fn recheck_failed(instances: &Instances) -> Vec<(String, bool)> {
+    let now = crate::time::now_unix();
+    let Ok(rows) = instances.store().schedules(None) else {
+        return Vec::new();
+    };
+    let names: std::collections::BTreeSet<String> = rows.into_iter().map(|r| r.instance).collect();
+    let mut checked = Vec::new();
+    for name in names {
+        let Ok(Some(check)) = instances.store().last_check(&name) else {
+            continue;
+        };
+        let at = crate::time::parse_rfc3339(&check.checked_at).unwrap_or(0);
+        if check.ok || now - at < RECHECK_AFTER_SECS || instances.context(&name).is_err() {
+            continue;
+        }
+        match instances.check(&name).await {
+            Ok(outcome) => {
+                tracing::info!(
+                    instance = name,
+                    ok = outcome.ok,
+                    "checked again: {}",
+                    outcome.summary
+                );
+                checked.push((name, outcome.ok));
+            }
+            Err(error) => tracing::warn!(instance = name, "could not be checked again: {error}"),
+        }
+    }
+    checked
+}
+
 /// Why an instance's schedules cannot start now, if they cannot.
 fn blocked_reason(instances: &Instances, name: &str) -> Option<String> {
     if let Err(error) = instances.context(name) {
@@ -230,8 +269,9 @@ fn blocked_reason(instances: &Instances, name: &str) -> Option<String> {
     }
     match instances.store().last_check(name) {
         Ok(Some(check)) if !check.ok => Some(format!(
-            "its last check failed ({}); fix it and run `bss-host instances check {name}`",
-            check.summary
+            "its last check failed ({}); serve checks it again every {} minutes, or run `bss-host check {name}` once it is fixed",
+            check.summary,
+            RECHECK_AFTER_SECS / 60
         )),
         Ok(_) => None,
         Err(error) => Some(error.to_string()),

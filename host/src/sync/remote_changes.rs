@@ -208,6 +208,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         };
         let mut fed = Vec::new();
         let mut deleted: Vec<(String, Option<String>)> = Vec::new();
+        let mut seen: std::collections::HashMap<String, EventEnd> = Default::default();
         for event in events {
             if self.lease.is_some_and(RunLease::is_lost) {
                 return Err(SyncError::LeaseLost);
@@ -220,6 +221,11 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                         entity.as_str()
                     )),
                 ));
+                continue;
+            }
+            // One fetch per record and batch: its later events end as its first did.
+            if let Some(end) = seen.get(&event.remote_id) {
+                report.ends.push((event.seq, end.clone()));
                 continue;
             }
             let ids = std::slice::from_ref(&event.remote_id);
@@ -262,6 +268,7 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
                     }
                 }
             };
+            seen.insert(event.remote_id.clone(), end.clone());
             report.ends.push((event.seq, end));
         }
         // The feed first: a crash before the deletions are noted reports them again, and the
