@@ -1,6 +1,7 @@
 //! Applying stored callback events: claims pending ones (one claimer each, across processes),
 //! groups them by instance and entity, and applies each group as one run under the entity's
-//! lease (`sync::service::apply_events`). An entity busy with another run is tried again in two
+//! lease (`sync::service::apply_events`), renewing the batch's claims before each group. An entity
+//! busy with another run is tried again in two
 //! seconds without counting an attempt; a failure backs off (5 s doubling) and is given up after
 //! `EVENT_MAX_ATTEMPTS`. The hook wakes the worker when it stores a new event; otherwise it looks
 //! once per scheduler tick.
@@ -20,7 +21,7 @@ use crate::sync::remote_changes::{EVENT_MAX_ATTEMPTS, EventIn};
 use crate::sync::service::{self, RunBy, RunError};
 
 /// Events claimed at a time.
-const BATCH: usize = 200;
+const BATCH: usize = 100;
 /// How long an event waits when its entity is busy.
 const BUSY_WAIT_SECS: i64 = 2;
 /// How long an event waits while its instance is disabled.
@@ -69,6 +70,14 @@ pub async fn apply(instances: &Instances, claimer: &str, events: Vec<HookEvent>)
     }
     let mut handled = 0;
     for ((name, entity), events) in groups {
+        // The groups before this one may have taken long (a remote's rate limit): the claims of
+        // the rest are renewed so no other worker takes them over meanwhile.
+        if let Err(error) = instances
+            .store()
+            .renew_event_claims(claimer, crate::time::now_unix())
+        {
+            tracing::warn!("callback event claims could not be renewed: {error}");
+        }
         let owner = new_owner("callback");
         let by = RunBy {
             owner: &owner,

@@ -154,6 +154,9 @@ pub trait HookStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Claims up to `limit` pending events due at `now` (unix seconds), oldest first.
     fn claim_events(&self, claimer: &str, now: i64, limit: usize) -> StoreResult<Vec<HookEvent>>;
+    /// Renews the claimer's claims of pending events as of `now`, so a long batch keeps them
+    /// (a claim is taken over [`EVENT_CLAIM_SECS`] after its last renewal); how many it renewed.
+    fn renew_event_claims(&self, claimer: &str, now: i64) -> StoreResult<usize>;
     /// Ends a claimed event; false when the claim is no longer the caller's.
     fn finish_event(&self, seq: i64, claimer: &str, end: &EventEnd) -> StoreResult<bool>;
     /// An instance's events, newest first, at most `limit`.

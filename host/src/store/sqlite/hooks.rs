@@ -174,6 +174,16 @@ impl HookStore for SqliteStore {
         Ok(claimed)
     }
 
+    fn renew_event_claims(&self, claimer: &str, now: i64) -> StoreResult<usize> {
+        let connection = self.lock();
+        connection
+            .execute(
+                "UPDATE hook_events SET claimed_at = ?2 WHERE claimed_by = ?1 AND state = 'pending'",
+                params![claimer, now],
+            )
+            .map_err(db)
+    }
+
     fn finish_event(&self, seq: i64, claimer: &str, end: &EventEnd) -> StoreResult<bool> {
         let connection = self.lock();
         let (state, outcome, next_try, tried) = match end {

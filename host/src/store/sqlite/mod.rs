@@ -752,8 +752,13 @@ mod tests {
             (a.join().unwrap(), b.join().unwrap())
         });
         assert_eq!(a.len() + b.len(), 2, "each event to one claimer");
-        let (mine, claimer) = if a.is_empty() { (b, "b") } else { (a, "a") };
-        let seq = mine[0].seq;
+        let held: Vec<(i64, &str)> = a
+            .iter()
+            .map(|e| (e.seq, "a"))
+            .chain(b.iter().map(|e| (e.seq, "b")))
+            .collect();
+        let (seq, claimer) = held[0];
+        let other_claimer = held[1].1;
         assert!(
             !store
                 .finish_event(seq, "someone else", &EventEnd::Done("x".into()))
@@ -772,18 +777,36 @@ mod tests {
         let again = store.claim_events("c", now + 2, 10).unwrap();
         assert_eq!(again.iter().map(|e| e.seq).collect::<Vec<_>>(), [seq]);
         assert_eq!(again[0].attempts, 0, "busy is not an attempt");
-        // The other claim lapses and is taken over.
-        let lapsed = store
-            .claim_events("d", now + EVENT_CLAIM_SECS + 1, 10)
-            .unwrap();
-        assert_eq!(lapsed.len(), 1);
-        assert_ne!(
-            lapsed[0].seq, seq,
-            "the claim taken two seconds ago has not lapsed"
+        // A renewed claim does not lapse; one not renewed lapses and is taken over.
+        assert_eq!(
+            store
+                .renew_event_claims(other_claimer, now + EVENT_CLAIM_SECS)
+                .unwrap(),
+            1
         );
-        store
-            .finish_event(seq, "c", &EventEnd::Failed("gone wrong".into()))
+        assert!(
+            store
+                .claim_events("d", now + EVENT_CLAIM_SECS + 1, 10)
+                .unwrap()
+                .is_empty(),
+            "renewed"
+        );
+        assert!(
+            store
+                .finish_event(seq, "c", &EventEnd::Failed("gone wrong".into()))
+                .unwrap()
+        );
+        let lapsed = store
+            .claim_events("d", now + 2 * EVENT_CLAIM_SECS + 1, 10)
             .unwrap();
+        assert_eq!(lapsed.len(), 1, "the other event, not renewed since");
+        assert_ne!(lapsed[0].seq, seq);
+        assert!(
+            !store
+                .finish_event(lapsed[0].seq, other_claimer, &EventEnd::Done("late".into()))
+                .unwrap(),
+            "a lapsed claimer's end is not written"
+        );
         let counts = store.event_counts(0).unwrap();
         assert_eq!(counts["acme"].failed, 1);
         assert_eq!(counts["acme"].last_error.as_deref(), Some("gone wrong"));
