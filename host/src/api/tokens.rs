@@ -13,8 +13,6 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
-use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 
 use crate::instances::InstanceError;
@@ -29,14 +27,6 @@ pub const SERVE_TOKEN: &str = "serve";
 /// SHA-256 (hex) of a token as presented.
 pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
-}
-
-fn new_token() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("the system random source failed"))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 fn check_name(name: &str) -> Result<(), InstanceError> {
@@ -58,8 +48,7 @@ fn check_name(name: &str) -> Result<(), InstanceError> {
 /// Makes a token; returns it (shown once: only its hash is kept).
 pub fn create(store: &dyn Store, name: &str, role: Role) -> Result<String, InstanceError> {
     check_name(name)?;
-    let token =
-        new_token().map_err(|e| InstanceError::Invalid(vec![("token".into(), e.to_string())]))?;
+    let token = crate::store::secrets::random_token(32);
     store.create_token(&TokenRow {
         name: name.to_string(),
         role,

@@ -30,6 +30,29 @@ use crate::sync::service::{RunBy, parse_entity, pull_to, push_reader, retry};
 /// Exit codes, as `--help` states them.
 pub const EXIT_HELP: &str = "Exit codes: 0 every record succeeded (created, updated, unchanged, reconciled) or the command did what it said; 2 the run happened but some records failed, were invalid or wait in the retry queue (the report says which); 1 the command could not run (unknown instance, bad arguments, busy with --no-wait, a failed check, the store or the remote failing).";
 
+/// Says who holds the lease a run waits for.
+fn lease_notice(holder: &crate::store::LeaseHolder) {
+    eprintln!(
+        "waiting: {} holds this instance and entity since {} (lease {}); this run starts when it ends",
+        holder.purpose, holder.acquired_at, holder.owner
+    )
+}
+
+/// How a command's runs take their lease: waiting for a holder (and saying who) unless
+/// `--no-wait`, when a held lease refuses the run.
+fn command_run_by<'a>(owner: &'a str, who: &'a str, no_wait: bool) -> RunBy<'a> {
+    RunBy {
+        owner,
+        who,
+        trigger: crate::store::RunTrigger::Command,
+        policy: if no_wait {
+            WaitPolicy::Refuse
+        } else {
+            WaitPolicy::Wait(&lease_notice)
+        },
+    }
+}
+
 /// A run that happened but not every record succeeded: exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -3,31 +3,13 @@
 
 use super::views::*;
 use super::*;
-use crate::store::LeaseHolder;
 use crate::sync::history;
-
-/// Says who holds the lease a run waits for.
-fn notice(holder: &LeaseHolder) {
-    eprintln!(
-        "waiting: {} holds this instance and entity since {} (lease {}); this run starts when it ends",
-        holder.purpose, holder.acquired_at, holder.owner
-    )
-}
 
 pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
     let instances = &app.instances;
     let owner = new_owner("cli");
     let who = format!("bss-host (pid {})", std::process::id());
-    let by = |no_wait: bool| RunBy {
-        owner: &owner,
-        who: &who,
-        trigger: crate::store::RunTrigger::Command,
-        policy: if no_wait {
-            WaitPolicy::Refuse
-        } else {
-            WaitPolicy::Wait(&notice)
-        },
-    };
+    let by = |no_wait: bool| command_run_by(&owner, &who, no_wait);
     match command {
         Command::Push {
             name,

@@ -8,24 +8,9 @@ use crate::sync::history;
 
 pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
     let instances = &app.instances;
-    let owner = crate::sync::lease::new_owner("cli");
+    let owner = new_owner("cli");
     let who = format!("bss-host (pid {})", std::process::id());
-    let notice = |holder: &crate::store::LeaseHolder| {
-        eprintln!(
-            "waiting: {} holds this instance and entity since {} (lease {}); this run starts when it ends",
-            holder.purpose, holder.acquired_at, holder.owner
-        )
-    };
-    let by = |no_wait: bool| RunBy {
-        owner: &owner,
-        who: &who,
-        trigger: crate::store::RunTrigger::Command,
-        policy: if no_wait {
-            WaitPolicy::Refuse
-        } else {
-            WaitPolicy::Wait(&notice)
-        },
-    };
+    let by = |no_wait: bool| command_run_by(&owner, &who, no_wait);
     match command {
         Command::Tokens(TokensCommand::Create { name, role }) => {
             let role: crate::store::token_store::Role = role
@@ -76,14 +61,7 @@ pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                 .subscribe_callbacks(&name, &public_url, entities)
                 .await?;
             println!("{name} is subscribed; the remote calls back {}", view.url);
-            for r in &view.registrations {
-                println!(
-                    "  {:<12} remote type {:<10} registration {}",
-                    r.entity.as_str(),
-                    printable(&r.remote_type),
-                    printable(&r.remote_id)
-                );
-            }
+            print_registrations(&view.registrations);
             let left: Vec<&str> = view
                 .entities
                 .iter()
@@ -128,14 +106,7 @@ pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                     .map(|e| format!(" ({})", printable(e)))
                     .unwrap_or_default()
             );
-            for r in &view.registrations {
-                println!(
-                    "  {:<12} remote type {:<10} registration {}",
-                    r.entity.as_str(),
-                    printable(&r.remote_type),
-                    printable(&r.remote_id)
-                );
-            }
+            print_registrations(&view.registrations);
             println!(
                 "events        {} pending, {} failed",
                 view.events.pending, view.events.failed
@@ -344,4 +315,16 @@ pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
         _ => unreachable!("cli::run sends only schedules and feed commands here"),
     }
     Ok(())
+}
+
+/// The remote's callback registrations of a hook, a line each.
+fn print_registrations(registrations: &[crate::store::hook_store::Registration]) {
+    for r in registrations {
+        println!(
+            "  {:<12} remote type {:<10} registration {}",
+            r.entity.as_str(),
+            printable(&r.remote_type),
+            printable(&r.remote_id)
+        );
+    }
 }

@@ -61,15 +61,6 @@ fn public_base(text: &str) -> Result<String, InstanceError> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
-fn new_token() -> String {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 24];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the system's random source works");
-    hex::encode(bytes)
-}
-
 fn sha256(text: &str) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(text.as_bytes()).into()
@@ -116,7 +107,7 @@ impl Instances {
         let existing = self.store.hook(name)?;
         let token = match &existing {
             Some(hook) => self.secrets.open(&token_place(name), &hook.sealed_token)?,
-            None => new_token(),
+            None => crate::store::secrets::random_token(24),
         };
         let sealed_token = self.secrets.seal(&token_place(name), &token);
         // The token is stored before the remote hears of it, so no registration ever points at a

@@ -167,6 +167,16 @@ impl SecretBox {
     }
 }
 
+/// A secret of `bytes` random bytes, URL-safe (base64 without padding): API tokens, hook tokens.
+pub fn random_token(bytes: usize) -> String {
+    use base64::Engine as _;
+    let mut buffer = vec![0u8; bytes];
+    SystemRandom::new()
+        .fill(&mut buffer)
+        .expect("the system's random source works");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

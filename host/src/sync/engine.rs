@@ -628,6 +628,26 @@ pub(super) fn enabled(
 }
 
 impl<'a, C: SyncConnector> Engine<'a, C> {
+    /// An engine for one run of the instance `context` grants: paced by its options, with no
+    /// progress callback (set `progress` to have one).
+    pub fn new(
+        store: &'a dyn Store,
+        connector: &'a C,
+        context: Arc<InstanceContext>,
+        lease: Option<&'a RunLease>,
+        trigger: RunTrigger,
+    ) -> Self {
+        Engine {
+            store,
+            connector,
+            pacing: Pacing::for_context(&context),
+            context,
+            progress: None,
+            lease,
+            trigger,
+        }
+    }
+
     pub(super) fn instance(&self) -> &str {
         self.context.instance()
     }
@@ -1626,26 +1646,47 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         since: Option<&str>,
         token: Option<&str>,
     ) -> Result<crate::contract::bindings::connector::PullPage, String> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let failure = match self
+        self.in_run(|| async {
+            match self
                 .connector
                 .pull(&self.context, entity, since, token)
                 .await
             {
-                Ok(Ok(page)) => return Ok(page),
-                Ok(Err(error)) => Failure::Connector(error),
-                Err(call) => Failure::Call(call.to_string()),
+                Ok(Ok(page)) => Ok(page),
+                Ok(Err(error)) => Err(Failure::Connector(error)),
+                Err(call) => Err(Failure::Call(call.to_string())),
+            }
+        })
+        .await
+        .map_err(|failure| match self.too_long_a_wait(&failure) {
+            Some(note) => format!("{}; {note}", failure.message()),
+            None => failure.message(),
+        })
+    }
+
+    /// Runs one connector call until it answers, retrying within the run: a rate limit or a
+    /// transient failure waits (as long as the remote said, or the pacing's backoff) and tries
+    /// again, up to `pacing.max_attempts`; a wait too long for the run, or any other failure, is
+    /// the answer.
+    pub(super) async fn in_run<T, Fut>(&self, mut once: impl FnMut() -> Fut) -> Result<T, Failure>
+    where
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let failure = match once().await {
+                Ok(answer) => return Ok(answer),
+                Err(failure) => failure,
             };
-            if let Some(note) = self.too_long_a_wait(&failure) {
-                return Err(format!("{}; {note}", failure.message()));
+            if self.too_long_a_wait(&failure).is_some() {
+                return Err(failure);
             }
             match retry_in_run(&failure) {
                 Some(after) if attempt < self.pacing.max_attempts => {
                     tokio::time::sleep(after.unwrap_or_else(|| self.pacing.backoff(attempt))).await;
                 }
-                _ => return Err(failure.message()),
+                _ => return Err(failure),
             }
         }
     }

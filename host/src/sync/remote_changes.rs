@@ -12,8 +12,7 @@ use serde::Serialize;
 
 use super::connector::SyncConnector;
 use super::engine::{
-    Engine, Failure, ReportItem, SyncError, enabled, is_echo, pulled_problem, retry_in_run,
-    shortened,
+    Engine, Failure, ReportItem, SyncError, enabled, is_echo, pulled_problem, shortened,
 };
 use super::lease::RunLease;
 use crate::contract::bindings::connector::{ConflictPolicy, PushOptions, Removal};
@@ -95,32 +94,22 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
         entity: Entity,
         remote_id: &str,
     ) -> Result<Option<PulledRecord>, Failure> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let failure = match self.connector.fetch(&self.context, entity, remote_id).await {
+        self.in_run(|| async {
+            match self.connector.fetch(&self.context, entity, remote_id).await {
                 // A record of another id is not an answer about this one.
-                Ok(Ok(Some(found))) if found.remote_id != remote_id => Failure::Call(format!(
+                Ok(Ok(Some(found))) if found.remote_id != remote_id => Err(Failure::Call(format!(
                     "fetch of {} answered the record {}",
                     shortened(remote_id),
                     shortened(&found.remote_id)
-                )),
-                Ok(Ok(found)) => return Ok(found),
+                ))),
+                Ok(Ok(found)) => Ok(found),
                 // Only `none` confirms a deletion (the contract's word for "no such record"); an
                 // error, a not-found one included, confirms nothing.
-                Ok(Err(error)) => Failure::Connector(error),
-                Err(call) => Failure::Call(call.to_string()),
-            };
-            if self.too_long_a_wait(&failure).is_some() {
-                return Err(failure);
+                Ok(Err(error)) => Err(Failure::Connector(error)),
+                Err(call) => Err(Failure::Call(call.to_string())),
             }
-            match retry_in_run(&failure) {
-                Some(after) if attempt < self.pacing.max_attempts => {
-                    tokio::time::sleep(after.unwrap_or_else(|| self.pacing.backoff(attempt))).await;
-                }
-                _ => return Err(failure),
-            }
-        }
+        })
+        .await
     }
 
     fn deleted_entry(&self, entity: Entity, remote_id: &str, bss_id: Option<&str>) -> NewFeedEntry {
@@ -603,37 +592,25 @@ impl<'a, C: SyncConnector> Engine<'a, C> {
             dry_run,
             conflicts: ConflictPolicy::BssWins,
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let failure = match self
+        self.in_run(|| async {
+            match self
                 .connector
                 .remove(&self.context, entity, remote_ids, options())
                 .await
             {
-                Ok(Ok(results)) if results.len() == remote_ids.len() => {
-                    return Ok(results
-                        .into_iter()
-                        .map(|r| r.map_err(Failure::Connector))
-                        .collect());
-                }
-                Ok(Ok(results)) => Failure::Call(format!(
+                Ok(Ok(results)) if results.len() == remote_ids.len() => Ok(results
+                    .into_iter()
+                    .map(|r| r.map_err(Failure::Connector))
+                    .collect()),
+                Ok(Ok(results)) => Err(Failure::Call(format!(
                     "the connector answered {} results for {} ids",
                     results.len(),
                     remote_ids.len()
-                )),
-                Ok(Err(error)) => Failure::Batch(error),
-                Err(call) => Failure::Call(call.to_string()),
-            };
-            if self.too_long_a_wait(&failure).is_some() {
-                return Err(failure);
+                ))),
+                Ok(Err(error)) => Err(Failure::Batch(error)),
+                Err(call) => Err(Failure::Call(call.to_string())),
             }
-            match retry_in_run(&failure) {
-                Some(after) if attempt < self.pacing.max_attempts => {
-                    tokio::time::sleep(after.unwrap_or_else(|| self.pacing.backoff(attempt))).await;
-                }
-                _ => return Err(failure),
-            }
-        }
+        })
+        .await
     }
 }

@@ -6,15 +6,18 @@
 //! runs of their own, so references settle without a manual `retry`.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::engine::{Chunk, Engine, Pacing, Progress, PullFrom, PullReport, PushReport};
+use super::engine::{Chunk, Engine, Progress, PullFrom, PullReport, PushReport};
 use super::lease::{LeaseError, RunLease, WaitPolicy};
 use super::records::{self, RecordChecker, RecordReader};
 use super::remote_changes::{EventIn, EventsReport, ReconcileReport, RemoveReport};
+use crate::capabilities::context::InstanceContext;
 use crate::contract::manifest::Entity;
 use crate::instances::{InstanceError, Instances};
+use crate::registry::Loaded;
 use crate::store::{QueueItem, RunKind, RunTrigger, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +132,20 @@ async fn lease(
     .await?)
 }
 
+/// What one run of an instance and entity needs: the version serving it, the context it is
+/// granted (refused when disabled or incomplete), and the entity's lease.
+async fn prepared(
+    instances: &Instances,
+    name: &str,
+    entity: Entity,
+    what: &str,
+    by: RunBy<'_>,
+) -> Result<(Loaded, Arc<InstanceContext>, RunLease), RunError> {
+    let (loaded, context) = instances.context(name)?;
+    let held = lease(instances, name, entity, what, by).await?;
+    Ok((loaded, context, held))
+}
+
 /// Pushes a record file (or any reader of one) as one run, a chunk at a time.
 pub async fn push_reader<R: std::io::BufRead>(
     instances: &Instances,
@@ -141,15 +158,14 @@ pub async fn push_reader<R: std::io::BufRead>(
 ) -> Result<PushOutcome, RunError> {
     let (loaded, context) = instances.context(name)?;
     let held = lease(instances, name, entity, "push", by).await?;
-    let engine = Engine {
-        store: instances.store().as_ref(),
-        connector: &loaded.connector,
-        pacing: Pacing::for_context(&context),
+    let mut engine = Engine::new(
+        instances.store().as_ref(),
+        &loaded.connector,
         context,
-        progress,
-        lease: Some(&held),
-        trigger: by.trigger,
-    };
+        Some(&held),
+        by.trigger,
+    );
+    engine.progress = progress;
     let report = engine
         .push_chunks(entity, chunks(entity, input), 0, dry_run, RunKind::Push)
         .await?;
@@ -271,15 +287,13 @@ async fn push_queued(
     trigger: RunTrigger,
 ) -> Result<PushReport, RunError> {
     let (loaded, context) = instances.context(name)?;
-    let engine = Engine {
-        store: instances.store().as_ref(),
-        connector: &loaded.connector,
-        pacing: Pacing::for_context(&context),
+    let engine = Engine::new(
+        instances.store().as_ref(),
+        &loaded.connector,
         context,
-        progress: None,
-        lease: Some(held),
+        Some(held),
         trigger,
-    };
+    );
     let mut batch = Vec::new();
     let mut invalid = Vec::new();
     for (position, item) in items.iter().enumerate() {
@@ -307,17 +321,14 @@ pub async fn pull_to(
     out: &mut (dyn Write + Send),
     by: RunBy<'_>,
 ) -> Result<PullReport, RunError> {
-    let (loaded, context) = instances.context(name)?;
-    let held = lease(instances, name, entity, "pull", by).await?;
-    let engine = Engine {
-        store: instances.store().as_ref(),
-        connector: &loaded.connector,
-        pacing: Pacing::for_context(&context),
+    let (loaded, context, held) = prepared(instances, name, entity, "pull", by).await?;
+    let engine = Engine::new(
+        instances.store().as_ref(),
+        &loaded.connector,
         context,
-        progress: None,
-        lease: Some(&held),
-        trigger: by.trigger,
-    };
+        Some(&held),
+        by.trigger,
+    );
     Ok(engine.pull(entity, from, out).await?)
 }
 
@@ -329,17 +340,14 @@ pub async fn apply_events(
     events: &[EventIn],
     by: RunBy<'_>,
 ) -> Result<EventsReport, RunError> {
-    let (loaded, context) = instances.context(name)?;
-    let held = lease(instances, name, entity, "callback fetch", by).await?;
-    let engine = Engine {
-        store: instances.store().as_ref(),
-        connector: &loaded.connector,
-        pacing: Pacing::for_context(&context),
+    let (loaded, context, held) = prepared(instances, name, entity, "callback fetch", by).await?;
+    let engine = Engine::new(
+        instances.store().as_ref(),
+        &loaded.connector,
         context,
-        progress: None,
-        lease: Some(&held),
-        trigger: by.trigger,
-    };
+        Some(&held),
+        by.trigger,
+    );
     Ok(engine.apply_events(entity, events).await?)
 }
 
@@ -350,17 +358,14 @@ pub async fn reconcile(
     entity: Entity,
     by: RunBy<'_>,
 ) -> Result<ReconcileReport, RunError> {
-    let (loaded, context) = instances.context(name)?;
-    let held = lease(instances, name, entity, "reconcile", by).await?;
-    let engine = Engine {
-        store: instances.store().as_ref(),
-        connector: &loaded.connector,
-        pacing: Pacing::for_context(&context),
+    let (loaded, context, held) = prepared(instances, name, entity, "reconcile", by).await?;
+    let engine = Engine::new(
+        instances.store().as_ref(),
+        &loaded.connector,
         context,
-        progress: None,
-        lease: Some(&held),
-        trigger: by.trigger,
-    };
+        Some(&held),
+        by.trigger,
+    );
     Ok(engine.reconcile(entity).await?)
 }
 
@@ -394,17 +399,14 @@ pub async fn remove(
     if !problems.is_empty() {
         return Err(InstanceError::Invalid(problems).into());
     }
-    let (loaded, context) = instances.context(name)?;
-    let held = lease(instances, name, entity, "removal", by).await?;
-    let engine = Engine {
-        store: instances.store().as_ref(),
-        connector: &loaded.connector,
-        pacing: Pacing::for_context(&context),
+    let (loaded, context, held) = prepared(instances, name, entity, "removal", by).await?;
+    let engine = Engine::new(
+        instances.store().as_ref(),
+        &loaded.connector,
         context,
-        progress: None,
-        lease: Some(&held),
-        trigger: by.trigger,
-    };
+        Some(&held),
+        by.trigger,
+    );
     Ok(engine.remove(entity, bss_ids, dry_run).await?)
 }
 
@@ -513,15 +515,13 @@ pub async fn link(
             records::parse_record(entity, value).map_err(invalid)?
         }
     };
-    let engine = Engine {
-        store: store.as_ref(),
-        connector: &loaded.connector,
-        pacing: Pacing::for_context(&context),
+    let engine = Engine::new(
+        store.as_ref(),
+        &loaded.connector,
         context,
-        progress: None,
-        lease: Some(&held),
-        trigger: by.trigger,
-    };
+        Some(&held),
+        by.trigger,
+    );
     let change = engine
         .probe(entity, &record, remote_id)
         .await

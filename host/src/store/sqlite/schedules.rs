@@ -37,6 +37,20 @@ fn schedule_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduleRow> {
     })
 }
 
+const SINK_COLUMNS: &str = "instance, url, secret, delivered, attempts, next_try, last_error";
+
+fn sink_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FeedSinkRow> {
+    Ok(FeedSinkRow {
+        instance: row.get(0)?,
+        url: row.get(1)?,
+        sealed_secret: row.get(2)?,
+        delivered: row.get(3)?,
+        attempts: row.get(4)?,
+        next_try: row.get(5)?,
+        last_error: row.get(6)?,
+    })
+}
+
 fn feed_state_of(connection: &Connection, instance: &str) -> StoreResult<FeedState> {
     connection
         .query_row(
@@ -335,23 +349,12 @@ impl ScheduleStore for SqliteStore {
     fn feed_sinks(&self) -> StoreResult<Vec<FeedSinkRow>> {
         let connection = self.lock();
         let mut statement = connection
-            .prepare(
-                "SELECT instance, url, secret, delivered, attempts, next_try, last_error
-                 FROM feed_sinks ORDER BY instance",
-            )
+            .prepare(&format!(
+                "SELECT {SINK_COLUMNS} FROM feed_sinks ORDER BY instance"
+            ))
             .map_err(db)?;
         let rows = statement
-            .query_map([], |r| {
-                Ok(FeedSinkRow {
-                    instance: r.get(0)?,
-                    url: r.get(1)?,
-                    sealed_secret: r.get(2)?,
-                    delivered: r.get(3)?,
-                    attempts: r.get(4)?,
-                    next_try: r.get(5)?,
-                    last_error: r.get(6)?,
-                })
-            })
+            .query_map([], sink_row)
             .map_err(db)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(db)?;
@@ -408,20 +411,9 @@ impl ScheduleStore for SqliteStore {
             None
         } else {
             tx.query_row(
-                "SELECT instance, url, secret, delivered, attempts, next_try, last_error
-                 FROM feed_sinks WHERE instance = ?1",
+                &format!("SELECT {SINK_COLUMNS} FROM feed_sinks WHERE instance = ?1"),
                 [instance],
-                |r| {
-                    Ok(FeedSinkRow {
-                        instance: r.get(0)?,
-                        url: r.get(1)?,
-                        sealed_secret: r.get(2)?,
-                        delivered: r.get(3)?,
-                        attempts: r.get(4)?,
-                        next_try: r.get(5)?,
-                        last_error: r.get(6)?,
-                    })
-                },
+                sink_row,
             )
             .optional()
             .map_err(db)?
