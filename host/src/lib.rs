@@ -26,6 +26,7 @@ pub mod app;
 pub mod callbacks;
 pub mod capabilities;
 pub mod cli;
+pub mod console;
 pub mod contract;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -15,10 +15,10 @@ pub async fn serve(app: App, listen: SocketAddr, feed_retention_days: i64) -> an
     let _scheduler = crate::scheduler::start(app.instances.clone(), feed_retention_days);
     let router = crate::api::router(app);
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    println!(
-        "admin API listening on http://{}/api/v1",
-        listener.local_addr()?
-    );
+    let address = listener.local_addr()?;
+    // The API's line last: tests (and scripts) read up to it, then stop reading.
+    println!("console at http://{address}/ (sign in with an API token)");
+    println!("admin API listening on http://{address}/api/v1");
     axum::serve(listener, router).await?;
     Ok(())
 }

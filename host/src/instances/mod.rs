@@ -198,6 +198,36 @@ impl Instances {
         &self.store
     }
 
+    /// Whether `name` can name a new instance: well formed and not taken.
+    pub fn check_new_name(&self, name: &str) -> Result<(), InstanceError> {
+        if !is_instance_name(name) {
+            return Err(invalid(
+                "name",
+                format!("{name:?} must be 1-64 letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        if self.store.instance(name)?.is_some() {
+            return Err(invalid(
+                "name",
+                format!("an instance named {name:?} exists already; choose another name"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Pins instance `name` to `version` of its connector (`None`: follow the newest version
+    /// it accepts); the version must be loaded.
+    pub fn pin(&self, name: &str, version: Option<&str>) -> Result<(), InstanceError> {
+        let instance = self.get(name)?;
+        let requirement = version.map(|v| format!("={}", v.trim().trim_start_matches('=')));
+        if let Some(requirement) = &requirement {
+            parse_requirement(requirement)?;
+            self.registry
+                .resolve(&instance.connector, Some(requirement))?;
+        }
+        Ok(self.store.set_version_req(name, requirement.as_deref())?)
+    }
+
     /// Creates an instance of `connector`.
     pub fn activate(
         &self,

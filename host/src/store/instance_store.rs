@@ -20,6 +20,8 @@ pub trait InstanceStore: Send + Sync {
     fn instance(&self, name: &str) -> StoreResult<Option<InstanceRow>>;
     fn instances(&self) -> StoreResult<Vec<InstanceRow>>;
     fn set_enabled(&self, name: &str, enabled: bool) -> StoreResult<()>;
+    /// Pins the instance to the versions `requirement` accepts; `None` follows the newest.
+    fn set_version_req(&self, name: &str, requirement: Option<&str>) -> StoreResult<()>;
     /// Deletes the instance with its settings, lookups, options and checks.
     fn delete_instance(&self, name: &str) -> StoreResult<()>;
     fn settings(&self, instance: &str) -> StoreResult<BTreeMap<String, StoredValue>>;

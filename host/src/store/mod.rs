@@ -187,6 +187,8 @@ pub enum RunTrigger {
     Serve,
     /// A remote's callback (`serve`'s hook).
     Callback,
+    /// The operator console (`serve`'s pages).
+    Console,
 }
 
 spelled!(RunTrigger, "run trigger", {
@@ -195,6 +197,7 @@ spelled!(RunTrigger, "run trigger", {
     Schedule => "schedule",
     Serve => "serve",
     Callback => "callback",
+    Console => "console",
 });
 
 /// A run of push, pull or retry.

@@ -3,7 +3,9 @@
 //!
 //! Guarantees, per method: names and hashes are unique (`create_token` refuses a taken name);
 //! `token_by_hash` finds only unrevoked tokens, so a revocation takes effect on the next request
-//! of every process on the store.
+//! of every process on the store. Console sessions belong to a token: `session` finds one only
+//! while it has not expired and its token is not revoked, so revoking a token signs its sessions
+//! out everywhere; only a session's SHA-256 is kept, like a token's.
 
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +43,18 @@ pub struct TokenRow {
     pub revoked_at: Option<String>,
 }
 
-/// API tokens.
+/// A console session as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The token the session was signed in with (unrevoked).
+    pub token: TokenRow,
+    /// The session's CSRF token, which every form it posts must carry.
+    pub csrf: String,
+    /// Unix seconds after which the session is over.
+    pub expires_at: i64,
+}
+
+/// API tokens and the console sessions signed in with them.
 pub trait TokenStore: Send + Sync {
     /// Adds a token; refuses a name already used (revoked ones included).
     fn create_token(&self, token: &TokenRow) -> StoreResult<()>;
@@ -51,4 +64,18 @@ pub trait TokenStore: Send + Sync {
     fn revoke_token(&self, name: &str) -> StoreResult<bool>;
     /// The unrevoked token with this hash.
     fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRow>>;
+    /// Starts a session (its SHA-256 `hash`) for token `token` until `expires_at` (unix seconds).
+    fn create_session(
+        &self,
+        hash: &str,
+        token: &str,
+        csrf: &str,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// The session with this hash, unexpired at `now`, whose token is unrevoked.
+    fn session(&self, hash: &str, now: i64) -> StoreResult<Option<SessionRow>>;
+    /// Ends a session (signing out); ending one that is not there is not an error.
+    fn end_session(&self, hash: &str) -> StoreResult<()>;
+    /// Forgets sessions expired at `now`; how many.
+    fn prune_sessions(&self, now: i64) -> StoreResult<usize>;
 }

@@ -40,6 +40,21 @@ impl InstanceStore for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(db)
     }
 
+    fn set_version_req(&self, name: &str, requirement: Option<&str>) -> StoreResult<()> {
+        let changed = self
+            .lock()
+            .execute(
+                "UPDATE instances SET version_req = ?2 WHERE name = ?1",
+                params![name, requirement],
+            )
+            .map_err(db)?;
+        if changed == 0 {
+            Err(StoreError::NoInstance(name.to_string()))
+        } else {
+            Ok(())
+        }
+    }
+
     fn set_enabled(&self, name: &str, enabled: bool) -> StoreResult<()> {
         let changed = self
             .lock()

@@ -316,6 +316,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
             revoked_at TEXT
         );",
     ),
+    (
+        14,
+        "console sessions",
+        "CREATE TABLE console_sessions (
+            hash TEXT PRIMARY KEY,
+            token TEXT NOT NULL REFERENCES api_tokens(name),
+            csrf TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);",
+    ),
 ];
 
 /// The claimer of queue items that wait for an operator's `link`: never stale, never retried.

@@ -1,7 +1,7 @@
 //! [`TokenStore`] on SQLite: one row per named token, unique names and hashes.
 
 use super::*;
-use crate::store::token_store::{TokenRow, TokenStore};
+use crate::store::token_store::{SessionRow, TokenRow, TokenStore};
 
 const TOKEN_COLUMNS: &str = "name, role, hash, created_at, revoked_at";
 
@@ -83,6 +83,55 @@ impl TokenStore for SqliteStore {
                 token_row,
             )
             .optional()
+            .map_err(db)
+    }
+
+    fn create_session(
+        &self,
+        hash: &str,
+        token: &str,
+        csrf: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO console_sessions (hash, token, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash, token, csrf, unix_now(), expires_at],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn session(&self, hash: &str, now: i64) -> StoreResult<Option<SessionRow>> {
+        let connection = self.lock();
+        connection
+            .query_row(
+                "SELECT t.name, t.role, t.hash, t.created_at, t.revoked_at, s.csrf, s.expires_at
+                 FROM console_sessions s JOIN api_tokens t ON t.name = s.token
+                 WHERE s.hash = ?1 AND s.expires_at > ?2 AND t.revoked_at IS NULL",
+                params![hash, now],
+                |row| {
+                    Ok(SessionRow {
+                        token: token_row(row)?,
+                        csrf: row.get(5)?,
+                        expires_at: row.get(6)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    fn end_session(&self, hash: &str) -> StoreResult<()> {
+        self.lock()
+            .execute("DELETE FROM console_sessions WHERE hash = ?1", [hash])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn prune_sessions(&self, now: i64) -> StoreResult<usize> {
+        self.lock()
+            .execute("DELETE FROM console_sessions WHERE expires_at <= ?1", [now])
             .map_err(db)
     }
 }

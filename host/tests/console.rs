@@ -1,0 +1,643 @@
+//! The operator console in headless Chromium, through the real `bss-host serve`, the bundled
+//! ConnectWise component, the real SQLite file and the sandbox over loopback: the BSS
+//! documentation's whole flow (activate with a duplicate name refused then a good one, Edit
+//! Integration and Save, settings with one wrong value shown beside its field then right ones,
+//! two lookups mapped from the remote's dropdowns, sync options, an accounts file uploaded,
+//! dry-run, run, the run's records); a viewer who can read but finds no control to change a
+//! setting (and the API answers 403); forms without the session's CSRF token refused; sessions
+//! ended by sign-out and by revoking their token; and no secret in any page. Every test saves a
+//! screenshot of its last page under `target/test-artifacts/console/`.
+
+mod browser;
+mod common;
+mod cw;
+
+use browser::Browser;
+use common::cli::{blocking, ok};
+use common::records::{account, write_ndjson};
+use cw_sandbox::{Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+/// A sandbox, a data folder and `serve` on it, with the console's address.
+struct Console {
+    sandbox: Sandbox,
+    dir: tempfile::TempDir,
+    served: cw::Served,
+    root: String,
+}
+
+impl Console {
+    async fn start() -> Console {
+        let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let served = cw::serve(common::cli::command(&dir.path().join("data"), &[]));
+        let root = served
+            .base
+            .strip_suffix("/api/v1")
+            .expect("the API is under /api/v1")
+            .to_string();
+        Console {
+            sandbox,
+            dir,
+            served,
+            root,
+        }
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.root)
+    }
+
+    /// Makes a token with `role` from the command line; the token.
+    async fn token(&self, name: &str, role: &str) -> String {
+        let data = self.data();
+        let (name, role) = (name.to_string(), role.to_string());
+        let out = blocking(move || ok(&data, &["tokens", "create", &name, "--role", &role])).await;
+        out.lines()
+            .map(str::trim)
+            .find(|l| l.len() >= 40 && !l.contains(' '))
+            .unwrap_or_else(|| panic!("no token in: {out}"))
+            .to_string()
+    }
+
+    /// An API call with `token`: the status and the JSON body.
+    async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let client = cw::api_client();
+        let url = format!("{}{path}", self.served.base);
+        let mut request = client
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Pages visited, kept to check that no secret is in any of them.
+#[derive(Default)]
+struct Seen(Vec<(String, String)>);
+
+impl Seen {
+    async fn page(&mut self, browser: &Browser) {
+        let url = browser.current_url().await;
+        let html = browser.source().await;
+        unlabelled_controls(browser, &url).await;
+        self.0.push((url, html));
+    }
+
+    fn assert_never_contains(&self, secret: &str) {
+        for (url, html) in &self.0 {
+            assert!(!html.contains(secret), "the secret is in the HTML of {url}");
+        }
+    }
+}
+
+/// Every visible form control has a label (its own `<label for>` or an `aria-label`).
+async fn unlabelled_controls(browser: &Browser, url: &str) {
+    let missing = browser
+        .execute(
+            "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+                .map(e => e.name || e.id || e.outerHTML)",
+        )
+        .await;
+    assert_eq!(missing, json!([]), "controls without a label on {url}");
+}
+
+async fn sign_in(browser: &Browser, console: &Console, token: &str) {
+    browser.goto(&console.url("/")).await;
+    browser.wait_for("#token").await;
+    browser.fill("#token", token).await;
+    browser
+        .submit_and_wait("main form button[type=submit]")
+        .await;
+    assert!(
+        browser.current_url().await.ends_with("/setup"),
+        "signed in, the console opens Systems Setup"
+    );
+}
+
+/// The field's error shown beside it (`#KEY-error`).
+async fn field_error(browser: &Browser, key: &str) -> String {
+    browser.text(&format!("[id='{key}-error']")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documentation_flow_in_a_real_browser() {
+    let console = Console::start().await;
+    let sandbox = &console.sandbox;
+    // A name that is taken already.
+    let (status, _) = console
+        .api(
+            "POST",
+            "/instances",
+            &console.served.token,
+            Some(json!({ "connector": "connectwise", "name": "acme" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let browser = Browser::start("documentation-flow").await;
+    let mut seen = Seen::default();
+    sign_in(&browser, &console, &console.served.token).await;
+    seen.page(&browser).await;
+
+    // Systems Setup → Activate → a unique name.
+    assert!(
+        browser
+            .text("#connector-connectwise")
+            .await
+            .contains("connectwise")
+    );
+    browser.click("a[href='/setup/connectwise/activate']").await;
+    browser.wait_for("#name").await;
+    browser.fill("#name", "acme").await;
+    browser
+        .submit_and_wait("main form button[type=submit]")
+        .await;
+    let refused = field_error(&browser, "name").await;
+    assert!(
+        refused.contains("exists already"),
+        "duplicate refused: {refused}"
+    );
+    seen.page(&browser).await;
+    browser.fill("#name", "acme-cw").await;
+    browser
+        .submit_and_wait("main form button[type=submit]")
+        .await;
+
+    // Edit Integration → Save.
+    assert_eq!(browser.text("h1").await, "Edit Integration");
+    assert_eq!(browser.text("#instance-name").await, "acme-cw");
+    browser.fill("#installation", "Acme Corporation").await;
+    browser.fill("#url", &sandbox.base_url()).await;
+    seen.page(&browser).await;
+    browser
+        .submit_and_wait("main form button[type=submit]")
+        .await;
+    assert!(
+        browser
+            .current_url()
+            .await
+            .contains("/instances/acme-cw/settings")
+    );
+    assert!(browser.text(".notice").await.contains("created"));
+
+    // Settings: one wrong value (an unknown company), its error beside its field.
+    browser.fill("#company-id", "no-such-company").await;
+    browser.fill("#public-key", sandbox.public_key()).await;
+    browser.fill("#private-key", sandbox.private_key()).await;
+    browser.fill("#client-id", cw::CLIENT_ID).await;
+    browser.click("details summary").await;
+    browser
+        .fill("[id='host.allow-private-network']", "on")
+        .await;
+    browser
+        .fill("[id='host.requests-per-minute']", "100000")
+        .await;
+    seen.page(&browser).await;
+    browser
+        .submit_and_wait("form.settings button[type=submit]")
+        .await;
+    let wrong = field_error(&browser, "company-id").await;
+    assert!(
+        wrong.contains("no-such-company"),
+        "the check's error beside company-id: {wrong}"
+    );
+    assert!(browser.exists("#field-company-id.invalid").await);
+    browser.screenshot("settings-error").await;
+    seen.page(&browser).await;
+
+    // Then the right one: the check passes, and id-valued settings offer the remote's choices.
+    browser.fill("#company-id", sandbox.company_id()).await;
+    browser
+        .submit_and_wait("form.settings button[type=submit]")
+        .await;
+    let notice = browser.text(".notice").await;
+    assert!(notice.contains("check passed"), "{notice}");
+    assert!(!browser.exists("#company-id-error").await);
+    assert!(
+        browser
+            .exists("select#import-account-id option[value='4']")
+            .await,
+        "the company statuses come from the remote"
+    );
+    browser.select_value("#import-account-id", "4").await;
+    browser
+        .submit_and_wait("form.settings button[type=submit]")
+        .await;
+    assert!(browser.text(".notice").await.contains("check passed"));
+    seen.page(&browser).await;
+
+    // Two lookups from the remote's dropdowns.
+    browser.click("nav.tabs a[href$='/lookups']").await;
+    browser.wait_for("#lookup-account-type").await;
+    seen.page(&browser).await;
+    for (lookup, bss, remote) in [("account-type", "Customer", "1"), ("currency", "USD", "1")] {
+        let form = format!("#lookup-{lookup} form");
+        browser
+            .fill(&format!("{form} input[name='bss.new0']"), bss)
+            .await;
+        browser
+            .select_value(&format!("{form} select[name='remote.new0']"), remote)
+            .await;
+        browser
+            .submit_and_wait(&format!("{form} button[type=submit]"))
+            .await;
+        assert!(browser.text(".notice").await.contains("Saved"));
+    }
+    let mapped = browser
+        .texts("#lookup-account-type tbody td:first-child")
+        .await;
+    assert!(mapped.iter().any(|t| t == "Customer"), "{mapped:?}");
+    // A value the remote does not offer is refused with the reason.
+    browser
+        .execute(
+            "const s = document.querySelector(\"#lookup-currency select[name='remote.new0']\");
+             const o = document.createElement('option'); o.value = '999'; o.textContent = 'forged';
+             s.appendChild(o); s.value = '999';
+             document.querySelector(\"#lookup-currency input[name='bss.new0']\").value = 'EUR';",
+        )
+        .await;
+    browser
+        .submit_and_wait("#lookup-currency form button[type=submit]")
+        .await;
+    let refusal = browser.text("#lookup-currency .error").await;
+    assert!(refusal.contains("not offered"), "{refusal}");
+    seen.page(&browser).await;
+
+    // Sync options: account push create and update; what ConnectWise cannot do is disabled.
+    browser.click("nav.tabs a[href$='/sync-options']").await;
+    browser.wait_for("table.options").await;
+    assert!(
+        browser
+            .exists("input[id='product:pull:create'][disabled]")
+            .await,
+        "product pull is not offered by the connector"
+    );
+    assert!(
+        browser
+            .text("[id='product:pull:create-why']")
+            .await
+            .contains("does not pull")
+    );
+    browser.click("input[id='account:push:create']").await;
+    browser.click("input[id='account:push:update']").await;
+    seen.page(&browser).await;
+    browser
+        .submit_and_wait("main form button[type=submit]")
+        .await;
+    assert!(
+        browser
+            .exists("input[id='account:push:create']:checked")
+            .await
+    );
+
+    // Push a file: dry run, then run, then the run's records.
+    let file = console.dir.path().join("accounts.ndjson");
+    let accounts: Vec<Value> = (1..=5).map(account).collect();
+    write_ndjson(&file, &accounts);
+    browser.click("nav.tabs a[href$='/runs']").await;
+    browser.wait_for("#push-file").await;
+    seen.page(&browser).await;
+    browser.select_value("#push-entity", "account").await;
+    browser.upload("#push-file", &file).await;
+    browser
+        .submit_and_wait("#push-title ~ form button[type=submit]")
+        .await;
+    let outcomes = browser.texts("#review-items tbody td:nth-child(2)").await;
+    assert_eq!(outcomes, vec!["would-create"; 5], "the dry run");
+    assert!(
+        sandbox
+            .records("company/companies")
+            .iter()
+            .all(|c| c["identifier"] != "A0001")
+    );
+    seen.page(&browser).await;
+    browser
+        .submit_and_wait("form[action$='/push/run'] button[type=submit]")
+        .await;
+    browser.wait_for("#job-summary").await;
+    let summary = browser.text("#job-summary").await;
+    assert!(summary.contains("5 created"), "{summary}");
+    seen.page(&browser).await;
+    browser.click("#job-run").await;
+    browser.wait_for("#run-items").await;
+    let outcomes = browser.texts("#run-items tbody td:nth-child(3)").await;
+    assert_eq!(outcomes, vec!["created"; 5], "the run's records");
+    let companies = sandbox.records("company/companies");
+    for i in 1..=5 {
+        let code = format!("A{i:04}");
+        assert_eq!(
+            companies
+                .iter()
+                .filter(|c| c["identifier"] == code.as_str())
+                .count(),
+            1,
+            "{code} once in ConnectWise"
+        );
+    }
+    // Filtered to one outcome.
+    browser.select_value("#outcome", "created").await;
+    browser
+        .submit_and_wait(".inline-form button[type=submit]")
+        .await;
+    assert_eq!(browser.texts("#run-items tbody tr").await.len(), 5);
+    seen.page(&browser).await;
+    browser.screenshot("run-records").await;
+
+    // Enabled Connectors lists both instances with their status; at phone width too.
+    browser.click("header nav a[href='/instances']").await;
+    browser.wait_for("table").await;
+    let statuses = browser.texts("td .status").await;
+    assert!(statuses.contains(&"enabled".to_string()), "{statuses:?}");
+    assert!(
+        statuses.contains(&"needs settings".to_string()),
+        "{statuses:?}"
+    );
+    seen.page(&browser).await;
+    browser.set_viewport(390, 844).await;
+    let overflow = browser
+        .execute("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+        .await;
+    assert_eq!(overflow, json!(true), "the page fits a phone's width");
+    browser.screenshot("phone-width").await;
+
+    seen.assert_never_contains(sandbox.private_key());
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_reads_settings_but_cannot_change_them() {
+    let console = Console::start().await;
+    let admin = console.served.token.clone();
+    let (status, _) = console
+        .api(
+            "POST",
+            "/instances",
+            &admin,
+            Some(json!({ "connector": "connectwise", "name": "acme" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = console
+        .api(
+            "PATCH",
+            "/instances/acme/settings",
+            &admin,
+            Some(json!({ "company-id": "sandbox", "private-key": "viewer-must-not-see" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let viewer = console.token("dashboard", "viewer").await;
+
+    let browser = Browser::start("viewer").await;
+    sign_in(&browser, &console, &viewer).await;
+    assert!(
+        !browser
+            .exists("a[href='/setup/connectwise/activate']")
+            .await
+    );
+    browser.goto(&console.url("/instances/acme/settings")).await;
+    browser.wait_for("dl.readonly").await;
+    assert!(
+        !browser.exists("form.settings").await,
+        "no settings form for a viewer"
+    );
+    assert!(!browser.exists("input#company-id").await);
+    let shown = browser.texts("dl.readonly dd").await;
+    assert!(shown.contains(&"sandbox".to_string()), "{shown:?}");
+    assert!(shown.contains(&"set (hidden)".to_string()), "{shown:?}");
+    let html = browser.source().await;
+    assert!(!html.contains("viewer-must-not-see"));
+    // No control on the other pages either.
+    browser.goto(&console.url("/instances")).await;
+    assert!(!browser.exists("form[action$='/disable']").await);
+    browser
+        .goto(&console.url("/instances/acme/sync-options"))
+        .await;
+    assert!(!browser.exists("main form button[type=submit]").await);
+    assert!(
+        browser
+            .exists("input[id='account:push:create'][disabled]")
+            .await
+    );
+    // The form's address, posted anyway, is refused for the role.
+    browser
+        .goto(&console.url("/setup/connectwise/activate"))
+        .await;
+    assert!(browser.text("h1").await.contains("Not allowed"));
+    assert!(browser.text("[role=alert]").await.contains("viewer"));
+    browser.screenshot("viewer-refused").await;
+    // And the API says 403.
+    let (status, body) = console
+        .api(
+            "PATCH",
+            "/instances/acme/settings",
+            &viewer,
+            Some(json!({ "company-id": "changed" })),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (_, settings) = console
+        .api("GET", "/instances/acme/settings", &admin, None)
+        .await;
+    assert!(settings.to_string().contains("\"sandbox\""));
+    browser.close().await;
+}
+
+/// A cookie-keeping client of the console, without a browser, to post what a browser would not.
+struct Session {
+    client: reqwest::Client,
+    root: String,
+    cookies: Vec<(String, String)>,
+}
+
+impl Session {
+    fn new(root: &str) -> Session {
+        let _ = cw::api_client();
+        Session {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            root: root.to_string(),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn keep(&mut self, response: &reqwest::Response) -> Vec<String> {
+        let mut set = Vec::new();
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap().to_string();
+            let (pair, _) = text.split_once(';').unwrap_or((&text, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+            set.push(text);
+        }
+        set
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.root))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&response);
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String, Vec<String>) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.root))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let set = self.keep(&response);
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, if text.is_empty() { location } else { text }, set)
+    }
+}
+
+fn hidden_value(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in the page"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+async fn signed_in(console: &Console, token: &str) -> Session {
+    let mut session = Session::new(&console.root);
+    let (_, page) = session.get("/sign-in").await;
+    let nonce = hidden_value(&page, "nonce");
+    let (status, to, cookies) = session
+        .post(
+            "/sign-in",
+            &[("nonce", &nonce), ("next", "/instances"), ("token", token)],
+        )
+        .await;
+    assert_eq!(status, 303, "{to}");
+    assert_eq!(to, "/instances");
+    let cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("bss_session="))
+        .expect("a session cookie");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+    session
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_need_the_session_csrf_token_and_sessions_end() {
+    let console = Console::start().await;
+    let admin = console.served.token.clone();
+    let (status, _) = console
+        .api(
+            "POST",
+            "/instances",
+            &admin,
+            Some(json!({ "connector": "connectwise", "name": "acme" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // Without a session, pages lead to the sign-in page and posts change nothing.
+    let mut anonymous = Session::new(&console.root);
+    let (status, to, _) = anonymous
+        .post("/instances/acme/disable", &[("csrf", "x")])
+        .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, "/sign-in?next=%2Finstances%2Facme%2Fdisable")
+    );
+    // A wrong token does not sign in; a sign-in post without the form's nonce is refused.
+    let (_, page) = anonymous.get("/sign-in").await;
+    let nonce = hidden_value(&page, "nonce");
+    let (status, _, _) = anonymous
+        .post("/sign-in", &[("nonce", &nonce), ("token", "not-a-token")])
+        .await;
+    assert_eq!(status, 401);
+    let (status, _, _) = anonymous
+        .post("/sign-in", &[("nonce", "forged"), ("token", &admin)])
+        .await;
+    assert_eq!(status, 403);
+
+    let mut session = signed_in(&console, &admin).await;
+    // A form posted without the CSRF token, or with another one, is refused; nothing changes.
+    for form in [vec![], vec![("csrf", "not-the-token")]] {
+        let (status, page, _) = session.post("/instances/acme/disable", &form).await;
+        assert_eq!(status, 403, "{page}");
+        assert!(page.contains("security token"), "{page}");
+    }
+    let (_, view) = console.api("GET", "/instances/acme", &admin, None).await;
+    assert_eq!(view["instance"]["enabled"], json!(true), "still enabled");
+    // With it, the form works.
+    let (_, page) = session.get("/instances").await;
+    let csrf = hidden_value(&page, "csrf");
+    let (status, to, _) = session
+        .post("/instances/acme/disable", &[("csrf", &csrf)])
+        .await;
+    assert_eq!((status, to.as_str()), (303, "/instances?done=disabled"));
+    let (_, view) = console.api("GET", "/instances/acme", &admin, None).await;
+    assert_eq!(view["instance"]["enabled"], json!(false));
+
+    // Sign-out ends the session: its cookie no longer opens a page.
+    let kept = session.cookies.clone();
+    let (status, to, _) = session.post("/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!((status, to.as_str()), (303, "/sign-in"));
+    session.cookies = kept;
+    let (status, _) = session.get("/instances").await;
+    assert_eq!(status, 303, "a signed-out session is over");
+
+    // Revoking a token ends its sessions at once.
+    let operator = console.token("night-shift", "operator").await;
+    let mut session = signed_in(&console, &operator).await;
+    assert_eq!(session.get("/instances").await.0, 200);
+    let data = console.data();
+    blocking(move || ok(&data, &["tokens", "revoke", "night-shift"])).await;
+    assert_eq!(session.get("/instances").await.0, 303);
+}
