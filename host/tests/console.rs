@@ -30,6 +30,16 @@ impl Console {
     async fn start() -> Console {
         let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
+        Console::serve(sandbox, dir)
+    }
+
+    /// `serve` on a data folder with ConnectWise instance `cw` set up from the command line.
+    async fn with_instance(sync_options: &'static [&'static str]) -> Console {
+        let setup = cw::setup(common::cli::HOST, sync_options).await;
+        Console::serve(setup.sandbox, setup.dir)
+    }
+
+    fn serve(sandbox: Sandbox, dir: tempfile::TempDir) -> Console {
         let served = cw::serve(common::cli::command(&dir.path().join("data"), &[]));
         let root = served
             .base
@@ -135,9 +145,116 @@ async fn field_error(browser: &Browser, key: &str) -> String {
     browser.text(&format!("[id='{key}-error']")).await
 }
 
+/// Waits (up to 5 s) until the element with id `id` has text; the text.
+async fn wait_for_text(browser: &Browser, id: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = browser
+            .execute(&format!(
+                "return document.getElementById('{id}').textContent"
+            ))
+            .await;
+        let text = text.as_str().unwrap_or_default().trim().to_string();
+        if !text.is_empty() || std::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// On the runs page: uploads `records` of `entity` as a file, dry-runs and runs it; the job's
+/// summary.
+async fn push_file(
+    browser: &Browser,
+    dir: &std::path::Path,
+    entity: &str,
+    records: &[Value],
+) -> String {
+    let file = dir.join(format!("{entity}-{}.ndjson", records.len()));
+    write_ndjson(&file, records);
+    browser.wait_for("#push-file").await;
+    browser.select_value("#push-entity", entity).await;
+    browser.upload("#push-file", &file).await;
+    browser
+        .submit_and_wait("#push-title ~ form button[type=submit]")
+        .await;
+    browser
+        .submit_and_wait("form[action$='/push/run'] button[type=submit]")
+        .await;
+    browser.wait_for("#job-summary").await;
+    browser.text("#job-summary").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_runs_syncs_and_retries_but_does_not_set_up() {
+    let console = Console::with_instance(&[
+        "account:push:create,update",
+        "contact:push:create,update",
+        "account:pull:create,update",
+    ])
+    .await;
+    let operator = console.token("night-shift", "operator").await;
+    let browser = Browser::start("operator").await;
+    sign_in(&browser, &console, &operator).await;
+    browser.goto(&console.url("/instances/cw/settings")).await;
+    browser.wait_for("dl.readonly").await;
+    assert!(
+        !browser.exists("form.settings").await,
+        "settings are for admins"
+    );
+    browser.goto(&console.url("/instances/cw/runs")).await;
+
+    // A contact whose account is not in ConnectWise yet waits in the retry queue.
+    let summary = push_file(
+        &browser,
+        console.dir.path(),
+        "contact",
+        &[common::records::contact(1, Some("A0009"))],
+    )
+    .await;
+    assert!(summary.contains("1 queued"), "{summary}");
+    browser.goto(&console.url("/instances/cw/runs")).await;
+    let waiting = browser
+        .texts("#queue-title ~ .scroll tbody td:nth-child(2)")
+        .await;
+    assert_eq!(waiting, vec!["K0001"]);
+    // Retry now: it is tried again, and still waits for its account.
+    browser
+        .submit_and_wait("form[action$='/retry'] button[type=submit]")
+        .await;
+    browser.wait_for("#job-summary").await;
+    let retried = browser.text("#job-summary").await;
+    assert!(retried.contains("1 queued records claimed"), "{retried}");
+    // Pushing the account sends the contact that waited for it.
+    browser.goto(&console.url("/instances/cw/runs")).await;
+    let summary = push_file(&browser, console.dir.path(), "account", &[account(9)]).await;
+    assert!(summary.contains("1 created"), "{summary}");
+    browser.goto(&console.url("/instances/cw/runs")).await;
+    assert!(browser.text("#queue-title ~ p").await.starts_with("Empty"));
+    let contacts = console.sandbox.records("company/contacts");
+    assert_eq!(
+        contacts
+            .iter()
+            .filter(|c| c["firstName"] == "First1")
+            .count(),
+        1,
+        "the contact once in ConnectWise"
+    );
+    let triggers = browser.texts("table.runs tbody td:nth-child(3)").await;
+    assert!(triggers.iter().all(|t| t == "console"), "{triggers:?}");
+    browser.screenshot("runs").await;
+    browser.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documentation_flow_in_a_real_browser() {
-    let console = Console::start().await;
+    // A file in the plugins folder that is not a component: listed as refused, with the reason.
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("data").join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::write(plugins.join("broken.wasm"), b"not a component").unwrap();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let console = Console::serve(sandbox, dir);
     let sandbox = &console.sandbox;
     // A name that is taken already.
     let (status, _) = console
@@ -165,6 +282,9 @@ async fn the_documentation_flow_in_a_real_browser() {
     browser.click("a[href='/setup/connectwise/activate']").await;
     browser.wait_for("#name").await;
     browser.fill("#name", "acme").await;
+    // Checked as it is typed, before the form is sent.
+    let inline = wait_for_text(&browser, "name-error").await;
+    assert!(inline.contains("exists already"), "inline check: {inline}");
     browser
         .submit_and_wait("main form button[type=submit]")
         .await;
@@ -296,6 +416,8 @@ async fn the_documentation_flow_in_a_real_browser() {
     );
     browser.click("input[id='account:push:create']").await;
     browser.click("input[id='account:push:update']").await;
+    browser.click("input[id='account:pull:create']").await;
+    browser.click("input[id='account:pull:update']").await;
     seen.page(&browser).await;
     browser
         .submit_and_wait("main form button[type=submit]")
@@ -358,6 +480,26 @@ async fn the_documentation_flow_in_a_real_browser() {
     assert_eq!(browser.texts("#run-items tbody tr").await.len(), 5);
     seen.page(&browser).await;
     browser.screenshot("run-records").await;
+
+    // Pull now: the changes go to the change feed, shown with the schedules.
+    browser.click(".crumbs a[href$='/runs']").await;
+    browser.wait_for("#pull-entity").await;
+    browser.select_value("#pull-entity", "account").await;
+    browser
+        .submit_and_wait("#pull-title ~ form button[type=submit]")
+        .await;
+    browser.wait_for("#job-summary").await;
+    let pulled = browser.text("#job-summary").await;
+    assert!(pulled.contains("records delivered"), "{pulled}");
+    assert_eq!(browser.text("#job-state .status").await, "done");
+    seen.page(&browser).await;
+    browser.click("nav.tabs a[href$='/schedules']").await;
+    browser.wait_for("#feed-title").await;
+    seen.page(&browser).await;
+    browser.click("header nav a[href='/health']").await;
+    browser.wait_for("#behind").await;
+    assert!(browser.text("h1").await.starts_with("Health"));
+    seen.page(&browser).await;
 
     // Enabled Connectors lists both instances with their status; at phone width too.
     browser.click("header nav a[href='/instances']").await;
@@ -625,6 +767,22 @@ async fn forms_need_the_session_csrf_token_and_sessions_end() {
     let (_, view) = console.api("GET", "/instances/acme", &admin, None).await;
     assert_eq!(view["instance"]["enabled"], json!(false));
 
+    // In a real browser: the Enable form with its CSRF field taken out is refused.
+    let browser = Browser::start("csrf").await;
+    sign_in(&browser, &console, &admin).await;
+    browser.goto(&console.url("/instances")).await;
+    browser
+        .execute("document.querySelector(\"form[action$='/enable'] input[name=csrf]\").remove()")
+        .await;
+    browser
+        .submit_and_wait("form[action$='/enable'] button[type=submit]")
+        .await;
+    assert_eq!(browser.text("h1").await, "Form refused");
+    browser.screenshot("refused").await;
+    browser.close().await;
+    let (_, view) = console.api("GET", "/instances/acme", &admin, None).await;
+    assert_eq!(view["instance"]["enabled"], json!(false), "still disabled");
+
     // Sign-out ends the session: its cookie no longer opens a page.
     let kept = session.cookies.clone();
     let (status, to, _) = session.post("/sign-out", &[("csrf", &csrf)]).await;
@@ -632,6 +790,78 @@ async fn forms_need_the_session_csrf_token_and_sessions_end() {
     session.cookies = kept;
     let (status, _) = session.get("/instances").await;
     assert_eq!(status, 303, "a signed-out session is over");
+
+    // A secret is cleared with its box; a pin is set and refused for a version that is not loaded;
+    // deleting needs the name typed.
+    let mut session = signed_in(&console, &admin).await;
+    let (status, _) = console
+        .api(
+            "PATCH",
+            "/instances/acme/settings",
+            &admin,
+            Some(json!({ "private-key": "to-be-cleared" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, page) = session.get("/instances/acme/settings").await;
+    assert!(page.contains("name=\"clear:private-key\""));
+    assert!(!page.contains("to-be-cleared"));
+    let csrf = hidden_value(&page, "csrf");
+    let (status, page, _) = session
+        .post(
+            "/instances/acme/settings",
+            &[("csrf", &csrf), ("clear:private-key", "on")],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let (_, settings) = console
+        .api("GET", "/instances/acme/settings", &admin, None)
+        .await;
+    let key = settings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "private-key")
+        .unwrap();
+    assert_eq!(key["origin"], "unset", "{settings}");
+    let (status, to, _) = session
+        .post(
+            "/instances/acme/pin",
+            &[("csrf", &csrf), ("version", "0.2.0")],
+        )
+        .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, "/instances/acme/settings?done=pinned")
+    );
+    let (_, view) = console.api("GET", "/instances/acme", &admin, None).await;
+    assert_eq!(view["instance"]["version_req"], "=0.2.0");
+    let (status, page, _) = session
+        .post(
+            "/instances/acme/pin",
+            &[("csrf", &csrf), ("version", "9.9.9")],
+        )
+        .await;
+    assert_eq!(status, 404, "{page}");
+    let (status, page, _) = session
+        .post(
+            "/instances/acme/delete",
+            &[("csrf", &csrf), ("confirm", "acm")],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("nothing was deleted"), "{page}");
+    let (status, to, _) = session
+        .post(
+            "/instances/acme/delete",
+            &[("csrf", &csrf), ("confirm", "acme")],
+        )
+        .await;
+    assert_eq!((status, to.as_str()), (303, "/instances?done=deleted"));
+    assert_eq!(
+        console.api("GET", "/instances/acme", &admin, None).await.0,
+        404
+    );
 
     // Revoking a token ends its sessions at once.
     let operator = console.token("night-shift", "operator").await;

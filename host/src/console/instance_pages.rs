@@ -815,9 +815,12 @@ async fn lookups_page(
     Answer(console, result.map_err(|e| (Some(signed), e)))
 }
 
+/// (key, value) pairs: mappings, or problems keyed by what they are about.
+type Pairs = Vec<(String, String)>;
+
 /// The mappings a posted lookup form asks for: existing rows (`bss.N`, `remote.N`, `remove.N`)
 /// and new ones (`bss.newN`, `remote.newN`); a row marked for removal maps to "" (removed).
-fn lookup_pairs(fields: &Fields) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn lookup_pairs(fields: &Fields) -> (Pairs, Pairs) {
     let mut pairs = Vec::new();
     let mut problems = Vec::new();
     for (key, bss) in fields.0.iter().filter(|(k, _)| k.starts_with("bss.")) {

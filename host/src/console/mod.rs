@@ -227,6 +227,12 @@ impl From<InstanceError> for PageError {
             InstanceError::Call(_)
             | InstanceError::Choices { .. }
             | InstanceError::Callbacks(_) => StatusCode::BAD_GATEWAY,
+            InstanceError::Registry(e) => match **e {
+                crate::registry::RegistryError::Unknown(_)
+                | crate::registry::RegistryError::NoMatchingVersion { .. } => StatusCode::NOT_FOUND,
+                crate::registry::RegistryError::BadRequirement(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         PageError::new(status, "Could not be done", message)

@@ -283,7 +283,13 @@ impl Browser {
         let deadline = Instant::now() + WAIT;
         loop {
             match old.tag_name().await {
-                Err(e) if e.is_stale_element_reference() => break,
+                // Chromium sometimes says the old node left the document instead of "stale".
+                Err(e)
+                    if e.is_stale_element_reference()
+                        || e.to_string().contains("does not belong to the document") =>
+                {
+                    break;
+                }
                 Err(e) => panic!("submitting `{css}` failed at {}: {e}", self.at().await),
                 Ok(_) if Instant::now() > deadline => {
                     panic!(
