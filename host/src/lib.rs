@@ -8,6 +8,7 @@
 //! | `callbacks` | remote callbacks: the hook that verifies and stores a delivery once, and the worker that fetches each named record into the change feed |
 //! | `capabilities` | everything a component may import (HTTP, its settings and lookups, logging) and the per-instance `host.` options that bound it |
 //! | `cli` | the `bss-host` command |
+//! | `console` | the operator console `serve` runs at `/`: sign-in sessions, the setup pages, runs, tokens |
 //! | `contract` | the connector contract as the host sees it: bindings per minor, the typed manifest, connector errors in words (the bottom layer) |
 //! | `demo` | `bss-host demo`, with a ConnectWise sandbox in-process (cargo feature `demo`) |
 //! | `instances` | named connector instances: settings, sync options, lookups, the settings check |
@@ -15,7 +16,7 @@
 //! | `registry` | connector versions found in the plugins folder, hot reload and rollback |
 //! | `runtime` | the wasmtime engine: loading and linking components, calls under deadline and memory caps, answers bounded in guest memory |
 //! | `scheduler` | what `serve` runs unattended: the schedules (pulls into the change feed, retries), the retry of every queue once a minute, feed pruning, and the health they report |
-//! | `serve` | `bss-host serve`: the plugins watcher, the scheduler and the API in one process |
+//! | `serve` | `bss-host serve`: the plugins watcher, the scheduler, the API and the console in one process |
 //! | `safe_text` | text from a connector or a remote made safe to print |
 //! | `store` | the store traits and their SQLite implementation: instances, id map, runs, retry queue, cursors, leases, schedules, the change feed |
 //! | `sync` | push and pull that never duplicate or lose a record: engine, leases, record files, runs |
@@ -57,6 +58,7 @@ mod layers {
         &["callbacks"],
         &["app", "scheduler"],
         &["api", "demo"],
+        &["console"],
         &["serve"],
         &["cli"],
     ];

@@ -303,7 +303,7 @@ async fn the_documentation_flow_in_a_real_browser() {
     assert_eq!(browser.text("h1").await, "Edit Integration");
     assert_eq!(browser.text("#instance-name").await, "acme-cw");
     browser.fill("#installation", "Acme Corporation").await;
-    browser.fill("#url", &sandbox.base_url()).await;
+    browser.fill("#address", &sandbox.base_url()).await;
     seen.page(&browser).await;
     browser
         .submit_and_wait("main form button[type=submit]")
@@ -317,22 +317,26 @@ async fn the_documentation_flow_in_a_real_browser() {
     assert!(browser.text(".notice").await.contains("created"));
 
     // Settings: one wrong value (an unknown company), its error beside its field.
-    browser.fill("#company-id", "no-such-company").await;
-    browser.fill("#public-key", sandbox.public_key()).await;
-    browser.fill("#private-key", sandbox.private_key()).await;
-    browser.fill("#client-id", cw::CLIENT_ID).await;
-    browser.click("details summary").await;
+    browser.fill("#setting-company-id", "no-such-company").await;
     browser
-        .fill("[id='host.allow-private-network']", "on")
+        .fill("#setting-public-key", sandbox.public_key())
         .await;
     browser
-        .fill("[id='host.requests-per-minute']", "100000")
+        .fill("#setting-private-key", sandbox.private_key())
+        .await;
+    browser.fill("#setting-client-id", cw::CLIENT_ID).await;
+    browser.click("details summary").await;
+    browser
+        .fill("[id='setting-host.allow-private-network']", "on")
+        .await;
+    browser
+        .fill("[id='setting-host.requests-per-minute']", "100000")
         .await;
     seen.page(&browser).await;
     browser
         .submit_and_wait("form.settings button[type=submit]")
         .await;
-    let wrong = field_error(&browser, "company-id").await;
+    let wrong = field_error(&browser, "setting-company-id").await;
     assert!(
         wrong.contains("no-such-company"),
         "the check's error beside company-id: {wrong}"
@@ -342,20 +346,24 @@ async fn the_documentation_flow_in_a_real_browser() {
     seen.page(&browser).await;
 
     // Then the right one: the check passes, and id-valued settings offer the remote's choices.
-    browser.fill("#company-id", sandbox.company_id()).await;
+    browser
+        .fill("#setting-company-id", sandbox.company_id())
+        .await;
     browser
         .submit_and_wait("form.settings button[type=submit]")
         .await;
     let notice = browser.text(".notice").await;
     assert!(notice.contains("check passed"), "{notice}");
-    assert!(!browser.exists("#company-id-error").await);
+    assert!(!browser.exists("#setting-company-id-error").await);
     assert!(
         browser
-            .exists("select#import-account-id option[value='4']")
+            .exists("select#setting-import-account-id option[value='4']")
             .await,
         "the company statuses come from the remote"
     );
-    browser.select_value("#import-account-id", "4").await;
+    browser
+        .select_value("#setting-import-account-id", "4")
+        .await;
     browser
         .submit_and_wait("form.settings button[type=submit]")
         .await;
@@ -449,14 +457,30 @@ async fn the_documentation_flow_in_a_real_browser() {
             .all(|c| c["identifier"] != "A0001")
     );
     seen.page(&browser).await;
+    let upload = browser
+        .execute("return document.querySelector(\"input[name=upload]\").value")
+        .await;
     browser
         .submit_and_wait("form[action$='/push/run'] button[type=submit]")
         .await;
     browser.wait_for("#job-summary").await;
     let summary = browser.text("#job-summary").await;
     assert!(summary.contains("5 created"), "{summary}");
-    seen.page(&browser).await;
-    browser.click("#job-run").await;
+    // The reviewed file runs once: posting its run again is refused.
+    browser
+        .execute(&format!(
+            "const f = document.createElement('form'); f.method = 'post';
+             f.action = '/instances/acme-cw/push/run';
+             for (const [k, v] of [['csrf', document.querySelector('input[name=csrf]').value], ['upload', {upload}]]) {{
+               const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i);
+             }}
+             document.body.appendChild(f); f.submit();"
+        ))
+        .await;
+    browser.wait_for(".error").await;
+    assert!(browser.text(".error").await.contains("run already"));
+    browser.goto(&console.url("/instances/acme-cw/runs")).await;
+    browser.click("table.runs tbody tr:first-child a").await;
     browser.wait_for("#run-items").await;
     let outcomes = browser.texts("#run-items tbody td:nth-child(3)").await;
     assert_eq!(outcomes, vec!["created"; 5], "the run's records");
@@ -495,6 +519,21 @@ async fn the_documentation_flow_in_a_real_browser() {
     seen.page(&browser).await;
     browser.click("nav.tabs a[href$='/schedules']").await;
     browser.wait_for("#feed-title").await;
+    // A schedule: a wrong cadence is refused beside its field, then a right one is listed.
+    browser.fill("#target", "account:pull").await;
+    browser.fill("#cadence", "every fortnight").await;
+    browser
+        .submit_and_wait("form[action$='/schedules'] button[type=submit]")
+        .await;
+    assert!(!field_error(&browser, "cadence").await.is_empty());
+    browser.fill("#cadence", "every 15m").await;
+    browser
+        .submit_and_wait("form[action$='/schedules'] button[type=submit]")
+        .await;
+    let listed = browser
+        .texts("#schedules-title ~ .scroll tbody td:first-child")
+        .await;
+    assert_eq!(listed, vec!["account:pull"]);
     seen.page(&browser).await;
     browser.click("header nav a[href='/health']").await;
     browser.wait_for("#behind").await;
@@ -559,7 +598,7 @@ async fn a_viewer_reads_settings_but_cannot_change_them() {
         !browser.exists("form.settings").await,
         "no settings form for a viewer"
     );
-    assert!(!browser.exists("input#company-id").await);
+    assert!(!browser.exists("input#setting-company-id").await);
     let shown = browser.texts("dl.readonly dd").await;
     assert!(shown.contains(&"sandbox".to_string()), "{shown:?}");
     assert!(shown.contains(&"set (hidden)".to_string()), "{shown:?}");
@@ -584,6 +623,9 @@ async fn a_viewer_reads_settings_but_cannot_change_them() {
     assert!(browser.text("h1").await.contains("Not allowed"));
     assert!(browser.text("[role=alert]").await.contains("viewer"));
     browser.screenshot("viewer-refused").await;
+    browser.goto(&console.url("/tokens")).await;
+    assert!(browser.text("h1").await.contains("Not allowed"));
+    assert!(!browser.exists("header a[href='/tokens']").await);
     // And the API says 403.
     let (status, body) = console
         .api(
@@ -687,6 +729,16 @@ fn hidden_value(html: &str, name: &str) -> String {
     let start = html
         .find(&marker)
         .unwrap_or_else(|| panic!("no {name} in the page"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+/// The value of the input with id `id`.
+fn hidden_value_of(html: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\" readonly value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {id} in the page"))
         + marker.len();
     html[start..].split('"').next().unwrap().to_string()
 }
@@ -862,6 +914,35 @@ async fn forms_need_the_session_csrf_token_and_sessions_end() {
         console.api("GET", "/instances/acme", &admin, None).await.0,
         404
     );
+
+    // Admins make and revoke tokens on the tokens page; the new token is shown once and works.
+    let (status, page) = session.get("/tokens").await;
+    assert_eq!(status, 200);
+    let csrf = hidden_value(&page, "csrf");
+    let (status, page, _) = session
+        .post(
+            "/tokens",
+            &[("csrf", &csrf), ("name", "kiosk"), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let made = hidden_value_of(&page, "made-token");
+    assert_eq!(console.api("GET", "/instances", &made, None).await.0, 200);
+    let (status, page, _) = session
+        .post(
+            "/tokens",
+            &[("csrf", &csrf), ("name", "kiosk"), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(status, 400, "a name is never reused");
+    assert!(page.contains("choose another name"), "{page}");
+    let (_, page) = session.get("/tokens").await;
+    assert!(!page.contains(&made), "a token is shown once");
+    let (status, to, _) = session
+        .post("/tokens/kiosk/revoke", &[("csrf", &csrf)])
+        .await;
+    assert_eq!((status, to.as_str()), (303, "/tokens?done=revoked"));
+    assert_eq!(console.api("GET", "/instances", &made, None).await.0, 401);
 
     // Revoking a token ends its sessions at once.
     let operator = console.token("night-shift", "operator").await;

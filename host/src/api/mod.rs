@@ -37,7 +37,6 @@ struct ApiState {
 type Shared = Arc<ApiState>;
 
 pub fn router(app: App) -> Router {
-    let console = crate::console::router(app.instances.clone(), &app.data);
     let receiver = crate::callbacks::Receiver::new(app.instances.clone());
     let state: Shared = Arc::new(ApiState { app, receiver });
     let protected = Router::new()
@@ -118,7 +117,6 @@ pub fn router(app: App) -> Router {
         .nest("/api/v1", api)
         .merge(metrics)
         .merge(hooks)
-        .merge(console)
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,

@@ -184,6 +184,10 @@ pub enum Command {
         /// Acknowledged change-feed entries older than this many days are dropped.
         #[arg(long, default_value_t = crate::scheduler::FEED_RETENTION_DAYS)]
         feed_retention_days: i64,
+        /// Marks the console's cookies Secure on every request: for a TLS proxy in front that
+        /// does not send `X-Forwarded-Proto: https` (with it, they are Secure anyway).
+        #[arg(long, env = "BSS_HOST_SECURE_COOKIES")]
+        secure_cookies: bool,
     },
     /// Schedules of pulls and retries per instance and entity (`serve` runs them).
     #[command(subcommand)]
@@ -492,7 +496,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             listen,
             feed_retention_days,
-        } => crate::serve::serve(app, listen, feed_retention_days).await?,
+            secure_cookies,
+        } => {
+            let options = crate::serve::ServeOptions {
+                listen,
+                feed_retention_days,
+                secure_cookies,
+            };
+            crate::serve::serve(app, options).await?
+        }
         command @ (Command::Schedules(_)
         | Command::Tokens(_)
         | Command::Feed(_)

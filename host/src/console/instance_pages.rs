@@ -290,7 +290,10 @@ async fn settings_view(
         _ => String::new(),
     };
     let typed = |key: &str, otherwise: String| match form.submitted {
-        Some(fields) => fields.get(key).map(str::to_string).unwrap_or(otherwise),
+        Some(fields) => fields
+            .get(&format!("set:{key}"))
+            .map(str::to_string)
+            .unwrap_or(otherwise),
         None => otherwise,
     };
     // Remote choices need a working instance; the first failure says why for all of them.
@@ -439,8 +442,8 @@ async fn settings_page(
     Answer(console, result.map_err(|e| (Some(signed), e)))
 }
 
-/// The changes a posted settings form makes: only what differs from what is stored; a secret
-/// left empty keeps its value, its *clear* box removes it.
+/// The changes a posted settings form makes (fields `set:KEY`, boxes `clear:KEY`): only what
+/// differs from what is stored; a secret left empty keeps its value, its *clear* box removes it.
 fn settings_changes(
     manifest: &Manifest,
     stored: &BTreeMap<String, StoredValue>,
@@ -450,6 +453,8 @@ fn settings_changes(
         Some(StoredValue::Plain(v)) => v.clone(),
         _ => String::new(),
     };
+    let value = |key: &str| fields.text(&format!("set:{key}"));
+    let given = |key: &str| fields.has(&format!("set:{key}"));
     let mut changes = Vec::new();
     for variable in &manifest.server_variables {
         let key = &variable.key;
@@ -458,16 +463,16 @@ fn settings_changes(
                 if stored.contains_key(key) {
                     changes.push((key.clone(), String::new()));
                 }
-            } else if !fields.text(key).is_empty() {
-                changes.push((key.clone(), fields.text(key)));
+            } else if !value(key).is_empty() {
+                changes.push((key.clone(), value(key)));
             }
-        } else if fields.has(key) && fields.text(key) != plain(key) {
-            changes.push((key.clone(), fields.text(key)));
+        } else if given(key) && value(key) != plain(key) {
+            changes.push((key.clone(), value(key)));
         }
     }
     for key in OPTION_KEYS {
-        if fields.has(key) && fields.text(key) != plain(key) {
-            changes.push((key.to_string(), fields.text(key)));
+        if given(key) && value(key) != plain(key) {
+            changes.push((key.to_string(), value(key)));
         }
     }
     changes
@@ -579,6 +584,7 @@ fn option_rows(
     current: &[(Entity, Direction, Operations)],
 ) -> Vec<OptionRow> {
     let mut entities: Vec<Entity> = manifest.sync_options.iter().map(|o| o.entity).collect();
+    entities.sort();
     entities.dedup();
     entities
         .into_iter()
@@ -815,21 +821,28 @@ async fn lookups_page(
     Answer(console, result.map_err(|e| (Some(signed), e)))
 }
 
-/// (key, value) pairs: mappings, or problems keyed by what they are about.
-type Pairs = Vec<(String, String)>;
+/// A lookup form's rows: the mappings to keep, the BSS values to remove, and problems.
+struct LookupEdit {
+    rows: Vec<crate::store::LookupRow>,
+    removed: Vec<String>,
+    problems: Vec<(String, String)>,
+}
 
-/// The mappings a posted lookup form asks for: existing rows (`bss.N`, `remote.N`, `remove.N`)
-/// and new ones (`bss.newN`, `remote.newN`); a row marked for removal maps to "" (removed).
-fn lookup_pairs(fields: &Fields) -> (Pairs, Pairs) {
-    let mut pairs = Vec::new();
-    let mut problems = Vec::new();
+/// The mappings a posted lookup form asks for: existing rows (`bss.N`, `remote.N`, `remove.N`,
+/// `default.N`) and new ones (`bss.newN`, `remote.newN`, `default.newN`).
+fn lookup_edit(fields: &Fields) -> LookupEdit {
+    let mut edit = LookupEdit {
+        rows: Vec::new(),
+        removed: Vec::new(),
+        problems: Vec::new(),
+    };
     for (key, bss) in fields.0.iter().filter(|(k, _)| k.starts_with("bss.")) {
         let row = &key["bss.".len()..];
         let bss = bss.trim();
         let remote = fields.text(&format!("remote.{row}"));
         if bss.is_empty() {
             if !remote.is_empty() {
-                problems.push((
+                edit.problems.push((
                     format!("row {row}"),
                     "a remote value was chosen without a BSS value; type the BSS value".into(),
                 ));
@@ -837,17 +850,21 @@ fn lookup_pairs(fields: &Fields) -> (Pairs, Pairs) {
             continue;
         }
         if fields.has(&format!("remove.{row}")) {
-            pairs.push((bss.to_string(), String::new()));
+            edit.removed.push(bss.to_string());
         } else if remote.is_empty() {
-            problems.push((
+            edit.problems.push((
                 bss.to_string(),
                 "choose the remote value it maps to (or tick Remove)".into(),
             ));
         } else {
-            pairs.push((bss.to_string(), remote));
+            edit.rows.push(crate::store::LookupRow {
+                bss_value: bss.to_string(),
+                remote_value: remote,
+                pull_default: fields.has(&format!("default.{row}")),
+            });
         }
     }
-    (pairs, problems)
+    edit
 }
 
 async fn save_lookup(
@@ -859,16 +876,21 @@ async fn save_lookup(
     let fields = Fields(fields);
     let result = async {
         signed.allow(&fields, Role::Admin)?;
-        let (pairs, mut problems) = lookup_pairs(&fields);
-        let default = fields.text("default");
+        let LookupEdit {
+            rows,
+            removed,
+            mut problems,
+        } = lookup_edit(&fields);
         if problems.is_empty() {
             match instances(&console)
-                .set_lookups(&name, &lookup, &pairs, (!default.is_empty()).then_some(default.as_str()))
+                .set_lookup_table(&name, &lookup, &rows, &removed)
                 .await
             {
                 Ok(()) => {
                     tracing::info!(instance = %name, %lookup, by = %signed.token.name, "lookup saved in the console");
-                    return Ok(see_other(&format!("/instances/{name}/lookups?done=saved#lookup-{lookup}")));
+                    return Ok(see_other(&format!(
+                        "/instances/{name}/lookups?done=saved#lookup-{lookup}"
+                    )));
                 }
                 Err(InstanceError::Invalid(found)) => problems = found,
                 Err(e) => return Err(e.into()),
@@ -895,9 +917,10 @@ mod tests {
 
     #[test]
     fn lookup_rows_map_remove_and_refuse_half_filled_ones() {
-        let (pairs, problems) = lookup_pairs(&fields(&[
+        let edit = lookup_edit(&fields(&[
             ("bss.0", "Customer"),
             ("remote.0", "1"),
+            ("default.0", "on"),
             ("bss.1", "Reseller"),
             ("remote.1", "4"),
             ("remove.1", "on"),
@@ -907,13 +930,15 @@ mod tests {
             ("remote.new1", ""),
         ]));
         assert_eq!(
-            pairs,
-            vec![
-                ("Customer".to_string(), "1".to_string()),
-                ("Reseller".to_string(), String::new())
-            ]
+            edit.rows,
+            vec![crate::store::LookupRow {
+                bss_value: "Customer".into(),
+                remote_value: "1".into(),
+                pull_default: true,
+            }]
         );
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].0, "Partner");
+        assert_eq!(edit.removed, vec!["Reseller".to_string()]);
+        assert_eq!(edit.problems.len(), 1);
+        assert_eq!(edit.problems[0].0, "Partner");
     }
 }

@@ -12,6 +12,7 @@ mod jobs;
 mod run_pages;
 mod session;
 mod setup_pages;
+mod token_pages;
 
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ pub struct Console {
     jobs: jobs::Jobs,
     /// Where uploaded files wait between their dry run and their run.
     uploads: std::path::PathBuf,
+    /// Cookies are `Secure` whatever the request says (`serve --secure-cookies`).
+    secure_cookies: bool,
 }
 
 type Shared = Arc<Console>;
@@ -71,6 +74,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("job.html", include_str!("templates/job.html")),
     ("schedules.html", include_str!("templates/schedules.html")),
     ("health.html", include_str!("templates/health.html")),
+    ("tokens.html", include_str!("templates/tokens.html")),
 ];
 
 const STYLESHEET: &str = include_str!("assets/console.css");
@@ -81,7 +85,7 @@ const SCRIPT: &str = include_str!("assets/console.js");
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 impl Console {
-    pub fn new(instances: Arc<Instances>, data: &std::path::Path) -> Console {
+    pub fn new(instances: Arc<Instances>, data: &std::path::Path, secure_cookies: bool) -> Console {
         let mut templates = Environment::new();
         for (name, source) in TEMPLATES {
             templates
@@ -93,6 +97,7 @@ impl Console {
             templates,
             jobs: jobs::Jobs::default(),
             uploads: data.join("uploads"),
+            secure_cookies,
         }
     }
 
@@ -128,20 +133,33 @@ impl Console {
         match rendered {
             Ok(html) => html_response(status, html),
             Err(e) => {
-                tracing::error!("console page {template} failed to render: {e:#}");
+                let reference = crate::store::secrets::random_token(6);
+                tracing::error!(%reference, "console page {template} failed to render: {e:#}");
                 html_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!(
-                        "<!doctype html><title>Error</title><p>The page {template} could not be shown: {}</p>",
-                        escape(&e.to_string())
+                        "<!doctype html><title>Error</title><p>The page could not be shown (reference {}; the host's log has the details).</p>",
+                        escape(&reference)
                     ),
                 )
             }
         }
     }
 
-    /// An error page saying what happened and what to do.
-    fn error_page(&self, signed: Option<&Signed>, error: PageError) -> Response {
+    /// An error page saying what happened and what to do. The host's own failures (500, 503)
+    /// are logged with a reference, and the page gives only the reference: their details (paths,
+    /// database errors) are not for the browser.
+    fn error_page(&self, signed: Option<&Signed>, mut error: PageError) -> Response {
+        if matches!(
+            error.status,
+            StatusCode::INTERNAL_SERVER_ERROR | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            let reference = crate::store::secrets::random_token(6);
+            tracing::error!(%reference, status = %error.status, "console request failed: {}", error.message);
+            error.message = format!(
+                "the host could not do this (reference {reference}; its log has the details). Try again; if it goes on, tell whoever runs the host"
+            );
+        }
         self.page_with(
             error.status,
             "error.html",
@@ -291,8 +309,8 @@ fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
-pub fn router(instances: Arc<Instances>, data: &std::path::Path) -> Router {
-    let console: Shared = Arc::new(Console::new(instances, data));
+pub fn router(instances: Arc<Instances>, data: &std::path::Path, secure_cookies: bool) -> Router {
+    let console: Shared = Arc::new(Console::new(instances, data, secure_cookies));
     Router::new()
         .route("/", get(home))
         .route("/assets/console.css", get(stylesheet))
@@ -305,6 +323,7 @@ pub fn router(instances: Arc<Instances>, data: &std::path::Path) -> Router {
         .merge(setup_pages::routes())
         .merge(instance_pages::routes())
         .merge(run_pages::routes())
+        .merge(token_pages::routes())
         // An upload is a push file: the same bound as the API's request bodies.
         .layer(axum::extract::DefaultBodyLimit::max(
             run_pages::MAX_UPLOAD_BYTES,
@@ -369,6 +388,10 @@ const NOTICES: &[(&str, &str)] = &[
     ),
     ("deleted", "The instance was deleted."),
     ("pinned", "The instance's version choice was saved."),
+    (
+        "revoked",
+        "The token was revoked; its sessions are signed out.",
+    ),
 ];
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Done {

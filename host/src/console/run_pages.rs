@@ -34,8 +34,16 @@ pub fn routes() -> Router<Shared> {
         .route("/instances/{name}/push/run", post(push_run))
         .route("/instances/{name}/pull", post(pull_now))
         .route("/instances/{name}/retry", post(retry_now))
-        .route("/instances/{name}/schedules", get(schedules_page))
+        .route(
+            "/instances/{name}/schedules",
+            get(schedules_page).post(set_schedule),
+        )
+        .route(
+            "/instances/{name}/schedules/{target}/remove",
+            post(remove_schedule),
+        )
         .route("/runs/{run}", get(run_page))
+        .route("/runs/{run}/status", get(run_status))
         .route("/jobs/{job}", get(job_page))
         .route("/jobs/{job}/status", get(job_status))
         .route("/health", get(health_page))
@@ -149,7 +157,36 @@ async fn run_page(
     Answer(console, result.map_err(|e| (Some(signed), e)))
 }
 
-/// An uploaded file's name in the uploads folder: only what `random_token` makes.
+/// What an upload was reviewed for: its run pushes it to this instance, as this entity.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Reviewed {
+    instance: String,
+    entity: Entity,
+    file_name: String,
+}
+
+/// A run's row as JSON, for the run page's script while it runs.
+async fn run_status(
+    State(console): State<Shared>,
+    signed: Signed,
+    UrlPath(run): UrlPath<i64>,
+) -> Answer {
+    let result = crate::sync::history::run(instances(&console), run)
+        .map_err(PageError::from)
+        .and_then(|found| {
+            found.ok_or_else(|| PageError::not_found(format!("there is no run {run}")))
+        })
+        .map(|(row, _)| {
+            let mut response =
+                axum::response::IntoResponse::into_response(axum::Json(serde_json::json!(row)));
+            super::secure_headers(response.headers_mut());
+            response
+        });
+    Answer(console, result.map_err(|e| (Some(signed), e)))
+}
+
+/// An uploaded file's name in the uploads folder (`ID.upload`, its review `ID.json`): only what
+/// `random_token` makes.
 fn upload_path(console: &Shared, id: &str) -> Result<std::path::PathBuf, PageError> {
     if id.is_empty()
         || id.len() > 64
@@ -255,11 +292,25 @@ async fn push_dry_run(
         })?;
         forget_old_uploads(&console);
         let id = crate::store::secrets::random_token(18);
-        std::fs::write(upload_path(&console, &id)?, &text).map_err(|e| {
+        let path = upload_path(&console, &id)?;
+        let reviewed = Reviewed {
+            instance: name.clone(),
+            entity,
+            file_name: file_name.clone(),
+        };
+        std::fs::write(
+            path.with_extension("json"),
+            serde_json::to_vec(&reviewed).unwrap_or_default(),
+        )
+        .and_then(|()| std::fs::write(&path, &text))
+        .map_err(|e| {
             PageError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Could not be done",
-                format!("the upload could not be kept: {e}"),
+                format!(
+                    "the upload could not be kept in {}: {e}",
+                    console.uploads.display()
+                ),
             )
         })?;
         let owner = crate::sync::lease::new_owner("console");
@@ -276,7 +327,8 @@ async fn push_dry_run(
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
-                let _ = std::fs::remove_file(upload_path(&console, &id)?);
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(path.with_extension("json"));
                 return Err(run_error(e));
             }
         };
@@ -334,8 +386,14 @@ where
     let job = console.jobs.start(name, what);
     let future = work(console.instances.clone(), job.clone());
     let id = job.id.clone();
+    let task = tokio::spawn(future);
+    // A job whose task panicked ends too, saying so, instead of showing "running" for ever.
     tokio::spawn(async move {
-        let end = future.await;
+        let end = task.await.unwrap_or_else(|e| JobEnd {
+            ok: false,
+            summary: format!("the run stopped unexpectedly ({e}); the instance's runs page shows what it recorded"),
+            run: None,
+        });
         job.finish(end);
     });
     see_other(&format!("/jobs/{id}"))
@@ -351,12 +409,29 @@ async fn push_run(
     let fields = Fields(fields);
     let result = (|| {
         signed.allow(&fields, Role::Operator)?;
-        let entity = entity_field(&fields)?;
         let path = upload_path(&console, &fields.text("upload"))?;
-        let text = std::fs::read_to_string(&path).map_err(|_| {
-            PageError::bad_request("the uploaded file is gone (it was run already, or is older than a day); upload it again")
-        })?;
-        let file_name = fields.text("file_name");
+        let gone = || {
+            PageError::bad_request(
+                "the uploaded file was run already, or is older than a day; upload it again",
+            )
+        };
+        let reviewed: Reviewed = std::fs::read(path.with_extension("json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(gone)?;
+        if reviewed.instance != name {
+            return Err(PageError::bad_request(format!(
+                "that file was reviewed for instance {}, not {name}; upload it here to push it here",
+                reviewed.instance
+            )));
+        }
+        // Claimed by renaming: a second post of the same review finds nothing to run.
+        let claimed = path.with_extension("running");
+        std::fs::rename(&path, &claimed).map_err(|_| gone())?;
+        let text = std::fs::read_to_string(&claimed).map_err(|_| gone())?;
+        let _ = std::fs::remove_file(path.with_extension("json"));
+        let (entity, file_name) = (reviewed.entity, reviewed.file_name);
+        let path = claimed;
         tracing::info!(instance = %name, %entity, file = %file_name, by = %signed.token.name, "push started in the console");
         let instance = name.clone();
         Ok(spawn_job(
@@ -388,7 +463,6 @@ async fn push_run(
                         run: None,
                     },
                 };
-                // A file is pushed once from the console: a second run needs a new upload.
                 let _ = std::fs::remove_file(&path);
                 end
             },
@@ -572,35 +646,110 @@ async fn job_status(
     Answer(console, result.map_err(|e| (Some(signed), e)))
 }
 
+fn schedules_view(
+    console: &Shared,
+    signed: &Signed,
+    name: &str,
+    form: (&str, &str, Vec<(String, String)>),
+    notice: Option<&str>,
+) -> Result<Response, PageError> {
+    let instances = instances(console);
+    let view = instances.view(name)?;
+    let (feed, feed_state) = crate::sync::history::feed(instances, name, None, 20)?;
+    let (target, cadence, problems) = form;
+    Ok(console.page_with(
+        if problems.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        },
+        "schedules.html",
+        Some(signed),
+        serde_json::json!({
+            "title": format!("Schedules and feed · {name}"),
+            "nav": "instances",
+            "tab": "schedules",
+            "name": name,
+            "view": view,
+            "schedules": crate::scheduler::schedules::list(instances, Some(name))?,
+            "feed": feed.iter().map(|l| serde_json::json!({
+                "seq": l.seq, "entity": l.entity, "remote_id": l.remote_id,
+                "change": l.change, "at": l.at, "run": l.run,
+            })).collect::<Vec<_>>(),
+            "feed_state": feed_state,
+            "hook": instances.hook_view(name)?,
+            "target": target,
+            "cadence": cadence,
+            "target_error": problems.iter().filter(|(k, _)| k == "schedule" || k == "entity").map(|(_, m)| m.clone()).collect::<Vec<_>>().join("; "),
+            "cadence_error": problems.iter().filter(|(k, _)| k == "cadence").map(|(_, m)| m.clone()).collect::<Vec<_>>().join("; "),
+            "notice": notice,
+        }),
+    ))
+}
+
 async fn schedules_page(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(name): UrlPath<String>,
+    done: super::Done,
 ) -> Answer {
+    let result = schedules_view(
+        &console,
+        &signed,
+        &name,
+        ("", "every 15m", Vec::new()),
+        done.0,
+    );
+    Answer(console, result.map_err(|e| (Some(signed), e)))
+}
+
+/// Adds or replaces a schedule of the instance (admins, as in the API).
+async fn set_schedule(
+    State(console): State<Shared>,
+    signed: Signed,
+    UrlPath(name): UrlPath<String>,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Answer {
+    let fields = Fields(fields);
     let result = (|| {
-        let instances = instances(&console);
-        let view = instances.view(&name)?;
-        let (feed, feed_state) = crate::sync::history::feed(instances, &name, None, 20)?;
-        Ok(console.page(
-            "schedules.html",
-            Some(&signed),
-            serde_json::json!({
-                "title": format!("Schedules and feed · {name}"),
-                "nav": "instances",
-                "tab": "schedules",
-                "name": name,
-                "view": view,
-                "schedules": crate::scheduler::schedules::list(instances, Some(&name))?,
-                "feed": feed.iter().map(|l| serde_json::json!({
-                    "seq": l.seq, "entity": l.entity, "remote_id": l.remote_id,
-                    "change": l.change, "at": l.at, "run": l.run,
-                })).collect::<Vec<_>>(),
-                "feed_state": feed_state,
-                "hook": instances.hook_view(&name)?,
-            }),
-        ))
+        signed.allow(&fields, Role::Admin)?;
+        let (target, cadence) = (fields.text("target"), fields.text("cadence"));
+        match crate::scheduler::schedules::set(instances(&console), &name, &target, &cadence) {
+            Ok(_) => {
+                tracing::info!(instance = %name, %target, %cadence, by = %signed.token.name, "schedule set in the console");
+                Ok(see_other(&format!(
+                    "/instances/{name}/schedules?done=saved"
+                )))
+            }
+            Err(crate::instances::InstanceError::Invalid(problems)) => schedules_view(
+                &console,
+                &signed,
+                &name,
+                (&target, &cadence, problems),
+                None,
+            ),
+            Err(e) => Err(e.into()),
+        }
     })();
-    Answer(console, result.map_err(|e: PageError| (Some(signed), e)))
+    Answer(console, result.map_err(|e| (Some(signed), e)))
+}
+
+async fn remove_schedule(
+    State(console): State<Shared>,
+    signed: Signed,
+    UrlPath((name, target)): UrlPath<(String, String)>,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Answer {
+    let fields = Fields(fields);
+    let result = (|| {
+        signed.allow(&fields, Role::Admin)?;
+        crate::scheduler::schedules::remove(instances(&console), &name, &target)?;
+        tracing::info!(instance = %name, %target, by = %signed.token.name, "schedule removed in the console");
+        Ok(see_other(&format!(
+            "/instances/{name}/schedules?done=saved"
+        )))
+    })();
+    Answer(console, result.map_err(|e| (Some(signed), e)))
 }
 
 async fn health_page(State(console): State<Shared>, signed: Signed) -> Answer {

@@ -94,8 +94,13 @@ fn over_tls(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if over_tls(headers) { "; Secure" } else { "" };
+/// Whether cookies set in answer to this request are `Secure`.
+fn secure(console: &Shared, headers: &HeaderMap) -> bool {
+    console.secure_cookies || over_tls(headers)
+}
+
+fn set_cookie(secure: bool, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     ))
@@ -161,10 +166,19 @@ pub struct Next {
     next: Option<String>,
 }
 
-/// Only a path of this site is a place to go after signing in (not `//elsewhere`).
+/// Only a path of this site is a place to go after signing in: it starts with one `/` and holds
+/// only URL characters (no `\\`, whitespace or control characters, which browsers drop or bend
+/// into `//elsewhere`).
 fn safe_next(next: Option<&str>) -> String {
+    let local = |n: &str| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && n.len() <= 2048
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_.~%?=&#-+:,;@!$'()*".contains(&b))
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n) if local(n) => n.to_string(),
         _ => "/setup".to_string(),
     }
 }
@@ -185,7 +199,12 @@ fn sign_in_form(
     );
     response.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(headers, SIGN_IN_COOKIE, &nonce, SIGN_IN_SECS),
+        set_cookie(
+            secure(console, headers),
+            SIGN_IN_COOKIE,
+            &nonce,
+            SIGN_IN_SECS,
+        ),
     );
     response
 }
@@ -258,11 +277,16 @@ pub async fn sign_in(
     let out = response.headers_mut();
     out.append(
         header::SET_COOKIE,
-        set_cookie(&headers, SESSION_COOKIE, &id, SESSION_SECS),
+        set_cookie(
+            secure(&console, &headers),
+            SESSION_COOKIE,
+            &id,
+            SESSION_SECS,
+        ),
     );
     out.append(
         header::SET_COOKIE,
-        set_cookie(&headers, SIGN_IN_COOKIE, "", 0),
+        set_cookie(secure(&console, &headers), SIGN_IN_COOKIE, "", 0),
     );
     response
 }
@@ -288,7 +312,7 @@ pub async fn sign_out(
     let mut response = see_other("/sign-in");
     response.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&headers, SESSION_COOKIE, "", 0),
+        set_cookie(secure(&console, &headers), SESSION_COOKIE, "", 0),
     );
     response.into_response()
 }
@@ -306,6 +330,12 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/")), "/setup");
         assert_eq!(safe_next(Some("https://evil.example/")), "/setup");
         assert_eq!(safe_next(Some("/\\evil.example")), "/setup");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/setup");
+        assert_eq!(safe_next(Some("/ /evil.example")), "/setup");
+        assert_eq!(
+            safe_next(Some("/runs/7?outcome=failed")),
+            "/runs/7?outcome=failed"
+        );
         assert_eq!(safe_next(None), "/setup");
     }
 
@@ -325,14 +355,14 @@ mod tests {
             HeaderValue::from_static("a=1; bss_session=xyz; b=2"),
         );
         assert_eq!(cookie(&headers, SESSION_COOKIE), Some("xyz"));
-        let plain = set_cookie(&headers, SESSION_COOKIE, "v", 60);
+        let plain = set_cookie(over_tls(&headers), SESSION_COOKIE, "v", 60);
         assert_eq!(
             plain.to_str().unwrap(),
             "bss_session=v; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"
         );
         headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         assert!(
-            set_cookie(&headers, SESSION_COOKIE, "v", 60)
+            set_cookie(over_tls(&headers), SESSION_COOKIE, "v", 60)
                 .to_str()
                 .unwrap()
                 .ends_with("; Secure")

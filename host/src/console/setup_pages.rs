@@ -187,7 +187,9 @@ fn edit_integration(
         .find(|l| l.version == serving)
         .unwrap_or(&listing[0])
         .manifest;
-    let address = manifest.variable(&manifest.remote_host_variable);
+    let address = (!manifest.remote_host_variable.is_empty())
+        .then(|| manifest.variable(&manifest.remote_host_variable))
+        .flatten();
     let problem = |key: &str| {
         problems
             .iter()
@@ -210,7 +212,7 @@ fn edit_integration(
             "connector": form.connector,
             "name": form.name,
             "installation": form.installation,
-            "address_key": manifest.remote_host_variable.clone(),
+            "address_key": address.map(|v| v.key.clone()),
             "address_label": address.map(|v| v.label.clone()),
             "address_help": address.map(|v| v.description.clone()),
             "address_value": form.address,
@@ -218,7 +220,7 @@ fn edit_integration(
             "version": form.version,
             "serving": serving,
             "installation_error": problem("installation"),
-            "address_error": problem(&manifest.remote_host_variable),
+            "address_error": problem("address"),
             "version_error": problem("version"),
             "form_error": problem("name"),
         }),
@@ -288,8 +290,16 @@ async fn save(
             fields.text("installation"),
             fields.text("version"),
         );
-        let address_key = listing[0].manifest.remote_host_variable.clone();
-        let address = fields.text(&address_key);
+        // The address is the remote-host variable of the version the instance will use.
+        let chosen = listing
+            .iter()
+            .filter(|l| !l.withdrawn && (version.is_empty() || l.version == version))
+            .max_by_key(|l| semver::Version::parse(&l.version).ok())
+            .map(|l| &l.manifest);
+        let address_key = chosen
+            .map(|m| m.remote_host_variable.clone())
+            .filter(|k| chosen.is_some_and(|m| m.variable(k).is_some()));
+        let address = fields.text("address");
         let form = Integration {
             connector: &connector,
             name: &name,
@@ -309,9 +319,9 @@ async fn save(
                 "give the installation a name of 1 to 200 characters".into(),
             ));
         }
-        if address.is_empty() {
+        if address_key.is_some() && address.is_empty() {
             problems.push((
-                address_key.clone(),
+                "address".into(),
                 "required: the address of the remote this instance talks to".into(),
             ));
         }
@@ -332,11 +342,25 @@ async fn save(
             requirement.as_deref(),
             Some(&installation),
         )?;
-        if let Err(e) = instances.set_settings(&name, &[(address_key.clone(), address.clone())]) {
+        let settings: Vec<(String, String)> = address_key
+            .iter()
+            .map(|key| (key.clone(), address.clone()))
+            .collect();
+        if let Err(e) = instances.set_settings(&name, &settings) {
             // Nothing half made: the instance goes again, and the form says why.
             instances.delete(&name)?;
             return match e {
                 crate::instances::InstanceError::Invalid(problems) => {
+                    let problems: Vec<(String, String)> = problems
+                        .into_iter()
+                        .map(|(key, message)| {
+                            if Some(&key) == address_key.as_ref() {
+                                ("address".to_string(), message)
+                            } else {
+                                (key, message)
+                            }
+                        })
+                        .collect();
                     edit_integration(&console, &signed, form, &problems)
                 }
                 other => Err(other.into()),

@@ -687,6 +687,60 @@ impl Instances {
         Ok(())
     }
 
+    /// Writes one lookup's table as an admin edited it: `rows` are kept (each remote value
+    /// offered by the connector, except a row that keeps the value it has, which the remote may
+    /// have stopped offering; at most one pull default per remote value), `removed` BSS values
+    /// go. Nothing is written when anything is refused.
+    pub async fn set_lookup_table(
+        &self,
+        name: &str,
+        lookup: &str,
+        rows: &[LookupRow],
+        removed: &[String],
+    ) -> Result<(), InstanceError> {
+        let choices = self.lookup_choices(name, lookup).await?;
+        let stored = self.store.lookups(name)?.remove(lookup).unwrap_or_default();
+        let mut problems = Vec::new();
+        for row in rows {
+            let offered = choices.iter().any(|(value, _)| *value == row.remote_value);
+            let kept = stored
+                .iter()
+                .any(|s| s.bss_value == row.bss_value && s.remote_value == row.remote_value);
+            if !offered && !kept {
+                problems.push((
+                    format!("{lookup}/{}", row.bss_value),
+                    format!(
+                        "{:?} is not offered by the connector; choose one of its values",
+                        row.remote_value
+                    ),
+                ));
+            }
+        }
+        let mut defaults: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for row in rows.iter().filter(|r| r.pull_default) {
+            defaults
+                .entry(row.remote_value.as_str())
+                .or_default()
+                .push(row.bss_value.as_str());
+        }
+        for (remote, bss) in defaults.iter().filter(|(_, bss)| bss.len() > 1) {
+            problems.push((
+                format!("{lookup}/{}", bss.join(", ")),
+                format!(
+                    "only one BSS value can be the pull default for remote value {remote:?}; pulled records get that one"
+                ),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(InstanceError::Invalid(problems));
+        }
+        self.store.set_lookup_rows(name, lookup, rows)?;
+        if !removed.is_empty() {
+            self.store.remove_lookup_rows(name, lookup, removed)?;
+        }
+        Ok(())
+    }
+
     pub fn lookups(&self, name: &str) -> Result<BTreeMap<String, Vec<LookupRow>>, InstanceError> {
         Ok(self.store.lookups(name)?)
     }

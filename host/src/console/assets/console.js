@@ -66,7 +66,9 @@ function followJob() {
   const poll = async () => {
     try {
       const answer = await fetch("/jobs/" + job.dataset.job + "/status", { credentials: "same-origin" });
-      if (answer.ok) {
+      // Signed out, or the job is gone: the page itself says so.
+      if (answer.redirected || !answer.ok) { window.location.reload(); return; }
+      {
         const state = await answer.json();
         if (!state.running) { window.location.reload(); return; }
         if (state.total) {
@@ -81,10 +83,24 @@ function followJob() {
   setTimeout(poll, 300);
 }
 
+// A running run's status and counts are updated in place; the page is reloaded once, when it
+// ends, to list its records.
 function followRun() {
-  if (document.querySelector("[data-reload-while-running]")) {
-    setTimeout(() => window.location.reload(), 2000);
-  }
+  const status = document.querySelector("[data-run-status]");
+  if (!status) return;
+  const counts = document.getElementById("run-counts");
+  const poll = async () => {
+    try {
+      const answer = await fetch(status.dataset.runStatus, { credentials: "same-origin" });
+      if (answer.redirected || !answer.ok) { window.location.reload(); return; }
+      const run = await answer.json();
+      if (run.status !== "running") { window.location.reload(); return; }
+      counts.textContent = ["created", "updated", "unchanged", "reconciled", "pulled", "queued", "skipped", "held", "failed"]
+        .map(k => run[k] + " " + k).join("  ");
+    } catch (_) { /* try again */ }
+    setTimeout(poll, 1000);
+  };
+  setTimeout(poll, 1000);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
