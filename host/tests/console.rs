@@ -952,3 +952,74 @@ async fn forms_need_the_session_csrf_token_and_sessions_end() {
     blocking(move || ok(&data, &["tokens", "revoke", "night-shift"])).await;
     assert_eq!(session.get("/instances").await.0, 303);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_roll_back_restore_and_pin_from_systems_setup() {
+    use common::fixture_variants::{Variant, fixture_variant};
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("data").join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(env!("BSS_FIXTURE_WASM"), plugins.join("fixture-0.1.0.wasm")).unwrap();
+    std::fs::copy(
+        fixture_variant(Variant::V2),
+        plugins.join("fixture-0.2.0.wasm"),
+    )
+    .unwrap();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let console = Console::serve(sandbox, dir);
+    let browser = Browser::start("versions").await;
+    sign_in(&browser, &console, &console.served.token).await;
+    let card = "section[aria-labelledby='connector-fixture']";
+    let state = |version: &'static str| {
+        let browser = &browser;
+        async move {
+            browser
+                .texts(&format!("{card} tbody tr"))
+                .await
+                .into_iter()
+                .find(|row| row.starts_with(version))
+                .unwrap_or_else(|| panic!("no row for {version}"))
+        }
+    };
+    assert!(state("0.2.0").await.contains("serving new instances"));
+    assert!(state("0.1.0").await.contains("older"));
+
+    // Roll back the newest, then restore it.
+    browser
+        .submit_and_wait(&format!("{card} form[action$='/rollback'] button"))
+        .await;
+    assert!(browser.text(".notice").await.contains("rolled back"));
+    assert!(state("0.2.0").await.contains("rolled back"));
+    assert!(state("0.1.0").await.contains("serving new instances"));
+    browser
+        .submit_and_wait(&format!("{card} form[action$='/restore'] button"))
+        .await;
+    assert!(state("0.2.0").await.contains("serving new instances"));
+
+    // Activate pinned to 0.1.0, then let it follow the newest.
+    browser.click("a[href='/setup/fixture/activate']").await;
+    browser.wait_for("#name").await;
+    browser.fill("#name", "pinned").await;
+    browser
+        .submit_and_wait("main form button[type=submit]")
+        .await;
+    browser.select_value("#version", "0.1.0").await;
+    browser.fill("#address", "https://fixture.example").await;
+    browser
+        .submit_and_wait("main form button[type=submit]")
+        .await;
+    assert!(browser.text("p.meta").await.starts_with("fixture 0.1.0"));
+    assert!(
+        browser
+            .exists("#pin-version option[value='0.1.0'][selected]")
+            .await
+    );
+    browser.select_value("#pin-version", "").await;
+    browser
+        .submit_and_wait("form.pin button[type=submit]")
+        .await;
+    assert!(browser.text(".notice").await.contains("version choice"));
+    assert!(browser.text("p.meta").await.starts_with("fixture 0.2.0"));
+    browser.screenshot("pinned").await;
+    browser.close().await;
+}

@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Serialize;
 
-use super::{Answer, Done, Fields, PageError, Shared, Signed, instances, see_other};
+use super::{
+    Answer, Done, Fields, PageError, Shared, Signed, answer, instances, refused_if, see_other,
+};
 use crate::capabilities::options::OPTION_KEYS;
 use crate::contract::manifest::{Direction, Entity, Manifest, Operations, VariableKind};
 use crate::instances::{CheckOutcome, InstanceError};
@@ -119,7 +120,7 @@ fn list_page(
 
 async fn enabled_connectors(State(console): State<Shared>, signed: Signed, done: Done) -> Answer {
     let result = list_page(&console, &signed, done.0.map(str::to_string));
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 async fn instance_home(UrlPath(name): UrlPath<String>) -> Response {
@@ -164,7 +165,7 @@ async fn switch(console: Shared, signed: Signed, name: String, fields: Fields, o
         }
     }
     .await;
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 fn delete_form(
@@ -175,11 +176,7 @@ fn delete_form(
 ) -> Result<Response, PageError> {
     instances(console).get(name)?;
     Ok(console.page_with(
-        if error.is_some() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        },
+        refused_if(error.is_some()),
         "delete.html",
         Some(signed),
         serde_json::json!({ "title": format!("Delete {name}"), "nav": "instances", "name": name, "error": error }),
@@ -194,7 +191,7 @@ async fn delete_page(
     let result = signed
         .require(Role::Admin)
         .and_then(|()| delete_form(&console, &signed, &name, None));
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// Deletes an instance once its name was typed: its settings, lookups and id map go with it.
@@ -202,9 +199,8 @@ async fn delete(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(name): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = async {
         signed.allow(&fields, Role::Admin)?;
         if fields.text("confirm") != name {
@@ -223,7 +219,7 @@ async fn delete(
         }
     }
     .await;
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// One server variable or host option as the Settings form shows it.
@@ -392,11 +388,7 @@ async fn settings_view(
         .map(|r| r.trim_start_matches('=').to_string());
     let has_errors = !form.problems.is_empty();
     Ok(console.page_with(
-        if has_errors {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        },
+        refused_if(has_errors),
         "settings.html",
         Some(signed),
         serde_json::json!({
@@ -439,7 +431,7 @@ async fn settings_page(
         },
     )
     .await;
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// The changes a posted settings form makes (fields `set:KEY`, boxes `clear:KEY`): only what
@@ -484,9 +476,8 @@ async fn save_settings(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(name): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = async {
         signed.allow(&fields, Role::Admin)?;
         let instances = instances(&console);
@@ -539,7 +530,7 @@ async fn save_settings(
         .await
     }
     .await;
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// Pins the instance to one version, or lets it follow the newest.
@@ -547,9 +538,8 @@ async fn pin(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(name): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = (|| {
         signed.allow(&fields, Role::Admin)?;
         let version = fields.text("version");
@@ -559,7 +549,7 @@ async fn pin(
             "/instances/{name}/settings?done=pinned"
         )))
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// One cell of the sync options table.
@@ -644,11 +634,7 @@ async fn sync_options_view(
         &current,
     );
     Ok(console.page_with(
-        if problems.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::BAD_REQUEST
-        },
+        refused_if(!problems.is_empty()),
         "sync_options.html",
         Some(signed),
         serde_json::json!({
@@ -672,16 +658,15 @@ async fn sync_options_page(
     done: Done,
 ) -> Answer {
     let result = sync_options_view(&console, &signed, &name, &[], done.0.map(str::to_string)).await;
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 async fn save_sync_options(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(name): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = async {
         signed.allow(&fields, Role::Admin)?;
         let instances = instances(&console);
@@ -717,7 +702,7 @@ async fn save_sync_options(
         }
     }
     .await;
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// One lookup's table on the lookups page.
@@ -792,11 +777,7 @@ async fn lookups_view(
         });
     }
     Ok(console.page_with(
-        if errors.is_some() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        },
+        refused_if(errors.is_some()),
         "lookups.html",
         Some(signed),
         serde_json::json!({
@@ -818,7 +799,7 @@ async fn lookups_page(
     done: Done,
 ) -> Answer {
     let result = lookups_view(&console, &signed, &name, None, done.0.map(str::to_string)).await;
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// A lookup form's rows: the mappings to keep, the BSS values to remove, and problems.
@@ -871,9 +852,8 @@ async fn save_lookup(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath((name, lookup)): UrlPath<(String, String)>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = async {
         signed.allow(&fields, Role::Admin)?;
         let LookupEdit {
@@ -899,7 +879,7 @@ async fn save_lookup(
         lookups_view(&console, &signed, &name, Some((&lookup, problems)), None).await
     }
     .await;
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 #[cfg(test)]

@@ -284,8 +284,39 @@ impl IntoResponse for Answer {
     }
 }
 
+/// A handler's page, or its error shown to `signed`.
+fn answer(console: Shared, signed: Signed, result: Result<Response, PageError>) -> Answer {
+    Answer(console, result.map_err(|e| (Some(signed), e)))
+}
+
+/// 400 for a form shown again with what was refused, else 200.
+fn refused_if(refused: bool) -> StatusCode {
+    if refused {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// A posted form's fields in order (a name may repeat).
 pub struct Fields(Vec<(String, String)>);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Fields {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        match axum::Form::<Vec<(String, String)>>::from_request(request, state).await {
+            Ok(axum::Form(fields)) => Ok(Fields(fields)),
+            Err(rejection) => Err(html_response(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "<!doctype html><title>Not accepted</title><p>The form could not be read: {}</p>",
+                    escape(&rejection.body_text())
+                ),
+            )),
+        }
+    }
+}
 
 impl Fields {
     fn get(&self, name: &str) -> Option<&str> {

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::jobs::{Job, JobEnd};
-use super::{Answer, Fields, PageError, Shared, Signed, instances, see_other};
+use super::{Answer, Fields, PageError, Shared, Signed, answer, instances, refused_if, see_other};
 use crate::contract::manifest::{Direction, Entity};
 use crate::store::RunTrigger;
 use crate::store::token_store::Role;
@@ -112,7 +112,7 @@ async fn runs_page(
             }),
         ))
     })();
-    Answer(console, result.map_err(|e: PageError| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 #[derive(Deserialize)]
@@ -154,7 +154,7 @@ async fn run_page(
             }),
         ))
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// What an upload was reviewed for: its run pushes it to this instance, as this entity.
@@ -182,7 +182,7 @@ async fn run_status(
             super::secure_headers(response.headers_mut());
             response
         });
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// An uploaded file's name in the uploads folder (`ID.upload`, its review `ID.json`): only what
@@ -353,7 +353,7 @@ async fn push_dry_run(
         ))
     }
     .await;
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 fn run_error(e: service::RunError) -> PageError {
@@ -404,9 +404,8 @@ async fn push_run(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(name): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = (|| {
         signed.allow(&fields, Role::Operator)?;
         let path = upload_path(&console, &fields.text("upload"))?;
@@ -468,7 +467,7 @@ async fn push_run(
             },
         ))
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 fn push_summary(report: &crate::sync::engine::PushReport, settle_error: Option<&str>) -> String {
@@ -497,9 +496,8 @@ async fn pull_now(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(name): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = (|| {
         signed.allow(&fields, Role::Operator)?;
         let entity = entity_field(&fields)?;
@@ -543,7 +541,7 @@ async fn pull_now(
             },
         ))
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// *Retry now*: sends the instance's retry queue.
@@ -551,9 +549,8 @@ async fn retry_now(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(name): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = (|| {
         signed.allow(&fields, Role::Operator)?;
         instances(&console).get(&name)?;
@@ -601,7 +598,7 @@ async fn retry_now(
             },
         ))
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 fn job_of(console: &Shared, id: &str) -> Result<std::sync::Arc<Job>, PageError> {
@@ -629,7 +626,7 @@ async fn job_page(
             }),
         )
     });
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// The job's progress as JSON, for the page's script.
@@ -643,7 +640,7 @@ async fn job_status(
         super::secure_headers(response.headers_mut());
         response
     });
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 fn schedules_view(
@@ -658,11 +655,7 @@ fn schedules_view(
     let (feed, feed_state) = crate::sync::history::feed(instances, name, None, 20)?;
     let (target, cadence, problems) = form;
     Ok(console.page_with(
-        if problems.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::BAD_REQUEST
-        },
+        refused_if(!problems.is_empty()),
         "schedules.html",
         Some(signed),
         serde_json::json!({
@@ -700,7 +693,7 @@ async fn schedules_page(
         ("", "every 15m", Vec::new()),
         done.0,
     );
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// Adds or replaces a schedule of the instance (admins, as in the API).
@@ -708,9 +701,8 @@ async fn set_schedule(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(name): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = (|| {
         signed.allow(&fields, Role::Admin)?;
         let (target, cadence) = (fields.text("target"), fields.text("cadence"));
@@ -731,16 +723,15 @@ async fn set_schedule(
             Err(e) => Err(e.into()),
         }
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 async fn remove_schedule(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath((name, target)): UrlPath<(String, String)>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = (|| {
         signed.allow(&fields, Role::Admin)?;
         crate::scheduler::schedules::remove(instances(&console), &name, &target)?;
@@ -749,7 +740,7 @@ async fn remove_schedule(
             "/instances/{name}/schedules?done=saved"
         )))
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 async fn health_page(State(console): State<Shared>, signed: Signed) -> Answer {
@@ -766,5 +757,5 @@ async fn health_page(State(console): State<Shared>, signed: Signed) -> Answer {
             }),
         ))
     })();
-    Answer(console, result.map_err(|e: PageError| (Some(signed), e)))
+    answer(console, signed, result)
 }

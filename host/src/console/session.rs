@@ -229,9 +229,8 @@ pub async fn sign_in_page(
 pub async fn sign_in(
     State(console): State<Shared>,
     headers: HeaderMap,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Response {
-    let fields = Fields(fields);
     let next = safe_next(fields.get("next"));
     let nonce = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
     if !same(fields.get("nonce").unwrap_or_default(), nonce) {
@@ -295,9 +294,8 @@ pub async fn sign_out(
     State(console): State<Shared>,
     headers: HeaderMap,
     signed: Signed,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Response {
-    let fields = Fields(fields);
     if !same(fields.get("csrf").unwrap_or_default(), &signed.csrf) {
         return console.error_page(Some(&signed), csrf_refused());
     }

@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use super::{Answer, Done, Fields, PageError, Shared, Signed, instances, see_other};
+use super::{
+    Answer, Done, Fields, PageError, Shared, Signed, answer, instances, refused_if, see_other,
+};
 use crate::registry::Listed;
 use crate::store::token_store::Role;
 
@@ -84,7 +85,7 @@ async fn systems_setup(State(console): State<Shared>, signed: Signed, done: Done
             }),
         ))
     })();
-    Answer(console, result.map_err(|e: PageError| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 #[derive(Deserialize)]
@@ -134,11 +135,7 @@ fn activate_form(
     error: Option<String>,
 ) -> Response {
     console.page_with(
-        if error.is_some() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        },
+        refused_if(error.is_some()),
         "activate.html",
         Some(signed),
         serde_json::json!({
@@ -160,7 +157,7 @@ async fn activate_page(
         .require(Role::Admin)
         .and_then(|()| connector_listing(&console, &connector))
         .map(|_| activate_form(&console, &signed, &connector, "", None));
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 struct Integration<'a> {
@@ -199,11 +196,7 @@ fn edit_integration(
             .join("; ")
     };
     Ok(console.page_with(
-        if problems.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::BAD_REQUEST
-        },
+        refused_if(!problems.is_empty()),
         "edit_integration.html",
         Some(signed),
         serde_json::json!({
@@ -233,9 +226,8 @@ async fn activate(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(connector): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = (|| {
         signed.allow(&fields, Role::Admin)?;
         connector_listing(&console, &connector)?;
@@ -270,7 +262,7 @@ async fn activate(
             &[],
         )
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 /// *Save* in Edit Integration: creates the instance with its installation name, version choice
@@ -279,9 +271,8 @@ async fn save(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(connector): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = (|| {
         signed.allow(&fields, Role::Admin)?;
         let listing = connector_listing(&console, &connector)?;
@@ -371,32 +362,30 @@ async fn save(
             "/instances/{name}/settings?done=created"
         )))
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 async fn rollback(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(connector): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = (|| {
         signed.allow(&fields, Role::Admin)?;
         let (withdrawn, serving) = instances(&console).registry().rollback(&connector)?;
         tracing::info!(%connector, %withdrawn, %serving, by = %signed.token.name, "rolled back in the console");
         Ok(see_other("/setup?done=rolled-back"))
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 async fn restore(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(connector): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = (|| {
         signed.allow(&fields, Role::Admin)?;
         let version = fields.text("version");
@@ -406,5 +395,5 @@ async fn restore(
         tracing::info!(%connector, %version, by = %signed.token.name, "restored in the console");
         Ok(see_other("/setup?done=restored"))
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }

@@ -4,10 +4,9 @@
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 
-use super::{Answer, Done, Fields, PageError, Shared, Signed, see_other};
+use super::{Answer, Done, Fields, PageError, Shared, Signed, answer, refused_if, see_other};
 use crate::store::token_store::Role;
 
 pub fn routes() -> Router<Shared> {
@@ -32,11 +31,7 @@ fn page(
 ) -> Result<axum::response::Response, PageError> {
     let tokens = console.instances.store().tokens()?;
     Ok(console.page_with(
-        if form.error.is_some() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        },
+        refused_if(form.error.is_some()),
         "tokens.html",
         Some(signed),
         serde_json::json!({
@@ -67,15 +62,10 @@ async fn tokens_page(State(console): State<Shared>, signed: Signed, done: Done) 
             },
         )
     });
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
-async fn create(
-    State(console): State<Shared>,
-    signed: Signed,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
-) -> Answer {
-    let fields = Fields(fields);
+async fn create(State(console): State<Shared>, signed: Signed, fields: Fields) -> Answer {
     let result = (|| {
         signed.allow(&fields, Role::Admin)?;
         let (name, role_text) = (fields.text("name"), fields.text("role"));
@@ -121,16 +111,15 @@ async fn create(
         );
         Ok(response)
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
 
 async fn revoke(
     State(console): State<Shared>,
     signed: Signed,
     UrlPath(name): UrlPath<String>,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    fields: Fields,
 ) -> Answer {
-    let fields = Fields(fields);
     let result = (|| {
         signed.allow(&fields, Role::Admin)?;
         crate::api::tokens::revoke(console.instances.store().as_ref(), &name)?;
@@ -141,5 +130,5 @@ async fn revoke(
         }
         Ok(see_other("/tokens?done=revoked"))
     })();
-    Answer(console, result.map_err(|e| (Some(signed), e)))
+    answer(console, signed, result)
 }
