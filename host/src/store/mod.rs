@@ -6,8 +6,11 @@
 //! is the embedded default. Each part of the host adds its tables in a migration of its own.
 //! Secret setting values arrive here already sealed (`secrets.rs`); the store never sees a key.
 
+#[cfg(test)]
+mod behaviour;
 pub mod hook_store;
 mod instance_store;
+pub mod postgres;
 mod registry_store;
 pub mod schedule_store;
 pub mod secrets;

@@ -139,54 +139,29 @@ impl TokenStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::token_store::Role;
+    use crate::store::behaviour;
 
-    fn token(name: &str, hash: &str) -> TokenRow {
-        TokenRow {
-            name: name.into(),
-            role: Role::Operator,
-            hash: hash.into(),
-            created_at: "2026-01-01T00:00:00Z".into(),
-            revoked_at: None,
-        }
+    fn opener(dir: &tempfile::TempDir) -> impl Fn() -> Box<dyn TokenStore> + '_ {
+        move || Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
     }
 
     #[test]
-    fn sessions_end_at_expiry_sign_out_and_revocation_across_opens() {
+    fn token_names_are_unique_and_revocation_is_seen_by_every_handle() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bss.db");
-        let store = SqliteStore::open(&path).unwrap();
-        store.create_token(&token("night", "h-night")).unwrap();
-        store.create_token(&token("day", "h-day")).unwrap();
-        store.create_session("s1", "night", "csrf1", 1_000).unwrap();
-        store.create_session("s2", "night", "csrf2", 2_000).unwrap();
-        store.create_session("s3", "day", "csrf3", 2_000).unwrap();
-        let found = store.session("s1", 999).unwrap().expect("unexpired");
-        assert_eq!(
-            (
-                found.token.name.as_str(),
-                found.token.role,
-                found.csrf.as_str()
-            ),
-            ("night", Role::Operator, "csrf1")
-        );
-        assert_eq!(
-            store.session("s1", 1_000).unwrap(),
-            None,
-            "expired at its time"
-        );
-        assert_eq!(store.session("nope", 0).unwrap(), None);
-        // Another process on the same file sees the same sessions, and its sign-out counts.
-        let other = SqliteStore::open(&path).unwrap();
-        assert!(other.session("s3", 0).unwrap().is_some());
-        other.end_session("s3").unwrap();
-        assert_eq!(store.session("s3", 0).unwrap(), None, "signed out");
-        other.end_session("s3").unwrap();
-        // Revoking the token ends every session signed in with it.
-        assert!(store.session("s2", 0).unwrap().is_some());
-        assert!(store.revoke_token("night").unwrap());
-        assert_eq!(other.session("s2", 0).unwrap(), None, "revoked");
-        assert_eq!(store.prune_sessions(1_500).unwrap(), 1, "s1 expired");
-        assert_eq!(store.prune_sessions(1_500).unwrap(), 0);
+        behaviour::token_names_are_unique_and_revocation_is_seen_by_every_handle(&opener(&dir));
+    }
+
+    #[test]
+    fn sessions_end_at_expiry_sign_out_and_revocation() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::sessions_end_at_expiry_sign_out_and_revocation(&opener(&dir));
+    }
+
+    #[test]
+    fn a_build_keeps_its_first_manifest_and_versions_can_be_withdrawn() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::a_build_keeps_its_first_manifest_and_versions_can_be_withdrawn(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
     }
 }

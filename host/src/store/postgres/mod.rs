@@ -1,0 +1,296 @@
+//! The store on PostgreSQL, for a fleet of `serve` workers sharing one database (issue 18; the
+//! plan is `docs/postgres-store-design.md`). This first step holds the connection machinery, the
+//! schema and the registry's and API access's parts ([`RegistryStore`], [`TokenStore`]); the other
+//! four parts and `--database` come next, so nothing user-facing uses it yet.
+//!
+//! The store traits are synchronous; the driver (tokio-postgres, pooled by deadpool) is async.
+//! [`PgStore`] keeps its own small tokio runtime on a thread of its own, which drives the
+//! connections' sockets and timers; each method runs its async body to the end on the calling
+//! thread, inside that runtime's context. That works from any caller: a `serve` worker, a
+//! current-thread test runtime, or a plain thread. Its rules: the body is polled `unconstrained`
+//! (a worker thread's co-operative budget belongs to the task it interrupted), no method is
+//! called from the store's own runtime thread, and the runtime is dropped on its own thread.
+
+mod registry;
+mod schema;
+#[cfg(test)]
+pub mod scratch;
+mod tokens;
+
+use std::time::Duration;
+
+use super::{StoreError, StoreResult};
+
+thread_local! {
+    static ON_STORE_RUNTIME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Connections a store keeps open at most.
+const POOL_SIZE: usize = 16;
+
+pub struct PgStore {
+    pool: deadpool_postgres::Pool,
+    runtime: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The URL without its password, for messages.
+    shown: String,
+}
+
+/// `url` with any password replaced by `***`.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_string(),
+        // A key=value connection string: drop a password=… pair.
+        Err(_) => url
+            .split_whitespace()
+            .map(|pair| {
+                if pair.starts_with("password=") {
+                    "password=***"
+                } else {
+                    pair
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+fn open_error(shown: &str, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Open {
+        path: shown.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// A driver error in the store's words; a broken unique constraint is a conflict.
+pub(crate) fn db(error: tokio_postgres::Error) -> StoreError {
+    StoreError::Database(match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
+    })
+}
+
+/// Whether `error` is a broken unique constraint (SQLSTATE 23505).
+pub(crate) fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user@host/db` or `host=… dbname=…`) and
+    /// brings its schema up to date; refuses a database a newer host wrote.
+    pub fn open(url: &str) -> StoreResult<PgStore> {
+        let shown = redact(url);
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            open_error(
+                &shown,
+                format!("{e}; write it as postgres://USER@HOST:PORT/DATABASE"),
+            )
+        })?;
+        let (handle_sender, handle) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("bss-postgres".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = handle_sender.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                ON_STORE_RUNTIME.with(|on| on.set(true));
+                let _ = handle_sender.send(Ok(runtime.handle().clone()));
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })
+            .map_err(|e| open_error(&shown, e))?;
+        let runtime = handle
+            .recv()
+            .map_err(|e| open_error(&shown, e))?
+            .map_err(|e| open_error(&shown, e))?;
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = {
+            let _entered = runtime.enter();
+            deadpool_postgres::Pool::builder(manager)
+                .max_size(POOL_SIZE)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(Duration::from_secs(30)))
+                .create_timeout(Some(Duration::from_secs(10)))
+                .build()
+                .map_err(|e| open_error(&shown, e))?
+        };
+        let store = PgStore {
+            pool,
+            runtime,
+            stop: Some(stop),
+            shown,
+        };
+        store
+            .run(async |client| schema::migrate(client, &store.shown).await)
+            .map_err(|e| match e {
+                StoreError::Database(reason) => open_error(&store.shown, reason),
+                other => other,
+            })?;
+        Ok(store)
+    }
+
+    /// Runs one store operation to its end on the calling thread, with a pooled connection.
+    fn run<T>(
+        &self,
+        operation: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        assert!(
+            !ON_STORE_RUNTIME.with(|on| on.get()),
+            "a PgStore method was called on the store's own runtime thread"
+        );
+        let _entered = self.runtime.enter();
+        futures_executor::block_on(tokio::task::unconstrained(async {
+            let mut client = self.pool.get().await.map_err(|e| {
+                StoreError::Database(format!("no connection to {}: {e}", self.shown))
+            })?;
+            operation(&mut client).await
+        }))
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // The runtime thread drops the runtime itself (dropping one in async context panics).
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::behaviour;
+    use crate::store::token_store::TokenStore;
+    use scratch::ScratchDb;
+
+    #[test]
+    fn token_names_are_unique_and_revocation_is_seen_by_every_handle() {
+        let scratch = ScratchDb::create();
+        behaviour::token_names_are_unique_and_revocation_is_seen_by_every_handle(&|| {
+            Box::new(PgStore::open(&scratch.url).unwrap())
+        });
+    }
+
+    #[test]
+    fn sessions_end_at_expiry_sign_out_and_revocation() {
+        let scratch = ScratchDb::create();
+        behaviour::sessions_end_at_expiry_sign_out_and_revocation(&|| {
+            Box::new(PgStore::open(&scratch.url).unwrap()) as Box<dyn TokenStore>
+        });
+    }
+
+    #[test]
+    fn a_build_keeps_its_first_manifest_and_versions_can_be_withdrawn() {
+        let scratch = ScratchDb::create();
+        behaviour::a_build_keeps_its_first_manifest_and_versions_can_be_withdrawn(&|| {
+            Box::new(PgStore::open(&scratch.url).unwrap())
+        });
+    }
+
+    /// Opened from inside a runtime of either flavour, as `serve` and the tests do.
+    #[tokio::test(flavor = "current_thread")]
+    async fn works_inside_a_current_thread_runtime() {
+        let scratch = ScratchDb::create();
+        let store = PgStore::open(&scratch.url).unwrap();
+        assert!(store.tokens().unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn works_inside_a_multi_thread_runtime_and_migrates_once() {
+        let scratch = ScratchDb::create();
+        let url = scratch.url.clone();
+        let opened: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || PgStore::open(&url).map(|_| ()))
+            })
+            .collect();
+        for handle in opened {
+            handle.join().unwrap().unwrap();
+        }
+        let store = PgStore::open(&url).unwrap();
+        let versions = store
+            .run(async |client| {
+                Ok(client
+                    .query_one("SELECT count(*) FROM bss_schema", &[])
+                    .await
+                    .map_err(db)?
+                    .get::<_, i64>(0))
+            })
+            .unwrap();
+        assert_eq!(versions, schema::known(), "each migration applied once");
+    }
+
+    #[test]
+    fn a_database_a_newer_host_wrote_is_refused() {
+        let scratch = ScratchDb::create();
+        let store = PgStore::open(&scratch.url).unwrap();
+        store
+            .run(async |client| {
+                client
+                    .execute(
+                        "INSERT INTO bss_schema (version, name) VALUES (999, 'from the future')",
+                        &[],
+                    )
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        let error = PgStore::open(&scratch.url).err().expect("refused");
+        assert!(
+            matches!(error, StoreError::NewerSchema { found: 999, .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://bss:s3cret@db.example:5432/bss"),
+            "postgres://bss:***@db.example:5432/bss"
+        );
+        assert_eq!(
+            redact("host=db user=bss password=s3cret dbname=bss"),
+            "host=db user=bss password=*** dbname=bss"
+        );
+        assert_eq!(
+            redact("postgres://root@127.0.0.1/postgres"),
+            "postgres://root@127.0.0.1/postgres"
+        );
+    }
+
+    #[test]
+    fn a_server_that_is_not_there_is_a_clear_open_error() {
+        let error = PgStore::open("postgres://nobody:pw@127.0.0.1:1/none")
+            .err()
+            .expect("nothing listens on port 1");
+        let text = error.to_string();
+        assert!(
+            text.contains("postgres://nobody:***@127.0.0.1:1/none"),
+            "{text}"
+        );
+        assert!(!text.contains("pw@"), "{text}");
+    }
+}
