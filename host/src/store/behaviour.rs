@@ -3,7 +3,11 @@
 //! same store, as another process would.
 
 use super::token_store::{Role, TokenRow, TokenStore};
-use super::{ConnectorVersion, RegistryStore, StoreError};
+use super::{
+    CheckRow, ConnectorVersion, InstanceRow, InstanceStore, LookupRow, RegistryStore, StoreError,
+    StoredValue,
+};
+use crate::contract::manifest::{Direction, Entity, Operations};
 
 fn token(name: &str, hash: &str) -> TokenRow {
     TokenRow {
@@ -114,4 +118,163 @@ pub fn a_build_keeps_its_first_manifest_and_versions_can_be_withdrawn(
         store.component_refusal("bad").unwrap().as_deref(),
         Some("not a component")
     );
+}
+
+fn instance(name: &str) -> InstanceRow {
+    InstanceRow {
+        name: name.into(),
+        connector: "connectwise".into(),
+        version_req: None,
+        installation: "Main".into(),
+        enabled: true,
+        created_at: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+pub fn instances_keep_settings_lookups_options_and_checks_across_handles(
+    open: &dyn Fn() -> Box<dyn InstanceStore>,
+) {
+    let store = open();
+    store.create_instance(&instance("acme")).unwrap();
+    assert!(matches!(
+        open().create_instance(&instance("acme")),
+        Err(StoreError::DuplicateInstance(_))
+    ));
+    store
+        .change_settings(
+            "acme",
+            &[
+                ("url".into(), Some(StoredValue::Plain("x".into()))),
+                ("k".into(), Some(StoredValue::Sealed("v1:zz".into()))),
+                ("gone".into(), Some(StoredValue::Plain("y".into()))),
+            ],
+        )
+        .unwrap();
+    store
+        .change_settings("acme", &[("gone".into(), None)])
+        .unwrap();
+    let push = Operations {
+        create: true,
+        update: true,
+        delete: false,
+    };
+    store
+        .set_sync_options("acme", &[(Entity::Account, Direction::Push, push)])
+        .unwrap();
+    let row = |bss: &str, remote: &str| LookupRow {
+        bss_value: bss.into(),
+        remote_value: remote.into(),
+        pull_default: false,
+    };
+    store
+        .set_lookup_rows(
+            "acme",
+            "currency",
+            &[row("USD", "1"), row("EUR", "2"), row("GBP", "3")],
+        )
+        .unwrap();
+    // An update keeps the row's place; removal takes only what is named.
+    store
+        .set_lookup_rows("acme", "currency", &[row("USD", "7")])
+        .unwrap();
+    store
+        .remove_lookup_rows("acme", "currency", &["EUR".to_string()])
+        .unwrap();
+    store
+        .record_check(
+            "acme",
+            &CheckRow {
+                checked_at: "2026-01-01T00:00:00Z".into(),
+                ok: false,
+                summary: "bad".into(),
+                problems: vec![("url".into(), "unreachable".into())],
+            },
+        )
+        .unwrap();
+    store.set_enabled("acme", false).unwrap();
+    store.set_version_req("acme", Some("=0.2.0")).unwrap();
+
+    let other = open();
+    let row_now = other.instance("acme").unwrap().unwrap();
+    assert!(!row_now.enabled);
+    assert_eq!(row_now.version_req.as_deref(), Some("=0.2.0"));
+    assert_eq!(other.instances().unwrap().len(), 1);
+    let settings = other.settings("acme").unwrap();
+    assert_eq!(settings.len(), 2);
+    assert_eq!(settings["k"], StoredValue::Sealed("v1:zz".into()));
+    assert_eq!(other.sealed_count().unwrap(), 1);
+    assert_eq!(
+        other.sync_options("acme").unwrap(),
+        vec![(Entity::Account, Direction::Push, push)]
+    );
+    let currency: Vec<(String, String)> = other.lookups("acme").unwrap()["currency"]
+        .iter()
+        .map(|r| (r.bss_value.clone(), r.remote_value.clone()))
+        .collect();
+    assert_eq!(
+        currency,
+        vec![("USD".into(), "7".into()), ("GBP".into(), "3".into())]
+    );
+    let check = other.last_check("acme").unwrap().unwrap();
+    assert_eq!(
+        check.problems,
+        vec![("url".to_string(), "unreachable".to_string())]
+    );
+
+    other.delete_instance("acme").unwrap();
+    assert!(matches!(
+        store.settings("acme"),
+        Err(StoreError::NoInstance(_))
+    ));
+    assert!(matches!(
+        store.change_settings("acme", &[("url".into(), None)]),
+        Err(StoreError::NoInstance(_))
+    ));
+    assert!(matches!(
+        store.delete_instance("acme"),
+        Err(StoreError::NoInstance(_))
+    ));
+    assert!(matches!(
+        store.set_enabled("acme", true),
+        Err(StoreError::NoInstance(_))
+    ));
+    assert_eq!(
+        store.sealed_count().unwrap(),
+        0,
+        "its settings went with it"
+    );
+}
+
+pub fn a_request_budget_is_shared_by_every_handle(open: &dyn Fn() -> Box<dyn InstanceStore>) {
+    let (first, second) = (open(), open());
+    // A full bucket holds a minute's worth; what one process takes, the other cannot.
+    assert_eq!(first.take_request_tokens("acme", 60, 45).unwrap(), 45);
+    assert_eq!(second.take_request_tokens("acme", 60, 45).unwrap(), 15);
+    assert_eq!(first.take_request_tokens("acme", 60, 1).unwrap(), 0);
+    // Other instances have their own bucket; a lower limit caps what is left.
+    assert_eq!(second.take_request_tokens("other", 600, 1000).unwrap(), 600);
+    assert_eq!(first.take_request_tokens("other", 10, 1000).unwrap(), 0);
+    // Many takers at once never spend more than the bucket holds.
+    let taken: u32 = std::thread::scope(|scope| {
+        let takers: Vec<_> = (0..8)
+            .map(|_| {
+                let store = open();
+                scope.spawn(move || {
+                    (0..10)
+                        .map(|_| store.take_request_tokens("busy", 50, 1).unwrap())
+                        .sum::<u32>()
+                })
+            })
+            .collect();
+        takers.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert!((50..=52).contains(&taken), "{taken} of a bucket of 50");
+    // Tokens come back with time (at 6,000 a minute, 100 a second).
+    assert_eq!(
+        first.take_request_tokens("fast", 6_000, 6_000).unwrap(),
+        6_000
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let refilled = second.take_request_tokens("fast", 6_000, 6_000).unwrap();
+    assert!((15..=60).contains(&refilled), "{refilled}");
 }

@@ -1,7 +1,8 @@
 //! The store on PostgreSQL, for a fleet of `serve` workers sharing one database (issue 18; the
 //! plan is `docs/postgres-store-design.md`). This first step holds the connection machinery, the
-//! schema and the registry's and API access's parts ([`RegistryStore`], [`TokenStore`]); the other
-//! four parts and `--database` come next, so nothing user-facing uses it yet.
+//! schema and three of the six parts: the registry's, the instances' and API access's
+//! ([`RegistryStore`], [`InstanceStore`], [`TokenStore`]); the sync engine's, the schedules' and
+//! the callbacks' parts and `--database` come next, so nothing user-facing uses it yet.
 //!
 //! The store traits are synchronous; the driver (tokio-postgres, pooled by deadpool) is async.
 //! [`PgStore`] keeps its own small tokio runtime on a thread of its own, which drives the
@@ -11,6 +12,7 @@
 //! (a worker thread's co-operative budget belongs to the task it interrupted), no method is
 //! called from the store's own runtime thread, and the runtime is dropped on its own thread.
 
+mod instances;
 mod registry;
 mod schema;
 #[cfg(test)]
@@ -203,6 +205,22 @@ mod tests {
     fn a_build_keeps_its_first_manifest_and_versions_can_be_withdrawn() {
         let scratch = ScratchDb::create();
         behaviour::a_build_keeps_its_first_manifest_and_versions_can_be_withdrawn(&|| {
+            Box::new(PgStore::open(&scratch.url).unwrap())
+        });
+    }
+
+    #[test]
+    fn instances_keep_settings_lookups_options_and_checks_across_handles() {
+        let scratch = ScratchDb::create();
+        behaviour::instances_keep_settings_lookups_options_and_checks_across_handles(&|| {
+            Box::new(PgStore::open(&scratch.url).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_request_budget_is_shared_by_every_handle() {
+        let scratch = ScratchDb::create();
+        behaviour::a_request_budget_is_shared_by_every_handle(&|| {
             Box::new(PgStore::open(&scratch.url).unwrap())
         });
     }

@@ -624,65 +624,11 @@ mod tests {
     }
 
     #[test]
-    fn instances_settings_and_options_survive_a_reopen() {
+    fn instances_keep_settings_lookups_options_and_checks_across_handles() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bss.db");
-        {
-            let store = SqliteStore::open(&path).unwrap();
-            store.create_instance(&instance("acme")).unwrap();
-            assert!(matches!(
-                store.create_instance(&instance("acme")),
-                Err(StoreError::DuplicateInstance(_))
-            ));
-            store
-                .change_settings(
-                    "acme",
-                    &[
-                        ("url".into(), Some(StoredValue::Plain("x".into()))),
-                        ("k".into(), Some(StoredValue::Sealed("v1:zz".into()))),
-                    ],
-                )
-                .unwrap();
-            store
-                .set_sync_options(
-                    "acme",
-                    &[(
-                        Entity::Account,
-                        Direction::Push,
-                        Operations {
-                            create: true,
-                            update: true,
-                            delete: false,
-                        },
-                    )],
-                )
-                .unwrap();
-            store
-                .set_lookup_rows(
-                    "acme",
-                    "currency",
-                    &[LookupRow {
-                        bss_value: "USD".into(),
-                        remote_value: "1".into(),
-                        pull_default: false,
-                    }],
-                )
-                .unwrap();
-        }
-        let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.instances().unwrap(), vec![instance("acme")]);
-        let settings = store.settings("acme").unwrap();
-        assert_eq!(settings["k"], StoredValue::Sealed("v1:zz".into()));
-        assert_eq!(store.sync_options("acme").unwrap()[0].0, Entity::Account);
-        assert_eq!(
-            store.lookups("acme").unwrap()["currency"][0].remote_value,
-            "1"
+        crate::store::behaviour::instances_keep_settings_lookups_options_and_checks_across_handles(
+            &|| Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap()),
         );
-        store.delete_instance("acme").unwrap();
-        assert!(matches!(
-            store.settings("acme"),
-            Err(StoreError::NoInstance(_))
-        ));
     }
 
     #[test]
@@ -713,26 +659,9 @@ mod tests {
     #[test]
     fn a_request_budget_is_shared_by_every_handle_on_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bss.db");
-        let (first, second) = (
-            SqliteStore::open(&path).unwrap(),
-            SqliteStore::open(&path).unwrap(),
-        );
-        // A full bucket holds a minute's worth; what one process takes, the other cannot.
-        assert_eq!(first.take_request_tokens("acme", 60, 45).unwrap(), 45);
-        assert_eq!(second.take_request_tokens("acme", 60, 45).unwrap(), 15);
-        assert_eq!(first.take_request_tokens("acme", 60, 1).unwrap(), 0);
-        // Other instances have their own bucket; a lower limit caps what is left.
-        assert_eq!(second.take_request_tokens("other", 600, 1000).unwrap(), 600);
-        assert_eq!(first.take_request_tokens("other", 10, 1000).unwrap(), 0);
-        // Tokens come back with time (at 6,000 a minute, 100 a second).
-        assert_eq!(
-            first.take_request_tokens("fast", 6_000, 6_000).unwrap(),
-            6_000
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let refilled = second.take_request_tokens("fast", 6_000, 6_000).unwrap();
-        assert!((15..=60).contains(&refilled), "{refilled}");
+        crate::store::behaviour::a_request_budget_is_shared_by_every_handle(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
     }
 
     /// A callback event is stored once however often it is delivered; two workers on one file
