@@ -278,3 +278,146 @@ pub fn a_request_budget_is_shared_by_every_handle(open: &dyn Fn() -> Box<dyn Ins
     let refilled = second.take_request_tokens("fast", 6_000, 6_000).unwrap();
     assert!((15..=60).contains(&refilled), "{refilled}");
 }
+
+/// Both parts a callback test needs.
+pub trait HooksAndInstances: super::HookStore + InstanceStore {}
+impl<T: super::HookStore + InstanceStore + ?Sized> HooksAndInstances for T {}
+
+pub fn callback_events_are_kept_once_and_claimed_once(
+    open: &dyn Fn() -> Box<dyn HooksAndInstances>,
+) {
+    use super::hook_store::{Action, EVENT_CLAIM_SECS, EventEnd};
+    let (store, other) = (open(), open());
+    store.create_instance(&instance("acme")).unwrap();
+    let record = |s: &dyn HooksAndInstances, message: &str, id: &str| {
+        s.record_event("acme", message, Entity::Contact, id, Action::Updated)
+            .unwrap()
+    };
+    assert!(record(store.as_ref(), "m1", "7"));
+    assert!(
+        !record(other.as_ref(), "m1", "7"),
+        "a repeated delivery is not new"
+    );
+    assert!(
+        record(store.as_ref(), "m2", "7"),
+        "another message of the same record is"
+    );
+    let now = 10_000;
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| store.claim_events("a", now, 10).unwrap());
+        let b = scope.spawn(|| other.claim_events("b", now, 10).unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut seqs: Vec<i64> = a.iter().chain(b.iter()).map(|e| e.seq).collect();
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 2, "each event to one claimer, none left out");
+    assert_eq!(a.len() + b.len(), 2);
+    let held: Vec<(i64, &str)> = a
+        .iter()
+        .map(|e| (e.seq, "a"))
+        .chain(b.iter().map(|e| (e.seq, "b")))
+        .collect();
+    let (seq, claimer) = held[0];
+    let other_claimer = held[1].1;
+    assert!(
+        !store
+            .finish_event(seq, "someone else", &EventEnd::Done("x".into()))
+            .unwrap()
+    );
+    store
+        .finish_event(
+            seq,
+            claimer,
+            &EventEnd::Later {
+                reason: "busy".into(),
+                next_try: now + 2,
+            },
+        )
+        .unwrap();
+    let again = store.claim_events("c", now + 2, 10).unwrap();
+    assert_eq!(again.iter().map(|e| e.seq).collect::<Vec<_>>(), [seq]);
+    assert_eq!(again[0].attempts, 0, "busy is not an attempt");
+    assert_eq!(
+        store
+            .renew_event_claims(other_claimer, now + EVENT_CLAIM_SECS)
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .claim_events("d", now + EVENT_CLAIM_SECS + 1, 10)
+            .unwrap()
+            .is_empty(),
+        "renewed"
+    );
+    assert!(
+        store
+            .finish_event(seq, "c", &EventEnd::Failed("gone wrong".into()))
+            .unwrap()
+    );
+    let lapsed = store
+        .claim_events("d", now + 2 * EVENT_CLAIM_SECS + 1, 10)
+        .unwrap();
+    assert_eq!(lapsed.len(), 1, "the other event, not renewed since");
+    assert_ne!(lapsed[0].seq, seq);
+    assert!(
+        !store
+            .finish_event(lapsed[0].seq, other_claimer, &EventEnd::Done("late".into()))
+            .unwrap(),
+        "a lapsed claimer's end is not written"
+    );
+    let counts = store.event_counts(0).unwrap();
+    assert_eq!(counts["acme"].failed, 1);
+    assert_eq!(counts["acme"].last_error.as_deref(), Some("gone wrong"));
+    assert_eq!(store.prune_events(i64::MAX).unwrap(), 1, "the finished one");
+    assert_eq!(
+        store.events("acme", 10).unwrap().len(),
+        1,
+        "the pending one stays"
+    );
+    assert!(matches!(
+        store.events("nobody", 10),
+        Err(StoreError::NoInstance(_))
+    ));
+}
+
+pub fn a_hook_is_kept_replaced_and_removed_with_its_events(
+    open: &dyn Fn() -> Box<dyn HooksAndInstances>,
+) {
+    use super::hook_store::{Action, HookRow, Registration};
+    let (store, other) = (open(), open());
+    let hook = |active: bool| HookRow {
+        instance: "acme".into(),
+        sealed_token: "v1:sealed".into(),
+        public_url: "https://bss.example".into(),
+        entities: vec![Entity::Account, Entity::Contact],
+        registrations: vec![Registration {
+            entity: Entity::Account,
+            remote_type: "company".into(),
+            remote_id: "11".into(),
+        }],
+        active,
+        last_error: (!active).then(|| "unsubscribe failed".to_string()),
+        updated_at: "2026-01-01T00:00:00Z".into(),
+    };
+    assert!(matches!(
+        store.set_hook(&hook(true)),
+        Err(StoreError::NoInstance(_))
+    ));
+    store.create_instance(&instance("acme")).unwrap();
+    store.set_hook(&hook(true)).unwrap();
+    other.set_hook(&hook(false)).unwrap();
+    assert_eq!(store.hook("acme").unwrap(), Some(hook(false)), "replaced");
+    assert_eq!(store.hooks().unwrap(), vec![hook(false)]);
+    store
+        .record_event("acme", "m1", Entity::Account, "11", Action::Deleted)
+        .unwrap();
+    assert!(other.remove_hook("acme").unwrap());
+    assert!(!store.remove_hook("acme").unwrap());
+    assert_eq!(store.hook("acme").unwrap(), None);
+    assert!(
+        store.events("acme", 10).unwrap().is_empty(),
+        "its events went with it"
+    );
+}

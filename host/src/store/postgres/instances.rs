@@ -27,7 +27,7 @@ fn instance_row(row: &tokio_postgres::Row) -> InstanceRow {
 }
 
 /// Fails with `NoInstance` unless the instance exists; in a transaction, holds it until the end.
-async fn require_instance(client: &impl GenericClient, name: &str) -> StoreResult<()> {
+pub(super) async fn require_instance(client: &impl GenericClient, name: &str) -> StoreResult<()> {
     let found = client
         .query_opt(
             "SELECT 1 FROM instances WHERE name = $1 FOR SHARE",

@@ -1,8 +1,8 @@
 //! The store on PostgreSQL, for a fleet of `serve` workers sharing one database (issue 18; the
 //! plan is `docs/postgres-store-design.md`). This first step holds the connection machinery, the
-//! schema and three of the six parts: the registry's, the instances' and API access's
-//! ([`RegistryStore`], [`InstanceStore`], [`TokenStore`]); the sync engine's, the schedules' and
-//! the callbacks' parts and `--database` come next, so nothing user-facing uses it yet.
+//! schema and four of the six parts: the registry's, the instances', the callbacks' and API
+//! access's (`RegistryStore`, `InstanceStore`, `HookStore`, `TokenStore`); the sync engine's and
+//! the schedules' parts and `--database` come next, so nothing user-facing uses it yet.
 //!
 //! The store traits are synchronous; the driver (tokio-postgres, pooled by deadpool) is async.
 //! [`PgStore`] keeps its own small tokio runtime on a thread of its own, which drives the
@@ -12,6 +12,7 @@
 //! (a worker thread's co-operative budget belongs to the task it interrupted), no method is
 //! called from the store's own runtime thread, and the runtime is dropped on its own thread.
 
+mod hooks;
 mod instances;
 mod registry;
 mod schema;
@@ -221,6 +222,22 @@ mod tests {
     fn a_request_budget_is_shared_by_every_handle() {
         let scratch = ScratchDb::create();
         behaviour::a_request_budget_is_shared_by_every_handle(&|| {
+            Box::new(PgStore::open(&scratch.url).unwrap())
+        });
+    }
+
+    #[test]
+    fn callback_events_are_kept_once_and_claimed_once() {
+        let scratch = ScratchDb::create();
+        behaviour::callback_events_are_kept_once_and_claimed_once(&|| {
+            Box::new(PgStore::open(&scratch.url).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_hook_is_kept_replaced_and_removed_with_its_events() {
+        let scratch = ScratchDb::create();
+        behaviour::a_hook_is_kept_replaced_and_removed_with_its_events(&|| {
             Box::new(PgStore::open(&scratch.url).unwrap())
         });
     }

@@ -9,6 +9,8 @@ mod hooks;
 mod instances;
 mod registry;
 mod schedules;
+#[cfg(test)]
+mod shared_tests;
 mod sync;
 mod tokens;
 
@@ -624,14 +626,6 @@ mod tests {
     }
 
     #[test]
-    fn instances_keep_settings_lookups_options_and_checks_across_handles() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::store::behaviour::instances_keep_settings_lookups_options_and_checks_across_handles(
-            &|| Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap()),
-        );
-    }
-
-    #[test]
     fn newer_and_damaged_databases_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bss.db");
@@ -654,14 +648,6 @@ mod tests {
             err.to_string().contains("garbage.db could not be opened"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn a_request_budget_is_shared_by_every_handle_on_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::store::behaviour::a_request_budget_is_shared_by_every_handle(&|| {
-            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
-        });
     }
 
     /// A callback event is stored once however often it is delivered; two workers on one file

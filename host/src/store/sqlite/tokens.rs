@@ -135,33 +135,3 @@ impl TokenStore for SqliteStore {
             .map_err(db)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::behaviour;
-
-    fn opener(dir: &tempfile::TempDir) -> impl Fn() -> Box<dyn TokenStore> + '_ {
-        move || Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
-    }
-
-    #[test]
-    fn token_names_are_unique_and_revocation_is_seen_by_every_handle() {
-        let dir = tempfile::tempdir().unwrap();
-        behaviour::token_names_are_unique_and_revocation_is_seen_by_every_handle(&opener(&dir));
-    }
-
-    #[test]
-    fn sessions_end_at_expiry_sign_out_and_revocation() {
-        let dir = tempfile::tempdir().unwrap();
-        behaviour::sessions_end_at_expiry_sign_out_and_revocation(&opener(&dir));
-    }
-
-    #[test]
-    fn a_build_keeps_its_first_manifest_and_versions_can_be_withdrawn() {
-        let dir = tempfile::tempdir().unwrap();
-        behaviour::a_build_keeps_its_first_manifest_and_versions_can_be_withdrawn(&|| {
-            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
-        });
-    }
-}
