@@ -74,6 +74,15 @@ impl Console {
             .to_string()
     }
 
+    /// Activates ConnectWise instance `acme` through the API (no settings).
+    async fn activate_acme(&self) {
+        let body = json!({ "connector": "connectwise", "name": "acme" });
+        let (status, answer) = self
+            .api("POST", "/instances", &self.served.token, Some(body))
+            .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+
     /// An API call with `token`: the status and the JSON body.
     async fn api(
         &self,
@@ -257,15 +266,7 @@ async fn the_documentation_flow_in_a_real_browser() {
     let console = Console::serve(sandbox, dir);
     let sandbox = &console.sandbox;
     // A name that is taken already.
-    let (status, _) = console
-        .api(
-            "POST",
-            "/instances",
-            &console.served.token,
-            Some(json!({ "connector": "connectwise", "name": "acme" })),
-        )
-        .await;
-    assert_eq!(status, 201);
+    console.activate_acme().await;
 
     let browser = Browser::start("documentation-flow").await;
     let mut seen = Seen::default();
@@ -565,15 +566,7 @@ async fn the_documentation_flow_in_a_real_browser() {
 async fn a_viewer_reads_settings_but_cannot_change_them() {
     let console = Console::start().await;
     let admin = console.served.token.clone();
-    let (status, _) = console
-        .api(
-            "POST",
-            "/instances",
-            &admin,
-            Some(json!({ "connector": "connectwise", "name": "acme" })),
-        )
-        .await;
-    assert_eq!(status, 201);
+    console.activate_acme().await;
     let (status, _) = console
         .api(
             "PATCH",
@@ -769,15 +762,7 @@ async fn signed_in(console: &Console, token: &str) -> Session {
 async fn forms_need_the_session_csrf_token_and_sessions_end() {
     let console = Console::start().await;
     let admin = console.served.token.clone();
-    let (status, _) = console
-        .api(
-            "POST",
-            "/instances",
-            &admin,
-            Some(json!({ "connector": "connectwise", "name": "acme" })),
-        )
-        .await;
-    assert_eq!(status, 201);
+    console.activate_acme().await;
 
     // Without a session, pages lead to the sign-in page and posts change nothing.
     let mut anonymous = Session::new(&console.root);

@@ -8,7 +8,7 @@ use super::super::hook_store::{
     Action, EVENT_CLAIM_SECS, EventCounts, EventEnd, HookEvent, HookRow, HookStore, Registration,
 };
 use super::super::{StoreError, StoreResult};
-use super::{PgStore, db};
+use super::{PgStore, db, parsed};
 use crate::contract::manifest::Entity;
 
 const HOOK_COLUMNS: &str =
@@ -22,14 +22,6 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> StoreR
 
 fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Database(e.to_string()))
-}
-
-fn parsed<T: std::str::FromStr>(text: &str, what: &str) -> StoreResult<T>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse()
-        .map_err(|e: T::Err| StoreError::Database(format!("{what}: {e}")))
 }
 
 fn hook_row(row: &tokio_postgres::Row) -> StoreResult<HookRow> {

@@ -10,7 +10,7 @@ use deadpool_postgres::GenericClient;
 use super::super::{
     CheckRow, InstanceRow, InstanceStore, LookupRow, StoreError, StoreResult, StoredValue,
 };
-use super::{PgStore, db, is_unique_violation};
+use super::{PgStore, db, is_unique_violation, parsed};
 use crate::contract::manifest::{Direction, Entity, Operations};
 
 const INSTANCE_COLUMNS: &str = "name, connector, version_req, installation, enabled, created_at";
@@ -39,14 +39,6 @@ pub(super) async fn require_instance(client: &impl GenericClient, name: &str) ->
         Some(_) => Ok(()),
         None => Err(StoreError::NoInstance(name.to_string())),
     }
-}
-
-fn parsed<T: std::str::FromStr>(text: &str, what: &str) -> StoreResult<T>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse()
-        .map_err(|e: T::Err| StoreError::Database(format!("{what}: {e}")))
 }
 
 /// One updated row, or `NoInstance`.

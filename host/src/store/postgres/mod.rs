@@ -77,6 +77,15 @@ pub(crate) fn db(error: tokio_postgres::Error) -> StoreError {
     })
 }
 
+/// A stored spelling (an entity, a direction, an action) read back; `what` names the column.
+pub(crate) fn parsed<T: std::str::FromStr>(text: &str, what: &str) -> StoreResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e: T::Err| StoreError::Database(format!("{what}: {e}")))
+}
+
 /// Whether `error` is a broken unique constraint (SQLSTATE 23505).
 pub(crate) fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)

@@ -650,100 +650,13 @@ mod tests {
         );
     }
 
-    /// A callback event is stored once however often it is delivered; two workers on one file
-    /// never claim the same event; only the claimer's end is written; a busy entity's event is
-    /// not an attempt; finished events are pruned; a removal's deletion is known, unlinks and
-    /// unqueues in one go.
+    /// A removal's deletion is known, unlinks and unqueues in one go. (How callback events are
+    /// kept and claimed is shared behaviour: `store/behaviour.rs`.)
     #[test]
-    fn callback_events_are_kept_once_claimed_once_and_deletions_known() {
-        use crate::store::hook_store::{Action, EVENT_CLAIM_SECS, EventEnd, HookStore};
+    fn a_removal_is_known_unlinks_and_unqueues() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bss.db");
-        let store = SqliteStore::open(&path).unwrap();
-        let other = SqliteStore::open(&path).unwrap();
+        let store = SqliteStore::open(&dir.path().join("bss.db")).unwrap();
         store.create_instance(&instance("acme")).unwrap();
-        let record = |s: &SqliteStore, message: &str, id: &str| {
-            s.record_event("acme", message, Entity::Contact, id, Action::Updated)
-                .unwrap()
-        };
-        assert!(record(&store, "m1", "7"));
-        assert!(!record(&other, "m1", "7"), "a repeated delivery is not new");
-        assert!(
-            record(&store, "m2", "7"),
-            "another message of the same record is"
-        );
-        let now = 10_000;
-        let (a, b) = std::thread::scope(|scope| {
-            let a = scope.spawn(|| store.claim_events("a", now, 10).unwrap());
-            let b = scope.spawn(|| other.claim_events("b", now, 10).unwrap());
-            (a.join().unwrap(), b.join().unwrap())
-        });
-        assert_eq!(a.len() + b.len(), 2, "each event to one claimer");
-        let held: Vec<(i64, &str)> = a
-            .iter()
-            .map(|e| (e.seq, "a"))
-            .chain(b.iter().map(|e| (e.seq, "b")))
-            .collect();
-        let (seq, claimer) = held[0];
-        let other_claimer = held[1].1;
-        assert!(
-            !store
-                .finish_event(seq, "someone else", &EventEnd::Done("x".into()))
-                .unwrap()
-        );
-        store
-            .finish_event(
-                seq,
-                claimer,
-                &EventEnd::Later {
-                    reason: "busy".into(),
-                    next_try: now + 2,
-                },
-            )
-            .unwrap();
-        let again = store.claim_events("c", now + 2, 10).unwrap();
-        assert_eq!(again.iter().map(|e| e.seq).collect::<Vec<_>>(), [seq]);
-        assert_eq!(again[0].attempts, 0, "busy is not an attempt");
-        // A renewed claim does not lapse; one not renewed lapses and is taken over.
-        assert_eq!(
-            store
-                .renew_event_claims(other_claimer, now + EVENT_CLAIM_SECS)
-                .unwrap(),
-            1
-        );
-        assert!(
-            store
-                .claim_events("d", now + EVENT_CLAIM_SECS + 1, 10)
-                .unwrap()
-                .is_empty(),
-            "renewed"
-        );
-        assert!(
-            store
-                .finish_event(seq, "c", &EventEnd::Failed("gone wrong".into()))
-                .unwrap()
-        );
-        let lapsed = store
-            .claim_events("d", now + 2 * EVENT_CLAIM_SECS + 1, 10)
-            .unwrap();
-        assert_eq!(lapsed.len(), 1, "the other event, not renewed since");
-        assert_ne!(lapsed[0].seq, seq);
-        assert!(
-            !store
-                .finish_event(lapsed[0].seq, other_claimer, &EventEnd::Done("late".into()))
-                .unwrap(),
-            "a lapsed claimer's end is not written"
-        );
-        let counts = store.event_counts(0).unwrap();
-        assert_eq!(counts["acme"].failed, 1);
-        assert_eq!(counts["acme"].last_error.as_deref(), Some("gone wrong"));
-        assert_eq!(store.prune_events(i64::MAX).unwrap(), 1, "the finished one");
-        assert_eq!(
-            store.events("acme", 10).unwrap().len(),
-            1,
-            "the pending one stays"
-        );
-
         // Deletions: a removal unlinks a deleted record, unqueues it and makes it known.
         store.link("acme", Entity::Contact, "K1", "7").unwrap();
         store.link("acme", Entity::Contact, "K2", "8").unwrap();
