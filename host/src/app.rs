@@ -1,7 +1,7 @@
-//! The host's parts assembled on one data folder: the store (`bss.db`), the secret key, the
-//! component runtime with its compile cache (`cache/`), and the registry with the bundled
-//! connectors and the plugins folder (`plugins/` unless given). Every subcommand and `serve`
-//! start here, so they all see the same state.
+//! The host's parts assembled on one data folder: the store (`bss.db`, or the PostgreSQL database
+//! `--database` names), the secret key, the component runtime with its compile cache (`cache/`),
+//! and the registry with the bundled connectors and the plugins folder (`plugins/` unless given).
+//! Every subcommand and `serve` start here, so they all see the same state.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,11 +12,13 @@ use crate::instances::Instances;
 use crate::registry::{LoadProblem, Registry};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::Store;
+use crate::store::location::StoreLocation;
 use crate::store::secrets::SecretBox;
-use crate::store::sqlite::SqliteStore;
 
 pub struct App {
     pub data: PathBuf,
+    /// Where the store is (for messages: a PostgreSQL URL without its password).
+    pub database: StoreLocation,
     pub plugins: PathBuf,
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
@@ -71,20 +73,52 @@ fn guard_database(data: &Path, new_database: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How to open the data folder beyond its path.
+#[derive(Debug, Clone)]
+pub struct OpenOptions<'a> {
+    /// The connectors folder (default `plugins/` in the data folder).
+    pub plugins: Option<&'a Path>,
+    /// The store: `None` for the data folder's SQLite file, or a `postgres://` URL.
+    pub database: Option<&'a str>,
+    /// Allows a fresh SQLite database in a used folder.
+    pub new_database: bool,
+    /// False skips loading the connectors, for commands that call none (a broken or slow
+    /// plugin then costs them nothing).
+    pub load_connectors: bool,
+}
+
+impl Default for OpenOptions<'_> {
+    fn default() -> Self {
+        OpenOptions {
+            plugins: None,
+            database: None,
+            new_database: false,
+            load_connectors: true,
+        }
+    }
+}
+
 impl App {
     pub async fn open(data: &Path, plugins: Option<&Path>) -> anyhow::Result<App> {
-        Self::open_with(data, plugins, false, true).await
+        Self::open_with(
+            data,
+            OpenOptions {
+                plugins,
+                ..OpenOptions::default()
+            },
+        )
+        .await
     }
 
-    /// Opens the data folder; `new_database` allows a fresh database in a used folder;
-    /// `load_connectors` false skips loading the connectors, for commands that call none (a
-    /// broken or slow plugin then costs them nothing).
-    pub async fn open_with(
-        data: &Path,
-        plugins: Option<&Path>,
-        new_database: bool,
-        load_connectors: bool,
-    ) -> anyhow::Result<App> {
+    /// Opens the data folder and the store the options name.
+    pub async fn open_with(data: &Path, options: OpenOptions<'_>) -> anyhow::Result<App> {
+        let OpenOptions {
+            plugins,
+            database,
+            new_database,
+            load_connectors,
+        } = options;
+        let location = StoreLocation::parse(database, data).map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(data)
             .with_context(|| format!("the data folder {} could not be created", data.display()))?;
         let probe = data.join(".writable");
@@ -101,12 +135,22 @@ impl App {
             )
         })?;
 
-        guard_database(data, new_database)?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data.join("bss.db"))?);
+        if location.is_postgres() {
+            if new_database {
+                anyhow::bail!(
+                    "--new-database applies to the SQLite file in the data folder, not to --database {}; an empty PostgreSQL database is simply one with nothing in it",
+                    location.shown()
+                );
+            }
+        } else {
+            guard_database(data, new_database)?;
+        }
+        let store = location.open()?;
         if !SecretBox::key_exists(data) && store.sealed_count()? > 0 {
             anyhow::bail!(
-                "the key file {} is missing but the database holds sealed secrets; restore the key file (or set {}) — a new key cannot open them",
+                "the key file {} is missing but the database {} holds sealed secrets; restore the key file (or set {}; every worker on one database needs the same key) — a new key cannot open them",
                 data.join("key").display(),
+                location.shown(),
                 crate::store::secrets::KEY_VARIABLE
             );
         }
@@ -128,6 +172,7 @@ impl App {
         let instances = Arc::new(Instances::new(store.clone(), secrets, registry.clone()));
         Ok(App {
             data: data.to_path_buf(),
+            database: location,
             plugins,
             store,
             registry,

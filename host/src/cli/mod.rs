@@ -74,6 +74,11 @@ pub struct Cli {
     /// a lost database is restored rather than silently replaced.
     #[arg(long, global = true)]
     pub new_database: bool,
+    /// The store: a PostgreSQL database shared by several workers
+    /// (postgres://USER@HOST:PORT/DATABASE). Default: bss.db in the data folder, which holds the
+    /// key file and compile cache either way.
+    #[arg(long, global = true, env = "BSS_HOST_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
     /// Connectors folder (default: plugins/ in the data folder).
     #[arg(long, global = true, env = "BSS_HOST_PLUGINS")]
     pub plugins: Option<PathBuf>,
@@ -192,6 +197,18 @@ pub enum Command {
     /// Schedules of pulls and retries per instance and entity (`serve` runs them).
     #[command(subcommand)]
     Schedules(SchedulesCommand),
+    /// Copies a data folder's SQLite store (instances, sealed secrets, id map, cursors, retry
+    /// queue, runs, feed, tokens) into an empty PostgreSQL database, reads it back and compares
+    /// before committing. Stop every process on the data folder first.
+    MigrateStore {
+        /// The data folder whose bss.db is copied (or the .db file itself).
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database to copy into (postgres://USER@HOST:PORT/DATABASE); it must
+        /// hold no instances, tokens or connector versions.
+        #[arg(long)]
+        to: String,
+    },
     /// The change feed: pulled records in order, for the BSS to read and acknowledge.
     #[command(subcommand)]
     Feed(FeedCommand),
@@ -463,6 +480,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             "this bss-host was built without the demo (cargo feature `demo`, on by default)"
         );
     }
+    if let Command::MigrateStore { from, to } = &cli.command {
+        return setup::migrate_store(from, to);
+    }
     if let Command::Connectors(ConnectorsCommand::Inspect { target, json }) = &cli.command
         && (target.ends_with(".wasm") || Path::new(target).is_file())
     {
@@ -480,9 +500,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     );
     let app = App::open_with(
         &cli.data,
-        cli.plugins.as_deref(),
-        cli.new_database,
-        load_connectors,
+        crate::app::OpenOptions {
+            plugins: cli.plugins.as_deref(),
+            database: cli.database.as_deref(),
+            new_database: cli.new_database,
+            load_connectors,
+        },
     )
     .await?;
     for problem in &app.load_problems {
@@ -492,7 +515,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     match cli.command {
-        Command::Demo => unreachable!("demo runs before the data folder opens"),
+        Command::Demo | Command::MigrateStore { .. } => {
+            unreachable!("run before the data folder opens")
+        }
         Command::Serve {
             listen,
             feed_retention_days,

@@ -274,3 +274,48 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `migrate-store`: the SQLite store of `from` copied into the empty PostgreSQL database `to`.
+pub(super) fn migrate_store(from: &Path, to: &str) -> anyhow::Result<()> {
+    use crate::store::location::StoreLocation;
+    let file = if from.is_dir() {
+        from.join("bss.db")
+    } else {
+        from.to_path_buf()
+    };
+    if !file.is_file() {
+        bail!(
+            "--from {}: there is no SQLite store there (looked for {}); name the data folder that holds bss.db",
+            from.display(),
+            file.display()
+        );
+    }
+    let target = match StoreLocation::parse(Some(to), from).map_err(anyhow::Error::msg)? {
+        StoreLocation::Postgres(url) => url,
+        StoreLocation::SqliteFile(_) => bail!("--to must name a PostgreSQL database"),
+    };
+    let shown = crate::store::postgres::redact(&target);
+    let store = crate::store::postgres::PgStore::open(&target)?;
+    let copied = store
+        .copy_from_sqlite(&file)
+        .with_context(|| format!("copying {} into {shown}", file.display()))?;
+    println!("{:<24} {:>10}", "TABLE", "ROWS");
+    for table in &copied {
+        println!("{:<24} {:>10}", table.table, table.rows);
+    }
+    let total: usize = copied.iter().map(|t| t.rows).sum();
+    println!(
+        "\nCopied {total} rows from {} into {shown}, read back and compared: identical.",
+        file.display()
+    );
+    let key = if from.is_dir() {
+        from.join("key").display().to_string()
+    } else {
+        "the data folder's key file".to_string()
+    };
+    println!(
+        "Secrets stay sealed: every worker on {shown} needs the key {key} (or {}). Start the workers with --database {shown}; the SQLite file is left as it was and must not be used beside it.",
+        crate::store::secrets::KEY_VARIABLE
+    );
+    Ok(())
+}

@@ -1,15 +1,17 @@
-//! Persistence: everything the host must remember, behind the [`Store`] trait, which is three
-//! traits with one owner each: [`RegistryStore`] (`registry_store.rs`), [`InstanceStore`]
-//! (`instance_store.rs`) and [`SyncStore`] (`sync_store.rs`), each module saying what its methods
-//! guarantee (transaction, locking, fencing). Each method is one transaction — it happens whole or
-//! not at all — so a PostgreSQL backend can implement the same traits with the same guarantees. SQLite (`sqlite.rs`, one file in the data folder, WAL mode)
-//! is the embedded default. Each part of the host adds its tables in a migration of its own.
+//! Persistence: everything the host must remember, behind the [`Store`] trait, which is six
+//! traits with one owner each: [`RegistryStore`], [`InstanceStore`], [`SyncStore`],
+//! [`ScheduleStore`], [`HookStore`] and [`TokenStore`](token_store::TokenStore), each module saying
+//! what its methods guarantee (transaction, locking, fencing). Two backends give the same
+//! guarantees, checked by one set of behaviour tests run on both (`behaviour/`): SQLite
+//! (`sqlite/`, one file in the data folder, WAL mode), the embedded default, and PostgreSQL
+//! (`postgres/`), shared by a fleet of workers; `location.rs` says which one a process opens.
 //! Secret setting values arrive here already sealed (`secrets.rs`); the store never sees a key.
 
 #[cfg(test)]
 mod behaviour;
 pub mod hook_store;
 mod instance_store;
+pub mod location;
 pub mod postgres;
 mod registry_store;
 pub mod schedule_store;

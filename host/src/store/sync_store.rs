@@ -8,8 +8,11 @@
 //!   locked `FOR UPDATE`), so concurrent processes serialise per instance and entity;
 //! - `acquire_lease` is a compare-and-set: at most one live owner per (instance, scope); a lapsed
 //!   lease is taken over and its holder's running run marked `interrupted` in the same transaction;
-//! - `mark_pending`, `record_outcomes` and `commit_pull` are fenced: they fail unless the run's
-//!   owner still holds a live lease, so a run that lost its lease cannot write;
+//! - `mark_pending` and `commit_pull` are fenced: they fail unless the run's owner still holds a
+//!   live lease, so a run that lost its lease sends no new create and moves no cursor another run
+//!   owns. `record_outcomes` is not: what a send did has happened whoever holds the lease now, and
+//!   dropping it would lose the remote id of a record that exists (the next run would create it
+//!   again);
 //! - `record_outcomes` writes a batch's run items, id map rows, queue rows and counters together;
 //!   `commit_pull` writes the cursor and the run's end together;
 //! - `claim_queue` and `claim_settled` hand an item to one claimer only (a server database would
@@ -24,6 +27,12 @@ use super::{
     RunStatus, RunTrigger, StoreResult,
 };
 use crate::contract::manifest::Entity;
+
+/// The claimer of queue items that wait for an operator's `link`: never stale, never retried.
+pub const NEEDS_LINK: &str = "needs-link";
+
+/// A queue claim older than this (seconds) belongs to a process that died: it may be taken over.
+pub const STALE_CLAIM_SECS: i64 = 600;
 
 /// The id map, leases, runs, the retry queue and cursors.
 pub trait SyncStore: Send + Sync {

@@ -1,8 +1,8 @@
 //! The store on PostgreSQL, for a fleet of `serve` workers sharing one database (issue 18; the
-//! plan is `docs/postgres-store-design.md`). This first step holds the connection machinery, the
-//! schema and four of the six parts: the registry's, the instances', the callbacks' and API
-//! access's (`RegistryStore`, `InstanceStore`, `HookStore`, `TokenStore`); the sync engine's and
-//! the schedules' parts and `--database` come next, so nothing user-facing uses it yet.
+//! plan is `docs/postgres-store-design.md`): all six parts of the store — the registry's, the
+//! instances', the sync engine's, the schedules' and feed's, the callbacks' and API access's —
+//! with the guarantees their traits state, checked by the behaviour tests both backends run
+//! (`store/behaviour/`); `copy.rs` is `migrate-store`, and `scratch.rs` the tests' databases.
 //!
 //! The store traits are synchronous; the driver (tokio-postgres, pooled by deadpool) is async.
 //! [`PgStore`] keeps its own small tokio runtime on a thread of its own, which drives the
@@ -12,12 +12,16 @@
 //! (a worker thread's co-operative budget belongs to the task it interrupted), no method is
 //! called from the store's own runtime thread, and the runtime is dropped on its own thread.
 
+pub mod copy;
 mod hooks;
 mod instances;
 mod registry;
+mod schedules;
 mod schema;
-#[cfg(test)]
+/// Scratch databases for tests (the crate's own and its integration tests).
+#[doc(hidden)]
 pub mod scratch;
+mod sync;
 mod tokens;
 
 use std::time::Duration;
@@ -40,7 +44,7 @@ pub struct PgStore {
 }
 
 /// `url` with any password replaced by `***`.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));

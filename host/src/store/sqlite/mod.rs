@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::sync_store::{NEEDS_LINK, STALE_CLAIM_SECS};
 use super::{
     CheckRow, ConnectorVersion, Cursor, IdMapEntry, InstanceRow, InstanceStore, LeaseHolder,
     LinkOutcome, LookupRow, Outcome, QueueItem, RegistryStore, RunItem, RunKind, RunRow, RunStatus,
@@ -332,12 +333,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// The claimer of queue items that wait for an operator's `link`: never stale, never retried.
-pub const NEEDS_LINK: &str = "needs-link";
-
-/// A claim older than this (seconds) belongs to a process that died: it may be taken over.
-const STALE_CLAIM_SECS: i64 = 600;
-
 fn unix_now() -> i64 {
     unix_millis() / 1000
 }
@@ -614,17 +609,6 @@ fn instance_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
 mod tests {
     use super::*;
 
-    fn instance(name: &str) -> InstanceRow {
-        InstanceRow {
-            name: name.into(),
-            connector: "connectwise".into(),
-            version_req: None,
-            installation: "Main".into(),
-            enabled: true,
-            created_at: "2026-01-01T00:00:00Z".into(),
-        }
-    }
-
     #[test]
     fn newer_and_damaged_databases_are_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -647,174 +631,6 @@ mod tests {
         assert!(
             err.to_string().contains("garbage.db could not be opened"),
             "{err}"
-        );
-    }
-
-    /// A removal's deletion is known, unlinks and unqueues in one go. (How callback events are
-    /// kept and claimed is shared behaviour: `store/behaviour.rs`.)
-    #[test]
-    fn a_removal_is_known_unlinks_and_unqueues() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("bss.db")).unwrap();
-        store.create_instance(&instance("acme")).unwrap();
-        // Deletions: a removal unlinks a deleted record, unqueues it and makes it known.
-        store.link("acme", Entity::Contact, "K1", "7").unwrap();
-        store.link("acme", Entity::Contact, "K2", "8").unwrap();
-        store
-            .record_removal("acme", Entity::Contact, "K1", Some(("7", true)))
-            .unwrap();
-        store
-            .record_removal("acme", Entity::Contact, "K2", Some(("8", false)))
-            .unwrap();
-        let linked = store.linked("acme", Entity::Contact).unwrap();
-        assert_eq!(
-            linked.keys().collect::<Vec<_>>(),
-            ["8"],
-            "deactivated stays linked"
-        );
-        let ids = ["7".to_string(), "8".to_string(), "9".to_string()];
-        let known = store
-            .known_deletions("acme", Entity::Contact, &ids)
-            .unwrap();
-        assert_eq!(known.into_iter().collect::<Vec<_>>(), ["7", "8"]);
-        store
-            .note_deletions("acme", Entity::Contact, &[("9".into(), None)])
-            .unwrap();
-        store.forget_deletion("acme", Entity::Contact, "7").unwrap();
-        let known = store
-            .known_deletions("acme", Entity::Contact, &ids)
-            .unwrap();
-        assert_eq!(known.into_iter().collect::<Vec<_>>(), ["8", "9"]);
-    }
-
-    /// Two `serve` processes never hold one sink at once; a lapsed claim is taken over, and a
-    /// claim reads the sink as it is then (what the other delivered included).
-    #[test]
-    fn a_sink_is_claimed_by_one_process_at_a_time() {
-        use crate::store::schedule_store::ScheduleStore;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bss.db");
-        let store = SqliteStore::open(&path).unwrap();
-        let other = SqliteStore::open(&path).unwrap();
-        store.create_instance(&instance("acme")).unwrap();
-        store
-            .set_feed_sink("acme", "https://bss.example/feed", "sealed")
-            .unwrap();
-        assert!(store.claim_sink("acme", "a", 100, 130).unwrap().is_some());
-        assert!(other.claim_sink("acme", "b", 101, 131).unwrap().is_none());
-        store.sink_delivered("acme", 7).unwrap();
-        store.release_sink("acme", "b").unwrap();
-        assert!(
-            other.claim_sink("acme", "b", 102, 132).unwrap().is_none(),
-            "only the owner releases"
-        );
-        store.release_sink("acme", "a").unwrap();
-        let claimed = other.claim_sink("acme", "b", 103, 133).unwrap().unwrap();
-        assert_eq!(claimed.delivered, 7, "read as of the claim");
-        // b dies holding it: after its claim lapses, a takes it.
-        assert!(store.claim_sink("acme", "a", 120, 150).unwrap().is_none());
-        assert!(store.claim_sink("acme", "a", 134, 164).unwrap().is_some());
-        assert!(store.claim_sink("gone", "a", 134, 164).unwrap().is_none());
-    }
-
-    /// Two schedulers on one file claim a due slot once; a running schedule is not claimed
-    /// again until it finishes (or is stuck); a run finishing late writes nothing over a newer
-    /// claim.
-    #[test]
-    fn a_due_schedule_is_claimed_once_and_not_while_it_runs() {
-        use crate::store::schedule_store::{Cadence, Job, STUCK_AFTER_SECS, ScheduleStore};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bss.db");
-        let store = SqliteStore::open(&path).unwrap();
-        let other = SqliteStore::open(&path).unwrap();
-        store.create_instance(&instance("acme")).unwrap();
-        let every = Cadence::Every { seconds: 60 };
-        store
-            .set_schedule("acme", Entity::Contact, Job::Pull, every, 1_000)
-            .unwrap();
-        let claim = |s: &SqliteStore, now: i64| {
-            s.claim_due(
-                now,
-                &mut |_| None,
-                &|_| now + 60,
-                &crate::time::rfc3339(now),
-            )
-            .unwrap()
-        };
-        let (a, b) = std::thread::scope(|scope| {
-            let a = scope.spawn(|| claim(&store, 1_000));
-            let b = scope.spawn(|| claim(&other, 1_000));
-            (a.join().unwrap(), b.join().unwrap())
-        });
-        assert_eq!(a.len() + b.len(), 1, "one claimer takes the slot");
-        let claimed = a.into_iter().chain(b).next().unwrap();
-        // Due again, but still running: not taken.
-        assert!(claim(&store, 1_100).is_empty());
-        // Running past the stuck threshold: its slot is taken again.
-        let stuck_at = 1_000 + STUCK_AFTER_SECS + 1;
-        let retaken = claim(&store, stuck_at);
-        assert_eq!(retaken.len(), 1);
-        // The first run finishing now must not overwrite the newer claim's state.
-        store.finish_schedule(&claimed, None, "done", 5).unwrap();
-        let row = &store.schedules(Some("acme")).unwrap()[0];
-        assert_eq!(row.last_outcome.as_deref(), Some("running"));
-        store.finish_schedule(&retaken[0], None, "done", 5).unwrap();
-        let row = &store.schedules(Some("acme")).unwrap()[0];
-        assert_eq!(row.last_outcome.as_deref(), Some("done"));
-        assert!(
-            claim(&store, stuck_at + 60).len() == 1,
-            "due again after it finished"
-        );
-    }
-
-    #[test]
-    fn a_queue_item_is_claimed_by_one_claimer_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bss.db");
-        let store = SqliteStore::open(&path).unwrap();
-        store.create_instance(&instance("acme")).unwrap();
-        let run = store
-            .start_run(
-                "acme",
-                RunKind::Push,
-                RunTrigger::Command,
-                Some(Entity::Contact),
-                false,
-                None,
-            )
-            .unwrap();
-        let failed = |id: &str| {
-            (
-                id.to_string(),
-                Outcome::Failed {
-                    message: "waiting".into(),
-                    retryable: true,
-                    outcome_unknown: false,
-                    record: format!("{{\"id\":\"{id}\"}}"),
-                    waits: None,
-                    label: None,
-                },
-            )
-        };
-        store
-            .record_outcomes(run, "acme", Entity::Contact, &[failed("K1"), failed("K2")])
-            .unwrap();
-        // Two processes on the same file, claiming at once.
-        let other = SqliteStore::open(&path).unwrap();
-        let (a, b) = std::thread::scope(|scope| {
-            let a = scope.spawn(|| store.claim_queue("acme", None, "serve-1").unwrap());
-            let b = scope.spawn(|| other.claim_queue("acme", None, "cli-2").unwrap());
-            (a.join().unwrap(), b.join().unwrap())
-        });
-        assert_eq!(a.len() + b.len(), 2, "every item is claimed exactly once");
-        assert!(a.is_empty() || b.is_empty(), "one claimer took both");
-        assert!(store.claim_queue("acme", None, "third").unwrap().is_empty());
-        let holder = if a.is_empty() { "cli-2" } else { "serve-1" };
-        store.release_queue("acme", holder).unwrap();
-        assert_eq!(
-            store.claim_queue("acme", None, "third").unwrap().len(),
-            2,
-            "released items can be claimed again"
         );
     }
 }

@@ -454,3 +454,90 @@ impl ScheduleStore for SqliteStore {
             .map_err(db)
     }
 }
+
+/// The shared schedule and feed behaviour (`store/behaviour/schedules.rs`), run on SQLite files.
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+    use crate::store::behaviour::schedules as behaviour;
+
+    #[test]
+    fn schedules_are_set_replaced_listed_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::schedules_are_set_replaced_listed_and_removed(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_due_schedule_is_claimed_once_and_not_while_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::a_due_schedule_is_claimed_once_and_not_while_it_runs(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn concurrent_schedulers_split_the_due_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::concurrent_schedulers_split_the_due_slots(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_refused_schedule_keeps_its_due_time_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::a_refused_schedule_keeps_its_due_time_and_says_why(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn the_feed_keeps_each_version_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::the_feed_keeps_each_version_once_in_order(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn acknowledgement_only_moves_forward_and_never_past_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::acknowledgement_only_moves_forward_and_never_past_the_newest(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn pruning_drops_only_acknowledged_older_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::pruning_drops_only_acknowledged_older_entries(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn concurrent_appenders_never_make_a_reader_skip_an_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::concurrent_appenders_never_make_a_reader_skip_an_entry(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_sink_is_claimed_by_one_process_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::a_sink_is_claimed_by_one_process_at_a_time(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_sink_starts_after_what_is_acknowledged_and_records_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::a_sink_starts_after_what_is_acknowledged_and_records_deliveries(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+}

@@ -745,3 +745,50 @@ impl SyncStore for SqliteStore {
         tx.commit().map_err(db)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The shared sync behaviour (`store/behaviour/sync.rs`) on SQLite files.
+    use super::*;
+    use crate::store::behaviour;
+
+    #[test]
+    fn a_removal_is_known_unlinks_and_unqueues() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::sync::a_removal_is_known_unlinks_and_unqueues(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_queue_item_is_claimed_by_one_claimer_only() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::sync::a_queue_item_is_claimed_by_one_claimer_only(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_lease_has_one_live_owner_and_a_lapsed_one_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::sync::a_lease_has_one_live_owner_and_a_lapsed_one_is_taken_over(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn outcomes_write_items_id_map_queue_and_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::sync::outcomes_write_items_id_map_queue_and_counters(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_pull_commits_its_cursor_and_run_end_together() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::sync::a_pull_commits_its_cursor_and_run_end_together(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+}

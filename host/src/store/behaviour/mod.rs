@@ -2,6 +2,9 @@
 //! SQLite file and a PostgreSQL scratch database). Each takes a way to open another handle on the
 //! same store, as another process would.
 
+pub mod schedules;
+pub mod sync;
+
 use super::token_store::{Role, TokenRow, TokenStore};
 use super::{
     CheckRow, ConnectorVersion, InstanceRow, InstanceStore, LookupRow, RegistryStore, StoreError,
