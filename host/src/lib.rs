@@ -31,6 +31,7 @@ pub mod console;
 pub mod contract;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod fleet;
 pub mod instances;
 pub mod metrics;
 pub mod registry;
@@ -56,7 +57,7 @@ mod layers {
         &["instances"],
         &["sync"],
         &["callbacks"],
-        &["app", "scheduler"],
+        &["app", "scheduler", "fleet"],
         &["api", "demo"],
         &["console"],
         &["serve"],

@@ -69,6 +69,9 @@ pub fn router(app: App) -> Router {
         .route("/connectors/{name}/rollback", post(rollback))
         .route("/connectors/{name}/restore/{version}", post(restore))
         .route("/instances/{name}/push/{entity}", post(push))
+        .route("/instances/{name}/jobs/push/{entity}", post(submit_push))
+        .route("/jobs", get(list_jobs))
+        .route("/jobs/{job}", get(show_job))
         .route("/instances/{name}/pull/{entity}", post(pull))
         .route("/instances/{name}/retry", post(retry_queue))
         .route("/instances/{name}/link/{entity}", post(link))
@@ -568,6 +571,68 @@ async fn push(
         StatusCode::UNPROCESSABLE_ENTITY
     };
     Ok((status, Json(json!(outcome))).into_response())
+}
+
+/// Queues a push for whichever worker of the fleet is free: 202 with the job's address.
+async fn submit_push(
+    State(state): State<Shared>,
+    UrlPath((name, entity)): UrlPath<(String, String)>,
+    Params(query): Params<PushQuery>,
+    body: String,
+) -> Result<Response, ApiError> {
+    let entity = crate::sync::service::parse_entity(&entity)?;
+    let job = crate::store::job_store::NewJob {
+        kind: crate::store::job_store::JobKind::Push,
+        instance: name,
+        entity,
+        trigger: crate::store::RunTrigger::Api,
+        payload: body.into_bytes(),
+        dry_run: query.dry_run,
+    };
+    let id = instances(&state)
+        .store()
+        .submit_job(&job)
+        .map_err(|e| ApiError::new(store_status(&e), e.to_string()))?;
+    crate::fleet::job_submitted();
+    let href = format!("/api/v1/jobs/{id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(axum::http::header::LOCATION, href.clone())],
+        Json(json!({ "job": id, "state": "queued", "href": href })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobsQuery {
+    instance: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_jobs(State(state): State<Shared>, Params(query): Params<JobsQuery>) -> ApiResult {
+    let jobs = instances(&state)
+        .store()
+        .jobs(
+            query.instance.as_deref(),
+            query.limit.unwrap_or(100).min(1000),
+        )
+        .map_err(|e| ApiError::new(store_status(&e), e.to_string()))?;
+    Ok(Json(json!(jobs)))
+}
+
+async fn show_job(State(state): State<Shared>, UrlPath(job): UrlPath<i64>) -> ApiResult {
+    match instances(&state)
+        .store()
+        .job(job)
+        .map_err(|e| ApiError::new(store_status(&e), e.to_string()))?
+    {
+        Some(row) => Ok(Json(json!(row))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("there is no job {job}"),
+        )),
+    }
 }
 
 #[derive(Deserialize)]

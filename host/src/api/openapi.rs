@@ -118,6 +118,32 @@ pub fn document() -> Value {
                                { "name": "dry_run", "in": "query", "schema": { "type": "boolean" } }],
                 "post": run_op("Push canonical records (a JSON array or NDJSON body); returns the run's report and the runs that sent queued records waiting for what it created", Some(json!({ "type": "array", "items": { "type": "object" } })))
             },
+            "/instances/{name}/jobs/push/{entity}": {
+                "parameters": [name_param(), { "name": "entity", "in": "path", "required": true, "schema": { "type": "string" } },
+                               { "name": "dry_run", "in": "query", "schema": { "type": "boolean" } }],
+                "post": {
+                    "summary": "Queue a push (a JSON array or NDJSON body) for whichever worker is free; 202 with the job's address (Location), which says its state and, once done, its run's report",
+                    "security": [{ "bearer": [] }],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "array", "items": { "type": "object" } } } } },
+                    "responses": {
+                        "202": { "description": "Queued", "content": { "application/json": { "schema": { "type": "object" } } } },
+                        "400": { "$ref": "#/components/responses/Error" },
+                        "401": { "$ref": "#/components/responses/Error" },
+                        "403": { "$ref": "#/components/responses/Forbidden" },
+                        "404": { "$ref": "#/components/responses/Error" },
+                        "503": { "$ref": "#/components/responses/Error" }
+                    }
+                }
+            },
+            "/jobs": {
+                "parameters": [{ "name": "instance", "in": "query", "schema": { "type": "string" } },
+                               { "name": "limit", "in": "query", "schema": { "type": "integer" } }],
+                "get": op("The newest jobs (of one instance), newest first", None)
+            },
+            "/jobs/{job}": {
+                "parameters": [{ "name": "job", "in": "path", "required": true, "schema": { "type": "integer" } }],
+                "get": op("One job: queued, running (on which worker), done (with its run's report) or failed (with why)", None)
+            },
             "/instances/{name}/pull/{entity}": {
                 "parameters": [name_param(), { "name": "entity", "in": "path", "required": true, "schema": { "type": "string" } },
                                { "name": "since", "in": "query", "schema": { "type": "string" } },

@@ -132,6 +132,7 @@ pub fn required_role(method: &axum::http::Method, path: &str) -> Role {
         && matches!(
             segments.as_slice(),
             ["instances", _, "push" | "pull" | "link" | "reconcile", _]
+                | ["instances", _, "jobs", "push", _]
                 | ["instances", _, "retry" | "check"]
                 | ["instances", _, "feed", "ack"]
                 | ["schedules", "run-due"]

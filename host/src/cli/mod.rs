@@ -193,10 +193,17 @@ pub enum Command {
         /// does not send `X-Forwarded-Proto: https` (with it, they are Secure anyway).
         #[arg(long, env = "BSS_HOST_SECURE_COOKIES")]
         secure_cookies: bool,
+        /// This process's id among the workers on one store (`workers list` shows them); default
+        /// host, process id and a nonce. A restarted worker may keep its id.
+        #[arg(long, env = "BSS_HOST_WORKER_ID")]
+        worker_id: Option<String>,
     },
     /// Schedules of pulls and retries per instance and entity (`serve` runs them).
     #[command(subcommand)]
     Schedules(SchedulesCommand),
+    /// The `serve` workers on this store.
+    #[command(subcommand)]
+    Workers(WorkersCommand),
     /// Copies a data folder's SQLite store (instances, sealed secrets, id map, cursors, retry
     /// queue, runs, feed, tokens) into an empty PostgreSQL database, reads it back and compares
     /// before committing. Stop every process on the data folder first.
@@ -246,6 +253,15 @@ pub enum Command {
         /// Refuse at once when another run of this instance and entity is going on.
         #[arg(long)]
         no_wait: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkersCommand {
+    /// Each worker: alive or not, jobs it holds, its last heartbeat.
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -496,6 +512,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Feed(_)
             | Command::Callbacks(CallbacksCommand::Show { .. })
             | Command::Tokens(_)
+            | Command::Workers(_)
             | Command::Schedules(SchedulesCommand::List { .. } | SchedulesCommand::Remove { .. })
     );
     let app = App::open_with(
@@ -522,16 +539,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             feed_retention_days,
             secure_cookies,
+            worker_id,
         } => {
             let options = crate::serve::ServeOptions {
                 listen,
                 feed_retention_days,
                 secure_cookies,
+                worker_id,
             };
             crate::serve::serve(app, options).await?
         }
         command @ (Command::Schedules(_)
         | Command::Tokens(_)
+        | Command::Workers(_)
         | Command::Feed(_)
         | Command::Callbacks(_)
         | Command::Reconcile { .. }

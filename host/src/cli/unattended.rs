@@ -41,6 +41,38 @@ pub async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Workers(WorkersCommand::List { json }) => {
+            let alive = crate::fleet::job_lease_secs();
+            let workers = app.store.workers(alive, crate::fleet::LISTED_WITHIN_SECS)?;
+            if json {
+                println!("{}", json_pretty(&workers)?);
+            } else if workers.is_empty() {
+                println!("no worker in the last day; `bss-host serve` is one");
+            } else {
+                println!(
+                    "{:<40} {:<8} {:>4} {:>14}  STARTED",
+                    "WORKER", "STATE", "JOBS", "HEARTBEAT"
+                );
+                for w in &workers {
+                    let state = match (w.alive, w.stopped) {
+                        (true, _) => "alive",
+                        (false, true) => "stopped",
+                        (false, false) => "silent",
+                    };
+                    println!(
+                        "{:<40} {:<8} {:>4} {:>12} s  {} (pid {} on {}, {})",
+                        w.id,
+                        state,
+                        w.jobs_held,
+                        format!("{:.1}", w.heartbeat_ago_ms as f64 / 1000.0),
+                        w.started_at,
+                        w.pid,
+                        w.host,
+                        w.version
+                    );
+                }
+            }
+        }
         Command::Tokens(TokensCommand::Revoke { name }) => {
             crate::api::tokens::revoke(app.store.as_ref(), &name)?;
             println!("token {name} is revoked: it is refused from now on");

@@ -25,18 +25,50 @@ pub const TICK: Duration = Duration::from_secs(1);
 /// Acknowledged feed entries are kept this long by default.
 pub const FEED_RETENTION_DAYS: i64 = 7;
 
-/// Starts the schedules, the scheduled retries and the feed pruning; they stop when the returned
-/// tasks are aborted or the runtime ends.
+/// The lease that makes one worker of the fleet the one that starts scheduled work.
+const LEADER_INSTANCE: &str = "*";
+const LEADER_SCOPE: &str = "scheduler";
+/// How long the leader stays leader without renewing (it renews every tick).
+const LEADER_TTL_MS: i64 = 10_000;
+
+/// Whether `worker` leads the scheduled work now: it takes or keeps the scheduler lease. Slots
+/// are claimed once whoever claims them (`claim_due`), so two leaders for a moment (a stalled
+/// one and its successor) do no harm; the lease keeps the other workers from useless ticks.
+fn leads(instances: &Instances, worker: &str) -> bool {
+    match instances.store().acquire_lease(
+        LEADER_INSTANCE,
+        LEADER_SCOPE,
+        worker,
+        &format!("scheduled work led by worker {worker}"),
+        LEADER_TTL_MS,
+    ) {
+        Ok(None) => true,
+        Ok(Some(_)) => false,
+        Err(error) => {
+            tracing::warn!("the scheduler lease could not be taken: {error}");
+            false
+        }
+    }
+}
+
+/// Starts the schedules, the scheduled retries and the feed pruning, which run while `worker`
+/// leads the fleet; they stop when the returned tasks are aborted or the runtime ends.
 pub fn start(
     instances: std::sync::Arc<Instances>,
     feed_retention_days: i64,
+    worker: String,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let schedules = {
         let instances = instances.clone();
+        let worker = worker.clone();
         tokio::spawn(async move {
             let mut last_prune: Option<std::time::Instant> = None;
             let mut last_recheck: Option<std::time::Instant> = None;
             loop {
+                if !leads(&instances, &worker) {
+                    tokio::time::sleep(TICK).await;
+                    continue;
+                }
                 if last_recheck.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
                     last_recheck = Some(std::time::Instant::now());
                     let instances = instances.clone();
@@ -96,7 +128,7 @@ pub fn start(
         schedules,
         callbacks,
         sinks(instances.clone()),
-        retry_queues(instances),
+        retry_queues(instances, worker),
     ]
 }
 
@@ -121,8 +153,11 @@ fn sinks(instances: std::sync::Arc<Instances>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Retries the queue of every enabled instance once a minute.
-fn retry_queues(instances: std::sync::Arc<Instances>) -> tokio::task::JoinHandle<()> {
+/// Retries the queue of every enabled instance once a minute, on the leading worker.
+fn retry_queues(
+    instances: std::sync::Arc<Instances>,
+    worker: String,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let owner = crate::sync::lease::new_owner("serve");
         let by = crate::sync::service::RunBy {
@@ -133,6 +168,9 @@ fn retry_queues(instances: std::sync::Arc<Instances>) -> tokio::task::JoinHandle
         };
         loop {
             tokio::time::sleep(RETRY_EVERY).await;
+            if !leads(&instances, &worker) {
+                continue;
+            }
             let Ok(list) = instances.list() else { continue };
             for instance in list.into_iter().filter(|i| i.enabled) {
                 if instances

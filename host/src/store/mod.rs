@@ -129,9 +129,11 @@ macro_rules! spelled {
     };
 }
 
-// After `spelled!`, which it uses.
+// After `spelled!`, which they use.
+pub mod job_store;
 pub mod token_store;
 
+pub use job_store::JobStore;
 pub use token_store::TokenStore;
 
 /// What started a run.
@@ -501,14 +503,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Every operation the host persists, in six parts with one owner each: the registry's
 /// ([`RegistryStore`]), the instances' ([`InstanceStore`]), the sync engine's ([`SyncStore`]), the
 /// unattended host's schedules and change feed ([`ScheduleStore`]), remote callbacks
-/// ([`HookStore`]) and API access ([`TokenStore`]); each part's module says what its methods
-/// guarantee. A backend implements the six.
+/// ([`HookStore`]), API access ([`TokenStore`]) and the fleet's job queue ([`JobStore`]); each
+/// part's module says what its methods guarantee. A backend implements the seven.
 pub trait Store:
-    RegistryStore + InstanceStore + SyncStore + ScheduleStore + HookStore + TokenStore
+    RegistryStore + InstanceStore + SyncStore + ScheduleStore + HookStore + TokenStore + JobStore
 {
 }
 
-impl<T: RegistryStore + InstanceStore + SyncStore + ScheduleStore + HookStore + TokenStore> Store
-    for T
+impl<
+    T: RegistryStore + InstanceStore + SyncStore + ScheduleStore + HookStore + TokenStore + JobStore,
+> Store for T
 {
 }

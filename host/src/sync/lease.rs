@@ -57,7 +57,7 @@ fn ttl() -> Duration {
 
 /// This machine's name as lease owners carry it (empty when it cannot be read: such owners are
 /// never taken for gone, only waited out).
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default()

@@ -2,6 +2,7 @@
 //! SQLite file and a PostgreSQL scratch database). Each takes a way to open another handle on the
 //! same store, as another process would.
 
+pub mod jobs;
 pub mod schedules;
 pub mod sync;
 

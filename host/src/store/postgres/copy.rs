@@ -45,13 +45,19 @@ pub const TABLES: &[&str] = &[
     "hook_events",
     "api_tokens",
     "console_sessions",
+    "jobs",
 ];
 
-/// Not copied: held by processes on the old store.
-const TRANSIENT: &[&str] = &["leases"];
+/// Not copied: held by (or describing) processes on the old store.
+const TRANSIENT: &[&str] = &["leases", "workers"];
 
 /// Identity columns whose sequences must continue after the copied ids.
-const IDENTITIES: &[(&str, &str)] = &[("runs", "id"), ("feed", "seq"), ("hook_events", "seq")];
+const IDENTITIES: &[(&str, &str)] = &[
+    ("runs", "id"),
+    ("feed", "seq"),
+    ("hook_events", "seq"),
+    ("jobs", "id"),
+];
 
 /// Rows per INSERT statement (PostgreSQL takes at most 65 535 parameters per statement).
 const ROWS_PER_INSERT: usize = 500;
@@ -70,6 +76,7 @@ enum PgType {
     BigInt,
     Boolean,
     Double,
+    Bytes,
 }
 
 impl PgType {
@@ -79,6 +86,7 @@ impl PgType {
             "bigint" => Ok(PgType::BigInt),
             "boolean" => Ok(PgType::Boolean),
             "double precision" => Ok(PgType::Double),
+            "bytea" => Ok(PgType::Bytes),
             other => Err(StoreError::Database(format!(
                 "{table}.{column} is of type {other} in PostgreSQL, which migrate-store does not copy"
             ))),
@@ -93,6 +101,7 @@ enum Cell {
     BigInt(Option<i64>),
     Boolean(Option<bool>),
     Double(Option<f64>),
+    Bytes(Option<Vec<u8>>),
 }
 
 impl Cell {
@@ -118,6 +127,9 @@ impl Cell {
             (PgType::Double, SqliteValue::Null) => Cell::Double(None),
             (PgType::Double, SqliteValue::Real(f)) => Cell::Double(Some(f)),
             (PgType::Double, SqliteValue::Integer(i)) => Cell::Double(Some(i as f64)),
+            (PgType::Bytes, SqliteValue::Null) => Cell::Bytes(None),
+            (PgType::Bytes, SqliteValue::Blob(bytes)) => Cell::Bytes(Some(bytes)),
+            (PgType::Bytes, SqliteValue::Text(text)) => Cell::Bytes(Some(text.into_bytes())),
             (_, other) => return Err(wrong(&other)),
         })
     }
@@ -128,6 +140,7 @@ impl Cell {
             PgType::BigInt => Cell::BigInt(row.get(index)),
             PgType::Boolean => Cell::Boolean(row.get(index)),
             PgType::Double => Cell::Double(row.get(index)),
+            PgType::Bytes => Cell::Bytes(row.get(index)),
         }
     }
 
@@ -137,15 +150,19 @@ impl Cell {
             Cell::BigInt(v) => v,
             Cell::Boolean(v) => v,
             Cell::Double(v) => v,
+            Cell::Bytes(v) => v,
         }
     }
 
     /// A spelling equal on both sides exactly when the values are.
     fn render(&self, into: &mut Vec<u8>) {
         let text = match self {
-            Cell::Text(None) | Cell::BigInt(None) | Cell::Boolean(None) | Cell::Double(None) => {
-                "N".to_string()
-            }
+            Cell::Text(None)
+            | Cell::BigInt(None)
+            | Cell::Boolean(None)
+            | Cell::Double(None)
+            | Cell::Bytes(None) => "N".to_string(),
+            Cell::Bytes(Some(b)) => format!("X{}", hex::encode(b)),
             Cell::Text(Some(t)) => format!("T{}:{t}", t.len()),
             Cell::BigInt(Some(i)) => format!("I{i}"),
             Cell::Boolean(Some(b)) => format!("B{b}"),

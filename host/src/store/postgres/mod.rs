@@ -15,6 +15,9 @@
 pub mod copy;
 mod hooks;
 mod instances;
+mod jobs;
+#[cfg(test)]
+mod jobs_tests;
 mod registry;
 mod schedules;
 mod schema;
@@ -41,6 +44,10 @@ pub struct PgStore {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     /// The URL without its password, for messages.
     shown: String,
+    /// How to connect, for the listening connection (outside the pool: it stays open).
+    config: tokio_postgres::Config,
+    /// Woken by `bss_jobs` notifications, once something asked for it.
+    wakeup: std::sync::OnceLock<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// `url` with any password replaced by `***`.
@@ -133,7 +140,7 @@ impl PgStore {
             .map_err(|e| open_error(&shown, e))?
             .map_err(|e| open_error(&shown, e))?;
         let manager = deadpool_postgres::Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
@@ -154,6 +161,8 @@ impl PgStore {
             runtime,
             stop: Some(stop),
             shown,
+            config,
+            wakeup: std::sync::OnceLock::new(),
         };
         store
             .run(async |client| schema::migrate(client, &store.shown).await)
@@ -180,6 +189,71 @@ impl PgStore {
             })?;
             operation(&mut client).await
         }))
+    }
+}
+
+impl PgStore {
+    /// The notification of claimable jobs, listened for on a connection of its own (started on
+    /// first use, reconnected when it drops).
+    fn listener(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.wakeup
+            .get_or_init(|| {
+                let woken = std::sync::Arc::new(tokio::sync::Notify::new());
+                self.runtime.spawn(listen(
+                    self.config.clone(),
+                    woken.clone(),
+                    self.shown.clone(),
+                ));
+                woken
+            })
+            .clone()
+    }
+}
+
+/// Forwards `bss_jobs` notifications to `woken` for as long as the store lives. After a
+/// reconnect it wakes once, for what it may have missed.
+async fn listen(
+    config: tokio_postgres::Config,
+    woken: std::sync::Arc<tokio::sync::Notify>,
+    shown: String,
+) {
+    loop {
+        match config.connect(tokio_postgres::NoTls).await {
+            Ok((client, mut connection)) => {
+                let forward = woken.clone();
+                let pump = tokio::spawn(async move {
+                    while let Some(message) =
+                        std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                    {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                                forward.notify_one()
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+                let listening = client
+                    .batch_execute(&format!("LISTEN {}", jobs::JOBS_CHANNEL))
+                    .await;
+                match listening {
+                    Ok(()) => {
+                        woken.notify_one();
+                        let _ = pump.await;
+                    }
+                    Err(error) => {
+                        tracing::warn!("listening for jobs on {shown} failed: {error}");
+                        pump.abort();
+                    }
+                }
+                drop(client);
+            }
+            Err(error) => {
+                tracing::warn!("no connection to {shown} to listen for jobs: {error}");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -3,10 +3,11 @@
 //! Migrations are numbered; `PRAGMA user_version` records the last applied, and a database from
 //! a newer bss-host is refused rather than misread. This file holds the connection, the
 //! migrations and shared helpers; each store trait is implemented in its own file (`registry.rs`,
-//! `instances.rs`, `sync.rs`, `schedules.rs`, `hooks.rs`, `tokens.rs`).
+//! `instances.rs`, `sync.rs`, `schedules.rs`, `hooks.rs`, `tokens.rs`, `jobs.rs`).
 
 mod hooks;
 mod instances;
+mod jobs;
 mod registry;
 mod schedules;
 #[cfg(test)]
@@ -330,6 +331,46 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
             expires_at INTEGER NOT NULL
         );
         CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);",
+    ),
+    (
+        15,
+        "the job queue and its workers",
+        // Times that decide a takeover (heartbeat_at, lease_until, run_at) are unix milliseconds;
+        // the others RFC 3339 text. The partial unique index is the hard guarantee that one job
+        // per instance and entity runs at a time, whatever claims it.
+        "CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            version TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            heartbeat_at INTEGER NOT NULL,
+            stopped INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+            entity TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            dry_run INTEGER NOT NULL,
+            payload BLOB NOT NULL,
+            state TEXT NOT NULL DEFAULT 'queued',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            worker TEXT,
+            lease_until INTEGER,
+            run_at INTEGER NOT NULL,
+            run INTEGER,
+            submitted_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            outcome TEXT,
+            error TEXT
+        );
+        CREATE INDEX jobs_ready ON jobs (run_at, id) WHERE state = 'queued';
+        CREATE UNIQUE INDEX jobs_one_running ON jobs (instance, entity) WHERE state = 'running';
+        CREATE INDEX jobs_by_instance ON jobs (instance, id);
+        CREATE INDEX jobs_by_worker ON jobs (worker) WHERE state = 'running';",
     ),
 ];
 

@@ -1,0 +1,272 @@
+//! A `serve` process as one worker of a fleet sharing a store: it registers under its worker id,
+//! claims queued jobs (pushes submitted through the API) a few at a time, keeps them with a
+//! heartbeat, and ends each with its run's report. A worker that dies stops heartbeating; its
+//! jobs' leases lapse and another worker takes them over, and the run it left is continued the
+//! way any interrupted run is: the id map and the pending marks make sending again harmless.
+//!
+//! A job also takes its entity's run lease, as every run does, so a job never overlaps a run
+//! started from the command line; when the entity is busy the job goes back to the queue for a
+//! moment (not counted as an attempt).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::instances::Instances;
+use crate::store::job_store::{ClaimedJob, JOB_LEASE_SECS, JobEnd, JobKind};
+use crate::sync::service::{RunBy, RunError};
+
+/// Jobs one worker runs at once.
+pub const CONCURRENT_JOBS: usize = 4;
+
+/// How often an idle worker looks for jobs without being woken.
+pub const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a job whose entity is busy waits before it is tried again.
+const BUSY_DELAY_SECS: i64 = 2;
+
+/// Listed by `workers list` when it heartbeated within this long.
+pub const LISTED_WITHIN_SECS: i64 = 24 * 3600;
+
+/// Jobs submitted in this process: wakes its own worker at once (other processes learn of them
+/// from the store's notifications, or at their next look).
+fn submitted_here() -> &'static tokio::sync::Notify {
+    static SUBMITTED: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    SUBMITTED.get_or_init(tokio::sync::Notify::new)
+}
+
+/// Says that a job was just submitted by this process.
+pub fn job_submitted() {
+    submitted_here().notify_one();
+}
+
+/// The lease of a job, in seconds: `BSS_HOST_JOB_LEASE_SECS` (tests shorten it), else
+/// [`JOB_LEASE_SECS`].
+pub fn job_lease_secs() -> i64 {
+    match std::env::var("BSS_HOST_JOB_LEASE_SECS") {
+        Ok(text) => match text.trim().parse::<i64>() {
+            Ok(secs) if secs >= 1 => secs,
+            _ => {
+                tracing::warn!(
+                    "BSS_HOST_JOB_LEASE_SECS={text:?} is not a whole number of seconds of at least 1; using {JOB_LEASE_SECS}"
+                );
+                JOB_LEASE_SECS
+            }
+        },
+        Err(_) => JOB_LEASE_SECS,
+    }
+}
+
+/// A worker id for this process when none is given: host, process id and a nonce.
+pub fn default_worker_id() -> String {
+    crate::sync::lease::new_owner("worker")
+}
+
+/// This process's worker: stop it to hand its jobs back at once.
+pub struct Worker {
+    id: String,
+    instances: Arc<Instances>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Worker {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Ends the worker cleanly: its loops stop, and the jobs it held are queued again now rather
+    /// than after their lease.
+    pub fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Err(error) = self.instances.store().stop_worker(&self.id) {
+            tracing::warn!(
+                worker = self.id,
+                "the worker's stop was not recorded: {error}"
+            );
+        }
+    }
+}
+
+/// The jobs this worker runs now, so the heartbeat can stop those taken over.
+type Running = Arc<Mutex<BTreeMap<i64, tokio::task::AbortHandle>>>;
+
+/// Registers the worker and starts its claim loop and heartbeat.
+pub fn start(instances: Arc<Instances>, id: String) -> anyhow::Result<Worker> {
+    let store = instances.store();
+    store.register_worker(
+        &id,
+        &crate::sync::lease::hostname(),
+        i64::from(std::process::id()),
+        env!("CARGO_PKG_VERSION"),
+    )?;
+    let lease = job_lease_secs();
+    let running: Running = Arc::default();
+    let heartbeat = tokio::spawn(heartbeat(
+        instances.clone(),
+        id.clone(),
+        lease,
+        running.clone(),
+    ));
+    let claims = tokio::spawn(claim_loop(instances.clone(), id.clone(), lease, running));
+    Ok(Worker {
+        id,
+        instances,
+        tasks: vec![heartbeat, claims],
+    })
+}
+
+async fn heartbeat(instances: Arc<Instances>, id: String, lease: i64, running: Running) {
+    let every = Duration::from_millis((lease * 1000 / 3).max(200) as u64);
+    loop {
+        tokio::time::sleep(every).await;
+        match instances.store().renew_jobs(&id, lease) {
+            Ok(held) => {
+                let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+                running.retain(|job, task| {
+                    let kept = held.contains(job);
+                    if !kept {
+                        tracing::warn!(
+                            worker = id,
+                            job,
+                            "the job was taken over by another worker; it stops here"
+                        );
+                        task.abort();
+                    }
+                    kept
+                });
+            }
+            Err(error) => tracing::warn!(worker = id, "the heartbeat failed: {error}"),
+        }
+    }
+}
+
+async fn claim_loop(instances: Arc<Instances>, id: String, lease: i64, running: Running) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_JOBS));
+    let woken = instances.store().job_wakeup();
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let claimed = match instances.store().claim_job(&id, lease) {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(worker = id, "jobs could not be claimed: {error}");
+                None
+            }
+        };
+        let Some(job) = claimed else {
+            drop(slot);
+            tokio::select! {
+                _ = async { match &woken { Some(woken) => woken.notified().await, None => std::future::pending().await } } => {}
+                _ = submitted_here().notified() => {}
+                _ = tokio::time::sleep(LOOK_EVERY) => {}
+            }
+            continue;
+        };
+        let job_id = job.row.id;
+        let task = tokio::spawn({
+            let (instances, id, running) = (instances.clone(), id.clone(), running.clone());
+            async move {
+                run_job(&instances, &id, job).await;
+                running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&job_id);
+                drop(slot);
+            }
+        });
+        running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job_id, task.abort_handle());
+    }
+}
+
+/// Runs one claimed job and records how it ended.
+async fn run_job(instances: &Instances, worker: &str, job: ClaimedJob) {
+    let row = &job.row;
+    if let Some(unreadable) = &row.error {
+        end(
+            instances,
+            worker,
+            row.id,
+            JobEnd::Failed {
+                run: None,
+                error: unreadable.clone(),
+            },
+        );
+        return;
+    }
+    let end_of = match row.kind {
+        JobKind::Push => push(instances, worker, &job).await,
+    };
+    let (instance, entity, id) = (&row.instance, row.entity, row.id);
+    match &end_of {
+        JobEnd::Done { run, .. } => {
+            tracing::info!(worker, job = id, instance, %entity, run, "job done")
+        }
+        JobEnd::Failed { error, .. } => {
+            tracing::warn!(worker, job = id, instance, %entity, "job failed: {error}")
+        }
+        JobEnd::Later { reason, .. } => {
+            tracing::info!(worker, job = id, instance, %entity, "job put back: {reason}")
+        }
+    }
+    end(instances, worker, id, end_of);
+}
+
+fn end(instances: &Instances, worker: &str, job: i64, end: JobEnd) {
+    match instances.store().finish_job(job, worker, &end) {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            worker,
+            job,
+            "the job had been taken over by another worker; its end here is not recorded"
+        ),
+        Err(error) => tracing::warn!(worker, job, "the job's end was not recorded: {error}"),
+    }
+}
+
+async fn push(instances: &Instances, worker: &str, job: &ClaimedJob) -> JobEnd {
+    let row = &job.row;
+    let Ok(text) = std::str::from_utf8(&job.payload) else {
+        return JobEnd::Failed {
+            run: None,
+            error: "the submitted records are not UTF-8 text".into(),
+        };
+    };
+    let owner = crate::sync::lease::new_owner("job");
+    let who = format!("job {} on worker {worker}", row.id);
+    let by = RunBy {
+        owner: &owner,
+        who: &who,
+        trigger: row.trigger,
+        policy: crate::sync::lease::WaitPolicy::Refuse,
+    };
+    let pushed = crate::sync::service::push_text(
+        instances,
+        &row.instance,
+        row.entity,
+        text,
+        row.dry_run,
+        None,
+        by,
+    )
+    .await;
+    match pushed {
+        Ok(outcome) => JobEnd::Done {
+            run: Some(outcome.report.run),
+            outcome: serde_json::to_string(&outcome).unwrap_or_else(|e| format!("{e}")),
+        },
+        Err(RunError::Busy(busy)) => JobEnd::Later {
+            delay_secs: BUSY_DELAY_SECS,
+            reason: busy.to_string(),
+        },
+        Err(error) => JobEnd::Failed {
+            run: None,
+            error: error.to_string(),
+        },
+    }
+}

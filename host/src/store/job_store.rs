@@ -1,0 +1,163 @@
+//! The job queue shared by every `serve` worker on one store, and the workers themselves: work
+//! submitted through the API waits here as a job until a worker claims it, keeps it with a
+//! heartbeat, and ends it; a job whose worker stopped heartbeating goes back to the queue and
+//! another worker takes it over.
+//!
+//! Guarantees, per method, for any backend:
+//! - [`JobStore::claim_job`] is one write transaction: a queued job goes to one worker only, and
+//!   never while another job of the same instance and entity is running anywhere (a unique index
+//!   on the running ones is the hard guarantee). Jobs whose lease lapsed are queued again first.
+//! - [`JobStore::renew_jobs`] extends only the caller's own running jobs and says which it still
+//!   holds: a job missing from the answer was taken over, and its worker must stop it.
+//! - [`JobStore::finish_job`] writes only onto the caller's own running claim, so a worker that
+//!   lost a job cannot end it over the worker that took it.
+//! - Times that decide a takeover (leases, due times, heartbeats) are the store's clock where it
+//!   has one (PostgreSQL's), so workers on several machines agree on them.
+
+use serde::{Deserialize, Serialize};
+
+use super::{RunTrigger, StoreResult};
+use crate::contract::manifest::Entity;
+
+/// How long a job's claim lasts without a heartbeat (seconds), unless the worker says otherwise.
+pub const JOB_LEASE_SECS: i64 = 30;
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// A push of the payload's records (NDJSON).
+    Push,
+}
+
+spelled!(JobKind, "job kind", { Push => "push" });
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    /// It ran to its end; its run says how each record went.
+    Done,
+    /// It could not run (the instance is gone, the payload is unreadable, …); `error` says why.
+    Failed,
+}
+
+spelled!(JobState, "job state", {
+    Queued => "queued",
+    Running => "running",
+    Done => "done",
+    Failed => "failed",
+});
+
+/// A job to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub kind: JobKind,
+    pub instance: String,
+    pub entity: Entity,
+    pub trigger: RunTrigger,
+    pub payload: Vec<u8>,
+    pub dry_run: bool,
+}
+
+/// A job as the store has it (without its payload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct JobRow {
+    pub id: i64,
+    pub kind: JobKind,
+    pub instance: String,
+    pub entity: Entity,
+    pub trigger: RunTrigger,
+    pub dry_run: bool,
+    pub state: JobState,
+    /// Times a worker started it (a takeover counts; a busy entity does not).
+    pub attempts: i64,
+    /// The worker running it, or that ran it last.
+    pub worker: Option<String>,
+    /// The run it made, once it ran.
+    pub run: Option<i64>,
+    pub submitted_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// What the run reported (JSON), once done.
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A job a worker claimed: the row and what to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    pub row: JobRow,
+    pub payload: Vec<u8>,
+}
+
+/// How a claimed job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEnd {
+    Done {
+        run: Option<i64>,
+        outcome: String,
+    },
+    Failed {
+        run: Option<i64>,
+        error: String,
+    },
+    /// Not started after all (another run holds its entity): queued again, due after
+    /// `delay_secs`, and the attempt not counted.
+    Later {
+        delay_secs: i64,
+        reason: String,
+    },
+}
+
+/// A `serve` worker, as `workers list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WorkerRow {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub version: String,
+    pub started_at: String,
+    /// Milliseconds since its last heartbeat, by the store's clock.
+    pub heartbeat_ago_ms: i64,
+    /// Whether it said it stopped (a clean shutdown).
+    pub stopped: bool,
+    /// Heartbeating within the time asked, and not stopped.
+    pub alive: bool,
+    /// Jobs it holds now.
+    pub jobs_held: i64,
+}
+
+/// The job queue and the workers.
+pub trait JobStore: Send + Sync {
+    /// Queues a job; its id. `NoInstance` when the instance does not exist.
+    fn submit_job(&self, job: &NewJob) -> StoreResult<i64>;
+    /// Queues again the running jobs whose lease lapsed, then claims the oldest due job whose
+    /// instance and entity run nowhere, for `lease_secs`.
+    fn claim_job(&self, worker: &str, lease_secs: i64) -> StoreResult<Option<ClaimedJob>>;
+    /// The heartbeat: the worker's own row, and the leases of its running jobs, extended by
+    /// `lease_secs`. Returns the ids of the jobs it still holds.
+    fn renew_jobs(&self, worker: &str, lease_secs: i64) -> StoreResult<Vec<i64>>;
+    /// Ends the caller's own running job; false when it is no longer the caller's.
+    fn finish_job(&self, id: i64, worker: &str, end: &JobEnd) -> StoreResult<bool>;
+    fn job(&self, id: i64) -> StoreResult<Option<JobRow>>;
+    /// The newest `limit` jobs, of one instance or all, newest first.
+    fn jobs(&self, instance: Option<&str>, limit: usize) -> StoreResult<Vec<JobRow>>;
+    /// Records a worker starting (or starting again under the same id).
+    fn register_worker(&self, id: &str, host: &str, pid: i64, version: &str) -> StoreResult<()>;
+    /// Records a clean shutdown: the worker's running jobs go back to the queue at once.
+    fn stop_worker(&self, id: &str) -> StoreResult<()>;
+    /// The workers that heartbeated in the last `within_secs` or hold a job, by id; alive are
+    /// those that heartbeated in the last `alive_secs` and did not stop.
+    fn workers(&self, alive_secs: i64, within_secs: i64) -> StoreResult<Vec<WorkerRow>>;
+    /// Woken when a job may have become claimable (submitted, or its entity freed) by any
+    /// process on the store; none when the backend cannot tell other processes' changes, and
+    /// workers then look every tick.
+    fn job_wakeup(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+}

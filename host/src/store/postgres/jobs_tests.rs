@@ -1,0 +1,60 @@
+//! The shared job-queue behaviour (`store/behaviour/jobs.rs`) on a PostgreSQL scratch database.
+
+use crate::store::behaviour::jobs as behaviour;
+use crate::store::postgres::{PgStore, scratch::ScratchDb};
+
+#[test]
+fn a_job_is_submitted_claimed_and_finished_with_its_payload_intact() {
+    let scratch = ScratchDb::create();
+    behaviour::a_job_is_submitted_claimed_and_finished_with_its_payload_intact(&|| {
+        Box::new(PgStore::open(&scratch.url).unwrap())
+    });
+}
+
+#[test]
+fn a_job_of_an_unknown_instance_is_refused_and_jobs_go_with_their_instance() {
+    let scratch = ScratchDb::create();
+    behaviour::a_job_of_an_unknown_instance_is_refused_and_jobs_go_with_their_instance(&|| {
+        Box::new(PgStore::open(&scratch.url).unwrap())
+    });
+}
+
+#[test]
+fn a_job_is_claimed_by_one_worker_and_never_beside_a_running_one_of_its_entity() {
+    let scratch = ScratchDb::create();
+    behaviour::a_job_is_claimed_by_one_worker_and_never_beside_a_running_one_of_its_entity(&|| {
+        Box::new(PgStore::open(&scratch.url).unwrap())
+    });
+}
+
+#[test]
+fn a_lapsed_lease_is_taken_over_and_its_old_worker_can_no_longer_end_it() {
+    let scratch = ScratchDb::create();
+    behaviour::a_lapsed_lease_is_taken_over_and_its_old_worker_can_no_longer_end_it(&|| {
+        Box::new(PgStore::open(&scratch.url).unwrap())
+    });
+}
+
+#[test]
+fn a_job_put_off_is_queued_again_after_its_delay_without_counting_the_attempt() {
+    let scratch = ScratchDb::create();
+    behaviour::a_job_put_off_is_queued_again_after_its_delay_without_counting_the_attempt(&|| {
+        Box::new(PgStore::open(&scratch.url).unwrap())
+    });
+}
+
+#[test]
+fn a_stopped_worker_s_jobs_are_queued_again_at_once() {
+    let scratch = ScratchDb::create();
+    behaviour::a_stopped_worker_s_jobs_are_queued_again_at_once(&|| {
+        Box::new(PgStore::open(&scratch.url).unwrap())
+    });
+}
+
+#[test]
+fn workers_are_listed_alive_stopped_and_with_the_jobs_they_hold() {
+    let scratch = ScratchDb::create();
+    behaviour::workers_are_listed_alive_stopped_and_with_the_jobs_they_hold(&|| {
+        Box::new(PgStore::open(&scratch.url).unwrap())
+    });
+}

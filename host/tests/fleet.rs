@@ -1,0 +1,192 @@
+//! A fleet of `serve` workers on one PostgreSQL store (a scratch database per test): pushes
+//! submitted through the API as jobs are claimed by whichever worker is free, a worker killed
+//! with SIGKILL mid-job has its job taken over, every record reaches the sandbox exactly once,
+//! and no two workers ever run one instance and entity at once.
+
+mod common;
+mod cw;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bss_host::store::postgres::scratch::ScratchDb;
+use common::cli::{HOST, Host, blocking};
+use common::records::account;
+use cw_sandbox::Faults;
+use serde_json::Value;
+
+const OPTIONS: &[&str] = &["account:push:create,update"];
+
+/// [`HOST`] on `scratch`, with short job and run leases so a dead worker's job is taken over in
+/// seconds (kept for the test run, so `'static`).
+fn fleet_host(scratch: &ScratchDb) -> Host<'static> {
+    let url: &'static str = Box::leak(scratch.url.clone().into_boxed_str());
+    let env: &'static [(&'static str, &'static str)] = Box::leak(Box::new([
+        ("BSS_HOST_DATABASE", url),
+        ("BSS_HOST_JOB_LEASE_SECS", "3"),
+        ("BSS_HOST_LEASE_TTL_MS", "3000"),
+    ]));
+    Host { env, ..HOST }
+}
+
+async fn jobs(client: &reqwest::Client, served: &cw::Served) -> Vec<Value> {
+    client
+        .get(format!("{}/jobs?limit=1000", served.base))
+        .bearer_auth(&served.token)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_run_thirty_jobs_exactly_once_and_take_over_a_killed_workers_job() {
+    let scratch = ScratchDb::create();
+    let host = fleet_host(&scratch);
+    let s = cw::setup(host, OPTIONS).await;
+    // A second instance on the same remote: two entities' worth of jobs can run side by side.
+    let data = s.data.clone();
+    let settings = cw::cli_settings(&s.sandbox);
+    blocking(move || {
+        cw::add_instance(host, &data, "cw2", &settings, OPTIONS);
+        let token = host.ok(&data, &["tokens", "create", "fleet", "--role", "operator"]);
+        std::fs::write(data.join("fleet-token"), token.trim()).unwrap();
+    })
+    .await;
+    let token = std::fs::read_to_string(s.data.join("fleet-token")).unwrap();
+    // Each worker on a data folder of its own (its compile cache), with the fleet's key.
+    let workers: Vec<cw::Served> = (0..3)
+        .map(|i| {
+            let folder = s.dir.path().join(format!("worker-{i}"));
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::copy(s.data.join("key"), folder.join("key")).unwrap();
+            let mut command = host.command(&folder, &[]);
+            command.env("BSS_HOST_WORKER_ID", format!("w{i}"));
+            cw::serve_with_known_token(command, &token)
+        })
+        .collect();
+    // About a second per job: long enough to kill a worker in the middle of one.
+    s.sandbox
+        .set_faults(Faults::default().with_latency(Duration::from_millis(4)));
+    let client = cw::api_client();
+    for job in 0..30 {
+        let instance = if job % 2 == 0 { "cw" } else { "cw2" };
+        let body: String = (job * 100 + 1..=job * 100 + 100)
+            .map(|i| format!("{}\n", account(i)))
+            .collect();
+        let answer = client
+            .post(format!(
+                "{}/instances/{instance}/jobs/push/account",
+                workers[job % 3].base
+            ))
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap());
+    }
+
+    // Kill w1 with SIGKILL as soon as it runs a job.
+    let started = Instant::now();
+    let killed_job = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "w1 never ran a job"
+        );
+        let running = jobs(&client, &workers[0])
+            .await
+            .into_iter()
+            .find(|j| j["state"] == "running" && j["worker"] == "w1");
+        if let Some(job) = running {
+            break job["id"].as_i64().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut workers = workers;
+    drop(workers.remove(1)); // SIGKILL, no chance to clean up
+
+    let all_done = loop {
+        let listed = jobs(&client, &workers[0]).await;
+        if listed.len() == 30
+            && listed
+                .iter()
+                .all(|j| j["state"] == "done" || j["state"] == "failed")
+        {
+            break listed;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "not every job ended: {listed:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for job in &all_done {
+        assert_eq!(job["state"], "done", "{job:#}");
+    }
+    // Every account exactly once in the remote.
+    let mut identifiers: Vec<String> = s
+        .sandbox
+        .records("company/companies")
+        .iter()
+        .map(|c| c["identifier"].as_str().unwrap().to_string())
+        .collect();
+    let total = identifiers.len();
+    identifiers.sort();
+    identifiers.dedup();
+    assert_eq!(identifiers.len(), total, "a company was created twice");
+    assert_eq!(total, 3000);
+    // The killed worker's job was taken over by a live one and counted twice.
+    let taken_over = all_done
+        .iter()
+        .find(|j| j["id"].as_i64() == Some(killed_job))
+        .unwrap();
+    assert_ne!(taken_over["worker"], "w1", "{taken_over:#}");
+    assert!(
+        taken_over["attempts"].as_i64().unwrap() >= 2,
+        "{taken_over:#}"
+    );
+    // The work was shared, and one instance's jobs never overlapped in time.
+    let by_worker = all_done.iter().fold(BTreeMap::new(), |mut m, j| {
+        *m.entry(j["worker"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+        m
+    });
+    assert!(by_worker.len() >= 2, "{by_worker:?}");
+    for instance in ["cw", "cw2"] {
+        let mut spans: Vec<(String, String)> = all_done
+            .iter()
+            .filter(|j| j["instance"] == instance)
+            .map(|j| {
+                (
+                    j["started-at"].as_str().unwrap().to_string(),
+                    j["finished-at"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        spans.sort();
+        for pair in spans.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "two jobs of {instance} ran at once: {pair:?}"
+            );
+        }
+    }
+    // `workers list`: the killed one is silent, the others alive.
+    let data = s.data.clone();
+    let listed = blocking(move || host.ok(&data, &["workers", "list", "--json"])).await;
+    let listed: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    let state: BTreeMap<&str, bool> = listed
+        .iter()
+        .map(|w| (w["id"].as_str().unwrap(), w["alive"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        state,
+        [("w0", true), ("w1", false), ("w2", true)].into(),
+        "{listed:#?}"
+    );
+}
