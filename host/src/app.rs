@@ -165,7 +165,10 @@ impl App {
             .share_budget(Arc::new(StoreBudget(store.clone())));
         let registry = Arc::new(Registry::new(runtime, store.clone()));
         let load_problems = if load_connectors {
-            registry.load_all(&plugins).await?
+            let mut problems = registry.load_all(&plugins).await?;
+            // Versions installed on other workers of a shared store.
+            problems.extend(registry.load_shared().await);
+            problems
         } else {
             Vec::new()
         };

@@ -28,6 +28,7 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
         app.plugins.clone(),
         crate::registry::WATCH_EVERY,
     );
+    let _follower = crate::registry::follow_store(app.registry.clone());
     let worker_id = worker_id.unwrap_or_else(crate::fleet::default_worker_id);
     let _scheduler = crate::scheduler::start(
         app.instances.clone(),

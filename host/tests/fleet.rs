@@ -190,3 +190,158 @@ async fn three_workers_run_thirty_jobs_exactly_once_and_take_over_a_killed_worke
         "{listed:#?}"
     );
 }
+
+/// Three workers (each with its own data and plugins folders, one store): a version installed on
+/// one is stored with its bytes and loaded by the other two at once; calls through every worker
+/// keep being answered throughout, by the old version and then the new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_dropped_on_one_worker_serves_on_all_three_without_a_failed_call() {
+    use bss_host::app::{App, OpenOptions};
+    use bss_host::store::StoredValue;
+    use common::fixture_variants::{Variant, fixture_variant};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let v2 = fixture_variant(Variant::V2);
+    let scratch = ScratchDb::create();
+    let dir = tempfile::tempdir().unwrap();
+    let mut apps = Vec::new();
+    for i in 0..3 {
+        let (data, plugins) = (
+            dir.path().join(format!("data-{i}")),
+            dir.path().join(format!("plugins-{i}")),
+        );
+        std::fs::create_dir_all(&plugins).unwrap();
+        std::fs::create_dir_all(&data).unwrap();
+        if i == 0 {
+            // Only worker 0 has the fixture in its folder; the others get it from the store.
+            std::fs::copy(common::FIXTURE_WASM, plugins.join("fixture-1.wasm")).unwrap();
+        } else {
+            std::fs::copy(dir.path().join("data-0/key"), data.join("key")).unwrap();
+        }
+        let app = App::open_with(
+            &data,
+            OpenOptions {
+                plugins: Some(&plugins),
+                database: Some(&scratch.url),
+                ..OpenOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        if i == 0 {
+            app.instances.activate("fixture", "fx", None, None).unwrap();
+            let settings: Vec<(String, String)> = [
+                ("base-url", "http://127.0.0.1:9"),
+                ("user", "u"),
+                ("api-key", "k"),
+                ("mode", "slow-version"),
+                ("param", "20"),
+                ("host.allow-private-network", "on"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            app.instances.set_settings("fx", &settings).unwrap();
+        }
+        apps.push((app, plugins));
+    }
+    let _watcher = bss_host::registry::watch(
+        apps[0].0.registry.clone(),
+        apps[0].1.clone(),
+        bss_host::registry::WATCH_EVERY,
+    );
+    let _followers: Vec<_> = apps
+        .iter()
+        .map(|(app, _)| bss_host::registry::follow_store(app.registry.clone()).unwrap())
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers: Arc<Mutex<Vec<(usize, Result<String, String>)>>> = Arc::default();
+    let mut callers = Vec::new();
+    for (worker, (app, _)) in apps.iter().enumerate() {
+        let (instances, stop, answers) = (app.instances.clone(), stop.clone(), answers.clone());
+        callers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let answer = match instances.context("fx") {
+                    Ok((loaded, context)) => match loaded.connector.activate(&context).await {
+                        Ok(Ok(summary)) => Ok(summary),
+                        Ok(Err(e)) => Err(format!("{e:?}")),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                answers.lock().unwrap().push((worker, answer));
+            }
+        }));
+    }
+    let answered = |version: &str| -> Vec<usize> {
+        let answers = answers.lock().unwrap();
+        (0..3)
+            .map(|w| {
+                answers
+                    .iter()
+                    .filter(|(worker, a)| *worker == w && a.as_deref() == Ok(version))
+                    .count()
+            })
+            .collect()
+    };
+    let wait_for = |version: &'static str, calls: usize| {
+        let answered = &answered;
+        async move {
+            let started = Instant::now();
+            while answered(version).iter().any(|n| *n < calls) {
+                assert!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "not every worker answered {calls} calls with {version}: {:?}",
+                    answered(version)
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    wait_for("version 0.1.0", 20).await;
+    // v2 needs `tenant`, which v1 does not know: put in place beforehand, straight into the store.
+    apps[0]
+        .0
+        .store
+        .change_settings(
+            "fx",
+            &[("tenant".into(), Some(StoredValue::Plain("acme".into())))],
+        )
+        .unwrap();
+    let dropped = Instant::now();
+    std::fs::copy(&v2, apps[0].1.join("fixture-2.wasm")).unwrap();
+    let serves_v2 = |app: &App| {
+        app.registry
+            .loaded()
+            .iter()
+            .any(|l| l.connector.manifest().name == "fixture" && l.version.to_string() == "0.2.0")
+    };
+    let mut reached = Vec::new();
+    for (worker, (app, _)) in apps.iter().enumerate() {
+        while !serves_v2(app) {
+            assert!(
+                dropped.elapsed() < Duration::from_secs(60),
+                "worker {worker} never loaded 0.2.0"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        reached.push(dropped.elapsed());
+    }
+    eprintln!("0.2.0 served after {reached:?} (worker 0 reads its folder; 1 and 2 are told)");
+    wait_for("version 0.2.0", 20).await;
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let answers = answers.lock().unwrap();
+    let failed: Vec<_> = answers.iter().filter(|(_, a)| a.is_err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} calls failed, e.g. {:?}",
+        failed.len(),
+        answers.len(),
+        failed.first()
+    );
+}

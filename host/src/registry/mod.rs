@@ -78,6 +78,9 @@ pub struct Listed {
     pub manifest: crate::contract::manifest::Manifest,
 }
 
+/// The source of the connectors built into the binary.
+pub const BUNDLED_SOURCE: &str = "bundled";
+
 /// A connector file that was refused, and why; kept for the API and `connectors list`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Refusal {
@@ -119,7 +122,7 @@ impl Registry {
     /// Loads the bundled connectors and every `.wasm` in `plugins`; returns what failed to load.
     pub async fn load_all(&self, plugins: &Path) -> Result<Vec<LoadProblem>, RegistryError> {
         let mut problems = Vec::new();
-        if let Err(error) = self.load_bytes(BUNDLED_CONNECTWISE, "bundled").await {
+        if let Err(error) = self.load_bytes(BUNDLED_CONNECTWISE, BUNDLED_SOURCE).await {
             self.refuse("bundled connectwise", &error);
             problems.push(LoadProblem {
                 source: "bundled connectwise".into(),
@@ -197,8 +200,73 @@ impl Registry {
         Ok(())
     }
 
-    /// Loads one component, records it, and makes it available.
+    /// Loads one component, records it, and makes it available (here, and on the other workers
+    /// of a shared store).
     pub async fn load_bytes(&self, bytes: &[u8], source: &str) -> Result<Loaded, RegistryError> {
+        let loaded = self.load(bytes, source).await?;
+        // Every worker has the bundled build of its own binary.
+        if source != BUNDLED_SOURCE {
+            self.store
+                .store_component(loaded.connector.content_hash(), bytes)?;
+        }
+        Ok(loaded)
+    }
+
+    /// Loads the components other workers installed that this one does not serve yet (a shared
+    /// store only); returns what failed to load.
+    pub async fn load_shared(&self) -> Vec<LoadProblem> {
+        let versions = match self.store.connector_versions() {
+            Ok(versions) => versions,
+            Err(error) => {
+                return vec![LoadProblem {
+                    source: "the store".into(),
+                    error: error.to_string(),
+                }];
+            }
+        };
+        let mut problems = Vec::new();
+        for version in versions {
+            let known = self
+                .loaded()
+                .iter()
+                .any(|l| l.connector.content_hash() == version.content_hash);
+            if known || version.source == BUNDLED_SOURCE {
+                continue;
+            }
+            let source = format!("{} (installed on another worker)", version.source);
+            if self.refusals().iter().any(|r| r.source == source) {
+                continue;
+            }
+            let bytes = match self.store.component(&version.content_hash) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => continue,
+                Err(error) => {
+                    problems.push(LoadProblem {
+                        source,
+                        error: error.to_string(),
+                    });
+                    continue;
+                }
+            };
+            match self.load(&bytes, &source).await {
+                Ok(loaded) => tracing::info!(
+                    "loaded connector {} {} from the store; new calls use it",
+                    loaded.connector.manifest().name,
+                    loaded.version
+                ),
+                Err(error) => {
+                    self.refuse(&source, &error);
+                    problems.push(LoadProblem {
+                        source,
+                        error: error.to_string(),
+                    });
+                }
+            }
+        }
+        problems
+    }
+
+    async fn load(&self, bytes: &[u8], source: &str) -> Result<Loaded, RegistryError> {
         let hash = crate::runtime::cache::content_hash(bytes);
         if let Some(reason) = self.store.component_refusal(&hash)? {
             return Err(RegistryError::RefusedBefore {
@@ -417,6 +485,31 @@ impl Registry {
                     .join(", "),
             })
     }
+}
+
+/// How often a worker looks for components other workers stored, besides being told.
+pub const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Loads the components other workers of a shared store install, as they are stored (the
+/// store's notification) and every [`FOLLOW_EVERY`] (a notification lost while reconnecting).
+/// Rollbacks and restores need nothing here: they are in the store, which every call reads.
+pub fn follow_store(registry: Arc<Registry>) -> Option<tokio::task::JoinHandle<()>> {
+    let woken = registry.store.component_wakeup()?;
+    Some(tokio::spawn(async move {
+        loop {
+            for problem in registry.load_shared().await {
+                tracing::warn!(
+                    source = problem.source,
+                    "a connector from the store was not loaded: {}",
+                    problem.error
+                );
+            }
+            tokio::select! {
+                _ = woken.notified() => {}
+                _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+            }
+        }
+    }))
 }
 
 /// How often `serve` looks at the plugins folder; a changed file is loaded once it has held still

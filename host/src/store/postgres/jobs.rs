@@ -378,6 +378,6 @@ impl JobStore for PgStore {
     }
 
     fn job_wakeup(&self) -> Option<Arc<tokio::sync::Notify>> {
-        Some(self.listener())
+        Some(self.listener().jobs)
     }
 }

@@ -46,8 +46,34 @@ pub struct PgStore {
     shown: String,
     /// How to connect, for the listening connection (outside the pool: it stays open).
     config: tokio_postgres::Config,
-    /// Woken by `bss_jobs` notifications, once something asked for it.
-    wakeup: std::sync::OnceLock<std::sync::Arc<tokio::sync::Notify>>,
+    /// Woken by notifications, once something asked for them.
+    wakeup: std::sync::OnceLock<Wakeups>,
+}
+
+/// The channel that says another worker stored a connector component.
+pub const COMPONENTS_CHANNEL: &str = "bss_connectors";
+
+/// What the listening connection wakes, per channel.
+#[derive(Clone)]
+struct Wakeups {
+    jobs: std::sync::Arc<tokio::sync::Notify>,
+    components: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Wakeups {
+    fn wake(&self, channel: &str) {
+        match channel {
+            jobs::JOBS_CHANNEL => self.jobs.notify_one(),
+            COMPONENTS_CHANNEL => self.components.notify_one(),
+            _ => {}
+        }
+    }
+
+    /// After a (re)connect: whatever was missed meanwhile may be waiting.
+    fn wake_all(&self) {
+        self.jobs.notify_one();
+        self.components.notify_one();
+    }
 }
 
 /// `url` with any password replaced by `***`.
@@ -193,12 +219,15 @@ impl PgStore {
 }
 
 impl PgStore {
-    /// The notification of claimable jobs, listened for on a connection of its own (started on
-    /// first use, reconnected when it drops).
-    fn listener(&self) -> std::sync::Arc<tokio::sync::Notify> {
+    /// The notifications of claimable jobs and stored components, listened for on a
+    /// connection of its own (started on first use, reconnected when it drops).
+    fn listener(&self) -> Wakeups {
         self.wakeup
             .get_or_init(|| {
-                let woken = std::sync::Arc::new(tokio::sync::Notify::new());
+                let woken = Wakeups {
+                    jobs: std::sync::Arc::new(tokio::sync::Notify::new()),
+                    components: std::sync::Arc::new(tokio::sync::Notify::new()),
+                };
                 self.runtime.spawn(listen(
                     self.config.clone(),
                     woken.clone(),
@@ -210,13 +239,9 @@ impl PgStore {
     }
 }
 
-/// Forwards `bss_jobs` notifications to `woken` for as long as the store lives. After a
-/// reconnect it wakes once, for what it may have missed.
-async fn listen(
-    config: tokio_postgres::Config,
-    woken: std::sync::Arc<tokio::sync::Notify>,
-    shown: String,
-) {
+/// Forwards notifications to `woken` for as long as the store lives. After a reconnect it wakes
+/// everything once, for what it may have missed.
+async fn listen(config: tokio_postgres::Config, woken: Wakeups, shown: String) {
     loop {
         match config.connect(tokio_postgres::NoTls).await {
             Ok((client, mut connection)) => {
@@ -226,8 +251,8 @@ async fn listen(
                         std::future::poll_fn(|cx| connection.poll_message(cx)).await
                     {
                         match message {
-                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
-                                forward.notify_one()
+                            Ok(tokio_postgres::AsyncMessage::Notification(note)) => {
+                                forward.wake(note.channel())
                             }
                             Ok(_) => {}
                             Err(_) => break,
@@ -235,22 +260,25 @@ async fn listen(
                     }
                 });
                 let listening = client
-                    .batch_execute(&format!("LISTEN {}", jobs::JOBS_CHANNEL))
+                    .batch_execute(&format!(
+                        "LISTEN {}; LISTEN {COMPONENTS_CHANNEL}",
+                        jobs::JOBS_CHANNEL
+                    ))
                     .await;
                 match listening {
                     Ok(()) => {
-                        woken.notify_one();
+                        woken.wake_all();
                         let _ = pump.await;
                     }
                     Err(error) => {
-                        tracing::warn!("listening for jobs on {shown} failed: {error}");
+                        tracing::warn!("listening on {shown} failed: {error}");
                         pump.abort();
                     }
                 }
                 drop(client);
             }
             Err(error) => {
-                tracing::warn!("no connection to {shown} to listen for jobs: {error}");
+                tracing::warn!("no connection to {shown} to listen on: {error}");
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -88,4 +88,46 @@ impl RegistryStore for PgStore {
             Ok(())
         })
     }
+
+    fn store_component(&self, content_hash: &str, bytes: &[u8]) -> StoreResult<()> {
+        let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+        self.run(async |client| {
+            let transaction = client.transaction().await.map_err(db)?;
+            let added = transaction
+                .execute(
+                    "INSERT INTO connector_components (content_hash, bytes, size, stored_at)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    &[&content_hash, &bytes, &size, &crate::time::now_rfc3339()],
+                )
+                .await
+                .map_err(db)?;
+            if added > 0 {
+                transaction
+                    .execute(
+                        "SELECT pg_notify($1, $2)",
+                        &[&super::COMPONENTS_CHANNEL, &content_hash],
+                    )
+                    .await
+                    .map_err(db)?;
+            }
+            transaction.commit().await.map_err(db)
+        })
+    }
+
+    fn component(&self, content_hash: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.run(async |client| {
+            Ok(client
+                .query_opt(
+                    "SELECT bytes FROM connector_components WHERE content_hash = $1",
+                    &[&content_hash],
+                )
+                .await
+                .map_err(db)?
+                .map(|row| row.get(0)))
+        })
+    }
+
+    fn component_wakeup(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Some(self.listener().components)
+    }
 }

@@ -144,6 +144,14 @@ CREATE INDEX jobs_by_instance ON jobs (instance, id);
 CREATE INDEX jobs_by_worker ON jobs (worker) WHERE state = 'running';
 "#,
     ),
+    (
+        3,
+        "connector components shared by the fleet",
+        r#"
+CREATE TABLE connector_components (
+  content_hash text PRIMARY KEY, bytes bytea NOT NULL, size bigint NOT NULL, stored_at text NOT NULL);
+"#,
+    ),
 ];
 
 /// The schema version this host knows.
