@@ -257,7 +257,9 @@ async fn a_version_dropped_on_one_worker_serves_on_all_three_without_a_failed_ca
         .collect();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let answers: Arc<Mutex<Vec<(usize, Result<String, String>)>>> = Arc::default();
+    /// (worker, what the call answered: `version …`, or why it failed)
+    type Answers = Arc<Mutex<Vec<(usize, Result<String, String>)>>>;
+    let answers: Answers = Arc::default();
     let mut callers = Vec::new();
     for (worker, (app, _)) in apps.iter().enumerate() {
         let (instances, stop, answers) = (app.instances.clone(), stop.clone(), answers.clone());
