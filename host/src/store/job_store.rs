@@ -6,7 +6,10 @@
 //! Guarantees, per method, for any backend:
 //! - [`JobStore::claim_job`] is one write transaction: a queued job goes to one worker only, and
 //!   never while another job of the same instance and entity is running anywhere (a unique index
-//!   on the running ones is the hard guarantee). Jobs whose lease lapsed are queued again first.
+//!   on the running ones is the hard guarantee). Jobs of one instance and entity start in the
+//!   order they were submitted, so a newer push of a record never lands before an older one.
+//!   Jobs whose lease lapsed are queued again first, keeping their place, unless they were
+//!   started [`MAX_ATTEMPTS`] times: those fail.
 //! - [`JobStore::renew_jobs`] extends only the caller's own running jobs and says which it still
 //!   holds: a job missing from the answer was taken over, and its worker must stop it.
 //! - [`JobStore::finish_job`] writes only onto the caller's own running claim, so a worker that
@@ -21,6 +24,10 @@ use crate::contract::manifest::Entity;
 
 /// How long a job's claim lasts without a heartbeat (seconds), unless the worker says otherwise.
 pub const JOB_LEASE_SECS: i64 = 30;
+
+/// Starts after which a job whose worker stopped heartbeating again is failed, not taken over:
+/// a job that takes down every worker that runs it must not take down the fleet.
+pub const MAX_ATTEMPTS: i64 = 5;
 
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::super::job_store::{JOB_LEASE_SECS, JobEnd, JobKind, JobState, JobStore, NewJob};
+use super::super::job_store::{
+    JOB_LEASE_SECS, JobEnd, JobKind, JobState, JobStore, MAX_ATTEMPTS, NewJob,
+};
 use super::super::{InstanceStore, RunTrigger, StoreError};
 use super::instance;
 use crate::contract::manifest::Entity;
@@ -213,8 +215,8 @@ pub fn a_job_is_claimed_by_one_worker_and_never_beside_a_running_one_of_its_enti
     assert_eq!(raced, [None; 4], "its entity runs");
     let holder = store.job(running).unwrap().unwrap().worker.unwrap();
     assert!(store.finish_job(running, &holder, &done()).unwrap());
-    // Now exactly one of them. Which one, racing, is not promised (PostgreSQL's claimers skip a
-    // job another claimer has locked); without a race, the oldest goes first.
+    // Now exactly one of them, and the oldest, even racing: jobs of one entity start in the order
+    // they were submitted.
     let raced: Vec<i64> = std::thread::scope(|scope| {
         let racers: Vec<_> = handles
             .iter()
@@ -226,17 +228,15 @@ pub fn a_job_is_claimed_by_one_worker_and_never_beside_a_running_one_of_its_enti
             .filter_map(|t| t.join().unwrap())
             .collect()
     });
-    assert_eq!(raced.len(), 1, "one at a time: {raced:?}");
-    assert!(waiting.contains(&raced[0]), "{raced:?} of {waiting:?}");
+    assert_eq!(raced, [waiting[0]], "one at a time, the oldest first");
     let racer = store.job(raced[0]).unwrap().unwrap().worker.unwrap();
     let failed = JobEnd::Failed {
         run: None,
         error: "the remote refused the batch".into(),
     };
     assert!(store.finish_job(raced[0], &racer, &failed).unwrap());
-    let left: Vec<i64> = waiting.into_iter().filter(|id| *id != raced[0]).collect();
-    assert_eq!(claim(&*store, "last"), Some(left[0]), "the oldest first");
-    assert_eq!(claim(&*store, "last"), None, "{} waits", left[1]);
+    assert_eq!(claim(&*store, "last"), Some(waiting[1]), "the next oldest");
+    assert_eq!(claim(&*store, "last"), None, "{} waits", waiting[2]);
 }
 
 /// A worker that stops heartbeating loses its job to the next claim; it can no longer end it, and
@@ -479,5 +479,30 @@ pub fn workers_are_listed_alive_stopped_and_with_the_jobs_they_hold(open: Open) 
     assert_eq!(
         (again.host.as_str(), again.pid, again.version.as_str()),
         ("host-9", 999, "1.1.0")
+    );
+}
+
+/// A job whose workers keep dying under it is failed after [`MAX_ATTEMPTS`] starts instead of
+/// being taken over again: it may be what kills them.
+pub fn a_job_that_outlives_its_workers_too_often_fails(open: Open) {
+    let store = open();
+    store.create_instance(&instance("acme")).unwrap();
+    let id = submit(&*store, "acme", Entity::Account);
+    for attempt in 1..=MAX_ATTEMPTS {
+        // A lease of no time at all: lapsed as soon as the clock moves.
+        let claimed = store
+            .claim_job(&format!("doomed-{attempt}"), 0)
+            .unwrap()
+            .expect("taken over");
+        assert_eq!((claimed.row.id, claimed.row.attempts), (id, attempt));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(store.claim_job("next", JOB_LEASE_SECS).unwrap(), None);
+    let row = store.job(id).unwrap().unwrap();
+    assert_eq!(row.state, JobState::Failed, "{row:?}");
+    let error = row.error.unwrap_or_default();
+    assert!(
+        error.contains("doomed-5") && error.contains("given up"),
+        "{error}"
     );
 }

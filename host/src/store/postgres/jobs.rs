@@ -10,7 +10,7 @@ use std::sync::Arc;
 use deadpool_postgres::GenericClient;
 
 use super::super::job_store::{
-    ClaimedJob, JobEnd, JobKind, JobRow, JobState, JobStore, NewJob, WorkerRow,
+    ClaimedJob, JobEnd, JobKind, JobRow, JobState, JobStore, MAX_ATTEMPTS, NewJob, WorkerRow,
 };
 use super::super::{RunTrigger, StoreError, StoreResult};
 use super::{PgStore, db, is_unique_violation, parsed};
@@ -79,6 +79,18 @@ async fn try_claim(
     lease_secs: i64,
 ) -> Result<Option<ClaimedJob>, Lost> {
     let transaction = client.transaction().await?;
+    // A job whose workers died under it too often is given up: it may be what kills them.
+    transaction
+        .execute(
+            &format!(
+                "UPDATE jobs SET state = 'failed', lease_until = NULL, finished_at = $2,
+                     error = 'its worker ' || worker || ' stopped heartbeating while running it, '
+                         || attempts || ' times; given up, since it may be what stops them'
+                 WHERE state = 'running' AND lease_until < {NOW_MS} AND attempts >= $1"
+            ),
+            &[&MAX_ATTEMPTS, &crate::time::now_rfc3339()],
+        )
+        .await?;
     transaction
         .execute(
             &format!(
@@ -99,6 +111,11 @@ async fn try_claim(
                      WHERE q.state = 'queued' AND q.run_at <= {NOW_MS}
                        AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.state = 'running'
                                        AND r.instance = q.instance AND r.entity = q.entity)
+                       -- Jobs of one entity run in the order they were submitted: a newer push
+                       -- of a record never lands before an older one (a requeued job keeps its
+                       -- place, and a claimer racing for the same entity finds nothing).
+                       AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.state = 'queued'
+                                       AND o.instance = q.instance AND o.entity = q.entity AND o.id < q.id)
                      ORDER BY q.run_at, q.id
                      FOR UPDATE SKIP LOCKED
                      LIMIT 1)

@@ -58,3 +58,11 @@ fn workers_are_listed_alive_stopped_and_with_the_jobs_they_hold() {
         Box::new(PgStore::open(&scratch.url).unwrap())
     });
 }
+
+#[test]
+fn a_job_that_outlives_its_workers_too_often_fails() {
+    let scratch = ScratchDb::create();
+    behaviour::a_job_that_outlives_its_workers_too_often_fails(&|| {
+        Box::new(PgStore::open(&scratch.url).unwrap())
+    });
+}

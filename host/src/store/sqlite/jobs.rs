@@ -5,7 +5,9 @@
 //! clock in unix milliseconds: every process on the file is on the same machine, so they agree.
 
 use super::*;
-use crate::store::job_store::{ClaimedJob, JobEnd, JobRow, JobStore, NewJob, WorkerRow};
+use crate::store::job_store::{
+    ClaimedJob, JobEnd, JobRow, JobStore, MAX_ATTEMPTS, NewJob, WorkerRow,
+};
 
 const JOB_COLUMNS: &str = "id, kind, instance, entity, trigger, dry_run, state, attempts, worker, run, submitted_at, started_at, finished_at, outcome, error";
 
@@ -66,6 +68,15 @@ impl JobStore for SqliteStore {
         let now = unix_millis();
         // Lapsed claims first, so the job of a worker that died can be claimed in this very
         // call. `worker` stays: it names the worker that ran it last, as the message does.
+        // A job whose workers died under it too often is given up: it may be what kills them.
+        tx.execute(
+            "UPDATE jobs SET state = 'failed', lease_until = NULL, finished_at = ?3,
+                 error = 'its worker ' || worker || ' stopped heartbeating while running it, '
+                     || attempts || ' times; given up, since it may be what stops them'
+             WHERE state = 'running' AND lease_until < ?1 AND attempts >= ?2",
+            params![now, MAX_ATTEMPTS, crate::time::now_rfc3339()],
+        )
+        .map_err(db)?;
         tx.execute(
             "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = ?1,
                  error = 'its worker ' || worker || ' stopped heartbeating; taken over'
@@ -79,6 +90,10 @@ impl JobStore for SqliteStore {
                  WHERE state = 'queued' AND run_at <= ?1
                    AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.state = 'running'
                                    AND r.instance = j.instance AND r.entity = j.entity)
+                   -- Jobs of one entity run in the order they were submitted: a newer push of
+                   -- a record never lands before an older one (a requeued job keeps its place).
+                   AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.state = 'queued'
+                                   AND o.instance = j.instance AND o.entity = j.entity AND o.id < j.id)
                  ORDER BY run_at, id LIMIT 1",
                 [now],
                 |r| r.get(0),
@@ -422,6 +437,14 @@ mod tests {
     fn workers_are_listed_alive_stopped_and_with_the_jobs_they_hold() {
         let dir = tempfile::tempdir().unwrap();
         behaviour::workers_are_listed_alive_stopped_and_with_the_jobs_they_hold(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_job_that_outlives_its_workers_too_often_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::a_job_that_outlives_its_workers_too_often_fails(&|| {
             Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
         });
     }
