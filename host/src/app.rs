@@ -98,6 +98,31 @@ impl Default for OpenOptions<'_> {
     }
 }
 
+/// Refuses a PostgreSQL store with no instances beside a data folder whose SQLite store has some:
+/// the operator most likely meant to copy it first, and syncing on the empty one would create
+/// every record synced before again.
+fn refuse_a_forgotten_sqlite_store(
+    data: &Path,
+    location: &StoreLocation,
+    store: &dyn Store,
+) -> anyhow::Result<()> {
+    let file = data.join("bss.db");
+    if !file.is_file() || !store.instances()?.is_empty() {
+        return Ok(());
+    }
+    let left = crate::store::sqlite::instance_count(&file)?;
+    if left > 0 {
+        anyhow::bail!(
+            "{} holds no instances, but the data folder's SQLite store {} holds {left}: syncing on the empty one would create every record synced before again. Copy it first (`bss-host migrate-store --from {} --to …`), or move {} away to start afresh",
+            location.shown(),
+            file.display(),
+            data.display(),
+            file.display()
+        );
+    }
+    Ok(())
+}
+
 impl App {
     pub async fn open(data: &Path, plugins: Option<&Path>) -> anyhow::Result<App> {
         Self::open_with(
@@ -146,6 +171,9 @@ impl App {
             guard_database(data, new_database)?;
         }
         let store = location.open()?;
+        if location.is_postgres() {
+            refuse_a_forgotten_sqlite_store(data, &location, store.as_ref())?;
+        }
         if !SecretBox::key_exists(data) && store.sealed_count()? > 0 {
             anyhow::bail!(
                 "the key file {} is missing but the database {} holds sealed secrets; restore the key file (or set {}; every worker on one database needs the same key) — a new key cannot open them",

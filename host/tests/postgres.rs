@@ -142,6 +142,11 @@ async fn migrate_store_carries_a_sqlite_store_over_and_refuses_a_full_database()
     assert_eq!(first["created"], 200);
 
     let scratch = ScratchDb::create();
+    // Pointed at the empty database before the copy: refused, so nothing is created twice.
+    let (host, data) = (on(&scratch), s.data.clone());
+    let refused = blocking(move || host.fails(&data, &["instances", "list"])).await;
+    assert!(refused.contains("holds no instances"), "{refused}");
+    assert!(refused.contains("migrate-store"), "{refused}");
     let (data, url) = (s.data.clone(), scratch.url.clone());
     let copied = blocking(move || {
         HOST.ok(

@@ -495,6 +495,29 @@ fn sorted_items(
     Ok(items)
 }
 
+/// How many instances the SQLite store at `path` holds, read without changing the file (none
+/// when it has no instances table yet).
+pub fn instance_count(path: &Path) -> StoreResult<i64> {
+    let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    let has_table: bool = connection
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'instances')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    if !has_table {
+        return Ok(0);
+    }
+    connection
+        .query_row("SELECT COUNT(*) FROM instances", [], |r| r.get(0))
+        .map_err(db)
+}
+
 /// The newest schema this build knows.
 pub fn known_schema() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
