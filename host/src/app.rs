@@ -176,7 +176,7 @@ impl App {
         }
         if !SecretBox::key_exists(data) && store.sealed_count()? > 0 {
             anyhow::bail!(
-                "the key file {} is missing but the database {} holds sealed secrets; restore the key file (or set {}; every worker on one database needs the same key) — a new key cannot open them",
+                "the key file {} is missing but the database holds sealed secrets ({}); restore the key file (or set {}; every worker on one database needs the same key) — a new key cannot open them",
                 data.join("key").display(),
                 location.shown(),
                 crate::store::secrets::KEY_VARIABLE
