@@ -251,10 +251,8 @@ impl Snapshot {
                 path.display()
             )));
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        // SQLite's leases are timed by the process clock, as its store times them.
+        let now_ms = super::super::sqlite::unix_millis();
         let live: Option<(String, String, String)> = snapshot
             .query_row(
                 "SELECT instance, scope, purpose FROM leases WHERE expires_at >= ?1 LIMIT 1",

@@ -13,11 +13,8 @@ use super::super::job_store::{
     ClaimedJob, JobEnd, JobKind, JobRow, JobState, JobStore, MAX_ATTEMPTS, NewJob, WorkerRow,
 };
 use super::super::{RunTrigger, StoreError, StoreResult};
-use super::{PgStore, db, is_unique_violation, parsed};
+use super::{NOW_MS, PgStore, db, is_unique_violation, parsed};
 use crate::contract::manifest::Entity;
-
-/// The server's clock in unix milliseconds.
-const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /// The channel that says a job may be claimable now.
 pub const JOBS_CHANNEL: &str = "bss_jobs";

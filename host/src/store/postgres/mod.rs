@@ -35,6 +35,10 @@ thread_local! {
     static ON_STORE_RUNTIME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// The server's clock in unix milliseconds, in SQL: leases, job leases and heartbeats are timed by
+/// it, so workers whose clocks differ agree on when one lapses.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
 /// Connections a store keeps open at most.
 const POOL_SIZE: usize = 16;
 

@@ -19,11 +19,8 @@ use super::super::{
     RunStatus, RunTrigger, StoreError, StoreResult, SyncStore,
 };
 use super::instances::require_instance;
-use super::{PgStore, db, parsed};
+use super::{NOW_MS, PgStore, db, parsed};
 use crate::contract::manifest::Entity;
-
-/// The server's clock in unix milliseconds.
-const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 const RUN_COLUMNS: &str = "id, instance, kind, entity, dry_run, started_at, finished_at, status, message, created, updated, unchanged, reconciled, failed, queued, pulled, skipped, held, trigger";
 
