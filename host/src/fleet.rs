@@ -1,5 +1,6 @@
 //! A `serve` process as one worker of a fleet sharing a store: it registers under its worker id,
-//! claims queued jobs (pushes submitted through the API) a few at a time, keeps them with a
+//! claims queued jobs (pushes submitted through the API, the runs of due schedules and the
+//! minute's retries, which the leading worker queues) a few at a time, keeps them with a
 //! heartbeat, and ends each with its run's report. A worker that dies stops heartbeating; its
 //! jobs' leases lapse and another worker takes them over, and the run it left is continued the
 //! way any interrupted run is: the id map and the pending marks make sending again harmless.
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use crate::instances::Instances;
 use crate::store::job_store::{ClaimedJob, JOB_LEASE_SECS, JobEnd, JobKind};
+use crate::store::schedule_store::ScheduleRow;
 use crate::sync::service::{RunBy, RunError};
 
 /// Jobs one worker runs at once.
@@ -190,6 +192,14 @@ async fn run_job(instances: &Instances, worker: &str, job: ClaimedJob) {
     let row = &job.row;
     let end_of = match row.kind {
         JobKind::Push => push(instances, worker, &job).await,
+        JobKind::Pull | JobKind::Retry | JobKind::Reconcile if !job.payload.is_empty() => {
+            scheduled(instances, &job).await
+        }
+        JobKind::Retry => retry(instances, worker, &job).await,
+        JobKind::Pull | JobKind::Reconcile => JobEnd::Failed {
+            run: None,
+            error: format!("a {} job needs the schedule it runs", row.kind),
+        },
     };
     let (instance, entity, id) = (&row.instance, row.entity, row.id);
     match &end_of {
@@ -248,6 +258,82 @@ async fn push(instances: &Instances, worker: &str, job: &ClaimedJob) -> JobEnd {
         Ok(outcome) => JobEnd::Done {
             run: Some(outcome.report.run),
             outcome: serde_json::to_string(&outcome).unwrap_or_else(|e| format!("{e}")),
+        },
+        Err(RunError::Busy(busy)) => JobEnd::Later {
+            delay_secs: BUSY_DELAY_SECS,
+            reason: busy.to_string(),
+        },
+        Err(error) => JobEnd::Failed {
+            run: None,
+            error: error.to_string(),
+        },
+    }
+}
+
+/// Runs the schedule a leader claimed and queued; the schedule records how it went, as when it
+/// ran in the leader's process.
+async fn scheduled(instances: &Instances, job: &ClaimedJob) -> JobEnd {
+    let schedule: ScheduleRow = match serde_json::from_slice(&job.payload) {
+        Ok(schedule) => schedule,
+        Err(error) => {
+            return JobEnd::Failed {
+                run: None,
+                error: format!("the job's schedule is not readable: {error}"),
+            };
+        }
+    };
+    if (
+        schedule.instance.as_str(),
+        schedule.entity,
+        schedule.job.as_str(),
+    ) != (
+        job.row.instance.as_str(),
+        job.row.entity,
+        job.row.kind.as_str(),
+    ) {
+        return JobEnd::Failed {
+            run: None,
+            error: format!(
+                "the job's schedule ({} {}:{}) is not the job's own",
+                schedule.instance, schedule.entity, schedule.job
+            ),
+        };
+    }
+    match crate::scheduler::schedules::run_one(instances, &schedule).await {
+        Ok(ran) if ran.ok => JobEnd::Done {
+            run: ran.run,
+            outcome: serde_json::to_string(&ran).unwrap_or_else(|e| format!("{e}")),
+        },
+        Ok(ran) => JobEnd::Failed {
+            run: ran.run,
+            error: ran.outcome,
+        },
+        Err(error) => JobEnd::Failed {
+            run: None,
+            error: format!("the scheduled run could not be recorded: {error}"),
+        },
+    }
+}
+
+/// Sends the entity's queued records again (serve's minute retry).
+async fn retry(instances: &Instances, worker: &str, job: &ClaimedJob) -> JobEnd {
+    let row = &job.row;
+    let owner = crate::sync::lease::new_owner("job");
+    let who = format!("job {} on worker {worker}", row.id);
+    let by = RunBy {
+        owner: &owner,
+        who: &who,
+        trigger: row.trigger,
+        policy: crate::sync::lease::WaitPolicy::Refuse,
+    };
+    match crate::sync::service::retry_entity(instances, &row.instance, Some(row.entity), by).await {
+        Ok(report) if !report.busy.is_empty() => JobEnd::Later {
+            delay_secs: BUSY_DELAY_SECS,
+            reason: "another run holds the entity's lease".into(),
+        },
+        Ok(report) => JobEnd::Done {
+            run: report.runs.last().map(|(_, pushed)| pushed.run),
+            outcome: serde_json::to_string(&report).unwrap_or_else(|e| format!("{e}")),
         },
         Err(RunError::Busy(busy)) => JobEnd::Later {
             delay_secs: BUSY_DELAY_SECS,

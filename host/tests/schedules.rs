@@ -298,6 +298,29 @@ async fn serve_runs_the_schedules_and_the_api_reads_and_acknowledges_the_feed() 
     };
     let health = get("/health").await;
     assert_eq!(health["feed-backlog"]["cw"], 3, "{health}");
+    // Each due slot was queued by the leading worker as a job and run by a worker (here the same
+    // process), with the schedule's run as the job's.
+    let jobs = get("/jobs?instance=cw").await;
+    let pulls: Vec<&Value> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|job| job["kind"] == "pull")
+        .collect();
+    assert!(pulls.len() >= 2, "{jobs}");
+    let done = pulls
+        .iter()
+        .find(|job| job["state"] == "done")
+        .expect("a done pull job");
+    assert_eq!(
+        (&done["trigger"], &done["entity"]),
+        (&json!("schedule"), &json!("account")),
+        "{done}"
+    );
+    assert!(
+        done["run"].as_i64().is_some(),
+        "the job names its run: {done}"
+    );
     let scrape = || {
         let request = client
             .get(format!("{}/metrics", base.trim_end_matches("/api/v1")))
@@ -609,4 +632,64 @@ async fn serve_down_for_three_intervals_checks_again_and_runs_each_schedule_once
     {
         assert_eq!(before["last-started"], after["last-started"], "{again}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_minute_retry_is_one_queued_job_per_entity_run_by_a_worker() {
+    use bss_host::app::{App, OpenOptions};
+    let s = cw::setup(common::cli::HOST, OPTIONS).await;
+    // Every request fails: the pushed accounts wait in the retry queue.
+    s.sandbox
+        .set_faults(cw_sandbox::Faults::default().with_server_error_rate(1.0, 3));
+    let path = s.file("accounts.ndjson", &(1..=4).map(account).collect::<Vec<_>>());
+    let data = s.data.clone();
+    blocking(move || run(&data, &["push", "cw", "account", "--file", &path])).await;
+    let app = App::open_with(&s.data, OpenOptions::default())
+        .await
+        .unwrap();
+    let store = app.instances.store();
+    assert_eq!(store.queue("cw").unwrap().len(), 4);
+
+    assert_eq!(
+        bss_host::scheduler::queue_retries(&app.instances).unwrap(),
+        1,
+        "one job for the one entity with queued records"
+    );
+    assert_eq!(
+        bss_host::scheduler::queue_retries(&app.instances).unwrap(),
+        0,
+        "a retry already waiting is not queued twice"
+    );
+    s.sandbox.set_faults(cw_sandbox::Faults::default());
+    let worker = bss_host::fleet::start(app.instances.clone(), "w1".into()).unwrap();
+    let started = Instant::now();
+    let job = loop {
+        let jobs = store.jobs(Some("cw"), 10).unwrap();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        if jobs[0].state != bss_host::store::job_store::JobState::Queued
+            && jobs[0].state != bss_host::store::job_store::JobState::Running
+        {
+            break jobs[0].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the retry job did not end: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    worker.stop();
+    assert_eq!(
+        (job.kind.as_str(), job.entity.as_str(), job.trigger.as_str()),
+        ("retry", "account", "serve"),
+        "{job:?}"
+    );
+    assert_eq!(job.state.as_str(), "done", "{job:?}");
+    assert!(job.run.is_some(), "{job:?}");
+    assert!(store.queue("cw").unwrap().is_empty());
+    assert_eq!(s.sandbox.records("company/companies").len(), 4);
+    assert_eq!(
+        bss_host::scheduler::queue_retries(&app.instances).unwrap(),
+        0,
+        "nothing left to retry"
+    );
 }

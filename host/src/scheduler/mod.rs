@@ -1,7 +1,8 @@
 //! What `serve` runs unattended, apart from the API: the schedules operators set (`schedules.rs`:
 //! pulls into the change feed and retries, per instance and entity), checked every
-//! [`TICK`]; the change feed posted to BSS webhook sinks (`sink.rs`); the retry of every enabled
-//! instance's queue once a minute; the worker that applies callback events (`callbacks`); the
+//! [`TICK`] by the leading worker, which queues each due one as a job for any worker of the fleet
+//! (`fleet`); the change feed posted to BSS webhook sinks (`sink.rs`); a retry job for every
+//! enabled instance's queued entities once a minute, also queued by the leader; the worker that applies callback events (`callbacks`); the
 //! check, every few minutes, of instances whose failed check holds their schedules back; and the
 //! pruning of acknowledged feed entries. Every run takes
 //! its entity's lease, so none overlaps a manual run.
@@ -15,6 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::instances::Instances;
+use crate::store::job_store::{JobKind, NewJob};
 
 /// How often `serve` retries the queues of enabled instances.
 pub const RETRY_EVERY: Duration = Duration::from_secs(60);
@@ -74,26 +76,12 @@ pub fn start(
                     let instances = instances.clone();
                     tokio::spawn(async move { schedules::recheck_failed(&instances).await });
                 }
-                // Each run on a task of its own: a long pull of one instance delays no other.
+                // Each due schedule becomes a job, so any worker of the fleet may run it and a
+                // long pull of one instance delays no other.
                 match schedules::claim_due(&instances) {
                     Ok(claimed) => {
                         for schedule in claimed {
-                            let instances = instances.clone();
-                            tokio::spawn(async move {
-                                match schedules::run_one(&instances, &schedule).await {
-                                    Ok(run) => tracing::info!(
-                                        instance = run.instance,
-                                        schedule = run.target,
-                                        ok = run.ok,
-                                        "scheduled run: {}",
-                                        run.outcome
-                                    ),
-                                    Err(error) => tracing::warn!(
-                                        instance = schedule.instance,
-                                        "a scheduled run could not be recorded: {error}"
-                                    ),
-                                }
-                            });
+                            queue_scheduled(&instances, &schedule);
                         }
                     }
                     Err(error) => tracing::warn!("the schedules could not be read: {error}"),
@@ -153,47 +141,103 @@ fn sinks(instances: std::sync::Arc<Instances>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Retries the queue of every enabled instance once a minute, on the leading worker.
+/// Queues a claimed schedule as a job of its kind; when it cannot be queued (its instance was
+/// removed meanwhile), the schedule records why.
+fn queue_scheduled(instances: &Instances, schedule: &crate::store::schedule_store::ScheduleRow) {
+    let kind = match schedule.job {
+        crate::store::schedule_store::Job::Pull => JobKind::Pull,
+        crate::store::schedule_store::Job::Retry => JobKind::Retry,
+        crate::store::schedule_store::Job::Reconcile => JobKind::Reconcile,
+    };
+    let job = NewJob {
+        kind,
+        instance: schedule.instance.clone(),
+        entity: schedule.entity,
+        trigger: crate::store::RunTrigger::Schedule,
+        payload: serde_json::to_vec(schedule).unwrap_or_default(),
+        dry_run: false,
+    };
+    match instances.store().submit_job(&job) {
+        Ok(id) => {
+            crate::fleet::job_submitted();
+            tracing::debug!(
+                instance = schedule.instance,
+                job = id,
+                "schedule {}:{} queued",
+                schedule.entity,
+                schedule.job
+            );
+        }
+        Err(error) => {
+            tracing::warn!(
+                instance = schedule.instance,
+                "the schedule {}:{} could not be queued: {error}",
+                schedule.entity,
+                schedule.job
+            );
+            let outcome = format!("failed: it could not be queued: {error}");
+            if let Err(error) = instances
+                .store()
+                .finish_schedule(schedule, None, &outcome, 0)
+            {
+                tracing::warn!(instance = schedule.instance, "{error}");
+            }
+        }
+    }
+}
+
+/// Once a minute, on the leading worker: queues a retry job for each entity with queued records
+/// of every enabled instance, unless one is already waiting.
 fn retry_queues(
     instances: std::sync::Arc<Instances>,
     worker: String,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let owner = crate::sync::lease::new_owner("serve");
-        let by = crate::sync::service::RunBy {
-            owner: &owner,
-            who: "serve's scheduled retry",
-            trigger: crate::store::RunTrigger::Serve,
-            policy: crate::sync::lease::WaitPolicy::Refuse,
-        };
         loop {
             tokio::time::sleep(RETRY_EVERY).await;
             if !leads(&instances, &worker) {
                 continue;
             }
-            let Ok(list) = instances.list() else { continue };
-            for instance in list.into_iter().filter(|i| i.enabled) {
-                if instances
-                    .store()
-                    .queue(&instance.name)
-                    .map(|q| q.is_empty())
-                    .unwrap_or(true)
-                {
-                    continue;
-                }
-                match crate::sync::service::retry(&instances, &instance.name, by).await {
-                    Ok(report) => tracing::info!(
-                        instance = instance.name,
-                        claimed = report.claimed,
-                        "scheduled retry"
-                    ),
-                    Err(error) => {
-                        tracing::warn!(instance = instance.name, "scheduled retry failed: {error}")
-                    }
-                }
+            if let Err(error) = queue_retries(&instances) {
+                tracing::warn!("the minute's retries could not be queued: {error}");
             }
         }
     })
+}
+
+/// Queues the minute's retries; returns how many jobs it queued.
+pub fn queue_retries(instances: &Instances) -> Result<usize, crate::instances::InstanceError> {
+    let store = instances.store();
+    let mut queued = 0;
+    for instance in instances.list()?.into_iter().filter(|i| i.enabled) {
+        let entities: std::collections::BTreeSet<_> = store
+            .queue(&instance.name)?
+            .into_iter()
+            .map(|item| item.entity)
+            .collect();
+        for entity in entities {
+            if store
+                .queued_job(JobKind::Retry, &instance.name, entity)?
+                .is_some()
+            {
+                continue;
+            }
+            store.submit_job(&NewJob {
+                kind: JobKind::Retry,
+                instance: instance.name.clone(),
+                entity,
+                trigger: crate::store::RunTrigger::Serve,
+                payload: Vec::new(),
+                dry_run: false,
+            })?;
+            queued += 1;
+        }
+    }
+    if queued > 0 {
+        crate::fleet::job_submitted();
+        tracing::info!(queued, "the minute's retries queued");
+    }
+    Ok(queued)
 }
 
 /// A due schedule this much past its time means no `serve` is running it.

@@ -1,7 +1,8 @@
 //! The job queue shared by every `serve` worker on one store, and the workers themselves: work
-//! submitted through the API waits here as a job until a worker claims it, keeps it with a
-//! heartbeat, and ends it; a job whose worker stopped heartbeating goes back to the queue and
-//! another worker takes it over.
+//! submitted through the API, the runs of due schedules and the minute's retries wait here as
+//! jobs until a worker claims one, keeps it with a heartbeat, and ends it; a job whose worker
+//! stopped heartbeating goes back to the queue and another worker takes it over. (Callback
+//! events are a queue of their own, `hook_store`, claimed the same way by every worker.)
 //!
 //! Guarantees, per method, for any backend:
 //! - [`JobStore::claim_job`] is one write transaction: a queued job goes to one worker only, and
@@ -35,9 +36,21 @@ pub const MAX_ATTEMPTS: i64 = 5;
 pub enum JobKind {
     /// A push of the payload's records (NDJSON).
     Push,
+    /// A scheduled pull into the change feed (payload: the claimed schedule, JSON).
+    Pull,
+    /// A retry of the entity's queued records: serve's minute retry (no payload) or a schedule's
+    /// (payload: the claimed schedule).
+    Retry,
+    /// A scheduled reconcile (payload: the claimed schedule).
+    Reconcile,
 }
 
-spelled!(JobKind, "job kind", { Push => "push" });
+spelled!(JobKind, "job kind", {
+    Push => "push",
+    Pull => "pull",
+    Retry => "retry",
+    Reconcile => "reconcile",
+});
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +156,10 @@ pub struct WorkerRow {
 pub trait JobStore: Send + Sync {
     /// Queues a job; its id. `NoInstance` when the instance does not exist.
     fn submit_job(&self, job: &NewJob) -> StoreResult<i64>;
+    /// The oldest queued job of this kind, instance and entity, if any: a submitter that would
+    /// only repeat it (the minute's retry) leaves it at that.
+    fn queued_job(&self, kind: JobKind, instance: &str, entity: Entity)
+    -> StoreResult<Option<i64>>;
     /// Queues again the running jobs whose lease lapsed, then claims the oldest due job whose
     /// instance and entity run nowhere, for `lease_secs`.
     fn claim_job(&self, worker: &str, lease_secs: i64) -> StoreResult<Option<ClaimedJob>>;

@@ -506,3 +506,56 @@ pub fn a_job_that_outlives_its_workers_too_often_fails(open: Open) {
         "{error}"
     );
 }
+
+pub fn a_queued_job_is_found_by_kind_instance_and_entity_until_it_runs(open: Open) {
+    let store = open();
+    store.create_instance(&instance("acme")).unwrap();
+    let retry = |entity| NewJob {
+        kind: JobKind::Retry,
+        payload: Vec::new(),
+        trigger: RunTrigger::Serve,
+        ..push("acme", entity)
+    };
+    assert_eq!(
+        store
+            .queued_job(JobKind::Retry, "acme", Entity::Contact)
+            .unwrap(),
+        None
+    );
+    submit(store.as_ref(), "acme", Entity::Contact);
+    let first = store.submit_job(&retry(Entity::Contact)).unwrap();
+    let second = store.submit_job(&retry(Entity::Contact)).unwrap();
+    store.submit_job(&retry(Entity::Account)).unwrap();
+    let found = |kind, entity| store.queued_job(kind, "acme", entity).unwrap();
+    assert_eq!(
+        found(JobKind::Retry, Entity::Contact),
+        Some(first),
+        "the oldest"
+    );
+    assert_eq!(
+        found(JobKind::Reconcile, Entity::Contact),
+        None,
+        "another kind"
+    );
+    assert_eq!(
+        store
+            .queued_job(JobKind::Retry, "other", Entity::Contact)
+            .unwrap(),
+        None,
+        "another instance"
+    );
+    // The push is claimed first (submission order), then the first retry of contacts.
+    let mut started = BTreeSet::new();
+    while let Some(id) = claim(store.as_ref(), "w1") {
+        started.insert(id);
+        store.finish_job(id, "w1", &done()).unwrap();
+        if started.contains(&first) {
+            break;
+        }
+    }
+    assert_eq!(
+        found(JobKind::Retry, Entity::Contact),
+        Some(second),
+        "a running job is not queued"
+    );
+}

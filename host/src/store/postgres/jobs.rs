@@ -187,6 +187,25 @@ impl JobStore for PgStore {
         })
     }
 
+    fn queued_job(
+        &self,
+        kind: JobKind,
+        instance: &str,
+        entity: Entity,
+    ) -> StoreResult<Option<i64>> {
+        self.run(async |client| {
+            let row = client
+                .query_opt(
+                    "SELECT id FROM jobs WHERE state = 'queued' AND kind = $1 AND instance = $2 AND entity = $3
+                     ORDER BY id LIMIT 1",
+                    &[&kind.as_str(), &instance, &entity.as_str()],
+                )
+                .await
+                .map_err(db)?;
+            Ok(row.map(|row| row.get(0)))
+        })
+    }
+
     fn claim_job(&self, worker: &str, lease_secs: i64) -> StoreResult<Option<ClaimedJob>> {
         self.run(async |client| {
             for _ in 0..CLAIM_RACES {

@@ -66,3 +66,11 @@ fn a_job_that_outlives_its_workers_too_often_fails() {
         Box::new(PgStore::open(&scratch.url).unwrap())
     });
 }
+
+#[test]
+fn a_queued_job_is_found_by_kind_instance_and_entity_until_it_runs() {
+    let scratch = ScratchDb::create();
+    behaviour::a_queued_job_is_found_by_kind_instance_and_entity_until_it_runs(&|| {
+        Box::new(PgStore::open(&scratch.url).unwrap())
+    });
+}

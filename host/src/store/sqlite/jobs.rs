@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::store::job_store::{
-    ClaimedJob, JobEnd, JobRow, JobStore, MAX_ATTEMPTS, NewJob, WorkerRow,
+    ClaimedJob, JobEnd, JobKind, JobRow, JobStore, MAX_ATTEMPTS, NewJob, WorkerRow,
 };
 
 const JOB_COLUMNS: &str = "id, kind, instance, entity, trigger, dry_run, state, attempts, worker, run, submitted_at, started_at, finished_at, outcome, error";
@@ -60,6 +60,23 @@ impl JobStore for SqliteStore {
         let id = tx.last_insert_rowid();
         tx.commit().map_err(db)?;
         Ok(id)
+    }
+
+    fn queued_job(
+        &self,
+        kind: JobKind,
+        instance: &str,
+        entity: Entity,
+    ) -> StoreResult<Option<i64>> {
+        self.lock()
+            .query_row(
+                "SELECT id FROM jobs WHERE state = 'queued' AND kind = ?1 AND instance = ?2 AND entity = ?3
+                 ORDER BY id LIMIT 1",
+                params![kind.as_str(), instance, entity.as_str()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db)
     }
 
     fn claim_job(&self, worker: &str, lease_secs: i64) -> StoreResult<Option<ClaimedJob>> {
@@ -361,13 +378,16 @@ mod tests {
             .unwrap();
         rusqlite::Connection::open(&path)
             .unwrap()
-            .execute("UPDATE jobs SET kind = 'pull' WHERE id = ?1", [newer])
+            .execute(
+                "UPDATE jobs SET kind = 'transmogrify' WHERE id = ?1",
+                [newer],
+            )
             .unwrap();
 
         let err = store
             .claim_job("w1", JOB_LEASE_SECS)
             .expect_err("unreadable");
-        assert!(err.to_string().contains("\"pull\""), "{err}");
+        assert!(err.to_string().contains("\"transmogrify\""), "{err}");
         let (state, error): (String, String) = rusqlite::Connection::open(&path)
             .unwrap()
             .query_row(
@@ -389,6 +409,14 @@ mod tests {
     fn a_job_is_submitted_claimed_and_finished_with_its_payload_intact() {
         let dir = tempfile::tempdir().unwrap();
         behaviour::a_job_is_submitted_claimed_and_finished_with_its_payload_intact(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_queued_job_is_found_by_kind_instance_and_entity_until_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::a_queued_job_is_found_by_kind_instance_and_entity_until_it_runs(&|| {
             Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
         });
     }
