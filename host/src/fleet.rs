@@ -64,11 +64,24 @@ pub fn default_worker_id() -> String {
     crate::sync::lease::new_owner("worker")
 }
 
-/// This process's worker: stop it to hand its jobs back at once.
+/// This process's worker: stop it to hand its jobs back at once, or shut it down to let them
+/// end first.
 pub struct Worker {
     id: String,
     instances: Arc<Instances>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Set when the worker claims no more jobs (it is shutting down).
+    draining: Arc<std::sync::atomic::AtomicBool>,
+    running: Running,
+}
+
+/// What a shutdown did with the jobs the worker was running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shutdown {
+    /// Jobs that ended within the grace period.
+    pub finished: usize,
+    /// Jobs still running when it ran out: stopped and queued again for another worker.
+    pub handed_back: usize,
 }
 
 impl Worker {
@@ -76,10 +89,45 @@ impl Worker {
         &self.id
     }
 
-    /// Ends the worker cleanly: its loops stop, and the jobs it held are queued again now rather
+    /// Shuts the worker down: it claims no more jobs, gives the ones it runs up to `grace` to
+    /// end (their heartbeat goes on meanwhile), then stops the rest and hands them back.
+    pub async fn shut_down(self, grace: Duration) -> Shutdown {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let held = |running: &Running| running.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let at_start = held(&self.running);
+        let deadline = tokio::time::Instant::now() + grace;
+        while held(&self.running) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let left: Vec<tokio::task::AbortHandle> =
+            std::mem::take(&mut *self.running.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_values()
+                .collect();
+        for task in &left {
+            // Its run's lease is released as the task drops it; what it sent is in the id map.
+            task.abort();
+        }
+        let handed_back = left.len();
+        self.stop();
+        Shutdown {
+            finished: at_start.saturating_sub(handed_back),
+            handed_back,
+        }
+    }
+
+    /// Ends the worker at once: its loops stop, and the jobs it held are queued again now rather
     /// than after their lease.
     pub fn stop(self) {
         for task in &self.tasks {
+            task.abort();
+        }
+        for task in self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
             task.abort();
         }
         if let Err(error) = self.instances.store().stop_worker(&self.id) {
@@ -105,17 +153,26 @@ pub fn start(instances: Arc<Instances>, id: String) -> anyhow::Result<Worker> {
     )?;
     let lease = job_lease_secs();
     let running: Running = Arc::default();
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let heartbeat = tokio::spawn(heartbeat(
         instances.clone(),
         id.clone(),
         lease,
         running.clone(),
     ));
-    let claims = tokio::spawn(claim_loop(instances.clone(), id.clone(), lease, running));
+    let claims = tokio::spawn(claim_loop(
+        instances.clone(),
+        id.clone(),
+        lease,
+        running.clone(),
+        draining.clone(),
+    ));
     Ok(Worker {
         id,
         instances,
         tasks: vec![heartbeat, claims],
+        draining,
+        running,
     })
 }
 
@@ -144,13 +201,22 @@ async fn heartbeat(instances: Arc<Instances>, id: String, lease: i64, running: R
     }
 }
 
-async fn claim_loop(instances: Arc<Instances>, id: String, lease: i64, running: Running) {
+async fn claim_loop(
+    instances: Arc<Instances>,
+    id: String,
+    lease: i64,
+    running: Running,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_JOBS));
     let woken = instances.store().job_wakeup();
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
+        if draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let claimed = match instances.store().claim_job(&id, lease) {
             Ok(claimed) => claimed,
             Err(error) => {
@@ -168,6 +234,9 @@ async fn claim_loop(instances: Arc<Instances>, id: String, lease: i64, running: 
             continue;
         };
         let job_id = job.row.id;
+        // Held while the task is spawned and listed, so a job that ends at once is not listed
+        // after it removed itself.
+        let mut listed = running.lock().unwrap_or_else(|p| p.into_inner());
         let task = tokio::spawn({
             let (instances, id, running) = (instances.clone(), id.clone(), running.clone());
             async move {
@@ -179,10 +248,7 @@ async fn claim_loop(instances: Arc<Instances>, id: String, lease: i64, running: 
                 drop(slot);
             }
         });
-        running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(job_id, task.abort_handle());
+        listed.insert(job_id, task.abort_handle());
     }
 }
 

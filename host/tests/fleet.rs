@@ -347,3 +347,133 @@ async fn a_version_dropped_on_one_worker_serves_on_all_three_without_a_failed_ca
         failed.first()
     );
 }
+
+/// Waits until `worker` runs a job; its id.
+async fn running_on(client: &reqwest::Client, served: &cw::Served, worker: &str) -> i64 {
+    let started = Instant::now();
+    loop {
+        let running = jobs(client, served)
+            .await
+            .into_iter()
+            .find(|j| j["state"] == "running" && j["worker"] == worker);
+        if let Some(job) = running {
+            return job["id"].as_i64().unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{worker} never ran a job"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// SIGTERM stops a worker cleanly: the job it runs ends within the grace period and no new one is
+/// claimed; with no grace left the job is handed back at once (not after its 30 s lease) and the
+/// next worker finishes it, every account once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_running_job_end_or_hands_it_back_at_once() {
+    let scratch = ScratchDb::create();
+    let url: &'static str = Box::leak(scratch.url.clone().into_boxed_str());
+    let env: &'static [(&'static str, &'static str)] =
+        Box::leak(Box::new([("BSS_HOST_DATABASE", url)]));
+    let host = Host { env, ..HOST };
+    let s = cw::setup(host, OPTIONS).await;
+    let data = s.data.clone();
+    let token = blocking(move || {
+        host.ok(&data, &["tokens", "create", "ops", "--role", "operator"])
+            .trim()
+            .to_string()
+    })
+    .await;
+    let worker = |id: &str, grace: &str| {
+        let mut command = host.command(&s.data, &[]);
+        command
+            .env("BSS_HOST_WORKER_ID", id)
+            .env("BSS_HOST_SHUTDOWN_GRACE_SECS", grace);
+        cw::serve_with_known_token(command, &token)
+    };
+    s.sandbox
+        .set_faults(Faults::default().with_latency(Duration::from_millis(4)));
+    let client = cw::api_client();
+
+    let w0 = worker("w0", "60");
+    let mut submitted = Vec::new();
+    for job in 0..3 {
+        let body: String = (job * 100 + 1..=job * 100 + 100)
+            .map(|i| format!("{}\n", account(i)))
+            .collect();
+        let answer = client
+            .post(format!("{}/instances/cw/jobs/push/account", w0.base))
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 202);
+        let answer: Value = answer.json().await.unwrap();
+        submitted.push(answer["job"].as_i64().unwrap());
+    }
+    let first = running_on(&client, &w0, "w0").await;
+    assert_eq!(first, submitted[0], "jobs of one entity start in order");
+    let status = blocking(move || w0.terminate(Duration::from_secs(60)))
+        .await
+        .expect("w0 exits within its grace period");
+    assert!(status.success(), "a clean stop exits 0: {status}");
+
+    let w1 = worker("w1", "0");
+    let listed = jobs(&client, &w1).await;
+    let state = |listed: &[Value], id: i64| {
+        let job = listed.iter().find(|j| j["id"] == id).unwrap().clone();
+        (
+            job["state"].as_str().unwrap().to_string(),
+            job["worker"].as_str().map(str::to_string),
+        )
+    };
+    assert_eq!(
+        state(&listed, first),
+        ("done".to_string(), Some("w0".to_string())),
+        "the running job ended on w0: {listed:#?}"
+    );
+    let second = running_on(&client, &w1, "w1").await;
+    assert_eq!(second, submitted[1], "w0 claimed nothing after SIGTERM");
+    let stopped_at = Instant::now();
+    let status = blocking(move || w1.terminate(Duration::from_secs(20)))
+        .await
+        .expect("w1 exits at once");
+    assert!(status.success(), "{status}");
+
+    let data = s.data.clone();
+    let listed = blocking(move || host.ok(&data, &["workers", "list", "--json"])).await;
+    let listed: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|w| w["stopped"] == true && w["alive"] == false && w["jobs-held"] == 0),
+        "both stopped cleanly, holding nothing: {listed:#?}"
+    );
+    let w2 = worker("w2", "60");
+    let all_done = loop {
+        let listed = jobs(&client, &w2).await;
+        if listed.iter().all(|j| j["state"] == "done") {
+            break listed;
+        }
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(25),
+            "the handed-back job waited for its lease: {listed:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let handed_back = all_done.iter().find(|j| j["id"] == second).unwrap();
+    assert_eq!(handed_back["worker"], "w2", "{handed_back:#}");
+    assert_eq!(handed_back["attempts"], 2, "{handed_back:#}");
+    let mut identifiers: Vec<String> = s
+        .sandbox
+        .records("company/companies")
+        .iter()
+        .map(|c| c["identifier"].as_str().unwrap().to_string())
+        .collect();
+    let total = identifiers.len();
+    identifiers.sort();
+    identifiers.dedup();
+    assert_eq!((identifiers.len(), total), (300, 300), "every account once");
+}

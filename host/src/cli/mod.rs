@@ -197,6 +197,10 @@ pub enum Command {
         /// host, process id and a nonce. A restarted worker may keep its id.
         #[arg(long, env = "BSS_HOST_WORKER_ID")]
         worker_id: Option<String>,
+        /// Seconds the running jobs get to end after SIGTERM or Ctrl-C before they are handed
+        /// back to the fleet (no new requests or jobs are taken meanwhile).
+        #[arg(long, env = "BSS_HOST_SHUTDOWN_GRACE_SECS", default_value_t = crate::serve::SHUTDOWN_GRACE.as_secs())]
+        shutdown_grace: u64,
     },
     /// Schedules of pulls and retries per instance and entity (`serve` runs them).
     #[command(subcommand)]
@@ -540,12 +544,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             feed_retention_days,
             secure_cookies,
             worker_id,
+            shutdown_grace,
         } => {
             let options = crate::serve::ServeOptions {
                 listen,
                 feed_retention_days,
                 secure_cookies,
                 worker_id,
+                shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
             };
             crate::serve::serve(app, options).await?
         }

@@ -53,6 +53,17 @@ fn leads(instances: &Instances, worker: &str) -> bool {
     }
 }
 
+/// Gives up the lead (at shutdown), so another worker leads at its next tick rather than after
+/// the lease lapses.
+pub fn step_down(instances: &Instances, worker: &str) {
+    if let Err(error) = instances
+        .store()
+        .release_lease(LEADER_INSTANCE, LEADER_SCOPE, worker)
+    {
+        tracing::warn!("the scheduler lease was not released (it lapses by itself): {error}");
+    }
+}
+
 /// Starts the schedules, the scheduled retries and the feed pruning, which run while `worker`
 /// leads the fleet; they stop when the returned tasks are aborted or the runtime ends.
 pub fn start(

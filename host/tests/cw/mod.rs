@@ -385,6 +385,25 @@ impl Served {
     pub fn pid(&self) -> u32 {
         self._process.0.id()
     }
+
+    /// Sends SIGTERM and waits (up to `within`) for the process to exit; its exit status, or
+    /// None when it did not exit in time (it is killed then, as on drop).
+    #[allow(dead_code)]
+    pub fn terminate(mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM could not be sent");
+        let started = std::time::Instant::now();
+        while started.elapsed() < within {
+            if let Some(status) = self._process.0.try_wait().expect("the process is ours") {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
 }
 
 /// Starts `serve` on a free port with `command` (the binary with its data-folder options) and
