@@ -5,6 +5,9 @@
 //! jobs' leases lapse and another worker takes them over, and the run it left is continued the
 //! way any interrupted run is: the id map and the pending marks make sending again harmless.
 //!
+//! A job's run ends the job in the run's own last transaction (its lease owner names the job,
+//! `job_store::job_owner_who`); the worker then adds the run's report.
+//!
 //! A job also takes its entity's run lease, as every run does, so a job never overlaps a run
 //! started from the command line; when the entity is busy the job goes back to the queue for a
 //! moment (not counted as an attempt).
@@ -14,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::instances::Instances;
-use crate::store::job_store::{ClaimedJob, JOB_LEASE_SECS, JobEnd, JobKind};
+use crate::store::job_store::{
+    ClaimedJob, JOB_LEASE_SECS, JobEnd, JobKind, job_owner_who, submitted_here,
+};
 use crate::store::schedule_store::ScheduleRow;
 use crate::sync::service::{RunBy, RunError};
 
@@ -29,18 +34,6 @@ const BUSY_DELAY_SECS: i64 = 2;
 
 /// Listed by `workers list` when it heartbeated within this long.
 pub const LISTED_WITHIN_SECS: i64 = 24 * 3600;
-
-/// Jobs submitted in this process: wakes its own worker at once (other processes learn of them
-/// from the store's notifications, or at their next look).
-fn submitted_here() -> &'static tokio::sync::Notify {
-    static SUBMITTED: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
-    SUBMITTED.get_or_init(tokio::sync::Notify::new)
-}
-
-/// Says that a job was just submitted by this process.
-pub fn job_submitted() {
-    submitted_here().notify_one();
-}
 
 /// The lease of a job, in seconds: `BSS_HOST_JOB_LEASE_SECS` (tests shorten it), else
 /// [`JOB_LEASE_SECS`].
@@ -259,7 +252,7 @@ async fn run_job(instances: &Instances, worker: &str, job: ClaimedJob) {
     let end_of = match row.kind {
         JobKind::Push => push(instances, worker, &job).await,
         JobKind::Pull | JobKind::Retry | JobKind::Reconcile if !job.payload.is_empty() => {
-            scheduled(instances, &job).await
+            scheduled(instances, worker, &job).await
         }
         JobKind::Retry => retry(instances, worker, &job).await,
         JobKind::Pull | JobKind::Reconcile => JobEnd::Failed {
@@ -302,7 +295,7 @@ async fn push(instances: &Instances, worker: &str, job: &ClaimedJob) -> JobEnd {
             error: "the submitted records are not UTF-8 text".into(),
         };
     };
-    let owner = crate::sync::lease::new_owner("job");
+    let owner = crate::sync::lease::new_owner(&job_owner_who(row.id, worker));
     let who = format!("job {} on worker {worker}", row.id);
     let by = RunBy {
         owner: &owner,
@@ -338,7 +331,7 @@ async fn push(instances: &Instances, worker: &str, job: &ClaimedJob) -> JobEnd {
 
 /// Runs the schedule a leader claimed and queued; the schedule records how it went, as when it
 /// ran in the leader's process.
-async fn scheduled(instances: &Instances, job: &ClaimedJob) -> JobEnd {
+async fn scheduled(instances: &Instances, worker: &str, job: &ClaimedJob) -> JobEnd {
     let schedule: ScheduleRow = match serde_json::from_slice(&job.payload) {
         Ok(schedule) => schedule,
         Err(error) => {
@@ -365,7 +358,8 @@ async fn scheduled(instances: &Instances, job: &ClaimedJob) -> JobEnd {
             ),
         };
     }
-    match crate::scheduler::schedules::run_one(instances, &schedule).await {
+    let owner = crate::sync::lease::new_owner(&job_owner_who(job.row.id, worker));
+    match crate::scheduler::schedules::run_one_as(instances, &schedule, &owner).await {
         Ok(ran) if ran.ok => JobEnd::Done {
             run: ran.run,
             outcome: serde_json::to_string(&ran).unwrap_or_else(|e| format!("{e}")),
@@ -384,7 +378,7 @@ async fn scheduled(instances: &Instances, job: &ClaimedJob) -> JobEnd {
 /// Sends the entity's queued records again (serve's minute retry).
 async fn retry(instances: &Instances, worker: &str, job: &ClaimedJob) -> JobEnd {
     let row = &job.row;
-    let owner = crate::sync::lease::new_owner("job");
+    let owner = crate::sync::lease::new_owner(&job_owner_who(row.id, worker));
     let who = format!("job {} on worker {worker}", row.id);
     let by = RunBy {
         owner: &owner,

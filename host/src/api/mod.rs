@@ -593,7 +593,7 @@ async fn submit_push(
         .store()
         .submit_job(&job)
         .map_err(|e| ApiError::new(store_status(&e), e.to_string()))?;
-    crate::fleet::job_submitted();
+    crate::store::job_store::job_submitted();
     let href = format!("/api/v1/jobs/{id}");
     Ok((
         StatusCode::ACCEPTED,

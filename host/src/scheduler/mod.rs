@@ -170,7 +170,7 @@ fn queue_scheduled(instances: &Instances, schedule: &crate::store::schedule_stor
     };
     match instances.store().submit_job(&job) {
         Ok(id) => {
-            crate::fleet::job_submitted();
+            crate::store::job_store::job_submitted();
             tracing::debug!(
                 instance = schedule.instance,
                 job = id,
@@ -245,7 +245,7 @@ pub fn queue_retries(instances: &Instances) -> Result<usize, crate::instances::I
         }
     }
     if queued > 0 {
-        crate::fleet::job_submitted();
+        crate::store::job_store::job_submitted();
         tracing::info!(queued, "the minute's retries queued");
     }
     Ok(queued)

@@ -344,11 +344,24 @@ pub async fn run_one(
     instances: &Instances,
     schedule: &ScheduleRow,
 ) -> Result<ScheduledRun, StoreError> {
+    run_one_as(
+        instances,
+        schedule,
+        &crate::sync::lease::new_owner("schedule"),
+    )
+    .await
+}
+
+/// As [`run_one`], under the run-lease owner `owner` (a job's, which ties the run to the job).
+pub async fn run_one_as(
+    instances: &Instances,
+    schedule: &ScheduleRow,
+    owner: &str,
+) -> Result<ScheduledRun, StoreError> {
     let (name, entity, job) = (&schedule.instance, schedule.entity, schedule.job);
     let who = format!("the schedule {entity}:{job}");
-    let owner = crate::sync::lease::new_owner("schedule");
     let by = RunBy {
-        owner: &owner,
+        owner,
         who: &who,
         trigger: crate::store::RunTrigger::Schedule,
         policy: WaitPolicy::Refuse,

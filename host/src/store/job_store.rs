@@ -13,8 +13,14 @@
 //!   started [`MAX_ATTEMPTS`] times: those fail.
 //! - [`JobStore::renew_jobs`] extends only the caller's own running jobs and says which it still
 //!   holds: a job missing from the answer was taken over, and its worker must stop it.
-//! - [`JobStore::finish_job`] writes only onto the caller's own running claim, so a worker that
-//!   lost a job cannot end it over the worker that took it.
+//! - [`JobStore::finish_job`] writes only onto the caller's own claim, so a worker that lost a
+//!   job cannot end it over the worker that took it.
+//! - A job's run ends the job in the run's own last transaction: a run started under
+//!   [`job_owner`] is tied to the job at its start (only while the caller still holds the job),
+//!   and `SyncStore::finish_run` marks the job done (or failed) in the transaction that records
+//!   the run's end, after the id map and cursors it wrote. A worker that dies between the run's
+//!   end and its own `finish_job` leaves a finished job, not one that runs again. A takeover
+//!   unties the old run, so only the new holder's run can end the job.
 //! - Times that decide a takeover (leases, due times, heartbeats) are the store's clock where it
 //!   has one (PostgreSQL's), so workers on several machines agree on them.
 
@@ -29,6 +35,33 @@ pub const JOB_LEASE_SECS: i64 = 30;
 /// Starts after which a job whose worker stopped heartbeating again is failed, not taken over:
 /// a job that takes down every worker that runs it must not take down the fleet.
 pub const MAX_ATTEMPTS: i64 = 5;
+
+/// The `WHO` part of the run-lease owner (`WHO@HOST:PID:NONCE`) for runs of job `job` held by
+/// `worker`: the store ties the first run started under it to the job, and ends the job with
+/// that run. The worker id is hex-encoded, so the owner keeps the shape the lease code reads.
+pub fn job_owner_who(job: i64, worker: &str) -> String {
+    format!("job{job}.{}", hex::encode(worker))
+}
+
+/// Jobs submitted in this process: wakes its own worker at once (other processes learn of them
+/// from the store's notifications, or at their next look).
+pub fn submitted_here() -> &'static tokio::sync::Notify {
+    static SUBMITTED: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    SUBMITTED.get_or_init(tokio::sync::Notify::new)
+}
+
+/// Says that a job was just submitted by this process.
+pub fn job_submitted() {
+    submitted_here().notify_one();
+}
+
+/// The job and worker a run-lease owner built on [`job_owner_who`] names.
+pub fn parse_job_owner(owner: &str) -> Option<(i64, String)> {
+    let (who, _) = owner.split_once('@')?;
+    let (job, hex) = who.strip_prefix("job")?.split_once('.')?;
+    let job = job.parse().ok()?;
+    Some((job, String::from_utf8(hex::decode(hex).ok()?).ok()?))
+}
 
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,7 +199,8 @@ pub trait JobStore: Send + Sync {
     /// The heartbeat: the worker's own row, and the leases of its running jobs, extended by
     /// `lease_secs`. Returns the ids of the jobs it still holds.
     fn renew_jobs(&self, worker: &str, lease_secs: i64) -> StoreResult<Vec<i64>>;
-    /// Ends the caller's own running job; false when it is no longer the caller's.
+    /// Ends the caller's own running job, or adds the caller's report to its job that its run
+    /// ended already; false when it is no longer the caller's.
     fn finish_job(&self, id: i64, worker: &str, end: &JobEnd) -> StoreResult<bool>;
     fn job(&self, id: i64) -> StoreResult<Option<JobRow>>;
     /// The newest `limit` jobs, of one instance or all, newest first.
@@ -183,5 +217,56 @@ pub trait JobStore: Send + Sync {
     /// workers then look every tick.
     fn job_wakeup(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         None
+    }
+}
+
+/// The state (and error) a job takes when its run ends with `status`.
+pub fn job_end_of(
+    status: super::RunStatus,
+    message: Option<&str>,
+) -> (&'static str, Option<String>) {
+    match status {
+        super::RunStatus::Failed | super::RunStatus::Interrupted => (
+            "failed",
+            Some(format!(
+                "its run {}: {}",
+                status.as_str(),
+                message.unwrap_or("no reason given")
+            )),
+        ),
+        super::RunStatus::Done | super::RunStatus::Stopped | super::RunStatus::Running => {
+            ("done", None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_owner_names_its_job_and_worker_and_keeps_the_lease_owner_shape() {
+        for worker in ["w1", "worker@host:12:ab#x", ""] {
+            let who = job_owner_who(42, worker);
+            assert!(
+                who.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'),
+                "no '@' or ':' that would break the owner's shape: {who}"
+            );
+            let owner = format!("{who}@host-1:77:0a1b");
+            assert_eq!(
+                parse_job_owner(&owner),
+                Some((42, worker.to_string())),
+                "{owner}"
+            );
+        }
+        for other in [
+            "serve@host:1:ff",
+            "job@host:1:ff",
+            "jobx.77@host:1:ff",
+            "job1.7@host:1:ff",
+            "job1.zz@h:1:f",
+        ] {
+            assert_eq!(parse_job_owner(other), None, "{other}");
+        }
     }
 }

@@ -5,16 +5,18 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use super::super::job_store::job_owner_who;
 use super::super::job_store::{
     JOB_LEASE_SECS, JobEnd, JobKind, JobState, JobStore, MAX_ATTEMPTS, NewJob,
 };
-use super::super::{InstanceStore, RunTrigger, StoreError};
+use super::super::{InstanceStore, RunKind, RunStatus, RunTrigger, StoreError, SyncStore};
 use super::instance;
 use crate::contract::manifest::Entity;
 
-/// The job part with the instances its jobs belong to (a job needs its instance).
-pub trait JobsAndInstances: JobStore + InstanceStore {}
-impl<T: JobStore + InstanceStore + ?Sized> JobsAndInstances for T {}
+/// The job part with the instances its jobs belong to (a job needs its instance) and the runs
+/// that end them.
+pub trait JobsAndInstances: JobStore + InstanceStore + SyncStore {}
+impl<T: JobStore + InstanceStore + SyncStore + ?Sized> JobsAndInstances for T {}
 
 type Open<'a> = &'a dyn Fn() -> Box<dyn JobsAndInstances>;
 
@@ -557,5 +559,102 @@ pub fn a_queued_job_is_found_by_kind_instance_and_entity_until_it_runs(open: Ope
         found(JobKind::Retry, Entity::Contact),
         Some(second),
         "a running job is not queued"
+    );
+}
+
+/// A run-lease owner of `job` held by `worker`, as a worker makes one.
+fn job_owner(job: i64, worker: &str) -> String {
+    format!("{}@host-1:7:00ff", job_owner_who(job, worker))
+}
+
+pub fn a_job_ends_with_its_run_and_a_taken_over_job_only_with_the_new_holders_run(open: Open) {
+    let (store, other) = (open(), open());
+    store.create_instance(&instance("acme")).unwrap();
+    let start = |s: &dyn JobsAndInstances, owner: &str| {
+        s.start_run(
+            "acme",
+            RunKind::Push,
+            RunTrigger::Api,
+            Some(Entity::Account),
+            false,
+            Some(owner),
+        )
+        .unwrap()
+    };
+    let job = submit(&*store, "acme", Entity::Account);
+    assert_eq!(claim(&*store, "w1"), Some(job));
+    // A run whose owner names the job but another worker is not tied to it.
+    let stranger = start(&*other, &job_owner(job, "w3"));
+    let run = start(&*store, &job_owner(job, "w1"));
+    let second = start(&*store, &job_owner(job, "w1"));
+    let row = other.job(job).unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.run),
+        (JobState::Running, Some(run)),
+        "the first run of its holder"
+    );
+    other
+        .finish_run(stranger, RunStatus::Done, None, 0)
+        .unwrap();
+    other.finish_run(second, RunStatus::Done, None, 0).unwrap();
+    assert_eq!(store.job(job).unwrap().unwrap().state, JobState::Running);
+
+    // The run's end is the job's: done, even if its worker never says so.
+    other.finish_run(run, RunStatus::Done, None, 0).unwrap();
+    let ended = store.job(job).unwrap().unwrap();
+    assert_eq!(
+        (ended.state, ended.run, ended.outcome.as_deref()),
+        (JobState::Done, Some(run), None)
+    );
+    assert!(ended.finished_at.is_some());
+    // Its worker adds the report once; nothing else can.
+    let report = JobEnd::Done {
+        run: Some(run),
+        outcome: "{\"created\":1}".into(),
+    };
+    assert!(
+        !store.finish_job(job, "w2", &report).unwrap(),
+        "not its worker"
+    );
+    assert!(store.finish_job(job, "w1", &report).unwrap());
+    assert!(!store.finish_job(job, "w1", &report).unwrap(), "once");
+    assert_eq!(
+        store.job(job).unwrap().unwrap().outcome.as_deref(),
+        Some("{\"created\":1}")
+    );
+
+    // Taken over: the old holder's run no longer ends it; the new holder's failed run fails it.
+    let job = submit(&*store, "acme", Entity::Contact);
+    assert_eq!(
+        store.claim_job("w1", 0).unwrap().map(|c| c.row.id),
+        Some(job)
+    );
+    let old = start(&*store, &job_owner(job, "w1"));
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(claim(&*other, "w2"), Some(job));
+    assert_eq!(
+        store.job(job).unwrap().unwrap().run,
+        None,
+        "untied at the takeover"
+    );
+    store.finish_run(old, RunStatus::Done, None, 0).unwrap();
+    assert_eq!(store.job(job).unwrap().unwrap().state, JobState::Running);
+    let new = start(&*other, &job_owner(job, "w2"));
+    other
+        .finish_run(new, RunStatus::Failed, Some("the connector trapped"), 0)
+        .unwrap();
+    let failed = store.job(job).unwrap().unwrap();
+    assert_eq!((failed.state, failed.run), (JobState::Failed, Some(new)));
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("its run failed: the connector trapped")
+    );
+    let late = JobEnd::Done {
+        run: Some(old),
+        outcome: "{}".into(),
+    };
+    assert!(
+        !store.finish_job(job, "w1", &late).unwrap(),
+        "the old holder cannot end it"
     );
 }

@@ -44,7 +44,7 @@ fn job_row(row: &tokio_postgres::Row) -> StoreResult<JobRow> {
     })
 }
 
-async fn notify_jobs(client: &impl GenericClient, instance: &str) -> StoreResult<()> {
+pub(super) async fn notify_jobs(client: &impl GenericClient, instance: &str) -> StoreResult<()> {
     client
         .execute("SELECT pg_notify($1, $2)", &[&JOBS_CHANNEL, &instance])
         .await
@@ -91,7 +91,7 @@ async fn try_claim(
     transaction
         .execute(
             &format!(
-                "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = {NOW_MS},
+                "UPDATE jobs SET state = 'queued', lease_until = NULL, run = NULL, run_at = {NOW_MS},
                      error = 'its worker ' || worker || ' stopped heartbeating; taken over'
                  WHERE state = 'running' AND lease_until < {NOW_MS}"
             ),
@@ -257,7 +257,9 @@ impl JobStore for PgStore {
                         .query_opt(
                             "UPDATE jobs SET state = 'done', run = $3, outcome = $4, error = NULL,
                              finished_at = $5, lease_until = NULL
-                         WHERE id = $1 AND worker = $2 AND state = 'running' RETURNING instance",
+                         WHERE id = $1 AND worker = $2 AND (state = 'running'
+                               OR (state IN ('done', 'failed') AND run IS NOT DISTINCT FROM $3 AND outcome IS NULL))
+                         RETURNING instance",
                             &[&id, &worker, run, outcome, &now],
                         )
                         .await
@@ -266,7 +268,9 @@ impl JobStore for PgStore {
                     .query_opt(
                         "UPDATE jobs SET state = 'failed', run = $3, error = $4, finished_at = $5,
                              lease_until = NULL
-                         WHERE id = $1 AND worker = $2 AND state = 'running' RETURNING instance",
+                         WHERE id = $1 AND worker = $2 AND (state = 'running'
+                               OR (state IN ('done', 'failed') AND run IS NOT DISTINCT FROM $3 AND outcome IS NULL))
+                         RETURNING instance",
                         &[&id, &worker, run, error, &now],
                     )
                     .await,
@@ -357,7 +361,7 @@ impl JobStore for PgStore {
             let requeued = transaction
                 .query(
                     &format!(
-                        "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = {NOW_MS},
+                        "UPDATE jobs SET state = 'queued', lease_until = NULL, run = NULL, run_at = {NOW_MS},
                              error = 'its worker stopped; queued again'
                          WHERE worker = $1 AND state = 'running' RETURNING instance"
                     ),

@@ -74,3 +74,11 @@ fn a_queued_job_is_found_by_kind_instance_and_entity_until_it_runs() {
         Box::new(PgStore::open(&scratch.url).unwrap())
     });
 }
+
+#[test]
+fn a_job_ends_with_its_run_and_a_taken_over_job_only_with_the_new_holders_run() {
+    let scratch = ScratchDb::create();
+    behaviour::a_job_ends_with_its_run_and_a_taken_over_job_only_with_the_new_holders_run(&|| {
+        Box::new(PgStore::open(&scratch.url).unwrap())
+    });
+}

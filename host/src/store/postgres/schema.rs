@@ -152,6 +152,13 @@ CREATE TABLE connector_components (
   content_hash text PRIMARY KEY, bytes bytea NOT NULL, size bigint NOT NULL, stored_at text NOT NULL);
 "#,
     ),
+    (
+        4,
+        "a job's run ends the job",
+        r#"
+CREATE INDEX jobs_by_run ON jobs (run) WHERE state = 'running';
+"#,
+    ),
 ];
 
 /// The schema version this host knows.

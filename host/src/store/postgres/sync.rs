@@ -820,7 +820,8 @@ impl SyncStore for PgStore {
         owner: Option<&str>,
     ) -> StoreResult<i64> {
         self.run(async |client| {
-            let started = client
+            let transaction = client.transaction().await.map_err(db)?;
+            let started = transaction
                 .query_one(
                     "INSERT INTO runs (instance, kind, entity, dry_run, started_at, status, owner, trigger)
                      VALUES ($1, $2, $3, $4, $5, 'running', $6, $7) RETURNING id",
@@ -835,16 +836,28 @@ impl SyncStore for PgStore {
                     ],
                 )
                 .await;
-            match started {
-                Ok(row) => Ok(row.get(0)),
+            let run: i64 = match started {
+                Ok(row) => row.get(0),
                 Err(e)
                     if e.code()
                         == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) =>
                 {
-                    Err(StoreError::NoInstance(instance.to_string()))
+                    return Err(StoreError::NoInstance(instance.to_string()));
                 }
-                Err(e) => Err(db(e)),
+                Err(e) => return Err(db(e)),
+            };
+            if let Some((job, worker)) = owner.and_then(crate::store::job_store::parse_job_owner) {
+                transaction
+                    .execute(
+                        "UPDATE jobs SET run = $3
+                         WHERE id = $1 AND worker = $2 AND state = 'running' AND run IS NULL",
+                        &[&job, &worker, &run],
+                    )
+                    .await
+                    .map_err(db)?;
             }
+            transaction.commit().await.map_err(db)?;
+            Ok(run)
         })
     }
 
@@ -856,13 +869,29 @@ impl SyncStore for PgStore {
         pulled: i64,
     ) -> StoreResult<()> {
         self.run(async |client| {
-            client
+            let transaction = client.transaction().await.map_err(db)?;
+            let now = crate::time::now_rfc3339();
+            transaction
                 .execute(
                     "UPDATE runs SET status = $2, message = $3, finished_at = $4, pulled = $5 WHERE id = $1",
-                    &[&run, &status.as_str(), &message, &crate::time::now_rfc3339(), &pulled],
+                    &[&run, &status.as_str(), &message, &now, &pulled],
                 )
                 .await
                 .map_err(db)?;
+            let (state, error) = crate::store::job_store::job_end_of(status, message);
+            let ended = transaction
+                .query_opt(
+                    "UPDATE jobs SET state = $2, error = $3, finished_at = $4, lease_until = NULL
+                     WHERE run = $1 AND state = 'running' RETURNING instance",
+                    &[&run, &state, &error, &now],
+                )
+                .await
+                .map_err(db)?;
+            if let Some(row) = ended {
+                // Its entity is free: a queued job of it may start now.
+                super::jobs::notify_jobs(&transaction, row.get::<_, &str>(0)).await?;
+            }
+            transaction.commit().await.map_err(db)?;
             Ok(())
         })
     }

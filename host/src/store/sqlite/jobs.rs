@@ -95,7 +95,7 @@ impl JobStore for SqliteStore {
         )
         .map_err(db)?;
         tx.execute(
-            "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = ?1,
+            "UPDATE jobs SET state = 'queued', lease_until = NULL, run = NULL, run_at = ?1,
                  error = 'its worker ' || worker || ' stopped heartbeating; taken over'
              WHERE state = 'running' AND lease_until < ?1",
             [now],
@@ -199,19 +199,20 @@ impl JobStore for SqliteStore {
     fn finish_job(&self, id: i64, worker: &str, end: &JobEnd) -> StoreResult<bool> {
         let connection = self.lock();
         let now = unix_millis();
-        // One statement each, whose WHERE is the caller's own running claim: a worker that lost
-        // the job (taken over, or its worker stopped) writes nothing.
+        // One statement each, whose WHERE is the caller's own claim: a worker that lost the job
+        // (taken over, or its worker stopped) writes nothing. A job its run ended already (in
+        // `finish_run`) takes the report of the worker that ran it, once.
         let changed = match end {
             JobEnd::Done { run, outcome } => connection.execute(
                 "UPDATE jobs SET state = 'done', run = ?3, outcome = ?4, error = NULL,
                      finished_at = ?5, lease_until = NULL
-                 WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+                 WHERE id = ?1 AND worker = ?2 AND (state = 'running' OR (state IN ('done', 'failed') AND run IS ?3 AND outcome IS NULL))",
                 params![id, worker, run, outcome, crate::time::now_rfc3339()],
             ),
             JobEnd::Failed { run, error } => connection.execute(
                 "UPDATE jobs SET state = 'failed', run = ?3, error = ?4, finished_at = ?5,
                      lease_until = NULL
-                 WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+                 WHERE id = ?1 AND worker = ?2 AND (state = 'running' OR (state IN ('done', 'failed') AND run IS ?3 AND outcome IS NULL))",
                 params![id, worker, run, error, crate::time::now_rfc3339()],
             ),
             // Not started after all: the attempt the claim counted is taken back.
@@ -287,7 +288,7 @@ impl JobStore for SqliteStore {
         // Due at once: a clean shutdown need not wait for the lease to lapse. The attempt stays
         // counted (the job did start), and `worker` still names who ran it last.
         tx.execute(
-            "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = ?2,
+            "UPDATE jobs SET state = 'queued', lease_until = NULL, run = NULL, run_at = ?2,
                  error = 'its worker stopped; queued again'
              WHERE worker = ?1 AND state = 'running'",
             params![id, unix_millis()],
@@ -419,6 +420,14 @@ mod tests {
         behaviour::a_queued_job_is_found_by_kind_instance_and_entity_until_it_runs(&|| {
             Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
         });
+    }
+
+    #[test]
+    fn a_job_ends_with_its_run_and_a_taken_over_job_only_with_the_new_holders_run() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::a_job_ends_with_its_run_and_a_taken_over_job_only_with_the_new_holders_run(
+            &|| Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap()),
+        );
     }
 
     #[test]

@@ -372,6 +372,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         CREATE INDEX jobs_by_instance ON jobs (instance, id);
         CREATE INDEX jobs_by_worker ON jobs (worker) WHERE state = 'running';",
     ),
+    (
+        16,
+        "a job's run ends the job",
+        "CREATE INDEX jobs_by_run ON jobs (run) WHERE state = 'running';",
+    ),
 ];
 
 fn unix_now() -> i64 {

@@ -501,15 +501,25 @@ impl SyncStore for SqliteStore {
         dry_run: bool,
         owner: Option<&str>,
     ) -> StoreResult<i64> {
-        let connection = self.lock();
-        Self::require_instance(&connection, instance)?;
-        connection
-            .execute(
-                "INSERT INTO runs (instance, kind, entity, dry_run, started_at, status, owner, trigger) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
-                params![instance, kind.as_str(), entity.map(|e| name_of(&e)), dry_run, crate::time::now_rfc3339(), owner, trigger.as_str()],
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        Self::require_instance(&tx, instance)?;
+        tx.execute(
+            "INSERT INTO runs (instance, kind, entity, dry_run, started_at, status, owner, trigger) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
+            params![instance, kind.as_str(), entity.map(|e| name_of(&e)), dry_run, crate::time::now_rfc3339(), owner, trigger.as_str()],
+        )
+        .map_err(db)?;
+        let run = tx.last_insert_rowid();
+        if let Some((job, worker)) = owner.and_then(crate::store::job_store::parse_job_owner) {
+            tx.execute(
+                "UPDATE jobs SET run = ?3
+                 WHERE id = ?1 AND worker = ?2 AND state = 'running' AND run IS NULL",
+                params![job, worker, run],
             )
             .map_err(db)?;
-        Ok(connection.last_insert_rowid())
+        }
+        tx.commit().map_err(db)?;
+        Ok(run)
     }
 
     fn finish_run(
@@ -519,12 +529,22 @@ impl SyncStore for SqliteStore {
         message: Option<&str>,
         pulled: i64,
     ) -> StoreResult<()> {
-        self.lock()
-            .execute(
-                "UPDATE runs SET status = ?2, message = ?3, finished_at = ?4, pulled = ?5 WHERE id = ?1",
-                params![run, status.as_str(), message, crate::time::now_rfc3339(), pulled],
-            )
-            .map_err(db)?;
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        let now = crate::time::now_rfc3339();
+        tx.execute(
+            "UPDATE runs SET status = ?2, message = ?3, finished_at = ?4, pulled = ?5 WHERE id = ?1",
+            params![run, status.as_str(), message, now, pulled],
+        )
+        .map_err(db)?;
+        let (state, error) = crate::store::job_store::job_end_of(status, message);
+        tx.execute(
+            "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4, lease_until = NULL
+             WHERE run = ?1 AND state = 'running'",
+            params![run, state, error, now],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
         Ok(())
     }
 
