@@ -25,6 +25,7 @@ mod schema;
 #[doc(hidden)]
 pub mod scratch;
 mod sync;
+pub mod tls;
 mod tokens;
 
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct PgStore {
     shown: String,
     /// How to connect, for the listening connection (outside the pool: it stays open).
     config: tokio_postgres::Config,
+    /// TLS as the URL's `sslmode` and `sslrootcert` ask.
+    tls: tls::RustlsConnect,
     /// Woken by notifications, once something asked for them.
     wakeup: std::sync::OnceLock<Wakeups>,
 }
@@ -110,6 +113,29 @@ fn open_error(shown: &str, reason: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// An error with the errors that caused it (a refused handshake says why only in its cause).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut said = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !said.contains(&text) {
+            said = format!("{said}: {text}");
+        }
+        cause = inner.source();
+    }
+    said
+}
+
+/// What to do about a refused server certificate.
+fn tls_hint(error: &str) -> &'static str {
+    if error.contains("certificate") {
+        " (the server's certificate was not trusted: name its CA with sslrootcert=PATH in the URL, or use sslmode=verify-ca when the host name differs)"
+    } else {
+        ""
+    }
+}
+
 /// A driver error in the store's words; a broken unique constraint is a conflict.
 pub(crate) fn db(error: tokio_postgres::Error) -> StoreError {
     StoreError::Database(match error.as_db_error() {
@@ -137,7 +163,9 @@ impl PgStore {
     /// brings its schema up to date; refuses a database a newer host wrote.
     pub fn open(url: &str) -> StoreResult<PgStore> {
         let shown = redact(url);
-        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let (driver_url, tls) = tls::split_url(url).map_err(|e| open_error(&shown, e))?;
+        let tls = tls::connector(&tls).map_err(|e| open_error(&shown, e))?;
+        let config: tokio_postgres::Config = driver_url.parse().map_err(|e| {
             open_error(
                 &shown,
                 format!("{e}; write it as postgres://USER@HOST:PORT/DATABASE"),
@@ -171,7 +199,7 @@ impl PgStore {
             .map_err(|e| open_error(&shown, e))?;
         let manager = deadpool_postgres::Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            tls.clone(),
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
             },
@@ -192,6 +220,7 @@ impl PgStore {
             stop: Some(stop),
             shown,
             config,
+            tls,
             wakeup: std::sync::OnceLock::new(),
         };
         store
@@ -215,7 +244,12 @@ impl PgStore {
         let _entered = self.runtime.enter();
         futures_executor::block_on(tokio::task::unconstrained(async {
             let mut client = self.pool.get().await.map_err(|e| {
-                StoreError::Database(format!("no connection to {}: {e}", self.shown))
+                let said = with_causes(&e);
+                StoreError::Database(format!(
+                    "no connection to {}: {said}{}",
+                    self.shown,
+                    tls_hint(&said)
+                ))
             })?;
             operation(&mut client).await
         }))
@@ -234,6 +268,7 @@ impl PgStore {
                 };
                 self.runtime.spawn(listen(
                     self.config.clone(),
+                    self.tls.clone(),
                     woken.clone(),
                     self.shown.clone(),
                 ));
@@ -245,9 +280,14 @@ impl PgStore {
 
 /// Forwards notifications to `woken` for as long as the store lives. After a reconnect it wakes
 /// everything once, for what it may have missed.
-async fn listen(config: tokio_postgres::Config, woken: Wakeups, shown: String) {
+async fn listen(
+    config: tokio_postgres::Config,
+    tls: tls::RustlsConnect,
+    woken: Wakeups,
+    shown: String,
+) {
     loop {
-        match config.connect(tokio_postgres::NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let forward = woken.clone();
                 let pump = tokio::spawn(async move {
