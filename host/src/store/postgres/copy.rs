@@ -4,9 +4,11 @@
 //! The copy is one PostgreSQL transaction over one SQLite read snapshot: it lands whole or not at
 //! all, and a process writing the SQLite file meanwhile changes nothing in it. Tables are copied in
 //! the order their foreign keys need, each column converted to the PostgreSQL column's type; the
-//! identity sequences then continue after the copied ids. Before committing, every table is read
-//! back from PostgreSQL and compared with the snapshot row by row (as a sorted list of row
-//! digests, so the two databases' sort orders do not matter), and lookup rows keep their order.
+//! identity sequences then continue after the copied ids. Rows stream through a chunk at a time,
+//! so a store of any size copies in constant memory. Before committing, every table is read
+//! back from PostgreSQL through a cursor and compared with what was sent: the row count and the
+//! sum of the rows' SHA-256 digests (a multiset digest, so the two databases' row orders do not
+//! matter); and lookup rows keep their order.
 //! Secret values are copied sealed: the key stays in the data folder, and every worker needs it.
 //! Leases are not copied (they belong to processes on the old store, which must be stopped; a live
 //! one refuses the copy).
@@ -173,18 +175,27 @@ impl Cell {
     }
 }
 
-/// The sorted digests of `rows`: equal for two tables holding the same rows in any order.
-fn digests(rows: &[Vec<Cell>]) -> Vec<[u8; 32]> {
-    let mut digests: Vec<[u8; 32]> = rows
-        .iter()
-        .map(|row| {
-            let mut bytes = Vec::new();
-            row.iter().for_each(|cell| cell.render(&mut bytes));
-            Sha256::digest(&bytes).into()
-        })
-        .collect();
-    digests.sort_unstable();
-    digests
+/// A table's rows as a multiset: how many, and the sum (per 64-bit lane, wrapping) of each row's
+/// SHA-256. Equal for two tables holding the same rows in any order, in constant memory however
+/// large the table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RowsDigest {
+    rows: usize,
+    sum: [u64; 4],
+}
+
+impl RowsDigest {
+    fn add(&mut self, row: &[Cell]) {
+        let mut bytes = Vec::new();
+        row.iter().for_each(|cell| cell.render(&mut bytes));
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        for (lane, chunk) in self.sum.iter_mut().zip(digest.chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            *lane = lane.wrapping_add(u64::from_le_bytes(word));
+        }
+        self.rows += 1;
+    }
 }
 
 fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -211,32 +222,29 @@ fn sqlite_columns(
     Ok(columns)
 }
 
-/// Reads a SQLite store into memory as PostgreSQL-typed rows, from one read snapshot.
-struct Snapshot {
-    tables: Vec<SnapshotTable>,
+/// The SQLite store being copied: one read transaction (so every table is read from the same
+/// snapshot), checked, with each table's columns mapped to PostgreSQL's.
+struct Source<'p> {
+    connection: rusqlite::Connection,
+    path: &'p Path,
+    tables: Vec<(&'static str, Vec<(String, PgType)>)>,
 }
 
-/// One table of a [`Snapshot`]: the columns both stores have, and the rows in rowid order.
-struct SnapshotTable {
-    table: &'static str,
-    columns: Vec<(String, PgType)>,
-    rows: Vec<Vec<Cell>>,
-}
-
-impl Snapshot {
-    fn read(
-        path: &Path,
+impl<'p> Source<'p> {
+    fn open(
+        path: &'p Path,
         pg_columns: &BTreeMap<&'static str, Vec<(String, PgType)>>,
-    ) -> StoreResult<Snapshot> {
+    ) -> StoreResult<Source<'p>> {
         // Brings an older file up to this host's schema first (and refuses a newer or damaged one).
         drop(super::super::sqlite::SqliteStore::open(path)?);
-        let mut connection =
+        let connection =
             rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .map_err(sqlite_error(path))?;
-        let snapshot = connection
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
+        // Held until the source is dropped: every read below sees one snapshot.
+        connection
+            .execute_batch("BEGIN DEFERRED")
             .map_err(sqlite_error(path))?;
-        let present: Vec<String> = snapshot
+        let present: Vec<String> = connection
             .prepare(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
             )
@@ -253,7 +261,7 @@ impl Snapshot {
         }
         // SQLite's leases are timed by the process clock, as its store times them.
         let now_ms = super::super::sqlite::unix_millis();
-        let live: Option<(String, String, String)> = snapshot
+        let live: Option<(String, String, String)> = connection
             .query_row(
                 "SELECT instance, scope, purpose FROM leases WHERE expires_at >= ?1 LIMIT 1",
                 [now_ms],
@@ -273,7 +281,7 @@ impl Snapshot {
         }
         let mut tables = Vec::new();
         for table in TABLES {
-            let from = sqlite_columns(&snapshot, path, table)?;
+            let from = sqlite_columns(&connection, path, table)?;
             let to = &pg_columns[table];
             let mut columns = Vec::new();
             for column in &from {
@@ -285,33 +293,76 @@ impl Snapshot {
                 };
                 columns.push((column.clone(), *kind));
             }
-            let list = columns
-                .iter()
-                .map(|(c, _)| format!("\"{c}\""))
-                .collect::<Vec<_>>()
-                .join(", ");
-            // Rowid order: lookup rows keep the order they were added in.
-            let mut statement = snapshot
-                .prepare(&format!("SELECT {list} FROM {table} ORDER BY rowid"))
-                .map_err(sqlite_error(path))?;
-            let mut rows = Vec::new();
-            let mut read = statement.query([]).map_err(sqlite_error(path))?;
-            while let Some(row) = read.next().map_err(sqlite_error(path))? {
+            tables.push((*table, columns));
+        }
+        Ok(Source {
+            connection,
+            path,
+            tables,
+        })
+    }
+
+    /// Copies `table` into `client` a chunk of rows at a time, in rowid order (lookup rows keep
+    /// the order they were added in); the digest of what it sent.
+    async fn copy_table(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        table: &str,
+        columns: &[(String, PgType)],
+    ) -> StoreResult<RowsDigest> {
+        let path = self.path;
+        let mut statement = self
+            .connection
+            .prepare(&format!(
+                "SELECT {} FROM {table} ORDER BY rowid",
+                column_list(columns)
+            ))
+            .map_err(sqlite_error(path))?;
+        let mut read = statement.query([]).map_err(sqlite_error(path))?;
+        let mut digest = RowsDigest::default();
+        let mut chunk = Vec::with_capacity(ROWS_PER_INSERT);
+        loop {
+            let row = read.next().map_err(sqlite_error(path))?;
+            if let Some(row) = row {
                 let mut cells = Vec::with_capacity(columns.len());
                 for (index, (column, kind)) in columns.iter().enumerate() {
                     let value: SqliteValue = row.get(index).map_err(sqlite_error(path))?;
                     cells.push(Cell::from_sqlite(value, *kind, table, column)?);
                 }
-                rows.push(cells);
+                digest.add(&cells);
+                chunk.push(cells);
             }
-            tables.push(SnapshotTable {
-                table,
-                columns,
-                rows,
-            });
+            if chunk.len() == ROWS_PER_INSERT || (row.is_none() && !chunk.is_empty()) {
+                insert_rows(client, table, columns, &chunk).await?;
+                chunk.clear();
+            }
+            if row.is_none() {
+                return Ok(digest);
+            }
         }
-        Ok(Snapshot { tables })
     }
+
+    /// The lookup rows as (instance, lookup, BSS value), in the order they were added.
+    fn lookups_in_order(&self) -> StoreResult<Vec<(String, String, String)>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT instance, lookup, bss_value FROM instance_lookups ORDER BY rowid")
+            .map_err(sqlite_error(self.path))?;
+        let rows = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(sqlite_error(self.path))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sqlite_error(self.path))?;
+        Ok(rows)
+    }
+}
+
+fn column_list(columns: &[(String, PgType)]) -> String {
+    columns
+        .iter()
+        .map(|(c, _)| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The columns of each table in PostgreSQL with their types (generated columns left out).
@@ -348,7 +399,7 @@ impl PgStore {
     /// tokens or connector versions yet; verifies the copy before committing it.
     pub fn copy_from_sqlite(&self, sqlite: &Path) -> StoreResult<Vec<CopiedTable>> {
         let pg_columns = self.run(async |client| postgres_columns(&*client).await)?;
-        let snapshot = Snapshot::read(sqlite, &pg_columns)?;
+        let source = Source::open(sqlite, &pg_columns)?;
         self.run(async |client| {
             let transaction = client.transaction().await.map_err(db)?;
             // Workers starting on the database meanwhile wait rather than see half a copy.
@@ -375,28 +426,21 @@ impl PgStore {
                 )));
             }
             let mut copied = Vec::new();
-            for SnapshotTable {
-                table,
-                columns,
-                rows,
-            } in &snapshot.tables
-            {
-                insert_rows(&transaction, table, columns, rows).await?;
-                let back = read_back(&transaction, table, columns).await?;
-                if back.len() != rows.len() || digests(&back) != digests(rows) {
+            for (table, columns) in &source.tables {
+                let sent = source.copy_table(&transaction, table, columns).await?;
+                let back = digest_back(&transaction, table, columns).await?;
+                if back != sent {
                     return Err(StoreError::Database(format!(
                         "{table} read back from {} differs from the SQLite file ({} rows written, {} read); nothing was copied",
-                        self.shown,
-                        rows.len(),
-                        back.len()
+                        self.shown, sent.rows, back.rows
                     )));
                 }
                 copied.push(CopiedTable {
                     table,
-                    rows: rows.len(),
+                    rows: sent.rows,
                 });
             }
-            check_lookup_order(&transaction, &snapshot).await?;
+            check_lookup_order(&transaction, source.lookups_in_order()?).await?;
             for (table, column) in IDENTITIES {
                 transaction
                     .execute(
@@ -421,11 +465,7 @@ async fn insert_rows(
     columns: &[(String, PgType)],
     rows: &[Vec<Cell>],
 ) -> StoreResult<()> {
-    let list = columns
-        .iter()
-        .map(|(c, _)| format!("\"{c}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = column_list(columns);
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let values = (0..chunk.len())
             .map(|r| {
@@ -450,60 +490,46 @@ async fn insert_rows(
     Ok(())
 }
 
-async fn read_back(
+/// The digest of `table` as PostgreSQL has it, read through a cursor a chunk at a time.
+async fn digest_back(
     client: &impl deadpool_postgres::GenericClient,
     table: &str,
     columns: &[(String, PgType)],
-) -> StoreResult<Vec<Vec<Cell>>> {
-    let list = columns
-        .iter()
-        .map(|(c, _)| format!("\"{c}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let rows = client
-        .query(&format!("SELECT {list} FROM {table}"), &[])
+) -> StoreResult<RowsDigest> {
+    client
+        .batch_execute(&format!(
+            "DECLARE read_back NO SCROLL CURSOR FOR SELECT {} FROM {table}",
+            column_list(columns)
+        ))
         .await
         .map_err(db)?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            columns
+    let mut digest = RowsDigest::default();
+    loop {
+        let rows = client
+            .query(&format!("FETCH {ROWS_PER_INSERT} FROM read_back"), &[])
+            .await
+            .map_err(db)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let cells: Vec<Cell> = columns
                 .iter()
                 .enumerate()
                 .map(|(index, (_, kind))| Cell::from_postgres(row, index, *kind))
-                .collect()
-        })
-        .collect())
+                .collect();
+            digest.add(&cells);
+        }
+    }
+    client.batch_execute("CLOSE read_back").await.map_err(db)?;
+    Ok(digest)
 }
 
 /// Lookup rows read in the order they were added (SQLite's rowid, PostgreSQL's `pos`).
 async fn check_lookup_order(
     client: &impl deadpool_postgres::GenericClient,
-    snapshot: &Snapshot,
+    mut expected: Vec<(String, String, String)>,
 ) -> StoreResult<()> {
-    let Some(SnapshotTable { columns, rows, .. }) = snapshot
-        .tables
-        .iter()
-        .find(|t| t.table == "instance_lookups")
-    else {
-        return Ok(());
-    };
-    let position = |name: &str| columns.iter().position(|(c, _)| c == name);
-    let (Some(instance), Some(lookup), Some(value)) = (
-        position("instance"),
-        position("lookup"),
-        position("bss_value"),
-    ) else {
-        return Ok(());
-    };
-    let key = |row: &Vec<Cell>, index: usize| match &row[index] {
-        Cell::Text(Some(t)) => t.clone(),
-        _ => String::new(),
-    };
-    let mut expected: Vec<(String, String, String)> = rows
-        .iter()
-        .map(|r| (key(r, instance), key(r, lookup), key(r, value)))
-        .collect();
     // Stable: within one lookup, rowid order stays.
     expected.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     let found: Vec<(String, String, String)> = client
@@ -522,4 +548,110 @@ async fn check_lookup_order(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::postgres::scratch::ScratchDb;
+    use crate::store::{InstanceRow, InstanceStore};
+
+    /// A SQLite store with one instance and `links` id map rows (several insert chunks).
+    fn sqlite_store(dir: &Path, links: usize) -> std::path::PathBuf {
+        let path = dir.join("bss.db");
+        let store = crate::store::sqlite::SqliteStore::open(&path).unwrap();
+        store
+            .create_instance(&InstanceRow {
+                name: "acme".into(),
+                connector: "connectwise".into(),
+                version_req: None,
+                installation: "Main".into(),
+                enabled: true,
+                created_at: "2026-01-01T00:00:00Z".into(),
+            })
+            .unwrap();
+        drop(store);
+        let mut connection = rusqlite::Connection::open(&path).unwrap();
+        let tx = connection.transaction().unwrap();
+        for i in 0..links {
+            tx.execute(
+                "INSERT INTO id_map (instance, entity, bss_id, remote_id, pending, updated_at)
+                 VALUES ('acme', 'account', ?1, ?2, 0, '2026-01-01T00:00:00Z')",
+                rusqlite::params![
+                    format!("A{i}"),
+                    (i % 7 != 0).then(|| format!("{}", 1000 + i))
+                ],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        path
+    }
+
+    #[test]
+    fn a_store_larger_than_a_chunk_is_copied_whole_and_compared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sqlite_store(dir.path(), 3 * ROWS_PER_INSERT + 17);
+        let scratch = ScratchDb::create();
+        let target = PgStore::open(&scratch.url).unwrap();
+        let copied = target.copy_from_sqlite(&path).unwrap();
+        let rows = |table: &str| copied.iter().find(|c| c.table == table).unwrap().rows;
+        assert_eq!(rows("id_map"), 3 * ROWS_PER_INSERT + 17);
+        assert_eq!(rows("instances"), 1);
+        let (count, unlinked): (i64, i64) = target
+            .run(async |client| {
+                let row = client
+                    .query_one(
+                        "SELECT count(*), count(*) FILTER (WHERE remote_id IS NULL) FROM id_map",
+                        &[],
+                    )
+                    .await
+                    .map_err(db)?;
+                Ok((row.get(0), row.get(1)))
+            })
+            .unwrap();
+        assert_eq!(count as usize, 3 * ROWS_PER_INSERT + 17);
+        assert_eq!(unlinked as usize, (3 * ROWS_PER_INSERT + 17).div_ceil(7));
+    }
+
+    /// The read-back comparison is what stands between a faulty copy and a committed one: a
+    /// trigger that alters one row on its way in makes the copy fail, and nothing stays.
+    #[test]
+    fn a_row_that_arrives_changed_fails_the_copy_and_nothing_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sqlite_store(dir.path(), 1200);
+        let scratch = ScratchDb::create();
+        let target = PgStore::open(&scratch.url).unwrap();
+        target
+            .run(async |client| {
+                client
+                    .batch_execute(
+                        "CREATE FUNCTION garble() RETURNS trigger AS $$
+                         BEGIN
+                           IF NEW.bss_id = 'A777' THEN NEW.remote_id := 'somewhere else'; END IF;
+                           RETURN NEW;
+                         END $$ LANGUAGE plpgsql;
+                         CREATE TRIGGER garble BEFORE INSERT ON id_map
+                           FOR EACH ROW EXECUTE FUNCTION garble();",
+                    )
+                    .await
+                    .map_err(db)
+            })
+            .unwrap();
+        let refused = target.copy_from_sqlite(&path).unwrap_err().to_string();
+        assert!(
+            refused.contains("id_map read back") && refused.contains("nothing was copied"),
+            "{refused}"
+        );
+        let instances: i64 = target
+            .run(async |client| {
+                Ok(client
+                    .query_one("SELECT count(*) FROM instances", &[])
+                    .await
+                    .map_err(db)?
+                    .get(0))
+            })
+            .unwrap();
+        assert_eq!(instances, 0, "the copy was rolled back");
+    }
 }
