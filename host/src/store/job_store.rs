@@ -10,7 +10,8 @@
 //!   on the running ones is the hard guarantee). Jobs of one instance and entity start in the
 //!   order they were submitted, so a newer push of a record never lands before an older one.
 //!   Jobs whose lease lapsed are queued again first, keeping their place, unless they were
-//!   started [`MAX_ATTEMPTS`] times: those fail.
+//!   started [`MAX_ATTEMPTS`] times: those fail. A job of a kind this build does not know (a
+//!   newer host queued it while the fleet is being upgraded) is left for a worker that does.
 //! - [`JobStore::renew_jobs`] extends only the caller's own running jobs and says which it still
 //!   holds: a job missing from the answer was taken over, and its worker must stop it.
 //! - [`JobStore::finish_job`] writes only onto the caller's own claim, so a worker that lost a

@@ -106,6 +106,9 @@ async fn try_claim(
                  WHERE id = (
                      SELECT q.id FROM jobs q
                      WHERE q.state = 'queued' AND q.run_at <= {NOW_MS}
+                       -- Kinds a newer host queued wait for a worker that knows them (a fleet
+                       -- being upgraded), holding back only the later jobs of their entity.
+                       AND q.kind = ANY($4::text[])
                        AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.state = 'running'
                                        AND r.instance = q.instance AND r.entity = q.entity)
                        -- Jobs of one entity run in the order they were submitted: a newer push
@@ -118,7 +121,12 @@ async fn try_claim(
                      LIMIT 1)
                  RETURNING {JOB_COLUMNS}, payload"
             ),
-            &[&worker, &lease_secs, &crate::time::now_rfc3339()],
+            &[
+                &worker,
+                &lease_secs,
+                &crate::time::now_rfc3339(),
+                &JobKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<&str>>(),
+            ],
         )
         .await?
     else {

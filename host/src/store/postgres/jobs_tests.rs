@@ -82,3 +82,50 @@ fn a_job_ends_with_its_run_and_a_taken_over_job_only_with_the_new_holders_run() 
         Box::new(PgStore::open(&scratch.url).unwrap())
     });
 }
+
+/// A kind only a newer host knows is left queued for a worker that knows it (a fleet being
+/// upgraded), holding back only the later jobs of its entity.
+#[test]
+fn a_job_of_a_newer_kind_waits_for_a_newer_worker() {
+    use crate::contract::manifest::Entity;
+    use crate::store::job_store::{JOB_LEASE_SECS, JobKind, JobStore, NewJob};
+    use crate::store::{InstanceRow, InstanceStore, RunTrigger};
+    let scratch = ScratchDb::create();
+    let store = PgStore::open(&scratch.url).unwrap();
+    store
+        .create_instance(&InstanceRow {
+            name: "acme".into(),
+            connector: "connectwise".into(),
+            version_req: None,
+            installation: "Main".into(),
+            enabled: true,
+            created_at: "2026-01-01T00:00:00Z".into(),
+        })
+        .unwrap();
+    let job = |entity| NewJob {
+        kind: JobKind::Push,
+        instance: "acme".into(),
+        entity,
+        trigger: RunTrigger::Api,
+        payload: b"{}".to_vec(),
+        dry_run: false,
+    };
+    let newer = store.submit_job(&job(Entity::Product)).unwrap();
+    let behind = store.submit_job(&job(Entity::Product)).unwrap();
+    let other = store.submit_job(&job(Entity::Account)).unwrap();
+    store
+        .run(async |client| {
+            client
+                .execute(
+                    "UPDATE jobs SET kind = 'transmogrify' WHERE id = $1",
+                    &[&newer],
+                )
+                .await
+                .map_err(crate::store::postgres::db)
+        })
+        .unwrap();
+    let claimed = store.claim_job("w1", JOB_LEASE_SECS).unwrap().unwrap();
+    assert_eq!(claimed.row.id, other);
+    assert_eq!(store.claim_job("w1", JOB_LEASE_SECS).unwrap(), None);
+    assert_eq!(store.job(behind).unwrap().unwrap().state.as_str(), "queued");
+}

@@ -101,17 +101,24 @@ impl JobStore for SqliteStore {
             [now],
         )
         .map_err(db)?;
+        // Kinds a newer host queued wait for a worker that knows them (a fleet being upgraded),
+        // holding back only the later jobs of their own entity.
+        let known = JobKind::ALL
+            .iter()
+            .map(|k| format!("'{}'", k.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
         let next: Option<i64> = tx
             .query_row(
-                "SELECT id FROM jobs j
-                 WHERE state = 'queued' AND run_at <= ?1
+                &format!("SELECT id FROM jobs j
+                 WHERE state = 'queued' AND run_at <= ?1 AND kind IN ({known})
                    AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.state = 'running'
                                    AND r.instance = j.instance AND r.entity = j.entity)
                    -- Jobs of one entity run in the order they were submitted: a newer push of
                    -- a record never lands before an older one (a requeued job keeps its place).
                    AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.state = 'queued'
                                    AND o.instance = j.instance AND o.entity = j.entity AND o.id < j.id)
-                 ORDER BY run_at, id LIMIT 1",
+                 ORDER BY run_at, id LIMIT 1"),
                 [now],
                 |r| r.get(0),
             )
@@ -349,7 +356,7 @@ mod tests {
 
     /// Only SQLite lets a test write a job this build cannot read (as a newer host would).
     #[test]
-    fn a_job_this_build_cannot_read_fails_once_instead_of_blocking_the_queue() {
+    fn a_job_this_build_cannot_read_fails_once_and_one_of_a_newer_kind_waits_for_a_newer_worker() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bss.db");
         let store = SqliteStore::open(&path).unwrap();
@@ -377,10 +384,23 @@ mod tests {
         let next = store
             .submit_job(&job(crate::contract::manifest::Entity::Account))
             .unwrap();
+        let newer_kind = store
+            .submit_job(&job(crate::contract::manifest::Entity::Product))
+            .unwrap();
+        let behind_it = store
+            .submit_job(&job(crate::contract::manifest::Entity::Product))
+            .unwrap();
         rusqlite::Connection::open(&path)
             .unwrap()
             .execute(
                 "UPDATE jobs SET kind = 'transmogrify' WHERE id = ?1",
+                [newer_kind],
+            )
+            .unwrap();
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(
+                "UPDATE jobs SET trigger = 'telepathy' WHERE id = ?1",
                 [newer],
             )
             .unwrap();
@@ -388,7 +408,7 @@ mod tests {
         let err = store
             .claim_job("w1", JOB_LEASE_SECS)
             .expect_err("unreadable");
-        assert!(err.to_string().contains("\"transmogrify\""), "{err}");
+        assert!(err.to_string().contains("\"telepathy\""), "{err}");
         let (state, error): (String, String) = rusqlite::Connection::open(&path)
             .unwrap()
             .query_row(
@@ -404,6 +424,18 @@ mod tests {
         );
         let claimed = store.claim_job("w1", JOB_LEASE_SECS).unwrap().unwrap();
         assert_eq!(claimed.row.id, next, "the queue goes on");
+        // The job of a kind only a newer host knows is left queued for one, and the job of its
+        // entity submitted after it waits behind it.
+        assert_eq!(store.claim_job("w1", JOB_LEASE_SECS).unwrap(), None);
+        let waiting: Vec<String> = rusqlite::Connection::open(&path)
+            .unwrap()
+            .prepare("SELECT state FROM jobs WHERE id IN (?1, ?2) ORDER BY id")
+            .unwrap()
+            .query_map([newer_kind, behind_it], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(waiting, ["queued", "queued"]);
     }
 
     #[test]
