@@ -1,6 +1,6 @@
 //! A `serve` process as one worker of a fleet sharing a store: it registers under its worker id,
-//! claims queued jobs (pushes submitted through the API, the runs of due schedules and the
-//! minute's retries, which the leading worker queues) a few at a time, keeps them with a
+//! claims queued jobs (pushes submitted through the API, callback events to apply, the runs of
+//! due schedules and the minute's retries, which the leading worker queues) a few at a time, keeps them with a
 //! heartbeat, and ends each with its run's report. A worker that dies stops heartbeating; its
 //! jobs' leases lapse and another worker takes them over, and the run it left is continued the
 //! way any interrupted run is: the id map and the pending marks make sending again harmless.
@@ -255,6 +255,18 @@ async fn run_job(instances: &Instances, worker: &str, job: ClaimedJob) {
             scheduled(instances, worker, &job).await
         }
         JobKind::Retry => retry(instances, worker, &job).await,
+        JobKind::Events => {
+            // Its runs are not tied to the job (a job may apply several batches): the job ends
+            // when no due event of its entity is left.
+            let claimer = crate::sync::lease::new_owner(&format!("events-job{}", row.id));
+            let handled =
+                crate::callbacks::worker::apply_due(instances, &claimer, &row.instance, row.entity)
+                    .await;
+            JobEnd::Done {
+                run: None,
+                outcome: serde_json::json!({ "handled": handled }).to_string(),
+            }
+        }
         JobKind::Pull | JobKind::Reconcile => JobEnd::Failed {
             run: None,
             error: format!("a {} job needs the schedule it runs", row.kind),

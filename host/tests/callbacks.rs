@@ -267,6 +267,41 @@ async fn callbacks_reach_the_feed_once_deletions_are_confirmed_and_forgeries_ref
         .await
         .unwrap();
     assert_eq!(health["callback-errors"], json!({}), "{health}");
+    // Each stored event was applied by an `events` job of its instance and entity, which any
+    // worker of a fleet could have run.
+    let jobs: Value = client
+        .get(format!("{}/jobs?instance=cw", served.base))
+        .bearer_auth(&served.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events: Vec<&Value> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|job| job["kind"] == "events")
+        .collect();
+    assert!(!events.is_empty(), "{jobs}");
+    // (The last event's job may still be running.)
+    assert!(
+        events
+            .iter()
+            .all(|job| job["state"] != "failed" && job["trigger"] == "callback"),
+        "{jobs}"
+    );
+    let handled: i64 = events
+        .iter()
+        .filter(|job| job["state"] == "done")
+        .map(|job| {
+            serde_json::from_str::<Value>(job["outcome"].as_str().unwrap()).unwrap()["handled"]
+                .as_i64()
+                .unwrap()
+        })
+        .sum();
+    assert!(handled >= 1, "{jobs}");
     let metrics = client
         .get(format!("{public}/metrics"))
         .bearer_auth(&served.token)

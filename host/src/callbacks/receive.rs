@@ -249,8 +249,12 @@ impl Receiver {
                 delivery.action,
             )
             .map_err(InstanceError::from)?;
-        if new {
-            super::worker::wake();
+        if new && let Err(error) = super::worker::queue_events(&self.instances, name, entity) {
+            // Kept all the same: the leading worker queues it within a tick.
+            tracing::warn!(
+                instance = name,
+                "the callback event's job could not be queued now: {error}"
+            );
         }
         Ok(Accepted {
             entity,

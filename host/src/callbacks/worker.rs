@@ -1,21 +1,20 @@
-//! Applying stored callback events: claims pending ones (one claimer each, across processes),
-//! groups them by instance and entity, and applies each group as one run under the entity's
-//! lease (`sync::service::apply_events`), renewing the batch's claims before each group. An entity
-//! busy with another run is tried again in two
+//! Applying stored callback events as `events` jobs: the hook queues one for the event's
+//! instance and entity when it stores a new event (unless one is waiting already), and the
+//! leading worker queues one for every instance and entity whose events are due (retries,
+//! events put off while their entity was busy). Any worker of the fleet runs the job: it claims
+//! the due events of its instance and entity (one claimer each, across processes) a batch at a
+//! time and applies each batch as one run under the entity's lease
+//! (`sync::service::apply_events`). An entity busy with another run is tried again in two
 //! seconds without counting an attempt; a failure backs off (5 s doubling) and is given up after
-//! `EVENT_MAX_ATTEMPTS`. The hook wakes the worker when it stores a new event; otherwise it looks
-//! once per scheduler tick.
+//! `EVENT_MAX_ATTEMPTS`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::sync::Notify;
 
 use crate::contract::manifest::Entity;
 use crate::instances::{InstanceError, Instances};
-use crate::store::RunTrigger;
 use crate::store::hook_store::{EventEnd, HookEvent};
+use crate::store::job_store::{JobKind, NewJob, job_submitted};
+use crate::store::{RunTrigger, StoreError, StoreResult};
 use crate::sync::lease::{WaitPolicy, new_owner};
 use crate::sync::remote_changes::{EVENT_MAX_ATTEMPTS, EventIn};
 use crate::sync::service::{self, RunBy, RunError};
@@ -27,34 +26,66 @@ const BUSY_WAIT_SECS: i64 = 2;
 /// How long an event waits while its instance is disabled.
 const DISABLED_WAIT_SECS: i64 = 60;
 
-fn wake_signal() -> &'static Notify {
-    static WAKE: std::sync::OnceLock<Notify> = std::sync::OnceLock::new();
-    WAKE.get_or_init(Notify::new)
+/// Queues an `events` job for the instance and entity, unless one is already waiting (it will
+/// claim this event too); true when it queued one.
+pub fn queue_events(instances: &Instances, name: &str, entity: Entity) -> StoreResult<bool> {
+    let store = instances.store();
+    if store.queued_job(JobKind::Events, name, entity)?.is_some() {
+        return Ok(false);
+    }
+    store.submit_job(&NewJob {
+        kind: JobKind::Events,
+        instance: name.to_string(),
+        entity,
+        trigger: RunTrigger::Callback,
+        payload: Vec::new(),
+        dry_run: false,
+    })?;
+    job_submitted();
+    Ok(true)
 }
 
-/// Tells the worker a new event is stored.
-pub fn wake() {
-    wake_signal().notify_one();
-}
-
-/// Applies events until the task is aborted, waking on [`wake`] or every `tick`.
-pub async fn run(instances: Arc<Instances>, tick: Duration) {
-    let claimer = new_owner("callbacks");
-    loop {
-        match instances
-            .store()
-            .claim_events(&claimer, crate::time::now_unix(), BATCH)
-        {
-            Ok(events) if !events.is_empty() => {
-                apply(&instances, &claimer, events).await;
-                continue;
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!("callback events could not be claimed: {error}"),
+/// Queues an `events` job for every instance and entity with events due now (a retry's time
+/// came, an entity stopped being busy, a job was lost with its worker); how many it queued.
+pub fn queue_due(instances: &Instances) -> StoreResult<usize> {
+    let mut queued = 0;
+    for (name, entity) in instances
+        .store()
+        .due_event_groups(crate::time::now_unix())?
+    {
+        match queue_events(instances, &name, entity) {
+            Ok(true) => queued += 1,
+            Ok(false) => {}
+            // Removed meanwhile: its events went with it.
+            Err(StoreError::NoInstance(_)) => {}
+            Err(error) => return Err(error),
         }
-        tokio::select! {
-            _ = wake_signal().notified() => {}
-            _ = tokio::time::sleep(tick) => {}
+    }
+    Ok(queued)
+}
+
+/// An `events` job: claims the instance's due events of the entity a batch at a time and
+/// applies them, until none is left; how many it handled.
+pub async fn apply_due(instances: &Instances, claimer: &str, name: &str, entity: Entity) -> usize {
+    let mut handled = 0;
+    loop {
+        let claimed = instances.store().claim_events_of(
+            claimer,
+            name,
+            entity,
+            crate::time::now_unix(),
+            BATCH,
+        );
+        match claimed {
+            Ok(events) if !events.is_empty() => handled += apply(instances, claimer, events).await,
+            Ok(_) => return handled,
+            Err(error) => {
+                tracing::warn!(
+                    instance = name,
+                    "callback events could not be claimed: {error}"
+                );
+                return handled;
+            }
         }
     }
 }

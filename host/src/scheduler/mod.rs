@@ -2,7 +2,8 @@
 //! pulls into the change feed and retries, per instance and entity), checked every
 //! [`TICK`] by the leading worker, which queues each due one as a job for any worker of the fleet
 //! (`fleet`); the change feed posted to BSS webhook sinks (`sink.rs`); a retry job for every
-//! enabled instance's queued entities once a minute, also queued by the leader; the worker that applies callback events (`callbacks`); the
+//! enabled instance's queued entities once a minute, also queued by the leader; an `events` job
+//! for each instance and entity whose callback events are due (`callbacks`); the
 //! check, every few minutes, of instances whose failed check holds their schedules back; and the
 //! pruning of acknowledged feed entries. Every run takes
 //! its entity's lease, so none overlaps a manual run.
@@ -87,6 +88,9 @@ pub fn start(
                     let instances = instances.clone();
                     tokio::spawn(async move { schedules::recheck_failed(&instances).await });
                 }
+                if let Err(error) = crate::callbacks::worker::queue_due(&instances) {
+                    tracing::warn!("due callback events could not be queued: {error}");
+                }
                 // Each due schedule becomes a job, so any worker of the fleet may run it and a
                 // long pull of one instance delays no other.
                 match schedules::claim_due(&instances) {
@@ -122,10 +126,8 @@ pub fn start(
             }
         })
     };
-    let callbacks = tokio::spawn(crate::callbacks::worker::run(instances.clone(), TICK));
     vec![
         schedules,
-        callbacks,
         sinks(instances.clone()),
         retry_queues(instances, worker),
     ]

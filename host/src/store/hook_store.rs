@@ -154,6 +154,17 @@ pub trait HookStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Claims up to `limit` pending events due at `now` (unix seconds), oldest first.
     fn claim_events(&self, claimer: &str, now: i64, limit: usize) -> StoreResult<Vec<HookEvent>>;
+    /// As [`HookStore::claim_events`], for one instance and entity only (an `events` job's).
+    fn claim_events_of(
+        &self,
+        claimer: &str,
+        instance: &str,
+        entity: Entity,
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<HookEvent>>;
+    /// The instances and entities with events [`HookStore::claim_events`] would claim at `now`.
+    fn due_event_groups(&self, now: i64) -> StoreResult<Vec<(String, Entity)>>;
     /// Renews the claimer's claims of pending events as of `now`, so a long batch keeps them
     /// (a claim is taken over [`EVENT_CLAIM_SECS`] after its last renewal); how many it renewed.
     fn renew_event_claims(&self, claimer: &str, now: i64) -> StoreResult<usize>;

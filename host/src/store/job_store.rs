@@ -1,8 +1,8 @@
 //! The job queue shared by every `serve` worker on one store, and the workers themselves: work
 //! submitted through the API, the runs of due schedules and the minute's retries wait here as
 //! jobs until a worker claims one, keeps it with a heartbeat, and ends it; a job whose worker
-//! stopped heartbeating goes back to the queue and another worker takes it over. (Callback
-//! events are a queue of their own, `hook_store`, claimed the same way by every worker.)
+//! stopped heartbeating goes back to the queue and another worker takes it over. Callback events
+//! stay in their own table (`hook_store`, each claimed once); an `events` job applies those due.
 //!
 //! Guarantees, per method, for any backend:
 //! - [`JobStore::claim_job`] is one write transaction: a queued job goes to one worker only, and
@@ -77,6 +77,8 @@ pub enum JobKind {
     Retry,
     /// A scheduled reconcile (payload: the claimed schedule).
     Reconcile,
+    /// The due callback events of the entity, applied (no payload: they are in the store).
+    Events,
 }
 
 spelled!(JobKind, "job kind", {
@@ -84,6 +86,7 @@ spelled!(JobKind, "job kind", {
     Pull => "pull",
     Retry => "retry",
     Reconcile => "reconcile",
+    Events => "events",
 });
 
 /// Where a job stands.

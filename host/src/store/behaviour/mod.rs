@@ -287,6 +287,84 @@ pub fn a_request_budget_is_shared_by_every_handle(open: &dyn Fn() -> Box<dyn Ins
 pub trait HooksAndInstances: super::HookStore + InstanceStore {}
 impl<T: super::HookStore + InstanceStore + ?Sized> HooksAndInstances for T {}
 
+pub fn events_of_one_instance_and_entity_are_claimed_apart_and_due_groups_listed(
+    open: &dyn Fn() -> Box<dyn HooksAndInstances>,
+) {
+    use super::hook_store::{Action, EventEnd};
+    let store = open();
+    for name in ["acme", "beta"] {
+        store.create_instance(&instance(name)).unwrap();
+    }
+    let record = |name: &str, message: &str, entity: Entity| {
+        assert!(
+            store
+                .record_event(name, message, entity, "7", Action::Updated)
+                .unwrap()
+        );
+    };
+    record("acme", "m1", Entity::Contact);
+    record("acme", "m2", Entity::Contact);
+    record("acme", "m3", Entity::Account);
+    record("beta", "m4", Entity::Contact);
+    let now = crate::time::now_unix() + 1;
+    assert_eq!(
+        store.due_event_groups(now).unwrap(),
+        [
+            ("acme".to_string(), Entity::Account),
+            ("acme".to_string(), Entity::Contact),
+            ("beta".to_string(), Entity::Contact)
+        ]
+    );
+    let claimed = store
+        .claim_events_of("j1", "acme", Entity::Contact, now, 10)
+        .unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|e| (e.instance.as_str(), e.entity))
+            .collect::<Vec<_>>(),
+        [("acme", Entity::Contact), ("acme", Entity::Contact)]
+    );
+    assert!(
+        store
+            .claim_events_of("j2", "acme", Entity::Contact, now, 10)
+            .unwrap()
+            .is_empty(),
+        "claimed once"
+    );
+    assert_eq!(
+        store.due_event_groups(now).unwrap(),
+        [
+            ("acme".to_string(), Entity::Account),
+            ("beta".to_string(), Entity::Contact)
+        ],
+        "claimed events are not due"
+    );
+    // One put off for later is due again at its time.
+    store
+        .finish_event(
+            claimed[0].seq,
+            "j1",
+            &EventEnd::Later {
+                reason: "busy".into(),
+                next_try: now + 60,
+            },
+        )
+        .unwrap();
+    assert!(
+        !store
+            .due_event_groups(now)
+            .unwrap()
+            .contains(&("acme".to_string(), Entity::Contact))
+    );
+    assert!(
+        store
+            .due_event_groups(now + 60)
+            .unwrap()
+            .contains(&("acme".to_string(), Entity::Contact))
+    );
+}
+
 pub fn callback_events_are_kept_once_and_claimed_once(
     open: &dyn Fn() -> Box<dyn HooksAndInstances>,
 ) {

@@ -190,6 +190,71 @@ impl HookStore for PgStore {
         })
     }
 
+    fn claim_events_of(
+        &self,
+        claimer: &str,
+        instance: &str,
+        entity: Entity,
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<HookEvent>> {
+        self.run(async |client| {
+            let rows = client
+                .query(
+                    &format!(
+                        "UPDATE hook_events SET claimed_by = $1, claimed_at = $2
+                         WHERE seq IN (
+                             SELECT seq FROM hook_events
+                             WHERE state = 'pending' AND next_try <= $2
+                               AND (claimed_by IS NULL OR claimed_at < $3)
+                               AND instance = $5 AND entity = $6
+                             ORDER BY seq LIMIT $4
+                             FOR UPDATE SKIP LOCKED)
+                         RETURNING {EVENT_COLUMNS}"
+                    ),
+                    &[
+                        &claimer,
+                        &now,
+                        &(now - EVENT_CLAIM_SECS),
+                        &(limit as i64),
+                        &instance,
+                        &entity.as_str(),
+                    ],
+                )
+                .await
+                .map_err(db)?;
+            let mut claimed = rows
+                .iter()
+                .map(event_row)
+                .collect::<StoreResult<Vec<_>>>()?;
+            claimed.sort_by_key(|e| e.seq);
+            Ok(claimed)
+        })
+    }
+
+    fn due_event_groups(&self, now: i64) -> StoreResult<Vec<(String, Entity)>> {
+        self.run(async |client| {
+            client
+                .query(
+                    "SELECT DISTINCT instance, entity FROM hook_events
+                     WHERE state = 'pending' AND next_try <= $1
+                       AND (claimed_by IS NULL OR claimed_at < $2)
+                     ORDER BY instance, entity",
+                    &[&now, &(now - EVENT_CLAIM_SECS)],
+                )
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.get::<_, String>(0),
+                        parsed::<Entity>(r.get(1), "hook_events.entity")?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
     fn renew_event_claims(&self, claimer: &str, now: i64) -> StoreResult<usize> {
         self.run(async |client| {
             let renewed = client

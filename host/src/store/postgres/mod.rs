@@ -386,6 +386,14 @@ mod tests {
     }
 
     #[test]
+    fn events_of_one_instance_and_entity_are_claimed_apart_and_due_groups_listed() {
+        let scratch = ScratchDb::create();
+        behaviour::events_of_one_instance_and_entity_are_claimed_apart_and_due_groups_listed(
+            &|| Box::new(PgStore::open(&scratch.url).unwrap()),
+        );
+    }
+
+    #[test]
     fn callback_events_are_kept_once_and_claimed_once() {
         let scratch = ScratchDb::create();
         behaviour::callback_events_are_kept_once_and_claimed_once(&|| {

@@ -174,6 +174,79 @@ impl HookStore for SqliteStore {
         Ok(claimed)
     }
 
+    fn claim_events_of(
+        &self,
+        claimer: &str,
+        instance: &str,
+        entity: Entity,
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<HookEvent>> {
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        let claimed = {
+            let mut statement = tx
+                .prepare(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM hook_events
+                     WHERE state = 'pending' AND next_try <= ?1
+                       AND (claimed_by IS NULL OR claimed_at < ?2)
+                       AND instance = ?4 AND entity = ?5
+                     ORDER BY seq LIMIT ?3"
+                ))
+                .map_err(db)?;
+            statement
+                .query_map(
+                    params![
+                        now,
+                        now - EVENT_CLAIM_SECS,
+                        limit as i64,
+                        instance,
+                        entity.as_str()
+                    ],
+                    event_row,
+                )
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?
+        };
+        for event in &claimed {
+            tx.execute(
+                "UPDATE hook_events SET claimed_by = ?2, claimed_at = ?3 WHERE seq = ?1",
+                params![event.seq, claimer, now],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(claimed)
+    }
+
+    fn due_event_groups(&self, now: i64) -> StoreResult<Vec<(String, Entity)>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT DISTINCT instance, entity FROM hook_events
+                 WHERE state = 'pending' AND next_try <= ?1
+                   AND (claimed_by IS NULL OR claimed_at < ?2)
+                 ORDER BY instance, entity",
+            )
+            .map_err(db)?;
+        let rows = statement
+            .query_map(params![now, now - EVENT_CLAIM_SECS], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        rows.into_iter()
+            .map(|(instance, entity)| {
+                let entity = entity
+                    .parse::<Entity>()
+                    .map_err(|e| StoreError::Database(format!("hook_events.entity: {e}")))?;
+                Ok((instance, entity))
+            })
+            .collect()
+    }
+
     fn renew_event_claims(&self, claimer: &str, now: i64) -> StoreResult<usize> {
         let connection = self.lock();
         connection

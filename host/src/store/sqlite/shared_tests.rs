@@ -29,6 +29,14 @@ fn a_build_keeps_its_first_manifest_and_versions_can_be_withdrawn() {
 }
 
 #[test]
+fn events_of_one_instance_and_entity_are_claimed_apart_and_due_groups_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    behaviour::events_of_one_instance_and_entity_are_claimed_apart_and_due_groups_listed(&|| {
+        Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+    });
+}
+
+#[test]
 fn callback_events_are_kept_once_and_claimed_once() {
     let dir = tempfile::tempdir().unwrap();
     behaviour::callback_events_are_kept_once_and_claimed_once(&|| {
