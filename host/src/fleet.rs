@@ -325,10 +325,19 @@ async fn push(instances: &Instances, worker: &str, job: &ClaimedJob) -> JobEnd {
         by,
     )
     .await;
-    match pushed {
-        Ok(outcome) => JobEnd::Done {
-            run: Some(outcome.report.run),
-            outcome: serde_json::to_string(&outcome).unwrap_or_else(|e| format!("{e}")),
+    ended(pushed, |outcome| Some(outcome.report.run))
+}
+
+/// The end of a job whose run returned `result`: done with its report, put off a moment when
+/// the entity was busy, or failed.
+fn ended<T: serde::Serialize>(
+    result: Result<T, RunError>,
+    run_of: impl Fn(&T) -> Option<i64>,
+) -> JobEnd {
+    match result {
+        Ok(report) => JobEnd::Done {
+            run: run_of(&report),
+            outcome: serde_json::to_string(&report).unwrap_or_else(|e| format!("{e}")),
         },
         Err(RunError::Busy(busy)) => JobEnd::Later {
             delay_secs: BUSY_DELAY_SECS,
@@ -403,17 +412,8 @@ async fn retry(instances: &Instances, worker: &str, job: &ClaimedJob) -> JobEnd 
             delay_secs: BUSY_DELAY_SECS,
             reason: "another run holds the entity's lease".into(),
         },
-        Ok(report) => JobEnd::Done {
-            run: report.runs.last().map(|(_, pushed)| pushed.run),
-            outcome: serde_json::to_string(&report).unwrap_or_else(|e| format!("{e}")),
-        },
-        Err(RunError::Busy(busy)) => JobEnd::Later {
-            delay_secs: BUSY_DELAY_SECS,
-            reason: busy.to_string(),
-        },
-        Err(error) => JobEnd::Failed {
-            run: None,
-            error: error.to_string(),
-        },
+        other => ended(other, |report| {
+            report.runs.last().map(|(_, pushed)| pushed.run)
+        }),
     }
 }

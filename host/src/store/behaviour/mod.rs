@@ -124,7 +124,7 @@ pub fn a_build_keeps_its_first_manifest_and_versions_can_be_withdrawn(
     );
 }
 
-fn instance(name: &str) -> InstanceRow {
+pub(crate) fn instance(name: &str) -> InstanceRow {
     InstanceRow {
         name: name.into(),
         connector: "connectwise".into(),

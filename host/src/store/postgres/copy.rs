@@ -553,22 +553,15 @@ async fn check_lookup_order(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::InstanceStore;
     use crate::store::postgres::scratch::ScratchDb;
-    use crate::store::{InstanceRow, InstanceStore};
 
     /// A SQLite store with one instance and `links` id map rows (several insert chunks).
     fn sqlite_store(dir: &Path, links: usize) -> std::path::PathBuf {
         let path = dir.join("bss.db");
         let store = crate::store::sqlite::SqliteStore::open(&path).unwrap();
         store
-            .create_instance(&InstanceRow {
-                name: "acme".into(),
-                connector: "connectwise".into(),
-                version_req: None,
-                installation: "Main".into(),
-                enabled: true,
-                created_at: "2026-01-01T00:00:00Z".into(),
-            })
+            .create_instance(&crate::store::behaviour::instance("acme"))
             .unwrap();
         drop(store);
         let mut connection = rusqlite::Connection::open(&path).unwrap();

@@ -164,30 +164,7 @@ impl HookStore for PgStore {
     }
 
     fn claim_events(&self, claimer: &str, now: i64, limit: usize) -> StoreResult<Vec<HookEvent>> {
-        self.run(async |client| {
-            let rows = client
-                .query(
-                    &format!(
-                        "UPDATE hook_events SET claimed_by = $1, claimed_at = $2
-                         WHERE seq IN (
-                             SELECT seq FROM hook_events
-                             WHERE state = 'pending' AND next_try <= $2
-                               AND (claimed_by IS NULL OR claimed_at < $3)
-                             ORDER BY seq LIMIT $4
-                             FOR UPDATE SKIP LOCKED)
-                         RETURNING {EVENT_COLUMNS}"
-                    ),
-                    &[&claimer, &now, &(now - EVENT_CLAIM_SECS), &(limit as i64)],
-                )
-                .await
-                .map_err(db)?;
-            let mut claimed = rows
-                .iter()
-                .map(event_row)
-                .collect::<StoreResult<Vec<_>>>()?;
-            claimed.sort_by_key(|e| e.seq);
-            Ok(claimed)
-        })
+        self.claim_due_events(claimer, None, now, limit)
     }
 
     fn claim_events_of(
@@ -198,38 +175,7 @@ impl HookStore for PgStore {
         now: i64,
         limit: usize,
     ) -> StoreResult<Vec<HookEvent>> {
-        self.run(async |client| {
-            let rows = client
-                .query(
-                    &format!(
-                        "UPDATE hook_events SET claimed_by = $1, claimed_at = $2
-                         WHERE seq IN (
-                             SELECT seq FROM hook_events
-                             WHERE state = 'pending' AND next_try <= $2
-                               AND (claimed_by IS NULL OR claimed_at < $3)
-                               AND instance = $5 AND entity = $6
-                             ORDER BY seq LIMIT $4
-                             FOR UPDATE SKIP LOCKED)
-                         RETURNING {EVENT_COLUMNS}"
-                    ),
-                    &[
-                        &claimer,
-                        &now,
-                        &(now - EVENT_CLAIM_SECS),
-                        &(limit as i64),
-                        &instance,
-                        &entity.as_str(),
-                    ],
-                )
-                .await
-                .map_err(db)?;
-            let mut claimed = rows
-                .iter()
-                .map(event_row)
-                .collect::<StoreResult<Vec<_>>>()?;
-            claimed.sort_by_key(|e| e.seq);
-            Ok(claimed)
-        })
+        self.claim_due_events(claimer, Some((instance, entity)), now, limit)
     }
 
     fn due_event_groups(&self, now: i64) -> StoreResult<Vec<(String, Entity)>> {
@@ -361,6 +307,51 @@ impl HookStore for PgStore {
                 .await
                 .map_err(db)?;
             Ok(removed as usize)
+        })
+    }
+}
+
+impl PgStore {
+    /// Claims up to `limit` due events, of one instance and entity or of all, oldest first.
+    fn claim_due_events(
+        &self,
+        claimer: &str,
+        only: Option<(&str, Entity)>,
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<HookEvent>> {
+        let (instance, entity) = only.map_or((None, None), |(i, e)| (Some(i), Some(e.as_str())));
+        self.run(async |client| {
+            let rows = client
+                .query(
+                    &format!(
+                        "UPDATE hook_events SET claimed_by = $1, claimed_at = $2
+                         WHERE seq IN (
+                             SELECT seq FROM hook_events
+                             WHERE state = 'pending' AND next_try <= $2
+                               AND (claimed_by IS NULL OR claimed_at < $3)
+                               AND ($5::text IS NULL OR (instance = $5 AND entity = $6::text))
+                             ORDER BY seq LIMIT $4
+                             FOR UPDATE SKIP LOCKED)
+                         RETURNING {EVENT_COLUMNS}"
+                    ),
+                    &[
+                        &claimer,
+                        &now,
+                        &(now - EVENT_CLAIM_SECS),
+                        &(limit as i64),
+                        &instance,
+                        &entity,
+                    ],
+                )
+                .await
+                .map_err(db)?;
+            let mut claimed = rows
+                .iter()
+                .map(event_row)
+                .collect::<StoreResult<Vec<_>>>()?;
+            claimed.sort_by_key(|e| e.seq);
+            Ok(claimed)
         })
     }
 }

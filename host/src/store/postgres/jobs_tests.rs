@@ -89,18 +89,11 @@ fn a_job_ends_with_its_run_and_a_taken_over_job_only_with_the_new_holders_run() 
 fn a_job_of_a_newer_kind_waits_for_a_newer_worker() {
     use crate::contract::manifest::Entity;
     use crate::store::job_store::{JOB_LEASE_SECS, JobKind, JobStore, NewJob};
-    use crate::store::{InstanceRow, InstanceStore, RunTrigger};
+    use crate::store::{InstanceStore, RunTrigger};
     let scratch = ScratchDb::create();
     let store = PgStore::open(&scratch.url).unwrap();
     store
-        .create_instance(&InstanceRow {
-            name: "acme".into(),
-            connector: "connectwise".into(),
-            version_req: None,
-            installation: "Main".into(),
-            enabled: true,
-            created_at: "2026-01-01T00:00:00Z".into(),
-        })
+        .create_instance(&crate::store::behaviour::instance("acme"))
         .unwrap();
     let job = |entity| NewJob {
         kind: JobKind::Push,

@@ -143,35 +143,7 @@ impl HookStore for SqliteStore {
     }
 
     fn claim_events(&self, claimer: &str, now: i64, limit: usize) -> StoreResult<Vec<HookEvent>> {
-        let mut connection = self.lock();
-        let tx = connection.transaction().map_err(db)?;
-        let claimed = {
-            let mut statement = tx
-                .prepare(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM hook_events
-                     WHERE state = 'pending' AND next_try <= ?1
-                       AND (claimed_by IS NULL OR claimed_at < ?2)
-                     ORDER BY seq LIMIT ?3"
-                ))
-                .map_err(db)?;
-            statement
-                .query_map(
-                    params![now, now - EVENT_CLAIM_SECS, limit as i64],
-                    event_row,
-                )
-                .map_err(db)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db)?
-        };
-        for event in &claimed {
-            tx.execute(
-                "UPDATE hook_events SET claimed_by = ?2, claimed_at = ?3 WHERE seq = ?1",
-                params![event.seq, claimer, now],
-            )
-            .map_err(db)?;
-        }
-        tx.commit().map_err(db)?;
-        Ok(claimed)
+        self.claim_due_events(claimer, None, now, limit)
     }
 
     fn claim_events_of(
@@ -182,42 +154,7 @@ impl HookStore for SqliteStore {
         now: i64,
         limit: usize,
     ) -> StoreResult<Vec<HookEvent>> {
-        let mut connection = self.lock();
-        let tx = connection.transaction().map_err(db)?;
-        let claimed = {
-            let mut statement = tx
-                .prepare(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM hook_events
-                     WHERE state = 'pending' AND next_try <= ?1
-                       AND (claimed_by IS NULL OR claimed_at < ?2)
-                       AND instance = ?4 AND entity = ?5
-                     ORDER BY seq LIMIT ?3"
-                ))
-                .map_err(db)?;
-            statement
-                .query_map(
-                    params![
-                        now,
-                        now - EVENT_CLAIM_SECS,
-                        limit as i64,
-                        instance,
-                        entity.as_str()
-                    ],
-                    event_row,
-                )
-                .map_err(db)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db)?
-        };
-        for event in &claimed {
-            tx.execute(
-                "UPDATE hook_events SET claimed_by = ?2, claimed_at = ?3 WHERE seq = ?1",
-                params![event.seq, claimer, now],
-            )
-            .map_err(db)?;
-        }
-        tx.commit().map_err(db)?;
-        Ok(claimed)
+        self.claim_due_events(claimer, Some((instance, entity)), now, limit)
     }
 
     fn due_event_groups(&self, now: i64) -> StoreResult<Vec<(String, Entity)>> {
@@ -335,5 +272,48 @@ impl HookStore for SqliteStore {
                 [before],
             )
             .map_err(db)
+    }
+}
+
+impl SqliteStore {
+    /// Claims up to `limit` due events, of one instance and entity or of all, oldest first.
+    fn claim_due_events(
+        &self,
+        claimer: &str,
+        only: Option<(&str, Entity)>,
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<HookEvent>> {
+        let (instance, entity) = only.map_or((None, None), |(i, e)| (Some(i), Some(e.as_str())));
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        let claimed = {
+            let mut statement = tx
+                .prepare(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM hook_events
+                     WHERE state = 'pending' AND next_try <= ?1
+                       AND (claimed_by IS NULL OR claimed_at < ?2)
+                       AND (?4 IS NULL OR (instance = ?4 AND entity = ?5))
+                     ORDER BY seq LIMIT ?3"
+                ))
+                .map_err(db)?;
+            statement
+                .query_map(
+                    params![now, now - EVENT_CLAIM_SECS, limit as i64, instance, entity],
+                    event_row,
+                )
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?
+        };
+        for event in &claimed {
+            tx.execute(
+                "UPDATE hook_events SET claimed_by = ?2, claimed_at = ?3 WHERE seq = ?1",
+                params![event.seq, claimer, now],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(claimed)
     }
 }

@@ -352,7 +352,7 @@ mod tests {
     use crate::store::JobStore;
     use crate::store::behaviour::jobs as behaviour;
     use crate::store::job_store::{JOB_LEASE_SECS, JobKind, NewJob};
-    use crate::store::{InstanceRow, InstanceStore, RunTrigger};
+    use crate::store::{InstanceStore, RunTrigger};
 
     /// Only SQLite lets a test write a job this build cannot read (as a newer host would).
     #[test]
@@ -361,14 +361,7 @@ mod tests {
         let path = dir.path().join("bss.db");
         let store = SqliteStore::open(&path).unwrap();
         store
-            .create_instance(&InstanceRow {
-                name: "acme".into(),
-                connector: "connectwise".into(),
-                version_req: None,
-                installation: "Main".into(),
-                enabled: true,
-                created_at: "2026-01-01T00:00:00Z".into(),
-            })
+            .create_instance(&crate::store::behaviour::instance("acme"))
             .unwrap();
         let job = |entity| NewJob {
             kind: JobKind::Push,
