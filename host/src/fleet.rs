@@ -5,8 +5,9 @@
 //! jobs' leases lapse and another worker takes them over, and the run it left is continued the
 //! way any interrupted run is: the id map and the pending marks make sending again harmless.
 //!
-//! A job's run ends the job in the run's own last transaction (its lease owner names the job,
-//! `job_store::job_owner_who`); the worker then adds the run's report.
+//! A job's run is tied to it (its lease owner names the job's attempt, `job_owner_who`): a worker
+//! that stops after the run's end was committed leaves a job that ends with the run, not one
+//! that runs again.
 //!
 //! A job also takes its entity's run lease, as every run does, so a job never overlaps a run
 //! started from the command line; when the entity is busy the job goes back to the queue for a
@@ -307,7 +308,7 @@ async fn push(instances: &Instances, worker: &str, job: &ClaimedJob) -> JobEnd {
             error: "the submitted records are not UTF-8 text".into(),
         };
     };
-    let owner = crate::sync::lease::new_owner(&job_owner_who(row.id, worker));
+    let owner = crate::sync::lease::new_owner(&job_owner_who(row.id, row.attempts, worker));
     let who = format!("job {} on worker {worker}", row.id);
     let by = RunBy {
         owner: &owner,
@@ -379,7 +380,7 @@ async fn scheduled(instances: &Instances, worker: &str, job: &ClaimedJob) -> Job
             ),
         };
     }
-    let owner = crate::sync::lease::new_owner(&job_owner_who(job.row.id, worker));
+    let owner = crate::sync::lease::new_owner(&job_owner_who(job.row.id, job.row.attempts, worker));
     match crate::scheduler::schedules::run_one_as(instances, &schedule, &owner).await {
         Ok(ran) if ran.ok => JobEnd::Done {
             run: ran.run,
@@ -399,7 +400,7 @@ async fn scheduled(instances: &Instances, worker: &str, job: &ClaimedJob) -> Job
 /// Sends the entity's queued records again (serve's minute retry).
 async fn retry(instances: &Instances, worker: &str, job: &ClaimedJob) -> JobEnd {
     let row = &job.row;
-    let owner = crate::sync::lease::new_owner(&job_owner_who(row.id, worker));
+    let owner = crate::sync::lease::new_owner(&job_owner_who(row.id, row.attempts, worker));
     let who = format!("job {} on worker {worker}", row.id);
     let by = RunBy {
         owner: &owner,

@@ -89,10 +89,12 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
         let stopping = stopping.clone();
         async move { stopping.notified().await }
     });
-    let mut server = std::pin::pin!(server.into_future());
+    // On a task of its own, so it keeps being polled (and stops accepting at once) while the
+    // worker drains below.
+    let mut server = tokio::spawn(server.into_future());
     let signal = tokio::select! {
         ended = &mut server => {
-            ended?;
+            ended??;
             return Ok(());
         }
         signal = stop_signal() => signal,

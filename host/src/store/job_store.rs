@@ -37,11 +37,11 @@ pub const JOB_LEASE_SECS: i64 = 30;
 /// a job that takes down every worker that runs it must not take down the fleet.
 pub const MAX_ATTEMPTS: i64 = 5;
 
-/// The `WHO` part of the run-lease owner (`WHO@HOST:PID:NONCE`) for runs of job `job` held by
-/// `worker`: the store ties the first run started under it to the job, and ends the job with
-/// that run. The worker id is hex-encoded, so the owner keeps the shape the lease code reads.
-pub fn job_owner_who(job: i64, worker: &str) -> String {
-    format!("job{job}.{}", hex::encode(worker))
+/// The `WHO` part of the run-lease owner (`WHO@HOST:PID:NONCE`) for runs of attempt `attempt`
+/// of job `job` held by `worker`: the store ties the first run started under it to the job. The
+/// worker id is hex-encoded, so the owner keeps the shape the lease code reads.
+pub fn job_owner_who(job: i64, attempt: i64, worker: &str) -> String {
+    format!("job{job}.{attempt}.{}", hex::encode(worker))
 }
 
 /// Jobs submitted in this process: wakes its own worker at once (other processes learn of them
@@ -56,13 +56,21 @@ pub fn job_submitted() {
     submitted_here().notify_one();
 }
 
-/// The job and worker a run-lease owner built on [`job_owner_who`] names.
-pub fn parse_job_owner(owner: &str) -> Option<(i64, String)> {
+/// The job, attempt and worker a run-lease owner built on [`job_owner_who`] names.
+pub fn parse_job_owner(owner: &str) -> Option<(i64, i64, String)> {
     let (who, _) = owner.split_once('@')?;
-    let (job, hex) = who.strip_prefix("job")?.split_once('.')?;
-    let job = job.parse().ok()?;
-    Some((job, String::from_utf8(hex::decode(hex).ok()?).ok()?))
+    let (job, rest) = who.strip_prefix("job")?.split_once('.')?;
+    let (attempt, hex) = rest.split_once('.')?;
+    Some((
+        job.parse().ok()?,
+        attempt.parse().ok()?,
+        String::from_utf8(hex::decode(hex).ok()?).ok()?,
+    ))
 }
+
+/// Run statuses that say a run ended (not `running`, not `interrupted`: an interrupted run's job
+/// runs again).
+pub const ENDED_RUN_STATUSES: &str = "'done', 'stopped', 'failed'";
 
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,8 +211,7 @@ pub trait JobStore: Send + Sync {
     /// The heartbeat: the worker's own row, and the leases of its running jobs, extended by
     /// `lease_secs`. Returns the ids of the jobs it still holds.
     fn renew_jobs(&self, worker: &str, lease_secs: i64) -> StoreResult<Vec<i64>>;
-    /// Ends the caller's own running job, or adds the caller's report to its job that its run
-    /// ended already; false when it is no longer the caller's.
+    /// Ends the caller's own running job; false when it is no longer the caller's.
     fn finish_job(&self, id: i64, worker: &str, end: &JobEnd) -> StoreResult<bool>;
     fn job(&self, id: i64) -> StoreResult<Option<JobRow>>;
     /// The newest `limit` jobs, of one instance or all, newest first.
@@ -224,26 +231,6 @@ pub trait JobStore: Send + Sync {
     }
 }
 
-/// The state (and error) a job takes when its run ends with `status`.
-pub fn job_end_of(
-    status: super::RunStatus,
-    message: Option<&str>,
-) -> (&'static str, Option<String>) {
-    match status {
-        super::RunStatus::Failed | super::RunStatus::Interrupted => (
-            "failed",
-            Some(format!(
-                "its run {}: {}",
-                status.as_str(),
-                message.unwrap_or("no reason given")
-            )),
-        ),
-        super::RunStatus::Done | super::RunStatus::Stopped | super::RunStatus::Running => {
-            ("done", None)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,7 +238,7 @@ mod tests {
     #[test]
     fn a_job_owner_names_its_job_and_worker_and_keeps_the_lease_owner_shape() {
         for worker in ["w1", "worker@host:12:ab#x", ""] {
-            let who = job_owner_who(42, worker);
+            let who = job_owner_who(42, 3, worker);
             assert!(
                 who.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'),
                 "no '@' or ':' that would break the owner's shape: {who}"
@@ -259,15 +246,16 @@ mod tests {
             let owner = format!("{who}@host-1:77:0a1b");
             assert_eq!(
                 parse_job_owner(&owner),
-                Some((42, worker.to_string())),
+                Some((42, 3, worker.to_string())),
                 "{owner}"
             );
         }
         for other in [
             "serve@host:1:ff",
             "job@host:1:ff",
-            "jobx.77@host:1:ff",
+            "jobx.1.77@host:1:ff",
             "job1.7@host:1:ff",
+            "job1.x.77@host:1:ff",
             "job1.zz@h:1:f",
         ] {
             assert_eq!(parse_job_owner(other), None, "{other}");

@@ -562,12 +562,12 @@ pub fn a_queued_job_is_found_by_kind_instance_and_entity_until_it_runs(open: Ope
     );
 }
 
-/// A run-lease owner of `job` held by `worker`, as a worker makes one.
+/// A run-lease owner of the first attempt of `job` held by `worker`, as a worker makes one.
 fn job_owner(job: i64, worker: &str) -> String {
-    format!("{}@host-1:7:00ff", job_owner_who(job, worker))
+    format!("{}@host-1:7:00ff", job_owner_who(job, 1, worker))
 }
 
-pub fn a_job_ends_with_its_run_and_a_taken_over_job_only_with_the_new_holders_run(open: Open) {
+pub fn a_job_whose_worker_stopped_after_its_run_ended_ends_with_the_run(open: Open) {
     let (store, other) = (open(), open());
     store.create_instance(&instance("acme")).unwrap();
     let start = |s: &dyn JobsAndInstances, owner: &str| {
@@ -581,80 +581,94 @@ pub fn a_job_ends_with_its_run_and_a_taken_over_job_only_with_the_new_holders_ru
         )
         .unwrap()
     };
-    let job = submit(&*store, "acme", Entity::Account);
-    assert_eq!(claim(&*store, "w1"), Some(job));
-    // A run whose owner names the job but another worker is not tied to it.
-    let stranger = start(&*other, &job_owner(job, "w3"));
-    let run = start(&*store, &job_owner(job, "w1"));
-    let second = start(&*store, &job_owner(job, "w1"));
-    let row = other.job(job).unwrap().unwrap();
-    assert_eq!(
-        (row.state, row.run),
-        (JobState::Running, Some(run)),
-        "the first run of its holder"
-    );
-    other
-        .finish_run(stranger, RunStatus::Done, None, 0)
-        .unwrap();
-    other.finish_run(second, RunStatus::Done, None, 0).unwrap();
-    assert_eq!(store.job(job).unwrap().unwrap().state, JobState::Running);
+    // Leases of no time at all: lapsed a moment later, as when the worker died.
+    let claimed =
+        |s: &dyn JobsAndInstances, worker: &str| s.claim_job(worker, 0).unwrap().map(|c| c.row.id);
 
-    // The run's end is the job's: done, even if its worker never says so.
+    // Tied: only the first run of the attempt its holder runs.
+    let finished = submit(&*store, "acme", Entity::Account);
+    assert_eq!(claimed(&*store, "w1"), Some(finished));
+    let stranger = start(&*other, &job_owner(finished, "w3"));
+    let other_attempt = start(
+        &*other,
+        &format!("{}@host-1:7:00ff", job_owner_who(finished, 2, "w1")),
+    );
+    let run = start(&*store, &job_owner(finished, "w1"));
+    let second = start(&*store, &job_owner(finished, "w1"));
+    assert_eq!(other.job(finished).unwrap().unwrap().run, Some(run));
+    for untied in [stranger, other_attempt, second] {
+        other.finish_run(untied, RunStatus::Done, None, 0).unwrap();
+    }
+    // The run ends (its id map and cursors with it); the worker dies before it reports.
     other.finish_run(run, RunStatus::Done, None, 0).unwrap();
-    let ended = store.job(job).unwrap().unwrap();
     assert_eq!(
-        (ended.state, ended.run, ended.outcome.as_deref()),
-        (JobState::Done, Some(run), None)
+        store.job(finished).unwrap().unwrap().state,
+        JobState::Running
     );
-    assert!(ended.finished_at.is_some());
-    // Its worker adds the report once; nothing else can.
-    let report = JobEnd::Done {
-        run: Some(run),
-        outcome: "{\"created\":1}".into(),
-    };
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(claimed(&*other, "w2"), None, "nothing to run again");
+    let ended = store.job(finished).unwrap().unwrap();
+    assert_eq!(
+        (ended.state, ended.run, ended.attempts),
+        (JobState::Done, Some(run), 1)
+    );
     assert!(
-        !store.finish_job(job, "w2", &report).unwrap(),
-        "not its worker"
-    );
-    assert!(store.finish_job(job, "w1", &report).unwrap());
-    assert!(!store.finish_job(job, "w1", &report).unwrap(), "once");
-    assert_eq!(
-        store.job(job).unwrap().unwrap().outcome.as_deref(),
-        Some("{\"created\":1}")
+        ended
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("stopped before reporting"),
+        "{ended:?}"
     );
 
-    // Taken over: the old holder's run no longer ends it; the new holder's failed run fails it.
-    let job = submit(&*store, "acme", Entity::Contact);
-    assert_eq!(
-        store.claim_job("w1", 0).unwrap().map(|c| c.row.id),
-        Some(job)
-    );
-    let old = start(&*store, &job_owner(job, "w1"));
+    // Its run not ended when it died: queued again, untied, and only the new holder's run counts.
+    let again = submit(&*store, "acme", Entity::Contact);
+    assert_eq!(claimed(&*store, "w1"), Some(again));
+    let old = start(&*store, &job_owner(again, "w1"));
     std::thread::sleep(Duration::from_millis(20));
-    assert_eq!(claim(&*other, "w2"), Some(job));
     assert_eq!(
-        store.job(job).unwrap().unwrap().run,
-        None,
+        other
+            .claim_job("w2", JOB_LEASE_SECS)
+            .unwrap()
+            .map(|c| c.row.id),
+        Some(again)
+    );
+    let taken = store.job(again).unwrap().unwrap();
+    assert_eq!(
+        (taken.run, taken.attempts),
+        (None, 2),
         "untied at the takeover"
     );
     store.finish_run(old, RunStatus::Done, None, 0).unwrap();
-    assert_eq!(store.job(job).unwrap().unwrap().state, JobState::Running);
-    let new = start(&*other, &job_owner(job, "w2"));
-    other
-        .finish_run(new, RunStatus::Failed, Some("the connector trapped"), 0)
-        .unwrap();
-    let failed = store.job(job).unwrap().unwrap();
-    assert_eq!((failed.state, failed.run), (JobState::Failed, Some(new)));
-    assert_eq!(
-        failed.error.as_deref(),
-        Some("its run failed: the connector trapped")
+    let new = start(
+        &*other,
+        &format!("{}@host-1:7:00ff", job_owner_who(again, 2, "w2")),
     );
-    let late = JobEnd::Done {
-        run: Some(old),
-        outcome: "{}".into(),
-    };
+    assert_eq!(store.job(again).unwrap().unwrap().run, Some(new));
     assert!(
-        !store.finish_job(job, "w1", &late).unwrap(),
-        "the old holder cannot end it"
+        !store.finish_job(again, "w1", &done()).unwrap(),
+        "not w1's any more"
+    );
+    assert!(other.finish_job(again, "w2", &done()).unwrap());
+
+    // A clean stop after a failed run: the job fails with the run's reason, not queued again.
+    let failed = submit(&*store, "acme", Entity::Product);
+    assert_eq!(
+        store
+            .claim_job("w1", JOB_LEASE_SECS)
+            .unwrap()
+            .map(|c| c.row.id),
+        Some(failed)
+    );
+    let run = start(&*store, &job_owner(failed, "w1"));
+    store
+        .finish_run(run, RunStatus::Failed, Some("the connector trapped"), 0)
+        .unwrap();
+    store.stop_worker("w1").unwrap();
+    let ended = other.job(failed).unwrap().unwrap();
+    assert_eq!(ended.state, JobState::Failed);
+    assert_eq!(
+        ended.error.as_deref(),
+        Some("its run failed: the connector trapped")
     );
 }

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use deadpool_postgres::GenericClient;
 
 use super::super::job_store::{
-    ClaimedJob, JobEnd, JobKind, JobRow, JobState, JobStore, MAX_ATTEMPTS, NewJob, WorkerRow,
+    ClaimedJob, ENDED_RUN_STATUSES, JobEnd, JobKind, JobRow, JobState, JobStore, MAX_ATTEMPTS,
+    NewJob, WorkerRow,
 };
 use super::super::{RunTrigger, StoreError, StoreResult};
 use super::{NOW_MS, PgStore, db, is_unique_violation, parsed};
@@ -20,6 +21,23 @@ use crate::contract::manifest::Entity;
 pub const JOBS_CHANNEL: &str = "bss_jobs";
 
 const JOB_COLUMNS: &str = "id, kind, instance, entity, trigger, dry_run, state, attempts, worker, run, submitted_at, started_at, finished_at, outcome, error";
+
+/// Ends the running jobs matching `which` (over `jobs j`; `$1` is now, RFC 3339, further
+/// parameters the caller's) whose tied run ended: their worker stopped after the run's end was
+/// committed, so the job has done its work and takes the run's status rather than running again.
+fn end_with_their_runs(which: &str) -> String {
+    format!(
+        "UPDATE jobs j SET
+             state = CASE r.status WHEN 'failed' THEN 'failed' ELSE 'done' END,
+             error = CASE r.status WHEN 'failed'
+                 THEN 'its run failed: ' || coalesce(r.message, 'no reason given')
+                 ELSE 'its worker ' || j.worker || ' stopped before reporting; the run''s report is its own' END,
+             finished_at = $1, lease_until = NULL
+         FROM runs r
+         WHERE j.state = 'running' AND {which} AND r.id = j.run
+           AND r.status IN ({ENDED_RUN_STATUSES})"
+    )
+}
 
 /// How often a claim looks again after losing a race on the running-jobs index.
 const CLAIM_RACES: usize = 5;
@@ -76,6 +94,13 @@ async fn try_claim(
     lease_secs: i64,
 ) -> Result<Option<ClaimedJob>, Lost> {
     let transaction = client.transaction().await?;
+    // A job whose worker stopped after its run ended did its work: it ends with the run.
+    transaction
+        .execute(
+            &end_with_their_runs(&format!("j.lease_until < {NOW_MS}")),
+            &[&crate::time::now_rfc3339()],
+        )
+        .await?;
     // A job whose workers died under it too often is given up: it may be what kills them.
     transaction
         .execute(
@@ -265,9 +290,7 @@ impl JobStore for PgStore {
                         .query_opt(
                             "UPDATE jobs SET state = 'done', run = $3, outcome = $4, error = NULL,
                              finished_at = $5, lease_until = NULL
-                         WHERE id = $1 AND worker = $2 AND (state = 'running'
-                               OR (state IN ('done', 'failed') AND run IS NOT DISTINCT FROM $3 AND outcome IS NULL))
-                         RETURNING instance",
+                         WHERE id = $1 AND worker = $2 AND state = 'running' RETURNING instance",
                             &[&id, &worker, run, outcome, &now],
                         )
                         .await
@@ -276,9 +299,7 @@ impl JobStore for PgStore {
                     .query_opt(
                         "UPDATE jobs SET state = 'failed', run = $3, error = $4, finished_at = $5,
                              lease_until = NULL
-                         WHERE id = $1 AND worker = $2 AND (state = 'running'
-                               OR (state IN ('done', 'failed') AND run IS NOT DISTINCT FROM $3 AND outcome IS NULL))
-                         RETURNING instance",
+                         WHERE id = $1 AND worker = $2 AND state = 'running' RETURNING instance",
                         &[&id, &worker, run, error, &now],
                     )
                     .await,
@@ -364,6 +385,13 @@ impl JobStore for PgStore {
             let transaction = client.transaction().await.map_err(db)?;
             transaction
                 .execute("UPDATE workers SET stopped = true WHERE id = $1", &[&id])
+                .await
+                .map_err(db)?;
+            transaction
+                .execute(
+                    &end_with_their_runs("j.worker = $2"),
+                    &[&crate::time::now_rfc3339(), &id],
+                )
                 .await
                 .map_err(db)?;
             let requeued = transaction

@@ -76,9 +76,9 @@ fn a_queued_job_is_found_by_kind_instance_and_entity_until_it_runs() {
 }
 
 #[test]
-fn a_job_ends_with_its_run_and_a_taken_over_job_only_with_the_new_holders_run() {
+fn a_job_whose_worker_stopped_after_its_run_ended_ends_with_the_run() {
     let scratch = ScratchDb::create();
-    behaviour::a_job_ends_with_its_run_and_a_taken_over_job_only_with_the_new_holders_run(&|| {
+    behaviour::a_job_whose_worker_stopped_after_its_run_ended_ends_with_the_run(&|| {
         Box::new(PgStore::open(&scratch.url).unwrap())
     });
 }

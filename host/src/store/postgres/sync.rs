@@ -846,12 +846,15 @@ impl SyncStore for PgStore {
                 }
                 Err(e) => return Err(db(e)),
             };
-            if let Some((job, worker)) = owner.and_then(crate::store::job_store::parse_job_owner) {
+            if let Some((job, attempt, worker)) =
+                owner.and_then(crate::store::job_store::parse_job_owner)
+            {
                 transaction
                     .execute(
                         "UPDATE jobs SET run = $3
-                         WHERE id = $1 AND worker = $2 AND state = 'running' AND run IS NULL",
-                        &[&job, &worker, &run],
+                         WHERE id = $1 AND worker = $2 AND attempts = $4 AND state = 'running'
+                           AND run IS NULL",
+                        &[&job, &worker, &run, &attempt],
                     )
                     .await
                     .map_err(db)?;
@@ -878,19 +881,6 @@ impl SyncStore for PgStore {
                 )
                 .await
                 .map_err(db)?;
-            let (state, error) = crate::store::job_store::job_end_of(status, message);
-            let ended = transaction
-                .query_opt(
-                    "UPDATE jobs SET state = $2, error = $3, finished_at = $4, lease_until = NULL
-                     WHERE run = $1 AND state = 'running' RETURNING instance",
-                    &[&run, &state, &error, &now],
-                )
-                .await
-                .map_err(db)?;
-            if let Some(row) = ended {
-                // Its entity is free: a queued job of it may start now.
-                super::jobs::notify_jobs(&transaction, row.get::<_, &str>(0)).await?;
-            }
             transaction.commit().await.map_err(db)?;
             Ok(())
         })

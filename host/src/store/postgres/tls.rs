@@ -291,12 +291,16 @@ where
 {
     type Stream = TlsStream<S>;
     type TlsConnect = RustlsConnectOne;
-    type Error = rustls::pki_types::InvalidDnsNameError;
+    type Error = std::convert::Infallible;
 
+    // Called for every connection, also over a Unix socket (with no host name) that never
+    // encrypts: a name that is not one fails only if a handshake is attempted with it.
     fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnectOne, Self::Error> {
         Ok(RustlsConnectOne {
             config: self.0.clone(),
-            name: ServerName::try_from(domain)?.to_owned(),
+            name: ServerName::try_from(domain)
+                .map(|name| name.to_owned())
+                .map_err(|_| format!("{domain:?} is not a host name TLS can check")),
         })
     }
 }
@@ -304,7 +308,7 @@ where
 /// One connection's TLS handshake.
 pub struct RustlsConnectOne {
     config: Arc<rustls::ClientConfig>,
-    name: ServerName<'static>,
+    name: Result<ServerName<'static>, String>,
 }
 
 impl<S> TlsConnect<S> for RustlsConnectOne
@@ -317,8 +321,9 @@ where
 
     fn connect(self, stream: S) -> Self::Future {
         Box::pin(async move {
+            let name = self.name.map_err(io::Error::other)?;
             tokio_rustls::TlsConnector::from(self.config)
-                .connect(self.name, stream)
+                .connect(name, stream)
                 .await
                 .map(TlsStream)
         })
@@ -465,6 +470,12 @@ mod tests {
             })
             .unwrap();
         drop(plain);
+        // Over the Unix socket (no host name, never encrypted), with the default mode.
+        let database = scratch.url.rsplit('/').next().unwrap().to_string();
+        let socket = format!("postgresql:///{database}?host=/var/run/postgresql&user=root");
+        if std::path::Path::new("/var/run/postgresql").exists() {
+            assert!(!encrypted(&PgStore::open(&socket).unwrap()));
+        }
         if !server_tls {
             let refused = PgStore::open(&with("sslmode=require")).err().unwrap();
             assert!(refused.to_string().contains("TLS"), "{refused}");

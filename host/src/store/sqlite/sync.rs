@@ -510,11 +510,13 @@ impl SyncStore for SqliteStore {
         )
         .map_err(db)?;
         let run = tx.last_insert_rowid();
-        if let Some((job, worker)) = owner.and_then(crate::store::job_store::parse_job_owner) {
+        if let Some((job, attempt, worker)) =
+            owner.and_then(crate::store::job_store::parse_job_owner)
+        {
             tx.execute(
                 "UPDATE jobs SET run = ?3
-                 WHERE id = ?1 AND worker = ?2 AND state = 'running' AND run IS NULL",
-                params![job, worker, run],
+                 WHERE id = ?1 AND worker = ?2 AND attempts = ?4 AND state = 'running' AND run IS NULL",
+                params![job, worker, run, attempt],
             )
             .map_err(db)?;
         }
@@ -535,13 +537,6 @@ impl SyncStore for SqliteStore {
         tx.execute(
             "UPDATE runs SET status = ?2, message = ?3, finished_at = ?4, pulled = ?5 WHERE id = ?1",
             params![run, status.as_str(), message, now, pulled],
-        )
-        .map_err(db)?;
-        let (state, error) = crate::store::job_store::job_end_of(status, message);
-        tx.execute(
-            "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4, lease_until = NULL
-             WHERE run = ?1 AND state = 'running'",
-            params![run, state, error, now],
         )
         .map_err(db)?;
         tx.commit().map_err(db)?;
