@@ -71,7 +71,7 @@ pub fn router(app: App) -> Router {
         .route("/instances/{name}/push/{entity}", post(push))
         .route("/instances/{name}/jobs/push/{entity}", post(submit_push))
         .route("/jobs", get(list_jobs))
-        .route("/jobs/{job}", get(show_job))
+        .route("/jobs/{job}", get(show_job).delete(cancel_job))
         .route("/instances/{name}/pull/{entity}", post(pull))
         .route("/instances/{name}/retry", post(retry_queue))
         .route("/instances/{name}/link/{entity}", post(link))
@@ -619,6 +619,29 @@ async fn list_jobs(State(state): State<Shared>, Params(query): Params<JobsQuery>
         )
         .map_err(|e| ApiError::new(store_status(&e), e.to_string()))?;
     Ok(Json(json!(jobs)))
+}
+
+/// Cancels a queued job: 200 with the job; 409 when it is running or ended (a running job ends
+/// with its run or its worker); 404 when there is none.
+async fn cancel_job(State(state): State<Shared>, UrlPath(job): UrlPath<i64>) -> ApiResult {
+    use crate::store::job_store::Cancel;
+    let store = instances(&state).store();
+    let found = store
+        .cancel_job(job)
+        .map_err(|e| ApiError::new(store_status(&e), e.to_string()))?;
+    match found {
+        Cancel::Cancelled => show_job(State(state), UrlPath(job)).await,
+        Cancel::NotQueued(now) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "job {job} is {now}, not queued: only a job that has not started can be cancelled"
+            ),
+        )),
+        Cancel::NoSuchJob => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("there is no job {job}"),
+        )),
+    }
 }
 
 async fn show_job(State(state): State<Shared>, UrlPath(job): UrlPath<i64>) -> ApiResult {

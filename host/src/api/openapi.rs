@@ -142,7 +142,8 @@ pub fn document() -> Value {
             },
             "/jobs/{job}": {
                 "parameters": [{ "name": "job", "in": "path", "required": true, "schema": { "type": "integer" } }],
-                "get": op("One job: queued, running (on which worker), done (with its run's report) or failed (with why)", None)
+                "get": op("One job: queued, running (on which worker), done (with its run's report) or failed (with why)", None),
+                "delete": op("Cancel a queued job (409 when it is running or ended)", None)
             },
             "/instances/{name}/pull/{entity}": {
                 "parameters": [name_param(), { "name": "entity", "in": "path", "required": true, "schema": { "type": "string" } },

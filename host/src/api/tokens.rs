@@ -8,7 +8,7 @@
 //! | request | role |
 //! |---|---|
 //! | `GET` (and `HEAD`) of any route, `/metrics` included | viewer |
-//! | `POST` `/instances/{name}/push/{entity}`, `pull/{entity}`, `link/{entity}`, `reconcile/{entity}`, `retry`, `check`, `feed/ack`; `POST /schedules/run-due` | operator |
+//! | `POST` `/instances/{name}/push/{entity}`, `pull/{entity}`, `link/{entity}`, `reconcile/{entity}`, `retry`, `check`, `feed/ack`, `jobs/push/{entity}`; `POST /schedules/run-due`; `DELETE /jobs/{job}` | operator |
 //! | every other `POST`, `PUT`, `PATCH`, `DELETE` | admin |
 
 use std::path::Path;
@@ -137,7 +137,12 @@ pub fn required_role(method: &axum::http::Method, path: &str) -> Role {
                 | ["instances", _, "feed", "ack"]
                 | ["schedules", "run-due"]
         );
-    if runs { Role::Operator } else { Role::Admin }
+    let cancels = method == Method::DELETE && matches!(segments.as_slice(), ["jobs", _]);
+    if runs || cancels {
+        Role::Operator
+    } else {
+        Role::Admin
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +162,7 @@ mod tests {
                 Role::Operator,
             ),
             (Method::POST, "/instances/acme/retry", Role::Operator),
+            (Method::DELETE, "/api/v1/jobs/12", Role::Operator),
             (Method::POST, "/instances/acme/feed/ack", Role::Operator),
             (Method::POST, "/schedules/run-due", Role::Operator),
             (Method::PATCH, "/instances/acme/settings", Role::Admin),

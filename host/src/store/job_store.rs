@@ -72,6 +72,9 @@ pub fn parse_job_owner(owner: &str) -> Option<(i64, i64, String)> {
 /// runs again).
 pub const ENDED_RUN_STATUSES: &str = "'done', 'stopped', 'failed'";
 
+/// The error of a cancelled job.
+pub const CANCELLED: &str = "cancelled before it started";
+
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -178,6 +181,16 @@ pub enum JobEnd {
     },
 }
 
+/// What a cancellation found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// It was queued; it is failed now, with why, and runs nowhere.
+    Cancelled,
+    /// It is running or ended already: nothing was changed.
+    NotQueued(JobState),
+    NoSuchJob,
+}
+
 /// A `serve` worker, as `workers list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -213,6 +226,8 @@ pub trait JobStore: Send + Sync {
     fn renew_jobs(&self, worker: &str, lease_secs: i64) -> StoreResult<Vec<i64>>;
     /// Ends the caller's own running job; false when it is no longer the caller's.
     fn finish_job(&self, id: i64, worker: &str, end: &JobEnd) -> StoreResult<bool>;
+    /// Cancels a queued job (failed, `error` saying so); a running or ended one is left as it is.
+    fn cancel_job(&self, id: i64) -> StoreResult<Cancel>;
     fn job(&self, id: i64) -> StoreResult<Option<JobRow>>;
     /// The newest `limit` jobs, of one instance or all, newest first.
     fn jobs(&self, instance: Option<&str>, limit: usize) -> StoreResult<Vec<JobRow>>;

@@ -672,3 +672,30 @@ pub fn a_job_whose_worker_stopped_after_its_run_ended_ends_with_the_run(open: Op
         Some("its run failed: the connector trapped")
     );
 }
+
+pub fn a_queued_job_is_cancelled_and_a_running_or_ended_one_is_not(open: Open) {
+    use super::super::job_store::{CANCELLED, Cancel};
+    let (store, other) = (open(), open());
+    store.create_instance(&instance("acme")).unwrap();
+    let running = submit(&*store, "acme", Entity::Account);
+    let queued = submit(&*store, "acme", Entity::Contact);
+    let behind = submit(&*store, "acme", Entity::Contact);
+    assert_eq!(claim(&*store, "w1"), Some(running));
+    assert_eq!(
+        other.cancel_job(running).unwrap(),
+        Cancel::NotQueued(JobState::Running)
+    );
+    assert_eq!(other.cancel_job(queued).unwrap(), Cancel::Cancelled);
+    let cancelled = store.job(queued).unwrap().unwrap();
+    assert_eq!(
+        (cancelled.state, cancelled.error.as_deref()),
+        (JobState::Failed, Some(CANCELLED))
+    );
+    assert_eq!(
+        other.cancel_job(queued).unwrap(),
+        Cancel::NotQueued(JobState::Failed)
+    );
+    assert_eq!(other.cancel_job(9_999).unwrap(), Cancel::NoSuchJob);
+    // The job of its entity submitted after it no longer waits behind it.
+    assert_eq!(claim(&*other, "w2"), Some(behind));
+}

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use deadpool_postgres::GenericClient;
 
 use super::super::job_store::{
-    ClaimedJob, ENDED_RUN_STATUSES, JobEnd, JobKind, JobRow, JobState, JobStore, MAX_ATTEMPTS,
-    NewJob, WorkerRow,
+    CANCELLED, Cancel, ClaimedJob, ENDED_RUN_STATUSES, JobEnd, JobKind, JobRow, JobState, JobStore,
+    MAX_ATTEMPTS, NewJob, WorkerRow,
 };
 use super::super::{RunTrigger, StoreError, StoreResult};
 use super::{NOW_MS, PgStore, db, is_unique_violation, parsed};
@@ -324,6 +324,37 @@ impl JobStore for PgStore {
             notify_jobs(&transaction, row.get::<_, &str>(0)).await?;
             transaction.commit().await.map_err(db)?;
             Ok(true)
+        })
+    }
+
+    fn cancel_job(&self, id: i64) -> StoreResult<Cancel> {
+        self.run(async |client| {
+            let transaction = client.transaction().await.map_err(db)?;
+            let Some(row) = transaction
+                .query_opt(
+                    "SELECT state, instance FROM jobs WHERE id = $1 FOR UPDATE",
+                    &[&id],
+                )
+                .await
+                .map_err(db)?
+            else {
+                return Ok(Cancel::NoSuchJob);
+            };
+            let state = parsed::<JobState>(row.get(0), "jobs.state")?;
+            if state != JobState::Queued {
+                return Ok(Cancel::NotQueued(state));
+            }
+            transaction
+                .execute(
+                    "UPDATE jobs SET state = 'failed', error = $2, finished_at = $3 WHERE id = $1",
+                    &[&id, &CANCELLED, &crate::time::now_rfc3339()],
+                )
+                .await
+                .map_err(db)?;
+            // The entity's later jobs no longer wait behind it.
+            notify_jobs(&transaction, row.get::<_, &str>(1)).await?;
+            transaction.commit().await.map_err(db)?;
+            Ok(Cancel::Cancelled)
         })
     }
 

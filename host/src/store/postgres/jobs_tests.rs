@@ -122,3 +122,11 @@ fn a_job_of_a_newer_kind_waits_for_a_newer_worker() {
     assert_eq!(store.claim_job("w1", JOB_LEASE_SECS).unwrap(), None);
     assert_eq!(store.job(behind).unwrap().unwrap().state.as_str(), "queued");
 }
+
+#[test]
+fn a_queued_job_is_cancelled_and_a_running_or_ended_one_is_not() {
+    let scratch = ScratchDb::create();
+    behaviour::a_queued_job_is_cancelled_and_a_running_or_ended_one_is_not(&|| {
+        Box::new(PgStore::open(&scratch.url).unwrap())
+    });
+}

@@ -6,8 +6,8 @@
 
 use super::*;
 use crate::store::job_store::{
-    ClaimedJob, ENDED_RUN_STATUSES, JobEnd, JobKind, JobRow, JobStore, MAX_ATTEMPTS, NewJob,
-    WorkerRow,
+    CANCELLED, Cancel, ClaimedJob, ENDED_RUN_STATUSES, JobEnd, JobKind, JobRow, JobState, JobStore,
+    MAX_ATTEMPTS, NewJob, WorkerRow,
 };
 
 const JOB_COLUMNS: &str = "id, kind, instance, entity, trigger, dry_run, state, attempts, worker, run, submitted_at, started_at, finished_at, outcome, error";
@@ -256,6 +256,29 @@ impl JobStore for SqliteStore {
         Ok(changed > 0)
     }
 
+    fn cancel_job(&self, id: i64) -> StoreResult<Cancel> {
+        let mut connection = self.lock();
+        let tx = connection.transaction().map_err(db)?;
+        let state: Option<String> = tx
+            .query_row("SELECT state FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(db)?;
+        let Some(state) = state else {
+            return Ok(Cancel::NoSuchJob);
+        };
+        let state: JobState = state.parse().map_err(StoreError::Database)?;
+        if state != JobState::Queued {
+            return Ok(Cancel::NotQueued(state));
+        }
+        tx.execute(
+            "UPDATE jobs SET state = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1",
+            params![id, CANCELLED, crate::time::now_rfc3339()],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Cancel::Cancelled)
+    }
+
     fn job(&self, id: i64) -> StoreResult<Option<JobRow>> {
         let connection = self.lock();
         connection
@@ -470,6 +493,14 @@ mod tests {
     fn a_queued_job_is_found_by_kind_instance_and_entity_until_it_runs() {
         let dir = tempfile::tempdir().unwrap();
         behaviour::a_queued_job_is_found_by_kind_instance_and_entity_until_it_runs(&|| {
+            Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+        });
+    }
+
+    #[test]
+    fn a_queued_job_is_cancelled_and_a_running_or_ended_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        behaviour::a_queued_job_is_cancelled_and_a_running_or_ended_one_is_not(&|| {
             Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
         });
     }
