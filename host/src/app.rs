@@ -3,6 +3,7 @@
 //! and the registry with the bundled connectors and the plugins folder (`plugins/` unless given).
 //! Every subcommand and `serve` start here, so they all see the same state.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -82,9 +83,24 @@ pub struct OpenOptions<'a> {
     pub database: Option<&'a str>,
     /// Allows a fresh SQLite database in a used folder.
     pub new_database: bool,
-    /// False skips loading the connectors, for commands that call none (a broken or slow
-    /// plugin then costs them nothing).
-    pub load_connectors: bool,
+    /// Which connectors to load: a command loads only those it calls (a broken, slow or large
+    /// plugin then costs the others nothing).
+    pub connectors: Connectors,
+}
+
+/// Which connectors a command loads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Connectors {
+    /// Every one (the bundled ones, the plugins folder and, on a shared store, the store's).
+    #[default]
+    All,
+    /// None: the command calls no connector.
+    None,
+    /// The connectors serving these instances and those named (plus the bundled ones).
+    Only {
+        instances: Vec<String>,
+        connectors: Vec<String>,
+    },
 }
 
 impl Default for OpenOptions<'_> {
@@ -93,7 +109,7 @@ impl Default for OpenOptions<'_> {
             plugins: None,
             database: None,
             new_database: false,
-            load_connectors: true,
+            connectors: Connectors::All,
         }
     }
 }
@@ -141,7 +157,7 @@ impl App {
             plugins,
             database,
             new_database,
-            load_connectors,
+            connectors,
         } = options;
         let location = StoreLocation::parse(database, data).map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(data)
@@ -192,13 +208,47 @@ impl App {
             .http_client()
             .share_budget(Arc::new(StoreBudget(store.clone())));
         let registry = Arc::new(Registry::new(runtime, store.clone()));
-        let load_problems = if load_connectors {
-            let mut problems = registry.load_all(&plugins).await?;
-            // Versions installed on other workers of a shared store.
-            problems.extend(registry.load_shared().await);
-            problems
-        } else {
+        registry.keep_plugin_index(
+            data.join("cache")
+                .join(crate::registry::plugin_index::FILE_NAME),
+        );
+        let only = match &connectors {
+            Connectors::All | Connectors::None => None,
+            Connectors::Only {
+                instances,
+                connectors,
+            } => {
+                let mut names: BTreeSet<String> = connectors.iter().cloned().collect();
+                for instance in store.instances()? {
+                    if instances.contains(&instance.name) {
+                        names.insert(instance.connector);
+                    }
+                }
+                Some(names)
+            }
+        };
+        let load_problems = if connectors == Connectors::None {
             Vec::new()
+        } else {
+            let mut problems = registry.load_selected(&plugins, only.as_ref()).await?;
+            // Versions installed on other workers of a shared store.
+            problems.extend(registry.load_shared_selected(only.as_ref()).await);
+            if connectors == Connectors::All {
+                // Everything loadable is known now: compiled code of versions no longer
+                // installed goes.
+                match registry.prune_compiled(&plugins) {
+                    Ok(pruned) if pruned.removed > 0 => tracing::info!(
+                        "removed the compiled code of {} component(s) no longer installed ({:.1} MB)",
+                        pruned.removed,
+                        pruned.removed_bytes as f64 / 1e6
+                    ),
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!("the compiled-code cache was not pruned: {error}")
+                    }
+                }
+            }
+            problems
         };
         let instances = Arc::new(Instances::new(store.clone(), secrets, registry.clone()));
         Ok(App {

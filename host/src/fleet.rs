@@ -234,7 +234,23 @@ async fn claim_loop(
         let task = tokio::spawn({
             let (instances, id, running) = (instances.clone(), id.clone(), running.clone());
             async move {
-                run_job(&instances, &id, job).await;
+                // A job whose run panics is failed here; otherwise it would stay `running`, its
+                // lease renewed by this worker's heartbeat for as long as the worker lives.
+                let ran = Unwinding(Box::pin(run_job(&instances, &id, job))).await;
+                if let Err(panic) = ran {
+                    end(
+                        &instances,
+                        &id,
+                        job_id,
+                        JobEnd::Failed {
+                            run: None,
+                            error: format!(
+                                "the host failed while running it: {}",
+                                panic_text(&panic)
+                            ),
+                        },
+                    );
+                }
                 running
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -243,6 +259,33 @@ async fn claim_loop(
             }
         });
         listed.insert(job_id, task.abort_handle());
+    }
+}
+
+/// A future that returns its panic instead of unwinding through the task.
+struct Unwinding<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for Unwinding<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => text.to_string(),
+        (_, Some(text)) => text.clone(),
+        _ => "a panic without a message".into(),
     }
 }
 

@@ -1,10 +1,20 @@
 //! The `bss-host` command: parses the command line and runs it.
 
+use bss_host::runtime::compiler;
 use bss_host::safe_text::printable;
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let arguments: Vec<String> = std::env::args().collect();
+    if arguments.get(1).map(String::as_str) == Some(compiler::CHILD_COMMAND) {
+        return std::process::ExitCode::from(compiler::child_main(&arguments[2..]) as u8);
+    }
+    // A component's compile (hundreds of MB at its peak) runs in a child that takes the peak
+    // with it.
+    if let Ok(program) = std::env::current_exe() {
+        compiler::compile_in_child_processes(program);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BSS_HOST_LOG")

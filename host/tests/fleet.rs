@@ -26,7 +26,11 @@ fn fleet_host(scratch: &ScratchDb) -> Host<'static> {
         ("BSS_HOST_JOB_LEASE_SECS", "3"),
         ("BSS_HOST_LEASE_TTL_MS", "3000"),
     ]));
-    Host { env, ..HOST }
+    Host {
+        env,
+        log: "info,cw_sandbox=warn",
+        ..HOST
+    }
 }
 
 async fn jobs(client: &reqwest::Client, served: &cw::Served) -> Vec<Value> {
@@ -41,6 +45,54 @@ async fn jobs(client: &reqwest::Client, served: &cw::Served) -> Vec<Value> {
         .json()
         .await
         .unwrap()
+}
+
+/// The workers' warnings and the last lines of each log (w0.log, w1.log, w2.log in `dir`).
+fn worker_logs(dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    for i in 0..3 {
+        let text = std::fs::read_to_string(dir.join(format!("w{i}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out.push_str(&format!(
+            "--- w{i}: warnings and the last 15 of {} lines\n",
+            lines.len()
+        ));
+        for line in lines
+            .iter()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(30)
+        {
+            out.push_str(&format!("{line}\n"));
+        }
+        out.push_str("...\n");
+        for line in &lines[lines.len().saturating_sub(15)..] {
+            out.push_str(&format!("{line}\n"));
+        }
+    }
+    out
+}
+
+/// One line per job (its outcome's report left out): what a failure message needs.
+fn job_summary(listed: &[Value]) -> String {
+    listed
+        .iter()
+        .map(|j| {
+            format!(
+                "job {} {} {}: {} by {} attempt {} run {} submitted {} started {} finished {} error {}\n",
+                j["id"],
+                j["instance"],
+                j["entity"],
+                j["state"],
+                j["worker"],
+                j["attempts"],
+                j["run"],
+                j["submitted-at"],
+                j["started-at"],
+                j["finished-at"],
+                j["error"]
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,9 +118,10 @@ async fn three_workers_run_thirty_jobs_exactly_once_and_take_over_a_killed_worke
             std::fs::copy(s.data.join("key"), folder.join("key")).unwrap();
             let mut command = host.command(&folder, &[]);
             command.env("BSS_HOST_WORKER_ID", format!("w{i}"));
-            cw::serve_with_known_token(command, &token)
+            cw::serve_logged(command, &token, &s.dir.path().join(format!("w{i}.log")))
         })
         .collect();
+    let logs = s.dir.path().to_path_buf();
     // About a second per job: long enough to kill a worker in the middle of one.
     s.sandbox
         .set_faults(Faults::default().with_latency(Duration::from_millis(4)));
@@ -121,7 +174,9 @@ async fn three_workers_run_thirty_jobs_exactly_once_and_take_over_a_killed_worke
         }
         assert!(
             started.elapsed() < Duration::from_secs(240),
-            "not every job ended: {listed:#?}"
+            "not every job ended (w1 was killed running job {killed_job}):\n{}\n{}",
+            job_summary(&listed),
+            worker_logs(&logs)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };

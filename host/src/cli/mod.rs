@@ -5,6 +5,7 @@
 //! This file holds the arguments and the dispatch; `setup.rs` the commands that set connectors
 //! and instances up, `runs.rs` those that sync and show runs, `views.rs` how results are printed.
 
+mod author;
 mod runs;
 mod setup;
 mod unattended;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
-use crate::app::App;
+use crate::app::{App, Connectors};
 use std::io::IsTerminal as _;
 
 use crate::contract::manifest::{AuthScheme, Manifest, VariableKind};
@@ -226,6 +227,9 @@ pub enum Command {
     /// The remote's callbacks to `serve`'s hook (contract 1.3 connectors).
     #[command(subcommand)]
     Callbacks(CallbacksCommand),
+    /// The compiled-code cache in the data folder.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Named API tokens with a role: viewer (reads), operator (also runs syncs), admin (also
     /// changes connectors, instances, settings and tokens).
     #[command(subcommand)]
@@ -257,6 +261,17 @@ pub enum Command {
         /// Refuse at once when another run of this instance and entity is going on.
         #[arg(long)]
         no_wait: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Removes the compiled code of components no longer installed (neither bundled, nor in the
+    /// plugins folder, nor, on a shared store, stored there) and of other host builds. `serve`
+    /// and every command that loads all connectors do this by themselves.
+    Prune {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -410,6 +425,42 @@ pub enum ConnectorsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Says whether a `.wasm` file loads on this host: its imports against what the host grants
+    /// (each refusal with its fix), the contract version it exports, its manifest, its size and
+    /// compile time. Exits 1 when it would be refused.
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Calls one export of a `.wasm` file with settings from the command line, without an
+    /// instance: `manifest`, `activate`, `lookup-choices KEY`, `pull ENTITY`, `fetch ENTITY ID`,
+    /// `push ENTITY --records FILE`. Prints the answer as JSON; a contract error exits 1.
+    Call {
+        file: PathBuf,
+        /// manifest, activate, lookup-choices, pull, fetch or push.
+        export: String,
+        /// The export's arguments: the lookup key, the entity, the remote id.
+        arguments: Vec<String>,
+        /// A server variable or `host.` option, KEY=VALUE (again for more).
+        #[arg(long = "set")]
+        sets: Vec<String>,
+        /// A lookup table row, KEY:BSS=REMOTE (again for more).
+        #[arg(long = "lookup")]
+        lookups: Vec<String>,
+        /// pull: changes since this remote time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// pull: the page token a previous page answered.
+        #[arg(long)]
+        page_token: Option<String>,
+        /// push: the records (a JSON array or one object per line; `remote-id` makes an update).
+        #[arg(long)]
+        records: Option<PathBuf>,
+        /// push: a dry run.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -490,6 +541,132 @@ pub enum SyncOptionsCommand {
     },
 }
 
+/// The export `connectors call` names, with its arguments checked.
+fn author_export(
+    export: &str,
+    arguments: &[String],
+    since: &Option<String>,
+    page_token: &Option<String>,
+    records: &Option<PathBuf>,
+    dry_run: bool,
+) -> anyhow::Result<author::Export> {
+    let arity = |n: usize, usage: &str| -> anyhow::Result<()> {
+        if arguments.len() == n {
+            Ok(())
+        } else {
+            anyhow::bail!(
+                "`connectors call FILE {usage}` (got {} argument(s) after {export})",
+                arguments.len()
+            )
+        }
+    };
+    Ok(match export {
+        "manifest" => {
+            arity(0, "manifest")?;
+            author::Export::Manifest
+        }
+        "activate" => {
+            arity(0, "activate --set KEY=VALUE …")?;
+            author::Export::Activate
+        }
+        "lookup-choices" => {
+            arity(1, "lookup-choices KEY")?;
+            author::Export::LookupChoices(arguments[0].clone())
+        }
+        "pull" => {
+            arity(1, "pull ENTITY [--since TIME] [--page-token TOKEN]")?;
+            author::Export::Pull {
+                entity: arguments[0].clone(),
+                since: since.clone(),
+                page_token: page_token.clone(),
+            }
+        }
+        "fetch" => {
+            arity(2, "fetch ENTITY REMOTE-ID")?;
+            author::Export::Fetch {
+                entity: arguments[0].clone(),
+                remote_id: arguments[1].clone(),
+            }
+        }
+        "push" => {
+            arity(1, "push ENTITY --records FILE")?;
+            let Some(file) = records else {
+                anyhow::bail!("`connectors call FILE push ENTITY` needs --records FILE");
+            };
+            author::Export::Push {
+                entity: arguments[0].clone(),
+                file: file.clone(),
+                dry_run,
+            }
+        }
+        other => anyhow::bail!(
+            "{other:?} is not an export `connectors call` makes: manifest, activate, lookup-choices, pull, fetch or push"
+        ),
+    })
+}
+
+/// The connectors a command calls, which are all it loads: none for the commands that only read
+/// or write the store, those of the instance it names, all for `serve` and listings.
+fn connectors_touched(command: &Command) -> Connectors {
+    let instance = |name: &str| Connectors::Only {
+        instances: vec![name.to_string()],
+        connectors: Vec::new(),
+    };
+    let connector = |name: &str| Connectors::Only {
+        instances: Vec::new(),
+        connectors: vec![name.to_string()],
+    };
+    match command {
+        Command::Instances(InstancesCommand::List { .. })
+        | Command::Runs(_)
+        | Command::Feed(_)
+        | Command::Callbacks(CallbacksCommand::Show { .. })
+        | Command::Tokens(_)
+        | Command::Workers(_)
+        | Command::Cache(_)
+        | Command::Schedules(SchedulesCommand::List { .. } | SchedulesCommand::Remove { .. }) => {
+            Connectors::None
+        }
+        Command::Activate {
+            connector: name, ..
+        }
+        | Command::Connectors(
+            ConnectorsCommand::Rollback { name }
+            | ConnectorsCommand::Restore { name, .. }
+            | ConnectorsCommand::Inspect { target: name, .. },
+        ) => connector(name),
+        Command::Check { name }
+        | Command::Instances(
+            InstancesCommand::Show { name, .. }
+            | InstancesCommand::Disable { name }
+            | InstancesCommand::Enable { name }
+            | InstancesCommand::Delete { name, .. },
+        )
+        | Command::Settings(
+            SettingsCommand::Set { name, .. } | SettingsCommand::Show { name, .. },
+        )
+        | Command::Lookups(
+            LookupsCommand::Choices { name, .. }
+            | LookupsCommand::Set { name, .. }
+            | LookupsCommand::Show { name, .. },
+        )
+        | Command::SyncOptions(
+            SyncOptionsCommand::Set { name, .. } | SyncOptionsCommand::Show { name, .. },
+        )
+        | Command::Push { name, .. }
+        | Command::Pull { name, .. }
+        | Command::Retry { name, .. }
+        | Command::Link { name, .. }
+        | Command::Reconcile { name, .. }
+        | Command::Remove { name, .. }
+        | Command::Schedules(SchedulesCommand::Set { name, .. })
+        | Command::Callbacks(
+            CallbacksCommand::Subscribe { name, .. } | CallbacksCommand::Unsubscribe { name },
+        ) => instance(name),
+        _ => Connectors::All,
+    }
+}
+
 /// Prints a push report: counts, each BSS id's remote id (its IntegrationId), and failures.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Demo = &cli.command {
@@ -508,24 +685,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         return views::inspect_file(&cli.data, Path::new(target), *json).await;
     }
-    // Listing instances and runs calls no connector: it does not load (or wait for) any.
-    let load_connectors = !matches!(
-        cli.command,
-        Command::Instances(InstancesCommand::List { .. })
-            | Command::Runs(_)
-            | Command::Feed(_)
-            | Command::Callbacks(CallbacksCommand::Show { .. })
-            | Command::Tokens(_)
-            | Command::Workers(_)
-            | Command::Schedules(SchedulesCommand::List { .. } | SchedulesCommand::Remove { .. })
-    );
+    match &cli.command {
+        Command::Connectors(ConnectorsCommand::Check { file, json }) => {
+            return author::check(&cli.data, file, *json).await;
+        }
+        Command::Connectors(ConnectorsCommand::Call {
+            file,
+            export,
+            arguments,
+            sets,
+            lookups,
+            since,
+            page_token,
+            records,
+            dry_run,
+        }) => {
+            let export = author_export(export, arguments, since, page_token, records, *dry_run)?;
+            return author::call(&cli.data, file, export, sets, lookups).await;
+        }
+        _ => {}
+    }
+    let connectors = connectors_touched(&cli.command);
     let app = App::open_with(
         &cli.data,
         crate::app::OpenOptions {
             plugins: cli.plugins.as_deref(),
             database: cli.database.as_deref(),
             new_database: cli.new_database,
-            load_connectors,
+            connectors,
         },
     )
     .await?;
@@ -554,6 +741,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
             };
             crate::serve::serve(app, options).await?
+        }
+        Command::Cache(CacheCommand::Prune { json }) => {
+            let pruned = app.registry.prune_compiled(&app.plugins)?;
+            if json {
+                println!("{}", serde_json::to_string(&pruned)?);
+            } else {
+                println!(
+                    "removed {} compiled component(s) ({:.1} MB); kept {} ({:.1} MB)",
+                    pruned.removed,
+                    pruned.removed_bytes as f64 / 1e6,
+                    pruned.kept,
+                    pruned.kept_bytes as f64 / 1e6
+                );
+            }
         }
         command @ (Command::Schedules(_)
         | Command::Tokens(_)

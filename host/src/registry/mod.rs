@@ -6,7 +6,9 @@
 //! its reason and skipped, and the others load. Loaded versions are recorded in the store. An
 //! instance is served by the newest loaded version that meets its version requirement.
 
-use std::collections::BTreeMap;
+pub mod plugin_index;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -44,6 +46,8 @@ pub enum RegistryError {
     Store(#[from] StoreError),
     #[error("the plugins folder {path} could not be read: {reason}")]
     PluginsFolder { path: PathBuf, reason: String },
+    #[error("the compiled-code cache could not be pruned: {0}")]
+    Cache(#[from] std::io::Error),
     #[error("{origin} was refused before, by content (same bytes): {reason}")]
     RefusedBefore { origin: String, reason: String },
     /// A version that would make a sealed value readable (the message says which and how).
@@ -94,10 +98,29 @@ pub struct Registry {
     store: Arc<dyn Store>,
     connectors: RwLock<BTreeMap<String, Vec<Loaded>>>,
     refusals: RwLock<Vec<Refusal>>,
+    /// Where the plugins folder's index is kept (`plugin_index`), when it is.
+    plugin_index: RwLock<Option<PathBuf>>,
 }
 
 fn now() -> String {
     crate::time::now_rfc3339()
+}
+
+/// The `.wasm` files of the plugins folder, sorted (none when the folder does not exist).
+fn plugin_files(plugins: &Path) -> Result<Vec<PathBuf>, RegistryError> {
+    if !plugins.is_dir() {
+        return Ok(Vec::new());
+    }
+    let entries = std::fs::read_dir(plugins).map_err(|e| RegistryError::PluginsFolder {
+        path: plugins.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// Parses a requirement as an admin writes it; a bare version means "this or a compatible newer".
@@ -112,7 +135,20 @@ impl Registry {
             store,
             connectors: RwLock::default(),
             refusals: RwLock::default(),
+            plugin_index: RwLock::default(),
         }
+    }
+
+    /// Keeps the plugins folder's index at `path` (see `plugin_index`).
+    pub fn keep_plugin_index(&self, path: PathBuf) {
+        *self.plugin_index.write().unwrap_or_else(|p| p.into_inner()) = Some(path);
+    }
+
+    fn plugin_index_path(&self) -> Option<PathBuf> {
+        self.plugin_index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -121,6 +157,17 @@ impl Registry {
 
     /// Loads the bundled connectors and every `.wasm` in `plugins`; returns what failed to load.
     pub async fn load_all(&self, plugins: &Path) -> Result<Vec<LoadProblem>, RegistryError> {
+        self.load_selected(plugins, None).await
+    }
+
+    /// As [`Registry::load_all`], but with `only`, a file known (by the plugins index) to hold
+    /// another connector, or to have been refused, is not read. The bundled connectors always
+    /// load (they are small and in the binary).
+    pub async fn load_selected(
+        &self,
+        plugins: &Path,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<Vec<LoadProblem>, RegistryError> {
         let mut problems = Vec::new();
         if let Err(error) = self.load_bytes(BUNDLED_CONNECTWISE, BUNDLED_SOURCE).await {
             self.refuse("bundled connectwise", &error);
@@ -129,27 +176,107 @@ impl Registry {
                 error: error.to_string(),
             });
         }
-        if plugins.is_dir() {
-            let entries = std::fs::read_dir(plugins).map_err(|e| RegistryError::PluginsFolder {
-                path: plugins.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-                .collect();
-            files.sort();
-            for file in files {
-                if let Err(error) = self.load_file(&file).await {
-                    self.refuse(&file.display().to_string(), &error);
+        let files = plugin_files(plugins)?;
+        let index_path = self.plugin_index_path();
+        let mut index = index_path
+            .as_deref()
+            .map(plugin_index::PluginIndex::read)
+            .unwrap_or_default();
+        let before = index.clone();
+        for file in &files {
+            if let Some(only) = only
+                && let Some(entry) = index.known(file)
+                && !entry.connector.as_ref().is_some_and(|c| only.contains(c))
+            {
+                continue;
+            }
+            let source = file.display().to_string();
+            let bytes = match std::fs::read(file) {
+                Ok(bytes) => bytes,
+                Err(source_error) => {
+                    let error = RegistryError::Load(LoadError::Read {
+                        path: file.clone(),
+                        source: source_error,
+                    });
+                    self.refuse(&source, &error);
                     problems.push(LoadProblem {
-                        source: file.display().to_string(),
+                        source,
+                        error: error.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let hash = crate::runtime::cache::content_hash(&bytes);
+            match self.load_bytes(&bytes, &source).await {
+                Ok(loaded) => index.record(file, &hash, Some(&loaded.connector.manifest().name)),
+                Err(error) => {
+                    // Only what the bytes are is remembered: a store or folder failure is
+                    // tried again next time.
+                    if matches!(
+                        error,
+                        RegistryError::Load(_) | RegistryError::RefusedBefore { .. }
+                    ) {
+                        index.record(file, &hash, None);
+                    }
+                    self.refuse(&source, &error);
+                    problems.push(LoadProblem {
+                        source,
                         error: error.to_string(),
                     });
                 }
             }
         }
+        index.keep_only(&files);
+        if let Some(path) = index_path
+            && index != before
+            && let Err(error) = index.write(&path)
+        {
+            tracing::warn!(path = %path.display(), "the plugins index could not be written: {error}");
+        }
         Ok(problems)
+    }
+
+    /// The content hashes of the components this host can still load: the bundled ones, every
+    /// file in `plugins` and, on a shared store, every version stored there. Compiled code of
+    /// anything else is garbage.
+    pub fn loadable_hashes(&self, plugins: &Path) -> Result<BTreeSet<String>, RegistryError> {
+        let mut hashes = BTreeSet::from([crate::runtime::cache::content_hash(BUNDLED_CONNECTWISE)]);
+        let index = self
+            .plugin_index_path()
+            .as_deref()
+            .map(plugin_index::PluginIndex::read)
+            .unwrap_or_default();
+        for file in plugin_files(plugins)? {
+            match index.known(&file) {
+                Some(entry) => {
+                    hashes.insert(entry.hash.clone());
+                }
+                None => {
+                    if let Ok(bytes) = std::fs::read(&file) {
+                        hashes.insert(crate::runtime::cache::content_hash(&bytes));
+                    }
+                }
+            }
+        }
+        if self.store.component_wakeup().is_some() {
+            hashes.extend(
+                self.store
+                    .connector_versions()?
+                    .into_iter()
+                    .map(|v| v.content_hash),
+            );
+        }
+        Ok(hashes)
+    }
+
+    /// Removes the compiled code of components this host can no longer load (see
+    /// [`Registry::loadable_hashes`]) and of other engine builds.
+    pub fn prune_compiled(
+        &self,
+        plugins: &Path,
+    ) -> Result<crate::runtime::cache::Pruned, RegistryError> {
+        let keep = self.loadable_hashes(plugins)?;
+        Ok(self.runtime.prune_cache(&keep)?)
     }
 
     pub async fn load_file(&self, path: &Path) -> Result<Loaded, RegistryError> {
@@ -215,6 +342,11 @@ impl Registry {
     /// Loads the components other workers installed that this one does not serve yet (a shared
     /// store only); returns what failed to load.
     pub async fn load_shared(&self) -> Vec<LoadProblem> {
+        self.load_shared_selected(None).await
+    }
+
+    /// As [`Registry::load_shared`], for the connectors in `only` (all without it).
+    pub async fn load_shared_selected(&self, only: Option<&BTreeSet<String>>) -> Vec<LoadProblem> {
         let versions = match self.store.connector_versions() {
             Ok(versions) => versions,
             Err(error) => {
@@ -230,7 +362,8 @@ impl Registry {
                 .loaded()
                 .iter()
                 .any(|l| l.connector.content_hash() == version.content_hash);
-            if known || version.source == BUNDLED_SOURCE {
+            let wanted = only.is_none_or(|only| only.contains(&version.name));
+            if known || !wanted || version.source == BUNDLED_SOURCE {
                 continue;
             }
             let source = format!("{} (installed on another worker)", version.source);
@@ -575,12 +708,19 @@ pub fn watch(
                 }
                 seen.insert(path.clone(), stamp);
                 match registry.load_file(&path).await {
-                    Ok(loaded) => tracing::info!(
-                        file = %path.display(),
-                        "loaded connector {} {}; new calls use it",
-                        loaded.connector.manifest().name,
-                        loaded.version
-                    ),
+                    Ok(loaded) => {
+                        tracing::info!(
+                            file = %path.display(),
+                            "loaded connector {} {}; new calls use it",
+                            loaded.connector.manifest().name,
+                            loaded.version
+                        );
+                        // A replaced file's old build can no longer be loaded: its compiled
+                        // code goes (the version keeps serving from what is mapped).
+                        if let Err(error) = registry.prune_compiled(&plugins) {
+                            tracing::warn!("the compiled-code cache was not pruned: {error}");
+                        }
+                    }
                     Err(error) => registry.refuse(&path.display().to_string(), &error),
                 }
             }

@@ -52,7 +52,8 @@ impl CompileCache {
         })
     }
 
-    fn path(&self, content_hash: &str) -> PathBuf {
+    /// Where the compilation of the component with this content hash is kept.
+    pub fn path(&self, content_hash: &str) -> PathBuf {
         self.dir
             .join(format!("{content_hash}-{}.cwasm", self.engine_key))
     }
@@ -85,4 +86,49 @@ impl CompileCache {
         std::fs::write(&temporary, bytes)?;
         std::fs::rename(&temporary, &path)
     }
+
+    /// Removes every compiled component but those in `keep` (content hashes), every file of
+    /// another engine build, and temporary files left for over an hour (a crashed write).
+    pub fn prune(&self, keep: &std::collections::BTreeSet<String>) -> io::Result<Pruned> {
+        let mut pruned = Pruned::default();
+        let stale = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let wanted = match name.strip_suffix(".cwasm") {
+                Some(stem) => match stem.rsplit_once('-') {
+                    Some((hash, engine)) => engine == self.engine_key && keep.contains(hash),
+                    None => false,
+                },
+                // Temporary files: a write in progress, unless it is old.
+                None if name.contains(".tmp-") || name.contains(".compiling-") => {
+                    meta.modified().map(|m| m > stale).unwrap_or(true)
+                }
+                // Not compiled code (the plugins index, …).
+                None => true,
+            };
+            if wanted {
+                pruned.kept += 1;
+                pruned.kept_bytes += meta.len();
+            } else if std::fs::remove_file(entry.path()).is_ok() {
+                pruned.removed += 1;
+                pruned.removed_bytes += meta.len();
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+/// What a prune of the compiled-code cache did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Pruned {
+    pub removed: u64,
+    pub removed_bytes: u64,
+    pub kept: u64,
+    pub kept_bytes: u64,
 }

@@ -19,8 +19,10 @@
 
 pub mod answer;
 pub mod cache;
+pub mod compiler;
 pub mod error;
 mod exports;
+pub mod imports;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -140,6 +142,7 @@ impl Drop for EpochTicker {
 
 struct RuntimeInner {
     engine: Engine,
+    config: RuntimeConfig,
     linker: Linker<CallState>,
     cache: Option<CompileCache>,
     compiles: AtomicU64,
@@ -206,6 +209,7 @@ impl Runtime {
             inner: Arc::new(RuntimeInner {
                 _ticker: EpochTicker::start(engine.clone()),
                 engine,
+                config: config.clone(),
                 linker,
                 cache,
                 compiles: AtomicU64::new(0),
@@ -214,6 +218,18 @@ impl Runtime {
                 http: HttpClient::new()?,
             }),
         })
+    }
+
+    /// Prunes the compiled-code cache to the components in `keep` (see `CompileCache::prune`);
+    /// nothing when this runtime has no cache.
+    pub fn prune_cache(
+        &self,
+        keep: &std::collections::BTreeSet<String>,
+    ) -> std::io::Result<cache::Pruned> {
+        match &self.inner.cache {
+            Some(cache) => cache.prune(keep),
+            None => Ok(cache::Pruned::default()),
+        }
     }
 
     /// The pooled HTTP client every call of this runtime sends through.
@@ -347,23 +363,24 @@ impl Runtime {
         {
             return Ok(component);
         }
-        let engine = inner.engine.clone();
-        let owned = bytes.to_vec();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, owned))
-            .await
-            .map_err(|e| LoadError::NotAComponent {
-                origin: origin.to_string(),
-                reason: e.to_string(),
-            })?
-            .map_err(|e| LoadError::NotAComponent {
-                origin: origin.to_string(),
-                reason: format!("{e:#}"),
-            })?;
+        let artifact = inner.cache.as_ref().map(|cache| cache.path(hash));
+        let component = compiler::compile(
+            &inner.engine,
+            &inner.config,
+            bytes,
+            origin,
+            artifact.clone(),
+        )
+        .await
+        .map_err(|e| LoadError::NotAComponent {
+            origin: origin.to_string(),
+            reason: format!("{e:#}"),
+        })?;
         inner.compiles.fetch_add(1, Ordering::Relaxed);
-        if let Some(Err(error)) = inner
-            .cache
-            .as_ref()
-            .map(|cache| cache.store(hash, &component))
+        // A child compiler wrote the cache entry itself.
+        if let Some(cache) = &inner.cache
+            && !artifact.as_ref().is_some_and(|path| path.exists())
+            && let Err(error) = cache.store(hash, &component)
         {
             tracing::warn!(origin, "could not write the compiled-code cache: {error}");
         }

@@ -409,21 +409,47 @@ impl Served {
 /// Starts `serve` on a free port with `command` (the binary with its data-folder options) and
 /// reads the address and the one-time token it prints.
 pub fn serve(command: std::process::Command) -> Served {
-    start_serve(command, None)
+    start_serve(command, None, None)
 }
 
 /// Starts `serve` on a data folder whose admin token is `token` already (none is printed).
 #[allow(dead_code)]
 pub fn serve_with_known_token(command: std::process::Command, token: &str) -> Served {
-    start_serve(command, Some(token))
+    start_serve(command, Some(token), None)
 }
 
-fn start_serve(mut command: std::process::Command, known: Option<&str>) -> Served {
+/// As [`serve_with_known_token`], with the server's log (its stderr) written to `log`, for a
+/// test to show when it fails.
+#[allow(dead_code)]
+pub fn serve_logged(command: std::process::Command, token: &str, log: &Path) -> Served {
+    start_serve(command, Some(token), Some(log))
+}
+
+fn start_serve(
+    mut command: std::process::Command,
+    known: Option<&str>,
+    log: Option<&Path>,
+) -> Served {
     use std::io::{BufRead, BufReader};
+    // BSS_TEST_SERVE_LOGS=DIR keeps each server's log (its stderr) in DIR, to see why a test
+    // that drives servers failed.
+    let kept = std::env::var_os("BSS_TEST_SERVE_LOGS").map(|dir| {
+        static SERVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SERVED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Path::new(&dir).join(format!("serve-{}-{n}.log", std::process::id()))
+    });
+    let stderr = match log.map(Path::to_path_buf).or(kept) {
+        Some(path) => std::fs::File::create(&path)
+            .unwrap_or_else(|e| {
+                panic!("the server's log {} cannot be written: {e}", path.display())
+            })
+            .into(),
+        None => std::process::Stdio::null(),
+    };
     let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("bss-host serve starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();

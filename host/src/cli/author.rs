@@ -1,0 +1,382 @@
+//! Commands for connector authors, which work on a `.wasm` file rather than on installed
+//! connectors and instances: `connectors check` (will this file load here, and if not, what to
+//! change) and `connectors call` (one export called with settings from the command line, without
+//! an instance or a database).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::capabilities::context::{InstanceContext, LookupEntry};
+use crate::capabilities::options::InstanceOptions;
+use crate::contract::bindings::connector::{ConflictPolicy, PushItem, PushOptions};
+use crate::contract::bindings::types::Record;
+use crate::runtime::imports::{Verdict, judge, surface};
+use crate::runtime::{Runtime, RuntimeConfig, check_contract};
+use crate::safe_text::printable;
+
+/// A component of this size or more is worth a word about its cost.
+const LARGE_COMPONENT_BYTES: u64 = 5_000_000;
+
+/// `connectors check FILE`: whether the file loads on this host, each problem with its fix.
+/// Fails (exit 1) when it would be refused.
+pub async fn check(data: &Path, file: &Path, json: bool) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(file).with_context(|| format!("could not read {}", file.display()))?;
+    let origin = file.display().to_string();
+    let mut report = CheckReport {
+        file: origin.clone(),
+        bytes: bytes.len() as u64,
+        ..CheckReport::default()
+    };
+    match surface(&bytes) {
+        Err(what) => report.problems.push(format!("{origin} is {what}")),
+        Ok(surface) => {
+            for import in &surface.imports {
+                let (verdict, note) = match judge(import) {
+                    Verdict::Contract => ("granted", "the contract".to_string()),
+                    Verdict::Wasi(note) => ("granted", note.to_string()),
+                    Verdict::Refused(fix) => {
+                        report.problems.push(format!("import {import}: {fix}"));
+                        ("refused", fix)
+                    }
+                };
+                report.imports.push(ImportLine {
+                    name: import.clone(),
+                    verdict,
+                    note,
+                });
+            }
+            report.exports = surface.exports.clone();
+            match check_contract(&surface.imports, &surface.exports, &origin) {
+                Ok(contract) => report.contract = Some(contract.version().to_string()),
+                Err(error) => report.problems.push(error.to_string()),
+            }
+        }
+    }
+    if report.problems.is_empty() {
+        // Compiling, linking and reading the manifest twice: exactly what loading does.
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(data.join("cache")),
+            ..RuntimeConfig::default()
+        })
+        .context("could not start the component runtime")?;
+        let started = Instant::now();
+        let compiles_before = runtime.compile_count();
+        match runtime.load(&bytes, &origin).await {
+            Ok(connector) => {
+                let manifest = connector.manifest();
+                report.manifest = Some(format!("{} {}", manifest.name, manifest.version));
+                report.load_secs = Some(started.elapsed().as_secs_f64());
+                report.compiled = runtime.compile_count() > compiles_before;
+            }
+            Err(error) => report.problems.push(error.to_string()),
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.describe());
+    }
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} would be refused: {} problem(s), each above with its fix",
+            printable(&origin),
+            report.problems.len()
+        )
+    }
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct CheckReport {
+    file: String,
+    bytes: u64,
+    /// The contract minor it speaks, `bss:integration@1.3.0`'s "1.3.0".
+    contract: Option<String>,
+    imports: Vec<ImportLine>,
+    exports: Vec<String>,
+    /// Name and version, once it loaded.
+    manifest: Option<String>,
+    /// How long loading took (a compile, when `compiled`).
+    load_secs: Option<f64>,
+    compiled: bool,
+    problems: Vec<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ImportLine {
+    name: String,
+    verdict: &'static str,
+    note: String,
+}
+
+impl CheckReport {
+    fn describe(&self) -> String {
+        let mut out = format!(
+            "{}: {:.1} MB component\n",
+            printable(&self.file),
+            self.bytes as f64 / 1e6
+        );
+        if let Some(contract) = &self.contract {
+            out.push_str(&format!(
+                "contract: bss:integration@{contract} (this host serves 1.0.0 to {})\n",
+                crate::contract::CONTRACT_VERSION
+            ));
+        }
+        if !self.imports.is_empty() {
+            out.push_str("imports:\n");
+            for import in &self.imports {
+                out.push_str(&format!(
+                    "  {:<8} {} — {}\n",
+                    import.verdict,
+                    printable(&import.name),
+                    import.note
+                ));
+            }
+        }
+        if let Some(manifest) = &self.manifest {
+            out.push_str(&format!("manifest: {} (valid)\n", printable(manifest)));
+        }
+        if let Some(secs) = self.load_secs {
+            out.push_str(&format!(
+                "load: {secs:.1} s{}\n",
+                if self.compiled {
+                    " (compiled now; the data folder's cache makes later loads milliseconds)"
+                } else {
+                    " (from the compile cache)"
+                }
+            ));
+        }
+        if self.bytes >= LARGE_COMPONENT_BYTES {
+            out.push_str("cost: a large component (an interpreter inside, as componentize-py and ComponentizeJS build): expect a compile of tens of seconds once per build, and a few MB of memory per call\n");
+        }
+        if self.problems.is_empty() {
+            out.push_str("ok: this host loads it\n");
+        } else {
+            out.push_str("problems:\n");
+            for problem in &self.problems {
+                out.push_str(&format!("  - {}\n", printable(problem)));
+            }
+        }
+        out
+    }
+}
+
+/// What `connectors call` calls, with its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Export {
+    Manifest,
+    Activate,
+    LookupChoices(String),
+    Pull {
+        entity: String,
+        since: Option<String>,
+        page_token: Option<String>,
+    },
+    Fetch {
+        entity: String,
+        remote_id: String,
+    },
+    Push {
+        entity: String,
+        file: std::path::PathBuf,
+        dry_run: bool,
+    },
+}
+
+/// `connectors call FILE EXPORT …`: loads the file, builds an instance's context from `--set
+/// KEY=VALUE` (server variables and `host.` options, validated as `settings set` does) and
+/// `--lookup KEY:BSS=REMOTE`, makes the one call and prints its answer as JSON. A contract error
+/// is printed and fails the command (exit 1), as does a trap.
+pub async fn call(
+    data: &Path,
+    file: &Path,
+    export: Export,
+    sets: &[String],
+    lookups: &[String],
+) -> anyhow::Result<()> {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(data.join("cache")),
+        ..RuntimeConfig::default()
+    })
+    .context("could not start the component runtime")?;
+    let connector = runtime.load_file(file).await?;
+    let manifest = connector.manifest().clone();
+    if export == Export::Manifest {
+        println!("{}", serde_json::to_string_pretty(&manifest)?);
+        return Ok(());
+    }
+    let mut values = BTreeMap::new();
+    let mut options = InstanceOptions::default();
+    for pair in sets {
+        let (key, value) = crate::instances::parse_pair(pair)
+            .map_err(|e| anyhow::anyhow!("--set {pair:?}: {e}"))?;
+        if key.starts_with("host.") {
+            options
+                .set(&key, &value)
+                .map_err(|e| anyhow::anyhow!("--set {key}: {}", e.message))?;
+        } else if manifest.variable(&key).is_some() {
+            values.insert(key, value);
+        } else {
+            anyhow::bail!(
+                "--set {key}: {} {} declares no server variable {key:?} (it declares: {})",
+                manifest.name,
+                manifest.version,
+                manifest
+                    .server_variables
+                    .iter()
+                    .map(|v| v.key.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    let mut tables: BTreeMap<String, Vec<LookupEntry>> = BTreeMap::new();
+    for entry in lookups {
+        let parsed = entry
+            .split_once(':')
+            .and_then(|(key, pair)| pair.split_once('=').map(|(b, r)| (key, b, r)));
+        let Some((key, bss, remote)) = parsed else {
+            anyhow::bail!(
+                "--lookup {entry:?} is not KEY:BSS=REMOTE (e.g. account-type:Customer=1)"
+            );
+        };
+        tables
+            .entry(key.to_string())
+            .or_default()
+            .push(LookupEntry {
+                bss_value: bss.to_string(),
+                remote_value: remote.to_string(),
+                pull_default: false,
+            });
+    }
+    let context =
+        InstanceContext::new("(call)", &manifest, &values, tables, options).map_err(|e| {
+            anyhow::anyhow!(
+                "the settings are not valid for {} {}: {}",
+                manifest.name,
+                manifest.version,
+                e.problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.key, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })?;
+    let context = Arc::new(context);
+    let answer: Result<serde_json::Value, String> = match export {
+        Export::Manifest => unreachable!("answered above"),
+        Export::Activate => answered(connector.activate(&context).await?)?,
+        Export::LookupChoices(key) => answered(connector.lookup_choices(&context, &key).await?)?,
+        Export::Pull {
+            entity,
+            since,
+            page_token,
+        } => {
+            let entity = crate::sync::service::parse_entity(&entity)?;
+            answered(
+                connector
+                    .pull(
+                        &context,
+                        entity.into(),
+                        since.as_deref(),
+                        page_token.as_deref(),
+                    )
+                    .await?,
+            )?
+        }
+        Export::Fetch { entity, remote_id } => {
+            let entity = crate::sync::service::parse_entity(&entity)?;
+            answered(connector.fetch(&context, entity.into(), &remote_id).await?)?
+        }
+        Export::Push {
+            entity,
+            file,
+            dry_run,
+        } => {
+            let entity = crate::sync::service::parse_entity(&entity)?;
+            let items = push_items(entity, &file)?;
+            let options = PushOptions {
+                dry_run,
+                conflicts: ConflictPolicy::Report,
+            };
+            answered(
+                connector
+                    .push(&context, entity.into(), &items, options)
+                    .await?,
+            )?
+        }
+    };
+    match answer {
+        Ok(value) => {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(())
+        }
+        Err(error) => anyhow::bail!("the connector answered with an error: {error}"),
+    }
+}
+
+/// A call's answer as JSON, or the contract error it returned (as JSON text).
+fn answered<T: serde::Serialize, E: serde::Serialize>(
+    answer: Result<T, E>,
+) -> anyhow::Result<Result<serde_json::Value, String>> {
+    Ok(match answer {
+        Ok(value) => Ok(serde_json::to_value(value)?),
+        Err(error) => Err(serde_json::to_string(&error)?),
+    })
+}
+
+/// The records of a file (a JSON array, or one object per line) as creates: `--file` for a
+/// quick push without an id map (a record's `remote-id` field, when present, makes it an update).
+fn push_items(
+    entity: crate::contract::manifest::Entity,
+    file: &Path,
+) -> anyhow::Result<Vec<PushItem>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("could not read {}", file.display()))?;
+    let trimmed = text.trim_start();
+    let values: Vec<serde_json::Value> = if trimmed.starts_with('[') {
+        serde_json::from_str(trimmed)
+            .with_context(|| format!("{} is not a JSON array", file.display()))?
+    } else {
+        trimmed
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .enumerate()
+            .map(|(n, line)| {
+                serde_json::from_str(line).with_context(|| {
+                    format!("{} line {}: not a JSON object", file.display(), n + 1)
+                })
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut value)| {
+            let remote_id = value
+                .as_object_mut()
+                .and_then(|object| object.remove("remote-id"))
+                .and_then(|id| id.as_str().map(str::to_string));
+            let record = crate::sync::records::parse_record(entity, value)
+                .map_err(|e| anyhow::anyhow!("{} record {}: {e}", file.display(), n + 1))?;
+            Ok(PushItem {
+                record: Record {
+                    entity: entity.into(),
+                    bss_id: record.id,
+                    remote_id,
+                    maybe_created: false,
+                    data: record.data,
+                    references: Vec::new(),
+                },
+                last_pushed: None,
+            })
+        })
+        .collect()
+}
