@@ -58,6 +58,8 @@ fn main() {
         );
     }
 
+    embed_templates(&workspace);
+
     let targets = match env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => workspace.join("target"),
@@ -115,4 +117,72 @@ fn has_target(sysroot: &Path) -> bool {
         .join(TARGET)
         .join("lib")
         .is_dir()
+}
+
+/// The connector templates `connectors new` writes, and the contract beside them: generated into
+/// `$OUT_DIR/templates.rs` as `include_bytes!` tables. Build outputs, installed tools and caches
+/// (`node_modules`, `target`, `*.wasm`, `__pycache__`) and the repository's `wit` symlinks stay out.
+/// Each embedded file is watched; a file added to a template is picked up by the next build that
+/// reruns this script.
+fn embed_templates(workspace: &Path) {
+    const LANGUAGES: &[&str] = &["rust", "python", "javascript"];
+    const SKIPPED: &[&str] = &["node_modules", "target", "__pycache__", "wit"];
+    fn walk(dir: &Path, root: &Path, files: &mut Vec<(String, PathBuf)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for path in entries {
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if SKIPPED.contains(&name.as_str())
+                || name.ends_with(".wasm")
+                || name.starts_with(".bss")
+            {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, root, files);
+            } else if path.is_file() {
+                let relative = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string();
+                files.push((relative, path));
+            }
+        }
+    }
+    let mut out = String::from(
+        "/// (language, path in the template, bytes)\npub const TEMPLATE_FILES: &[(&str, &str, &[u8])] = &[\n",
+    );
+    for lang in LANGUAGES {
+        let root = workspace.join("templates").join(lang);
+        let mut files = Vec::new();
+        walk(&root, &root, &mut files);
+        for (relative, path) in files {
+            println!("cargo:rerun-if-changed={}", path.display());
+            out.push_str(&format!(
+                "    ({lang:?}, {relative:?}, include_bytes!({:?})),\n",
+                path.display().to_string()
+            ));
+        }
+    }
+    out.push_str("];\n/// The newest contract's files (`wit/*.wit`).\npub const CONTRACT_FILES: &[(&str, &[u8])] = &[\n");
+    let mut wit: Vec<PathBuf> = std::fs::read_dir(workspace.join("wit"))
+        .expect("wit/ is readable")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wit"))
+        .collect();
+    wit.sort();
+    for path in wit {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        out.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            path.display().to_string()
+        ));
+    }
+    out.push_str("];\n");
+    let generated = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("templates.rs");
+    std::fs::write(generated, out).expect("OUT_DIR is writable");
 }

@@ -3,6 +3,9 @@
 # ChromeDriver for the console's browser tests (host/tests/console.rs; Debian's `chromium` and
 # `chromium-driver`, installed when missing), and a PostgreSQL server answering for the store's
 # PostgreSQL tests (started when it is installed but down; BSS_TEST_DATABASE_URL names another).
+# The connector templates' toolchains (scripts/toolchains/: componentize-py into
+# target/connector-tools, ComponentizeJS into templates/javascript/node_modules, both pinned) for
+# host/tests/templates.rs.
 # `.ci/run` and the README's test command call this script; it does nothing when all is there.
 set -euo pipefail
 
@@ -45,3 +48,8 @@ else
     echo "install-test-deps: no PostgreSQL answers on 127.0.0.1:5432; the PostgreSQL tests will" \
         "fail until one does, or BSS_TEST_DATABASE_URL names one" >&2
 fi
+
+# The templates' toolchains (pinned; each script is quick when its tool is already there).
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+"$here/toolchains/python.sh"
+"$here/toolchains/javascript.sh"

@@ -11,6 +11,7 @@
 //! | `console` | the operator console `serve` runs at `/`: sign-in sessions, the setup pages, runs, tokens |
 //! | `contract` | the connector contract as the host sees it: bindings per minor, the typed manifest, connector errors in words (the bottom layer) |
 //! | `demo` | `bss-host demo`, with a ConnectWise sandbox in-process (cargo feature `demo`) |
+//! | `dev` | `bss-host dev FILE`: a connector author's loop against the sandbox (cargo feature `demo`) |
 //! | `instances` | named connector instances: settings, sync options, lookups, the settings check |
 //! | `metrics` | the process's Prometheus metrics (calls, remote statuses, records, queue and feed gauges), counted from any layer |
 //! | `registry` | connector versions found in the plugins folder, hot reload and rollback |
@@ -31,6 +32,8 @@ pub mod console;
 pub mod contract;
 #[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
+pub mod dev;
 pub mod fleet;
 pub mod instances;
 pub mod metrics;
@@ -59,7 +62,7 @@ mod layers {
         &["callbacks"],
         &["app", "scheduler"],
         &["fleet"],
-        &["api", "demo"],
+        &["api", "demo", "dev"],
         &["console"],
         &["serve"],
         &["cli"],

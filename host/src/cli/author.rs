@@ -21,9 +21,20 @@ use crate::safe_text::printable;
 /// A component of this size or more is worth a word about its cost.
 const LARGE_COMPONENT_BYTES: u64 = 5_000_000;
 
+/// Where the author commands keep compiled code: the user's cache (`$XDG_CACHE_HOME/bss-host`,
+/// else `~/.cache/bss-host`), never a data folder, which a first compile would make look used
+/// (and its missing database then refused).
+fn author_cache() -> std::path::PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("bss-host").join("compiled")
+}
+
 /// `connectors check FILE`: whether the file loads on this host, each problem with its fix.
 /// Fails (exit 1) when it would be refused.
-pub async fn check(data: &Path, file: &Path, json: bool) -> anyhow::Result<()> {
+pub async fn check(file: &Path, json: bool) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(file).with_context(|| format!("could not read {}", file.display()))?;
     let origin = file.display().to_string();
@@ -60,7 +71,7 @@ pub async fn check(data: &Path, file: &Path, json: bool) -> anyhow::Result<()> {
     if report.problems.is_empty() {
         // Compiling, linking and reading the manifest twice: exactly what loading does.
         let runtime = Runtime::new(RuntimeConfig {
-            cache_dir: Some(data.join("cache")),
+            cache_dir: Some(author_cache()),
             ..RuntimeConfig::default()
         })
         .context("could not start the component runtime")?;
@@ -195,14 +206,13 @@ pub enum Export {
 /// `--lookup KEY:BSS=REMOTE`, makes the one call and prints its answer as JSON. A contract error
 /// is printed and fails the command (exit 1), as does a trap.
 pub async fn call(
-    data: &Path,
     file: &Path,
     export: Export,
     sets: &[String],
     lookups: &[String],
 ) -> anyhow::Result<()> {
     let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(data.join("cache")),
+        cache_dir: Some(author_cache()),
         ..RuntimeConfig::default()
     })
     .context("could not start the component runtime")?;
@@ -379,4 +389,88 @@ fn push_items(
             })
         })
         .collect()
+}
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/templates.rs"));
+}
+
+/// The languages `connectors new` has a template for.
+pub const LANGUAGES: &[&str] = &["rust", "python", "javascript"];
+
+/// The name every template is written with, replaced by the new connector's.
+const TEMPLATE_NAME: &str = "template-connector";
+
+/// `connectors new NAME --lang LANG [--dir DIR]`: writes the language's template into `DIR`
+/// (default `./NAME`), named NAME, with the contract in `DIR/wit`. Refuses a folder that exists
+/// and is not empty.
+pub fn new(name: &str, lang: &str, dir: Option<&Path>) -> anyhow::Result<()> {
+    let valid_name = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !valid_name {
+        anyhow::bail!(
+            "{name:?} is not a connector name: use lower-kebab-case (letters, digits, dashes), e.g. acme-crm"
+        );
+    }
+    if !LANGUAGES.contains(&lang) {
+        anyhow::bail!(
+            "--lang {lang:?}: the templates are {}",
+            LANGUAGES.join(", ")
+        );
+    }
+    let dir = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| Path::new(name).to_path_buf());
+    if dir.exists()
+        && std::fs::read_dir(&dir)
+            .map(|mut entries| entries.next().is_some())
+            .unwrap_or(true)
+    {
+        anyhow::bail!(
+            "{} exists and is not empty; name another folder with --dir",
+            dir.display()
+        );
+    }
+    let mut written = 0;
+    for (template, path, bytes) in embedded::TEMPLATE_FILES {
+        if *template != lang {
+            continue;
+        }
+        let target = dir.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("could not create {}", parent.display()))?;
+        }
+        let contents = match std::str::from_utf8(bytes) {
+            Ok(text) => text.replace(TEMPLATE_NAME, name).into_bytes(),
+            Err(_) => bytes.to_vec(),
+        };
+        std::fs::write(&target, contents)
+            .with_context(|| format!("could not write {}", target.display()))?;
+        if path.ends_with(".sh") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+        }
+        written += 1;
+    }
+    let wit = dir.join("wit");
+    std::fs::create_dir_all(&wit)?;
+    for (file, bytes) in embedded::CONTRACT_FILES {
+        std::fs::write(wit.join(file), bytes)?;
+    }
+    println!(
+        "wrote the {lang} template as connector {name} into {} ({written} files, the contract bss:integration@{} in wit/)",
+        dir.display(),
+        crate::contract::CONTRACT_VERSION
+    );
+    println!(
+        "next: {}/build.sh builds it (see its README.md); `bss-host connectors check` the .wasm; `bss-host dev` runs it against a local ConnectWise sandbox",
+        dir.display()
+    );
+    Ok(())
 }

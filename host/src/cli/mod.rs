@@ -182,6 +182,24 @@ pub enum Command {
     Runs(RunsCommand),
     /// Starts a ConnectWise sandbox, sets up an instance and syncs a sample of every entity.
     Demo,
+    /// A connector author's loop: starts the ConnectWise sandbox, installs FILE in a data folder
+    /// of its own, activates instance `dev` with the sandbox's settings (private network
+    /// allowed), checks it, and loads and checks each rebuild of FILE until Ctrl-C.
+    Dev {
+        file: PathBuf,
+        /// The data folder to use (default .bss-dev in the current folder).
+        #[arg(long, default_value = ".bss-dev")]
+        dev_data: PathBuf,
+        /// A further server variable or `host.` option, KEY=VALUE (again for more).
+        #[arg(long = "set")]
+        sets: Vec<String>,
+        /// The sandbox's port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Stop after the first load and check instead of watching.
+        #[arg(long)]
+        once: bool,
+    },
     /// Runs the admin API, the schedules and the retry of queues.
     Serve {
         /// Address to listen on.
@@ -424,6 +442,16 @@ pub enum ConnectorsCommand {
         target: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Writes a new connector project from a template: `connectors new acme-crm --lang python`.
+    New {
+        name: String,
+        /// rust, python or javascript.
+        #[arg(long)]
+        lang: String,
+        /// The folder to write (default ./NAME); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Says whether a `.wasm` file loads on this host: its imports against what the host grants
     /// (each refusal with its fix), the contract version it exports, its manifest, its size and
@@ -677,6 +705,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             "this bss-host was built without the demo (cargo feature `demo`, on by default)"
         );
     }
+    if let Command::Dev {
+        file,
+        dev_data,
+        sets,
+        port,
+        once,
+    } = &cli.command
+    {
+        #[cfg(feature = "demo")]
+        return crate::dev::run(crate::dev::DevOptions {
+            file,
+            folder: dev_data.clone(),
+            sets,
+            port: *port,
+            once: *once,
+        })
+        .await;
+        #[cfg(not(feature = "demo"))]
+        {
+            let _ = (file, dev_data, sets, port, once);
+            anyhow::bail!(
+                "this bss-host was built without the sandbox (cargo feature `demo`, on by default)"
+            );
+        }
+    }
     if let Command::MigrateStore { from, to } = &cli.command {
         return setup::migrate_store(from, to);
     }
@@ -686,8 +739,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return views::inspect_file(&cli.data, Path::new(target), *json).await;
     }
     match &cli.command {
+        Command::Connectors(ConnectorsCommand::New { name, lang, dir }) => {
+            return author::new(name, lang, dir.as_deref());
+        }
         Command::Connectors(ConnectorsCommand::Check { file, json }) => {
-            return author::check(&cli.data, file, *json).await;
+            return author::check(file, *json).await;
         }
         Command::Connectors(ConnectorsCommand::Call {
             file,
@@ -701,7 +757,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             dry_run,
         }) => {
             let export = author_export(export, arguments, since, page_token, records, *dry_run)?;
-            return author::call(&cli.data, file, export, sets, lookups).await;
+            return author::call(file, export, sets, lookups).await;
         }
         _ => {}
     }
@@ -723,7 +779,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     match cli.command {
-        Command::Demo | Command::MigrateStore { .. } => {
+        Command::Demo | Command::Dev { .. } | Command::MigrateStore { .. } => {
             unreachable!("run before the data folder opens")
         }
         Command::Serve {

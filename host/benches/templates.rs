@@ -1,0 +1,284 @@
+//! The three connector templates side by side (Rust, Python, JavaScript), in one run: what a
+//! third party's connector costs in each language. Prints a Markdown table; run with
+//! `cargo bench -p bss-host --bench templates` (release build) after
+//! `scripts/install-test-deps.sh` (the templates' toolchains).
+//!
+//! - **build**: the template's `build.sh` (its own toolchain), and the component's size;
+//! - **compile**: `Runtime::load` of the component with no cache, compiled in this process: wall
+//!   time, and the process's peak resident memory during it above what it held before (the peak
+//!   is reset through `/proc/self/clear_refs` before each compile);
+//! - **call**: instantiate + one trivial export (`lookup-choices` of a key the template does not
+//!   know, answered without a request), [`CALLS`] times after a warm-up: the mean, and the most
+//!   guest memory one call held;
+//! - **push**: `bss-host push` of [`PUSH_ACCOUNTS`] new accounts through the release binary (a
+//!   child process, compile cache warm) against the sandbox in this process with no added
+//!   latency: the whole command's time, and its ratio to the Rust template's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bss_host::capabilities::context::InstanceContext;
+use bss_host::runtime::{Runtime, RuntimeConfig};
+use cw_sandbox::{Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
+const LANGUAGES: [&str; 3] = ["rust", "python", "javascript"];
+const CALLS: usize = 200;
+const PUSH_ACCOUNTS: usize = 1_000;
+
+fn row(what: &str, value: String) {
+    println!("| {what:<58} | {value:>30} |");
+}
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn build(lang: &str, out: &Path) -> Duration {
+    let started = Instant::now();
+    let built = Command::new("bash")
+        .arg(repository().join("templates").join(lang).join("build.sh"))
+        .arg(out)
+        .output()
+        .expect("build.sh runs");
+    assert!(
+        built.status.success(),
+        "the {lang} template did not build (run scripts/install-test-deps.sh first):\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    started.elapsed()
+}
+
+/// The process's peak resident memory (VmHWM), in bytes.
+fn peak_resident() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches(" kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn current_resident() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches(" kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+struct Measured {
+    size: u64,
+    build: Duration,
+    compile: Duration,
+    compile_peak: u64,
+    call: Duration,
+    call_memory: u64,
+    push: Duration,
+}
+
+fn account(i: usize) -> Value {
+    json!({
+        "id": format!("A{i:06}"), "code": format!("C{i:06}"), "name": format!("Account {i}"),
+        "account-type": "Customer", "currency": "USD",
+        "billing-address": { "line1": format!("{i} Main Street"), "city": "Austin" }
+    })
+}
+
+fn cli(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("BSS_HOST_LOG", "warn")
+        .env_remove("BSS_HOST_KEY")
+        .output()
+        .expect("bss-host runs");
+    assert!(
+        out.status.success(),
+        "bss-host {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
+    let wasm = dir.join(format!("{lang}.wasm"));
+    let build = build(lang, &wasm);
+    let bytes = std::fs::read(&wasm).unwrap();
+
+    // Compile, in this process, with no cache.
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let before = current_resident();
+    reset_peak();
+    let started = Instant::now();
+    let connector = runtime
+        .load(&bytes, lang)
+        .await
+        .expect("the template loads");
+    let compile = started.elapsed();
+    let compile_peak = peak_resident().saturating_sub(before);
+
+    // Instantiate + a trivial export.
+    let context = Arc::new(InstanceContext::empty("bench"));
+    for _ in 0..10 {
+        let _ = connector.lookup_choices(&context, "no-such-lookup").await;
+    }
+    runtime.take_peak_guest_memory();
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        let answer = connector.lookup_choices(&context, "no-such-lookup").await;
+        assert!(answer.is_ok(), "{lang}: the call trapped: {answer:?}");
+    }
+    let call = started.elapsed() / CALLS as u32;
+    let call_memory = runtime.take_peak_guest_memory();
+
+    // A push through the release binary.
+    let data = dir.join(format!("{lang}-data"));
+    std::fs::create_dir_all(data.join("plugins")).unwrap();
+    std::fs::copy(&wasm, data.join("plugins").join(format!("{lang}.wasm"))).unwrap();
+    let records = dir.join(format!("{lang}-accounts.ndjson"));
+    let offset = match lang {
+        "rust" => 100_000,
+        "python" => 200_000,
+        _ => 300_000,
+    };
+    std::fs::write(
+        &records,
+        (offset..offset + PUSH_ACCOUNTS)
+            .map(|i| format!("{}\n", account(i)))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let base = sandbox.base_url();
+    let push = tokio::task::spawn_blocking(move || {
+        cli(&data, &["activate", "template-connector", "--name", "t"]);
+        cli(
+            &data,
+            &[
+                "settings",
+                "set",
+                "t",
+                &format!("url={base}"),
+                "company-id=sandbox",
+                "public-key=sandbox-public",
+                "private-key=sandbox-private",
+                "client-id=bench",
+                "host.allow-private-network=on",
+                "host.requests-per-minute=1000000",
+            ],
+        );
+        cli(
+            &data,
+            &["lookups", "set", "t", "account-type", "Customer=1"],
+        );
+        cli(
+            &data,
+            &["sync-options", "set", "t", "account:push:create,update"],
+        );
+        let started = Instant::now();
+        let report: Value = serde_json::from_str(&cli(
+            &data,
+            &[
+                "push",
+                "t",
+                "account",
+                "--file",
+                records.to_str().unwrap(),
+                "--json",
+            ],
+        ))
+        .unwrap();
+        let took = started.elapsed();
+        assert_eq!(report["created"], PUSH_ACCOUNTS, "{report:#}");
+        took
+    })
+    .await
+    .unwrap();
+    Measured {
+        size: bytes.len() as u64,
+        build,
+        compile,
+        compile_peak,
+        call,
+        call_memory,
+        push,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let mut measured = Vec::new();
+    for lang in LANGUAGES {
+        measured.push((lang, measure(lang, dir.path(), &sandbox).await));
+    }
+    let rust_call = measured[0].1.call.as_secs_f64();
+    let rust_push = measured[0].1.push.as_secs_f64();
+    println!("| {:<58} | {:>30} |", "templates (one run)", "value");
+    println!("|{}|{}|", "-".repeat(60), "-".repeat(32));
+    for (lang, m) in &measured {
+        row(
+            &format!("{lang}: component size"),
+            format!("{:.1} MB", m.size as f64 / 1e6),
+        );
+        row(
+            &format!("{lang}: build (its toolchain)"),
+            format!("{:.1} s", m.build.as_secs_f64()),
+        );
+        row(
+            &format!("{lang}: compile to native code"),
+            format!("{:.1} s", m.compile.as_secs_f64()),
+        );
+        row(
+            &format!("{lang}: compile peak memory (above before)"),
+            format!("{:.0} MB", m.compile_peak as f64 / 1e6),
+        );
+        row(
+            &format!("{lang}: instantiate + trivial export"),
+            format!(
+                "{:.0} µs (×{:.1} Rust)",
+                m.call.as_secs_f64() * 1e6,
+                m.call.as_secs_f64() / rust_call
+            ),
+        );
+        row(
+            &format!("{lang}: guest memory of one call"),
+            format!("{:.1} MB", m.call_memory as f64 / 1e6),
+        );
+        row(
+            &format!("{lang}: push {PUSH_ACCOUNTS} accounts (whole command)"),
+            format!(
+                "{:.2} s (×{:.2} Rust)",
+                m.push.as_secs_f64(),
+                m.push.as_secs_f64() / rust_push
+            ),
+        );
+    }
+}

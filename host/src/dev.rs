@@ -1,0 +1,180 @@
+//! `bss-host dev FILE`: a connector author's loop. Starts the ConnectWise sandbox in this
+//! process, installs FILE into a data folder of its own (default `.bss-dev/`), activates instance
+//! `dev` with the sandbox's credentials for every server variable the manifest declares that the
+//! sandbox knows (plus `--set KEY=VALUE`), private network allowed and a high request budget, runs
+//! the instance's check, and then watches FILE: each rebuild (the file changed and held still for
+//! a moment) is loaded and checked again, and a build that is refused says why while the last good
+//! one keeps serving. Other commands (`push dev …`, `pull dev …`) run against the same folder in
+//! another terminal. Ends with Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cw_sandbox::{Sandbox, SandboxConfig};
+
+use crate::app::App;
+
+/// The instance `dev` sets up.
+pub const INSTANCE: &str = "dev";
+
+/// How often the file is looked at.
+const WATCH_EVERY: Duration = Duration::from_millis(300);
+
+/// What `dev` is asked to do.
+pub struct DevOptions<'a> {
+    pub file: &'a Path,
+    pub folder: PathBuf,
+    pub sets: &'a [String],
+    pub port: u16,
+    /// Stop after the first load and check (for tests and scripts).
+    pub once: bool,
+}
+
+pub async fn run(options: DevOptions<'_>) -> anyhow::Result<()> {
+    let DevOptions {
+        file,
+        folder,
+        sets,
+        port,
+        once,
+    } = options;
+    let bytes =
+        std::fs::read(file).with_context(|| format!("could not read {}", file.display()))?;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let sandbox = Sandbox::start_on(address, SandboxConfig::default())
+        .await
+        .with_context(|| format!("the ConnectWise sandbox could not listen on {address}"))?;
+    let plugins = folder.join("plugins");
+    std::fs::create_dir_all(&plugins)
+        .with_context(|| format!("could not create {}", plugins.display()))?;
+    let installed = plugins.join("dev.wasm");
+    std::fs::write(&installed, &bytes)?;
+    let app = App::open(&folder, None).await?;
+    for problem in &app.load_problems {
+        if problem.source.contains("dev.wasm") {
+            anyhow::bail!("{} was refused: {}", file.display(), problem.error);
+        }
+    }
+    let loaded = app
+        .registry
+        .loaded()
+        .into_iter()
+        .find(|l| l.source == installed.display().to_string())
+        .context("the file did not load")?;
+    let manifest = loaded.connector.manifest().clone();
+    let instances = &app.instances;
+    match instances.get(INSTANCE) {
+        Ok(existing) if existing.connector == manifest.name => {}
+        Ok(existing) => anyhow::bail!(
+            "{} holds instance {INSTANCE} of {}, not of {}: use another --dev-data folder",
+            folder.display(),
+            existing.connector,
+            manifest.name
+        ),
+        Err(_) => {
+            instances.activate(&manifest.name, INSTANCE, None, Some("dev (sandbox)"))?;
+        }
+    }
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let known = [
+        ("company-id", sandbox.company_id().to_string()),
+        ("public-key", sandbox.public_key().to_string()),
+        ("private-key", sandbox.private_key().to_string()),
+        ("client-id", "bss-dev".to_string()),
+    ];
+    for variable in &manifest.server_variables {
+        if variable.kind == crate::contract::manifest::VariableKind::Url {
+            pairs.push((variable.key.clone(), sandbox.base_url()));
+        } else if let Some((_, value)) = known.iter().find(|(key, _)| *key == variable.key) {
+            pairs.push((variable.key.clone(), value.clone()));
+        }
+    }
+    pairs.push(("host.allow-private-network".into(), "on".into()));
+    pairs.push(("host.requests-per-minute".into(), "100000".into()));
+    for set in sets {
+        let (key, value) =
+            crate::instances::parse_pair(set).map_err(|e| anyhow::anyhow!("--set {set:?}: {e}"))?;
+        pairs.retain(|(k, _)| *k != key);
+        pairs.push((key, value));
+    }
+    instances.set_settings(INSTANCE, &pairs)?;
+    println!(
+        "ConnectWise sandbox at {} (company {}, keys {} / {})",
+        sandbox.base_url(),
+        sandbox.company_id(),
+        sandbox.public_key(),
+        sandbox.private_key()
+    );
+    println!(
+        "instance {INSTANCE} of {} {} in {}; try, in another terminal:",
+        manifest.name,
+        manifest.version,
+        folder.display()
+    );
+    println!(
+        "  bss-host --data {} lookups choices {INSTANCE} KEY\n  bss-host --data {} push {INSTANCE} account --file accounts.ndjson",
+        folder.display(),
+        folder.display()
+    );
+    check(&app).await;
+    if once {
+        return Ok(());
+    }
+    println!("watching {} for rebuilds (Ctrl-C ends)", file.display());
+    let stamp = |path: &Path| {
+        std::fs::metadata(path)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+    };
+    let mut seen = stamp(file);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::time::sleep(WATCH_EVERY) => {}
+        }
+        let now = stamp(file);
+        if now == seen || now.is_none() {
+            continue;
+        }
+        // A build still writing the file changes it again: wait until it holds still.
+        tokio::time::sleep(WATCH_EVERY).await;
+        if stamp(file) != now {
+            continue;
+        }
+        seen = now;
+        let Ok(bytes) = std::fs::read(file) else {
+            continue;
+        };
+        std::fs::write(&installed, &bytes)?;
+        match app.registry.load_file(&installed).await {
+            Ok(loaded) => {
+                println!(
+                    "rebuilt: {} {} loaded",
+                    loaded.connector.manifest().name,
+                    loaded.version
+                );
+                check(&app).await;
+            }
+            Err(error) => {
+                println!("rebuilt, but refused (the last good build keeps serving): {error}")
+            }
+        }
+    }
+}
+
+async fn check(app: &App) {
+    match app.instances.check(INSTANCE).await {
+        Ok(outcome) => {
+            println!(
+                "check {}: {}",
+                if outcome.ok { "ok" } else { "FAILED" },
+                outcome.summary
+            );
+            for (key, problem) in &outcome.problems {
+                println!("  {key}: {problem}");
+            }
+        }
+        Err(error) => println!("check could not run: {error}"),
+    }
+}
