@@ -231,6 +231,51 @@ async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
     }
 }
 
+/// `bss-host serve` on `data` (its plugins compiled now, or from the cache): the server's
+/// resident memory once it listens and has settled, and its peak.
+fn serve_memory(data: &Path, in_process: bool) -> (u64, u64) {
+    use std::io::{BufRead, BufReader};
+    let mut command = Command::new(BIN);
+    command
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("BSS_HOST_LOG", "warn")
+        .env_remove("BSS_HOST_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    if in_process {
+        command.env("BSS_HOST_COMPILE_IN_PROCESS", "1");
+    }
+    let mut child = command.spawn().expect("serve starts");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines {
+        if line.unwrap().starts_with("admin API listening on") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+            * 1024
+    };
+    let measured = (field("VmRSS:"), field("VmHWM:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    measured
+}
+
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -239,10 +284,44 @@ async fn main() {
     for lang in LANGUAGES {
         measured.push((lang, measure(lang, dir.path(), &sandbox).await));
     }
+    // `serve` with the Python template: compiling it (in a child process, or in the server
+    // itself as before), and starting with it compiled already.
+    let python = dir.path().join("python.wasm");
+    let serve_with = |name: &str| {
+        let data = dir.path().join(name);
+        std::fs::create_dir_all(data.join("plugins")).unwrap();
+        std::fs::copy(&python, data.join("plugins").join("python.wasm")).unwrap();
+        data
+    };
+    let child_data = serve_with("serve-child");
+    let compiling_in_child = serve_memory(&child_data, false);
+    let cached = serve_memory(&child_data, false);
+    let compiling_here = serve_memory(&serve_with("serve-here"), true);
     let rust_call = measured[0].1.call.as_secs_f64();
     let rust_push = measured[0].1.push.as_secs_f64();
     println!("| {:<58} | {:>30} |", "templates (one run)", "value");
     println!("|{}|{}|", "-".repeat(60), "-".repeat(32));
+    let mb = |bytes: u64| format!("{:.0} MB", bytes as f64 / 1e6);
+    row(
+        "serve, Python template compiled in a child: resident",
+        mb(compiling_in_child.0),
+    );
+    row(
+        "serve, Python template compiled in a child: peak",
+        mb(compiling_in_child.1),
+    );
+    row(
+        "serve, Python template from the cache: resident",
+        mb(cached.0),
+    );
+    row(
+        "serve, Python template compiled in the server: resident",
+        mb(compiling_here.0),
+    );
+    row(
+        "serve, Python template compiled in the server: peak",
+        mb(compiling_here.1),
+    );
     for (lang, m) in &measured {
         row(
             &format!("{lang}: component size"),

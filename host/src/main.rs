@@ -11,8 +11,10 @@ async fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(compiler::child_main(&arguments[2..]) as u8);
     }
     // A component's compile (hundreds of MB at its peak) runs in a child that takes the peak
-    // with it.
-    if let Ok(program) = std::env::current_exe() {
+    // with it (BSS_HOST_COMPILE_IN_PROCESS=1 compiles here instead, for comparison).
+    if std::env::var_os("BSS_HOST_COMPILE_IN_PROCESS").is_none()
+        && let Ok(program) = std::env::current_exe()
+    {
         compiler::compile_in_child_processes(program);
     }
     tracing_subscriber::fmt()

@@ -34,9 +34,22 @@ fn build(lang: &str) -> PathBuf {
     std::fs::create_dir_all(&out_dir).unwrap();
     let out = out_dir.join(format!("{lang}.wasm"));
     let script = repository().join("templates").join(lang).join("build.sh");
-    let built = Command::new("bash")
-        .arg(&script)
-        .arg(&out)
+    let mut command = Command::new("bash");
+    command.arg(&script).arg(&out);
+    // The outer cargo's settings are not the template's (a Rust template is its own workspace).
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        command.env_remove(var);
+    }
+    let built = command
         .output()
         .unwrap_or_else(|e| panic!("{} could not run: {e}", script.display()));
     assert!(
@@ -193,4 +206,31 @@ async fn the_python_template_builds_and_syncs_against_the_sandbox() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_javascript_template_builds_and_syncs_against_the_sandbox() {
     exercise("javascript").await;
+    // The trap every JavaScript author met first: a default ComponentizeJS build imports
+    // wasi:http. `connectors check` refuses it and says how to build instead.
+    blocking(|| {
+        let template = repository().join("templates/javascript");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("default-build.wasm");
+        let built = Command::new(template.join("node_modules/.bin/componentize-js"))
+            .current_dir(&template)
+            .args(["connector.js", "--wit"])
+            .arg(repository().join("wit"))
+            .args(["--world-name", "plugin", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let data = dir.path().join("data");
+        let refused = HOST.fails(&data, &["connectors", "check", out.to_str().unwrap()]);
+        assert!(
+            refused.contains("wasi:http") && refused.contains("-d http fetch-event"),
+            "{refused}"
+        );
+    })
+    .await;
 }

@@ -96,9 +96,9 @@ pub async fn check(file: &Path, json: bool) -> anyhow::Result<()> {
         Ok(())
     } else {
         anyhow::bail!(
-            "{} would be refused: {} problem(s), each above with its fix",
+            "{} would be refused: {}",
             printable(&origin),
-            report.problems.len()
+            printable(&report.problems.join("; "))
         )
     }
 }

@@ -1,0 +1,275 @@
+//! What the host does for connector authors, through the real binary: `connectors check` says
+//! what loads and what is refused with its fix (without touching a data folder), `connectors call`
+//! runs one export without an instance, `connectors new` writes each template with its name and
+//! the contract; and the host fixes behind them: a command loads only the connectors it touches
+//! (a refused file known to the plugins index is not read again until it changes), and the
+//! compiled code of a replaced version is removed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::cli::HOST;
+use common::fixture_variants::{Variant, fixture_variant};
+use serde_json::Value;
+
+const V1: &str = env!("BSS_FIXTURE_WASM");
+const FIXTURE_SETTINGS: [&str; 10] = [
+    "--set",
+    "base-url=http://127.0.0.1:9",
+    "--set",
+    "user=u",
+    "--set",
+    "api-key=fixture-api-key",
+    "--set",
+    "mode=version",
+    "--set",
+    "host.allow-private-network=on",
+];
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+#[test]
+fn check_says_what_loads_and_what_is_refused_with_its_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let report: Value =
+        serde_json::from_str(&HOST.ok(&data, &["connectors", "check", V1, "--json"])).unwrap();
+    assert_eq!(report["contract"], "1.1.0", "{report:#}");
+    assert_eq!(report["manifest"], "fixture 0.1.0", "{report:#}");
+    assert_eq!(report["problems"], Value::Array(Vec::new()), "{report:#}");
+    let imports = report["imports"].as_array().unwrap();
+    assert!(
+        imports
+            .iter()
+            .any(|i| i["name"] == "bss:integration/http@1.1.0" && i["verdict"] == "granted"),
+        "{report:#}"
+    );
+    let said = HOST.ok(&data, &["connectors", "check", V1]);
+    assert!(said.contains("ok: this host loads it"), "{said}");
+    assert!(
+        !data.exists(),
+        "check made the data folder, which would then look used without its database"
+    );
+
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"not a component").unwrap();
+    let refused = HOST.fails(&data, &["connectors", "check", garbage.to_str().unwrap()]);
+    assert!(refused.contains("not WebAssembly"), "{refused}");
+    let module = dir.path().join("module.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+    let refused = HOST.fails(&data, &["connectors", "check", module.to_str().unwrap()]);
+    assert!(
+        refused.contains("core WebAssembly module") && refused.contains("wasm32-wasip2"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn call_runs_one_export_without_an_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let manifest: Value =
+        serde_json::from_str(&HOST.ok(&data, &["connectors", "call", V1, "manifest"])).unwrap();
+    assert_eq!(manifest["name"], "fixture");
+    let mut args = vec!["connectors", "call", V1, "activate"];
+    args.extend(FIXTURE_SETTINGS);
+    let answer: Value = serde_json::from_str(&HOST.ok(&data, &args)).unwrap();
+    assert_eq!(answer, "version 0.1.0");
+    // A trap fails the command and says so; the settings are checked as `settings set` does.
+    let mut args = vec!["connectors", "call", V1, "activate"];
+    args.extend(&FIXTURE_SETTINGS[..6]);
+    args.extend(["--set", "mode=panic"]);
+    let trapped = HOST.fails(&data, &args);
+    assert!(trapped.contains("panicked on purpose"), "{trapped}");
+    let unknown = HOST.fails(
+        &data,
+        &["connectors", "call", V1, "activate", "--set", "colour=blue"],
+    );
+    assert!(
+        unknown.contains("colour") && unknown.contains("base-url"),
+        "{unknown}"
+    );
+    let usage = HOST.fails(&data, &["connectors", "call", V1, "lookup-choices"]);
+    assert!(usage.contains("lookup-choices KEY"), "{usage}");
+    assert!(!data.exists());
+}
+
+#[test]
+fn commands_load_only_the_connectors_they_touch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let plugins = data.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(V1, plugins.join("fixture.wasm")).unwrap();
+    let broken = plugins.join("broken.wasm");
+    std::fs::write(&broken, b"this is not a component").unwrap();
+    // A command over every connector reads (and refuses) the broken file.
+    let listed = HOST.run(&data, &["connectors", "list"]);
+    let said = String::from_utf8_lossy(&listed.stderr);
+    assert!(said.contains("broken.wasm was not loaded"), "{said}");
+    HOST.ok(&data, &["activate", "fixture", "--name", "fx"]);
+    // A command on instance fx loads the fixture only: the broken file, known and unchanged, is
+    // not read.
+    let shown = HOST.run(&data, &["instances", "show", "fx"]);
+    assert!(shown.status.success());
+    let said = String::from_utf8_lossy(&shown.stderr);
+    assert!(!said.contains("broken.wasm"), "{said}");
+    // Changed, it is read again (it might be this connector now).
+    std::fs::write(&broken, b"still not a component, but longer").unwrap();
+    let shown = HOST.run(&data, &["instances", "show", "fx"]);
+    let said = String::from_utf8_lossy(&shown.stderr);
+    assert!(said.contains("broken.wasm was not loaded"), "{said}");
+}
+
+fn compiled(data: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data.join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|name| name.ends_with(".cwasm"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn sha256(path: &str) -> String {
+    bss_host::runtime::cache::content_hash(&std::fs::read(path).unwrap())
+}
+
+#[test]
+fn compiled_code_of_a_replaced_version_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let plugins = data.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(V1, plugins.join("fixture.wasm")).unwrap();
+    HOST.ok(&data, &["connectors", "list"]);
+    let v1 = sha256(V1);
+    assert!(
+        compiled(&data).iter().any(|name| name.starts_with(&v1)),
+        "{:?}",
+        compiled(&data)
+    );
+    // The file is replaced by the next version: its old build's code goes at the next full load.
+    let v2_path = fixture_variant(Variant::V2);
+    std::fs::copy(&v2_path, plugins.join("fixture.wasm")).unwrap();
+    HOST.ok(&data, &["connectors", "list"]);
+    let v2 = sha256(v2_path.to_str().unwrap());
+    let now = compiled(&data);
+    assert!(!now.iter().any(|name| name.starts_with(&v1)), "{now:?}");
+    assert!(now.iter().any(|name| name.starts_with(&v2)), "{now:?}");
+    assert_eq!(now.len(), 2, "the bundled connector and v2: {now:?}");
+    // Code of another host build, and `cache prune` saying what it did.
+    let stale = data
+        .join("cache")
+        .join(format!("{v2}-0123456789abcdef.cwasm"));
+    std::fs::write(&stale, b"old engine").unwrap();
+    let pruned: Value =
+        serde_json::from_str(&HOST.ok(&data, &["cache", "prune", "--json"])).unwrap();
+    assert_eq!(pruned["removed"], 1, "{pruned:#}");
+    assert!(pruned["kept"].as_u64().unwrap() >= 2, "{pruned:#}");
+    assert!(!stale.exists());
+}
+
+/// The files of `templates/<lang>` that `connectors new` writes (what build.rs embeds).
+fn template_files(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if ["node_modules", "target", "__pycache__", "wit"].contains(&name.as_str())
+            || name.ends_with(".wasm")
+            || name.starts_with(".bss")
+        {
+            continue;
+        }
+        if path.is_dir() {
+            template_files(root, &path, found);
+        } else {
+            found.push(path.strip_prefix(root).unwrap().to_path_buf());
+        }
+    }
+}
+
+#[test]
+fn connectors_new_writes_each_template_with_its_name_and_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for lang in ["rust", "python", "javascript"] {
+        let out = dir.path().join(lang);
+        HOST.ok(
+            &data,
+            &[
+                "connectors",
+                "new",
+                "acme-crm",
+                "--lang",
+                lang,
+                "--dir",
+                out.to_str().unwrap(),
+            ],
+        );
+        let root = repository().join("templates").join(lang);
+        let mut files = Vec::new();
+        template_files(&root, &root, &mut files);
+        assert!(files.len() >= 3, "{lang}: {files:?}");
+        let mut named = false;
+        for file in &files {
+            let original = std::fs::read(root.join(file)).unwrap();
+            let written = std::fs::read(out.join(file))
+                .unwrap_or_else(|e| panic!("{lang}: {} was not written: {e}", file.display()));
+            match String::from_utf8(original.clone()) {
+                Ok(text) => {
+                    named |= text.contains("template-connector");
+                    assert_eq!(
+                        String::from_utf8(written).unwrap(),
+                        text.replace("template-connector", "acme-crm"),
+                        "{lang}: {}",
+                        file.display()
+                    );
+                }
+                Err(_) => assert_eq!(written, original),
+            }
+        }
+        assert!(
+            named,
+            "{lang}: no file names the connector template-connector"
+        );
+        for wit in std::fs::read_dir(repository().join("wit")).unwrap() {
+            let path = wit.unwrap().path();
+            if path.extension().is_some_and(|e| e == "wit") {
+                assert_eq!(
+                    std::fs::read(&path).unwrap(),
+                    std::fs::read(out.join("wit").join(path.file_name().unwrap())).unwrap(),
+                    "{lang}: {}",
+                    path.display()
+                );
+            }
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join("build.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_ne!(mode & 0o111, 0, "{lang}: build.sh is not executable");
+        let refused = HOST.fails(
+            &data,
+            &[
+                "connectors",
+                "new",
+                "acme-crm",
+                "--lang",
+                lang,
+                "--dir",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert!(refused.contains("not empty"), "{refused}");
+    }
+    let refused = HOST.fails(&data, &["connectors", "new", "Acme CRM", "--lang", "rust"]);
+    assert!(refused.contains("lower-kebab-case"), "{refused}");
+}
