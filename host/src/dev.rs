@@ -2,7 +2,8 @@
 //! process, installs FILE into a data folder of its own (default `.bss-dev/`), activates instance
 //! `dev` with the sandbox's credentials for every server variable the manifest declares that the
 //! sandbox knows (plus `--set KEY=VALUE`), private network allowed and a high request budget, runs
-//! the instance's check, and then watches FILE: each rebuild (the file changed and held still for
+//! the instance's check (the sandbox lives in memory, so each run starts instance `dev` afresh:
+//! settings, lookups and id map), and then watches FILE: each rebuild (the file changed and held still for
 //! a moment) is loaded and checked again, and a build that is refused says why while the last good
 //! one keeps serving. Other commands (`push dev …`, `pull dev …`) run against the same folder in
 //! another terminal. Ends with Ctrl-C.
@@ -64,18 +65,12 @@ pub async fn run(options: DevOptions<'_>) -> anyhow::Result<()> {
         .context("the file did not load")?;
     let manifest = loaded.connector.manifest().clone();
     let instances = &app.instances;
-    match instances.get(INSTANCE) {
-        Ok(existing) if existing.connector == manifest.name => {}
-        Ok(existing) => anyhow::bail!(
-            "{} holds instance {INSTANCE} of {}, not of {}: use another --dev-data folder",
-            folder.display(),
-            existing.connector,
-            manifest.name
-        ),
-        Err(_) => {
-            instances.activate(&manifest.name, INSTANCE, None, Some("dev (sandbox)"))?;
-        }
+    // The sandbox is new on every run: an id map from an earlier one would point at records it
+    // does not hold, so the instance starts afresh.
+    if instances.get(INSTANCE).is_ok() {
+        instances.delete(INSTANCE)?;
     }
+    instances.activate(&manifest.name, INSTANCE, None, Some("dev (sandbox)"))?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     let known = [
         ("company-id", sandbox.company_id().to_string()),

@@ -196,6 +196,39 @@ async fn exercise(lang: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rust_template_builds_and_syncs_against_the_sandbox() {
     exercise("rust").await;
+    // `dev`: the sandbox in-process, instance `dev` set up from the manifest, checked.
+    blocking(|| {
+        let wasm = Path::new(env!("CARGO_TARGET_TMPDIR")).join("templates/rust.wasm");
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("dev");
+        let said = HOST.ok(
+            dir.path(),
+            &[
+                "dev",
+                wasm.to_str().unwrap(),
+                "--dev-data",
+                folder.to_str().unwrap(),
+                "--once",
+            ],
+        );
+        assert!(
+            said.contains("instance dev of template-connector 0.1.0") && said.contains("check ok"),
+            "{said}"
+        );
+        // Run again on the same folder: the instance is kept, and checked again.
+        let again = HOST.ok(
+            dir.path(),
+            &[
+                "dev",
+                wasm.to_str().unwrap(),
+                "--dev-data",
+                folder.to_str().unwrap(),
+                "--once",
+            ],
+        );
+        assert!(again.contains("check ok"), "{again}");
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
