@@ -10,6 +10,9 @@
 //! `templates/javascript/node_modules`; a missing one fails the test saying so.
 
 mod common;
+#[path = "common/guest_build.rs"]
+#[allow(dead_code)]
+mod guest_build;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,16 +40,7 @@ fn build(lang: &str) -> PathBuf {
     let mut command = Command::new("bash");
     command.arg(&script).arg(&out);
     // The outer cargo's settings are not the template's (a Rust template is its own workspace).
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_PRIMARY_PACKAGE",
-    ] {
+    for var in guest_build::OUTER_CARGO_SETTINGS {
         command.env_remove(var);
     }
     let built = command

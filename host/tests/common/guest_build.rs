@@ -14,6 +14,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const TARGET: &str = "wasm32-wasip2";
+
+/// The environment an outer cargo sets for the host's build that a nested build of a guest must
+/// not inherit (flags, wrappers, the target directory).
+pub const OUTER_CARGO_SETTINGS: &[&str] = &[
+    "CARGO_ENCODED_RUSTFLAGS",
+    "RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_BUILD_TARGET",
+    "CARGO_TARGET_DIR",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_PRIMARY_PACKAGE",
+];
 pub const PROFILE: &str = "guest";
 
 /// `cargo build` of `packages` for [`TARGET`] with [`PROFILE`] into `target_dir`, with `features`
@@ -47,19 +60,10 @@ pub fn command(
     }
     // Flags and wrappers meant for the host build, and an earlier variant's settings, must not
     // leak into the guest build.
-    for var in [
-        "FIXTURE_VERSION",
-        "FIXTURE_NAME",
-        "FIXTURE_MANIFEST",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_PRIMARY_PACKAGE",
-    ] {
+    for var in ["FIXTURE_VERSION", "FIXTURE_NAME", "FIXTURE_MANIFEST"]
+        .iter()
+        .chain(OUTER_CARGO_SETTINGS)
+    {
         build.env_remove(var);
     }
     build.envs(envs.iter().copied());
