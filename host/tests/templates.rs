@@ -10,9 +10,6 @@
 //! `templates/javascript/node_modules`; a missing one fails the test saying so.
 
 mod common;
-#[path = "common/guest_build.rs"]
-#[allow(dead_code)]
-mod guest_build;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,7 +37,7 @@ fn build(lang: &str) -> PathBuf {
     let mut command = Command::new("bash");
     command.arg(&script).arg(&out);
     // The outer cargo's settings are not the template's (a Rust template is its own workspace).
-    for var in guest_build::OUTER_CARGO_SETTINGS {
+    for var in common::fixture_variants::guest_build::OUTER_CARGO_SETTINGS {
         command.env_remove(var);
     }
     let built = command

@@ -19,7 +19,7 @@
 #![allow(dead_code)]
 
 #[path = "guest_build.rs"]
-mod guest_build;
+pub mod guest_build;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
