@@ -273,3 +273,135 @@ fn connectors_new_writes_each_template_with_its_name_and_the_contract() {
     let refused = HOST.fails(&data, &["connectors", "new", "Acme CRM", "--lang", "rust"]);
     assert!(refused.contains("lower-kebab-case"), "{refused}");
 }
+
+/// `dev` watching its file: a rebuild is loaded and checked, a broken one is refused while the
+/// last good build keeps serving.
+#[test]
+fn dev_reloads_each_rebuild_and_refuses_a_broken_one() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("connector.wasm");
+    std::fs::copy(V1, &file).unwrap();
+    let mut dev = HOST
+        .command(
+            dir.path(),
+            &[
+                "dev",
+                file.to_str().unwrap(),
+                "--dev-data",
+                dir.path().join("dev").to_str().unwrap(),
+                "--set",
+                "user=u",
+                "--set",
+                "api-key=fixture-api-key",
+                "--set",
+                "mode=version",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = dev.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if sender.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !seen.contains(what) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                Err(_) => panic!("dev never said {what:?}; it said:\n{seen}"),
+            }
+        }
+    };
+    wait_for("check ok: version 0.1.0");
+    wait_for("watching");
+    // A rebuild: written elsewhere and renamed into place, as a build tool does.
+    let next = dir.path().join("next.wasm");
+    std::fs::copy(fixture_variant(Variant::V2), &next).unwrap();
+    std::fs::rename(&next, &file).unwrap();
+    wait_for("rebuilt: fixture 0.2.0 loaded");
+    std::fs::write(&file, b"a build that went wrong").unwrap();
+    wait_for("refused (the last good build keeps serving)");
+    let _ = dev.kill();
+    let _ = dev.wait();
+}
+
+/// `keys generate` and `connectors sign`: the signature travels inside the component, `check`
+/// names the signer, a changed byte reads as tampered, and a signed component still loads.
+#[test]
+fn a_signed_component_names_its_signer_and_a_changed_byte_reads_as_tampered() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = dir.path().join("vendor.key");
+    let said = HOST.ok(&data, &["keys", "generate", "--out", key.to_str().unwrap()]);
+    let key_id = said
+        .lines()
+        .find_map(|line| line.strip_prefix("key id "))
+        .unwrap_or_else(|| panic!("{said}"))
+        .to_string();
+    assert!(said.contains("public key ed25519:"), "{said}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let again = HOST.fails(&data, &["keys", "generate", "--out", key.to_str().unwrap()]);
+    assert!(again.contains("must not exist"), "{again}");
+
+    let signed = dir.path().join("signed.wasm");
+    HOST.ok(
+        &data,
+        &[
+            "connectors",
+            "sign",
+            V1,
+            "--key",
+            key.to_str().unwrap(),
+            "--out",
+            signed.to_str().unwrap(),
+        ],
+    );
+    let report: Value = serde_json::from_str(&HOST.ok(
+        &data,
+        &["connectors", "check", signed.to_str().unwrap(), "--json"],
+    ))
+    .unwrap();
+    assert!(
+        report["signature"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("signed by key {key_id}")),
+        "{report:#}"
+    );
+    let unsigned: Value =
+        serde_json::from_str(&HOST.ok(&data, &["connectors", "check", V1, "--json"])).unwrap();
+    assert_eq!(unsigned["signature"], "unsigned");
+
+    // One byte of the code changed after signing.
+    let mut bytes = std::fs::read(&signed).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    let tampered = dir.path().join("tampered.wasm");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let refused = HOST.fails(&data, &["connectors", "check", tampered.to_str().unwrap()]);
+    assert!(refused.contains("tampered"), "{refused}");
+
+    // The signed component loads like any other.
+    let plugins = data.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(&signed, plugins.join("fixture.wasm")).unwrap();
+    let listed = HOST.ok(&data, &["connectors", "list"]);
+    assert!(listed.contains("fixture"), "{listed}");
+}

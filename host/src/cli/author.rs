@@ -43,6 +43,18 @@ pub async fn check(file: &Path, json: bool) -> anyhow::Result<()> {
         bytes: bytes.len() as u64,
         ..CheckReport::default()
     };
+    match crate::registry::signature::verify(&bytes) {
+        Ok(Some(signer)) => {
+            report.signature = Some(format!(
+                "signed by key {} ({})",
+                signer.key_id,
+                crate::registry::signature::public_key_text(&signer.public_key)
+            ))
+        }
+        Ok(None) => report.signature = Some("unsigned".into()),
+        Err(error) if bytes.starts_with(b"\0asm") => report.problems.push(error),
+        Err(_) => {}
+    }
     match surface(&bytes) {
         Err(what) => report.problems.push(format!("{origin} is {what}")),
         Ok(surface) => {
@@ -110,6 +122,8 @@ struct CheckReport {
     bytes: u64,
     /// The contract minor it speaks, `bss:integration@1.3.0`'s "1.3.0".
     contract: Option<String>,
+    /// "unsigned", or who signed it (the signature checked against its bytes).
+    signature: Option<String>,
     imports: Vec<ImportLine>,
     exports: Vec<String>,
     /// Name and version, once it loaded.
@@ -139,6 +153,9 @@ impl CheckReport {
                 "contract: bss:integration@{contract} (this host serves 1.0.0 to {})\n",
                 crate::contract::CONTRACT_VERSION
             ));
+        }
+        if let Some(signature) = &self.signature {
+            out.push_str(&format!("signature: {signature}\n"));
         }
         if !self.imports.is_empty() {
             out.push_str("imports:\n");
@@ -471,6 +488,62 @@ pub fn new(name: &str, lang: &str, dir: Option<&Path>) -> anyhow::Result<()> {
     println!(
         "next: {}/build.sh builds it (see its README.md); `bss-host connectors check` the .wasm; `bss-host dev` runs it against a local ConnectWise sandbox",
         dir.display()
+    );
+    Ok(())
+}
+
+/// `keys generate --out FILE`: a new Ed25519 signing key, written to FILE (mode 0600, refused when
+/// FILE exists); prints its public key and key id, which operators add to their trust list.
+pub fn generate_key(out: &Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (private, public) = crate::registry::signature::generate();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| {
+            format!(
+                "could not create the key file {} (it must not exist yet)",
+                out.display()
+            )
+        })?;
+    file.write_all(&private)?;
+    file.sync_all()?;
+    println!(
+        "wrote the signing key to {} (keep it private)\npublic key {}\nkey id {}",
+        out.display(),
+        crate::registry::signature::public_key_text(&public),
+        crate::registry::signature::key_id(&public)
+    );
+    Ok(())
+}
+
+/// `connectors sign FILE --key KEYFILE [--out OUT]`: signs a component (replacing an earlier
+/// signature), in place or into OUT (written whole, then renamed into place).
+pub fn sign(file: &Path, key: &Path, out: Option<&Path>) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(file).with_context(|| format!("could not read {}", file.display()))?;
+    surface(&bytes).map_err(|what| anyhow::anyhow!("{} is {what}", file.display()))?;
+    let private = std::fs::read(key)
+        .with_context(|| format!("could not read the key file {}", key.display()))?;
+    let signed = crate::registry::signature::sign(&bytes, &private)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
+    let signer = crate::registry::signature::verify(&signed)
+        .map_err(anyhow::Error::msg)?
+        .expect("just signed");
+    let target = out.unwrap_or(file);
+    let temporary = target.with_extension(format!("signing-{}", std::process::id()));
+    std::fs::write(&temporary, &signed)
+        .with_context(|| format!("could not write {}", temporary.display()))?;
+    std::fs::rename(&temporary, target)
+        .with_context(|| format!("could not write {}", target.display()))?;
+    println!(
+        "signed {} with key {} ({})",
+        target.display(),
+        signer.key_id,
+        crate::registry::signature::public_key_text(&signer.public_key)
     );
     Ok(())
 }

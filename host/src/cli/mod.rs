@@ -248,6 +248,9 @@ pub enum Command {
     /// The compiled-code cache in the data folder.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Signing keys for connectors.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Named API tokens with a role: viewer (reads), operator (also runs syncs), admin (also
     /// changes connectors, instances, settings and tokens).
     #[command(subcommand)]
@@ -279,6 +282,16 @@ pub enum Command {
         /// Refuse at once when another run of this instance and entity is going on.
         #[arg(long)]
         no_wait: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Makes an Ed25519 signing key: writes it to --out (mode 0600; refused when it exists) and
+    /// prints its public key (`ed25519:…`) and key id.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -442,6 +455,17 @@ pub enum ConnectorsCommand {
         target: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Signs a component with an Ed25519 key (`keys generate`), in place or into --out; an
+    /// earlier signature is replaced. The signature travels inside the file.
+    Sign {
+        file: PathBuf,
+        /// The signing key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Write the signed component here instead of replacing FILE.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Writes a new connector project from a template: `connectors new acme-crm --lang python`.
     New {
@@ -739,6 +763,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return views::inspect_file(&cli.data, Path::new(target), *json).await;
     }
     match &cli.command {
+        Command::Keys(KeysCommand::Generate { out }) => return author::generate_key(out),
+        Command::Connectors(ConnectorsCommand::Sign { file, key, out }) => {
+            return author::sign(file, key, out.as_deref());
+        }
         Command::Connectors(ConnectorsCommand::New { name, lang, dir }) => {
             return author::new(name, lang, dir.as_deref());
         }

@@ -7,6 +7,7 @@
 //! instance is served by the newest loaded version that meets its version requirement.
 
 pub mod plugin_index;
+pub mod signature;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
