@@ -28,8 +28,9 @@ fn repository() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds `templates/<lang>` with its build script into the tests' target folder.
-fn build(lang: &str) -> PathBuf {
+/// Builds `templates/<lang>` with its build script into the tests' target folder, signed with
+/// `key` when one is given (the build script's `BSS_SIGNING_KEY`).
+fn build(lang: &str, key: Option<&Path>) -> PathBuf {
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("templates");
     std::fs::create_dir_all(&out_dir).unwrap();
     let out = out_dir.join(format!("{lang}.wasm"));
@@ -39,6 +40,11 @@ fn build(lang: &str) -> PathBuf {
     // The outer cargo's settings are not the template's (a Rust template is its own workspace).
     for var in common::fixture_variants::guest_build::OUTER_CARGO_SETTINGS {
         command.env_remove(var);
+    }
+    if let Some(key) = key {
+        command
+            .env("BSS_SIGNING_KEY", key)
+            .env("BSS_HOST_BIN", common::cli::BIN);
     }
     let built = command
         .output()
@@ -54,9 +60,18 @@ fn build(lang: &str) -> PathBuf {
 }
 
 async fn exercise(lang: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    // The Rust template is built signed, as a vendor would ship it.
+    let key = (lang == "rust").then(|| dir.path().join("vendor.key"));
+    if let Some(key) = &key {
+        HOST.ok(
+            dir.path(),
+            &["keys", "generate", "--out", key.to_str().unwrap()],
+        );
+    }
     let wasm = blocking({
         let lang = lang.to_string();
-        move || build(&lang)
+        move || build(&lang, key.as_deref())
     })
     .await;
     let sandbox = Sandbox::start(SandboxConfig {
@@ -70,7 +85,6 @@ async fn exercise(lang: &str) {
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(data.join("plugins")).unwrap();
     let installed = data.join("plugins").join(format!("{lang}-template.wasm"));
@@ -92,6 +106,8 @@ async fn exercise(lang: &str) {
             checked.contains("ok: this host loads it"),
             "{lang}: {checked}"
         );
+        let signed = checked.contains("signature: signed by key");
+        assert_eq!(signed, lang == "rust", "{lang}: {checked}");
         HOST.ok(data, &["activate", "template-connector", "--name", "t"]);
         let set = HOST.ok(
             data,

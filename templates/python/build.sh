@@ -63,3 +63,9 @@ cd "$work"
 "$tool" -d "$wit" -w plugin --quiet componentize app -p . -o "$out.tmp"
 mv "$out.tmp" "$out"
 echo "built $out ($(wc -c <"$out") bytes) with componentize-py $version from $wit"
+
+# Signed when a key is given (`bss-host keys generate --out vendor.key`): BSS_SIGNING_KEY=FILE,
+# with bss-host on PATH or named by BSS_HOST_BIN. The signature travels inside the component.
+if [ -n "${BSS_SIGNING_KEY:-}" ]; then
+  "${BSS_HOST_BIN:-bss-host}" connectors sign "$out" --key "$BSS_SIGNING_KEY"
+fi

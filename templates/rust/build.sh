@@ -77,3 +77,9 @@ fi
 mkdir -p "$(dirname "$out")"
 cp "$built" "$out"
 echo "built $out ($(wc -c <"$out") bytes)"
+
+# Signed when a key is given (`bss-host keys generate --out vendor.key`): BSS_SIGNING_KEY=FILE,
+# with bss-host on PATH or named by BSS_HOST_BIN. The signature travels inside the component.
+if [ -n "${BSS_SIGNING_KEY:-}" ]; then
+  "${BSS_HOST_BIN:-bss-host}" connectors sign "$out" --key "$BSS_SIGNING_KEY"
+fi
