@@ -126,7 +126,16 @@ fn has_target(sysroot: &Path) -> bool {
 /// reruns this script.
 fn embed_templates(workspace: &Path) {
     const LANGUAGES: &[&str] = &["rust", "python", "javascript"];
-    const SKIPPED: &[&str] = &["node_modules", "target", "__pycache__", "wit"];
+    const SKIPPED: &[&str] = &[
+        "node_modules",
+        "target",
+        "__pycache__",
+        "wit",
+        ".venv",
+        "venv",
+        "dist",
+        ".git",
+    ];
     fn walk(dir: &Path, root: &Path, files: &mut Vec<(String, PathBuf)>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;

@@ -141,7 +141,11 @@ pub async fn run(options: DevOptions<'_>) -> anyhow::Result<()> {
         let Ok(bytes) = std::fs::read(file) else {
             continue;
         };
-        std::fs::write(&installed, &bytes)?;
+        // Written aside and renamed in, so a command reading the plugins folder meanwhile
+        // never sees half a file.
+        let aside = plugins.join("dev.wasm.writing");
+        std::fs::write(&aside, &bytes)?;
+        std::fs::rename(&aside, &installed)?;
         match app.registry.load_file(&installed).await {
             Ok(loaded) => {
                 println!(

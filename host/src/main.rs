@@ -6,8 +6,11 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let arguments: Vec<String> = std::env::args().collect();
-    if arguments.get(1).map(String::as_str) == Some(compiler::CHILD_COMMAND) {
+    // OS strings: a path argument need not be UTF-8 (clap takes them as such too).
+    let arguments: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if arguments.get(1).map(std::ffi::OsString::as_os_str)
+        == Some(std::ffi::OsStr::new(compiler::CHILD_COMMAND))
+    {
         return std::process::ExitCode::from(compiler::child_main(&arguments[2..]) as u8);
     }
     // A component's compile (hundreds of MB at its peak) runs in a child that takes the peak

@@ -181,7 +181,17 @@ fn template_files(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if ["node_modules", "target", "__pycache__", "wit"].contains(&name.as_str())
+        if [
+            "node_modules",
+            "target",
+            "__pycache__",
+            "wit",
+            ".venv",
+            "venv",
+            "dist",
+            ".git",
+        ]
+        .contains(&name.as_str())
             || name.ends_with(".wasm")
             || name.starts_with(".bss")
         {
@@ -282,6 +292,14 @@ fn dev_reloads_each_rebuild_and_refuses_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("connector.wasm");
     std::fs::copy(V1, &file).unwrap();
+    /// Kills `dev` however the test ends (a failed one must not leave it running).
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut dev = HOST
         .command(
             dir.path(),
@@ -301,9 +319,10 @@ fn dev_reloads_each_rebuild_and_refuses_a_broken_one() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
+        .map(Killed)
         .unwrap();
     let (sender, lines) = std::sync::mpsc::channel::<String>();
-    let stdout = dev.stdout.take().unwrap();
+    let stdout = dev.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             if sender.send(line.unwrap_or_default()).is_err() {
@@ -313,7 +332,7 @@ fn dev_reloads_each_rebuild_and_refuses_a_broken_one() {
     });
     let mut seen = String::new();
     let mut wait_for = |what: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         while !seen.contains(what) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match lines.recv_timeout(left) {
@@ -334,8 +353,7 @@ fn dev_reloads_each_rebuild_and_refuses_a_broken_one() {
     wait_for("rebuilt: fixture 0.2.0 loaded");
     std::fs::write(&file, b"a build that went wrong").unwrap();
     wait_for("refused (the last good build keeps serving)");
-    let _ = dev.kill();
-    let _ = dev.wait();
+    drop(dev);
 }
 
 /// `keys generate` and `connectors sign`: the signature travels inside the component, `check`

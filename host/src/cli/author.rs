@@ -23,13 +23,14 @@ const LARGE_COMPONENT_BYTES: u64 = 5_000_000;
 
 /// Where the author commands keep compiled code: the user's cache (`$XDG_CACHE_HOME/bss-host`,
 /// else `~/.cache/bss-host`), never a data folder, which a first compile would make look used
-/// (and its missing database then refused).
-fn author_cache() -> std::path::PathBuf {
+/// (and its missing database then refused), nor a shared temporary folder (compiled code there
+/// could be another user's, and is run as native code). None without a home: no cache.
+fn author_cache() -> Option<std::path::PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("bss-host").join("compiled")
+        .filter(|path| path.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
+    Some(base.join("bss-host").join("compiled"))
 }
 
 /// `connectors check FILE`: whether the file loads on this host, each problem with its fix.
@@ -83,7 +84,7 @@ pub async fn check(file: &Path, json: bool) -> anyhow::Result<()> {
     if report.problems.is_empty() {
         // Compiling, linking and reading the manifest twice: exactly what loading does.
         let runtime = Runtime::new(RuntimeConfig {
-            cache_dir: Some(author_cache()),
+            cache_dir: author_cache(),
             ..RuntimeConfig::default()
         })
         .context("could not start the component runtime")?;
@@ -229,7 +230,7 @@ pub async fn call(
     lookups: &[String],
 ) -> anyhow::Result<()> {
     let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(author_cache()),
+        cache_dir: author_cache(),
         ..RuntimeConfig::default()
     })
     .context("could not start the component runtime")?;

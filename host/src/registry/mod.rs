@@ -107,6 +107,19 @@ fn now() -> String {
     crate::time::now_rfc3339()
 }
 
+/// This host build, as the plugins index records it: the package version and the bundled
+/// connector's hash (which changes with every build of it).
+fn host_build() -> &'static str {
+    static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILD.get_or_init(|| {
+        format!(
+            "{}+{}",
+            env!("CARGO_PKG_VERSION"),
+            &crate::runtime::cache::content_hash(BUNDLED_CONNECTWISE)[..16]
+        )
+    })
+}
+
 /// The `.wasm` files of the plugins folder, sorted (none when the folder does not exist).
 fn plugin_files(plugins: &Path) -> Result<Vec<PathBuf>, RegistryError> {
     if !plugins.is_dir() {
@@ -181,7 +194,7 @@ impl Registry {
         let index_path = self.plugin_index_path();
         let mut index = index_path
             .as_deref()
-            .map(plugin_index::PluginIndex::read)
+            .map(|path| plugin_index::PluginIndex::read(path, host_build()))
             .unwrap_or_default();
         let before = index.clone();
         for file in &files {
@@ -192,6 +205,9 @@ impl Registry {
                 continue;
             }
             let source = file.display().to_string();
+            // Taken before the bytes are read: a file that changes while it loads is not
+            // recorded with its new stamp and its old contents.
+            let stamp = plugin_index::stamp(file);
             let bytes = match std::fs::read(file) {
                 Ok(bytes) => bytes,
                 Err(source_error) => {
@@ -209,15 +225,29 @@ impl Registry {
             };
             let hash = crate::runtime::cache::content_hash(&bytes);
             match self.load_bytes(&bytes, &source).await {
-                Ok(loaded) => index.record(file, &hash, Some(&loaded.connector.manifest().name)),
+                Ok(loaded) => {
+                    if let Some(stamp) = stamp {
+                        index.record(file, stamp, &hash, Some(&loaded.connector.manifest().name));
+                    }
+                }
                 Err(error) => {
-                    // Only what the bytes are is remembered: a store or folder failure is
-                    // tried again next time.
-                    if matches!(
-                        error,
-                        RegistryError::Load(_) | RegistryError::RefusedBefore { .. }
-                    ) {
-                        index.record(file, &hash, None);
+                    // Only what the bytes are is remembered (as the store remembers refusals);
+                    // a passing failure (a store, a deadline, the compiler) is tried again.
+                    let permanent = matches!(
+                        &error,
+                        RegistryError::RefusedBefore { .. }
+                            | RegistryError::Load(
+                                LoadError::NotAComponent { .. }
+                                    | LoadError::ManifestCall { .. }
+                                    | LoadError::Manifest { .. }
+                                    | LoadError::Exports { .. }
+                                    | LoadError::Link { .. }
+                                    | LoadError::ContractVersion { .. }
+                                    | LoadError::NotAConnector { .. }
+                            )
+                    );
+                    if permanent && let Some(stamp) = stamp {
+                        index.record(file, stamp, &hash, None);
                     }
                     self.refuse(&source, &error);
                     problems.push(LoadProblem {
@@ -245,7 +275,7 @@ impl Registry {
         let index = self
             .plugin_index_path()
             .as_deref()
-            .map(plugin_index::PluginIndex::read)
+            .map(|path| plugin_index::PluginIndex::read(path, host_build()))
             .unwrap_or_default();
         for file in plugin_files(plugins)? {
             match index.known(&file) {
@@ -253,9 +283,13 @@ impl Registry {
                     hashes.insert(entry.hash.clone());
                 }
                 None => {
-                    if let Ok(bytes) = std::fs::read(&file) {
-                        hashes.insert(crate::runtime::cache::content_hash(&bytes));
-                    }
+                    // A file that cannot be read now (being replaced, no permission) may be
+                    // installed all the same: nothing is pruned rather than its code.
+                    let bytes = std::fs::read(&file).map_err(|e| RegistryError::PluginsFolder {
+                        path: file.clone(),
+                        reason: format!("could not be read, so nothing was pruned: {e}"),
+                    })?;
+                    hashes.insert(crate::runtime::cache::content_hash(&bytes));
                 }
             }
         }

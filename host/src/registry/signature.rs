@@ -140,6 +140,10 @@ pub fn read(bytes: &[u8]) -> Result<Signed, SignatureError> {
         if id == 0 {
             let mut name_at = at;
             let name_len = leb128(bytes, &mut name_at).ok_or(SignatureError::NotWasm)?;
+            // A name that runs past its section is not a section this host reads.
+            if name_at > end || name_len > end - name_at {
+                return Err(SignatureError::NotWasm);
+            }
             let name = bytes.get(name_at..name_at + name_len);
             if name == Some(SECTION.as_bytes()) {
                 found = Some((start, &bytes[name_at + name_len..end]));
@@ -275,6 +279,11 @@ mod tests {
         let mut appended = signed.clone();
         appended.extend_from_slice(&[0, 2, 1, b'x']);
         assert_eq!(read(&appended), Err(SignatureError::NotLast));
+        // A custom section whose name runs past its end is refused, not a panic.
+        let mut lying = EMPTY_COMPONENT.to_vec();
+        lying.extend_from_slice(&[0, 1, 13]);
+        lying.extend_from_slice(SECTION.as_bytes());
+        assert_eq!(read(&lying), Err(SignatureError::NotWasm));
     }
 
     #[test]

@@ -1,14 +1,22 @@
 //! Where components are compiled: in a child process of the `bss-host` binary when the binary
-//! asked for it ([`compile_in_child_processes`]), else on a blocking thread of this process.
+//! asked for it ([`compile_in_child_processes`]) and there is a compile cache to write into, else
+//! on a blocking thread of this process.
 //!
 //! Compiling a 19 MB Python or JavaScript component takes Cranelift ~400 MB at its peak, and the
 //! allocator keeps most of that after the compile ends: a `serve` that compiled one connector
 //! would carry the peak for the rest of its life. A child process (`bss-host
 //! __compile-component`, which reads the component on stdin and writes the engine's precompiled
-//! artifact to a file) takes its peak with it when it exits; the parent maps the artifact, as it
-//! maps a compile-cache entry. The child builds its engine from the same [`RuntimeConfig`], and
-//! the parent checks the artifact's compatibility when it maps it: anything that goes wrong
-//! there falls back to compiling in this process, with a warning.
+//! artifact into a file its parent made, exclusively, in the cache folder) takes its peak with it
+//! when it exits; the parent renames the artifact into the cache and maps it, as it maps any cache
+//! entry. The child builds its engine from the same [`RuntimeConfig`], and the parent checks the
+//! artifact's compatibility when it maps it.
+//!
+//! | the child | the parent |
+//! |---|---|
+//! | could not be started, or does not understand its arguments | compiles in this process, with a warning |
+//! | exits 3: the bytes are not a valid component | refuses the component with the child's reason |
+//! | is killed, crashes, or runs past [`CHILD_DEADLINE`] | refuses this load (not compiled here: that peak is what the child is for) |
+//! | writes an artifact that does not load | compiles in this process, with a warning |
 //!
 //! While a compile runs for more than [`PROGRESS_AFTER`], a progress line says so, then one
 //! every [`PROGRESS_EVERY`], so a first load of a large component is never silent.
@@ -40,9 +48,9 @@ pub fn compile_in_child_processes(program: PathBuf) {
     let _ = COMPILER_PROGRAM.set(program);
 }
 
-/// Compiles `bytes` to a component of `engine`; when `artifact` is given and a child compiles,
-/// the child writes its artifact there (a compile-cache path, renamed into place only once it
-/// loads). Says so while it takes long.
+/// Compiles `bytes` to a component of `engine`. With a child compiler (and a cache to write its
+/// artifact into), the child writes the artifact to a file of its own in the cache folder, which
+/// is renamed to `artifact` (the cache entry) and mapped from there. Says so while it takes long.
 pub async fn compile(
     engine: &Engine,
     config: &RuntimeConfig,
@@ -51,24 +59,26 @@ pub async fn compile(
     artifact: Option<PathBuf>,
 ) -> anyhow::Result<Component> {
     let started = Instant::now();
-    let progress = tokio::spawn(report_progress(origin.to_string(), bytes.len()));
-    let compiled = match COMPILER_PROGRAM.get() {
-        Some(program) => {
-            match compile_in_child(program, engine, config, bytes, artifact.as_deref()).await {
+    let _progress = AbortOnDrop(tokio::spawn(report_progress(
+        origin.to_string(),
+        bytes.len(),
+    )));
+    let compiled = match (COMPILER_PROGRAM.get(), artifact) {
+        (Some(program), Some(artifact)) => {
+            match compile_in_child(program, engine, config, bytes, &artifact).await {
                 Ok(component) => Ok(component),
-                Err(ChildFailed::Refused(reason)) => Err(anyhow::anyhow!(reason)),
+                Err(ChildFailed::Failed(reason)) => Err(anyhow::anyhow!(reason)),
                 Err(ChildFailed::Unavailable(why)) => {
                     tracing::warn!(
                         origin,
-                        "compiling in a child process failed ({why}); compiling in this process"
+                        "compiling in a child process is not possible here ({why}); compiling in this process"
                     );
                     compile_here(engine, bytes).await
                 }
             }
         }
-        None => compile_here(engine, bytes).await,
+        _ => compile_here(engine, bytes).await,
     };
-    progress.abort();
     if started.elapsed() >= PROGRESS_AFTER {
         tracing::info!(
             origin,
@@ -77,6 +87,26 @@ pub async fn compile(
         );
     }
     compiled
+}
+
+/// Aborts a task when dropped (a compile that is given up stops reporting progress).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Removes a file when dropped, unless it was kept.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 async fn report_progress(origin: String, size: usize) {
@@ -103,10 +133,27 @@ async fn compile_here(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Component
 }
 
 enum ChildFailed {
-    /// The child compiled nothing because the bytes are not a valid component: the reason.
-    Refused(String),
-    /// The child could not do the work (not started, killed, artifact unusable).
+    /// The compile failed: the bytes are not a valid component, or the child was killed or
+    /// crashed on them (a compile that runs out of memory must not be tried again in the host,
+    /// which is what the child is there to protect). The reason.
+    Failed(String),
+    /// The child could not be started here: compile in this process instead.
     Unavailable(String),
+}
+
+/// How long a compile may take in the child before it is stopped: far beyond the ~20 s a 20 MB
+/// component takes, so only a stuck child meets it.
+const CHILD_DEADLINE: Duration = Duration::from_secs(600);
+
+/// A name no other process picks: this process, a counter and the clock's nanoseconds.
+fn unique_suffix() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{unique}-{nanos:x}", std::process::id())
 }
 
 async fn compile_in_child(
@@ -114,25 +161,25 @@ async fn compile_in_child(
     engine: &Engine,
     config: &RuntimeConfig,
     bytes: &[u8],
-    artifact: Option<&Path>,
+    artifact: &Path,
 ) -> Result<Component, ChildFailed> {
     let unavailable =
         |what: &str, e: &dyn std::fmt::Display| ChildFailed::Unavailable(format!("{what}: {e}"));
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let temporary = match artifact {
-        Some(path) => path.with_extension(format!("compiling-{}-{unique}", std::process::id())),
-        None => std::env::temp_dir().join(format!(
-            "bss-host-compile-{}-{unique}.cwasm",
-            std::process::id()
-        )),
-    };
+    // The file the child writes is made here, exclusively (never one planted or shared by another
+    // process), in the cache folder that only the host writes; the child opens it, never creates.
+    let temporary = artifact.with_extension(format!("compiling-{}", unique_suffix()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)
+        .map_err(|e| unavailable(&format!("{} could not be created", temporary.display()), &e))?;
+    let mut cleanup = RemoveOnDrop(Some(temporary.clone()));
     let (owned, target) = (bytes.to_vec(), temporary.clone());
     let shown = program.display().to_string();
     let program = program.to_path_buf();
     let (pooling, slots) = (config.pooling, config.max_concurrent_calls);
-    let ran = tokio::task::spawn_blocking(
-        move || -> std::io::Result<(std::process::Output, std::io::Result<()>)> {
+    let ran =
+        tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::process::Output>> {
             let mut child = std::process::Command::new(&program)
                 .arg(CHILD_COMMAND)
                 .arg(&target)
@@ -142,73 +189,86 @@ async fn compile_in_child(
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
                 .spawn()?;
-            // The child reads all of stdin before it writes anything, so this cannot deadlock.
+            // The child reads all of stdin before it writes anything, so this cannot deadlock; a
+            // child that dies early closes the pipe and the write fails, which its status explains.
             let mut stdin = child.stdin.take().expect("stdin is piped");
-            let fed = stdin.write_all(&owned);
+            let _ = stdin.write_all(&owned);
             drop(stdin);
-            Ok((child.wait_with_output()?, fed))
-        },
-    )
-    .await
-    .map_err(|e| unavailable("the compiler thread failed", &e))?;
-    let (output, fed) =
-        ran.map_err(|e| unavailable(&format!("the compiler child ({shown}) failed"), &e))?;
-    let remove_temporary = || {
-        let _ = std::fs::remove_file(&temporary);
+            let deadline = Instant::now() + CHILD_DEADLINE;
+            loop {
+                if child.try_wait()?.is_some() {
+                    return child.wait_with_output().map(Some);
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Ok(None);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .await
+        .map_err(|e| unavailable("the compiler thread failed", &e))?;
+    let output = match ran {
+        Ok(Some(output)) => output,
+        Ok(None) => {
+            return Err(ChildFailed::Failed(format!(
+                "compiling took longer than {} s and was stopped",
+                CHILD_DEADLINE.as_secs()
+            )));
+        }
+        // Not started (no such program, not executable): this process compiles instead.
+        Err(error) => return Err(unavailable(&format!("{shown} could not run"), &error)),
     };
     if !output.status.success() {
-        remove_temporary();
         let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
         return Err(match output.status.code() {
-            Some(INVALID_COMPONENT) => ChildFailed::Refused(said),
-            _ => ChildFailed::Unavailable(format!("it ended with {}: {said}", output.status)),
+            Some(INVALID_COMPONENT) => ChildFailed::Failed(said),
+            // A usage error: this binary's child does not understand its parent (a mixed build).
+            Some(2) => ChildFailed::Unavailable(said),
+            _ => ChildFailed::Failed(format!(
+                "the compiler process ended with {} ({}); the component was not loaded",
+                output.status,
+                if said.is_empty() {
+                    "it said nothing"
+                } else {
+                    &said
+                }
+            )),
         });
     }
-    fed.map_err(|e| {
-        unavailable(
-            "the component could not be handed to the compiler child",
-            &e,
-        )
-    })?;
-    // SAFETY: the artifact was written just now by this binary's own compiler child, from an
-    // engine built with the same configuration, into a file only the host writes; `deserialize`
-    // checks its compatibility with this engine before using it.
-    let loaded = unsafe { Component::deserialize_file(engine, &temporary) };
-    let component = match loaded {
-        Ok(component) => component,
+    // Into place first, then mapped from where it stays (a cache entry is never rewritten).
+    std::fs::rename(&temporary, artifact)
+        .map_err(|e| unavailable("its artifact could not be put in the cache", &e))?;
+    cleanup.0 = None;
+    // SAFETY: the artifact was written just now by this binary's own compiler child, into a file
+    // this process created exclusively in the host's own cache folder, from an engine built with
+    // the same configuration; `deserialize` checks its compatibility with this engine.
+    match unsafe { Component::deserialize_file(engine, artifact) } {
+        Ok(component) => Ok(component),
         Err(error) => {
-            remove_temporary();
-            return Err(unavailable("its artifact does not load", &error));
+            let _ = std::fs::remove_file(artifact);
+            Err(unavailable("its artifact does not load", &error))
         }
-    };
-    match artifact {
-        Some(path) => {
-            if let Err(error) = std::fs::rename(&temporary, path) {
-                remove_temporary();
-                tracing::warn!("could not write the compiled-code cache: {error}");
-            }
-        }
-        // Mapped already: the file may go.
-        None => remove_temporary(),
     }
-    Ok(component)
 }
 
 /// The child's exit code for bytes that are not a valid component (its stderr says why).
 const INVALID_COMPONENT: i32 = 3;
 
 /// The compiler child: `bss-host __compile-component OUT pooling|on-demand SLOTS`, the component
-/// on stdin. Returns the process's exit code.
-pub fn child_main(arguments: &[String]) -> i32 {
+/// on stdin; OUT exists already (its parent made it). Returns the process's exit code.
+pub fn child_main(arguments: &[std::ffi::OsString]) -> i32 {
     let [output, allocation, slots] = arguments else {
         eprintln!("usage: bss-host {CHILD_COMMAND} OUT pooling|on-demand SLOTS < COMPONENT");
         return 2;
     };
     let config = RuntimeConfig {
         cache_dir: None,
-        pooling: allocation == "pooling",
+        pooling: allocation.to_str() == Some("pooling"),
         max_concurrent_calls: slots
-            .parse()
+            .to_str()
+            .and_then(|s| s.parse().ok())
             .unwrap_or(RuntimeConfig::default().max_concurrent_calls),
     };
     let engine = match Engine::new(&super::engine_config(&config)) {
@@ -230,14 +290,22 @@ pub fn child_main(arguments: &[String]) -> i32 {
             return INVALID_COMPONENT;
         }
     };
-    let written = std::fs::File::create(output).and_then(|mut file| {
-        file.write_all(&artifact)?;
-        file.sync_all()
-    });
+    // Opened, never created: the parent made this file for it.
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(output)
+        .and_then(|mut file| {
+            file.write_all(&artifact)?;
+            file.sync_all()
+        });
     match written {
         Ok(()) => 0,
         Err(error) => {
-            eprintln!("the artifact could not be written to {output}: {error}");
+            eprintln!(
+                "the artifact could not be written to {}: {error}",
+                Path::new(output).display()
+            );
             1
         }
     }
