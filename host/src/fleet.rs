@@ -63,7 +63,9 @@ pub fn default_worker_id() -> String {
 pub struct Worker {
     id: String,
     instances: Arc<Instances>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    heartbeat: tokio::task::JoinHandle<()>,
+    /// The claim loop, until a shutdown has stopped it.
+    claims: Option<tokio::task::JoinHandle<()>>,
     /// Set when the worker claims no more jobs (it is shutting down).
     draining: Arc<std::sync::atomic::AtomicBool>,
     running: Running,
@@ -85,9 +87,16 @@ impl Worker {
 
     /// Shuts the worker down: it claims no more jobs, gives the ones it runs up to `grace` to
     /// end (their heartbeat goes on meanwhile), then stops the rest and hands them back.
-    pub async fn shut_down(self, grace: Duration) -> Shutdown {
+    pub async fn shut_down(mut self, grace: Duration) -> Shutdown {
         self.draining
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        // The claim loop ends first, and is waited for: a claim in flight either lists its job
+        // among those running (ended or handed back below) or hands it back itself, before the
+        // process can exit.
+        if let Some(claims) = self.claims.take() {
+            claims.abort();
+            let _ = claims.await;
+        }
         let held = |running: &Running| running.lock().unwrap_or_else(|p| p.into_inner()).len();
         let at_start = held(&self.running);
         let deadline = tokio::time::Instant::now() + grace;
@@ -113,8 +122,12 @@ impl Worker {
     /// Ends the worker at once: its loops stop, and the jobs it held are queued again now rather
     /// than after their lease.
     pub fn stop(self) {
-        for task in &self.tasks {
-            task.abort();
+        // A claim already in flight hands its job back when it returns (see `claim_loop`).
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.heartbeat.abort();
+        if let Some(claims) = &self.claims {
+            claims.abort();
         }
         for task in self
             .running
@@ -164,7 +177,8 @@ pub fn start(instances: Arc<Instances>, id: String) -> anyhow::Result<Worker> {
     Ok(Worker {
         id,
         instances,
-        tasks: vec![heartbeat, claims],
+        heartbeat,
+        claims: Some(claims),
         draining,
         running,
     })
@@ -218,6 +232,23 @@ async fn claim_loop(
                 None
             }
         };
+        if let Some(job) = &claimed
+            && draining.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            // The worker began stopping while this claim was in flight: it may already have
+            // handed its jobs back, so this one goes back too rather than run on a worker
+            // that is going away.
+            end(
+                &instances,
+                &id,
+                job.row.id,
+                JobEnd::Later {
+                    delay_secs: 0,
+                    reason: "its worker was stopping when it claimed the job; queued again".into(),
+                },
+            );
+            return;
+        }
         let Some(job) = claimed else {
             drop(slot);
             tokio::select! {
