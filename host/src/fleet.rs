@@ -188,11 +188,19 @@ async fn heartbeat(instances: Arc<Instances>, id: String, lease: i64, running: R
     let every = Duration::from_millis((lease * 1000 / 3).max(200) as u64);
     loop {
         tokio::time::sleep(every).await;
+        // Only jobs running before the renewal was asked can be missing from its answer because
+        // they were taken over: one claimed meanwhile is simply not in it yet.
+        let before: Vec<i64> = running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
         match instances.store().renew_jobs(&id, lease) {
             Ok(held) => {
                 let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
                 running.retain(|job, task| {
-                    let kept = held.contains(job);
+                    let kept = held.contains(job) || !before.contains(job);
                     if !kept {
                         tracing::warn!(
                             worker = id,
