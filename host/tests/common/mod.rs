@@ -361,7 +361,12 @@ impl Captured {
             .with_max_level(level)
             .with_ansi(false)
             .finish();
-        (captured, tracing::subscriber::set_default(subscriber))
+        let guard = tracing::subscriber::set_default(subscriber);
+        // Tests run side by side, each with a subscriber of its own: a call site whose interest
+        // was cached while only another test's (less verbose) subscriber was alive would stay
+        // off for this one. Recomputed now that this one is registered.
+        tracing::callsite::rebuild_interest_cache();
+        (captured, guard)
     }
 
     /// Everything written so far.
