@@ -95,6 +95,15 @@ fn call_runs_one_export_without_an_instance() {
         unknown.contains("colour") && unknown.contains("base-url"),
         "{unknown}"
     );
+    // A push file is read as `push` reads one: a repeated id is refused, naming the record.
+    let records = dir.path().join("accounts.ndjson");
+    let account = r#"{"id": "A1", "code": "C1", "name": "Acme", "remote-id": "7"}"#;
+    std::fs::write(&records, format!("{account}\n{account}\n")).unwrap();
+    let mut args = vec!["connectors", "call", V1, "push", "account", "--records"];
+    args.push(records.to_str().unwrap());
+    args.extend(FIXTURE_SETTINGS);
+    let repeated = HOST.fails(&data, &args);
+    assert!(repeated.contains("record 2"), "{repeated}");
     let usage = HOST.fails(&data, &["connectors", "call", V1, "lookup-choices"]);
     assert!(usage.contains("lookup-choices KEY"), "{usage}");
     assert!(!data.exists());

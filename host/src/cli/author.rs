@@ -366,47 +366,46 @@ fn push_items(
     entity: crate::contract::manifest::Entity,
     file: &Path,
 ) -> anyhow::Result<Vec<PushItem>> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("could not read {}", file.display()))?;
-    let trimmed = text.trim_start();
-    let values: Vec<serde_json::Value> = if trimmed.starts_with('[') {
-        serde_json::from_str(trimmed)
-            .with_context(|| format!("{} is not a JSON array", file.display()))?
-    } else {
-        trimmed
-            .lines()
-            .filter(|line| !line.trim().is_empty())
-            .enumerate()
-            .map(|(n, line)| {
-                serde_json::from_str(line).with_context(|| {
-                    format!("{} line {}: not a JSON object", file.display(), n + 1)
-                })
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
-    values
-        .into_iter()
-        .enumerate()
-        .map(|(n, mut value)| {
-            let remote_id = value
-                .as_object_mut()
-                .and_then(|object| object.remove("remote-id"))
-                .and_then(|id| id.as_str().map(str::to_string));
-            let record = crate::sync::records::parse_record(entity, value)
-                .map_err(|e| anyhow::anyhow!("{} record {}: {e}", file.display(), n + 1))?;
-            Ok(PushItem {
-                record: Record {
-                    entity: entity.into(),
-                    bss_id: record.id,
-                    remote_id,
-                    maybe_created: false,
-                    data: record.data,
-                    references: Vec::new(),
-                },
-                last_pushed: None,
-            })
-        })
-        .collect()
+    use crate::sync::records::{RecordChecker, RecordReader};
+    let input =
+        std::fs::File::open(file).with_context(|| format!("could not read {}", file.display()))?;
+    let mut checker = RecordChecker::default();
+    let mut items = Vec::new();
+    // The record files' own reader and checks (positions, ids, duplicates), as `push` reads them;
+    // only `remote-id` is taken off first.
+    for item in RecordReader::new(std::io::BufReader::new(input)) {
+        let (position, value) = item.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let (remote_id, value) = match value {
+            Ok(mut value) => {
+                let remote_id = value
+                    .as_object_mut()
+                    .and_then(|object| object.remove("remote-id"))
+                    .and_then(|id| id.as_str().map(str::to_string));
+                (remote_id, Ok(value))
+            }
+            Err(error) => (None, Err(error)),
+        };
+        let record = checker.check(entity, (position, value)).map_err(|bad| {
+            anyhow::anyhow!(
+                "{} record {}: {}",
+                file.display(),
+                bad.position,
+                bad.message
+            )
+        })?;
+        items.push(PushItem {
+            record: Record {
+                entity: entity.into(),
+                bss_id: record.id,
+                remote_id,
+                maybe_created: false,
+                data: record.data,
+                references: Vec::new(),
+            },
+            last_pushed: None,
+        });
+    }
+    Ok(items)
 }
 
 mod embedded {
