@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bss_host::app::App;
+use bss_host::app::{App, OpenOptions};
 use bss_host::capabilities::context::{InstanceContext, LookupEntry};
 use bss_host::capabilities::options::InstanceOptions;
 use bss_host::contract::bindings::connector::{ConflictPolicy, PushItem, PushOptions};
@@ -525,7 +525,16 @@ async fn data_folder_with_instances(count: usize) -> tempfile::TempDir {
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).expect("plugins folder");
     std::fs::copy(FIXTURE, plugins.join("fixture.wasm")).expect("copy fixture");
-    let app = App::open(&data, Some(&plugins)).await.expect("app");
+    let app = App::open_with(
+        &data,
+        OpenOptions {
+            plugins: Some(&plugins),
+            allow_unsigned: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("app");
     let settings: Vec<(String, String)> = [
         ("base-url", "http://127.0.0.1:9"),
         ("user", "bench"),
@@ -541,7 +550,7 @@ async fn data_folder_with_instances(count: usize) -> tempfile::TempDir {
             .activate("fixture", &name, None, None)
             .expect("activate");
         app.instances
-            .set_settings(&name, &settings)
+            .set_settings(&name, &settings, "bench")
             .expect("settings");
     }
     dir
@@ -845,7 +854,16 @@ async fn swap() {
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).expect("plugins");
     std::fs::copy(FIXTURE, plugins.join("fixture-1.wasm")).expect("copy");
-    let app = App::open(&data, Some(&plugins)).await.expect("app");
+    let app = App::open_with(
+        &data,
+        OpenOptions {
+            plugins: Some(&plugins),
+            allow_unsigned: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("app");
     let every = bss_host::registry::WATCH_EVERY;
     let _watcher = bss_host::registry::watch(app.registry.clone(), plugins.clone(), every);
     let instances = app.instances.clone();
@@ -862,7 +880,9 @@ async fn swap() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    instances.set_settings("fx", &settings).expect("settings");
+    instances
+        .set_settings("fx", &settings, "bench")
+        .expect("settings");
     // 0.2.0 needs `tenant`; put it in place first (0.1.0 would refuse the key).
     app.store
         .change_settings(

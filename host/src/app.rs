@@ -86,6 +86,8 @@ pub struct OpenOptions<'a> {
     /// Which connectors to load: a command loads only those it calls (a broken, slow or large
     /// plugin then costs the others nothing).
     pub connectors: Connectors,
+    /// Unsigned plugin files load too (`--allow-unsigned`).
+    pub allow_unsigned: bool,
 }
 
 /// Which connectors a command loads.
@@ -110,6 +112,7 @@ impl Default for OpenOptions<'_> {
             database: None,
             new_database: false,
             connectors: Connectors::All,
+            allow_unsigned: false,
         }
     }
 }
@@ -158,6 +161,7 @@ impl App {
             database,
             new_database,
             connectors,
+            allow_unsigned,
         } = options;
         let location = StoreLocation::parse(database, data).map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(data)
@@ -208,6 +212,13 @@ impl App {
             .http_client()
             .share_budget(Arc::new(StoreBudget(store.clone())));
         let registry = Arc::new(Registry::new(runtime, store.clone()));
+        registry.set_allow_unsigned(allow_unsigned);
+        if allow_unsigned && connectors != Connectors::None {
+            tracing::warn!(
+                "unsigned connectors are allowed (--allow-unsigned): any .wasm in {} loads without a signature; signed ones are still checked against the trust list",
+                plugins.display()
+            );
+        }
         registry.keep_plugin_index(
             data.join("cache")
                 .join(crate::registry::plugin_index::FILE_NAME),

@@ -111,6 +111,7 @@ pub async fn run() -> anyhow::Result<()> {
             ("host.allow-private-network", "on"),
             ("host.requests-per-minute", "6000"),
         ]),
+        &crate::store::trust_store::cli_actor(),
     )?;
     let check = instances.check(name).await?;
     println!("check: {}", check.summary);

@@ -51,7 +51,15 @@ pub async fn run(options: DevOptions<'_>) -> anyhow::Result<()> {
         .with_context(|| format!("could not create {}", plugins.display()))?;
     let installed = plugins.join("dev.wasm");
     std::fs::write(&installed, &bytes)?;
-    let app = App::open(&folder, None).await?;
+    // The author's own build: it need not be signed to be tried.
+    let app = App::open_with(
+        &folder,
+        crate::app::OpenOptions {
+            allow_unsigned: true,
+            ..crate::app::OpenOptions::default()
+        },
+    )
+    .await?;
     for problem in &app.load_problems {
         if problem.source.contains("dev.wasm") {
             anyhow::bail!("{} was refused: {}", file.display(), problem.error);
@@ -93,7 +101,7 @@ pub async fn run(options: DevOptions<'_>) -> anyhow::Result<()> {
         pairs.retain(|(k, _)| *k != key);
         pairs.push((key, value));
     }
-    instances.set_settings(INSTANCE, &pairs)?;
+    instances.set_settings(INSTANCE, &pairs, &crate::store::trust_store::cli_actor())?;
     println!(
         "ConnectWise sandbox at {} (company {}, keys {} / {})",
         sandbox.base_url(),

@@ -325,7 +325,8 @@ async fn escape_sequences_come_out_escaped() {
         .arg(&folder.data)
         .arg("--plugins")
         .arg(&folder.plugins)
-        .env("BSS_HOST_LOG", "warn");
+        .env("BSS_HOST_LOG", "warn")
+        .env("BSS_HOST_ALLOW_UNSIGNED", "1");
     let served = cw::serve(server);
     let body = cw::api_client()
         .post(format!("{}/instances/fx/check", served.base))

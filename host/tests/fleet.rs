@@ -279,6 +279,7 @@ async fn a_version_dropped_on_one_worker_serves_on_all_three_without_a_failed_ca
             OpenOptions {
                 plugins: Some(&plugins),
                 database: Some(&scratch.url),
+                allow_unsigned: true,
                 ..OpenOptions::default()
             },
         )
@@ -297,7 +298,7 @@ async fn a_version_dropped_on_one_worker_serves_on_all_three_without_a_failed_ca
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-            app.instances.set_settings("fx", &settings).unwrap();
+            app.instances.set_settings("fx", &settings, "test").unwrap();
         }
         apps.push((app, plugins));
     }

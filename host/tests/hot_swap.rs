@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bss_host::app::App;
+use bss_host::app::{App, OpenOptions};
 use bss_host::store::StoredValue;
 use common::fixture_variants::{Variant, fixture_variant};
 
@@ -40,7 +40,16 @@ async fn a_swap_under_load_drops_no_call() {
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(V1, plugins.join("fixture-1.wasm")).unwrap();
-    let app = App::open(&data, Some(&plugins)).await.unwrap();
+    let app = App::open_with(
+        &data,
+        OpenOptions {
+            plugins: Some(&plugins),
+            allow_unsigned: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let instances = app.instances.clone();
     instances.activate("fixture", "fx", None, None).unwrap();
     let settings: Vec<(String, String)> = [
@@ -54,7 +63,7 @@ async fn a_swap_under_load_drops_no_call() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    instances.set_settings("fx", &settings).unwrap();
+    instances.set_settings("fx", &settings, "test").unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(Mutex::new(Vec::<Answer>::new()));

@@ -249,7 +249,8 @@ async fn serve_watches_the_plugins_folder() {
         .arg(&data)
         .arg("--plugins")
         .arg(&plugins)
-        .env("BSS_HOST_LOG", "warn");
+        .env("BSS_HOST_LOG", "warn")
+        .env("BSS_HOST_ALLOW_UNSIGNED", "1");
     let served = cw::serve(server);
     let (token, base) = (served.token.clone(), served.base.clone());
     let client = cw::api_client();
@@ -381,9 +382,16 @@ async fn a_restart_with_every_connector_installed_compiles_nothing() {
     )
     .unwrap();
     std::fs::copy(fixture_variant(Variant::Other), plugins.join("other.wasm")).unwrap();
-    let first = bss_host::app::App::open(&data, Some(&plugins))
-        .await
-        .unwrap();
+    let first = bss_host::app::App::open_with(
+        &data,
+        bss_host::app::OpenOptions {
+            plugins: Some(&plugins),
+            allow_unsigned: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(first.load_problems.is_empty());
     let installed = first.registry.loaded().len();
     assert_eq!(
@@ -393,9 +401,16 @@ async fn a_restart_with_every_connector_installed_compiles_nothing() {
     assert_eq!(first.registry.runtime().compile_count(), 5);
     drop(first);
 
-    let restarted = bss_host::app::App::open(&data, Some(&plugins))
-        .await
-        .unwrap();
+    let restarted = bss_host::app::App::open_with(
+        &data,
+        bss_host::app::OpenOptions {
+            plugins: Some(&plugins),
+            allow_unsigned: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let mut contracts: Vec<(String, &str)> = restarted
         .registry
         .loaded()
@@ -434,9 +449,16 @@ async fn a_file_dropped_before_the_watcher_starts_is_not_missed() {
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(V1, plugins.join("fixture-1.wasm")).unwrap();
-    let app = bss_host::app::App::open(&data, Some(&plugins))
-        .await
-        .unwrap();
+    let app = bss_host::app::App::open_with(
+        &data,
+        bss_host::app::OpenOptions {
+            plugins: Some(&plugins),
+            allow_unsigned: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let first_load = |app: &bss_host::app::App| {
         app.registry
             .loaded()

@@ -13,7 +13,7 @@ pub mod tokens;
 
 use std::sync::Arc;
 
-use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::extract::{Extension, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -66,6 +66,9 @@ pub fn router(app: App) -> Router {
             "/instances/{name}/sync-options",
             get(show_sync_options).put(set_sync_options),
         )
+        .route("/trust", get(list_trust).post(add_trust))
+        .route("/trust/{name}", axum::routing::delete(remove_trust))
+        .route("/audit", get(read_audit))
         .route("/connectors/{name}/rollback", post(rollback))
         .route("/connectors/{name}/restore/{version}", post(restore))
         .route("/instances/{name}/push/{entity}", post(push))
@@ -129,10 +132,14 @@ pub fn router(app: App) -> Router {
         })
 }
 
+/// Who made an API request, for the audit log (`token:NAME`).
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
 async fn require_token(
     State(state): State<Shared>,
     headers: HeaderMap,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let Some(presented) = headers
@@ -177,6 +184,9 @@ async fn require_token(
             vec![],
         );
     }
+    request
+        .extensions_mut()
+        .insert(Actor(crate::store::trust_store::token_actor(&token.name)));
     next.run(request).await
 }
 
@@ -223,10 +233,13 @@ impl From<InstanceError> for ApiError {
             InstanceError::Invalid(problems) => (StatusCode::BAD_REQUEST, problems),
             InstanceError::Store(e) => (store_status(&e), vec![]),
             InstanceError::Registry(e) => match *e {
-                RegistryError::Unknown(_) | RegistryError::NoMatchingVersion { .. } => {
-                    (StatusCode::NOT_FOUND, vec![])
+                RegistryError::Unknown(_)
+                | RegistryError::NoMatchingVersion { .. }
+                | RegistryError::UnknownKey(_) => (StatusCode::NOT_FOUND, vec![]),
+                RegistryError::BadRequirement(_) | RegistryError::BadTrust(_) => {
+                    (StatusCode::BAD_REQUEST, vec![])
                 }
-                RegistryError::BadRequirement(_) => (StatusCode::BAD_REQUEST, vec![]),
+                RegistryError::Store(e) => (store_status(&e), vec![]),
                 _ => (StatusCode::INTERNAL_SERVER_ERROR, vec![]),
             },
             InstanceError::NotFound(_) => (StatusCode::NOT_FOUND, vec![]),
@@ -289,11 +302,15 @@ async fn list_connectors(State(state): State<Shared>) -> ApiResult {
     ))
 }
 
-async fn rollback(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+async fn rollback(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult {
     let (withdrawn, serving) = state
         .app
         .registry
-        .rollback(&name)
+        .rollback(&name, &actor.0)
         .map_err(InstanceError::from)?;
     Ok(Json(
         json!({ "withdrawn": withdrawn.to_string(), "serving": serving.to_string() }),
@@ -302,14 +319,103 @@ async fn rollback(State(state): State<Shared>, UrlPath(name): UrlPath<String>) -
 
 async fn restore(
     State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
     UrlPath((name, version)): UrlPath<(String, String)>,
 ) -> ApiResult {
     state
         .app
         .registry
-        .restore(&name, &version)
+        .restore(&name, &version, &actor.0)
         .map_err(InstanceError::from)?;
     Ok(Json(json!({ "restored": version })))
+}
+
+async fn list_trust(State(state): State<Shared>) -> ApiResult {
+    let keys = state
+        .app
+        .store
+        .trusted_keys()
+        .map_err(InstanceError::from)?;
+    Ok(Json(json!({
+        "keys": keys,
+        "bundled": crate::registry::trust::BUNDLED_NAMES,
+        "allow-unsigned": state.app.registry.allows_unsigned(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct NewTrustedKey {
+    name: String,
+    public_key: String,
+    #[serde(default = "every_connector")]
+    connectors: String,
+}
+
+fn every_connector() -> String {
+    "*".into()
+}
+
+async fn add_trust(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    body: Result<Json<NewTrustedKey>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, Response> {
+    let Json(key) = body.map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{}; send {{\"name\": …, \"public-key\": \"ed25519:…\", \"connectors\": \"acme-*\"}}",
+                e.body_text()
+            ),
+            vec![],
+        )
+    })?;
+    let added = state
+        .app
+        .registry
+        .trust_key(&key.name, &key.public_key, &key.connectors, &actor.0)
+        .map_err(|e| ApiError::from(InstanceError::from(e)).into_response())?;
+    Ok(Json(json!(added)))
+}
+
+async fn remove_trust(
+    State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult {
+    let (key, signed) = state
+        .app
+        .registry
+        .distrust_key(&name, &actor.0)
+        .map_err(InstanceError::from)?;
+    let still_serving: Vec<Value> = signed
+        .iter()
+        .map(|v| json!({ "name": v.name, "version": v.version, "source": v.source }))
+        .collect();
+    Ok(Json(json!({
+        "removed": key,
+        "still-serving": still_serving,
+        "note": "files this key signed are refused from the next load on; the versions listed keep serving where they are loaded until rolled back or the process restarts",
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    #[serde(default)]
+    after: i64,
+    limit: Option<usize>,
+}
+
+async fn read_audit(State(state): State<Shared>, Query(query): Query<AuditQuery>) -> ApiResult {
+    let limit = query.limit.unwrap_or(200).min(1000);
+    let entries = state
+        .app
+        .store
+        .audit_entries(query.after, limit)
+        .map_err(InstanceError::from)?;
+    Ok(Json(json!({ "entries": entries })))
 }
 
 async fn list_instances(State(state): State<Shared>) -> ApiResult {
@@ -397,6 +503,7 @@ async fn show_settings(State(state): State<Shared>, UrlPath(name): UrlPath<Strin
 
 async fn set_settings(
     State(state): State<Shared>,
+    Extension(actor): Extension<Actor>,
     UrlPath(name): UrlPath<String>,
     body: Result<
         Json<std::collections::BTreeMap<String, String>>,
@@ -415,7 +522,7 @@ async fn set_settings(
     })?;
     let pairs: Vec<(String, String)> = values.into_iter().collect();
     let complete = instances(&state)
-        .set_settings(&name, &pairs)
+        .set_settings(&name, &pairs, &actor.0)
         .map_err(|e| ApiError::from(e).into_response())?;
     let check = if complete {
         Some(

@@ -73,6 +73,28 @@ pub fn document() -> Value {
                 "parameters": [name_param(), { "name": "version", "in": "path", "required": true, "schema": { "type": "string" } }],
                 "post": op("Put a withdrawn version back in service", None)
             },
+            "/trust": {
+                "get": op("The trust list: keys whose signed connectors load, each with the connector names it may sign; whether unsigned connectors are allowed", None),
+                "post": op("Trust a key for some connector names (admin)", Some(json!({
+                    "type": "object", "required": ["name", "public-key"], "additionalProperties": false,
+                    "properties": { "name": { "type": "string" }, "public-key": { "type": "string", "description": "ed25519:BASE64" }, "connectors": { "type": "string", "description": "comma-separated patterns, * for any run of characters; default *" } }
+                })))
+            },
+            "/trust/{name}": {
+                "parameters": [name_param()],
+                "delete": op("Stop trusting a key: files it signed are refused from the next load on; the answer lists the loaded versions it signed, which keep serving until rolled back", None)
+            },
+            "/audit": {
+                "get": {
+                    "summary": "The audit log, oldest first (admin): loads, refusals, trust and settings changes, rollbacks and restores, with who did each",
+                    "security": [{ "bearer": [] }],
+                    "parameters": [
+                        { "name": "after", "in": "query", "required": false, "schema": { "type": "integer" } },
+                        { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "maximum": 1000 } }
+                    ],
+                    "responses": op("", None)["responses"].clone()
+                }
+            },
             "/instances": {
                 "get": op("Instances", None),
                 "post": op("Activate a connector as a new instance", Some(json!({

@@ -7,7 +7,8 @@
 //!
 //! | request | role |
 //! |---|---|
-//! | `GET` (and `HEAD`) of any route, `/metrics` included | viewer |
+//! | `GET` (and `HEAD`) of any route, `/metrics` included, but `/audit` | viewer |
+//! | `GET /audit` (who did what) | admin |
 //! | `POST` `/instances/{name}/push/{entity}`, `pull/{entity}`, `link/{entity}`, `reconcile/{entity}`, `retry`, `check`, `feed/ack`, `jobs/push/{entity}`; `POST /schedules/run-due`; `DELETE /jobs/{job}` | operator |
 //! | every other `POST`, `PUT`, `PATCH`, `DELETE` | admin |
 
@@ -123,10 +124,15 @@ pub fn ensure_admin(data: &Path, store: &dyn Store) -> anyhow::Result<()> {
 /// The role a request needs (see the module's table). `path` may carry the `/api/v1` prefix.
 pub fn required_role(method: &axum::http::Method, path: &str) -> Role {
     use axum::http::Method;
-    if method == Method::GET || method == Method::HEAD {
-        return Role::Viewer;
-    }
     let path = path.trim_start_matches("/api/v1");
+    if method == Method::GET || method == Method::HEAD {
+        // Who did what is the admins' to read.
+        return if path.trim_end_matches('/') == "/audit" {
+            Role::Admin
+        } else {
+            Role::Viewer
+        };
+    }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let runs = method == Method::POST
         && matches!(
@@ -155,6 +161,10 @@ mod tests {
         let cases = [
             (Method::GET, "/api/v1/instances/acme/settings", Role::Viewer),
             (Method::GET, "/metrics", Role::Viewer),
+            (Method::GET, "/api/v1/audit", Role::Admin),
+            (Method::GET, "/api/v1/trust", Role::Viewer),
+            (Method::POST, "/trust", Role::Admin),
+            (Method::DELETE, "/api/v1/trust/acme", Role::Admin),
             (Method::POST, "/instances/acme/pull/account", Role::Operator),
             (
                 Method::POST,

@@ -8,6 +8,7 @@
 mod author;
 mod runs;
 mod setup;
+mod trust;
 mod unattended;
 mod views;
 
@@ -83,6 +84,16 @@ pub struct Cli {
     /// Connectors folder (default: plugins/ in the data folder).
     #[arg(long, global = true, env = "BSS_HOST_PLUGINS")]
     pub plugins: Option<PathBuf>,
+    /// Load unsigned connector files too (listed as unsigned; a warning at start). Signed files
+    /// are still checked against the trust list. For development, not production.
+    #[arg(
+        long,
+        global = true,
+        env = "BSS_HOST_ALLOW_UNSIGNED",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub allow_unsigned: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -251,6 +262,21 @@ pub enum Command {
     /// Signing keys for connectors.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The trust list: the keys whose signed connectors load, each for some connector names.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// The audit log: connector loads and refusals, trust and settings changes, rollbacks and
+    /// restores, each with who did it.
+    Audit {
+        /// Only entries after this id (each line starts with its id).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Named API tokens with a role: viewer (reads), operator (also runs syncs), admin (also
     /// changes connectors, instances, settings and tokens).
     #[command(subcommand)]
@@ -293,6 +319,29 @@ pub enum KeysCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Trusts a public key (`ed25519:…`, as `keys generate` prints it, or a file holding it)
+    /// for the connectors it may sign.
+    Add {
+        /// Your name for the key (the vendor or team).
+        name: String,
+        public_key: String,
+        /// Connector names it may sign: comma-separated, `*` for any run of characters
+        /// (`acme-*`). A bundled connector's name is granted only when named exactly.
+        #[arg(long, default_value = "*")]
+        connectors: String,
+    },
+    /// Every trusted key, with the connectors it may sign.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stops trusting a key: files it signed are refused from the next load on (a running
+    /// `serve` keeps the versions it loaded until they are rolled back or it restarts).
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -674,6 +723,8 @@ fn connectors_touched(command: &Command) -> Connectors {
         | Command::Feed(_)
         | Command::Callbacks(CallbacksCommand::Show { .. })
         | Command::Tokens(_)
+        | Command::Trust(_)
+        | Command::Audit { .. }
         | Command::Workers(_)
         | Command::Cache(_)
         | Command::Schedules(SchedulesCommand::List { .. } | SchedulesCommand::Remove { .. }) => {
@@ -797,6 +848,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             database: cli.database.as_deref(),
             new_database: cli.new_database,
             connectors,
+            allow_unsigned: cli.allow_unsigned,
         },
     )
     .await?;
@@ -840,6 +892,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        command @ (Command::Trust(_) | Command::Audit { .. }) => trust::run(&app, command)?,
         command @ (Command::Schedules(_)
         | Command::Tokens(_)
         | Command::Workers(_)

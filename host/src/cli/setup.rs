@@ -13,33 +13,44 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                 let refused = app.registry.refusals();
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({ "loaded": rows, "refused": refused })
-                    )?
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "loaded": rows,
+                        "refused": refused,
+                        "allow-unsigned": app.registry.allows_unsigned(),
+                    }))?
                 );
             } else {
+                if app.registry.allows_unsigned() {
+                    println!(
+                        "unsigned connectors are allowed (--allow-unsigned); they are marked below"
+                    );
+                }
                 for row in rows {
                     println!(
-                        "{:<20} {:<10} {:<24} {}  {}  {}{}",
+                        "{:<20} {:<10} {:<24} {}  {}  {}  signed by {}{}",
                         row.name,
                         row.version,
                         row.wit,
                         &row.sha256[..12],
                         row.loaded_at,
                         row.source,
+                        row.signed_by,
                         if row.withdrawn { "  (rolled back)" } else { "" }
                     );
                 }
             }
         }
         Command::Connectors(ConnectorsCommand::Rollback { name }) => {
-            let (withdrawn, serving) = app.registry.rollback(&name)?;
+            let (withdrawn, serving) = app
+                .registry
+                .rollback(&name, &crate::store::trust_store::cli_actor())?;
             println!(
                 "{name} {withdrawn} is withdrawn; instances following the newest version now use {serving}"
             );
         }
         Command::Connectors(ConnectorsCommand::Restore { name, version }) => {
-            app.registry.restore(&name, &version)?;
+            app.registry
+                .restore(&name, &version, &crate::store::trust_store::cli_actor())?;
             println!("{name} {version} is back in service");
         }
         Command::Connectors(ConnectorsCommand::Inspect { target, json }) => {
@@ -159,7 +170,8 @@ pub(super) async fn run(app: &App, command: Command) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| parse_pair(p))
                 .collect::<Result<Vec<_>, _>>()?;
-            let complete = instances.set_settings(&name, &pairs)?;
+            let complete =
+                instances.set_settings(&name, &pairs, &crate::store::trust_store::cli_actor())?;
             println!("saved {} setting(s) of {name}", pairs.len());
             if complete {
                 let outcome = instances.check(&name).await?;

@@ -485,7 +485,11 @@ async fn save_settings(
         let loaded = instances.connector_of(&instance)?;
         let stored = instances.store().settings(&name)?;
         let changes = settings_changes(loaded.connector.manifest(), &stored, &fields);
-        let complete = match instances.set_settings(&name, &changes) {
+        let complete = match instances.set_settings(
+            &name,
+            &changes,
+            &crate::store::trust_store::console_actor(&signed.token.name),
+        ) {
             Ok(complete) => complete,
             Err(InstanceError::Invalid(problems)) => {
                 return settings_view(

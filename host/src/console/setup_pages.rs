@@ -81,6 +81,7 @@ async fn systems_setup(State(console): State<Shared>, signed: Signed, done: Done
                 "nav": "setup",
                 "connectors": groups(listing),
                 "refused": registry.refusals(),
+                "allow_unsigned": registry.allows_unsigned(),
                 "notice": done.0,
             }),
         ))
@@ -337,7 +338,11 @@ async fn save(
             .iter()
             .map(|key| (key.clone(), address.clone()))
             .collect();
-        if let Err(e) = instances.set_settings(&name, &settings) {
+        if let Err(e) = instances.set_settings(
+            &name,
+            &settings,
+            &crate::store::trust_store::console_actor(&signed.token.name),
+        ) {
             // Nothing half made: the instance goes again, and the form says why.
             instances.delete(&name)?;
             return match e {
@@ -373,7 +378,10 @@ async fn rollback(
 ) -> Answer {
     let result = (|| {
         signed.allow(&fields, Role::Admin)?;
-        let (withdrawn, serving) = instances(&console).registry().rollback(&connector)?;
+        let (withdrawn, serving) = instances(&console).registry().rollback(
+            &connector,
+            &crate::store::trust_store::console_actor(&signed.token.name),
+        )?;
         tracing::info!(%connector, %withdrawn, %serving, by = %signed.token.name, "rolled back in the console");
         Ok(see_other("/setup?done=rolled-back"))
     })();
@@ -389,9 +397,11 @@ async fn restore(
     let result = (|| {
         signed.allow(&fields, Role::Admin)?;
         let version = fields.text("version");
-        instances(&console)
-            .registry()
-            .restore(&connector, &version)?;
+        instances(&console).registry().restore(
+            &connector,
+            &version,
+            &crate::store::trust_store::console_actor(&signed.token.name),
+        )?;
         tracing::info!(%connector, %version, by = %signed.token.name, "restored in the console");
         Ok(see_other("/setup?done=restored"))
     })();

@@ -286,10 +286,12 @@ impl Instances {
 
     /// Validates and stores settings in one transaction; an empty value clears a setting.
     /// Returns whether the settings are complete (every required variable has a value).
+    /// `actor` is who asked, for the audit log, which records the keys changed (never a value).
     pub fn set_settings(
         &self,
         name: &str,
         pairs: &[(String, String)],
+        actor: &str,
     ) -> Result<bool, InstanceError> {
         let instance = self.get(name)?;
         let loaded = self.connector_of(&instance)?;
@@ -348,6 +350,22 @@ impl Instances {
             return Err(InstanceError::Invalid(problems));
         }
         self.store.change_settings(name, &changes)?;
+        let set: Vec<&str> = changes
+            .iter()
+            .filter(|(_, value)| value.is_some())
+            .map(|(key, _)| key.as_str())
+            .collect();
+        let cleared: Vec<&str> = changes
+            .iter()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key.as_str())
+            .collect();
+        let mut detail = format!("set: {}", set.join(", "));
+        if !cleared.is_empty() {
+            detail.push_str(&format!("; cleared: {}", cleared.join(", ")));
+        }
+        self.registry
+            .audit(actor, "settings.changed", name, &detail, None);
         let stored = self.store.settings(name)?;
         Ok(missing_required(manifest, &stored).is_empty())
     }

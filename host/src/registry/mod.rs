@@ -3,14 +3,19 @@
 //! Connectors come from two places: those bundled in the host (ConnectWise, `connectwise`) and the
 //! `.wasm` files in the plugins folder. Each is compiled (or loaded from the compile cache),
 //! instantiated and its manifest validated before it is listed; one that fails is reported with
-//! its reason and skipped, and the others load. Loaded versions are recorded in the store. An
-//! instance is served by the newest loaded version that meets its version requirement.
+//! its reason and skipped, and the others load. A plugin file must first pass the trust list
+//! (`trust`): signed by a key trusted for its connector's name, or unsigned where unsigned
+//! connectors are allowed. Loaded versions are recorded in the store, and loads, refusals,
+//! rollbacks and restores in its audit log. An instance is served by the newest loaded version
+//! that meets its version requirement.
 
 pub mod plugin_index;
 pub mod signature;
+pub mod trust;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use semver::{Version, VersionReq};
@@ -54,6 +59,14 @@ pub enum RegistryError {
     /// A version that would make a sealed value readable (the message says which and how).
     #[error("{0}")]
     Unsealing(String),
+    /// Refused by the trust list (the message names the signer, or its absence, and the fix).
+    #[error("{0}")]
+    Untrusted(String),
+    /// A trust list change that cannot be made (the message names the argument).
+    #[error("{0}")]
+    BadTrust(String),
+    #[error("no key named {0:?} is on the trust list; `bss-host trust list` shows them")]
+    UnknownKey(String),
 }
 
 /// One loaded version of a connector.
@@ -64,6 +77,8 @@ pub struct Loaded {
     pub source: String,
     /// When this process loaded it (RFC 3339, UTC).
     pub loaded_at: String,
+    /// Who vouches for it: the host, a trusted key, or nobody (unsigned, allowed).
+    pub provenance: trust::Provenance,
 }
 
 /// One loaded version, as listed.
@@ -80,6 +95,9 @@ pub struct Listed {
     pub loaded_at: String,
     /// Rolled back: instances that follow the newest version skip it.
     pub withdrawn: bool,
+    /// Who vouches for it: "the host (bundled)", "KEY-NAME (key ID)" or "unsigned (…)".
+    pub signed_by: String,
+    pub provenance: trust::Provenance,
     pub manifest: crate::contract::manifest::Manifest,
 }
 
@@ -101,6 +119,8 @@ pub struct Registry {
     refusals: RwLock<Vec<Refusal>>,
     /// Where the plugins folder's index is kept (`plugin_index`), when it is.
     plugin_index: RwLock<Option<PathBuf>>,
+    /// Unsigned plugin files load (`--allow-unsigned`).
+    allow_unsigned: AtomicBool,
 }
 
 fn now() -> String {
@@ -150,6 +170,43 @@ impl Registry {
             connectors: RwLock::default(),
             refusals: RwLock::default(),
             plugin_index: RwLock::default(),
+            allow_unsigned: AtomicBool::new(false),
+        }
+    }
+
+    /// Lets unsigned plugin files load (they are listed as unsigned); signed ones are still
+    /// checked against the trust list.
+    pub fn set_allow_unsigned(&self, allow: bool) {
+        self.allow_unsigned.store(allow, Ordering::Relaxed);
+    }
+
+    pub fn allows_unsigned(&self) -> bool {
+        self.allow_unsigned.load(Ordering::Relaxed)
+    }
+
+    /// Appends to the audit log; a store that cannot take it is warned about, not fatal (the
+    /// action itself was done).
+    pub fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: &str,
+        once: Option<&str>,
+    ) {
+        let entry = crate::store::trust_store::NewAuditEntry {
+            actor,
+            action,
+            subject,
+            detail,
+            once,
+        };
+        if let Err(error) = self.store.append_audit(&entry) {
+            tracing::warn!(
+                action,
+                subject,
+                "the audit log did not take an entry: {error}"
+            );
         }
     }
 
@@ -434,8 +491,58 @@ impl Registry {
         problems
     }
 
+    /// Loads one component (see `load_trusted`), with its load or refusal in the audit log once
+    /// per build (every command meets the same files again).
     async fn load(&self, bytes: &[u8], source: &str) -> Result<Loaded, RegistryError> {
         let hash = crate::runtime::cache::content_hash(bytes);
+        match self.load_trusted(bytes, source, &hash).await {
+            Ok(loaded) => {
+                let provenance = &loaded.provenance;
+                self.audit(
+                    "host",
+                    "connector.loaded",
+                    &format!("{} {}", loaded.connector.manifest().name, loaded.version),
+                    &format!("from {source}; signed by {provenance}; sha256 {hash}"),
+                    Some(&format!(
+                        "loaded:{hash}:{}",
+                        provenance.key_id().unwrap_or_default()
+                    )),
+                );
+                Ok(loaded)
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                let digest = crate::runtime::cache::content_hash(reason.as_bytes());
+                self.audit(
+                    "host",
+                    "connector.refused",
+                    source,
+                    &format!("{reason} (sha256 {hash})"),
+                    Some(&format!("refused:{hash}:{}", &digest[..16])),
+                );
+                Err(error)
+            }
+        }
+    }
+
+    async fn load_trusted(
+        &self,
+        bytes: &[u8],
+        source: &str,
+        hash: &str,
+    ) -> Result<Loaded, RegistryError> {
+        // Before any of its code runs (its manifest export is code): a file nobody trusted
+        // vouches for is not compiled nor called.
+        let admitted = if source == BUNDLED_SOURCE {
+            None
+        } else {
+            let keys = self.store.trusted_keys()?;
+            Some(
+                trust::admit(bytes, source, &keys, self.allows_unsigned())
+                    .map_err(RegistryError::Untrusted)?,
+            )
+        };
+        let hash = hash.to_string();
         if let Some(reason) = self.store.component_refusal(&hash)? {
             return Err(RegistryError::RefusedBefore {
                 origin: source.to_string(),
@@ -464,6 +571,11 @@ impl Registry {
             }
         };
         let manifest = connector.manifest().clone();
+        let provenance = match &admitted {
+            None => trust::Provenance::Bundled,
+            Some(admitted) => trust::allow_name(admitted, &manifest.name, source)
+                .map_err(RegistryError::Untrusted)?,
+        };
         self.refuse_unsealing(&manifest, source)?;
         let version = Version::parse(&manifest.version).map_err(|e| {
             RegistryError::Load(LoadError::Manifest {
@@ -482,12 +594,14 @@ impl Registry {
             manifest: serde_json::to_string(&manifest).expect("manifests serialise"),
             loaded_at: loaded_at.clone(),
             withdrawn: false,
+            signer: provenance.key_id(),
         })?;
         let loaded = Loaded {
             version,
             connector,
             source: source.to_string(),
             loaded_at,
+            provenance,
         };
         // A file refused before and fixed since is no longer refused.
         self.refusals
@@ -543,6 +657,8 @@ impl Registry {
                     sha256: l.connector.content_hash().to_string(),
                     source: l.source,
                     loaded_at: l.loaded_at,
+                    signed_by: l.provenance.to_string(),
+                    provenance: l.provenance,
                     manifest,
                 }
             })
@@ -582,9 +698,90 @@ impl Registry {
             .collect())
     }
 
+    /// Adds a key to the trust list: `public_key` is `ed25519:BASE64`, `connectors` the names it
+    /// may sign (patterns, see `trust`). Files it signed load from the next load on.
+    pub fn trust_key(
+        &self,
+        name: &str,
+        public_key: &str,
+        connectors: &str,
+        actor: &str,
+    ) -> Result<crate::store::trust_store::TrustedKey, RegistryError> {
+        let bad = |message: String| RegistryError::BadTrust(message);
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(bad(format!(
+                "NAME {name:?}: name the key with letters, digits, '-', '_' or '.' (e.g. the vendor: acme)"
+            )));
+        }
+        let bytes =
+            signature::parse_public_key(public_key).map_err(|e| bad(format!("PUBLIC-KEY: {e}")))?;
+        let patterns =
+            trust::Patterns::parse(connectors).map_err(|e| bad(format!("--connectors: {e}")))?;
+        let key = crate::store::trust_store::TrustedKey {
+            name: name.to_string(),
+            public_key: signature::public_key_text(&bytes),
+            key_id: signature::key_id(&bytes),
+            connectors: patterns.to_string(),
+            added_at: now(),
+            added_by: actor.to_string(),
+        };
+        self.store.add_trusted_key(&key)?;
+        self.audit(
+            actor,
+            "trust.added",
+            name,
+            &format!("key {} for connectors {}", key.key_id, key.connectors),
+            None,
+        );
+        Ok(key)
+    }
+
+    /// Removes a key from the trust list: files it signed are refused from the next load on.
+    /// Returns the entry and the versions recorded as signed by it, which processes that loaded
+    /// them keep serving until they are rolled back or the process restarts.
+    pub fn distrust_key(
+        &self,
+        name: &str,
+        actor: &str,
+    ) -> Result<(crate::store::trust_store::TrustedKey, Vec<ConnectorVersion>), RegistryError> {
+        let Some(key) = self.store.remove_trusted_key(name)? else {
+            return Err(RegistryError::UnknownKey(name.to_string()));
+        };
+        let signed: Vec<ConnectorVersion> = self
+            .store
+            .connector_versions()?
+            .into_iter()
+            .filter(|v| v.signer.as_deref() == Some(key.key_id.as_str()))
+            .collect();
+        let versions: Vec<String> = signed
+            .iter()
+            .map(|v| format!("{} {}", v.name, v.version))
+            .collect();
+        self.audit(
+            actor,
+            "trust.removed",
+            name,
+            &format!(
+                "key {}; versions it signed, left serving where loaded until rolled back: {}",
+                key.key_id,
+                if versions.is_empty() {
+                    "none".to_string()
+                } else {
+                    versions.join(", ")
+                }
+            ),
+            None,
+        );
+        Ok((key, signed))
+    }
+
     /// Rolls `name` back: withdraws its newest version in service, so instances that follow the
     /// newest version go back to the one before. Returns (withdrawn, now serving).
-    pub fn rollback(&self, name: &str) -> Result<(Version, Version), RegistryError> {
+    pub fn rollback(&self, name: &str, actor: &str) -> Result<(Version, Version), RegistryError> {
         let current = self.resolve(name, None)?;
         let withdrawn = self.withdrawn()?;
         let previous = {
@@ -610,13 +807,27 @@ impl Registry {
             "rolled back from {} to {previous}",
             current.version
         );
+        self.audit(
+            actor,
+            "connector.rolled-back",
+            &format!("{name} {}", current.version),
+            &format!("instances that follow the newest version now use {previous}"),
+            None,
+        );
         Ok((current.version, previous))
     }
 
     /// Puts a withdrawn version back in service.
-    pub fn restore(&self, name: &str, version: &str) -> Result<(), RegistryError> {
+    pub fn restore(&self, name: &str, version: &str, actor: &str) -> Result<(), RegistryError> {
         self.resolve(name, Some(&format!("={version}")))?;
         self.store.set_withdrawn(name, version, false)?;
+        self.audit(
+            actor,
+            "connector.restored",
+            &format!("{name} {version}"),
+            "back in service",
+            None,
+        );
         Ok(())
     }
 

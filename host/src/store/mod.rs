@@ -1,6 +1,7 @@
-//! Persistence: everything the host must remember, behind the [`Store`] trait, which is six
+//! Persistence: everything the host must remember, behind the [`Store`] trait, which is eight
 //! traits with one owner each: [`RegistryStore`], [`InstanceStore`], [`SyncStore`],
-//! [`ScheduleStore`], [`HookStore`] and [`TokenStore`](token_store::TokenStore), each module saying
+//! [`ScheduleStore`], [`HookStore`], [`TokenStore`](token_store::TokenStore), [`JobStore`] and
+//! [`TrustStore`](trust_store::TrustStore), each module saying
 //! what its methods guarantee (transaction, locking, fencing). Two backends give the same
 //! guarantees, checked by one set of behaviour tests run on both (`behaviour/`): SQLite
 //! (`sqlite/`, one file in the data folder, WAL mode), the embedded default, and PostgreSQL
@@ -42,6 +43,9 @@ pub struct ConnectorVersion {
     pub loaded_at: String,
     /// Rolled back: instances do not follow it (unless pinned to exactly it).
     pub withdrawn: bool,
+    /// The key id of the key that signed it; none for an unsigned file or a bundled connector.
+    #[serde(default)]
+    pub signer: Option<String>,
 }
 
 /// An activated connector instance.
@@ -132,9 +136,11 @@ macro_rules! spelled {
 // After `spelled!`, which they use.
 pub mod job_store;
 pub mod token_store;
+pub mod trust_store;
 
 pub use job_store::JobStore;
 pub use token_store::TokenStore;
+pub use trust_store::TrustStore;
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -503,15 +509,30 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Every operation the host persists, in six parts with one owner each: the registry's
 /// ([`RegistryStore`]), the instances' ([`InstanceStore`]), the sync engine's ([`SyncStore`]), the
 /// unattended host's schedules and change feed ([`ScheduleStore`]), remote callbacks
-/// ([`HookStore`]), API access ([`TokenStore`]) and the fleet's job queue ([`JobStore`]); each
-/// part's module says what its methods guarantee. A backend implements the seven.
+/// ([`HookStore`]), API access ([`TokenStore`]), the fleet's job queue ([`JobStore`]) and the
+/// trust list with the audit log ([`TrustStore`]); each part's module says what its methods
+/// guarantee. A backend implements the eight.
 pub trait Store:
-    RegistryStore + InstanceStore + SyncStore + ScheduleStore + HookStore + TokenStore + JobStore
+    RegistryStore
+    + InstanceStore
+    + SyncStore
+    + ScheduleStore
+    + HookStore
+    + TokenStore
+    + JobStore
+    + TrustStore
 {
 }
 
 impl<
-    T: RegistryStore + InstanceStore + SyncStore + ScheduleStore + HookStore + TokenStore + JobStore,
+    T: RegistryStore
+        + InstanceStore
+        + SyncStore
+        + ScheduleStore
+        + HookStore
+        + TokenStore
+        + JobStore
+        + TrustStore,
 > Store for T
 {
 }

@@ -20,6 +20,9 @@ pub struct Host<'a> {
     pub log: &'a str,
     /// Further environment variables.
     pub env: &'a [(&'a str, &'a str)],
+    /// Only signed connectors load (the host's default); tests of other things install unsigned
+    /// fixtures, so the binary runs with `BSS_HOST_ALLOW_UNSIGNED=1` unless this is set.
+    pub signed_only: bool,
 }
 
 /// The data folder's own plugins, warnings only, nothing more in the environment.
@@ -27,6 +30,7 @@ pub const HOST: Host<'static> = Host {
     plugins: None,
     log: "warn",
     env: &[],
+    signed_only: false,
 };
 
 impl<'a> Host<'a> {
@@ -41,6 +45,14 @@ impl<'a> Host<'a> {
         Host { log, ..self }
     }
 
+    /// As the host runs by default: unsigned connectors are refused.
+    pub fn signed_only(self) -> Host<'a> {
+        Host {
+            signed_only: true,
+            ..self
+        }
+    }
+
     /// The command line `bss-host --data <data> [--plugins <plugins>] <args>`, not yet run.
     pub fn command(self, data: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
@@ -53,6 +65,11 @@ impl<'a> Host<'a> {
             .env_remove("BSS_HOST_KEY")
             .env("BSS_HOST_LOG", self.log)
             .envs(self.env.iter().copied());
+        if self.signed_only {
+            command.env_remove("BSS_HOST_ALLOW_UNSIGNED");
+        } else {
+            command.env("BSS_HOST_ALLOW_UNSIGNED", "1");
+        }
         command
     }
 

@@ -89,6 +89,7 @@ fn version(hash: &str, manifest: &str) -> ConnectorVersion {
         manifest: manifest.into(),
         loaded_at: "2026-01-01T00:00:00Z".into(),
         withdrawn: false,
+        signer: None,
     }
 }
 
@@ -502,4 +503,86 @@ pub fn a_hook_is_kept_replaced_and_removed_with_its_events(
         store.events("acme", 10).unwrap().is_empty(),
         "its events went with it"
     );
+}
+
+fn trusted(name: &str, key: &str) -> crate::store::trust_store::TrustedKey {
+    crate::store::trust_store::TrustedKey {
+        name: name.into(),
+        public_key: key.into(),
+        key_id: format!("id-{name}"),
+        connectors: "acme-*".into(),
+        added_at: "2026-01-01T00:00:00Z".into(),
+        added_by: "cli:test".into(),
+    }
+}
+
+pub fn trusted_keys_are_unique_and_a_removal_is_seen_by_every_handle(
+    open: &dyn Fn() -> Box<dyn crate::store::TrustStore>,
+) {
+    let (store, other) = (open(), open());
+    store
+        .add_trusted_key(&trusted("acme", "ed25519:A"))
+        .unwrap();
+    let Err(StoreError::Conflict(same_name)) = other.add_trusted_key(&trusted("acme", "ed25519:B"))
+    else {
+        panic!("a second key named acme was added");
+    };
+    assert!(same_name.contains("trust remove acme"), "{same_name}");
+    let Err(StoreError::Conflict(same_key)) = other.add_trusted_key(&trusted("other", "ed25519:A"))
+    else {
+        panic!("one key was listed twice");
+    };
+    assert!(same_key.contains("as \"acme\""), "{same_key}");
+    other
+        .add_trusted_key(&trusted("beta", "ed25519:B"))
+        .unwrap();
+    let names: Vec<String> = store
+        .trusted_keys()
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(names, ["acme", "beta"]);
+    let removed = other.remove_trusted_key("acme").unwrap().expect("listed");
+    assert_eq!(removed, trusted("acme", "ed25519:A"));
+    assert_eq!(store.remove_trusted_key("acme").unwrap(), None);
+    assert_eq!(
+        store.trusted_keys().unwrap(),
+        [trusted("beta", "ed25519:B")]
+    );
+}
+
+pub fn the_audit_log_keeps_order_and_appends_a_once_key_once(
+    open: &dyn Fn() -> Box<dyn crate::store::TrustStore>,
+) {
+    use crate::store::trust_store::NewAuditEntry;
+    let (store, other) = (open(), open());
+    let entry = |action, once| NewAuditEntry {
+        actor: "host",
+        action,
+        subject: "acme-crm 1.0.0",
+        detail: "signed by k1",
+        once,
+    };
+    assert!(
+        store
+            .append_audit(&entry("connector.loaded", Some("load:h1")))
+            .unwrap()
+    );
+    assert!(
+        !other
+            .append_audit(&entry("connector.loaded", Some("load:h1")))
+            .unwrap()
+    );
+    assert!(other.append_audit(&entry("trust.removed", None)).unwrap());
+    assert!(store.append_audit(&entry("trust.removed", None)).unwrap());
+    let all = other.audit_entries(0, 100).unwrap();
+    let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["connector.loaded", "trust.removed", "trust.removed"]
+    );
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    let after_first = store.audit_entries(all[0].id, 1).unwrap();
+    assert_eq!(after_first, [all[1].clone()]);
 }

@@ -48,6 +48,8 @@ pub const TABLES: &[&str] = &[
     "api_tokens",
     "console_sessions",
     "jobs",
+    "trusted_keys",
+    "audit_log",
 ];
 
 /// Not copied: held by (or describing) processes on the old store.
@@ -59,6 +61,7 @@ const IDENTITIES: &[(&str, &str)] = &[
     ("feed", "seq"),
     ("hook_events", "seq"),
     ("jobs", "id"),
+    ("audit_log", "id"),
 ];
 
 /// Rows per INSERT statement (PostgreSQL takes at most 65 535 parameters per statement).

@@ -27,6 +27,7 @@ pub mod scratch;
 mod sync;
 pub mod tls;
 mod tokens;
+mod trust;
 
 use std::time::Duration;
 
@@ -349,6 +350,22 @@ mod tests {
     fn token_names_are_unique_and_revocation_is_seen_by_every_handle() {
         let scratch = ScratchDb::create();
         behaviour::token_names_are_unique_and_revocation_is_seen_by_every_handle(&|| {
+            Box::new(PgStore::open(&scratch.url).unwrap())
+        });
+    }
+
+    #[test]
+    fn trusted_keys_are_unique_and_a_removal_is_seen_by_every_handle() {
+        let scratch = ScratchDb::create();
+        behaviour::trusted_keys_are_unique_and_a_removal_is_seen_by_every_handle(&|| {
+            Box::new(PgStore::open(&scratch.url).unwrap())
+        });
+    }
+
+    #[test]
+    fn the_audit_log_keeps_order_and_appends_a_once_key_once() {
+        let scratch = ScratchDb::create();
+        behaviour::the_audit_log_keeps_order_and_appends_a_once_key_once(&|| {
             Box::new(PgStore::open(&scratch.url).unwrap())
         });
     }

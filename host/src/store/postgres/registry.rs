@@ -8,15 +8,15 @@ impl RegistryStore for PgStore {
         self.run(async |client| {
             client
                 .execute(
-                    "INSERT INTO connector_versions (name, version, content_hash, source, manifest, loaded_at, withdrawn)
-                     VALUES ($1, $2, $3, $4, $5, $6, false)
+                    "INSERT INTO connector_versions (name, version, content_hash, source, manifest, loaded_at, withdrawn, signer)
+                     VALUES ($1, $2, $3, $4, $5, $6, false, $7)
                      ON CONFLICT (name, version) DO UPDATE SET
                          -- The first manifest stored for a build stays: a second process reading
                          -- a flapping component at the same moment cannot replace it.
                          manifest = CASE WHEN connector_versions.content_hash = $3
                              THEN connector_versions.manifest ELSE $5 END,
-                         content_hash = $3, source = $4, loaded_at = $6",
-                    &[&v.name, &v.version, &v.content_hash, &v.source, &v.manifest, &v.loaded_at],
+                         content_hash = $3, source = $4, loaded_at = $6, signer = $7",
+                    &[&v.name, &v.version, &v.content_hash, &v.source, &v.manifest, &v.loaded_at, &v.signer],
                 )
                 .await
                 .map_err(db)?;
@@ -28,7 +28,7 @@ impl RegistryStore for PgStore {
         self.run(async |client| {
             let rows = client
                 .query(
-                    "SELECT name, version, content_hash, source, manifest, loaded_at, withdrawn
+                    "SELECT name, version, content_hash, source, manifest, loaded_at, withdrawn, signer
                      FROM connector_versions ORDER BY name, version",
                     &[],
                 )
@@ -44,6 +44,7 @@ impl RegistryStore for PgStore {
                     manifest: row.get(4),
                     loaded_at: row.get(5),
                     withdrawn: row.get(6),
+                    signer: row.get(7),
                 })
                 .collect())
         })

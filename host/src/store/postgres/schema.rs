@@ -159,6 +159,19 @@ CREATE TABLE connector_components (
 CREATE INDEX jobs_by_run ON jobs (run) WHERE state = 'running';
 "#,
     ),
+    (
+        5,
+        "the trust list, the audit log and who signed each connector version",
+        r#"
+ALTER TABLE connector_versions ADD COLUMN signer text;
+CREATE TABLE trusted_keys (
+  name text PRIMARY KEY, public_key text NOT NULL UNIQUE, key_id text NOT NULL,
+  connectors text NOT NULL, added_at text NOT NULL, added_by text NOT NULL);
+CREATE TABLE audit_log (
+  id bigserial PRIMARY KEY, at text NOT NULL, actor text NOT NULL, action text NOT NULL,
+  subject text NOT NULL, detail text NOT NULL, once_key text UNIQUE);
+"#,
+    ),
 ];
 
 /// The schema version this host knows.

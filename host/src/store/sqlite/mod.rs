@@ -3,7 +3,7 @@
 //! Migrations are numbered; `PRAGMA user_version` records the last applied, and a database from
 //! a newer bss-host is refused rather than misread. This file holds the connection, the
 //! migrations and shared helpers; each store trait is implemented in its own file (`registry.rs`,
-//! `instances.rs`, `sync.rs`, `schedules.rs`, `hooks.rs`, `tokens.rs`, `jobs.rs`).
+//! `instances.rs`, `sync.rs`, `schedules.rs`, `hooks.rs`, `tokens.rs`, `jobs.rs`, `trust.rs`).
 
 mod hooks;
 mod instances;
@@ -14,6 +14,7 @@ mod schedules;
 mod shared_tests;
 mod sync;
 mod tokens;
+mod trust;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -376,6 +377,28 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         16,
         "a job's run ends the job",
         "CREATE INDEX jobs_by_run ON jobs (run) WHERE state = 'running';",
+    ),
+    (
+        17,
+        "the trust list, the audit log and who signed each connector version",
+        "ALTER TABLE connector_versions ADD COLUMN signer TEXT;
+        CREATE TABLE trusted_keys (
+            name TEXT PRIMARY KEY,
+            public_key TEXT NOT NULL UNIQUE,
+            key_id TEXT NOT NULL,
+            connectors TEXT NOT NULL,
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL
+        );
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            once_key TEXT UNIQUE
+        );",
     ),
 ];
 

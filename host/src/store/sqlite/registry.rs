@@ -6,14 +6,14 @@ impl RegistryStore for SqliteStore {
     fn record_connector_version(&self, v: &ConnectorVersion) -> StoreResult<()> {
         self.lock()
             .execute(
-                "INSERT INTO connector_versions (name, version, content_hash, source, manifest, loaded_at, withdrawn)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
+                "INSERT INTO connector_versions (name, version, content_hash, source, manifest, loaded_at, withdrawn, signer)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)
                  ON CONFLICT (name, version) DO UPDATE SET
                      -- The first manifest stored for a build stays: a second process reading a
                      -- flapping component at the same moment cannot replace it.
                      manifest = CASE WHEN content_hash = ?3 THEN manifest ELSE ?5 END,
-                     content_hash = ?3, source = ?4, loaded_at = ?6",
-                params![v.name, v.version, v.content_hash, v.source, v.manifest, v.loaded_at],
+                     content_hash = ?3, source = ?4, loaded_at = ?6, signer = ?7",
+                params![v.name, v.version, v.content_hash, v.source, v.manifest, v.loaded_at, v.signer],
             )
             .map_err(db)?;
         Ok(())
@@ -44,7 +44,7 @@ impl RegistryStore for SqliteStore {
     fn connector_versions(&self) -> StoreResult<Vec<ConnectorVersion>> {
         let connection = self.lock();
         let mut statement = connection
-            .prepare("SELECT name, version, content_hash, source, manifest, loaded_at, withdrawn FROM connector_versions ORDER BY name, version")
+            .prepare("SELECT name, version, content_hash, source, manifest, loaded_at, withdrawn, signer FROM connector_versions ORDER BY name, version")
             .map_err(db)?;
         let rows = statement
             .query_map([], |row| {
@@ -56,6 +56,7 @@ impl RegistryStore for SqliteStore {
                     manifest: row.get(4)?,
                     loaded_at: row.get(5)?,
                     withdrawn: row.get(6)?,
+                    signer: row.get(7)?,
                 })
             })
             .map_err(db)?;

@@ -67,3 +67,19 @@ fn a_request_budget_is_shared_by_every_handle() {
         Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
     });
 }
+
+#[test]
+fn trusted_keys_are_unique_and_a_removal_is_seen_by_every_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    behaviour::trusted_keys_are_unique_and_a_removal_is_seen_by_every_handle(&|| {
+        Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+    });
+}
+
+#[test]
+fn the_audit_log_keeps_order_and_appends_a_once_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    behaviour::the_audit_log_keeps_order_and_appends_a_once_key_once(&|| {
+        Box::new(SqliteStore::open(&dir.path().join("bss.db")).unwrap())
+    });
+}
