@@ -1,6 +1,7 @@
 //! Contract minors served side by side: a connector built against the frozen
 //! `bss:integration@1.0.0` (the fixture built from `wit/1.0.0`) loads and runs next to one built
-//! against the newest contract, every import and export working through the converted bindings.
+//! against a later contract, every import and export working through the converted bindings; a
+//! released 1.3 connector (`tests/fixtures/released/`) runs next to the 1.4 bundled one.
 
 mod common;
 
@@ -143,5 +144,76 @@ async fn log_enabled_is_a_1_1_import_that_follows_the_host_log_level() {
     assert!(
         matches!(&refused, ConnectorError::InvalidSettings(errors) if errors[0].message.contains("unknown mode")),
         "{refused:?}"
+    );
+}
+
+const RELEASED_1_3: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/released/template-connector-1.3.0.wasm"
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_1_3_connector_runs_beside_a_1_4_connector() {
+    use bss_host::capabilities::context::InstanceContext;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    let bytes = std::fs::read(RELEASED_1_3).unwrap();
+    assert!(contains(&bytes, "bss:integration/connector@1.3.0"));
+    assert_eq!(
+        bss_host::runtime::cache::content_hash(&bytes),
+        "5016ae4e3a166d5135088ccc0758d89abc787663886149df04ea2f07bc067bff",
+        "a released connector is kept byte for byte"
+    );
+    let runtime = runtime();
+    let released = runtime.load_file(Path::new(RELEASED_1_3)).await.unwrap();
+    let bundled = runtime
+        .load_file(Path::new(env!("BSS_CONNECTWISE_WASM")))
+        .await
+        .unwrap();
+    assert_eq!(
+        (released.contract(), bundled.contract()),
+        (Contract::V1_3, Contract::V1_4)
+    );
+    assert_eq!(released.manifest().name, "template-connector");
+    assert!(
+        released.manifest().reach.is_empty(),
+        "1.3 declares no reach: any host, as it was"
+    );
+
+    // Its exports run through 1.4's types: activate and the lookup choices, against the sandbox.
+    let sandbox = cw_sandbox::Sandbox::start(cw_sandbox::SandboxConfig::default())
+        .await
+        .unwrap();
+    let values: BTreeMap<String, String> = [
+        ("url", sandbox.base_url()),
+        ("company-id", sandbox.company_id().to_string()),
+        ("public-key", sandbox.public_key().to_string()),
+        ("private-key", sandbox.private_key().to_string()),
+        ("client-id", "0c8f3c52-5b7e-4c1a".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let ctx = Arc::new(
+        InstanceContext::new(
+            "released",
+            released.manifest(),
+            &values,
+            BTreeMap::new(),
+            private_ok(),
+        )
+        .unwrap(),
+    );
+    let summary = released.activate(&ctx).await.unwrap().unwrap();
+    assert!(!summary.is_empty());
+    let choices = released
+        .lookup_choices(&ctx, "company-types")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !choices.is_empty(),
+        "the company types come from the sandbox"
     );
 }

@@ -161,6 +161,7 @@ fn manifest() -> Manifest {
         },
         remote_host_variable: String::new(),
         documentation_url: None,
+        reach: Vec::new(),
     }
 }
 

@@ -128,6 +128,20 @@ async fn exercise(lang: &str) {
             set.contains("check ok"),
             "{lang}: activate did not pass: {set}"
         );
+        // The declared reach (contract 1.4) bounds the URL setting, and is shown.
+        let outside = HOST.fails(
+            data,
+            &["settings", "set", "t", "url=https://evil.example.org"],
+        );
+        assert!(
+            outside.contains("outside the hosts") && outside.contains("*.myconnectwise.net"),
+            "{lang}: a URL outside the reach was not refused: {outside}"
+        );
+        let inspected = HOST.ok(data, &["connectors", "inspect", "template-connector"]);
+        assert!(
+            inspected.contains("reaches *.myconnectwise.net, *.connectwisedev.com, 127.0.0.1"),
+            "{lang}: {inspected}"
+        );
         let choices = HOST.ok(data, &["lookups", "choices", "t", "account-type"]);
         assert!(
             choices.lines().count() >= 2,

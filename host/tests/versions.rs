@@ -426,7 +426,7 @@ async fn a_restart_with_every_connector_installed_compiles_nothing() {
     assert_eq!(
         contracts,
         [
-            ("connectwise 0.2.0".to_string(), "1.3.0"),
+            ("connectwise 0.2.0".to_string(), "1.4.0"),
             ("fixture 0.1.0".to_string(), "1.1.0"),
             ("fixture 0.2.0".to_string(), "1.1.0"),
             ("legacy-fixture 0.1.0".to_string(), "1.0.0"),

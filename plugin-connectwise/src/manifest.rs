@@ -440,5 +440,8 @@ pub fn manifest() -> ConnectorManifest {
         remote_host_variable: keys::URL.to_string(),
         // No public page of ours to point at yet; the admin reads the settings' own descriptions.
         documentation_url: None,
+        // None declared (any host): besides ConnectWise's cloud (*.myconnectwise.net) a Manage
+        // server may be installed on premises, at whatever address its owner gave it.
+        reach: Vec::new(),
     }
 }

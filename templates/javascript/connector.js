@@ -1,5 +1,5 @@
 // @ts-check
-// A small but real bss:integration@1.3.0 connector in JavaScript: BSS accounts <-> ConnectWise
+// A small but real bss:integration@1.4.0 connector in JavaScript: BSS accounts <-> ConnectWise
 // companies, against ConnectWise Manage or the local sandbox (tests/cw-sandbox).
 //
 // Build: ./build.sh (ComponentizeJS; see README.md). The connector's name is NAME below.
@@ -113,6 +113,10 @@ function manifest() {
     },
     remoteHostVariable: 'url',
     documentationUrl: undefined,
+    // Every host this connector will ever call: the host refuses a `url` setting elsewhere.
+    // 127.0.0.1 is the local sandbox (`bss-host dev`, the tests); drop it for production.
+    // Leave the list empty only for a remote installed at the customer's own address.
+    reach: ['*.myconnectwise.net', '*.connectwisedev.com', '127.0.0.1'],
   };
 }
 

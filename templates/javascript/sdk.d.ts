@@ -1,4 +1,4 @@
-// Declarations of sdk.js, the thin JavaScript SDK for bss:integration@1.3.0 connectors.
+// Declarations of sdk.js, the thin JavaScript SDK for bss:integration@1.4.0 connectors.
 import type { ConnectorExport } from './types/index.js';
 import type {
   ConnectorError as ConnectorErrorValue,

@@ -1,4 +1,4 @@
-// The thin JavaScript SDK for bss:integration@1.3.0 connectors (built with ComponentizeJS).
+// The thin JavaScript SDK for bss:integration@1.4.0 connectors (built with ComponentizeJS).
 //
 // What it gives a connector, and nothing more:
 // - `defineConnector(impl)`: the `connector` export with every function wrapped, so an uncaught
@@ -19,9 +19,9 @@
 // Connectors are stateless between calls (a fresh instance per call): keep nothing in module
 // globals that should outlive a call.
 
-import { send as hostSend } from 'bss:integration/http@1.3.0';
-import * as hostLog from 'bss:integration/log@1.3.0';
-import * as hostSettings from 'bss:integration/settings@1.3.0';
+import { send as hostSend } from 'bss:integration/http@1.4.0';
+import * as hostLog from 'bss:integration/log@1.4.0';
+import * as hostSettings from 'bss:integration/settings@1.4.0';
 
 // ---------------------------------------------------------------------------------------------
 // Errors

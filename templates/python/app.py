@@ -106,6 +106,10 @@ def manifest():
         ),
         remote_host_variable="url",
         documentation_url=None,
+        # Every host this connector will ever call: the host refuses a `url` setting elsewhere.
+        # 127.0.0.1 is the local sandbox (`bss-host dev`, the tests); drop it for production.
+        # Leave the list empty only for a remote installed at the customer's own address.
+        reach=["*.myconnectwise.net", "*.connectwisedev.com", "127.0.0.1"],
     )
 
 

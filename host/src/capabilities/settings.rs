@@ -1,8 +1,9 @@
 //! The one settings parser. A server variable's value is checked and typed by its kind here and
 //! nowhere else: a whole number, one of the declared choices, a URL as the origin requests may go
 //! to. [`parse`] reads an instance's whole set of values (unknown keys, defaults, required
-//! variables) into typed settings or every problem at once; [`parse_value`] checks one value as an
-//! admin sets it; [`default_problems`] checks the defaults a manifest declares when it loads.
+//! variables) into typed settings or every problem at once; [`parse_for`] checks one value as an
+//! admin sets it (its kind, and a URL's host against the connector's declared reach);
+//! [`default_problems`] checks the defaults a manifest declares when it loads.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -79,6 +80,26 @@ pub fn parse_value(variable: &ServerVariable, text: &str) -> Result<Typed, Strin
     }
 }
 
+/// Checks one non-empty value of one of `manifest`'s variables: its kind, and for a URL, that its
+/// host is within the connector's declared reach (contract 1.4).
+pub fn parse_for(
+    manifest: &Manifest,
+    variable: &ServerVariable,
+    text: &str,
+) -> Result<Typed, String> {
+    let typed = parse_value(variable, text)?;
+    if let Typed::Url(origin) = &typed {
+        let reach = manifest.reach().map_err(|problems| problems.join("; "))?;
+        if !reach.allows(&origin.host, origin.port) {
+            return Err(format!(
+                "{origin} is outside the hosts {} {} declares it will ever call ({reach}); give a URL on one of them (a connector cannot be pointed anywhere else)",
+                manifest.name, manifest.version
+            ));
+        }
+    }
+    Ok(typed)
+}
+
 /// The problem with a key the manifest does not declare, naming the keys it does.
 pub fn unknown_key(manifest: &Manifest, also: &str) -> String {
     let known: Vec<&str> = manifest
@@ -127,7 +148,7 @@ pub fn parse(
             }
             continue;
         };
-        match parse_value(variable, text) {
+        match parse_for(manifest, variable, text) {
             Ok(typed) => {
                 settings.insert(
                     key.clone(),
@@ -158,7 +179,7 @@ pub fn default_problems(manifest: &Manifest) -> Vec<String> {
         .filter(|v| v.kind != VariableKind::Secret)
         .filter_map(|v| {
             let default = v.default_value.as_ref()?;
-            let reason = parse_value(v, default).err()?;
+            let reason = parse_for(manifest, v, default).err()?;
             Some(format!(
                 "server variable {:?} has default {default:?}, which its kind refuses: {reason}",
                 v.key
@@ -204,6 +225,7 @@ mod tests {
             },
             remote_host_variable: String::new(),
             documentation_url: None,
+            reach: Vec::new(),
         }
     }
 

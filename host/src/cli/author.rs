@@ -121,7 +121,7 @@ pub async fn check(file: &Path, json: bool) -> anyhow::Result<()> {
 struct CheckReport {
     file: String,
     bytes: u64,
-    /// The contract minor it speaks, `bss:integration@1.3.0`'s "1.3.0".
+    /// The contract minor it speaks, `bss:integration@1.4.0`'s "1.4.0".
     contract: Option<String>,
     /// "unsigned", or who signed it (the signature checked against its bytes).
     signature: Option<String>,

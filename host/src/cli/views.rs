@@ -84,6 +84,10 @@ pub fn describe(manifest: &Manifest, content_hash: &str) -> String {
     if let Some(link) = &manifest.documentation_url {
         out.push_str(&format!("documentation {link}\n"));
     }
+    match manifest.reach() {
+        Ok(reach) => out.push_str(&format!("reaches {reach}\n")),
+        Err(problems) => out.push_str(&format!("reaches (invalid) {}\n", problems.join("; "))),
+    }
     out.push_str("\nserver variables:\n");
     for v in &manifest.server_variables {
         let kind = match v.kind {

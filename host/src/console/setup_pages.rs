@@ -37,6 +37,8 @@ struct ConnectorGroup {
     name: String,
     description: String,
     documentation_url: Option<String>,
+    /// The hosts the newest version declares it reaches (none: any).
+    reach: Vec<String>,
     /// The version new instances get (the newest not rolled back).
     serving: Option<String>,
     versions: Vec<Listed>,
@@ -58,6 +60,7 @@ fn groups(listing: Vec<Listed>) -> Vec<ConnectorGroup> {
             ConnectorGroup {
                 description: newest.description.clone(),
                 documentation_url: newest.documentation_url.clone(),
+                reach: newest.reach.clone(),
                 serving: versions
                     .iter()
                     .find(|v| !v.withdrawn)

@@ -1,6 +1,7 @@
-//! Host-side bindings generated from `wit/`, the newest contract (`bss:integration@1.3.0`, world
-//! `plugin`), with one submodule per older minor still served (`v1_0`, `v1_1`, `v1_2`), each
-//! converting to these types at its edge (1.2 needs no conversion: see `v1_2`).
+//! Host-side bindings generated from `wit/`, the newest contract (`bss:integration@1.4.0`, world
+//! `plugin`), with one submodule per older minor still served (`v1_0` … `v1_3`), each converting
+//! to these types at its edge (1.2 and 1.3 share 1.3's manifest and need no other conversion: see
+//! `v1_2`, `v1_3`).
 //!
 //! Every import is async so that a host call (an HTTP request) can be cancelled by the call
 //! deadline; every export is async so that epoch interruption can yield to tokio.
@@ -8,6 +9,7 @@
 pub mod v1_0;
 pub mod v1_1;
 pub mod v1_2;
+pub mod v1_3;
 
 wasmtime::component::bindgen!({
     world: "plugin",

@@ -118,6 +118,9 @@ pub struct Manifest {
     /// Where an admin reads how to set the connector up (contract 1.1; none from a 1.0 connector).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documentation_url: Option<String>,
+    /// The remote hosts it will ever call (contract 1.4; `super::reach`); empty: any.
+    #[serde(default)]
+    pub reach: Vec<String>,
 }
 
 /// Every problem found in a manifest.
@@ -344,6 +347,7 @@ impl From<wit::ConnectorManifest> for Manifest {
             },
             remote_host_variable: m.remote_host_variable,
             documentation_url: m.documentation_url,
+            reach: m.reach,
         }
     }
 }
@@ -388,6 +392,11 @@ pub fn template_keys(template: &str) -> Result<Vec<&str>, String> {
 impl Manifest {
     pub fn variable(&self, key: &str) -> Option<&ServerVariable> {
         self.server_variables.iter().find(|v| v.key == key)
+    }
+
+    /// The declared reach, parsed (a loaded manifest's always parses: `validate` checked it).
+    pub fn reach(&self) -> Result<super::reach::Reach, Vec<String>> {
+        super::reach::Reach::parse(&self.reach)
     }
 
     /// Checks everything the host relies on; lists every problem, not just the first.
@@ -490,6 +499,9 @@ impl Manifest {
             )),
             None => {}
         }
+        if let Err(bad) = super::reach::Reach::parse(&self.reach) {
+            problems.extend(bad);
+        }
         if let Some(link) = &self.documentation_url {
             let https = url::Url::parse(link).is_ok_and(|u| u.scheme() == "https" && u.has_host());
             if !https {
@@ -544,6 +556,7 @@ mod tests {
             },
             remote_host_variable: "url".into(),
             documentation_url: Some("https://docs.example.com/acme".into()),
+            reach: vec!["*.acme.example".into()],
         }
     }
 
@@ -564,6 +577,7 @@ mod tests {
         };
         m.remote_host_variable = "key".into();
         m.documentation_url = Some("javascript:alert(1)".into());
+        m.reach = vec!["*".into(), "api.example.com".into()];
         let problems = m.validate().unwrap_err().problems;
         let text = problems.join("\n");
         for expected in [
@@ -574,6 +588,7 @@ mod tests {
             "unclosed",
             "must name a server variable of kind url",
             "documentation-url \"javascript:alert(1)\" must be an absolute https URL",
+            "reach \"*\": a wildcard may only be the first label",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }

@@ -6,6 +6,7 @@
 
 pub mod bindings;
 pub mod manifest;
+pub mod reach;
 
 use bindings::types::{ConnectorError, FieldError};
 
@@ -18,17 +19,19 @@ pub enum Contract {
     V1_1,
     V1_2,
     V1_3,
+    V1_4,
 }
 
 impl Contract {
     /// Every minor served, oldest first.
-    pub const SERVED: [Contract; 4] = [
+    pub const SERVED: [Contract; 5] = [
         Contract::V1_0,
         Contract::V1_1,
         Contract::V1_2,
         Contract::V1_3,
+        Contract::V1_4,
     ];
-    pub const NEWEST: Contract = Contract::V1_3;
+    pub const NEWEST: Contract = Contract::V1_4;
 
     pub const fn version(self) -> &'static str {
         match self {
@@ -36,6 +39,7 @@ impl Contract {
             Contract::V1_1 => "1.1.0",
             Contract::V1_2 => "1.2.0",
             Contract::V1_3 => "1.3.0",
+            Contract::V1_4 => "1.4.0",
         }
     }
 

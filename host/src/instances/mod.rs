@@ -335,7 +335,7 @@ impl Instances {
                 changes.push((key.clone(), None));
                 continue;
             }
-            if let Err(message) = settings::parse_value(variable, value) {
+            if let Err(message) = settings::parse_for(manifest, variable, value) {
                 problems.push((key.clone(), message));
                 continue;
             }

@@ -22,6 +22,7 @@ use crate::contract::bindings::connector::{
 use crate::contract::bindings::types::{ConnectorError, Entity, PulledRecord, Record};
 use crate::contract::bindings::v1_0::exports::bss::integration::connector as v1_0;
 use crate::contract::bindings::v1_1::exports::bss::integration::connector as v1_1;
+use crate::contract::bindings::v1_3;
 
 /// The export indices of one contract minor, with one typed accessor per function.
 macro_rules! minor_exports {
@@ -74,8 +75,9 @@ macro_rules! minor_exports {
 
 type PushResults<P> = Result<Vec<Result<P, ConnectorError>>, ConnectorError>;
 
+// 1.3's functions are 1.4's, but for the manifest (see `contract::bindings::v1_3`): one set of
+// accessors serves both, with the manifest read through the minor's own type.
 minor_exports!(ExportsV1_3 {
-    manifest = "manifest": () -> ConnectorManifest;
     activate = "activate": () -> Result<String, ConnectorError>;
     lookup_choices = "lookup-choices": (String) -> Result<Vec<Choice>, ConnectorError>;
     push = "push": (Entity, Vec<PushItem>, PushOptions) -> PushResults<Pushed>;
@@ -85,9 +87,23 @@ minor_exports!(ExportsV1_3 {
     remove = "remove": (Entity, Vec<String>, PushOptions) -> PushResults<Removal>;
 });
 
+minor_exports!(ManifestV1_4 {
+    manifest = "manifest": () -> ConnectorManifest;
+});
+
+minor_exports!(ManifestV1_3 {
+    manifest = "manifest": () -> v1_3::ConnectorManifest;
+});
+
+/// The manifest export of a 1.3 or a 1.4 connector.
+pub(crate) enum ManifestSince1_3 {
+    V1_3(ManifestV1_3),
+    V1_4(ManifestV1_4),
+}
+
 // 1.2's types are 1.3's (see `contract::bindings::v1_2`): only the functions differ.
 minor_exports!(ExportsV1_2 {
-    manifest = "manifest": () -> ConnectorManifest;
+    manifest = "manifest": () -> v1_3::ConnectorManifest;
     activate = "activate": () -> Result<String, ConnectorError>;
     lookup_choices = "lookup-choices": (String) -> Result<Vec<Choice>, ConnectorError>;
     push = "push": (Entity, Vec<PushItem>, PushOptions) -> PushResults<Pushed>;
@@ -110,12 +126,13 @@ minor_exports!(ExportsV1_0 {
     pull = "pull": (Entity, Option<String>, Option<String>) -> Result<v1_0::PullPage, ConnectorError>;
 });
 
-/// A component's exports, through the minor it was built against.
+/// A component's exports, through the minor it was built against (1.3 and 1.4 differ only by
+/// their manifest).
 pub(crate) enum Exports {
     V1_0(ExportsV1_0),
     V1_1(ExportsV1_1),
     V1_2(ExportsV1_2),
-    V1_3(ExportsV1_3),
+    V1_3(ExportsV1_3, ManifestSince1_3),
 }
 
 /// The bare records of push items, for a minor before 1.2 (which knows no last push).
@@ -131,7 +148,14 @@ impl Exports {
             Contract::V1_0 => Exports::V1_0(ExportsV1_0::new(pre, &interface)?),
             Contract::V1_1 => Exports::V1_1(ExportsV1_1::new(pre, &interface)?),
             Contract::V1_2 => Exports::V1_2(ExportsV1_2::new(pre, &interface)?),
-            Contract::V1_3 => Exports::V1_3(ExportsV1_3::new(pre, &interface)?),
+            Contract::V1_3 => Exports::V1_3(
+                ExportsV1_3::new(pre, &interface)?,
+                ManifestSince1_3::V1_3(ManifestV1_3::new(pre, &interface)?),
+            ),
+            Contract::V1_4 => Exports::V1_3(
+                ExportsV1_3::new(pre, &interface)?,
+                ManifestSince1_3::V1_4(ManifestV1_4::new(pre, &interface)?),
+            ),
         })
     }
 
@@ -141,8 +165,23 @@ impl Exports {
         store: &mut Store<CallState>,
     ) -> wasmtime::Result<ConnectorManifest> {
         Ok(match self {
-            Exports::V1_3(e) => e.manifest(instance, store).call_async(store, ()).await?.0.0,
-            Exports::V1_2(e) => e.manifest(instance, store).call_async(store, ()).await?.0.0,
+            Exports::V1_3(_, ManifestSince1_3::V1_4(e)) => {
+                e.manifest(instance, store).call_async(store, ()).await?.0.0
+            }
+            Exports::V1_3(_, ManifestSince1_3::V1_3(e)) => e
+                .manifest(instance, store)
+                .call_async(store, ())
+                .await?
+                .0
+                .0
+                .into(),
+            Exports::V1_2(e) => e
+                .manifest(instance, store)
+                .call_async(store, ())
+                .await?
+                .0
+                .0
+                .into(),
             Exports::V1_1(e) => e
                 .manifest(instance, store)
                 .call_async(store, ())
@@ -167,7 +206,7 @@ impl Exports {
         store: &mut Store<CallState>,
     ) -> wasmtime::Result<Result<String, ConnectorError>> {
         Ok(match self {
-            Exports::V1_3(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
+            Exports::V1_3(e, _) => e.activate(instance, store).call_async(store, ()).await?.0.0,
             Exports::V1_2(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
             Exports::V1_1(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
             Exports::V1_0(e) => e.activate(instance, store).call_async(store, ()).await?.0.0,
@@ -181,7 +220,7 @@ impl Exports {
         key: String,
     ) -> wasmtime::Result<Result<Vec<Choice>, ConnectorError>> {
         Ok(match self {
-            Exports::V1_3(e) => {
+            Exports::V1_3(e, _) => {
                 e.lookup_choices(instance, store)
                     .call_async(store, (key,))
                     .await?
@@ -221,7 +260,7 @@ impl Exports {
         options: PushOptions,
     ) -> wasmtime::Result<PushResults<Pushed>> {
         Ok(match self {
-            Exports::V1_3(e) => {
+            Exports::V1_3(e, _) => {
                 e.push(instance, store)
                     .call_async(store, (entity, records, options))
                     .await?
@@ -261,7 +300,7 @@ impl Exports {
         page_token: Option<String>,
     ) -> wasmtime::Result<Result<PullPage, ConnectorError>> {
         Ok(match self {
-            Exports::V1_3(e) => {
+            Exports::V1_3(e, _) => {
                 e.pull(instance, store)
                     .call_async(store, (entity, since, page_token))
                     .await?
@@ -292,10 +331,11 @@ impl Exports {
         })
     }
 
-    /// The 1.3 exports' accessors, or an `unsupported` answer naming the minor that lacks them.
+    /// The accessors of the exports since 1.3, or an `unsupported` answer naming the minor that
+    /// lacks them.
     fn since_1_3(&self, export: &str) -> Result<&ExportsV1_3, ConnectorError> {
         match self {
-            Exports::V1_3(e) => Ok(e),
+            Exports::V1_3(e, _) => Ok(e),
             Exports::V1_0(_) | Exports::V1_1(_) | Exports::V1_2(_) => {
                 Err(ConnectorError::Unsupported(format!(
                     "`{export}` is in bss:integration 1.3; this connector is built against an \

@@ -822,13 +822,13 @@ mod tests {
         assert_eq!(contract, Contract::V1_1);
         let err = check_contract(
             &[],
-            &names(&["bss:integration/connector@1.4.0"]),
+            &names(&["bss:integration/connector@1.5.0"]),
             "newer.wasm",
         )
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "newer.wasm is built against bss:integration@1.4.0, but this host serves bss:integration@1.0.0 to 1.3.0; upgrade the host, or rebuild the connector against 1.3.0"
+            "newer.wasm is built against bss:integration@1.5.0, but this host serves bss:integration@1.0.0 to 1.4.0; upgrade the host, or rebuild the connector against 1.4.0"
         );
         let err = check_contract(
             &names(&["bss:integration/http@2.0.0"]),
@@ -838,7 +838,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "v2.wasm is built against bss:integration@2.0.0, but this host serves bss:integration@1.0.0 to 1.3.0; rebuild it against a 1.x contract"
+            "v2.wasm is built against bss:integration@2.0.0, but this host serves bss:integration@1.0.0 to 1.4.0; rebuild it against a 1.x contract"
         );
         let err = check_contract(&[], &names(&["wasi:cli/run@0.2.0"]), "app.wasm").unwrap_err();
         assert!(err.to_string().contains("not a connector"), "{err}");

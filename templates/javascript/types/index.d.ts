@@ -1,4 +1,4 @@
-// The whole contract (bss:integration@1.3.0) as JavaScript sees it through ComponentizeJS.
+// The whole contract (bss:integration@1.4.0) as JavaScript sees it through ComponentizeJS.
 // `connector`: what the module must export (`export const connector = defineConnector({...})`).
 export type * as Types from './generated/interfaces/bss-integration-types.js';
 export type * as Connector from './generated/interfaces/bss-integration-connector.js';

@@ -1,4 +1,4 @@
-//! A small but real `bss:integration@1.3.0` connector in Rust: BSS accounts ↔ ConnectWise
+//! A small but real `bss:integration@1.4.0` connector in Rust: BSS accounts ↔ ConnectWise
 //! companies, against ConnectWise Manage or the local sandbox (tests/cw-sandbox).
 //!
 //! Build: `./build.sh` (cargo, target wasm32-wasip2; see README.md). The connector's name is NAME
@@ -144,6 +144,10 @@ impl Guest for Connector {
             },
             remote_host_variable: "url".into(),
             documentation_url: None,
+            // Every host this connector will ever call: the host refuses a `url` setting elsewhere.
+            // 127.0.0.1 is the local sandbox (`bss-host dev`, the tests); drop it for production.
+            // Leave the list empty only for a remote installed at the customer's own address.
+            reach: vec!["*.myconnectwise.net".into(), "*.connectwisedev.com".into(), "127.0.0.1".into()],
         }
     }
 

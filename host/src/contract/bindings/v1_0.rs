@@ -4,7 +4,7 @@
 //!
 //! Only the exported `connector` interface differs (1.1 added `documentation-url` to the
 //! manifest), so every other interface is mapped onto the newest bindings with `with`. Imports need
-//! no code here: the one linker defines the newest `@1.3.0` interfaces, and wasmtime resolves a
+//! no code here: the one linker defines the newest `@1.4.0` interfaces, and wasmtime resolves a
 //! 1.0 component's `@1.0.0` imports to them by semver (a minor only adds functions).
 
 use super::connector as latest;
@@ -71,6 +71,7 @@ impl From<v1_0::ConnectorManifest> for latest::ConnectorManifest {
             },
             remote_host_variable: m.remote_host_variable,
             documentation_url: None,
+            reach: Vec::new(),
         }
     }
 }

@@ -25,8 +25,8 @@ wasmtime::component::bindgen!({
 
 use exports::bss::integration::connector as v1_1;
 
-/// The manifest differs from 1.2's only by `server-variable.required-when` (which 1.1 has not:
-/// none), and is read once per component, so it crosses through its serialised form rather than
+/// The manifest differs from 1.4's only by `server-variable.required-when` (which 1.1 has not:
+/// none) and `reach` (none declared: any host), and is read once per component, so it crosses through its serialised form rather than
 /// field by field.
 impl TryFrom<v1_1::ConnectorManifest> for latest::ConnectorManifest {
     type Error = String;
@@ -41,8 +41,12 @@ impl TryFrom<v1_1::ConnectorManifest> for latest::ConnectorManifest {
                 variable.insert("required_when".into(), serde_json::json!([]));
             }
         }
+        // 1.4's reach: none declared, any host (as it was).
+        if let Some(manifest) = value.as_object_mut() {
+            manifest.insert("reach".into(), serde_json::json!([]));
+        }
         serde_json::from_value(value)
-            .map_err(|e| format!("a 1.1 manifest did not convert to 1.2: {e}"))
+            .map_err(|e| format!("a 1.1 manifest did not convert to 1.4: {e}"))
     }
 }
 

@@ -1,10 +1,11 @@
 //! Connectors built against `bss:integration@1.2.0` (the frozen copy in `wit/1.2.0`).
 //!
 //! 1.3 only added functions (`fetch`, `subscribe`, `remove`) and the types they use; every type a
-//! 1.2 function takes or returns is the same in 1.3, field for field. The component model checks
-//! types by structure, not by the package that names them, so a 1.2 connector's exports are
-//! type-checked and called with the newest bindings' types (`runtime::exports`), and no second
-//! set of generated types is needed. This module keeps 1.2 frozen.
+//! 1.2 function takes or returns is the same in 1.3, field for field, and in 1.4 but for the
+//! manifest (which gained `reach`). The component model checks types by structure, not by the
+//! package that names them, so a 1.2 connector's exports are type-checked and called with the
+//! newest bindings' types and 1.3's manifest (`runtime::exports`), and no set of generated types
+//! of its own is needed. This module keeps 1.2 frozen.
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,4 @@
-//! A thin SDK for `bss:integration@1.3.0` connectors written in Rust.
+//! A thin SDK for `bss:integration@1.4.0` connectors written in Rust.
 //!
 //! What it gives a connector, and nothing more:
 //! - the contract's bindings (`wit_bindgen::generate!` on `../wit`, world `plugin`) and the

@@ -1,4 +1,4 @@
-/** @module Interface bss:integration/connector@1.3.0 **/
+/** @module Interface bss:integration/connector@1.4.0 **/
 /**
  * The connector's description of itself. Must not call any import.
  */
@@ -222,6 +222,15 @@ export interface ConnectorManifest {
    * its settings. A 1.0 connector has none.
    */
   documentationUrl?: string,
+  /**
+   * Since 1.4: the remote hosts this connector will ever call, as patterns: a host name
+   * (`api.example.com`), a wildcard for its subdomains (`*.myconnectwise.net`, which does not
+   * match `myconnectwise.net` itself), or an IP address, each optionally with `:port` (any port
+   * without). The host refuses a `url` setting whose host is outside them, so a mistaken or
+   * malicious setting cannot point the connector anywhere else. Empty: any host (as before
+   * 1.4), for remotes installed at the customer's own address.
+   */
+  reach: Array<string>,
 }
 /**
  * What a successful `push` did to one record.

@@ -1,4 +1,4 @@
-/** @module Interface bss:integration/http@1.3.0 **/
+/** @module Interface bss:integration/http@1.4.0 **/
 export function send(request: Request): Response;
 /**
  * # Variants

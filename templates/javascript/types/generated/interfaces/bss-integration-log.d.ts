@@ -1,4 +1,4 @@
-/** @module Interface bss:integration/log@1.3.0 **/
+/** @module Interface bss:integration/log@1.4.0 **/
 export function write(level: Level, message: string): void;
 /**
  * Since 1.1: whether a line at `level` would be kept, so a connector can skip building

@@ -1,4 +1,4 @@
-/** @module Interface bss:integration/settings@1.3.0 **/
+/** @module Interface bss:integration/settings@1.4.0 **/
 /**
  * The value of a non-secret server variable (its default when unset); none for unknown keys,
  * unset values and secrets.

@@ -1,4 +1,4 @@
-/** @module Interface bss:integration/types@1.3.0 **/
+/** @module Interface bss:integration/types@1.4.0 **/
 export type Decimal = string;
 export type Date = string;
 export type Timestamp = string;
