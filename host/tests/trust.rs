@@ -452,6 +452,31 @@ async fn a_removed_key_stops_new_loads_while_serving_versions_keep_serving() {
         .await
         .unwrap();
     assert_eq!(again.status(), 409);
+    // Trusted again: the running server tries the refused file again, unchanged, and loads it.
+    let started = std::time::Instant::now();
+    loop {
+        let list: Value = client
+            .get(format!("{base}/connectors"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if loaded(&list)
+            .iter()
+            .any(|(name, version, _)| name == "fixture" && version == "0.2.0")
+        {
+            assert!(refusal(&list, "fixture-2.wasm").is_none(), "{list}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the file signed by the key trusted again was never loaded: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let patched = client
         .patch(format!("{base}/instances/fx/settings"))
         .bearer_auth(&token)

@@ -62,6 +62,9 @@ pub enum RegistryError {
     /// Refused by the trust list (the message names the signer, or its absence, and the fix).
     #[error("{0}")]
     Untrusted(String),
+    /// Its signature does not match its bytes, or cannot be read: refused for what it is.
+    #[error("{0}")]
+    Tampered(String),
     /// A trust list change that cannot be made (the message names the argument).
     #[error("{0}")]
     BadTrust(String),
@@ -293,6 +296,7 @@ impl Registry {
                     let permanent = matches!(
                         &error,
                         RegistryError::RefusedBefore { .. }
+                            | RegistryError::Tampered(_)
                             | RegistryError::Load(
                                 LoadError::NotAComponent { .. }
                                     | LoadError::ManifestCall { .. }
@@ -537,10 +541,13 @@ impl Registry {
             None
         } else {
             let keys = self.store.trusted_keys()?;
-            Some(
-                trust::admit(bytes, source, &keys, self.allows_unsigned())
-                    .map_err(RegistryError::Untrusted)?,
-            )
+            match trust::admit(bytes, source, &keys, self.allows_unsigned()) {
+                Ok(admitted) => Some(admitted),
+                Err(refused) if refused.by_content => {
+                    return Err(RegistryError::Tampered(refused.reason));
+                }
+                Err(refused) => return Err(RegistryError::Untrusted(refused.reason)),
+            }
         };
         let hash = hash.to_string();
         if let Some(reason) = self.store.component_refusal(&hash)? {
@@ -899,7 +906,8 @@ pub const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(25
 /// Watches the plugins folder: a `.wasm` that appears or changes is loaded (compiled, instantiated,
 /// manifest checked) and then serves new calls; calls already running finish on the version they
 /// started with, since each holds its own handle to it. A file that fails is refused with its
-/// reason, and what was serving keeps serving.
+/// reason, and what was serving keeps serving. When the trust list changes, the refused files are
+/// tried again (a key just trusted admits what it signed without touching the files).
 pub fn watch(
     registry: Arc<Registry>,
     plugins: PathBuf,
@@ -943,9 +951,19 @@ pub fn watch(
         .into_iter()
         .filter(|(path, _)| already_known(path))
         .collect();
+    let trusted = |registry: &Registry| registry.store.trusted_keys().ok();
+    let mut trust = trusted(&registry);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
+            // A trust list change may admit a file refused before, unchanged since: look again.
+            let now_trusted = trusted(&registry);
+            if now_trusted.is_some() && now_trusted != trust {
+                trust = now_trusted;
+                let refused: BTreeSet<String> =
+                    registry.refusals().into_iter().map(|r| r.source).collect();
+                seen.retain(|path, _| !refused.contains(&path.display().to_string()));
+            }
             for (path, stamp) in scan(&plugins, &seen) {
                 // A file still being written changes again: load it once it has held still.
                 tokio::time::sleep(every).await;

@@ -76,37 +76,63 @@ pub enum Admitted {
     Unsigned(Option<String>),
 }
 
+/// Why a file was refused, and whether for what its bytes are (a tampered or unreadable
+/// signature: refused again whatever the trust list says) or for the trust list (which may change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub reason: String,
+    pub by_content: bool,
+}
+
+impl Refused {
+    fn by_trust(reason: String) -> Refused {
+        Refused {
+            reason,
+            by_content: false,
+        }
+    }
+}
+
 /// Checks a plugin file's signature against the trust list: a tampered file, a signer not on the
-/// list, or an unsigned file (unless allowed) is refused with what to do.
+/// list, or an unsigned file (unless allowed) is refused with what to do. Bytes that are not
+/// WebAssembly at all are admitted as unsigned-or-not here: the loader refuses them for what they
+/// are, without running anything.
 pub fn admit(
     bytes: &[u8],
     source: &str,
     keys: &[TrustedKey],
     allow_unsigned: bool,
-) -> Result<Admitted, String> {
-    let signer = signature::verify(bytes).map_err(|reason| {
-        if reason.starts_with("tampered") {
+) -> Result<Admitted, Refused> {
+    if matches!(
+        signature::read(bytes),
+        Err(signature::SignatureError::NotWasm)
+    ) {
+        return Ok(Admitted::Unsigned(None));
+    }
+    let signer = signature::verify(bytes).map_err(|reason| Refused {
+        reason: if reason.starts_with("tampered") {
             format!("{source} is refused as {reason}; get a fresh copy from its publisher")
         } else {
             format!("{source} is refused: its signature cannot be read: {reason}")
-        }
+        },
+        by_content: true,
     })?;
     let Some(signer) = signer else {
         if allow_unsigned {
             return Ok(Admitted::Unsigned(None));
         }
-        return Err(format!(
+        return Err(Refused::by_trust(format!(
             "{source} is not signed, and only signed connectors load: sign it with a key on the trust list (`bss-host connectors sign FILE --key KEYFILE`, then `bss-host trust add NAME PUBLIC-KEY`), or start the host with --allow-unsigned (BSS_HOST_ALLOW_UNSIGNED=1) to load unsigned connectors, which is not for production"
-        ));
+        )));
     };
     let public_key = signature::public_key_text(&signer.public_key);
     match keys.iter().find(|k| k.public_key == public_key) {
         Some(key) => Ok(Admitted::Signed(key.clone())),
         None if allow_unsigned => Ok(Admitted::Unsigned(Some(signer.key_id))),
-        None => Err(format!(
+        None => Err(Refused::by_trust(format!(
             "{source} is signed by key {} ({public_key}), which is not on the trust list; if you know it is its publisher's key, trust it with `bss-host trust add NAME {public_key} --connectors NAME-PATTERN`",
             signer.key_id
-        )),
+        ))),
     }
 }
 
@@ -276,7 +302,7 @@ mod tests {
             "{other_name}"
         );
 
-        let unsigned = admit(EMPTY, "u.wasm", &keys, false).unwrap_err();
+        let unsigned = admit(EMPTY, "u.wasm", &keys, false).unwrap_err().reason;
         assert!(unsigned.contains("not signed") && unsigned.contains("--allow-unsigned"));
         let allowed = admit(EMPTY, "u.wasm", &keys, true).unwrap();
         assert_eq!(
@@ -287,7 +313,7 @@ mod tests {
         );
         assert!(allow_name(&allowed, "connectwise", "u.wasm").is_err());
 
-        let untrusted = admit(&signed, "a.wasm", &[], false).unwrap_err();
+        let untrusted = admit(&signed, "a.wasm", &[], false).unwrap_err().reason;
         assert!(untrusted.contains("not on the trust list") && untrusted.contains("trust add"));
         let loose = admit(&signed, "a.wasm", &[], true).unwrap();
         assert_eq!(
@@ -300,6 +326,14 @@ mod tests {
         let mut tampered = signed.clone();
         tampered[6] ^= 1;
         let refused = admit(&tampered, "t.wasm", &keys, true).unwrap_err();
-        assert!(refused.contains("tampered"), "{refused}");
+        assert!(
+            refused.reason.contains("tampered") && refused.by_content,
+            "{refused:?}"
+        );
+        // Not WebAssembly: the loader's to refuse, for what it is.
+        assert!(matches!(
+            admit(b"not a component", "x.wasm", &keys, false),
+            Ok(Admitted::Unsigned(None))
+        ));
     }
 }
