@@ -108,6 +108,36 @@ fn has_entry(entries: &[Value], action: &str, subject: &str, detail: &str) -> bo
     })
 }
 
+/// Polls `GET /connectors` until `found` finds something in it; fails the test after a minute.
+async fn connectors_until<T>(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    what: &str,
+    found: impl Fn(&Value) -> Option<T>,
+) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        let list: Value = client
+            .get(format!("{base}/connectors"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(value) = found(&list) {
+            return value;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what} never happened: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[test]
 fn only_files_signed_by_a_key_trusted_for_their_name_load() {
     let v2 = fixture_variant(Variant::V2);
@@ -411,26 +441,10 @@ async fn a_removed_key_stops_new_loads_while_serving_versions_keep_serving() {
 
     // A new version signed by the removed key is refused by the running server…
     sign(dir.path(), &v2, &vendor, &plugins.join("fixture-2.wasm"));
-    let started = std::time::Instant::now();
-    let reason = loop {
-        let list: Value = client
-            .get(format!("{base}/connectors"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(reason) = refusal(&list, "fixture-2.wasm") {
-            break reason;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the dropped file was never refused: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let reason = connectors_until(&client, &base, &token, "the dropped file refused", |list| {
+        refusal(list, "fixture-2.wasm")
+    })
+    .await;
     assert!(reason.contains("not on the trust list"), "{reason}");
     // …while the version it loaded before keeps serving.
     assert_eq!(check().await["summary"], "version 0.1.0");
@@ -453,30 +467,14 @@ async fn a_removed_key_stops_new_loads_while_serving_versions_keep_serving() {
         .unwrap();
     assert_eq!(again.status(), 409);
     // Trusted again: the running server tries the refused file again, unchanged, and loads it.
-    let started = std::time::Instant::now();
-    loop {
-        let list: Value = client
-            .get(format!("{base}/connectors"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if loaded(&list)
+    let list = connectors_until(&client, &base, &token, "the file loaded", |list| {
+        loaded(list)
             .iter()
             .any(|(name, version, _)| name == "fixture" && version == "0.2.0")
-        {
-            assert!(refusal(&list, "fixture-2.wasm").is_none(), "{list}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the file signed by the key trusted again was never loaded: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .then(|| list.clone())
+    })
+    .await;
+    assert!(refusal(&list, "fixture-2.wasm").is_none(), "{list}");
     let patched = client
         .patch(format!("{base}/instances/fx/settings"))
         .bearer_auth(&token)

@@ -174,14 +174,16 @@ impl Exports {
                 .await?
                 .0
                 .0
-                .into(),
+                .try_into()
+                .map_err(wasmtime::Error::msg)?,
             Exports::V1_2(e) => e
                 .manifest(instance, store)
                 .call_async(store, ())
                 .await?
                 .0
                 .0
-                .into(),
+                .try_into()
+                .map_err(wasmtime::Error::msg)?,
             Exports::V1_1(e) => e
                 .manifest(instance, store)
                 .call_async(store, ())

@@ -24,99 +24,19 @@ wasmtime::component::bindgen!({
 
 pub use exports::bss::integration::connector::ConnectorManifest;
 
-impl From<ConnectorManifest> for latest::ConnectorManifest {
-    fn from(m: ConnectorManifest) -> Self {
-        latest::ConnectorManifest {
-            name: m.name,
-            version: m.version,
-            description: m.description,
-            server_variables: m
-                .server_variables
-                .into_iter()
-                .map(|v| latest::ServerVariable {
-                    key: v.key,
-                    label: v.label,
-                    purpose: v.purpose,
-                    description: v.description,
-                    kind: match v.kind {
-                        exports::bss::integration::connector::VariableKind::Text => {
-                            latest::VariableKind::Text
-                        }
-                        exports::bss::integration::connector::VariableKind::Secret => {
-                            latest::VariableKind::Secret
-                        }
-                        exports::bss::integration::connector::VariableKind::Url => {
-                            latest::VariableKind::Url
-                        }
-                        exports::bss::integration::connector::VariableKind::Integer => {
-                            latest::VariableKind::Integer
-                        }
-                        exports::bss::integration::connector::VariableKind::Choice => {
-                            latest::VariableKind::Choice
-                        }
-                    },
-                    choices: v
-                        .choices
-                        .into_iter()
-                        .map(|c| latest::Choice {
-                            value: c.value,
-                            label: c.label,
-                        })
-                        .collect(),
-                    required: v.required,
-                    default_value: v.default_value,
-                    choices_from: v.choices_from,
-                    required_when: v.required_when,
-                })
-                .collect(),
-            sync_options: m
-                .sync_options
-                .into_iter()
-                .map(|o| latest::SyncOption {
-                    entity: o.entity,
-                    direction: o.direction,
-                    operations: o.operations,
-                })
-                .collect(),
-            lookups: m
-                .lookups
-                .into_iter()
-                .map(|l| latest::Lookup {
-                    key: l.key,
-                    label: l.label,
-                    entity: l.entity,
-                    directions: l.directions,
-                    bss_field: l.bss_field,
-                    remote_field: l.remote_field,
-                    choices_from: l.choices_from,
-                })
-                .collect(),
-            auth: latest::Auth {
-                scheme: match m.auth.scheme {
-                    exports::bss::integration::connector::AuthScheme::None => {
-                        latest::AuthScheme::None
-                    }
-                    exports::bss::integration::connector::AuthScheme::Basic(pair) => {
-                        latest::AuthScheme::Basic(pair)
-                    }
-                    exports::bss::integration::connector::AuthScheme::Bearer(token) => {
-                        latest::AuthScheme::Bearer(token)
-                    }
-                },
-                headers: m
-                    .auth
-                    .headers
-                    .into_iter()
-                    .map(|h| latest::HeaderTemplate {
-                        name: h.name,
-                        value: h.value,
-                    })
-                    .collect(),
-            },
-            remote_host_variable: m.remote_host_variable,
-            documentation_url: m.documentation_url,
-            reach: Vec::new(),
+/// The manifest differs from 1.4's only by `reach` (none declared: any host), and is read once
+/// per component, so it crosses through its serialised form rather than field by field (as 1.1's
+/// does).
+impl TryFrom<ConnectorManifest> for latest::ConnectorManifest {
+    type Error = String;
+
+    fn try_from(m: ConnectorManifest) -> Result<Self, String> {
+        let mut value = serde_json::to_value(m).map_err(|e| e.to_string())?;
+        if let Some(manifest) = value.as_object_mut() {
+            manifest.insert("reach".into(), serde_json::json!([]));
         }
+        serde_json::from_value(value)
+            .map_err(|e| format!("a 1.3 manifest did not convert to 1.4: {e}"))
     }
 }
 
