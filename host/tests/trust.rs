@@ -240,6 +240,17 @@ fn only_files_signed_by_a_key_trusted_for_their_name_load() {
         "{list}"
     );
     std::fs::remove_file(plugins.join("tampered.wasm")).unwrap();
+    // Trusted for every name, the other key still cannot publish a connector the first one
+    // publishes: the name stays with its publisher unless handed over by name.
+    HOST.ok(&data, &["trust", "remove", "stranger"]);
+    HOST.ok(&data, &["trust", "add", "stranger", &stranger.public]);
+    let list = listing(SIGNED_ONLY, &data, &plugins);
+    let taken = refusal(&list, "fixture-2.wasm").expect("fixture 0.2.0 refused");
+    assert!(
+        taken.contains("published by \"vendor\"") && taken.contains("--connectors fixture"),
+        "{taken}"
+    );
+    HOST.ok(&data, &["trust", "remove", "stranger"]);
 
     // With the explicit flag the unsigned file loads, and is listed as unsigned.
     let allowed = listing(HOST, &data, &plugins);
@@ -362,12 +373,29 @@ fn only_files_signed_by_a_key_trusted_for_their_name_load() {
             .contains("sk-very-secret"),
         "a setting's value reached the audit log"
     );
-    // Each command meets the same files again; a load or refusal is recorded once.
-    let loads = entries
+    // Each command meets the same files again: a load or refusal is recorded once while the
+    // trust list stays as it is.
+    HOST.ok(
+        &data,
+        &[
+            "trust",
+            "add",
+            "vendor",
+            &vendor.public,
+            "--connectors",
+            "fixture",
+        ],
+    );
+    listing(SIGNED_ONLY, &data, &plugins);
+    let before = audit(&data).len();
+    listing(SIGNED_ONLY, &data, &plugins);
+    listing(SIGNED_ONLY, &data, &plugins);
+    assert_eq!(audit(&data).len(), before, "{:#?}", audit(&data));
+    let loads = audit(&data)
         .iter()
         .filter(|e| e["action"] == "connector.loaded" && e["subject"] == "fixture 0.1.0")
         .count();
-    assert_eq!(loads, 1, "{entries:#?}");
+    assert!(loads >= 2, "loaded again once trusted again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

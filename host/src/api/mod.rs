@@ -297,9 +297,11 @@ fn instances(state: &Shared) -> &Instances {
 
 async fn list_connectors(State(state): State<Shared>) -> ApiResult {
     let loaded = state.app.registry.listing().map_err(InstanceError::from)?;
-    Ok(Json(
-        json!({ "loaded": loaded, "refused": state.app.registry.refusals() }),
-    ))
+    Ok(Json(json!({
+        "loaded": loaded,
+        "refused": state.app.registry.refusals(),
+        "allow-unsigned": state.app.registry.allows_unsigned(),
+    })))
 }
 
 async fn rollback(

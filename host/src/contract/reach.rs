@@ -11,7 +11,10 @@
 //! | `10.1.2.3`, `[fd00::1]:8080` | that address (and port) | any name that resolves to it |
 //!
 //! Refused in a manifest: a bare `*`, a wildcard anywhere but a leading `*.`, a wildcard over a
-//! single label (`*.com`), schemes, paths and anything that is not a host name or IP address. An
+//! single label (`*.com`), schemes, paths and anything that is not a host name or IP address. A
+//! wildcard over a public suffix of two labels (`*.co.uk`) is not recognised as one (no public
+//! suffix list): the reach is the connector author's statement, which the operator reads in
+//! `connectors inspect`. An
 //! empty reach means any host, as before 1.4: a remote installed at the customer's own address
 //! (an on-premise ConnectWise) cannot be listed in advance.
 
@@ -95,6 +98,7 @@ impl ReachPattern {
         {
             HostPattern::Ip(ip)
         } else if let Some(suffix) = host.strip_prefix("*.") {
+            let suffix = suffix.trim_end_matches('.');
             if !is_host_name(suffix) {
                 return Err(format!("{suffix:?} is not a host name; {shape}"));
             }
@@ -206,6 +210,7 @@ mod tests {
         assert!(r.allows(&domain("api.example.com"), 8080));
         assert!(!r.allows(&domain("x.api.example.com"), 443));
         assert!(r.allows(&domain("na.myconnectwise.net"), 443));
+        assert!(reach(&["*.myconnectwise.net."]).allows(&domain("na.myconnectwise.net"), 443));
         assert!(r.allows(&domain("api-eu.myconnectwise.net"), 443));
         assert!(!r.allows(&domain("myconnectwise.net"), 443));
         assert!(!r.allows(&domain("evilmyconnectwise.net"), 443));

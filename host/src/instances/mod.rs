@@ -360,10 +360,12 @@ impl Instances {
             .filter(|(_, value)| value.is_none())
             .map(|(key, _)| key.as_str())
             .collect();
-        let mut detail = format!("set: {}", set.join(", "));
-        if !cleared.is_empty() {
-            detail.push_str(&format!("; cleared: {}", cleared.join(", ")));
-        }
+        let detail = [("set", &set), ("cleared", &cleared)]
+            .iter()
+            .filter(|(_, keys)| !keys.is_empty())
+            .map(|(what, keys)| format!("{what}: {}", keys.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ");
         self.registry
             .audit(actor, "settings.changed", name, &detail, None);
         let stored = self.store.settings(name)?;

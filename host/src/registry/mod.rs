@@ -113,6 +113,9 @@ pub struct Refusal {
     pub source: String,
     pub reason: String,
     pub at: String,
+    /// Refused by the trust list, which may change (then it is tried again).
+    #[serde(skip)]
+    pub by_trust: bool,
 }
 
 pub struct Registry {
@@ -499,7 +502,9 @@ impl Registry {
     /// per build (every command meets the same files again).
     async fn load(&self, bytes: &[u8], source: &str) -> Result<Loaded, RegistryError> {
         let hash = crate::runtime::cache::content_hash(bytes);
-        match self.load_trusted(bytes, source, &hash).await {
+        let keys = self.store.trusted_keys()?;
+        let generation = trust::generation(&keys);
+        match self.load_trusted(bytes, source, &hash, &keys).await {
             Ok(loaded) => {
                 let provenance = &loaded.provenance;
                 self.audit(
@@ -508,7 +513,7 @@ impl Registry {
                     &format!("{} {}", loaded.connector.manifest().name, loaded.version),
                     &format!("from {source}; signed by {provenance}; sha256 {hash}"),
                     Some(&format!(
-                        "loaded:{hash}:{}",
+                        "loaded:{hash}:{}:{generation}",
                         provenance.key_id().unwrap_or_default()
                     )),
                 );
@@ -522,7 +527,7 @@ impl Registry {
                     "connector.refused",
                     source,
                     &format!("{reason} (sha256 {hash})"),
-                    Some(&format!("refused:{hash}:{}", &digest[..16])),
+                    Some(&format!("refused:{hash}:{}:{generation}", &digest[..16])),
                 );
                 Err(error)
             }
@@ -534,14 +539,14 @@ impl Registry {
         bytes: &[u8],
         source: &str,
         hash: &str,
+        keys: &[crate::store::trust_store::TrustedKey],
     ) -> Result<Loaded, RegistryError> {
         // Before any of its code runs (its manifest export is code): a file nobody trusted
         // vouches for is not compiled nor called.
         let admitted = if source == BUNDLED_SOURCE {
             None
         } else {
-            let keys = self.store.trusted_keys()?;
-            match trust::admit(bytes, source, &keys, self.allows_unsigned()) {
+            match trust::admit(bytes, source, keys, self.allows_unsigned()) {
                 Ok(admitted) => Some(admitted),
                 Err(refused) if refused.by_content => {
                     return Err(RegistryError::Tampered(refused.reason));
@@ -583,6 +588,15 @@ impl Registry {
             Some(admitted) => trust::allow_name(admitted, &manifest.name, source)
                 .map_err(RegistryError::Untrusted)?,
         };
+        let earlier: Vec<String> = self
+            .store
+            .connector_versions()?
+            .into_iter()
+            .filter(|v| v.name == manifest.name)
+            .filter_map(|v| v.signer)
+            .collect();
+        trust::keep_publisher(&provenance, &manifest.name, source, &earlier, keys)
+            .map_err(RegistryError::Untrusted)?;
         self.refuse_unsealing(&manifest, source)?;
         let version = Version::parse(&manifest.version).map_err(|e| {
             RegistryError::Load(LoadError::Manifest {
@@ -683,7 +697,21 @@ impl Registry {
             source: source.to_string(),
             reason: error.to_string(),
             at: now(),
+            by_trust: matches!(error, RegistryError::Untrusted(_)),
         });
+    }
+
+    /// Forgets the refusals the trust list made, after it changed: the files (and, on a shared
+    /// store, the stored components) are tried again; returns their sources.
+    pub fn forget_trust_refusals(&self) -> BTreeSet<String> {
+        let mut refusals = self.refusals.write().unwrap_or_else(|p| p.into_inner());
+        let forgotten = refusals
+            .iter()
+            .filter(|r| r.by_trust)
+            .map(|r| r.source.clone())
+            .collect();
+        refusals.retain(|r| !r.by_trust);
+        forgotten
     }
 
     /// Connector files refused since start (the latest reason per file).
@@ -960,8 +988,7 @@ pub fn watch(
             let now_trusted = trusted(&registry);
             if now_trusted.is_some() && now_trusted != trust {
                 trust = now_trusted;
-                let refused: BTreeSet<String> =
-                    registry.refusals().into_iter().map(|r| r.source).collect();
+                let refused = registry.forget_trust_refusals();
                 seen.retain(|path, _| !refused.contains(&path.display().to_string()));
             }
             for (path, stamp) in scan(&plugins, &seen) {

@@ -11,6 +11,10 @@
 //! | signature does not match its bytes | refused as tampered | refused |
 //! | unsigned | refused, saying how to sign or allow | loads, listed as unsigned |
 //!
+//! A connector name stays with the key that published it: once versions of a name were signed by a
+//! listed key, another key (or an unsigned file) may publish it only when the trust list names it
+//! for that key exactly; removing the first key frees the name.
+//!
 //! A key's connector names are patterns (`acme-*`, `crm,billing`; `*` is any run of characters).
 //! The names of the bundled connectors are the host's: a pattern grants one only when it names it
 //! exactly, so a vendor trusted for `*` still cannot publish a newer `connectwise`. The bundled
@@ -93,10 +97,9 @@ impl Refused {
     }
 }
 
-/// Checks a plugin file's signature against the trust list: a tampered file, a signer not on the
-/// list, or an unsigned file (unless allowed) is refused with what to do. Bytes that are not
-/// WebAssembly at all are admitted as unsigned-or-not here: the loader refuses them for what they
-/// are, without running anything.
+/// Checks a plugin file's signature against the trust list: bytes that are not WebAssembly, a
+/// tampered file, a signer not on the list, or an unsigned file (unless allowed) is refused with
+/// what to do, before any of it reaches the compiler.
 pub fn admit(
     bytes: &[u8],
     source: &str,
@@ -107,13 +110,20 @@ pub fn admit(
         signature::read(bytes),
         Err(signature::SignatureError::NotWasm)
     ) {
-        return Ok(Admitted::Unsigned(None));
+        return Err(Refused {
+            reason: format!(
+                "{source} is not a WebAssembly component (no \\0asm header, or its sections run past its end); build the connector as a component (`connectors check` says more), or get a fresh copy"
+            ),
+            by_content: true,
+        });
     }
     let signer = signature::verify(bytes).map_err(|reason| Refused {
         reason: if reason.starts_with("tampered") {
             format!("{source} is refused as {reason}; get a fresh copy from its publisher")
         } else {
-            format!("{source} is refused: its signature cannot be read: {reason}")
+            format!(
+                "{source} is refused: its signature cannot be read: {reason}; sign it again (`bss-host connectors sign`), or get a fresh copy from its publisher"
+            )
         },
         by_content: true,
     })?;
@@ -142,7 +152,7 @@ pub fn allow_name(admitted: &Admitted, name: &str, source: &str) -> Result<Prove
         Admitted::Unsigned(untrusted_key) => {
             if BUNDLED_NAMES.contains(&name) {
                 return Err(format!(
-                    "{source} is an unsigned {name}, a name bundled with the host: only the host's own build, or a file signed by a key trusted for {name:?} by name, may provide it"
+                    "{source} is an unsigned {name}, a name bundled with the host: only the host's own build, or a file signed by a key trusted for {name:?} by name (`bss-host trust add NAME KEY --connectors {name}`), may provide it"
                 ));
             }
             return Ok(Provenance::Unsigned {
@@ -166,14 +176,77 @@ pub fn allow_name(admitted: &Admitted, name: &str, source: &str) -> Result<Prove
             String::new()
         };
         return Err(format!(
-            "{source} holds connector {name}, but its signer {:?} (key {}) is trusted only for {}{why}; a connector's versions must be signed by a key trusted for its name",
-            key.name, key.key_id, key.connectors
+            "{source} holds connector {name}, but its signer {:?} (key {}) is trusted only for {}{why}; a connector's versions must be signed by a key trusted for its name (to widen the key: `bss-host trust remove {}`, then `trust add {} {} --connectors {},{name}`)",
+            key.name,
+            key.key_id,
+            key.connectors,
+            key.name,
+            key.name,
+            key.public_key,
+            key.connectors
         ));
     }
     Ok(Provenance::Signed {
         key: key.name.clone(),
         key_id: key.key_id.clone(),
     })
+}
+
+/// Keeps a connector name with the key that published it: when versions of `name` were recorded
+/// as signed by keys still on the trust list (`earlier`, key ids), a version from any other signer
+/// (or unsigned) is refused, unless its key is trusted for `name` by a pattern naming it exactly
+/// (an explicit hand-over). A vendor trusted for `*` thus cannot publish a newer version of
+/// another vendor's connector; removing the first key from the list frees the name.
+pub fn keep_publisher(
+    provenance: &Provenance,
+    name: &str,
+    source: &str,
+    earlier: &[String],
+    keys: &[TrustedKey],
+) -> Result<(), String> {
+    let publishers: Vec<&TrustedKey> = keys
+        .iter()
+        .filter(|k| earlier.contains(&k.key_id))
+        .collect();
+    if publishers.is_empty() || matches!(provenance, Provenance::Bundled) {
+        return Ok(());
+    }
+    let this = match provenance {
+        Provenance::Signed { key_id, .. } => {
+            if publishers.iter().any(|k| &k.key_id == key_id) {
+                return Ok(());
+            }
+            let key = keys.iter().find(|k| &k.key_id == key_id);
+            if key.is_some_and(|k| Patterns::parse(&k.connectors).is_ok_and(|p| p.names(name))) {
+                return Ok(());
+            }
+            provenance.to_string()
+        }
+        Provenance::Unsigned { .. } => "an unsigned file".to_string(),
+        Provenance::Bundled => unreachable!("returned above"),
+    };
+    let named: Vec<String> = publishers
+        .iter()
+        .map(|k| format!("{:?} (key {})", k.name, k.key_id))
+        .collect();
+    Err(format!(
+        "{source} holds a version of {name}, which is published by {}; {this} may not publish it: hand it over by trusting the new key for {name} by name (`--connectors {name}`), or remove {} from the trust list if it no longer publishes {name}",
+        named.join(" and "),
+        publishers[0].name
+    ))
+}
+
+/// A short digest of the trust list, so an audit entry kept "once" is kept again once the list
+/// changes (a file loaded, refused after a key's removal, and loaded after it is trusted again).
+pub fn generation(keys: &[TrustedKey]) -> String {
+    let mut text = String::new();
+    for key in keys {
+        text.push_str(&format!(
+            "{}\n{}\n{}\n",
+            key.name, key.public_key, key.connectors
+        ));
+    }
+    crate::runtime::cache::content_hash(text.as_bytes())[..12].to_string()
 }
 
 /// A key's connector-name patterns, parsed.
@@ -209,6 +282,11 @@ impl Patterns {
             return self.0.iter().any(|p| p == name);
         }
         self.0.iter().any(|p| glob(p, name))
+    }
+
+    /// Whether a pattern is exactly `name` (no wildcard).
+    pub fn names(&self, name: &str) -> bool {
+        self.0.iter().any(|p| p == name)
     }
 
     fn grants_by_wildcard(&self, name: &str) -> bool {
@@ -282,6 +360,44 @@ mod tests {
     }
 
     #[test]
+    fn a_name_stays_with_its_publisher_unless_handed_over() {
+        let (_, first) = signature::generate();
+        let (_, second) = signature::generate();
+        let mut acme = key("*", &first);
+        acme.name = "acme".into();
+        let mut rival = key("*", &second);
+        rival.name = "rival".into();
+        let by = |k: &TrustedKey| Provenance::Signed {
+            key: k.name.clone(),
+            key_id: k.key_id.clone(),
+        };
+        let earlier = vec![acme.key_id.clone()];
+        let keys = [acme.clone(), rival.clone()];
+        keep_publisher(&by(&acme), "crm", "f", &earlier, &keys).unwrap();
+        let taken = keep_publisher(&by(&rival), "crm", "f", &earlier, &keys).unwrap_err();
+        assert!(
+            taken.contains("published by \"acme\"") && taken.contains("--connectors crm"),
+            "{taken}"
+        );
+        let unsigned = Provenance::Unsigned {
+            untrusted_key: None,
+        };
+        assert!(keep_publisher(&unsigned, "crm", "f", &earlier, &keys).is_err());
+        // Handed over by name, or the first publisher no longer trusted: allowed.
+        rival.connectors = "crm".into();
+        keep_publisher(
+            &by(&rival),
+            "crm",
+            "f",
+            &earlier,
+            &[acme.clone(), rival.clone()],
+        )
+        .unwrap();
+        keep_publisher(&unsigned, "crm", "f", &earlier, &[rival.clone()]).unwrap();
+        assert_ne!(generation(&[acme.clone()]), generation(&[acme, rival]));
+    }
+
+    #[test]
     fn files_are_admitted_by_signature_and_then_by_name() {
         const EMPTY: &[u8] = b"\0asm\x0d\0\x01\0";
         let (private, public) = signature::generate();
@@ -330,10 +446,8 @@ mod tests {
             refused.reason.contains("tampered") && refused.by_content,
             "{refused:?}"
         );
-        // Not WebAssembly: the loader's to refuse, for what it is.
-        assert!(matches!(
-            admit(b"not a component", "x.wasm", &keys, false),
-            Ok(Admitted::Unsigned(None))
-        ));
+        // Not WebAssembly: refused for what it is, before the compiler sees it.
+        let garbage = admit(b"not a component", "x.wasm", &keys, true).unwrap_err();
+        assert!(garbage.by_content && garbage.reason.contains("not a WebAssembly component"));
     }
 }

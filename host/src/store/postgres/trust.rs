@@ -1,6 +1,7 @@
 //! [`TrustStore`] on PostgreSQL: trusted keys (unique names and keys, enforced by the database, so
 //! two workers adding the same key at once get one entry and one conflict) and the append-only
-//! audit log (a unique `once_key` makes a repeated load or refusal one entry across the fleet).
+//! audit log (a unique `once_key` makes a repeated load or refusal one entry across the fleet;
+//! appends take an advisory lock, so ids become visible in order).
 
 use super::super::trust_store::{
     AuditEntry, NewAuditEntry, TrustStore, TrustedKey, conflict_message,
@@ -44,7 +45,8 @@ impl TrustStore for PgStore {
                 Err(e) if is_unique_violation(&e) => {
                     let taken: String = client
                         .query_opt(
-                            "SELECT name FROM trusted_keys WHERE name = $1 OR public_key = $2",
+                            "SELECT name FROM trusted_keys WHERE name = $1 OR public_key = $2
+                             ORDER BY (name = $1) DESC LIMIT 1",
                             &[&key.name, &key.public_key],
                         )
                         .await
@@ -89,7 +91,17 @@ impl TrustStore for PgStore {
 
     fn append_audit(&self, entry: &NewAuditEntry<'_>) -> StoreResult<bool> {
         self.run(async |client| {
-            let appended = client
+            // Appenders take turns before their id is drawn, so ids become visible in order: a
+            // reader paging with `after` never skips an entry committed late with a lower id.
+            let transaction = client.transaction().await.map_err(db)?;
+            transaction
+                .execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('audit_log', 0))",
+                    &[],
+                )
+                .await
+                .map_err(db)?;
+            let appended = transaction
                 .execute(
                     "INSERT INTO audit_log (at, actor, action, subject, detail, once_key)
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (once_key) DO NOTHING",
@@ -104,6 +116,7 @@ impl TrustStore for PgStore {
                 )
                 .await
                 .map_err(db)?;
+            transaction.commit().await.map_err(db)?;
             Ok(appended > 0)
         })
     }
