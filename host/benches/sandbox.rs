@@ -502,6 +502,8 @@ async fn sync(cache: &Path) {
 
 fn bss_host(data: &Path, plugins: &Path, args: &[&str]) -> std::process::Output {
     let out = Command::new(BIN)
+        // The fixtures are unsigned: benchmarks measure other things than the trust list.
+        .env("BSS_HOST_ALLOW_UNSIGNED", "1")
         .arg("--data")
         .arg(data)
         .arg("--plugins")
@@ -610,6 +612,8 @@ async fn memory() {
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(BIN)
+        // The fixtures are unsigned: benchmarks measure other things than the trust list.
+        .env("BSS_HOST_ALLOW_UNSIGNED", "1")
         .arg("--data")
         .arg(&data)
         .arg("--plugins")
@@ -754,6 +758,8 @@ async fn stream() {
         }
         let mut command = Command::new(BIN);
         command
+            // The fixtures are unsigned: benchmarks measure other things than the trust list.
+            .env("BSS_HOST_ALLOW_UNSIGNED", "1")
             .arg("--data")
             .arg(&data)
             .arg("--plugins")
@@ -914,6 +920,14 @@ async fn swap() {
             }
         }));
     }
+    // Compiled before it is dropped (the compile cache holds any build this host compiled): what
+    // is timed is noticing the file, reading and checking it, and the swap. A build never seen
+    // adds its compile, the next row.
+    app.registry
+        .runtime()
+        .load_file(&v2)
+        .await
+        .expect("precompile v2");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let dropped = Instant::now();
     std::fs::copy(&v2, plugins.join("fixture-2.wasm")).expect("drop v2");
@@ -948,7 +962,7 @@ async fn swap() {
     let second = Duration::from_secs(1);
     row(
         &format!(
-            "hot swap: file dropped → new version serving (polled every {} ms)",
+            "hot swap: compiled build copied in → serving (notified; rescan {} ms)",
             every.as_millis()
         ),
         ms(serving.duration_since(dropped)),
@@ -960,7 +974,7 @@ async fn swap() {
         .await
         .expect("load");
     row(
-        "  of which: compile + link + manifest check + swap of a new file",
+        "  a build never compiled adds: compile + link + manifest check",
         ms(started.elapsed()),
     );
     row(

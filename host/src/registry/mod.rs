@@ -12,6 +12,9 @@
 pub mod plugin_index;
 pub mod signature;
 pub mod trust;
+mod watch;
+
+pub use watch::{WATCH_EVERY, watch};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -924,97 +927,4 @@ pub fn follow_store(registry: Arc<Registry>) -> Option<tokio::task::JoinHandle<(
             }
         }
     }))
-}
-
-/// How often `serve` looks at the plugins folder; a changed file is loaded once it has held still
-/// for one more interval, so a new version serves 250–500 ms after its file is complete, plus its
-/// compile (see BENCHMARKS.md). Listing a folder of a few files this often costs nothing measurable.
-pub const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Watches the plugins folder: a `.wasm` that appears or changes is loaded (compiled, instantiated,
-/// manifest checked) and then serves new calls; calls already running finish on the version they
-/// started with, since each holds its own handle to it. A file that fails is refused with its
-/// reason, and what was serving keeps serving. When the trust list changes, the refused files are
-/// tried again (a key just trusted admits what it signed without touching the files).
-pub fn watch(
-    registry: Arc<Registry>,
-    plugins: PathBuf,
-    every: std::time::Duration,
-) -> tokio::task::JoinHandle<()> {
-    type Stamp = (std::time::SystemTime, u64);
-    let stamp_of = |path: &Path| -> Option<Stamp> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some((meta.modified().ok()?, meta.len()))
-    };
-    let scan = move |plugins: &Path, seen: &BTreeMap<PathBuf, Stamp>| -> Vec<(PathBuf, Stamp)> {
-        let Ok(entries) = std::fs::read_dir(plugins) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .filter_map(|p| {
-                let stamp = stamp_of(&p)?;
-                (seen.get(&p) != Some(&stamp)).then_some((p, stamp))
-            })
-            .collect()
-    };
-    // A file the registry already has, as it is now, needs nothing; anything else in the folder
-    // (dropped or replaced after `load_all` read it, before this first look) is loaded like a new
-    // drop. Assuming "what is there was loaded" lost such a file for good.
-    let already_known = |path: &Path| -> bool {
-        let source = path.display().to_string();
-        let Ok(bytes) = std::fs::read(path) else {
-            return false;
-        };
-        let hash = crate::runtime::cache::content_hash(&bytes);
-        registry
-            .loaded()
-            .iter()
-            .any(|l| l.source == source && l.connector.content_hash() == hash)
-            || registry.refusals().iter().any(|r| r.source == source)
-    };
-    let mut seen: BTreeMap<PathBuf, Stamp> = scan(&plugins, &BTreeMap::new())
-        .into_iter()
-        .filter(|(path, _)| already_known(path))
-        .collect();
-    let trusted = |registry: &Registry| registry.store.trusted_keys().ok();
-    let mut trust = trusted(&registry);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            // A trust list change may admit a file refused before, unchanged since: look again.
-            let now_trusted = trusted(&registry);
-            if now_trusted.is_some() && now_trusted != trust {
-                trust = now_trusted;
-                let refused = registry.forget_trust_refusals();
-                seen.retain(|path, _| !refused.contains(&path.display().to_string()));
-            }
-            for (path, stamp) in scan(&plugins, &seen) {
-                // A file still being written changes again: load it once it has held still.
-                tokio::time::sleep(every).await;
-                if stamp_of(&path) != Some(stamp) {
-                    continue;
-                }
-                seen.insert(path.clone(), stamp);
-                match registry.load_file(&path).await {
-                    Ok(loaded) => {
-                        tracing::info!(
-                            file = %path.display(),
-                            "loaded connector {} {}; new calls use it",
-                            loaded.connector.manifest().name,
-                            loaded.version
-                        );
-                        // A replaced file's old build can no longer be loaded: its compiled
-                        // code goes (the version keeps serving from what is mapped).
-                        if let Err(error) = registry.prune_compiled(&plugins) {
-                            tracing::warn!("the compiled-code cache was not pruned: {error}");
-                        }
-                    }
-                    Err(error) => registry.refuse(&path.display().to_string(), &error),
-                }
-            }
-        }
-    })
 }

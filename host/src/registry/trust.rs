@@ -112,7 +112,7 @@ pub fn admit(
     ) {
         return Err(Refused {
             reason: format!(
-                "{source} is not a WebAssembly component (no \\0asm header, or its sections run past its end); build the connector as a component (`connectors check` says more), or get a fresh copy"
+                "{source} is not a valid WebAssembly component: no \\0asm header, or its sections run past its end; build the connector as a component (`connectors check` says more), or get a fresh copy"
             ),
             by_content: true,
         });
@@ -448,6 +448,6 @@ mod tests {
         );
         // Not WebAssembly: refused for what it is, before the compiler sees it.
         let garbage = admit(b"not a component", "x.wasm", &keys, true).unwrap_err();
-        assert!(garbage.by_content && garbage.reason.contains("not a WebAssembly component"));
+        assert!(garbage.by_content && garbage.reason.contains("not a valid WebAssembly component"));
     }
 }

@@ -1,0 +1,223 @@
+//! The plugins folder watched while `serve` runs: a `.wasm` that is complete is loaded (compiled,
+//! instantiated, its manifest checked) and then serves new calls; calls already running finish on
+//! the version they started with, since each holds its own handle to it. A file that fails is
+//! refused with its reason, and what was serving keeps serving.
+//!
+//! | how the file arrives | when it is loaded |
+//! |---|---|
+//! | written elsewhere, renamed into the folder (the recommended install) | at the rename (notified) |
+//! | copied or written in place, then closed | when its writer closes it (notified) |
+//! | anything the notifications miss (a hard link, a network file system, no inotify) | once it has held still for one rescan interval |
+//!
+//! File-system notifications come from the `notify` crate (inotify on Linux); a rescan of the
+//! folder every `every` catches what they miss, and is all there is where they cannot be had.
+//! When the trust list changes, the files refused by it are tried again (a key just trusted admits
+//! what it signed without touching the files).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{EventKind, RecursiveMode, Watcher as _};
+
+use super::Registry;
+
+/// How often the folder is rescanned for what notifications missed (and the trust list read). A
+/// changed file found by a rescan is loaded once it has held still for one more interval. Listing
+/// a folder of a few files this often costs nothing measurable.
+pub const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// What identifies a version of a file without reading it.
+type Stamp = (SystemTime, u64);
+
+fn stamp_of(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn is_plugin(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "wasm")
+}
+
+/// The plugin files whose stamp differs from what was seen.
+fn changed(plugins: &Path, seen: &BTreeMap<PathBuf, Stamp>) -> Vec<(PathBuf, Stamp)> {
+    let Ok(entries) = std::fs::read_dir(plugins) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| is_plugin(p))
+        .filter_map(|p| {
+            let stamp = stamp_of(&p)?;
+            (seen.get(&p) != Some(&stamp)).then_some((p, stamp))
+        })
+        .collect()
+}
+
+/// An event that says a file is complete: closed after writing, or renamed into place.
+fn completes_a_file(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    )
+}
+
+/// Starts notifications for `plugins`, handing the paths of completed files to the channel;
+/// none where the platform or the folder cannot give them (the rescan then does all).
+fn notifications(
+    plugins: &Path,
+) -> Option<(
+    notify::RecommendedWatcher,
+    tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
+)> {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let handler = move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && completes_a_file(&event.kind)
+        {
+            for path in event.paths.into_iter().filter(|p| is_plugin(p)) {
+                let _ = sender.send(path);
+            }
+        }
+    };
+    let started = notify::recommended_watcher(handler).and_then(|mut watcher| {
+        watcher.watch(plugins, RecursiveMode::NonRecursive)?;
+        Ok(watcher)
+    });
+    match started {
+        Ok(watcher) => Some((watcher, receiver)),
+        Err(error) => {
+            tracing::warn!(
+                folder = %plugins.display(),
+                "no file-system notifications for the plugins folder ({error}); it is rescanned every {} ms instead",
+                WATCH_EVERY.as_millis()
+            );
+            None
+        }
+    }
+}
+
+/// Loads one file for the watcher, as of `stamp`: logs what happened, prunes the compiled code
+/// of a replaced build.
+async fn load(registry: &Registry, plugins: &Path, path: &Path) {
+    match registry.load_file(path).await {
+        Ok(loaded) => {
+            tracing::info!(
+                file = %path.display(),
+                "loaded connector {} {}; new calls use it",
+                loaded.connector.manifest().name,
+                loaded.version
+            );
+            // A replaced file's old build can no longer be loaded: its compiled code goes (the
+            // version keeps serving from what is mapped).
+            if let Err(error) = registry.prune_compiled(plugins) {
+                tracing::warn!("the compiled-code cache was not pruned: {error}");
+            }
+        }
+        Err(error) => registry.refuse(&path.display().to_string(), &error),
+    }
+}
+
+/// Watches the plugins folder (see the module's table); `every` is the rescan interval.
+pub fn watch(
+    registry: Arc<Registry>,
+    plugins: PathBuf,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    // Started before the first look, so nothing completed in between is missed.
+    let notified = notifications(&plugins);
+    // A file the registry already has, as it is now, needs nothing; anything else in the folder
+    // (dropped or replaced after `load_all` read it, before this first look) is loaded like a new
+    // drop. Assuming "what is there was loaded" lost such a file for good.
+    let already_known = |path: &Path| -> bool {
+        let source = path.display().to_string();
+        let Ok(bytes) = std::fs::read(path) else {
+            return false;
+        };
+        let hash = crate::runtime::cache::content_hash(&bytes);
+        registry
+            .loaded()
+            .iter()
+            .any(|l| l.source == source && l.connector.content_hash() == hash)
+            || registry.refusals().iter().any(|r| r.source == source)
+    };
+    let mut seen: BTreeMap<PathBuf, Stamp> = changed(&plugins, &BTreeMap::new())
+        .into_iter()
+        .filter(|(path, _)| already_known(path))
+        .collect();
+    let trusted = |registry: &Registry| registry.store.trusted_keys().ok();
+    let mut trust = trusted(&registry);
+    tokio::spawn(async move {
+        let (_watcher, mut completed) = match notified {
+            Some((watcher, completed)) => (Some(watcher), Some(completed)),
+            None => (None, None),
+        };
+        loop {
+            let next = async {
+                match completed.as_mut() {
+                    Some(completed) => completed.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(path) = next => {
+                    // Complete now: loaded at once, unless this build was loaded already (a
+                    // rename is told twice, and a rescan may have been first).
+                    let Some(stamp) = stamp_of(&path) else { continue };
+                    if seen.get(&path) == Some(&stamp) {
+                        continue;
+                    }
+                    seen.insert(path.clone(), stamp);
+                    load(&registry, &plugins, &path).await;
+                }
+                _ = tokio::time::sleep(every) => {
+                    // A trust list change may admit a file refused before, unchanged since.
+                    let now_trusted = trusted(&registry);
+                    if now_trusted.is_some() && now_trusted != trust {
+                        trust = now_trusted;
+                        let refused = registry.forget_trust_refusals();
+                        seen.retain(|path, _| !refused.contains(&path.display().to_string()));
+                    }
+                    for (path, stamp) in changed(&plugins, &seen) {
+                        // Found by a rescan, it may still be being written: loaded once it
+                        // has held still.
+                        tokio::time::sleep(every).await;
+                        if stamp_of(&path) != Some(stamp) || seen.get(&path) == Some(&stamp) {
+                            continue;
+                        }
+                        seen.insert(path.clone(), stamp);
+                        load(&registry, &plugins, &path).await;
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_close_after_writing_or_a_rename_into_place_completes_a_file() {
+        assert!(completes_a_file(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(completes_a_file(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::To
+        ))));
+        assert!(!completes_a_file(&EventKind::Create(
+            notify::event::CreateKind::File
+        )));
+        assert!(!completes_a_file(&EventKind::Modify(ModifyKind::Data(
+            notify::event::DataChange::Any
+        ))));
+        assert!(!completes_a_file(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::From
+        ))));
+    }
+}
