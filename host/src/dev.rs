@@ -3,8 +3,9 @@
 //! `dev` with the sandbox's credentials for every server variable the manifest declares that the
 //! sandbox knows (plus `--set KEY=VALUE`), private network allowed and a high request budget, runs
 //! the instance's check (the sandbox lives in memory, so each run starts instance `dev` afresh:
-//! settings, lookups and id map), and then watches FILE: each rebuild (the file changed and held still for
-//! a moment) is loaded and checked again, and a build that is refused says why while the last good
+//! settings, lookups and id map), and then watches FILE: each rebuild (renamed into place or
+//! closed after writing, as file-system notifications tell; or found by a rescan once it held
+//! still) is loaded and checked again, and a build that is refused says why while the last good
 //! one keeps serving. Other commands (`push dev …`, `pull dev …`) run against the same folder in
 //! another terminal. Ends with Ctrl-C.
 
@@ -131,19 +132,31 @@ pub async fn run(options: DevOptions<'_>) -> anyhow::Result<()> {
             .and_then(|m| Some((m.modified().ok()?, m.len())))
     };
     let mut seen = stamp(file);
+    // A rebuild renamed into place, or closed after writing, is told at once; the rescan catches
+    // what notifications miss.
+    let folder = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = file.file_name().map(ToOwned::to_owned);
+    let mut notified: Option<crate::registry::Completed> =
+        crate::registry::notifications(folder, move |p| p.file_name() == name.as_deref());
     loop {
-        tokio::select! {
+        let complete = tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = tokio::time::sleep(WATCH_EVERY) => {}
-        }
+            Some(_) = crate::registry::next_completed(&mut notified) => true,
+            _ = tokio::time::sleep(WATCH_EVERY) => false,
+        };
         let now = stamp(file);
         if now == seen || now.is_none() {
             continue;
         }
-        // A build still writing the file changes it again: wait until it holds still.
-        tokio::time::sleep(WATCH_EVERY).await;
-        if stamp(file) != now {
-            continue;
+        if !complete {
+            // Found by a rescan, a build may still be writing the file: wait until it holds still.
+            tokio::time::sleep(WATCH_EVERY).await;
+            if stamp(file) != now {
+                continue;
+            }
         }
         seen = now;
         let Ok(bytes) = std::fs::read(file) else {

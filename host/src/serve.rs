@@ -60,6 +60,8 @@ pub async fn serve(app: App, options: ServeOptions) -> anyhow::Result<()> {
         shutdown_grace,
     } = options;
     crate::api::tokens::ensure_admin(&app.data, app.store.as_ref())?;
+    // New versions compile while calls are answered: the calls come first.
+    crate::runtime::compiler::compile_in_background();
     let _watcher = crate::registry::watch(
         app.registry.clone(),
         app.plugins.clone(),

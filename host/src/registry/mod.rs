@@ -14,6 +14,7 @@ pub mod signature;
 pub mod trust;
 mod watch;
 
+pub(crate) use watch::{Completed, next_completed, notifications};
 pub use watch::{WATCH_EVERY, watch};
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -66,38 +66,51 @@ fn completes_a_file(kind: &EventKind) -> bool {
     )
 }
 
-/// Starts notifications for `plugins`, handing the paths of completed files to the channel;
-/// none where the platform or the folder cannot give them (the rescan then does all).
-fn notifications(
-    plugins: &Path,
-) -> Option<(
+/// The paths of files completed in one folder, as notifications tell them; keep the watcher.
+pub(crate) type Completed = (
     notify::RecommendedWatcher,
     tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
-)> {
+);
+
+/// Starts notifications for `folder`, handing the paths of completed files that `wanted` picks
+/// to the channel; none (with a warning) where the platform or the folder cannot give them, and
+/// the caller's rescan then does all.
+pub(crate) fn notifications(
+    folder: &Path,
+    wanted: impl Fn(&Path) -> bool + Send + 'static,
+) -> Option<Completed> {
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let handler = move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && completes_a_file(&event.kind)
         {
-            for path in event.paths.into_iter().filter(|p| is_plugin(p)) {
+            for path in event.paths.into_iter().filter(|p| wanted(p)) {
                 let _ = sender.send(path);
             }
         }
     };
     let started = notify::recommended_watcher(handler).and_then(|mut watcher| {
-        watcher.watch(plugins, RecursiveMode::NonRecursive)?;
+        watcher.watch(folder, RecursiveMode::NonRecursive)?;
         Ok(watcher)
     });
     match started {
         Ok(watcher) => Some((watcher, receiver)),
         Err(error) => {
             tracing::warn!(
-                folder = %plugins.display(),
-                "no file-system notifications for the plugins folder ({error}); it is rescanned every {} ms instead",
+                folder = %folder.display(),
+                "no file-system notifications for this folder ({error}); it is rescanned every {} ms instead",
                 WATCH_EVERY.as_millis()
             );
             None
         }
+    }
+}
+
+/// The next completed path, or never when there are no notifications.
+pub(crate) async fn next_completed(completed: &mut Option<Completed>) -> Option<PathBuf> {
+    match completed.as_mut() {
+        Some((_, receiver)) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -129,7 +142,7 @@ pub fn watch(
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
     // Started before the first look, so nothing completed in between is missed.
-    let notified = notifications(&plugins);
+    let mut notified = notifications(&plugins, is_plugin);
     // A file the registry already has, as it is now, needs nothing; anything else in the folder
     // (dropped or replaced after `load_all` read it, before this first look) is loaded like a new
     // drop. Assuming "what is there was loaded" lost such a file for good.
@@ -152,19 +165,9 @@ pub fn watch(
     let trusted = |registry: &Registry| registry.store.trusted_keys().ok();
     let mut trust = trusted(&registry);
     tokio::spawn(async move {
-        let (_watcher, mut completed) = match notified {
-            Some((watcher, completed)) => (Some(watcher), Some(completed)),
-            None => (None, None),
-        };
         loop {
-            let next = async {
-                match completed.as_mut() {
-                    Some(completed) => completed.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                Some(path) = next => {
+                Some(path) = next_completed(&mut notified) => {
                     // Complete now: loaded at once, unless this build was loaded already (a
                     // rename is told twice, and a rescan may have been first).
                     let Some(stamp) = stamp_of(&path) else { continue };

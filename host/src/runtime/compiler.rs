@@ -19,7 +19,9 @@
 //! | writes an artifact that does not load | compiles in this process, with a warning |
 //!
 //! While a compile runs for more than [`PROGRESS_AFTER`], a progress line says so, then one
-//! every [`PROGRESS_EVERY`], so a first load of a large component is never silent.
+//! every [`PROGRESS_EVERY`], so a first load of a large component is never silent. Under `serve`
+//! ([`compile_in_background`]) the child runs at the lowest scheduling priority (nice 19), so the
+//! calls answered meanwhile keep their latency (BENCHMARKS.md, "hot swap").
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -46,6 +48,15 @@ static COMPILER_PROGRAM: OnceLock<PathBuf> = OnceLock::new();
 /// `bss-host` binary itself; see [`child_main`]).
 pub fn compile_in_child_processes(program: PathBuf) {
     let _ = COMPILER_PROGRAM.set(program);
+}
+
+static IN_BACKGROUND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes later compiler children run at the lowest scheduling priority: `serve` asks for it, so
+/// the calls it answers keep their latency while a new version compiles. A command that waits for
+/// its compile does not (at nice 19 its child would yield to every other busy process).
+pub fn compile_in_background() {
+    IN_BACKGROUND.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Compiles `bytes` to a component of `engine`. With a child compiler (and a cache to write its
@@ -178,6 +189,11 @@ async fn compile_in_child(
     let shown = program.display().to_string();
     let program = program.to_path_buf();
     let (pooling, slots) = (config.pooling, config.max_concurrent_calls);
+    let priority = if IN_BACKGROUND.load(std::sync::atomic::Ordering::Relaxed) {
+        "background"
+    } else {
+        "foreground"
+    };
     let ran =
         tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::process::Output>> {
             let mut child = std::process::Command::new(&program)
@@ -185,6 +201,7 @@ async fn compile_in_child(
                 .arg(&target)
                 .arg(if pooling { "pooling" } else { "on-demand" })
                 .arg(slots.to_string())
+                .arg(priority)
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
@@ -259,10 +276,21 @@ const INVALID_COMPONENT: i32 = 3;
 /// The compiler child: `bss-host __compile-component OUT pooling|on-demand SLOTS`, the component
 /// on stdin; OUT exists already (its parent made it). Returns the process's exit code.
 pub fn child_main(arguments: &[std::ffi::OsString]) -> i32 {
-    let [output, allocation, slots] = arguments else {
-        eprintln!("usage: bss-host {CHILD_COMMAND} OUT pooling|on-demand SLOTS < COMPONENT");
+    let [output, allocation, slots, priority] = arguments else {
+        eprintln!(
+            "usage: bss-host {CHILD_COMMAND} OUT pooling|on-demand SLOTS background|foreground < COMPONENT"
+        );
         return 2;
     };
+    if priority.to_str() == Some("background") {
+        // The calls the parent serves meanwhile come first: at nice 19 the scheduler gives this
+        // process a small share of a core the parent wants, and all of an idle one. Lowering
+        // one's own priority needs no privilege; if it fails, the compile still runs.
+        // SAFETY: setpriority only reads its integer arguments.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        }
+    }
     let config = RuntimeConfig {
         cache_dir: None,
         pooling: allocation.to_str() == Some("pooling"),
