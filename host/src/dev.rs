@@ -126,11 +126,9 @@ pub async fn run(options: DevOptions<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("watching {} for rebuilds (Ctrl-C ends)", file.display());
-    let stamp = |path: &Path| {
-        std::fs::metadata(path)
-            .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len())))
-    };
+    // Size, times and inode: a rebuild of the same size with a fixed time (a reproducible build)
+    // is still a change.
+    let stamp = crate::registry::plugin_index::stamp;
     let mut seen = stamp(file);
     // A rebuild renamed into place, or closed after writing, is told at once; the rescan catches
     // what notifications miss.

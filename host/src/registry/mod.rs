@@ -76,6 +76,27 @@ pub enum RegistryError {
     UnknownKey(String),
 }
 
+impl RegistryError {
+    /// Refused for what the bytes are (the same bytes are refused again), not for something
+    /// passing (a store, a deadline, the compiler) nor for the trust list, which may change.
+    pub fn is_for_content(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::RefusedBefore { .. }
+                | RegistryError::Tampered(_)
+                | RegistryError::Load(
+                    LoadError::NotAComponent { .. }
+                        | LoadError::ManifestCall { .. }
+                        | LoadError::Manifest { .. }
+                        | LoadError::Exports { .. }
+                        | LoadError::Link { .. }
+                        | LoadError::ContractVersion { .. }
+                        | LoadError::NotAConnector { .. }
+                )
+        )
+    }
+}
+
 /// One loaded version of a connector.
 #[derive(Clone)]
 pub struct Loaded {
@@ -300,21 +321,9 @@ impl Registry {
                 Err(error) => {
                     // Only what the bytes are is remembered (as the store remembers refusals);
                     // a passing failure (a store, a deadline, the compiler) is tried again.
-                    let permanent = matches!(
-                        &error,
-                        RegistryError::RefusedBefore { .. }
-                            | RegistryError::Tampered(_)
-                            | RegistryError::Load(
-                                LoadError::NotAComponent { .. }
-                                    | LoadError::ManifestCall { .. }
-                                    | LoadError::Manifest { .. }
-                                    | LoadError::Exports { .. }
-                                    | LoadError::Link { .. }
-                                    | LoadError::ContractVersion { .. }
-                                    | LoadError::NotAConnector { .. }
-                            )
-                    );
-                    if permanent && let Some(stamp) = stamp {
+                    if error.is_for_content()
+                        && let Some(stamp) = stamp
+                    {
                         index.record(file, stamp, &hash, None);
                     }
                     self.refuse(&source, &error);

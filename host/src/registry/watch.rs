@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
@@ -29,12 +29,16 @@ use super::Registry;
 /// a folder of a few files this often costs nothing measurable.
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
 
-/// What identifies a version of a file without reading it.
-type Stamp = (SystemTime, u64);
+/// How long a file whose load failed for a passing reason (unreadable, a store or compiler
+/// failure) waits before it is tried again, unchanged.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// What identifies a version of a file without reading it: size, modification and change times,
+/// inode (a `chmod` or a rename into place changes it even when size and times are kept).
+type Stamp = super::plugin_index::Stamp;
 
 fn stamp_of(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    super::plugin_index::stamp(path)
 }
 
 fn is_plugin(path: &Path) -> bool {
@@ -80,12 +84,21 @@ pub(crate) fn notifications(
     wanted: impl Fn(&Path) -> bool + Send + 'static,
 ) -> Option<Completed> {
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    // Paths as the caller names the folder (notify makes a relative one absolute), so a file
+    // has one name whether an event or a rescan finds it.
+    let named = folder.to_path_buf();
     let handler = move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && completes_a_file(&event.kind)
         {
-            for path in event.paths.into_iter().filter(|p| wanted(p)) {
-                let _ = sender.send(path);
+            for path in event.paths {
+                let Some(name) = path.file_name() else {
+                    continue;
+                };
+                let path = named.join(name);
+                if wanted(&path) {
+                    let _ = sender.send(path);
+                }
             }
         }
     };
@@ -114,9 +127,9 @@ pub(crate) async fn next_completed(completed: &mut Option<Completed>) -> Option<
     }
 }
 
-/// Loads one file for the watcher, as of `stamp`: logs what happened, prunes the compiled code
-/// of a replaced build.
-async fn load(registry: &Registry, plugins: &Path, path: &Path) {
+/// Loads one file for the watcher: logs what happened, prunes the compiled code of a replaced
+/// build. False when it failed for a passing reason (to be tried again).
+async fn load(registry: &Registry, plugins: &Path, path: &Path) -> bool {
     match registry.load_file(path).await {
         Ok(loaded) => {
             tracing::info!(
@@ -130,8 +143,14 @@ async fn load(registry: &Registry, plugins: &Path, path: &Path) {
             if let Err(error) = registry.prune_compiled(plugins) {
                 tracing::warn!("the compiled-code cache was not pruned: {error}");
             }
+            true
         }
-        Err(error) => registry.refuse(&path.display().to_string(), &error),
+        Err(error) => {
+            let settled =
+                error.is_for_content() || matches!(error, super::RegistryError::Untrusted(_));
+            registry.refuse(&path.display().to_string(), &error);
+            settled
+        }
     }
 }
 
@@ -165,9 +184,22 @@ pub fn watch(
     let trusted = |registry: &Registry| registry.store.trusted_keys().ok();
     let mut trust = trusted(&registry);
     tokio::spawn(async move {
+        // Files that failed for a passing reason, and when to try them again.
+        let mut retry: BTreeMap<PathBuf, Instant> = BTreeMap::new();
+        let mut rescan = tokio::time::interval(every);
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                Some(path) = next_completed(&mut notified) => {
+                completed = next_completed(&mut notified) => {
+                    let Some(path) = completed else {
+                        tracing::warn!(
+                            folder = %plugins.display(),
+                            "file-system notifications for the plugins folder ended; it is rescanned every {} ms instead",
+                            every.as_millis()
+                        );
+                        notified = None;
+                        continue;
+                    };
                     // Complete now: loaded at once, unless this build was loaded already (a
                     // rename is told twice, and a rescan may have been first).
                     let Some(stamp) = stamp_of(&path) else { continue };
@@ -175,9 +207,11 @@ pub fn watch(
                         continue;
                     }
                     seen.insert(path.clone(), stamp);
-                    load(&registry, &plugins, &path).await;
+                    if !load(&registry, &plugins, &path).await {
+                        retry.insert(path, Instant::now() + RETRY_AFTER);
+                    }
                 }
-                _ = tokio::time::sleep(every) => {
+                _ = rescan.tick() => {
                     // A trust list change may admit a file refused before, unchanged since.
                     let now_trusted = trusted(&registry);
                     if now_trusted.is_some() && now_trusted != trust {
@@ -185,15 +219,30 @@ pub fn watch(
                         let refused = registry.forget_trust_refusals();
                         seen.retain(|path, _| !refused.contains(&path.display().to_string()));
                     }
-                    for (path, stamp) in changed(&plugins, &seen) {
-                        // Found by a rescan, it may still be being written: loaded once it
-                        // has held still.
-                        tokio::time::sleep(every).await;
+                    let now = Instant::now();
+                    retry.retain(|path, at| {
+                        let due = *at <= now;
+                        if due {
+                            seen.remove(path);
+                        }
+                        !due
+                    });
+                    seen.retain(|path, _| path.exists());
+                    let found = changed(&plugins, &seen);
+                    if found.is_empty() {
+                        continue;
+                    }
+                    // Found by a rescan, they may still be being written: loaded once they have
+                    // held still.
+                    tokio::time::sleep(every).await;
+                    for (path, stamp) in found {
                         if stamp_of(&path) != Some(stamp) || seen.get(&path) == Some(&stamp) {
                             continue;
                         }
                         seen.insert(path.clone(), stamp);
-                        load(&registry, &plugins, &path).await;
+                        if !load(&registry, &plugins, &path).await {
+                            retry.insert(path, Instant::now() + RETRY_AFTER);
+                        }
                     }
                 }
             }

@@ -15,7 +15,7 @@
 //! |---|---|
 //! | could not be started, or does not understand its arguments | compiles in this process, with a warning |
 //! | exits 3: the bytes are not a valid component | refuses the component with the child's reason |
-//! | is killed, crashes, or runs past [`CHILD_DEADLINE`] | refuses this load (not compiled here: that peak is what the child is for) |
+//! | is killed, crashes, or runs past [`CHILD_DEADLINE`] (a background child: that much CPU time, or [`BACKGROUND_DEADLINE`]) | refuses this load (not compiled here: that peak is what the child is for) |
 //! | writes an artifact that does not load | compiles in this process, with a warning |
 //!
 //! While a compile runs for more than [`PROGRESS_AFTER`], a progress line says so, then one
@@ -156,6 +156,11 @@ enum ChildFailed {
 /// component takes, so only a stuck child meets it.
 const CHILD_DEADLINE: Duration = Duration::from_secs(600);
 
+/// A background child (nice 19) gets only the CPU busy calls leave, so its wall-clock deadline is
+/// longer; it is held to [`CHILD_DEADLINE`] of CPU time instead (`RLIMIT_CPU`, all its threads
+/// together), so a stuck compile still ends.
+const BACKGROUND_DEADLINE: Duration = Duration::from_secs(3600);
+
 /// A name no other process picks: this process, a counter and the clock's nanoseconds.
 fn unique_suffix() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -211,7 +216,12 @@ async fn compile_in_child(
             let mut stdin = child.stdin.take().expect("stdin is piped");
             let _ = stdin.write_all(&owned);
             drop(stdin);
-            let deadline = Instant::now() + CHILD_DEADLINE;
+            let deadline = Instant::now()
+                + if priority == "background" {
+                    BACKGROUND_DEADLINE
+                } else {
+                    CHILD_DEADLINE
+                };
             loop {
                 if child.try_wait()?.is_some() {
                     return child.wait_with_output().map(Some);
@@ -231,7 +241,12 @@ async fn compile_in_child(
         Ok(None) => {
             return Err(ChildFailed::Failed(format!(
                 "compiling took longer than {} s and was stopped",
-                CHILD_DEADLINE.as_secs()
+                if priority == "background" {
+                    BACKGROUND_DEADLINE
+                } else {
+                    CHILD_DEADLINE
+                }
+                .as_secs()
             )));
         }
         // Not started (no such program, not executable): this process compiles instead.
@@ -286,9 +301,17 @@ pub fn child_main(arguments: &[std::ffi::OsString]) -> i32 {
         // The calls the parent serves meanwhile come first: at nice 19 the scheduler gives this
         // process a small share of a core the parent wants, and all of an idle one. Lowering
         // one's own priority needs no privilege; if it fails, the compile still runs.
-        // SAFETY: setpriority only reads its integer arguments.
+        // Its deadline is then CPU time, not wall-clock time: the kernel ends a compile that has
+        // used CHILD_DEADLINE of CPU, however long it waited for a core.
+        let cpu = libc::rlimit {
+            rlim_cur: CHILD_DEADLINE.as_secs(),
+            rlim_max: CHILD_DEADLINE.as_secs() + 10,
+        };
+        // SAFETY: setpriority only reads its integer arguments; setrlimit reads the struct,
+        // which lives across the call.
         unsafe {
             libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+            libc::setrlimit(libc::RLIMIT_CPU, &cpu);
         }
     }
     let config = RuntimeConfig {
