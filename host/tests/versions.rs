@@ -37,6 +37,20 @@ fn fails(data: &Path, plugins: &Path, args: &[&str]) -> String {
     HOST.plugins(plugins).fails(data, args)
 }
 
+/// The data folder opened in this process as these tests install connectors: unsigned.
+async fn open_unsigned_allowed(data: &Path, plugins: &Path) -> bss_host::app::App {
+    bss_host::app::App::open_with(
+        data,
+        bss_host::app::OpenOptions {
+            plugins: Some(plugins),
+            allow_unsigned: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// Polls `probe` every 100 ms until it gives a value; fails the test after `limit`.
 async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
 where
@@ -382,16 +396,7 @@ async fn a_restart_with_every_connector_installed_compiles_nothing() {
     )
     .unwrap();
     std::fs::copy(fixture_variant(Variant::Other), plugins.join("other.wasm")).unwrap();
-    let first = bss_host::app::App::open_with(
-        &data,
-        bss_host::app::OpenOptions {
-            plugins: Some(&plugins),
-            allow_unsigned: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let first = open_unsigned_allowed(&data, &plugins).await;
     assert!(first.load_problems.is_empty());
     let installed = first.registry.loaded().len();
     assert_eq!(
@@ -401,16 +406,7 @@ async fn a_restart_with_every_connector_installed_compiles_nothing() {
     assert_eq!(first.registry.runtime().compile_count(), 5);
     drop(first);
 
-    let restarted = bss_host::app::App::open_with(
-        &data,
-        bss_host::app::OpenOptions {
-            plugins: Some(&plugins),
-            allow_unsigned: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let restarted = open_unsigned_allowed(&data, &plugins).await;
     let mut contracts: Vec<(String, &str)> = restarted
         .registry
         .loaded()
@@ -449,16 +445,7 @@ async fn a_file_dropped_before_the_watcher_starts_is_not_missed() {
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(V1, plugins.join("fixture-1.wasm")).unwrap();
-    let app = bss_host::app::App::open_with(
-        &data,
-        bss_host::app::OpenOptions {
-            plugins: Some(&plugins),
-            allow_unsigned: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let app = open_unsigned_allowed(&data, &plugins).await;
     let first_load = |app: &bss_host::app::App| {
         app.registry
             .loaded()
