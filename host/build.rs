@@ -1,10 +1,10 @@
-//! Builds the guest components (the bundled ConnectWise connector, the test fixture and its
-//! frozen-contract build) for wasm32-wasip2, so that a plain `cargo build` or `cargo test` on a
-//! fresh clone produces them. The fixture's other variants are built by the tests that use them.
+//! Builds the guest components (the bundled ConnectWise connector for wasm32-unknown-unknown,
+//! linked without a WASI adapter; the test fixture and its frozen-contract build for
+//! wasm32-wasip2), so that a plain `cargo build` or `cargo test` on a fresh clone produces them. The fixture's other variants are built by the tests that use them.
 //!
 //! The guests are built by a nested cargo with its own target directory (`target/guests`): sharing
 //! the outer build's directory would wait forever on its lock. That nested build is shared with the
-//! tests' fixture variants, in `tests/common/guest_build.rs`. rustup installs the wasm target only
+//! tests' fixture variants, in `tests/common/guest_build.rs`. rustup installs the wasm targets only
 //! when it installs a toolchain, so a missing target is added here first.
 
 #[path = "tests/common/guest_build.rs"]
@@ -14,16 +14,17 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use guest_build::{TARGET, artifact};
+use guest_build::{LEAN_TARGET, TARGET, artifact};
 
-/// (package, artifact stem, environment variable the host reads the path from)
-const GUESTS: &[(&str, &str, &str)] = &[
+/// (target, package, artifact stem, environment variable the host reads the path from)
+const GUESTS: &[(&str, &str, &str, &str)] = &[
     (
+        LEAN_TARGET,
         "plugin-connectwise",
         "plugin_connectwise",
         "BSS_CONNECTWISE_WASM",
     ),
-    ("bss-fixture", "bss_fixture", "BSS_FIXTURE_WASM"),
+    (TARGET, "bss-fixture", "bss_fixture", "BSS_FIXTURE_WASM"),
 ];
 /// The one variant of the fixture built here, the frozen-contract build: (environment variable the
 /// host reads the path from, build environment, features of `bss-fixture`). The other variants are
@@ -65,14 +66,15 @@ fn main() {
         None => workspace.join("target"),
     };
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
-    ensure_wasm_target(&rustc);
+    for target in [TARGET, LEAN_TARGET] {
+        ensure_wasm_target(&rustc, target);
+    }
 
-    let packages: Vec<&str> = GUESTS.iter().map(|(package, _, _)| *package).collect();
     let guests = targets.join("guests");
-    let build = guest_build::command(&workspace, &guests, &packages, &[], &[]);
-    guest_build::run(build, "the guest components");
-    for (_, stem, variable) in GUESTS {
-        let artifact = artifact(&guests, stem);
+    for (target, package, stem, variable) in GUESTS {
+        let build = guest_build::command(&workspace, &guests, target, &[package], &[], &[]);
+        guest_build::run(build, &format!("the guest component {package} ({target})"));
+        let artifact = artifact(&guests, target, stem);
         println!("cargo:rustc-env={variable}={}", artifact.display());
     }
     // The legacy fixture is built in the directory the test-time variants share (so it does not
@@ -85,36 +87,39 @@ fn main() {
     println!("cargo:rustc-env={variable}={}", copy.display());
 }
 
-/// Adds the wasm32-wasip2 target to the active toolchain when its standard library is missing.
-fn ensure_wasm_target(rustc: &str) {
+/// Adds a wasm target to the active toolchain when its standard library is missing.
+fn ensure_wasm_target(rustc: &str, target: &str) {
     let sysroot = Command::new(rustc)
         .args(["--print", "sysroot"])
         .output()
         .ok()
         .filter(|out| out.status.success())
         .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
-    if sysroot.as_deref().is_some_and(has_target) {
+    if sysroot
+        .as_deref()
+        .is_some_and(|sysroot| has_target(sysroot, target))
+    {
         return;
     }
     let mut add = Command::new("rustup");
-    add.args(["target", "add", TARGET]);
+    add.args(["target", "add", target]);
     if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
         add.args(["--toolchain", &toolchain]);
     }
     let status = add.status().unwrap_or_else(|err| {
-        panic!("the {TARGET} target is missing and rustup could not be run to add it ({err}); run `rustup target add {TARGET}`")
+        panic!("the {target} target is missing and rustup could not be run to add it ({err}); run `rustup target add {target}`")
     });
     assert!(
         status.success(),
-        "`rustup target add {TARGET}` failed; run it by hand and build again"
+        "`rustup target add {target}` failed; run it by hand and build again"
     );
 }
 
-fn has_target(sysroot: &Path) -> bool {
+fn has_target(sysroot: &Path, target: &str) -> bool {
     sysroot
         .join("lib")
         .join("rustlib")
-        .join(TARGET)
+        .join(target)
         .join("lib")
         .is_dir()
 }

@@ -45,6 +45,14 @@ fn row(what: &str, value: String) {
     println!("| {what:<66} | {value:>24} |");
 }
 
+/// Minor page faults of this process so far.
+fn minor_faults() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_minflt as u64
+}
+
 fn micros(total: Duration, calls: u32) -> f64 {
     total.as_secs_f64() * 1e6 / f64::from(calls)
 }
@@ -231,37 +239,86 @@ async fn load(cache: &Path) {
     }
 }
 
-/// Instantiation alone and with a no-op export call, pooling on and off. Returns the pooled
-/// instantiate + call time of the ConnectWise component (µs) for the push comparison.
-async fn calls(cache: &Path) -> f64 {
-    let mut pooled = f64::NAN;
-    for (name, file, pooling) in [
-        ("fixture", FIXTURE, true),
-        ("fixture", FIXTURE, false),
-        ("connectwise", CONNECTWISE, true),
-    ] {
+/// The pooled instantiate + no-op call time (µs) of the ConnectWise component as bundled (built
+/// without WASI) and as built for wasm32-wasip2 (with std's WASI adapter), for the push comparison.
+#[derive(Clone, Copy)]
+struct PerCall {
+    bundled: f64,
+    with_wasi: f64,
+}
+
+/// Instantiation alone and with a no-op export call, pooling on and off; the ConnectWise
+/// connector as bundled and as built with WASI, side by side. The variants take turns in
+/// [`CALL_ROUNDS`] rounds of [`CALLS_PER_ROUND`] calls each and the median round is reported, so a
+/// machine that slows down or speeds up during the run does not favour whichever ran first.
+async fn calls(cache: &Path) -> PerCall {
+    const CALL_ROUNDS: usize = 15;
+    const CALLS_PER_ROUND: u32 = 2_000;
+    let with_wasi = fixture_variants::connectwise_with_wasi();
+    let variants = [
+        ("fixture", Path::new(FIXTURE), true),
+        ("fixture", Path::new(FIXTURE), false),
+        (
+            "connectwise built for wasm32-wasip2: 15 WASI imports",
+            with_wasi.as_path(),
+            true,
+        ),
+        (
+            "connectwise as bundled: no WASI adapter, 1 WASI import",
+            Path::new(CONNECTWISE),
+            true,
+        ),
+    ];
+    let mut loaded = Vec::new();
+    for (name, file, pooling) in variants {
+        if std::env::var("XX_ONLY").is_ok_and(|only| !name.contains(&only)) {
+            continue;
+        }
         let runtime = runtime(cache, pooling);
-        let connector = runtime.load_file(Path::new(file)).await.expect("load");
+        let connector = runtime.load_file(file).await.expect("load");
         let context = call_context(&connector);
-        let calls = 20_000;
         for _ in 0..500 {
             connector.instantiate(&context).await.expect("warm-up");
         }
         runtime.take_peak_guest_memory();
-        let started = Instant::now();
-        for _ in 0..calls {
-            connector.instantiate(&context).await.expect("instantiate");
+        loaded.push((name, pooling, runtime, connector, context));
+    }
+    let mut rounds = vec![(Vec::new(), Vec::new()); loaded.len()];
+    let mut faults = vec![0u64; loaded.len()];
+    for _ in 0..CALL_ROUNDS {
+        for (((_, _, _, connector, context), (instantiates, calls)), faults) in
+            loaded.iter().zip(rounds.iter_mut()).zip(faults.iter_mut())
+        {
+            let faults_before = minor_faults();
+            let started = Instant::now();
+            for _ in 0..CALLS_PER_ROUND {
+                connector.instantiate(context).await.expect("instantiate");
+            }
+            instantiates.push(micros(started.elapsed(), CALLS_PER_ROUND));
+            let started = Instant::now();
+            for _ in 0..CALLS_PER_ROUND {
+                // `lookup-choices` of an unknown key: answered at once, touching no import.
+                let _ = connector
+                    .lookup_choices(context, "none")
+                    .await
+                    .expect("call");
+            }
+            calls.push(micros(started.elapsed(), CALLS_PER_ROUND));
+            *faults += minor_faults() - faults_before;
         }
-        let instantiate = micros(started.elapsed(), calls);
-        let started = Instant::now();
-        for _ in 0..calls {
-            // `lookup-choices` of an unknown key: answered at once, touching no import.
-            let _ = connector
-                .lookup_choices(&context, "none")
-                .await
-                .expect("call");
-        }
-        let with_call = micros(started.elapsed(), calls);
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let mut per_call = PerCall {
+        bundled: f64::NAN,
+        with_wasi: f64::NAN,
+    };
+    for (((name, pooling, runtime, _, _), (instantiates, calls)), faults) in
+        loaded.iter().zip(&mut rounds).zip(faults)
+    {
+        let (instantiate, with_call) = (median(instantiates), median(calls));
         let how = match (pooling, runtime.resets_dirty_pages_only()) {
             (false, _) => format!("{name}, pooling off"),
             (true, true) => format!("{name}, pooling on, dirty-page reset"),
@@ -283,11 +340,24 @@ async fn calls(cache: &Path) -> f64 {
             "  peak guest memory of such a call",
             mib(runtime.take_peak_guest_memory()),
         );
-        if name == "connectwise" {
-            pooled = with_call;
+        row(
+            "  minor page faults per instantiate or call",
+            format!(
+                "{:.1}",
+                faults as f64 / (2 * CALL_ROUNDS as u32 * CALLS_PER_ROUND) as f64
+            ),
+        );
+        if name.starts_with("connectwise as bundled") {
+            per_call.bundled = with_call;
+        } else if name.starts_with("connectwise built") {
+            per_call.with_wasi = with_call;
         }
     }
-    pooled
+    row(
+        "  connectwise instantiate + call: bundled ÷ built with WASI",
+        format!("{:.2}", per_call.bundled / per_call.with_wasi),
+    );
+    per_call
 }
 
 /// One guest→host import call (`settings.get`: a string in, an optional string out).
@@ -319,8 +389,8 @@ async fn import(cache: &Path) {
 }
 
 /// A push of one new account, component vs native, against a fresh sandbox each.
-/// `per_call_us`: the pooled ConnectWise instantiate + call time from the `calls` section, if run.
-async fn push_one(cache: &Path, per_call_us: Option<f64>) {
+/// `per_call`: the pooled ConnectWise instantiate + call times from the `calls` section, if run.
+async fn push_one(cache: &Path, per_call: Option<PerCall>) {
     let (runtime, component, native) = connectwise_both_ways(cache).await;
     let pushes = 1_000;
     async fn time_pushes<C: SyncConnector>(
@@ -378,9 +448,13 @@ async fn push_one(cache: &Path, per_call_us: Option<f64>) {
     );
     row("  component ÷ native", format!("{:.3}", wasm / native));
     row(
-        "  sandbox per call (instantiate + no-op call) ÷ component push",
-        match per_call_us {
-            Some(per_call) => format!("{:.1} %", 100.0 * per_call / wasm),
+        "  sandbox per call (instantiate + no-op call) ÷ component push: bundled / with WASI",
+        match per_call {
+            Some(per_call) => format!(
+                "{:.1} % / {:.1} %",
+                100.0 * per_call.bundled / wasm,
+                100.0 * per_call.with_wasi / wasm
+            ),
             None => "(run with the calls section)".to_string(),
         },
     );
@@ -1034,15 +1108,15 @@ async fn sections() {
     if wanted("load") {
         load(cache).await;
     }
-    let mut per_call_us = None;
+    let mut per_call = None;
     if wanted("calls") {
-        per_call_us = Some(calls(cache).await);
+        per_call = Some(calls(cache).await);
     }
     if wanted("import") {
         import(cache).await;
     }
     if wanted("push1") {
-        push_one(cache, per_call_us).await;
+        push_one(cache, per_call).await;
     }
     if wanted("sync") {
         sync(cache).await;

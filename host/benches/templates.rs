@@ -90,9 +90,25 @@ struct Measured {
     build: Duration,
     compile: Duration,
     compile_peak: u64,
+    instantiate: Duration,
     call: Duration,
     call_memory: u64,
-    push: Duration,
+    dirtied: u64,
+    faults_per_call: f64,
+    push: Option<Duration>,
+}
+
+/// Minor page faults of this process so far.
+fn minor_faults() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_minflt as u64
+}
+
+/// Whether the push and serve sections run (`BENCH_ONLY=calls` runs build, compile and calls).
+fn pushes_wanted() -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == "push"))
 }
 
 fn account(i: usize) -> Value {
@@ -139,19 +155,42 @@ async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
     let compile = started.elapsed();
     let compile_peak = status_bytes("self", "VmHWM:").saturating_sub(before);
 
-    // Instantiate + a trivial export.
+    // Instantiate + a trivial export. Calls run one after another, so each takes the slot the
+    // previous one left: what it holds resident afterwards is what one call dirtied.
     let context = Arc::new(InstanceContext::empty("bench"));
     for _ in 0..10 {
         let _ = connector.lookup_choices(&context, "no-such-lookup").await;
     }
+    let dirtied = runtime.idle_slots_resident_bytes().unwrap_or(0) as u64;
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        connector.instantiate(&context).await.expect("instantiate");
+    }
+    let instantiate = started.elapsed() / CALLS as u32;
     runtime.take_peak_guest_memory();
+    let faults = minor_faults();
     let started = Instant::now();
     for _ in 0..CALLS {
         let answer = connector.lookup_choices(&context, "no-such-lookup").await;
         assert!(answer.is_ok(), "{lang}: the call trapped: {answer:?}");
     }
     let call = started.elapsed() / CALLS as u32;
+    let faults_per_call = (minor_faults() - faults) as f64 / CALLS as f64;
     let call_memory = runtime.take_peak_guest_memory();
+    if !pushes_wanted() {
+        return Measured {
+            size: bytes.len() as u64,
+            build,
+            compile,
+            compile_peak,
+            instantiate,
+            call,
+            call_memory,
+            dirtied,
+            faults_per_call,
+            push: None,
+        };
+    }
 
     // A push through the release binary.
     let data = dir.join(format!("{lang}-data"));
@@ -234,9 +273,12 @@ async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
         build,
         compile,
         compile_peak,
+        instantiate,
         call,
         call_memory,
-        push,
+        dirtied,
+        faults_per_call,
+        push: Some(push),
     }
 }
 
@@ -276,21 +318,13 @@ fn serve_memory(data: &Path, in_process: bool) -> (u64, u64) {
     measured
 }
 
-#[tokio::main]
-async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut measured = Vec::new();
-    for lang in LANGUAGES {
-        // A sandbox of its own: its costs grow with the companies it holds, and each language's
-        // pushes meet the same.
-        let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-        measured.push((lang, measure(lang, dir.path(), &sandbox).await));
-    }
+/// `serve` with the Python template, and an unrelated command beside it (rows of the table).
+fn serve_and_unrelated(dir: &Path) {
     // `serve` with the Python template: compiling it (in a child process, or in the server
     // itself as before), and starting with it compiled already.
-    let python = dir.path().join("python.wasm");
+    let python = dir.join("python.wasm");
     let serve_with = |name: &str| {
-        let data = dir.path().join(name);
+        let data = dir.join(name);
         std::fs::create_dir_all(data.join("plugins")).unwrap();
         std::fs::copy(&python, data.join("plugins").join("python.wasm")).unwrap();
         data
@@ -301,7 +335,7 @@ async fn main() {
     let compiling_here = serve_memory(&serve_with("serve-here"), true);
     // A command on an instance of the bundled connector, with and without the Python template
     // beside it.
-    let rust_data = dir.path().join("rust-data");
+    let rust_data = dir.join("rust-data");
     cli(&rust_data, &["activate", "connectwise", "--name", "cw"]);
     let unrelated = |with_python: bool| {
         let installed = rust_data.join("plugins").join("python.wasm");
@@ -324,10 +358,6 @@ async fn main() {
     };
     let without_python = unrelated(false);
     let with_python = unrelated(true);
-    let rust_call = measured[0].1.call.as_secs_f64();
-    let rust_push = measured[0].1.push.as_secs_f64();
-    println!("| {:<58} | {:>30} |", "templates (one run)", "value");
-    println!("|{}|{}|", "-".repeat(60), "-".repeat(32));
     let mb = |bytes: u64| format!("{:.0} MB", bytes as f64 / 1e6);
     row(
         "serve, Python template compiled in a child: resident",
@@ -357,6 +387,25 @@ async fn main() {
         "the same, the Python template in the plugins folder",
         format!("{:.0} ms", with_python.as_secs_f64() * 1e3),
     );
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut measured = Vec::new();
+    for lang in LANGUAGES {
+        // A sandbox of its own: its costs grow with the companies it holds, and each language's
+        // pushes meet the same.
+        let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+        measured.push((lang, measure(lang, dir.path(), &sandbox).await));
+    }
+    let rust_call = measured[0].1.call.as_secs_f64();
+    println!("| {:<58} | {:>30} |", "templates (one run)", "value");
+    println!("|{}|{}|", "-".repeat(60), "-".repeat(32));
+    if pushes_wanted() {
+        serve_and_unrelated(dir.path());
+    }
+    let rust_push = measured[0].1.push.map(|push| push.as_secs_f64());
     for (lang, m) in &measured {
         row(
             &format!("{lang}: component size"),
@@ -375,6 +424,10 @@ async fn main() {
             format!("{:.0} MB", m.compile_peak as f64 / 1e6),
         );
         row(
+            &format!("{lang}: instantiate alone"),
+            format!("{:.0} µs", m.instantiate.as_secs_f64() * 1e6),
+        );
+        row(
             &format!("{lang}: instantiate + trivial export"),
             format!(
                 "{:.0} µs (×{:.1} Rust)",
@@ -383,16 +436,26 @@ async fn main() {
             ),
         );
         row(
-            &format!("{lang}: guest memory of one call"),
-            format!("{:.1} MB", m.call_memory as f64 / 1e6),
-        );
-        row(
-            &format!("{lang}: push {PUSH_ACCOUNTS} accounts (whole command)"),
+            &format!("{lang}: guest memory of one call (size / dirtied)"),
             format!(
-                "{:.2} s (×{:.2} Rust)",
-                m.push.as_secs_f64(),
-                m.push.as_secs_f64() / rust_push
+                "{:.1} MB / {:.2} MB",
+                m.call_memory as f64 / 1e6,
+                m.dirtied as f64 / 1e6
             ),
         );
+        row(
+            &format!("{lang}: minor page faults per call"),
+            format!("{:.1}", m.faults_per_call),
+        );
+        if let (Some(push), Some(rust_push)) = (m.push, rust_push) {
+            row(
+                &format!("{lang}: push {PUSH_ACCOUNTS} accounts (whole command)"),
+                format!(
+                    "{:.2} s (×{:.2} Rust)",
+                    push.as_secs_f64(),
+                    push.as_secs_f64() / rust_push
+                ),
+            );
+        }
     }
 }

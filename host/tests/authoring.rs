@@ -70,6 +70,47 @@ fn check_says_what_loads_and_what_is_refused_with_its_fix() {
     );
 }
 
+/// The bundled connector is built without WASI (`host/build.rs`): it imports the contract and the
+/// wall clock, nothing else, so instantiating it makes no filesystem, stream, environment or random
+/// imports. The host still grants the rest of WASI to connectors that import it (the fixture).
+#[test]
+fn the_bundled_connector_imports_the_contract_and_the_clock_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let bundled = env!("BSS_CONNECTWISE_WASM");
+    let report: Value =
+        serde_json::from_str(&HOST.ok(&data, &["connectors", "check", bundled, "--json"])).unwrap();
+    assert_eq!(report["problems"], Value::Array(Vec::new()), "{report:#}");
+    let mut imports: Vec<&str> = report["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    imports.sort();
+    let wanted = ["http", "log", "settings", "types"].map(|interface| {
+        format!(
+            "bss:integration/{interface}@{}",
+            report["contract"].as_str().unwrap()
+        )
+    });
+    let mut expected: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    expected.push("wasi:clocks/wall-clock@0.2.6");
+    expected.sort();
+    assert_eq!(imports, expected, "{report:#}");
+
+    let fixture: Value =
+        serde_json::from_str(&HOST.ok(&data, &["connectors", "check", V1, "--json"])).unwrap();
+    let fixture_imports = fixture["imports"].as_array().unwrap();
+    assert!(
+        fixture_imports.len() > imports.len()
+            && fixture_imports
+                .iter()
+                .any(|i| i["name"].as_str().unwrap().starts_with("wasi:cli/stderr")),
+        "{fixture:#}"
+    );
+}
+
 #[test]
 fn call_runs_one_export_without_an_instance() {
     let dir = tempfile::tempdir().unwrap();

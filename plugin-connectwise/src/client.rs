@@ -133,10 +133,7 @@ impl<'h> Client<'h> {
         if let Some(day) = self.server_day.borrow().clone() {
             return day;
         }
-        let seconds = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let seconds = self.host.unix_seconds();
         let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
         format!("{y:04}-{m:02}-{d:02}")
     }

@@ -1,5 +1,12 @@
 //! Exports the connector as a component: each export builds the imports-backed [`Imports`] host
 //! and hands over to `connector`.
+//!
+//! The component is built for `wasm32-unknown-unknown` and linked by `wasm-component-ld` (see
+//! `host/build.rs`), so it imports only `bss:integration/*` and the one WASI function it uses, the
+//! wall clock: no WASI adapter, no filesystem, environment, streams or random imports, and fewer
+//! core instances for the host to make per call. Without WASI a panic cannot print to stderr, so
+//! [`Imports::new`] sends panic messages through `log` at error level, where the host reports them
+//! with the trap.
 
 use crate::connector;
 use crate::exports::{
@@ -10,8 +17,48 @@ use crate::host::{Host, HttpError, Level, Request, Response};
 use crate::types::{ConnectorError, Entity, PulledRecord};
 use crate::wit::bss::integration::{http, log, settings};
 
+/// `wasi:clocks/wall-clock`, the one WASI interface the connector imports (declared here, so the
+/// build needs no WASI bindings crate).
+mod clock {
+    wit_bindgen::generate!({
+        inline: r#"
+            package bss:connectwise-clock;
+
+            world clock {
+                import wasi:clocks/wall-clock@0.2.6;
+            }
+
+            package wasi:clocks@0.2.6 {
+                interface wall-clock {
+                    record datetime {
+                        seconds: u64,
+                        nanoseconds: u32,
+                    }
+                    now: func() -> datetime;
+                    resolution: func() -> datetime;
+                }
+            }
+        "#,
+        world: "clock",
+        generate_all,
+    });
+}
+
 /// The host's imports behind the connector's [`Host`] trait.
 struct Imports;
+
+impl Imports {
+    /// The imports for one export call; the first sets the panic hook of this (fresh) instance.
+    fn new() -> Imports {
+        static REPORT_PANICS: std::sync::Once = std::sync::Once::new();
+        REPORT_PANICS.call_once(|| {
+            std::panic::set_hook(Box::new(|panic| {
+                log::write(Level::Error, &panic.to_string());
+            }));
+        });
+        Imports
+    }
+}
 
 impl Host for Imports {
     fn send(&self, request: &Request) -> Result<Response, HttpError> {
@@ -40,6 +87,10 @@ impl Host for Imports {
     fn log(&self, level: Level, message: &str) {
         log::write(level, message)
     }
+
+    fn unix_seconds(&self) -> i64 {
+        clock::wasi::clocks::wall_clock::now().seconds as i64
+    }
 }
 
 struct ConnectWise;
@@ -50,11 +101,11 @@ impl Guest for ConnectWise {
     }
 
     fn activate() -> Result<String, ConnectorError> {
-        connector::activate(&Imports)
+        connector::activate(&Imports::new())
     }
 
     fn lookup_choices(key: String) -> Result<Vec<Choice>, ConnectorError> {
-        connector::lookup_choices(&Imports, &key)
+        connector::lookup_choices(&Imports::new(), &key)
     }
 
     fn push(
@@ -62,7 +113,7 @@ impl Guest for ConnectWise {
         records: Vec<PushItem>,
         options: PushOptions,
     ) -> Result<Vec<Result<Pushed, ConnectorError>>, ConnectorError> {
-        connector::push(&Imports, entity, records, options)
+        connector::push(&Imports::new(), entity, records, options)
     }
 
     fn pull(
@@ -70,15 +121,20 @@ impl Guest for ConnectWise {
         since: Option<String>,
         page_token: Option<String>,
     ) -> Result<PullPage, ConnectorError> {
-        connector::pull(&Imports, entity, since.as_deref(), page_token.as_deref())
+        connector::pull(
+            &Imports::new(),
+            entity,
+            since.as_deref(),
+            page_token.as_deref(),
+        )
     }
 
     fn fetch(entity: Entity, remote_id: String) -> Result<Option<PulledRecord>, ConnectorError> {
-        connector::fetch(&Imports, entity, &remote_id)
+        connector::fetch(&Imports::new(), entity, &remote_id)
     }
 
     fn subscribe(url: String, entities: Vec<Entity>) -> Result<Vec<Subscription>, ConnectorError> {
-        connector::subscribe(&Imports, &url, &entities)
+        connector::subscribe(&Imports::new(), &url, &entities)
     }
 
     fn remove(
@@ -86,7 +142,7 @@ impl Guest for ConnectWise {
         remote_ids: Vec<String>,
         options: PushOptions,
     ) -> Result<Vec<Result<Removal, ConnectorError>>, ConnectorError> {
-        connector::remove(&Imports, entity, &remote_ids, options)
+        connector::remove(&Imports::new(), entity, &remote_ids, options)
     }
 }
 

@@ -16,4 +16,12 @@ pub trait Host {
     /// The remote values of every row of a lookup.
     fn lookup_remote_values(&self, key: &str) -> Vec<String>;
     fn log(&self, level: Level, message: &str);
+    /// Seconds since the Unix epoch by this machine's clock. The component reads it from
+    /// `wasi:clocks/wall-clock` (it is built without the rest of WASI, where `SystemTime` panics).
+    fn unix_seconds(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
 }

@@ -99,3 +99,10 @@ pub use wit::exports::bss::integration::connector as exports;
 
 #[cfg(target_arch = "wasm32")]
 mod component;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod arena;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+#[global_allocator]
+static ALLOCATOR: arena::ArenaFirst = arena::ArenaFirst::new();

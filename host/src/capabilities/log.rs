@@ -8,8 +8,9 @@
 //! request) are charged to the same budget: the first few are written, with their URL cut to
 //! [`MAX_URL_CHARS`], and the rest are counted and summarised once the call ends ("1,998 more
 //! requests refused"), so a connector cannot grow the log through the host. The sink also keeps
-//! the last stderr output, so a trap can be reported with what the guest said before it (a Rust
-//! panic message).
+//! the guest's last words, so a trap can be reported with what the guest said before it: its last
+//! stderr output (a Rust panic message under WASI), or else its last error line through `log` (a
+//! guest built without WASI, like the bundled connector, reports its panics there).
 //!
 //! **The redaction rule** ([`Redactor`]). Two kinds of values are replaced with `[REDACTED]`:
 //!
@@ -104,14 +105,20 @@ struct Needle {
 }
 
 /// The instance's values that must not be shown, and the rule that replaces them (see the module
-/// doc): secrets everywhere, non-secret request values only as whole tokens.
+/// doc): secrets everywhere, non-secret request values only as whole tokens. Built once per
+/// instance context and shared by its calls (a clone is a reference count).
 #[derive(Clone, Default)]
-pub struct Redactor {
+pub struct Redactor(Arc<Values>);
+
+#[derive(Default)]
+struct Values {
     secrets: Vec<String>,
     tokens: Vec<String>,
     needles: Vec<Needle>,
     /// Which bytes start some needle.
     first: Vec<bool>,
+    /// [`Redactor::lowercase`], made on first use.
+    lowercase: std::sync::OnceLock<Redactor>,
 }
 
 impl fmt::Debug for Redactor {
@@ -119,8 +126,8 @@ impl fmt::Debug for Redactor {
         write!(
             f,
             "Redactor({} secrets, {} other values)",
-            self.secrets.len(),
-            self.needles.len() - self.secrets.len()
+            self.0.secrets.len(),
+            self.0.needles.len() - self.0.secrets.len()
         )
     }
 }
@@ -163,37 +170,44 @@ impl Redactor {
         for needle in &needles {
             first[usize::from(needle.bytes[0])] = true;
         }
-        Redactor {
+        Redactor(Arc::new(Values {
             secrets,
             tokens,
             needles,
             first,
-        }
+            lowercase: std::sync::OnceLock::new(),
+        }))
     }
 
     /// The same values in lower case: for text the other side lower-cases (HTTP header names).
+    /// Made once per redactor: every call of an instance asks for it.
     pub fn lowercase(&self) -> Redactor {
-        let lower = |values: &[String]| values.iter().map(|v| v.to_lowercase()).collect();
-        Redactor::new(lower(&self.secrets), lower(&self.tokens))
+        self.0
+            .lowercase
+            .get_or_init(|| {
+                let lower = |values: &[String]| values.iter().map(|v| v.to_lowercase()).collect();
+                Redactor::new(lower(&self.0.secrets), lower(&self.0.tokens))
+            })
+            .clone()
     }
 
     /// This redactor with `more` secrets.
     pub fn with_secrets(&self, more: impl IntoIterator<Item = String>) -> Redactor {
-        let secrets = self.secrets.iter().cloned().chain(more).collect();
-        Redactor::new(secrets, self.tokens.clone())
+        let secrets = self.0.secrets.iter().cloned().chain(more).collect();
+        Redactor::new(secrets, self.0.tokens.clone())
     }
 
     /// The secret values, longest first.
     pub fn secrets(&self) -> &[String] {
-        &self.secrets
+        &self.0.secrets
     }
 
     pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
+        self.0.needles.is_empty()
     }
 
     fn matches_at(&self, hay: &[u8], at: usize) -> Option<usize> {
-        self.needles.iter().find_map(|needle| {
+        self.0.needles.iter().find_map(|needle| {
             let n = &needle.bytes;
             if !hay[at..].starts_with(n) {
                 return None;
@@ -215,13 +229,13 @@ impl Redactor {
 
     /// `hay` with every match replaced, or `None` when nothing matched.
     fn scrub(&self, hay: &[u8]) -> Option<Vec<u8>> {
-        if self.needles.is_empty() {
+        if self.0.needles.is_empty() {
             return None;
         }
         let mut out: Option<Vec<u8>> = None;
         let (mut copied, mut at) = (0, 0);
         while at < hay.len() {
-            match hay[at..].iter().position(|b| self.first[usize::from(*b)]) {
+            match hay[at..].iter().position(|b| self.0.first[usize::from(*b)]) {
                 None => break,
                 Some(skip) => at += skip,
             }
@@ -318,6 +332,8 @@ pub struct LogSink {
     partial_stdout: Vec<u8>,
     partial_stderr: Vec<u8>,
     stderr_tail: String,
+    /// The last error line the guest wrote through `log`, kept whatever the budget.
+    last_error_line: String,
 }
 
 impl LogSink {
@@ -333,6 +349,7 @@ impl LogSink {
             partial_stdout: Vec::new(),
             partial_stderr: Vec::new(),
             stderr_tail: String::new(),
+            last_error_line: String::new(),
         }
     }
 
@@ -358,6 +375,9 @@ impl LogSink {
 
     /// Writes one line if the budget allows, redacted and cut to size.
     pub fn line(&mut self, level: Level, source: LogSource, text: &str) {
+        if level == Level::Error && source == LogSource::Log {
+            self.last_error_line = cap(text, STDERR_TAIL_BYTES).into_owned();
+        }
         let cost = text.len() as u64;
         if cost > self.budget {
             if self.suppressed_lines == 0 {
@@ -520,9 +540,14 @@ impl LogSink {
         }
     }
 
-    /// What the guest last wrote to stderr (redacted), for reporting a trap.
-    pub fn stderr_tail(&self) -> String {
-        self.redact(self.stderr_tail.trim())
+    /// What the guest said last (redacted), for reporting a trap: its last stderr output, or when
+    /// it wrote none, its last error line through `log`.
+    pub fn last_words(&self) -> String {
+        let said = match self.stderr_tail.trim() {
+            "" => self.last_error_line.trim(),
+            tail => tail,
+        };
+        self.redact(said)
     }
 }
 
@@ -700,8 +725,31 @@ mod tests {
         let mut sink = sink(1000);
         sink.stream_bytes(LogSource::Stderr, b"panicked at x: hunter2-secret\npartial");
         assert_eq!(sink.partial_stderr, b"partial");
-        assert!(sink.stderr_tail().contains("[REDACTED]"));
-        assert!(!sink.stderr_tail().contains("hunter2"));
+        assert!(sink.last_words().contains("[REDACTED]"));
+        assert!(!sink.last_words().contains("hunter2"));
+    }
+
+    #[test]
+    fn last_error_line_is_the_last_words_without_stderr() {
+        let mut sink = sink(10);
+        sink.line(
+            Level::Info,
+            LogSource::Log,
+            "an ordinary line over the budget",
+        );
+        sink.line(
+            Level::Error,
+            LogSource::Log,
+            "panicked at src/x.rs: hunter2-secret",
+        );
+        assert!(
+            sink.last_words().starts_with("panicked at src/x.rs"),
+            "{}",
+            sink.last_words()
+        );
+        assert!(!sink.last_words().contains("hunter2"));
+        sink.stream_bytes(LogSource::Stderr, b"stderr wins\n");
+        assert_eq!(sink.last_words(), "stderr wins");
     }
 
     #[test]

@@ -75,11 +75,11 @@ impl CallState {
     }
 
     /// Ends the call's log (flushes partial lines, reports suppressed volume) and returns what the
-    /// guest last wrote to stderr.
+    /// guest said last (see [`LogSink::last_words`]).
     pub fn finish_log(&self) -> String {
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         log.finish();
-        log.stderr_tail()
+        log.last_words()
     }
 }
 

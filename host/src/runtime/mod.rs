@@ -185,8 +185,13 @@ fn engine_config(config: &RuntimeConfig) -> Config {
         // call (see BENCHMARKS.md). Without the scan, keeping memory resident would mean a memset
         // of the whole span per call, so the default (madvise) stays.
         if dirty_page_reset_is_safe() {
+            let keep = std::env::var("XX_KEEP_MIB")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .map(|m| m << 20)
+                .unwrap_or(KEEP_RESIDENT_BYTES);
             pool.pagemap_scan(wasmtime::Enabled::Yes)
-                .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+                .linear_memory_keep_resident(keep)
                 .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES);
         }
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -252,6 +257,16 @@ impl Runtime {
     /// over all of the instance's memories); resets it.
     pub fn take_peak_guest_memory(&self) -> u64 {
         self.inner.peak_guest_memory.swap(0, Ordering::Relaxed)
+    }
+
+    /// Guest memory held by idle pooled slots (bytes): what the calls that left them dirtied, reset
+    /// by copy and kept mapped, up to the keep-resident cap per slot. After one call on an idle
+    /// runtime this is that call's dirtied memory (benchmarks). `None` without pooling.
+    pub fn idle_slots_resident_bytes(&self) -> Option<usize> {
+        self.inner
+            .engine
+            .pooling_allocator_metrics()
+            .map(|metrics| metrics.unused_memory_bytes_resident())
     }
 
     /// Loads a connector from a `.wasm` file.

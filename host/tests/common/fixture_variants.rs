@@ -217,3 +217,22 @@ fn build(variant: Variant) -> PathBuf {
         .unwrap_or_else(|e| panic!("could not write {}: {e}", stamp_file.display()));
     copy
 }
+
+/// The bundled ConnectWise connector built for wasm32-wasip2 (std's WASI adapter and every import
+/// it brings) instead of without WASI, as it was bundled before: the "before" of the benchmark of
+/// instantiation against the number of imports. Built on first use into
+/// `<target>/guests-connectwise-wasip2` (cargo decides whether it is fresh).
+pub fn connectwise_with_wasi() -> PathBuf {
+    let dir = variants_dir().with_file_name("guests-connectwise-wasip2");
+    let _lock = guest_build::lock_variants(&dir);
+    let build = guest_build::command(
+        &workspace(),
+        &dir,
+        guest_build::TARGET,
+        &["plugin-connectwise"],
+        &[],
+        &[],
+    );
+    guest_build::run(build, "the ConnectWise connector for wasm32-wasip2");
+    guest_build::artifact(&dir, guest_build::TARGET, "plugin_connectwise")
+}

@@ -1,4 +1,4 @@
-//! The nested cargo that builds guest components for wasm32-wasip2, shared by `host/build.rs`
+//! The nested cargo that builds guest components, shared by `host/build.rs`
 //! (which includes this file with `#[path]`: the bundled connector, the base fixture and the legacy
 //! variant) and by the tests' `fixture_variants.rs` (the other variants, on first use). Only the
 //! standard library is used here, since build scripts have no other dependencies.
@@ -13,7 +13,26 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The fixture's target: std with WASI (the fixture's adversarial modes use files, clocks and
+/// streams).
 pub const TARGET: &str = "wasm32-wasip2";
+/// The bundled connector's target: no WASI adapter. `wasm-component-ld` (shipped with the
+/// toolchain for wasm32-wasip2) links it into a component from wit-bindgen's type information, told
+/// to add no adapter, so the component imports only what its bindings name.
+pub const LEAN_TARGET: &str = "wasm32-unknown-unknown";
+/// The settings that make cargo link [`LEAN_TARGET`] into a component: no WASI adapter, and an
+/// initial memory of 3 MiB (1 MiB of stack, the static data, the rest an arena the bundled
+/// connector allocates from before it grows memory: `plugin-connectwise/src/arena.rs`).
+pub const LEAN_LINKING: &[(&str, &str)] = &[
+    (
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER",
+        "wasm-component-ld",
+    ),
+    (
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+        "-Clink-arg=--wasi-adapter=none -Clink-arg=--initial-memory=3145728",
+    ),
+];
 
 /// The environment an outer cargo sets for the host's build that a nested build of a guest must
 /// not inherit (flags, wrappers, the target directory).
@@ -29,12 +48,13 @@ pub const OUTER_CARGO_SETTINGS: &[&str] = &[
 ];
 pub const PROFILE: &str = "guest";
 
-/// `cargo build` of `packages` for [`TARGET`] with [`PROFILE`] into `target_dir`, with `features`
+/// `cargo build` of `packages` for `target` ([`TARGET`] or [`LEAN_TARGET`]) with [`PROFILE`] into `target_dir`, with `features`
 /// of `bss-fixture` and `envs` set. Runs `$CARGO` (set for build scripts and for tests run by
 /// cargo), else `cargo`.
 pub fn command(
     workspace: &Path,
     target_dir: &Path,
+    target: &str,
     packages: &[&str],
     envs: &[(&str, &str)],
     features: &[&str],
@@ -46,7 +66,7 @@ pub fn command(
         .args([
             "build",
             "--target",
-            TARGET,
+            target,
             "--profile",
             PROFILE,
             "--target-dir",
@@ -65,6 +85,9 @@ pub fn command(
         .chain(OUTER_CARGO_SETTINGS)
     {
         build.env_remove(var);
+    }
+    if target == LEAN_TARGET {
+        build.envs(LEAN_LINKING.iter().copied());
     }
     build.envs(envs.iter().copied());
     build
@@ -95,9 +118,9 @@ pub fn run(mut build: Command, what: &str) {
 }
 
 /// Where a guest build put a package's component; panics if it is not there.
-pub fn artifact(target_dir: &Path, stem: &str) -> PathBuf {
+pub fn artifact(target_dir: &Path, target: &str, stem: &str) -> PathBuf {
     let artifact = target_dir
-        .join(TARGET)
+        .join(target)
         .join(PROFILE)
         .join(format!("{stem}.wasm"));
     assert!(
@@ -128,10 +151,17 @@ pub fn build_fixture_variant(
     features: &[&str],
     copy: &Path,
 ) {
-    let build = command(workspace, variants, &["bss-fixture"], envs, features);
+    let build = command(
+        workspace,
+        variants,
+        TARGET,
+        &["bss-fixture"],
+        envs,
+        features,
+    );
     run(build, &format!("the fixture variant {}", copy.display()));
     let partial = copy.with_extension("wasm.partial");
-    std::fs::copy(artifact(variants, "bss_fixture"), &partial)
+    std::fs::copy(artifact(variants, TARGET, "bss_fixture"), &partial)
         .unwrap_or_else(|e| panic!("could not copy the fixture to {}: {e}", partial.display()));
     std::fs::rename(&partial, copy)
         .unwrap_or_else(|e| panic!("could not rename to {}: {e}", copy.display()));
