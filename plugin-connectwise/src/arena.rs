@@ -41,8 +41,8 @@ impl ArenaFirst {
     }
 
     fn arena_start(&self) -> usize {
-        // SAFETY: only the address of the linker's symbol is taken.
-        unsafe { std::ptr::addr_of!(__heap_base) as usize }
+        // Only the address of the linker's symbol is taken (which needs no `unsafe`).
+        std::ptr::addr_of!(__heap_base) as usize
     }
 
     /// Carves `layout` from the arena, or none when it does not fit.
@@ -110,8 +110,12 @@ unsafe impl GlobalAlloc for ArenaFirst {
         // SAFETY: the caller's contract for `realloc`, passed on to `alloc`.
         let moved = unsafe { self.alloc(new_layout) };
         if !moved.is_null() {
-            // SAFETY: both blocks are at least `layout.size()` long and do not overlap.
-            unsafe { std::ptr::copy_nonoverlapping(ptr, moved, layout.size()) };
+            // SAFETY: both blocks are at least `layout.size()` long and do not overlap; the old
+            // block is this allocator's and is not used again.
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, moved, layout.size());
+                self.dealloc(ptr, layout);
+            }
         }
         moved
     }

@@ -185,13 +185,8 @@ fn engine_config(config: &RuntimeConfig) -> Config {
         // call (see BENCHMARKS.md). Without the scan, keeping memory resident would mean a memset
         // of the whole span per call, so the default (madvise) stays.
         if dirty_page_reset_is_safe() {
-            let keep = std::env::var("XX_KEEP_MIB")
-                .ok()
-                .and_then(|v| v.parse::<usize>().ok())
-                .map(|m| m << 20)
-                .unwrap_or(KEEP_RESIDENT_BYTES);
             pool.pagemap_scan(wasmtime::Enabled::Yes)
-                .linear_memory_keep_resident(keep)
+                .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
                 .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES);
         }
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
