@@ -181,19 +181,20 @@ async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
     let call = started.elapsed() / CALLS as u32;
     let faults_per_call = (minor_faults() - faults) as f64 / CALLS as f64;
     let call_memory = runtime.take_peak_guest_memory();
+    let mut measured = Measured {
+        size: bytes.len() as u64,
+        build,
+        compile,
+        compile_peak,
+        instantiate,
+        call,
+        call_memory,
+        dirtied,
+        faults_per_call,
+        push: None,
+    };
     if !pushes_wanted() {
-        return Measured {
-            size: bytes.len() as u64,
-            build,
-            compile,
-            compile_peak,
-            instantiate,
-            call,
-            call_memory,
-            dirtied,
-            faults_per_call,
-            push: None,
-        };
+        return measured;
     }
 
     // A push through the release binary.
@@ -272,18 +273,8 @@ async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
     })
     .await
     .unwrap();
-    Measured {
-        size: bytes.len() as u64,
-        build,
-        compile,
-        compile_peak,
-        instantiate,
-        call,
-        call_memory,
-        dirtied,
-        faults_per_call,
-        push: Some(push),
-    }
+    measured.push = Some(push);
+    measured
 }
 
 /// `bss-host serve` on `data` (its plugins compiled now, or from the cache): the server's

@@ -375,8 +375,13 @@ impl LogSink {
 
     /// Writes one line if the budget allows, redacted and cut to size.
     pub fn line(&mut self, level: Level, source: LogSource, text: &str) {
-        if level == Level::Error && source == LogSource::Log {
-            self.last_error_line = cap(text, STDERR_TAIL_BYTES).into_owned();
+        if source == LogSource::Log {
+            // Only an error line that is the guest's last `log` line speaks for a trap (a panic
+            // hook's message); redacted before the cut, so the cut cannot split a secret.
+            self.last_error_line = match level {
+                Level::Error => cap(&self.redact(text), STDERR_TAIL_BYTES).into_owned(),
+                _ => String::new(),
+            };
         }
         let cost = text.len() as u64;
         if cost > self.budget {
@@ -468,6 +473,11 @@ impl LogSink {
                 let mut start = self.stderr_tail.len() - STDERR_TAIL_BYTES;
                 while !self.stderr_tail.is_char_boundary(start) {
                     start += 1;
+                }
+                // From the next line on: a secret the cut split would no longer match the
+                // redactor, so the cut line goes whole.
+                if let Some(newline) = self.stderr_tail[start..].find('\n') {
+                    start += newline + 1;
                 }
                 self.stderr_tail.drain(..start);
             }
@@ -750,6 +760,17 @@ mod tests {
         assert!(!sink.last_words().contains("hunter2"));
         sink.stream_bytes(LogSource::Stderr, b"stderr wins\n");
         assert_eq!(sink.last_words(), "stderr wins");
+    }
+
+    #[test]
+    fn a_stderr_line_the_tail_cut_is_dropped_whole() {
+        let mut sink = sink(100_000);
+        let long = format!(
+            "{}hunter2-secret\nlast line\n",
+            "y".repeat(STDERR_TAIL_BYTES - 5)
+        );
+        sink.stream_bytes(LogSource::Stderr, long.as_bytes());
+        assert_eq!(sink.last_words(), "last line");
     }
 
     #[test]
