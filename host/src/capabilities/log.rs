@@ -475,9 +475,17 @@ impl LogSink {
                     start += 1;
                 }
                 // From the next line on: a secret the cut split would no longer match the
-                // redactor, so the cut line goes whole.
-                if let Some(newline) = self.stderr_tail[start..].find('\n') {
-                    start += newline + 1;
+                // redactor, so the cut line goes whole. With no line end to go to, skip as many
+                // bytes as the longest secret has, which is longer than any piece of one.
+                match self.stderr_tail[start..].find('\n') {
+                    Some(newline) => start += newline + 1,
+                    None => {
+                        let longest = self.redactor.secrets().first().map_or(0, String::len);
+                        start = (start + longest).min(self.stderr_tail.len());
+                        while !self.stderr_tail.is_char_boundary(start) {
+                            start += 1;
+                        }
+                    }
                 }
                 self.stderr_tail.drain(..start);
             }
@@ -771,6 +779,18 @@ mod tests {
         );
         sink.stream_bytes(LogSource::Stderr, long.as_bytes());
         assert_eq!(sink.last_words(), "last line");
+
+        // One line longer than the tail, cut inside the secret: no piece of it is kept.
+        let mut cut = self::sink(100_000);
+        let line = format!(
+            "{}hunter2-secret{}",
+            "y".repeat(10),
+            "z".repeat(STDERR_TAIL_BYTES - 5)
+        );
+        cut.stream_bytes(LogSource::Stderr, line.as_bytes());
+        let said = cut.last_words();
+        assert!(!said.contains("secret") && !said.contains("et"), "{said}");
+        assert!(said.starts_with("zzz"), "{said}");
     }
 
     #[test]
