@@ -11,6 +11,8 @@
 #[path = "../tests/common/fixture_variants.rs"]
 mod fixture_variants;
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -43,14 +45,6 @@ const SYNC_ACCOUNTS: usize = 10_000;
 
 fn row(what: &str, value: String) {
     println!("| {what:<66} | {value:>24} |");
-}
-
-/// Minor page faults of this process so far.
-fn minor_faults() -> u64 {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_minflt as u64
 }
 
 fn micros(total: Duration, calls: u32) -> f64 {
@@ -286,7 +280,7 @@ async fn calls(cache: &Path) -> PerCall {
         for (((_, _, _, connector, context), (instantiates, calls)), faults) in
             loaded.iter().zip(rounds.iter_mut()).zip(faults.iter_mut())
         {
-            let faults_before = minor_faults();
+            let faults_before = common::minor_faults();
             let started = Instant::now();
             for _ in 0..CALLS_PER_ROUND {
                 connector.instantiate(context).await.expect("instantiate");
@@ -301,7 +295,7 @@ async fn calls(cache: &Path) -> PerCall {
                     .expect("call");
             }
             calls.push(micros(started.elapsed(), CALLS_PER_ROUND));
-            *faults += minor_faults() - faults_before;
+            *faults += common::minor_faults() - faults_before;
         }
     }
     let median = |values: &mut Vec<f64>| {

@@ -24,6 +24,8 @@
 //!   without the Python template in the plugins folder (median of 5): a command pays only for the
 //!   connectors it touches.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -101,14 +103,6 @@ struct Measured {
     push: Option<Duration>,
 }
 
-/// Minor page faults of this process so far.
-fn minor_faults() -> u64 {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_minflt as u64
-}
-
 /// Whether the push and serve sections run (`BENCH_ONLY=calls` runs build, compile and calls;
 /// `BENCH_LANGS=python` measures the Rust baseline and Python only).
 fn pushes_wanted() -> bool {
@@ -172,14 +166,14 @@ async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
     }
     let instantiate = started.elapsed() / CALLS as u32;
     runtime.take_peak_guest_memory();
-    let faults = minor_faults();
+    let faults = common::minor_faults();
     let started = Instant::now();
     for _ in 0..CALLS {
         let answer = connector.lookup_choices(&context, "no-such-lookup").await;
         assert!(answer.is_ok(), "{lang}: the call trapped: {answer:?}");
     }
     let call = started.elapsed() / CALLS as u32;
-    let faults_per_call = (minor_faults() - faults) as f64 / CALLS as f64;
+    let faults_per_call = (common::minor_faults() - faults) as f64 / CALLS as f64;
     let call_memory = runtime.take_peak_guest_memory();
     let mut measured = Measured {
         size: bytes.len() as u64,
