@@ -6,7 +6,9 @@
 //! Everything runs on loopback: the ConnectWise sandbox (no added latency), SQLite in a temporary
 //! folder, and for start-up and memory the release `bss-host` binary in a child process. Native =
 //! the ConnectWise connector's core compiled into this process, driven by the same sync engine
-//! with the same HTTP client (`sync::native::NativeConnectWise`).
+//! with the same HTTP client (`sync::native::NativeConnectWise`). The swap section also builds the
+//! Python template (`templates/python/build.sh`, toolchain from `scripts/install-test-deps.sh`;
+//! its rows are skipped, saying why, without it) to time a large component's compile and swap.
 
 #[path = "../tests/common/fixture_variants.rs"]
 mod fixture_variants;
@@ -922,6 +924,7 @@ async fn swap() {
         fixture_variant(Variant::Other),
     );
     let dir = tempfile::tempdir().expect("temp dir");
+    let python_build = python_template(dir.path());
     let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
     std::fs::create_dir_all(&plugins).expect("plugins");
     std::fs::copy(FIXTURE, plugins.join("fixture-1.wasm")).expect("copy");
@@ -1026,6 +1029,43 @@ async fn swap() {
     app.registry.load_file(&aside).await.expect("load");
     let compile_ended = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // The same with the Python template (about 40 MB of native code from a 19 MB component),
+    // then that build, compiled, copied into the plugins folder: until its first call answers.
+    let python = match python_build {
+        Ok(python) => {
+            let started = Instant::now();
+            app.registry.load_file(&python).await.expect("load python");
+            let compiled = Instant::now();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let dropped = Instant::now();
+            std::fs::copy(&python, plugins.join("python-template.wasm")).expect("drop python");
+            let context = Arc::new(InstanceContext::empty("bench"));
+            let answered = loop {
+                if let Ok(loaded) = app.registry.resolve("template-connector", None) {
+                    let answer = loaded
+                        .connector
+                        .lookup_choices(&context, "no-such-lookup")
+                        .await;
+                    assert!(
+                        answer.is_ok(),
+                        "the Python template's call failed: {answer:?}"
+                    );
+                    break Instant::now();
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                assert!(
+                    dropped.elapsed() < Duration::from_secs(60),
+                    "the Python build never loaded"
+                );
+            };
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Some((started, compiled, dropped, answered))
+        }
+        Err(why) => {
+            row("  Python template rows skipped", why);
+            None
+        }
+    };
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
         worker.await.expect("worker");
@@ -1080,7 +1120,46 @@ async fn swap() {
             rate(serving, serving + second)
         ),
     );
+    if let Some((started, compiled, dropped, answered)) = python {
+        row(
+            "  a Python template build never compiled: compile (child process) + link + check",
+            ms(compiled.duration_since(started)),
+        );
+        let during = p99(started, compiled);
+        row(
+            "  p99 call, 4 tasks: during that Python compile (ratio to quiet)",
+            format!(
+                "{:.0} µs ({:.2}×)",
+                during.as_secs_f64() * 1e6,
+                during.as_secs_f64() / quiet.as_secs_f64()
+            ),
+        );
+        row(
+            "hot swap: compiled Python build copied in → its first call answered",
+            ms(answered.duration_since(dropped)),
+        );
+    }
     row("  failed calls", failed.to_string());
+}
+
+/// The Python template built by its `build.sh` into `dir`, or why not (its toolchain comes from
+/// `scripts/install-test-deps.sh`).
+fn python_template(dir: &Path) -> Result<std::path::PathBuf, String> {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let out = dir.join("python-template.wasm");
+    let built = Command::new("bash")
+        .arg(repository.join("templates/python/build.sh"))
+        .arg(&out)
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| format!("templates/python/build.sh could not run: {e}"))?;
+    if !built.status.success() {
+        return Err(format!(
+            "templates/python/build.sh failed (run scripts/install-test-deps.sh): {}",
+            String::from_utf8_lossy(&built.stderr).trim()
+        ));
+    }
+    Ok(out)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

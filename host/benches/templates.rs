@@ -3,7 +3,9 @@
 //! `cargo bench -p bss-host --bench templates` (release build) after
 //! `scripts/install-test-deps.sh` (the templates' toolchains).
 //!
-//! - **build**: the template's `build.sh` (its own toolchain), and the component's size;
+//! - **build**: the template's `build.sh` (its own toolchain), and the component's size; `rust-lean`
+//!   is the Rust template built with `build.sh --lean` (no WASI adapter: it imports the contract
+//!   only);
 //! - **compile**: `Runtime::load` of the component with no cache, compiled in this process: wall
 //!   time, and the process's peak resident memory during it above what it held before (the peak
 //!   is reset through `/proc/self/clear_refs` before each compile);
@@ -37,8 +39,9 @@ use cw_sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bss-host");
-const LANGUAGES: [&str; 3] = ["rust", "python", "javascript"];
-const CALLS: usize = 200;
+/// The templates measured: a language, or `rust-lean` (the Rust template, `build.sh --lean`).
+const LANGUAGES: [&str; 4] = ["rust", "rust-lean", "python", "javascript"];
+const CALLS: usize = 1_000;
 const PUSH_ACCOUNTS: usize = 1_000;
 /// Pushes of new accounts per template; the median is reported.
 const PUSHES: usize = 3;
@@ -56,8 +59,18 @@ fn repository() -> PathBuf {
 
 fn build(lang: &str, out: &Path) -> Duration {
     let started = Instant::now();
+    let (template, flags): (&str, &[&str]) = match lang {
+        "rust-lean" => ("rust", &["--lean"]),
+        _ => (lang, &[]),
+    };
     let built = Command::new("bash")
-        .arg(repository().join("templates").join(lang).join("build.sh"))
+        .arg(
+            repository()
+                .join("templates")
+                .join(template)
+                .join("build.sh"),
+        )
+        .args(flags)
         .arg(out)
         .output()
         .expect("build.sh runs");
@@ -197,6 +210,7 @@ async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
     std::fs::copy(&wasm, data.join("plugins").join(format!("{lang}.wasm"))).unwrap();
     let offset = match lang {
         "rust" => 100_000,
+        "rust-lean" => 150_000,
         "python" => 200_000,
         _ => 300_000,
     };

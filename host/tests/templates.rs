@@ -3,7 +3,9 @@
 //! against the sandbox with rate limits and server errors injected: `connectors check` passes,
 //! the instance activates, lookup choices come from the remote, 100 accounts are pushed with each
 //! created exactly once, a second push changes nothing, and a pull reads them back. A contract
-//! change that breaks a language fails here.
+//! change that breaks a language fails here. The Rust template is also built lean
+//! (`build.sh --lean`: no WASI), from a copy that can be told to panic, to see the component
+//! import the contract only, sync the same, and have its panic message reported.
 //!
 //! The toolchains are installed by `scripts/install-test-deps.sh` (which the README's test
 //! command runs): componentize-py in `target/connector-tools/python`, ComponentizeJS in
@@ -28,15 +30,78 @@ fn repository() -> PathBuf {
         .to_path_buf()
 }
 
+/// How a template is built.
+#[derive(Clone, Copy, PartialEq)]
+enum Build {
+    /// `templates/<lang>` with its build script as it is.
+    AsShipped,
+    /// The Rust template built with `build.sh --lean`, from a copy whose `lookup-choices` panics
+    /// when asked for the key `panic` ([`lean_copy`]).
+    LeanWithPanic,
+}
+
+/// A copy of the Rust template (its target folder kept across runs) whose `lookup-choices`
+/// panics for the key `panic`; `wit` points at the repository's contract.
+fn lean_copy() -> PathBuf {
+    let template = repository().join("templates/rust");
+    let copy = Path::new(env!("CARGO_TARGET_TMPDIR")).join("templates/rust-lean");
+    for dir in ["src", "sdk/src"] {
+        std::fs::create_dir_all(copy.join(dir)).unwrap();
+    }
+    for file in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "build.sh",
+        "rust-toolchain.toml",
+        "sdk/Cargo.toml",
+    ] {
+        std::fs::copy(template.join(file), copy.join(file)).unwrap();
+    }
+    for entry in std::fs::read_dir(template.join("sdk/src")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.join("sdk/src").join(entry.file_name())).unwrap();
+    }
+    let source = std::fs::read_to_string(template.join("src/lib.rs")).unwrap();
+    let entry = "fn lookup_choices(key: String) -> Result<Vec<Choice>> {";
+    assert!(
+        source.contains(entry),
+        "the template's lookup_choices changed shape"
+    );
+    let source = source.replacen(
+        entry,
+        &format!(
+            "{entry}\n        if key == \"panic\" {{ panic!(\"asked to panic for {{key}}\") }}"
+        ),
+        1,
+    );
+    std::fs::write(copy.join("src/lib.rs"), source).unwrap();
+    let wit = copy.join("wit");
+    let _ = std::fs::remove_file(&wit);
+    std::os::unix::fs::symlink(repository().join("wit"), &wit).unwrap();
+    copy
+}
+
 /// Builds `templates/<lang>` with its build script into the tests' target folder, signed with
 /// `key` when one is given (the build script's `BSS_SIGNING_KEY`).
-fn build(lang: &str, key: Option<&Path>) -> PathBuf {
+fn build(lang: &str, how: Build, key: Option<&Path>) -> PathBuf {
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("templates");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let out = out_dir.join(format!("{lang}.wasm"));
-    let script = repository().join("templates").join(lang).join("build.sh");
+    let (script, out) = match how {
+        Build::AsShipped => (
+            repository().join("templates").join(lang).join("build.sh"),
+            out_dir.join(format!("{lang}.wasm")),
+        ),
+        Build::LeanWithPanic => (
+            lean_copy().join("build.sh"),
+            out_dir.join(format!("{lang}-lean.wasm")),
+        ),
+    };
     let mut command = Command::new("bash");
-    command.arg(&script).arg(&out);
+    command.arg(&script);
+    if how == Build::LeanWithPanic {
+        command.arg("--lean");
+    }
+    command.arg(&out);
     // The outer cargo's settings are not the template's (a Rust template is its own workspace).
     for var in common::fixture_variants::guest_build::OUTER_CARGO_SETTINGS {
         command.env_remove(var);
@@ -59,7 +124,7 @@ fn build(lang: &str, key: Option<&Path>) -> PathBuf {
     out
 }
 
-async fn exercise(lang: &str) {
+async fn exercise(lang: &str, how: Build) -> PathBuf {
     let dir = tempfile::tempdir().unwrap();
     // The Rust template is built signed, as a vendor would ship it.
     let key = (lang == "rust").then(|| dir.path().join("vendor.key"));
@@ -71,7 +136,7 @@ async fn exercise(lang: &str) {
     }
     let wasm = blocking({
         let lang = lang.to_string();
-        move || build(&lang, key.as_deref())
+        move || build(&lang, how, key.as_deref())
     })
     .await;
     let sandbox = Sandbox::start(SandboxConfig {
@@ -89,6 +154,7 @@ async fn exercise(lang: &str) {
     std::fs::create_dir_all(data.join("plugins")).unwrap();
     let installed = data.join("plugins").join(format!("{lang}-template.wasm"));
     std::fs::copy(&wasm, &installed).unwrap();
+    let built = wasm.clone();
     let records = dir.path().join("accounts.ndjson");
     let lines: String = (1..=ACCOUNTS)
         .map(|i| format!("{}\n", account(i)))
@@ -212,11 +278,12 @@ async fn exercise(lang: &str) {
         ours, ACCOUNTS,
         "{lang}: the pull did not read every account back"
     );
+    built
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rust_template_builds_and_syncs_against_the_sandbox() {
-    exercise("rust").await;
+    exercise("rust", Build::AsShipped).await;
     // `dev`: the sandbox in-process, instance `dev` set up from the manifest, checked.
     blocking(|| {
         let wasm = Path::new(env!("CARGO_TARGET_TMPDIR")).join("templates/rust.wasm");
@@ -253,13 +320,67 @@ async fn the_rust_template_builds_and_syncs_against_the_sandbox() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_template_builds_lean_imports_the_contract_only_and_reports_its_panics() {
+    let wasm = exercise("rust", Build::LeanWithPanic).await;
+    blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let report: Value = serde_json::from_str(&HOST.ok(
+            &data,
+            &["connectors", "check", wasm.to_str().unwrap(), "--json"],
+        ))
+        .unwrap();
+        let mut imports: Vec<&str> = report["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap())
+            .collect();
+        imports.sort();
+        let contract = report["contract"].as_str().unwrap();
+        let expected: Vec<String> = ["http", "log", "settings", "types"]
+            .iter()
+            .map(|interface| format!("bss:integration/{interface}@{contract}"))
+            .collect();
+        assert_eq!(imports, expected, "{report:#}");
+        // No stderr in the lean build: the SDK's hook writes the panic message to the log, and the
+        // host reports it with the trap.
+        let trapped = HOST.fails(
+            &data,
+            &[
+                "connectors",
+                "call",
+                wasm.to_str().unwrap(),
+                "lookup-choices",
+                "panic",
+                "--set",
+                "url=http://127.0.0.1:9",
+                "--set",
+                "company-id=sandbox",
+                "--set",
+                "public-key=not-a-real-public-key",
+                "--set",
+                "private-key=not-a-real-private-key",
+                "--set",
+                "client-id=c",
+            ],
+        );
+        assert!(
+            trapped.contains("asked to panic for panic") && trapped.contains("src/lib.rs"),
+            "{trapped}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_template_builds_and_syncs_against_the_sandbox() {
-    exercise("python").await;
+    exercise("python", Build::AsShipped).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_javascript_template_builds_and_syncs_against_the_sandbox() {
-    exercise("javascript").await;
+    exercise("javascript", Build::AsShipped).await;
     // The trap every JavaScript author met first: a default ComponentizeJS build imports
     // wasi:http. `connectors check` refuses it and says how to build instead.
     blocking(|| {

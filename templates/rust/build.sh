@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Builds the connector component: ./build.sh [OUT.wasm]   (default: connector.wasm here)
+# Builds the connector component: ./build.sh [--lean] [OUT.wasm]   (default: connector.wasm here)
 #
 # Runs `cargo build --release --target wasm32-wasip2` here (target dir ./target, git-ignored) and
 # copies target/wasm32-wasip2/release/bss_connector.wasm to OUT.
+#
+# --lean builds for wasm32-unknown-unknown instead, linked by the toolchain's wasm-component-ld with
+# no WASI adapter: the component imports only the contract, so the host makes each call's instance
+# faster (README.md, "Costs"). It also links a 3 MiB initial memory, which the SDK's allocator uses
+# before it grows memory (sdk/src/arena.rs). There, println!/eprintln! print nowhere, std's clocks
+# and randomness are missing, and a panic's message goes to the host's log (the SDK's export!).
 #
 # Contract: the SDK compiles the WIT in ./wit (sdk/src/lib.rs: generate! path "../wit"). In the
 # repository ./wit is a symlink to ../../wit; in a project made by `bss-host connectors new` it is
@@ -15,6 +21,17 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
+target=wasm32-wasip2
+if [ "${1:-}" = "--lean" ]; then
+  target=wasm32-unknown-unknown
+  shift
+fi
+case "${1:-}" in
+  -*)
+    echo "build.sh: unknown option $1; usage: ./build.sh [--lean] [OUT.wasm]" >&2
+    exit 2
+    ;;
+esac
 out="${1:-connector.wasm}"
 case "$out" in
   /*) ;;
@@ -47,18 +64,24 @@ if [ -n "${BSS_WIT_DIR:-}" ]; then
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "build.sh: cargo is missing: install Rust with rustup (https://rustup.rs), then: rustup target add wasm32-wasip2" >&2
+  echo "build.sh: cargo is missing: install Rust with rustup (https://rustup.rs), then: rustup target add $target" >&2
   exit 127
 fi
 if command -v rustup >/dev/null 2>&1; then
   # rust-toolchain.toml here names the toolchain and the target; rustup installs them on first use.
-  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
-    echo "build.sh: the wasm32-wasip2 target is missing: rustup target add wasm32-wasip2" >&2
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    echo "build.sh: the $target target is missing: rustup target add $target" >&2
     exit 127
   fi
-elif [ ! -d "$(rustc --print sysroot)/lib/rustlib/wasm32-wasip2" ]; then
-  echo "build.sh: the wasm32-wasip2 target is missing from $(rustc --print sysroot): install it (rustup target add wasm32-wasip2)" >&2
+elif [ ! -d "$(rustc --print sysroot)/lib/rustlib/$target" ]; then
+  echo "build.sh: the $target target is missing from $(rustc --print sysroot): install it (rustup target add $target)" >&2
   exit 127
+fi
+if [ "$target" = wasm32-unknown-unknown ]; then
+  # wasm-component-ld ships with the toolchain (for wasm32-wasip2) and links a component from the
+  # bindings' type information; told to add no adapter, the component imports only the contract.
+  export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-component-ld
+  export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Clink-arg=--wasi-adapter=none -Clink-arg=--initial-memory=3145728"
 fi
 
 cargo=(cargo)
@@ -67,9 +90,9 @@ if [ -n "${BSS_CARGO_LOCK:-}" ]; then
 fi
 # --locked: the committed Cargo.lock is the one built (a project made by `connectors new` may
 # drop the flag to update dependencies).
-"${cargo[@]}" build --release --locked --target wasm32-wasip2 --target-dir "$here/target"
+"${cargo[@]}" build --release --locked --target "$target" --target-dir "$here/target"
 
-built="$here/target/wasm32-wasip2/release/bss_connector.wasm"
+built="$here/target/$target/release/bss_connector.wasm"
 if [ ! -f "$built" ]; then
   echo "build.sh: cargo finished but $built is not there" >&2
   exit 1

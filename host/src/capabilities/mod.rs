@@ -31,7 +31,9 @@ use crate::contract::bindings::{
 
 /// The data of one call's store.
 pub struct CallState {
-    wasi: WasiCtx,
+    /// Made on the first WASI call: a guest built without the WASI adapter may never make one,
+    /// and making it costs (it seeds random generators).
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     context: Arc<InstanceContext>,
     http: HttpCall,
@@ -52,16 +54,8 @@ impl CallState {
             context.redactor().clone(),
             options.log_bytes_per_call,
         )));
-        let wasi = WasiCtxBuilder::new()
-            .stdout(GuestOutput::new(log.clone(), LogSource::Stdout))
-            .stderr(GuestOutput::new(log.clone(), LogSource::Stderr))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .build();
         CallState {
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             http: HttpCall::with_log(client, context.clone(), log.clone(), dry_run),
             context,
@@ -83,10 +77,24 @@ impl CallState {
     }
 }
 
+/// WASI with nothing in it: no files, environment, arguments, sockets or stdin; stdout and
+/// stderr go to the call's log.
+fn empty_wasi(log: &Arc<Mutex<LogSink>>) -> WasiCtx {
+    WasiCtxBuilder::new()
+        .stdout(GuestOutput::new(log.clone(), LogSource::Stdout))
+        .stderr(GuestOutput::new(log.clone(), LogSource::Stderr))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }))
+        .build()
+}
+
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let log = &self.log;
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| empty_wasi(log)),
             table: &mut self.table,
         }
     }

@@ -253,6 +253,83 @@ pub fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write as _;
+
+    /// The next path notified within two seconds, if any.
+    async fn next(completed: &mut Option<Completed>) -> Option<PathBuf> {
+        tokio::time::timeout(Duration::from_secs(2), next_completed(completed))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    #[tokio::test]
+    async fn a_file_is_notified_when_closed_after_writing_or_renamed_in_and_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir(&plugins).unwrap();
+        let mut completed = notifications(&plugins, is_plugin);
+        assert!(completed.is_some(), "inotify is there on Linux");
+
+        // Written in place: nothing while the writer holds it open, the path once it closes.
+        let in_place = plugins.join("in-place.wasm");
+        let mut writer = std::fs::File::create(&in_place).unwrap();
+        writer.write_all(b"half of a component").unwrap();
+        assert_eq!(
+            tokio::time::timeout(Duration::from_millis(300), next_completed(&mut completed))
+                .await
+                .ok(),
+            None,
+            "a file still open for writing was announced"
+        );
+        writer.write_all(b" and the rest").unwrap();
+        drop(writer);
+        assert_eq!(next(&mut completed).await, Some(in_place));
+
+        // Written elsewhere and renamed in: the path at the rename.
+        let elsewhere = dir.path().join("built.wasm");
+        std::fs::write(&elsewhere, b"a component").unwrap();
+        let renamed = plugins.join("renamed.wasm");
+        std::fs::rename(&elsewhere, &renamed).unwrap();
+        assert_eq!(next(&mut completed).await, Some(renamed));
+
+        // Not a plugin: not announced (the next announcement is the plugin after it).
+        std::fs::write(plugins.join("notes.txt"), b"not a plugin").unwrap();
+        let after = plugins.join("after.wasm");
+        std::fs::write(&after, b"x").unwrap();
+        assert_eq!(next(&mut completed).await, Some(after));
+    }
+
+    #[tokio::test]
+    async fn a_relative_folder_is_announced_under_the_name_the_caller_gave() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        // Relative to the test process's working folder, which the tests do not change.
+        let cwd = std::env::current_dir().unwrap();
+        let relative: PathBuf = pathdiff(dir.path(), &cwd).join("plugins");
+        assert!(relative.is_relative());
+        let mut completed = notifications(&relative, is_plugin);
+        std::fs::write(relative.join("one.wasm"), b"x").unwrap();
+        assert_eq!(
+            next(&mut completed).await,
+            Some(relative.join("one.wasm")),
+            "the rescan names it so: one file, one name"
+        );
+    }
+
+    /// `to` as a path relative to `from` (both absolute).
+    fn pathdiff(to: &Path, from: &Path) -> PathBuf {
+        let (to, from): (Vec<_>, Vec<_>) = (to.components().collect(), from.components().collect());
+        let common = to.iter().zip(&from).take_while(|(a, b)| a == b).count();
+        let mut relative = PathBuf::new();
+        for _ in common..from.len() {
+            relative.push("..");
+        }
+        for part in &to[common..] {
+            relative.push(part);
+        }
+        relative
+    }
 
     #[test]
     fn only_a_close_after_writing_or_a_rename_into_place_completes_a_file() {

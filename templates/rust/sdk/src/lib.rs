@@ -14,10 +14,17 @@
 //!   malformed value collected into ONE `invalid-settings`;
 //! - [`log`]: the host's log, skipping lines nobody keeps.
 //!
-//! Panics: components are built with `panic = "abort"` (the only strategy on wasm32-wasip2), so a
-//! panic cannot be caught and turned into `internal`: it prints its message to stderr and traps;
-//! the host fails the call and reports the trap with the tail of stderr. Nothing in this SDK
-//! panics on remote data; return errors (`?`) instead of `unwrap()` in connector code.
+//! Panics: components are built with `panic = "abort"` (the only strategy on wasm32), so a panic
+//! cannot be caught and turned into `internal`: it writes its message and traps; the host fails
+//! the call and reports the trap with the message (the tail of stderr, or in the lean build, where
+//! there is no stderr, the last error line of the log, where [`export!`] sends panic messages).
+//! Nothing in this SDK panics on remote data; return errors (`?`) instead of `unwrap()` in
+//! connector code.
+//!
+//! The lean build (`./build.sh --lean`, target `wasm32-unknown-unknown`, no WASI adapter): the
+//! component imports only the contract, which makes each call's instance cheaper to make. It
+//! brings an allocator of its own (`arena.rs`) and reports panics through the log. `println!`
+//! and `eprintln!` print nowhere there, and std's clocks and randomness are not available.
 //!
 //! Connectors are stateless between calls (a fresh instance per call): nothing kept in a
 //! `static` outlives a call.
@@ -37,6 +44,8 @@ wit_bindgen::generate!({
     // contract's files in a project made by `bss-host connectors new`.
     path: "../wit",
     pub_export_macro: true,
+    // Wrapped by this crate's own `export!` (below), which readies the instance first.
+    export_macro_name: "__export_bindings",
     default_bindings_module: "bss_connector_sdk",
     runtime_path: "bss_connector_sdk::wit_bindgen::rt",
     additional_derives: [PartialEq],
@@ -45,6 +54,98 @@ wit_bindgen::generate!({
 pub mod http;
 mod settings_reader;
 pub mod text;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod arena;
+
+// The lean build's allocator (a library may name the program's global allocator; a connector
+// crate must then not name another).
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+#[global_allocator]
+static ALLOCATOR: arena::ArenaFirst = arena::ArenaFirst::new();
+
+/// Exports `$ty`, which implements [`connector::Guest`], as the component's `connector`:
+/// `bss_connector_sdk::export!(MyConnector);`. Each call first readies the instance
+/// ([`__enter`]), then runs `$ty`'s method.
+#[macro_export]
+macro_rules! export {
+    ($ty:ident) => {
+        #[doc(hidden)]
+        struct __BssConnectorExport;
+
+        impl $crate::connector::Guest for __BssConnectorExport {
+            fn manifest() -> $crate::connector::ConnectorManifest {
+                $crate::__enter();
+                <$ty as $crate::connector::Guest>::manifest()
+            }
+            fn activate() -> $crate::Result<String> {
+                $crate::__enter();
+                <$ty as $crate::connector::Guest>::activate()
+            }
+            fn lookup_choices(key: String) -> $crate::Result<Vec<$crate::connector::Choice>> {
+                $crate::__enter();
+                <$ty as $crate::connector::Guest>::lookup_choices(key)
+            }
+            fn push(
+                entity: $crate::connector::Entity,
+                records: Vec<$crate::connector::PushItem>,
+                options: $crate::connector::PushOptions,
+            ) -> $crate::Result<Vec<$crate::Result<$crate::connector::Pushed>>> {
+                $crate::__enter();
+                <$ty as $crate::connector::Guest>::push(entity, records, options)
+            }
+            fn pull(
+                entity: $crate::connector::Entity,
+                since: Option<$crate::connector::Timestamp>,
+                page_token: Option<String>,
+            ) -> $crate::Result<$crate::connector::PullPage> {
+                $crate::__enter();
+                <$ty as $crate::connector::Guest>::pull(entity, since, page_token)
+            }
+            fn fetch(
+                entity: $crate::connector::Entity,
+                remote_id: String,
+            ) -> $crate::Result<Option<$crate::connector::PulledRecord>> {
+                $crate::__enter();
+                <$ty as $crate::connector::Guest>::fetch(entity, remote_id)
+            }
+            fn subscribe(
+                url: String,
+                entities: Vec<$crate::connector::Entity>,
+            ) -> $crate::Result<Vec<$crate::connector::Subscription>> {
+                $crate::__enter();
+                <$ty as $crate::connector::Guest>::subscribe(url, entities)
+            }
+            fn remove(
+                entity: $crate::connector::Entity,
+                remote_ids: Vec<String>,
+                options: $crate::connector::PushOptions,
+            ) -> $crate::Result<Vec<$crate::Result<$crate::connector::Removal>>> {
+                $crate::__enter();
+                <$ty as $crate::connector::Guest>::remove(entity, remote_ids, options)
+            }
+        }
+
+        $crate::__export_bindings!(__BssConnectorExport with_types_in $crate);
+    };
+}
+
+/// Readies the instance at the start of every export call ([`export!`] calls it). In the lean
+/// build, where a panic has no stderr to print to, the first call sets a panic hook that writes
+/// the message to the host's log at error level: the host reports it with the trap. Elsewhere it
+/// does nothing.
+#[doc(hidden)]
+pub fn __enter() {
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    {
+        static REPORT_PANICS: std::sync::Once = std::sync::Once::new();
+        REPORT_PANICS.call_once(|| {
+            std::panic::set_hook(Box::new(|panic| {
+                bss::integration::log::write(log::Level::Error, &panic.to_string());
+            }));
+        });
+    }
+}
 
 pub use settings_reader::{Settings, read_settings, site_of};
 
