@@ -1029,8 +1029,8 @@ async fn swap() {
     app.registry.load_file(&aside).await.expect("load");
     let compile_ended = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    // The same with the Python template (about 40 MB of native code from a 19 MB component),
-    // then that build, compiled, copied into the plugins folder: until its first call answers.
+    // The same with the Python template (a 19 MB component), then that build, compiled, copied
+    // into the plugins folder: until its first call answers.
     let python = match python_build {
         Ok(python) => {
             let started = Instant::now();
@@ -1123,7 +1123,7 @@ async fn swap() {
     if let Some((started, compiled, dropped, answered)) = python {
         row(
             "  a Python template build never compiled: compile (child process) + link + check",
-            ms(compiled.duration_since(started)),
+            format!("{:.1} s", compiled.duration_since(started).as_secs_f64()),
         );
         let during = p99(started, compiled);
         row(

@@ -434,12 +434,12 @@ async fn main() {
         );
         row(
             &format!("{lang}: instantiate alone"),
-            format!("{:.0} µs", m.instantiate.as_secs_f64() * 1e6),
+            format!("{:.1} µs", m.instantiate.as_secs_f64() * 1e6),
         );
         row(
             &format!("{lang}: instantiate + trivial export"),
             format!(
-                "{:.0} µs (×{:.1} Rust)",
+                "{:.1} µs (×{:.2} Rust)",
                 m.call.as_secs_f64() * 1e6,
                 m.call.as_secs_f64() / rust_call
             ),
