@@ -15,7 +15,7 @@
 //! |---|---|
 //! | could not be started, or does not understand its arguments | compiles in this process, with a warning |
 //! | exits 3: the bytes are not a valid component | refuses the component with the child's reason |
-//! | is killed, crashes, or runs past [`CHILD_DEADLINE`] (a background child: that much CPU time, or [`BACKGROUND_DEADLINE`]) | refuses this load (not compiled here: that peak is what the child is for) |
+//! | is killed, crashes, runs out of its memory ([`CHILD_MEMORY_MIB`], or `BSS_HOST_COMPILE_MEMORY_MB`) or runs past [`CHILD_DEADLINE`] (a background child: that much CPU time, or [`BACKGROUND_DEADLINE`]) | fails this load as stopped, not as an invalid component (not compiled here: that peak is what the child is for); the watcher tries again later |
 //! | writes an artifact that does not load | compiles in this process, with a warning |
 //!
 //! While a compile runs for more than [`PROGRESS_AFTER`], a progress line says so, then one
@@ -59,6 +59,16 @@ pub fn compile_in_background() {
     IN_BACKGROUND.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Why a compile gave no component.
+#[derive(Debug)]
+pub enum CompileFailure {
+    /// The bytes are not a valid component (the compiler's reason).
+    Invalid(String),
+    /// The compile was stopped before it ended (killed, crashed, out of time): nothing is known
+    /// about the bytes, and a later attempt may succeed.
+    Stopped(String),
+}
+
 /// Compiles `bytes` to a component of `engine`. With a child compiler (and a cache to write its
 /// artifact into), the child writes the artifact to a file of its own in the cache folder, which
 /// is renamed to `artifact` (the cache entry) and mapped from there. Says so while it takes long.
@@ -68,7 +78,7 @@ pub async fn compile(
     bytes: &[u8],
     origin: &str,
     artifact: Option<PathBuf>,
-) -> anyhow::Result<Component> {
+) -> Result<Component, CompileFailure> {
     let started = Instant::now();
     let _progress = AbortOnDrop(tokio::spawn(report_progress(
         origin.to_string(),
@@ -78,7 +88,8 @@ pub async fn compile(
         (Some(program), Some(artifact)) => {
             match compile_in_child(program, engine, config, bytes, &artifact).await {
                 Ok(component) => Ok(component),
-                Err(ChildFailed::Failed(reason)) => Err(anyhow::anyhow!(reason)),
+                Err(ChildFailed::Invalid(reason)) => Err(CompileFailure::Invalid(reason)),
+                Err(ChildFailed::Stopped(reason)) => Err(CompileFailure::Stopped(reason)),
                 Err(ChildFailed::Unavailable(why)) => {
                     tracing::warn!(
                         origin,
@@ -134,20 +145,22 @@ async fn report_progress(origin: String, size: usize) {
     }
 }
 
-async fn compile_here(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Component> {
+async fn compile_here(engine: &Engine, bytes: &[u8]) -> Result<Component, CompileFailure> {
     let engine = engine.clone();
     let owned = bytes.to_vec();
     tokio::task::spawn_blocking(move || Component::new(&engine, owned))
         .await
-        .map_err(|e| anyhow::anyhow!("the compiler thread failed: {e}"))?
-        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .map_err(|e| CompileFailure::Stopped(format!("the compiler thread failed: {e}")))?
+        .map_err(|e| CompileFailure::Invalid(format!("{e:#}")))
 }
 
 enum ChildFailed {
-    /// The compile failed: the bytes are not a valid component, or the child was killed or
-    /// crashed on them (a compile that runs out of memory must not be tried again in the host,
-    /// which is what the child is there to protect). The reason.
-    Failed(String),
+    /// The bytes are not a valid component: the child's reason.
+    Invalid(String),
+    /// The child was killed, crashed or ran out of time on them (a compile that runs out of
+    /// memory must not be tried again in the host, which is what the child is there to protect):
+    /// what happened.
+    Stopped(String),
     /// The child could not be started here: compile in this process instead.
     Unavailable(String),
 }
@@ -181,6 +194,8 @@ async fn compile_in_child(
 ) -> Result<Component, ChildFailed> {
     let unavailable =
         |what: &str, e: &dyn std::fmt::Display| ChildFailed::Unavailable(format!("{what}: {e}"));
+    // Checked here, where a wrong value can be reported; the child reads it again.
+    child_memory_bytes().map_err(ChildFailed::Stopped)?;
     // The file the child writes is made here, exclusively (never one planted or shared by another
     // process), in the cache folder that only the host writes; the child opens it, never creates.
     let temporary = artifact.with_extension(format!("compiling-{}", unique_suffix()));
@@ -239,7 +254,7 @@ async fn compile_in_child(
     let output = match ran {
         Ok(Some(output)) => output,
         Ok(None) => {
-            return Err(ChildFailed::Failed(format!(
+            return Err(ChildFailed::Stopped(format!(
                 "compiling took longer than {} s and was stopped",
                 if priority == "background" {
                     BACKGROUND_DEADLINE
@@ -255,11 +270,11 @@ async fn compile_in_child(
     if !output.status.success() {
         let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
         return Err(match output.status.code() {
-            Some(INVALID_COMPONENT) => ChildFailed::Failed(said),
+            Some(INVALID_COMPONENT) => ChildFailed::Invalid(said),
             // A usage error: this binary's child does not understand its parent (a mixed build).
             Some(2) => ChildFailed::Unavailable(said),
-            _ => ChildFailed::Failed(format!(
-                "the compiler process ended with {} ({}); the component was not loaded",
+            _ => ChildFailed::Stopped(format!(
+                "the compiler process ended with {} ({})",
                 output.status,
                 if said.is_empty() {
                     "it said nothing"
@@ -283,6 +298,46 @@ async fn compile_in_child(
             Err(unavailable("its artifact does not load", &error))
         }
     }
+}
+
+/// The most writable memory a compiler child may hold (`RLIMIT_DATA`), in MiB, unless
+/// [`CHILD_MEMORY_VARIABLE`] says otherwise: about ten times the peak of the largest components
+/// measured (a 20 MB Python one: ~400 MB).
+const CHILD_MEMORY_MIB: u64 = 4096;
+
+/// The environment variable that sets a compiler child's memory cap, in MiB.
+pub const CHILD_MEMORY_VARIABLE: &str = "BSS_HOST_COMPILE_MEMORY_MB";
+
+/// A compiler child's memory cap in bytes: [`CHILD_MEMORY_VARIABLE`] if set, else
+/// [`CHILD_MEMORY_MIB`]; an error that says how to fix a value that is not a number of MiB.
+fn child_memory_bytes() -> Result<u64, String> {
+    let Some(value) = std::env::var_os(CHILD_MEMORY_VARIABLE) else {
+        return Ok(CHILD_MEMORY_MIB << 20);
+    };
+    value
+        .to_str()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|mib| (1..=1 << 24).contains(mib))
+        .map(|mib| mib << 20)
+        .ok_or_else(|| {
+            format!(
+                "{CHILD_MEMORY_VARIABLE}={} is not a number of MiB from 1 to 16777216; set a whole number (the default is {CHILD_MEMORY_MIB}) or unset it",
+                value.to_string_lossy()
+            )
+        })
+}
+
+/// What `RLIMIT_DATA` counts for this process now (`VmData` in `/proc/self/status`), or 0 when it
+/// cannot be read.
+fn writable_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmData:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib << 10)
+        })
+        .unwrap_or(0)
 }
 
 /// The child's exit code for bytes that are not a valid component (its stderr says why).
@@ -329,6 +384,21 @@ pub fn child_main(arguments: &[std::ffi::OsString]) -> i32 {
             return 1;
         }
     };
+    // A component crafted to make the compiler allocate without end meets this cap (the child
+    // then aborts, and its parent reports the compile as stopped) instead of the machine's memory,
+    // where the kernel's out-of-memory killer might pick the server. `RLIMIT_DATA` counts the
+    // process's writable private memory; the cap is on what the compile adds to what the engine
+    // holds already (its pooling tables are writable), so it is set now, on top of that.
+    let cap = child_memory_bytes().unwrap_or(CHILD_MEMORY_MIB << 20);
+    let limit = writable_memory_bytes().saturating_add(cap);
+    let data = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: setrlimit reads the struct, which lives across the call.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_DATA, &data);
+    }
     let mut bytes = Vec::new();
     if let Err(error) = std::io::stdin().read_to_end(&mut bytes) {
         eprintln!("the component could not be read from stdin: {error}");

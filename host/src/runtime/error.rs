@@ -49,6 +49,12 @@ pub enum LoadError {
     },
     #[error("{origin} is not a valid WebAssembly component: {reason}")]
     NotAComponent { origin: String, reason: String },
+    /// The compile was stopped before it ended (its process was killed, crashed or ran past its
+    /// deadline): nothing was learnt about the component, so it is not refused for what it is.
+    #[error(
+        "{origin} could not be compiled this time: {reason}; it is tried again later (the plugins folder's watcher waits 30 s, then longer after each failure; a command tries on its next run)"
+    )]
+    CompileStopped { origin: String, reason: String },
     #[error(
         "{origin} is built against {found}, but this host serves bss:integration@{served}; {fix}"
     )]

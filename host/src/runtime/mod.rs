@@ -382,9 +382,15 @@ impl Runtime {
             artifact.clone(),
         )
         .await
-        .map_err(|e| LoadError::NotAComponent {
-            origin: origin.to_string(),
-            reason: format!("{e:#}"),
+        .map_err(|failure| match failure {
+            compiler::CompileFailure::Invalid(reason) => LoadError::NotAComponent {
+                origin: origin.to_string(),
+                reason,
+            },
+            compiler::CompileFailure::Stopped(reason) => LoadError::CompileStopped {
+                origin: origin.to_string(),
+                reason,
+            },
         })?;
         inner.compiles.fetch_add(1, Ordering::Relaxed);
         // A child compiler wrote the cache entry itself.
