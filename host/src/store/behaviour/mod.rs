@@ -550,6 +550,28 @@ pub fn trusted_keys_are_unique_and_a_removal_is_seen_by_every_handle(
         store.trusted_keys().unwrap(),
         [trusted("beta", "ed25519:B")]
     );
+
+    // Two handles adding the same keys at once, as two `trust add`s of two processes: one of each
+    // pair is added, the other is told the name is taken (never a raw database error).
+    let attempts = |handle: &dyn crate::store::TrustStore| -> Vec<Result<(), StoreError>> {
+        (0..40)
+            .map(|i| {
+                handle.add_trusted_key(&trusted(&format!("race-{i}"), &format!("ed25519:R{i}")))
+            })
+            .collect()
+    };
+    let (mine, theirs) = std::thread::scope(|scope| {
+        let mine = scope.spawn(|| attempts(&*store));
+        let theirs = scope.spawn(|| attempts(&*other));
+        (mine.join().unwrap(), theirs.join().unwrap())
+    });
+    for (i, pair) in mine.iter().zip(&theirs).enumerate() {
+        match pair {
+            (Ok(()), Err(StoreError::Conflict(_))) | (Err(StoreError::Conflict(_)), Ok(())) => {}
+            other => panic!("race-{i}: {other:?}"),
+        }
+    }
+    assert_eq!(store.trusted_keys().unwrap().len(), 41);
 }
 
 pub fn the_audit_log_keeps_order_and_appends_a_once_key_once(

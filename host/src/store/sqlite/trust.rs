@@ -22,33 +22,44 @@ fn key_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TrustedKey> {
 impl TrustStore for SqliteStore {
     fn add_trusted_key(&self, key: &TrustedKey) -> StoreResult<()> {
         let connection = self.lock();
-        let taken: Option<String> = connection
-            .query_row(
-                "SELECT name FROM trusted_keys WHERE name = ?1 OR public_key = ?2",
-                params![key.name, key.public_key],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(db)?;
-        if let Some(taken) = taken {
+        let taken = || -> StoreResult<Option<String>> {
+            connection
+                .query_row(
+                    "SELECT name FROM trusted_keys WHERE name = ?1 OR public_key = ?2",
+                    params![key.name, key.public_key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)
+        };
+        if let Some(taken) = taken()? {
             return Err(StoreError::Conflict(conflict_message(&key.name, &taken)));
         }
-        connection
-            .execute(
-                &format!(
-                    "INSERT INTO trusted_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-                ),
-                params![
-                    key.name,
-                    key.public_key,
-                    key.key_id,
-                    key.connectors,
-                    key.added_at,
-                    key.added_by
-                ],
-            )
-            .map_err(db)?;
-        Ok(())
+        let inserted = connection.execute(
+            &format!("INSERT INTO trusted_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+            params![
+                key.name,
+                key.public_key,
+                key.key_id,
+                key.connectors,
+                key.added_at,
+                key.added_by
+            ],
+        );
+        match inserted {
+            Ok(_) => Ok(()),
+            // Another process added the same name or key between the look and the insert: the
+            // same answer as if it had been first by more.
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                match taken()? {
+                    Some(taken) => Err(StoreError::Conflict(conflict_message(&key.name, &taken))),
+                    None => Err(db(rusqlite::Error::SqliteFailure(e, None))),
+                }
+            }
+            Err(error) => Err(db(error)),
+        }
     }
 
     fn trusted_keys(&self) -> StoreResult<Vec<TrustedKey>> {
