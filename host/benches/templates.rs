@@ -14,7 +14,9 @@
 //!   warm-up: the means; the most guest memory one call held; what the pooled slot keeps resident
 //!   after a call (the dirty pages wasmtime's reset found and copied back: its scan stops after 32
 //!   runs of dirty pages and drops the rest of the memory, so for the interpreters this is a floor,
-//!   and those pages come back as page faults); and the minor page faults per call;
+//!   and those pages come back as page faults); the minor page faults per call; and, for
+//!   comparison only, the same call repeated in one kept instance (the host gives every call a
+//!   fresh instance);
 //! - **push**: `bss-host push` of [`PUSH_ACCOUNTS`] new accounts through the release binary (a
 //!   child process, compile cache warm) against a sandbox of its own in this process with no
 //!   added latency: the whole command's time (the median of [`PUSHES`]), and its ratio to the Rust
@@ -113,6 +115,7 @@ struct Measured {
     call_memory: u64,
     kept_resident: u64,
     faults_per_call: f64,
+    kept_instance_call: Duration,
     push: Option<Duration>,
 }
 
@@ -187,6 +190,13 @@ async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
     }
     let call = started.elapsed() / CALLS as u32;
     let faults_per_call = (common::minor_faults() - faults) as f64 / CALLS as f64;
+    // The same call repeated in one kept instance (the host does not keep instances: this says
+    // what keeping one would save).
+    let kept_instance_call = connector
+        .time_lookup_choices_in_one_instance(&context, "no-such-lookup", CALLS as u32 + 1)
+        .await
+        .expect("repeated calls in one instance")
+        / CALLS as u32;
     let call_memory = runtime.take_peak_guest_memory();
     let mut measured = Measured {
         size: bytes.len() as u64,
@@ -198,6 +208,7 @@ async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
         call_memory,
         kept_resident,
         faults_per_call,
+        kept_instance_call,
         push: None,
     };
     if !pushes_wanted() {
@@ -443,6 +454,10 @@ async fn main() {
                 m.call.as_secs_f64() * 1e6,
                 m.call.as_secs_f64() / rust_call
             ),
+        );
+        row(
+            &format!("{lang}: the call alone in a kept instance (not how the host runs)"),
+            format!("{:.1} µs", m.kept_instance_call.as_secs_f64() * 1e6),
         );
         row(
             &format!("{lang}: guest memory of one call (size / kept resident)"),

@@ -478,6 +478,36 @@ impl Connector {
         .await
     }
 
+    /// Runs `lookup-choices` of `key` `times` times in ONE instance and returns how long the calls
+    /// after the first took: what a trivial call would cost if the host kept an instance between
+    /// calls, which it does not (every call gets a fresh instance). For the templates bench, which
+    /// weighs that choice; not for serving.
+    #[doc(hidden)]
+    pub async fn time_lookup_choices_in_one_instance(
+        &self,
+        context: &Arc<InstanceContext>,
+        key: &str,
+        times: u32,
+    ) -> Result<Duration, CallError> {
+        let key = key.to_string();
+        self.call(
+            context,
+            "lookup-choices",
+            false,
+            move |exports, instance, store| {
+                Box::pin(async move {
+                    exports.lookup_choices(instance, store, key.clone()).await?;
+                    let started = Instant::now();
+                    for _ in 1..times {
+                        exports.lookup_choices(instance, store, key.clone()).await?;
+                    }
+                    Ok(started.elapsed())
+                })
+            },
+        )
+        .await
+    }
+
     /// Creates or updates records remotely; a dry run sends no write.
     pub async fn push(
         &self,
