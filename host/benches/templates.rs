@@ -190,6 +190,7 @@ async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
     }
     let call = started.elapsed() / CALLS as u32;
     let faults_per_call = (common::minor_faults() - faults) as f64 / CALLS as f64;
+    let call_memory = runtime.take_peak_guest_memory();
     // The same call repeated in one kept instance (the host does not keep instances: this says
     // what keeping one would save).
     let kept_instance_call = connector
@@ -197,7 +198,6 @@ async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
         .await
         .expect("repeated calls in one instance")
         / CALLS as u32;
-    let call_memory = runtime.take_peak_guest_memory();
     let mut measured = Measured {
         size: bytes.len() as u64,
         build,

@@ -40,27 +40,45 @@ enum Build {
     LeanWithPanic,
 }
 
-/// A copy of the Rust template (its target folder kept across runs) whose `lookup-choices`
-/// panics for the key `panic`; `wit` points at the repository's contract.
+/// A copy of the Rust template (every file but its build outputs; its target folder kept across
+/// runs) whose `lookup-choices` panics for the key `panic`; `wit` points at the repository's
+/// contract.
 fn lean_copy() -> PathBuf {
     let template = repository().join("templates/rust");
     let copy = Path::new(env!("CARGO_TARGET_TMPDIR")).join("templates/rust-lean");
-    for dir in ["src", "sdk/src"] {
-        std::fs::create_dir_all(copy.join(dir)).unwrap();
+    std::fs::create_dir_all(&copy).unwrap();
+    // What an earlier run copied goes (a file the template no longer has must not stay).
+    for entry in std::fs::read_dir(&copy).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|name| name == "target") {
+            continue;
+        }
+        if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
     }
-    for file in [
-        "Cargo.toml",
-        "Cargo.lock",
-        "build.sh",
-        "rust-toolchain.toml",
-        "sdk/Cargo.toml",
-    ] {
-        std::fs::copy(template.join(file), copy.join(file)).unwrap();
+    fn mirror(from: &Path, to: &Path) {
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name();
+            let (source, target) = (entry.path(), to.join(&name));
+            let skipped = name == "target"
+                || name == "wit"
+                || source.extension().is_some_and(|x| x == "wasm");
+            if skipped {
+                continue;
+            }
+            if source.is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+                mirror(&source, &target);
+            } else {
+                std::fs::copy(&source, &target).unwrap();
+            }
+        }
     }
-    for entry in std::fs::read_dir(template.join("sdk/src")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.join("sdk/src").join(entry.file_name())).unwrap();
-    }
+    mirror(&template, &copy);
     let source = std::fs::read_to_string(template.join("src/lib.rs")).unwrap();
     let entry = "fn lookup_choices(key: String) -> Result<Vec<Choice>> {";
     assert!(
@@ -75,9 +93,7 @@ fn lean_copy() -> PathBuf {
         1,
     );
     std::fs::write(copy.join("src/lib.rs"), source).unwrap();
-    let wit = copy.join("wit");
-    let _ = std::fs::remove_file(&wit);
-    std::os::unix::fs::symlink(repository().join("wit"), &wit).unwrap();
+    std::os::unix::fs::symlink(repository().join("wit"), copy.join("wit")).unwrap();
     copy
 }
 

@@ -50,7 +50,10 @@ impl ArenaFirst {
         if self.end.get() == 0 {
             // Before anything grew memory: its current size is the initial one.
             self.next.set(self.arena_start());
-            self.end.set(core::arch::wasm32::memory_size(0) * 65_536);
+            // Saturating: a 4 GiB initial memory does not fit a wasm32 `usize` (and a 0 here would
+            // mean "not set up yet" again on the next allocation).
+            self.end
+                .set(core::arch::wasm32::memory_size(0).saturating_mul(65_536));
         }
         let start = self.next.get().checked_next_multiple_of(layout.align())?;
         let end = start.checked_add(layout.size())?;

@@ -4,10 +4,11 @@
 # Runs `cargo build --release --target wasm32-wasip2` here (target dir ./target, git-ignored) and
 # copies target/wasm32-wasip2/release/bss_connector.wasm to OUT.
 #
-# --lean builds for wasm32-unknown-unknown instead, linked by the toolchain's wasm-component-ld with
-# no WASI adapter: the component imports only the contract, so the host makes each call's instance
-# faster (README.md, "Costs"). It also links a 3 MiB initial memory, which the SDK's allocator uses
-# before it grows memory (sdk/src/arena.rs). There, println!/eprintln! print nowhere, std's clocks
+# --lean (before or after OUT) builds for wasm32-unknown-unknown instead (`cargo rustc`), linked by
+# the toolchain's wasm-component-ld with no WASI adapter: the component imports only the contract,
+# so the host makes each call's instance faster (README.md, "Costs"). It also links a 3 MiB initial
+# memory, whose part past the stack and static data (about 2 MiB) the SDK's allocator uses before
+# it grows memory (sdk/src/arena.rs). There, println!/eprintln! print nowhere, std's clocks
 # and randomness are missing, and a panic's message goes to the host's log (the SDK's export!).
 #
 # Contract: the SDK compiles the WIT in ./wit (sdk/src/lib.rs: generate! path "../wit"). In the
@@ -22,17 +23,24 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 target=wasm32-wasip2
-if [ "${1:-}" = "--lean" ]; then
-  target=wasm32-unknown-unknown
-  shift
-fi
-case "${1:-}" in
-  -*)
-    echo "build.sh: unknown option $1; usage: ./build.sh [--lean] [OUT.wasm]" >&2
-    exit 2
-    ;;
-esac
-out="${1:-connector.wasm}"
+out=""
+for argument in "$@"; do
+  case "$argument" in
+    --lean) target=wasm32-unknown-unknown ;;
+    -*)
+      echo "build.sh: unknown option $argument; usage: ./build.sh [--lean] [OUT.wasm]" >&2
+      exit 2
+      ;;
+    *)
+      if [ -n "$out" ]; then
+        echo "build.sh: one output file only (got $out and $argument); usage: ./build.sh [--lean] [OUT.wasm]" >&2
+        exit 2
+      fi
+      out="$argument"
+      ;;
+  esac
+done
+out="${out:-connector.wasm}"
 case "$out" in
   /*) ;;
   *) out="$PWD/$out" ;;
@@ -77,11 +85,14 @@ elif [ ! -d "$(rustc --print sysroot)/lib/rustlib/$target" ]; then
   echo "build.sh: the $target target is missing from $(rustc --print sysroot): install it (rustup target add $target)" >&2
   exit 127
 fi
+lean_link=()
 if [ "$target" = wasm32-unknown-unknown ]; then
   # wasm-component-ld ships with the toolchain (for wasm32-wasip2) and links a component from the
   # bindings' type information; told to add no adapter, the component imports only the contract.
+  # The link arguments go to this crate's rustc alone (`cargo rustc -- …`), so a RUSTFLAGS in the
+  # environment cannot drop them.
   export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-component-ld
-  export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Clink-arg=--wasi-adapter=none -Clink-arg=--initial-memory=3145728"
+  lean_link=(-- -Clink-arg=--wasi-adapter=none -Clink-arg=--initial-memory=3145728)
 fi
 
 cargo=(cargo)
@@ -90,7 +101,11 @@ if [ -n "${BSS_CARGO_LOCK:-}" ]; then
 fi
 # --locked: the committed Cargo.lock is the one built (a project made by `connectors new` may
 # drop the flag to update dependencies).
-"${cargo[@]}" build --release --locked --target "$target" --target-dir "$here/target"
+if [ ${#lean_link[@]} -gt 0 ]; then
+  "${cargo[@]}" rustc --lib --release --locked --target "$target" --target-dir "$here/target" "${lean_link[@]}"
+else
+  "${cargo[@]}" build --release --locked --target "$target" --target-dir "$here/target"
+fi
 
 built="$here/target/$target/release/bss_connector.wasm"
 if [ ! -f "$built" ]; then

@@ -86,6 +86,7 @@ impl RegistryError {
                 | RegistryError::Tampered(_)
                 | RegistryError::Load(
                     LoadError::NotAComponent { .. }
+                        | LoadError::CompileOverMemoryCap { .. }
                         | LoadError::ManifestCall { .. }
                         | LoadError::Manifest { .. }
                         | LoadError::Exports { .. }
@@ -141,6 +142,21 @@ pub struct Refusal {
     /// Refused by the trust list, which may change (then it is tried again).
     #[serde(skip)]
     pub by_trust: bool,
+    /// A failure that says nothing about the component (a compile that was stopped, a store
+    /// that did not answer): when it may be tried again, and how many times in a row it failed.
+    #[serde(skip)]
+    pub retry: Option<(std::time::Instant, u32)>,
+}
+
+/// How long a load that failed for a passing reason waits before it is tried again: 30 s, doubled
+/// for each failure in a row, at most an hour (a component whose compile is stopped every time
+/// must not keep a core busy).
+pub fn retry_wait(failures_in_a_row: u32) -> std::time::Duration {
+    const FIRST: std::time::Duration = std::time::Duration::from_secs(30);
+    const AT_MOST: std::time::Duration = std::time::Duration::from_secs(3600);
+    FIRST
+        .saturating_mul(2u32.saturating_pow(failures_in_a_row.saturating_sub(1)))
+        .min(AT_MOST)
 }
 
 pub struct Registry {
@@ -479,7 +495,14 @@ impl Registry {
                 continue;
             }
             let source = format!("{} (installed on another worker)", version.source);
-            if self.refusals().iter().any(|r| r.source == source) {
+            // Refused for what it is: not again. Failed for a passing reason: again once its wait
+            // is over.
+            let now = std::time::Instant::now();
+            if self
+                .refusals()
+                .iter()
+                .any(|r| r.source == source && r.retry.is_none_or(|(at, _)| now < at))
+            {
                 continue;
             }
             let bytes = match self.store.component(&version.content_hash) {
@@ -530,6 +553,11 @@ impl Registry {
                         provenance.key_id().unwrap_or_default()
                     )),
                 );
+                // What this source was refused for before no longer stands.
+                self.refusals
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|r| r.source != source);
                 Ok(loaded)
             }
             Err(error) => {
@@ -705,12 +733,26 @@ impl Registry {
             "refused a connector: {error}; the versions already loaded keep serving"
         );
         let mut refusals = self.refusals.write().unwrap_or_else(|p| p.into_inner());
+        let by_trust = matches!(error, RegistryError::Untrusted(_));
+        // Only a stopped compile waits longer each time (trying costs a compile); a store or a
+        // file that did not answer is tried again after the first wait.
+        let stopped = matches!(error, RegistryError::Load(LoadError::CompileStopped { .. }));
+        let retry = (!by_trust && !error.is_for_content()).then(|| {
+            let in_a_row = refusals
+                .iter()
+                .find(|r| r.source == source)
+                .and_then(|r| r.retry)
+                .filter(|_| stopped)
+                .map_or(1, |(_, count)| count + 1);
+            (std::time::Instant::now() + retry_wait(in_a_row), in_a_row)
+        });
         refusals.retain(|r| r.source != source);
         refusals.push(Refusal {
             source: source.to_string(),
             reason: error.to_string(),
             at: now(),
-            by_trust: matches!(error, RegistryError::Untrusted(_)),
+            by_trust,
+            retry,
         });
     }
 

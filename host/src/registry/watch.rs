@@ -29,35 +29,6 @@ use super::Registry;
 /// a folder of a few files this often costs nothing measurable.
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
 
-/// How long a file whose load failed for a passing reason (unreadable, a store failure, a compile
-/// that was stopped) waits before it is tried again, unchanged; each further failure of the same
-/// build doubles the wait, up to [`RETRY_AFTER_AT_MOST`] (a component whose compile is killed every
-/// time, out of memory say, must not keep a core busy).
-const RETRY_AFTER: Duration = Duration::from_secs(30);
-const RETRY_AFTER_AT_MOST: Duration = Duration::from_secs(3600);
-
-/// Consecutive passing failures of each file's build (by stamp): the retry backoff's state.
-#[derive(Default)]
-struct Failures(BTreeMap<PathBuf, (Stamp, u32)>);
-
-impl Failures {
-    /// Counts a failure of `path` as it is (`stamp`) and says how long to wait before the next try.
-    fn wait_after_failure(&mut self, path: &Path, stamp: Stamp) -> Duration {
-        let count = match self.0.get(path) {
-            Some((seen, count)) if *seen == stamp => count + 1,
-            _ => 1,
-        };
-        self.0.insert(path.to_path_buf(), (stamp, count));
-        RETRY_AFTER
-            .saturating_mul(2u32.saturating_pow(count - 1))
-            .min(RETRY_AFTER_AT_MOST)
-    }
-
-    fn succeeded(&mut self, path: &Path) {
-        self.0.remove(path);
-    }
-}
-
 /// What identifies a version of a file without reading it: size, modification and change times,
 /// inode (a `chmod` or a rename into place changes it even when size and times are kept).
 type Stamp = super::plugin_index::Stamp;
@@ -153,8 +124,10 @@ pub(crate) async fn next_completed(completed: &mut Option<Completed>) -> Option<
 }
 
 /// Loads one file for the watcher: logs what happened, prunes the compiled code of a replaced
-/// build. False when it failed for a passing reason (to be tried again).
-async fn load(registry: &Registry, plugins: &Path, path: &Path) -> bool {
+/// build. When it failed for a passing reason (unreadable, a store failure, a compile that was
+/// stopped), how long to wait before trying it again ([`super::retry_wait`], through the
+/// registry's refusal); none when it loaded or was refused for what it is.
+async fn load(registry: &Registry, plugins: &Path, path: &Path) -> Option<Duration> {
     match registry.load_file(path).await {
         Ok(loaded) => {
             tracing::info!(
@@ -168,13 +141,18 @@ async fn load(registry: &Registry, plugins: &Path, path: &Path) -> bool {
             if let Err(error) = registry.prune_compiled(plugins) {
                 tracing::warn!("the compiled-code cache was not pruned: {error}");
             }
-            true
+            None
         }
         Err(error) => {
-            let settled =
-                error.is_for_content() || matches!(error, super::RegistryError::Untrusted(_));
-            registry.refuse(&path.display().to_string(), &error);
-            settled
+            let source = path.display().to_string();
+            registry.refuse(&source, &error);
+            let now = Instant::now();
+            registry
+                .refusals()
+                .iter()
+                .find(|r| r.source == source)
+                .and_then(|r| r.retry)
+                .map(|(at, _)| at.saturating_duration_since(now))
         }
     }
 }
@@ -211,7 +189,6 @@ pub fn watch(
     tokio::spawn(async move {
         // Files that failed for a passing reason, and when to try them again.
         let mut retry: BTreeMap<PathBuf, Instant> = BTreeMap::new();
-        let mut failures = Failures::default();
         let mut rescan = tokio::time::interval(every);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -233,10 +210,7 @@ pub fn watch(
                         continue;
                     }
                     seen.insert(path.clone(), stamp);
-                    if load(&registry, &plugins, &path).await {
-                        failures.succeeded(&path);
-                    } else {
-                        let wait = failures.wait_after_failure(&path, stamp);
+                    if let Some(wait) = load(&registry, &plugins, &path).await {
                         retry.insert(path, Instant::now() + wait);
                     }
                 }
@@ -250,7 +224,7 @@ pub fn watch(
                     }
                     let now = Instant::now();
                     retry.retain(|path, at| {
-                        let due = *at <= now;
+                        let due = *at <= now || !path.exists();
                         if due {
                             seen.remove(path);
                         }
@@ -269,10 +243,7 @@ pub fn watch(
                             continue;
                         }
                         seen.insert(path.clone(), stamp);
-                        if load(&registry, &plugins, &path).await {
-                            failures.succeeded(&path);
-                        } else {
-                            let wait = failures.wait_after_failure(&path, stamp);
+                        if let Some(wait) = load(&registry, &plugins, &path).await {
                             retry.insert(path, Instant::now() + wait);
                         }
                     }
@@ -364,18 +335,12 @@ mod tests {
     }
 
     #[test]
-    fn a_build_that_keeps_failing_waits_longer_each_time_and_a_new_build_starts_over() {
-        let mut failures = Failures::default();
-        let path = Path::new("plugins/big.wasm");
-        let build: Stamp = (1, 2, 3, 4, 5);
-        let waits: Vec<u64> = (0..9)
-            .map(|_| failures.wait_after_failure(path, build).as_secs())
+    fn a_load_that_keeps_failing_waits_longer_each_time_up_to_an_hour() {
+        let waits: Vec<u64> = (1..=9)
+            .map(|n| super::super::retry_wait(n).as_secs())
             .collect();
         assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
-        let rebuilt: Stamp = (1, 2, 3, 4, 6);
-        assert_eq!(failures.wait_after_failure(path, rebuilt).as_secs(), 30);
-        failures.succeeded(path);
-        assert_eq!(failures.wait_after_failure(path, rebuilt).as_secs(), 30);
+        assert_eq!(super::super::retry_wait(u32::MAX).as_secs(), 3600);
     }
 
     #[test]

@@ -391,6 +391,13 @@ impl Runtime {
                 origin: origin.to_string(),
                 reason,
             },
+            compiler::CompileFailure::OverMemoryCap { cap_mib, said } => {
+                LoadError::CompileOverMemoryCap {
+                    origin: origin.to_string(),
+                    cap_mib,
+                    said,
+                }
+            }
         })?;
         inner.compiles.fetch_add(1, Ordering::Relaxed);
         // A child compiler wrote the cache entry itself.
@@ -481,8 +488,10 @@ impl Connector {
     /// Runs `lookup-choices` of `key` `times` times in ONE instance and returns how long the calls
     /// after the first took: what a trivial call would cost if the host kept an instance between
     /// calls, which it does not (every call gets a fresh instance). For the templates bench, which
-    /// weighs that choice; not for serving.
+    /// weighs that choice; not for serving (test code: left out of a production build, like the
+    /// `demo` feature's other parts).
     #[doc(hidden)]
+    #[cfg(feature = "demo")]
     pub async fn time_lookup_choices_in_one_instance(
         &self,
         context: &Arc<InstanceContext>,

@@ -22,19 +22,8 @@ fn key_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TrustedKey> {
 impl TrustStore for SqliteStore {
     fn add_trusted_key(&self, key: &TrustedKey) -> StoreResult<()> {
         let connection = self.lock();
-        let taken = || -> StoreResult<Option<String>> {
-            connection
-                .query_row(
-                    "SELECT name FROM trusted_keys WHERE name = ?1 OR public_key = ?2",
-                    params![key.name, key.public_key],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db)
-        };
-        if let Some(taken) = taken()? {
-            return Err(StoreError::Conflict(conflict_message(&key.name, &taken)));
-        }
+        // Inserted first, the unique indexes deciding: a name or key added by another process a
+        // moment ago gets the same answer as one added long before (as on PostgreSQL).
         let inserted = connection.execute(
             &format!("INSERT INTO trusted_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
             params![
@@ -48,15 +37,20 @@ impl TrustStore for SqliteStore {
         );
         match inserted {
             Ok(_) => Ok(()),
-            // Another process added the same name or key between the look and the insert: the
-            // same answer as if it had been first by more.
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
-                match taken()? {
-                    Some(taken) => Err(StoreError::Conflict(conflict_message(&key.name, &taken))),
-                    None => Err(db(rusqlite::Error::SqliteFailure(e, None))),
-                }
+                let taken: String = connection
+                    .query_row(
+                        "SELECT name FROM trusted_keys WHERE name = ?1 OR public_key = ?2
+                         ORDER BY (name = ?1) DESC LIMIT 1",
+                        params![key.name, key.public_key],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db)?
+                    .unwrap_or_else(|| key.name.clone());
+                Err(StoreError::Conflict(conflict_message(&key.name, &taken)))
             }
             Err(error) => Err(db(error)),
         }

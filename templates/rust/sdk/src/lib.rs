@@ -78,49 +78,49 @@ macro_rules! export {
                 $crate::__enter();
                 <$ty as $crate::connector::Guest>::manifest()
             }
-            fn activate() -> $crate::Result<String> {
+            fn activate() -> $crate::Result<::std::string::String> {
                 $crate::__enter();
                 <$ty as $crate::connector::Guest>::activate()
             }
-            fn lookup_choices(key: String) -> $crate::Result<Vec<$crate::connector::Choice>> {
+            fn lookup_choices(key: ::std::string::String) -> $crate::Result<::std::vec::Vec<$crate::connector::Choice>> {
                 $crate::__enter();
                 <$ty as $crate::connector::Guest>::lookup_choices(key)
             }
             fn push(
                 entity: $crate::connector::Entity,
-                records: Vec<$crate::connector::PushItem>,
+                records: ::std::vec::Vec<$crate::connector::PushItem>,
                 options: $crate::connector::PushOptions,
-            ) -> $crate::Result<Vec<$crate::Result<$crate::connector::Pushed>>> {
+            ) -> $crate::Result<::std::vec::Vec<$crate::Result<$crate::connector::Pushed>>> {
                 $crate::__enter();
                 <$ty as $crate::connector::Guest>::push(entity, records, options)
             }
             fn pull(
                 entity: $crate::connector::Entity,
-                since: Option<$crate::connector::Timestamp>,
-                page_token: Option<String>,
+                since: ::std::option::Option<$crate::connector::Timestamp>,
+                page_token: ::std::option::Option<::std::string::String>,
             ) -> $crate::Result<$crate::connector::PullPage> {
                 $crate::__enter();
                 <$ty as $crate::connector::Guest>::pull(entity, since, page_token)
             }
             fn fetch(
                 entity: $crate::connector::Entity,
-                remote_id: String,
-            ) -> $crate::Result<Option<$crate::connector::PulledRecord>> {
+                remote_id: ::std::string::String,
+            ) -> $crate::Result<::std::option::Option<$crate::connector::PulledRecord>> {
                 $crate::__enter();
                 <$ty as $crate::connector::Guest>::fetch(entity, remote_id)
             }
             fn subscribe(
-                url: String,
-                entities: Vec<$crate::connector::Entity>,
-            ) -> $crate::Result<Vec<$crate::connector::Subscription>> {
+                url: ::std::string::String,
+                entities: ::std::vec::Vec<$crate::connector::Entity>,
+            ) -> $crate::Result<::std::vec::Vec<$crate::connector::Subscription>> {
                 $crate::__enter();
                 <$ty as $crate::connector::Guest>::subscribe(url, entities)
             }
             fn remove(
                 entity: $crate::connector::Entity,
-                remote_ids: Vec<String>,
+                remote_ids: ::std::vec::Vec<::std::string::String>,
                 options: $crate::connector::PushOptions,
-            ) -> $crate::Result<Vec<$crate::Result<$crate::connector::Removal>>> {
+            ) -> $crate::Result<::std::vec::Vec<$crate::Result<$crate::connector::Removal>>> {
                 $crate::__enter();
                 <$ty as $crate::connector::Guest>::remove(entity, remote_ids, options)
             }
