@@ -21,7 +21,8 @@
 //!
 //! While a compile runs for more than [`PROGRESS_AFTER`], a progress line says so, then one
 //! every [`PROGRESS_EVERY`], so a first load of a large component is never silent. Under `serve`
-//! ([`compile_in_background`]) the child runs at the lowest scheduling priority (nice 19), so the
+//! ([`compile_in_background`]) the child runs at the lowest scheduling priority (nice 19 and
+//! `SCHED_IDLE`), so the
 //! calls answered meanwhile keep their latency (BENCHMARKS.md, "hot swap").
 
 use std::io::{Read, Write};
@@ -379,10 +380,14 @@ pub fn child_main(arguments: &[std::ffi::OsString]) -> i32 {
             rlim_cur: CHILD_DEADLINE.as_secs(),
             rlim_max: CHILD_DEADLINE.as_secs() + 10,
         };
-        // SAFETY: setpriority only reads its integer arguments; setrlimit reads the struct,
-        // which lives across the call.
+        // SCHED_IDLE on top (Linux; no privilege needed to lower oneself): the scheduler weighs
+        // it a fifth of nice 19, so a busy server's calls wait behind it less often.
+        let idle = libc::sched_param { sched_priority: 0 };
+        // SAFETY: setpriority only reads its integer arguments; setrlimit and sched_setscheduler
+        // read the structs, which live across the calls.
         unsafe {
             libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+            libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle);
             libc::setrlimit(libc::RLIMIT_CPU, &cpu);
         }
     }
