@@ -478,3 +478,63 @@ async fn a_file_dropped_before_the_watcher_starts_is_not_missed() {
     .await;
     assert_eq!(first_load(&app), v1_loaded_at, "0.1.0 was not loaded again");
 }
+
+/// A file still being written, which every rescan finds changed, does not hold up a build that is
+/// renamed in meanwhile: the rename is served when it is told, not after a rescan's wait (with a
+/// 10 s rescan interval, a wait there would show).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_being_written_does_not_hold_up_a_notified_one() {
+    let v2 = fixture_variant(Variant::V2);
+    let dir = tempfile::tempdir().unwrap();
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(V1, plugins.join("fixture-1.wasm")).unwrap();
+    let app = open_unsigned_allowed(&data, &plugins).await;
+    // The compiled code of 0.2.0 in the cache, so what is timed is the watcher, not a compile.
+    app.registry.runtime().load_file(&v2).await.unwrap();
+    let every = Duration::from_secs(10);
+    let _watcher = bss_host::registry::watch(app.registry.clone(), plugins.clone(), every);
+
+    // A slow writer: a line every 100 ms into a file that stays open.
+    let slow = plugins.join("slow.wasm");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (slow, stop) = (slow.clone(), stop.clone());
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&slow).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                file.write_all(b"still writing\n").unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    // Past the first rescan (immediate) and into the next, each finding the slow file changed.
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    let elsewhere = dir.path().join("built.wasm");
+    std::fs::copy(&v2, &elsewhere).unwrap();
+    let renamed = std::time::Instant::now();
+    std::fs::rename(&elsewhere, plugins.join("fixture-2.wasm")).unwrap();
+    let registry = &app.registry;
+    eventually(
+        "loading 0.2.0",
+        Duration::from_secs(30),
+        move || async move {
+            registry
+                .loaded()
+                .iter()
+                .any(|l| {
+                    l.connector.manifest().name == "fixture" && l.version.to_string() == "0.2.0"
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let took = renamed.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        took < Duration::from_secs(3),
+        "0.2.0 was served {took:?} after its rename"
+    );
+}

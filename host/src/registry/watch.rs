@@ -189,6 +189,8 @@ pub fn watch(
     tokio::spawn(async move {
         // Files that failed for a passing reason, and when to try them again.
         let mut retry: BTreeMap<PathBuf, Instant> = BTreeMap::new();
+        // Files a rescan found changed, as it found them: loaded at the next one if unchanged.
+        let mut pending: BTreeMap<PathBuf, Stamp> = BTreeMap::new();
         let mut rescan = tokio::time::interval(every);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -231,17 +233,21 @@ pub fn watch(
                         !due
                     });
                     seen.retain(|path, _| path.exists());
-                    let found = changed(&plugins, &seen);
-                    if found.is_empty() {
-                        continue;
-                    }
-                    // Found by a rescan, they may still be being written: loaded once they have
-                    // held still.
-                    tokio::time::sleep(every).await;
-                    for (path, stamp) in found {
-                        if stamp_of(&path) != Some(stamp) || seen.get(&path) == Some(&stamp) {
-                            continue;
+                    // Found by a rescan, a file may still be being written: it is loaded at the
+                    // next rescan if it has held still since. Nothing here waits, so a
+                    // notification meanwhile is served at once (a wait here once held a
+                    // notified swap up for a whole interval).
+                    let mut held_still = Vec::new();
+                    let mut found_now = BTreeMap::new();
+                    for (path, stamp) in changed(&plugins, &seen) {
+                        if pending.get(&path) == Some(&stamp) {
+                            held_still.push((path, stamp));
+                        } else {
+                            found_now.insert(path, stamp);
                         }
+                    }
+                    pending = found_now;
+                    for (path, stamp) in held_still {
                         seen.insert(path.clone(), stamp);
                         if let Some(wait) = load(&registry, &plugins, &path).await {
                             retry.insert(path, Instant::now() + wait);
