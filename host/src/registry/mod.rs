@@ -86,7 +86,6 @@ impl RegistryError {
                 | RegistryError::Tampered(_)
                 | RegistryError::Load(
                     LoadError::NotAComponent { .. }
-                        | LoadError::CompileOverMemoryCap { .. }
                         | LoadError::ManifestCall { .. }
                         | LoadError::Manifest { .. }
                         | LoadError::Exports { .. }
