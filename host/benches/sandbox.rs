@@ -1119,12 +1119,7 @@ async fn swap() {
     );
     row(
         "  p99 call, 4 tasks: quiet / during that compile (ratio)",
-        format!(
-            "{:.0} / {:.0} µs ({:.2}×)",
-            quiet.as_secs_f64() * 1e6,
-            compiling.as_secs_f64() * 1e6,
-            compiling.as_secs_f64() / quiet.as_secs_f64()
-        ),
+        p99_ratio(quiet, compiling),
     );
     row(
         "  calls/s, 4 tasks: 1 s before / drop → serving / 1 s after",
@@ -1144,12 +1139,7 @@ async fn swap() {
         let (before, during) = (p99(started - second, started), p99(started, compiled));
         row(
             "  p99 call, 4 tasks: quiet / during that Python compile (ratio)",
-            format!(
-                "{:.0} / {:.0} µs ({:.2}×)",
-                before.as_secs_f64() * 1e6,
-                during.as_secs_f64() * 1e6,
-                during.as_secs_f64() / before.as_secs_f64()
-            ),
+            p99_ratio(before, during),
         );
         row(
             "hot swap: compiled Python build copied in → its first call answered",
@@ -1163,15 +1153,20 @@ async fn swap() {
         );
         row(
             "  p99 call, 4 tasks: quiet / during that swap (ratio)",
-            format!(
-                "{:.0} / {:.0} µs ({:.2}×)",
-                before.as_secs_f64() * 1e6,
-                during.as_secs_f64() * 1e6,
-                during.as_secs_f64() / before.as_secs_f64()
-            ),
+            p99_ratio(before, during),
         );
     }
     row("  failed calls", failed.to_string());
+}
+
+/// "quiet / during µs (ratio)" for two p99 call latencies.
+fn p99_ratio(quiet: Duration, during: Duration) -> String {
+    format!(
+        "{:.0} / {:.0} µs ({:.2}×)",
+        quiet.as_secs_f64() * 1e6,
+        during.as_secs_f64() * 1e6,
+        during.as_secs_f64() / quiet.as_secs_f64()
+    )
 }
 
 /// The Python template built by its `build.sh` into `dir`, or why not (its toolchain comes from

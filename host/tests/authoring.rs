@@ -81,13 +81,7 @@ fn the_bundled_connector_imports_the_contract_and_the_clock_only() {
     let report: Value =
         serde_json::from_str(&HOST.ok(&data, &["connectors", "check", bundled, "--json"])).unwrap();
     assert_eq!(report["problems"], Value::Array(Vec::new()), "{report:#}");
-    let mut imports: Vec<&str> = report["imports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
-    imports.sort();
+    let imports = common::cli::import_names(&report);
     let wanted = ["http", "log", "settings", "types"].map(|interface| {
         format!(
             "bss:integration/{interface}@{}",

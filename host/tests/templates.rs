@@ -346,13 +346,7 @@ async fn the_rust_template_builds_lean_imports_the_contract_only_and_reports_its
             &["connectors", "check", wasm.to_str().unwrap(), "--json"],
         ))
         .unwrap();
-        let mut imports: Vec<&str> = report["imports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["name"].as_str().unwrap())
-            .collect();
-        imports.sort();
+        let imports = common::cli::import_names(&report);
         let contract = report["contract"].as_str().unwrap();
         let expected: Vec<String> = ["http", "log", "settings", "types"]
             .iter()

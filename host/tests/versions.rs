@@ -51,6 +51,25 @@ async fn open_unsigned_allowed(data: &Path, plugins: &Path) -> bss_host::app::Ap
     .unwrap()
 }
 
+/// A temporary folder with a plugins folder holding the fixture 0.1.0, and the data folder beside
+/// it opened with those plugins loaded.
+async fn plugins_with_v1() -> (tempfile::TempDir, std::path::PathBuf, bss_host::app::App) {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(V1, plugins.join("fixture-1.wasm")).unwrap();
+    let app = open_unsigned_allowed(&data, &plugins).await;
+    (dir, plugins, app)
+}
+
+/// Whether the registry has the fixture's `version` loaded.
+fn serves_fixture(registry: &bss_host::registry::Registry, version: &str) -> bool {
+    registry
+        .loaded()
+        .iter()
+        .any(|l| l.connector.manifest().name == "fixture" && l.version.to_string() == version)
+}
+
 /// Polls `probe` every 100 ms until it gives a value; fails the test after `limit`.
 async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
 where
@@ -441,11 +460,7 @@ async fn a_restart_with_every_connector_installed_compiles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_dropped_before_the_watcher_starts_is_not_missed() {
     let v2 = fixture_variant(Variant::V2);
-    let dir = tempfile::tempdir().unwrap();
-    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(V1, plugins.join("fixture-1.wasm")).unwrap();
-    let app = open_unsigned_allowed(&data, &plugins).await;
+    let (_dir, plugins, app) = plugins_with_v1().await;
     let first_load = |app: &bss_host::app::App| {
         app.registry
             .loaded()
@@ -465,15 +480,7 @@ async fn a_file_dropped_before_the_watcher_starts_is_not_missed() {
     eventually(
         "loading 0.2.0",
         Duration::from_secs(30),
-        move || async move {
-            let loaded = registry.loaded();
-            loaded
-                .iter()
-                .any(|l| {
-                    l.connector.manifest().name == "fixture" && l.version.to_string() == "0.2.0"
-                })
-                .then_some(())
-        },
+        move || async move { serves_fixture(registry, "0.2.0").then_some(()) },
     )
     .await;
     assert_eq!(first_load(&app), v1_loaded_at, "0.1.0 was not loaded again");
@@ -485,11 +492,7 @@ async fn a_file_dropped_before_the_watcher_starts_is_not_missed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_being_written_does_not_hold_up_a_notified_one() {
     let v2 = fixture_variant(Variant::V2);
-    let dir = tempfile::tempdir().unwrap();
-    let (data, plugins) = (dir.path().join("data"), dir.path().join("plugins"));
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(V1, plugins.join("fixture-1.wasm")).unwrap();
-    let app = open_unsigned_allowed(&data, &plugins).await;
+    let (dir, plugins, app) = plugins_with_v1().await;
     // The compiled code of 0.2.0 in the cache, so what is timed is the watcher, not a compile.
     app.registry.runtime().load_file(&v2).await.unwrap();
     let every = Duration::from_secs(10);
@@ -519,15 +522,7 @@ async fn a_file_being_written_does_not_hold_up_a_notified_one() {
     eventually(
         "loading 0.2.0",
         Duration::from_secs(30),
-        move || async move {
-            registry
-                .loaded()
-                .iter()
-                .any(|l| {
-                    l.connector.manifest().name == "fixture" && l.version.to_string() == "0.2.0"
-                })
-                .then_some(())
-        },
+        move || async move { serves_fixture(registry, "0.2.0").then_some(()) },
     )
     .await;
     let took = renamed.elapsed();

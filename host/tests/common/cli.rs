@@ -220,3 +220,15 @@ pub fn database_bytes(data: &Path) -> Vec<u8> {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// The import names of a `connectors check --json` report, sorted.
+pub fn import_names(report: &serde_json::Value) -> Vec<&str> {
+    let mut imports: Vec<&str> = report["imports"]
+        .as_array()
+        .expect("the report lists imports")
+        .iter()
+        .map(|i| i["name"].as_str().expect("an import has a name"))
+        .collect();
+    imports.sort();
+    imports
+}
