@@ -108,16 +108,25 @@ fn runtime(cache: &Path, pooling: bool) -> Runtime {
     .expect("runtime")
 }
 
-/// A context with no settings (enough for calls that touch no import), or the fixture's.
+/// A context with no settings (enough for calls that touch no import), or the fixture's; with
+/// `host.keep-instance=false`, so every call instantiates (what these rows measure).
 fn call_context(connector: &Connector) -> Arc<InstanceContext> {
     if connector.manifest().name == "fixture" {
-        fixture_settings(connector, &[])
+        fixture_settings(connector, &[], false)
     } else {
-        Arc::new(InstanceContext::empty("bench"))
+        let fresh = InstanceOptions {
+            keep_instance: false,
+            ..InstanceOptions::default()
+        };
+        Arc::new(InstanceContext::empty_with("bench", fresh))
     }
 }
 
-fn fixture_settings(connector: &Connector, settings: &[(&str, &str)]) -> Arc<InstanceContext> {
+fn fixture_settings(
+    connector: &Connector,
+    settings: &[(&str, &str)],
+    keep_instance: bool,
+) -> Arc<InstanceContext> {
     let mut values: BTreeMap<String, String> = [
         ("base-url", "http://127.0.0.1:9"),
         ("user", "bench"),
@@ -131,6 +140,7 @@ fn fixture_settings(connector: &Connector, settings: &[(&str, &str)]) -> Arc<Ins
     }
     let options = InstanceOptions {
         allow_private_network: true,
+        keep_instance,
         ..InstanceOptions::default()
     };
     Arc::new(
@@ -277,8 +287,27 @@ async fn calls(cache: &Path) -> PerCall {
         loaded.push((name, pooling, runtime, connector, context));
     }
     let mut rounds = vec![(Vec::new(), Vec::new()); loaded.len()];
+    let mut kept_calls = vec![Vec::new(); loaded.len()];
     let mut faults = vec![0u64; loaded.len()];
     for _ in 0..CALL_ROUNDS {
+        // The same call as the host makes it by default, in the instance kept from the call
+        // before (not counted in the page faults: those rows are about fresh instances).
+        for ((_, _, _, connector, _), kept) in loaded.iter().zip(kept_calls.iter_mut()) {
+            let kept_context = if connector.manifest().name == "fixture" {
+                fixture_settings(connector, &[], true)
+            } else {
+                Arc::new(InstanceContext::empty("bench"))
+            };
+            let _ = connector.lookup_choices(&kept_context, "none").await;
+            let started = Instant::now();
+            for _ in 0..CALLS_PER_ROUND {
+                let _ = connector
+                    .lookup_choices(&kept_context, "none")
+                    .await
+                    .expect("call");
+            }
+            kept.push(micros(started.elapsed(), CALLS_PER_ROUND));
+        }
         for (((_, _, _, connector, context), (instantiates, calls)), faults) in
             loaded.iter().zip(rounds.iter_mut()).zip(faults.iter_mut())
         {
@@ -308,10 +337,14 @@ async fn calls(cache: &Path) -> PerCall {
         bundled: f64::NAN,
         with_wasi: f64::NAN,
     };
-    for (((name, pooling, runtime, _, _), (instantiates, calls)), faults) in
-        loaded.iter().zip(&mut rounds).zip(faults)
+    for ((((name, pooling, runtime, _, _), (instantiates, calls)), faults), kept) in loaded
+        .iter()
+        .zip(&mut rounds)
+        .zip(faults)
+        .zip(&mut kept_calls)
     {
         let (instantiate, with_call) = (median(instantiates), median(calls));
+        let kept_call = median(kept);
         let how = match (pooling, runtime.resets_dirty_pages_only()) {
             (false, _) => format!("{name}, pooling off"),
             (true, true) => format!("{name}, pooling on, dirty-page reset"),
@@ -328,6 +361,10 @@ async fn calls(cache: &Path) -> PerCall {
         row(
             "  no-op export call alone (difference)",
             format!("{:.2} µs", with_call - instantiate),
+        );
+        row(
+            "  no-op export call in a kept instance (the default)",
+            format!("{kept_call:.2} µs"),
         );
         row(
             "  peak guest memory of such a call",
@@ -362,7 +399,7 @@ async fn import(cache: &Path) {
         let fixture = fixture.clone();
         async move {
             let param = count.to_string();
-            let context = fixture_settings(&fixture, &[("mode", "import-loop"), ("param", &param)]);
+            let context = fixture_settings(&fixture, &[("mode", "import-loop"), ("param", &param)], true);
             let mut best = Duration::MAX;
             for _ in 0..5 {
                 let started = Instant::now();

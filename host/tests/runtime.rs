@@ -1,11 +1,14 @@
 //! The runtime's own duties: the compile cache across restarts, refusing what is not a connector,
-//! the per-call request budget, dry runs that cannot write, and a log that never shows a secret
-//! and stops growing at its budget.
+//! the per-call request budget, dry runs that cannot write, a log that never shows a secret and
+//! stops growing at its budget, and instances kept between calls only for their own settings.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
+use bss_host::capabilities::context::InstanceContext;
 use bss_host::capabilities::options::InstanceOptions;
 use bss_host::contract::bindings::connector::Change;
 use bss_host::contract::bindings::types::{ConnectorError, Entity};
@@ -147,16 +150,189 @@ async fn nothing_a_call_leaves_in_memory_reaches_the_next_call() {
         }
     );
     let connector = fixture(&runtime).await;
+    let fresh = InstanceOptions {
+        keep_instance: false,
+        ..private_ok()
+    };
     let ctx = context(
         &connector,
         &[("base-url", "https://example.com"), ("mode", "scribble")],
-        private_ok(),
+        fresh,
     );
     for _ in 0..20 {
         assert_eq!(
             connector.activate(&ctx).await.unwrap().unwrap(),
             "calls 1 stale 0"
         );
+    }
+    assert_eq!(runtime.kept_instances(), 0);
+
+    // Kept instances (the default) take turns with fresh ones in the same slots: an instance
+    // of other settings never sees what a kept one left.
+    let kept = |param: &str| {
+        context(
+            &connector,
+            &[
+                ("base-url", "https://example.com"),
+                ("mode", "scribble"),
+                ("param", param),
+            ],
+            private_ok(),
+        )
+    };
+    for round in 1..=5 {
+        for param in ["a", "b", "c"] {
+            let said = connector.activate(&kept(param)).await.unwrap().unwrap();
+            let expected = format!("calls {round} stale ");
+            assert!(said.starts_with(&expected), "{param}: {said}");
+            if round == 1 {
+                assert_eq!(said, "calls 1 stale 0", "{param}");
+            }
+        }
+        let said = connector.activate(&ctx).await.unwrap().unwrap();
+        assert_eq!(said, "calls 1 stale 0", "fresh after round {round}");
+    }
+    assert_eq!(runtime.kept_instances(), 3);
+}
+
+/// A call may run in the instance a call before it left (`host.keep-instance`, on by default),
+/// but only one of the same connector version under exactly the same settings, secrets, lookups
+/// and options, and never one whose call ended badly.
+#[tokio::test]
+async fn a_kept_instance_serves_only_its_own_version_and_settings() {
+    let runtime = runtime();
+    let connector = fixture(&runtime).await;
+    let settings = [("base-url", "https://example.com"), ("mode", "scribble")];
+    let calls = |said: String| said.split(' ').nth(1).unwrap().parse::<u32>().unwrap();
+    let activate = |connector: &bss_host::runtime::Connector, ctx| {
+        let connector = connector.clone();
+        async move { calls(connector.activate(&ctx).await.unwrap().unwrap()) }
+    };
+
+    let ctx = context(&connector, &settings, private_ok());
+    assert_eq!(activate(&connector, ctx.clone()).await, 1);
+    assert_eq!(activate(&connector, ctx.clone()).await, 2);
+    // The same settings read again (another context, one fingerprint): the same instance.
+    let again = context(&connector, &settings, private_ok());
+    assert_eq!(activate(&connector, again).await, 3);
+    assert_eq!(runtime.kept_instances(), 1);
+
+    // Anything changed gives a fresh instance: a setting, a secret, a lookup, an option.
+    let other_setting = context(
+        &connector,
+        &[("base-url", "https://example.com/v2"), ("mode", "scribble")],
+        private_ok(),
+    );
+    assert_eq!(activate(&connector, other_setting).await, 1);
+    let other_secret = context(
+        &connector,
+        &[
+            ("base-url", "https://example.com"),
+            ("mode", "scribble"),
+            ("api-key", "rotated"),
+        ],
+        private_ok(),
+    );
+    assert_eq!(activate(&connector, other_secret).await, 1);
+    let mut sealed = (*context(&connector, &settings, private_ok())).clone();
+    sealed.seal(&[("legacy".to_string(), "sealed-value".to_string())]);
+    assert_eq!(activate(&connector, Arc::new(sealed)).await, 1);
+    let values: BTreeMap<String, String> = settings
+        .iter()
+        .chain(&[("user", "alice"), ("api-key", "default-api-key")])
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let no_lookups = InstanceContext::new(
+        "test-instance",
+        connector.manifest(),
+        &values,
+        BTreeMap::new(),
+        private_ok(),
+    )
+    .unwrap();
+    assert_eq!(activate(&connector, Arc::new(no_lookups)).await, 1);
+    let other_options = context(
+        &connector,
+        &settings,
+        InstanceOptions {
+            memory_limit: 96 << 20,
+            ..private_ok()
+        },
+    );
+    assert_eq!(activate(&connector, other_options).await, 1);
+    // Another load of the same file is another version: it shares nothing.
+    let reloaded = fixture(&runtime).await;
+    let ctx_reloaded = context(&reloaded, &settings, private_ok());
+    assert_eq!(activate(&reloaded, ctx_reloaded).await, 1);
+    assert_eq!(runtime.kept_instances(), 7);
+    drop(reloaded);
+    assert_eq!(
+        runtime.kept_instances(),
+        6,
+        "a dropped version's instances go with it"
+    );
+
+    // A call that traps, runs out of time or is refused memory leaves no instance behind.
+    let short = InstanceOptions {
+        call_deadline: std::time::Duration::from_millis(300),
+        memory_limit: 16 << 20,
+        ..private_ok()
+    };
+    let ctx = context(&connector, &settings, short);
+    for bad in ["trap", "loop", "alloc"] {
+        assert_eq!(activate(&connector, ctx.clone()).await, 1, "before {bad}");
+        assert_eq!(activate(&connector, ctx.clone()).await, 2, "before {bad}");
+        let failure = connector.lookup_choices(&ctx, bad).await.unwrap_err();
+        eprintln!("{bad}: {failure}");
+        assert_eq!(
+            activate(&connector, ctx.clone()).await,
+            1,
+            "a fresh instance after {bad}"
+        );
+        // Start the next round from nothing kept under these settings.
+        connector.lookup_choices(&ctx, "trap").await.unwrap_err();
+    }
+
+    // An answer the connector gives normally, an error included, keeps the instance.
+    assert_eq!(activate(&connector, ctx.clone()).await, 1);
+    let unsupported = connector.lookup_choices(&ctx, "no-such-key").await.unwrap();
+    assert!(unsupported.is_err());
+    assert_eq!(activate(&connector, ctx.clone()).await, 2);
+
+    // Calls at once each get an instance of their own.
+    let slow = context(
+        &connector,
+        &[
+            ("base-url", "https://example.com"),
+            ("mode", "slow-version"),
+            ("param", "300"),
+        ],
+        private_ok(),
+    );
+    let before = runtime.kept_instances();
+    let first = tokio::spawn({
+        let (connector, slow) = (connector.clone(), slow.clone());
+        async move { connector.activate(&slow).await }
+    });
+    let second = tokio::spawn({
+        let (connector, slow) = (connector.clone(), slow.clone());
+        async move { connector.activate(&slow).await }
+    });
+    first.await.unwrap().unwrap().unwrap();
+    second.await.unwrap().unwrap().unwrap();
+    assert_eq!(runtime.kept_instances(), before + 2);
+
+    // `host.keep-instance=false` keeps none.
+    let fresh = context(
+        &connector,
+        &settings,
+        InstanceOptions {
+            keep_instance: false,
+            ..private_ok()
+        },
+    );
+    for _ in 0..3 {
+        assert_eq!(activate(&connector, fresh.clone()).await, 1);
     }
 }
 
@@ -211,6 +387,30 @@ async fn a_dry_run_cannot_write() {
     assert_eq!(
         server.seen().iter().filter(|s| s.method == "POST").count(),
         2
+    );
+
+    // The instance that wrote is kept for the next call; a dry run in it still cannot write.
+    assert_eq!(runtime.kept_instances(), 1);
+    let outcomes = connector
+        .push(
+            &ctx,
+            Entity::Account,
+            &common::items(&records),
+            common::options(true),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Err(ConnectorError::Internal(m)) if m == "write-in-dry-run")),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        server.seen().iter().filter(|s| s.method == "POST").count(),
+        2,
+        "the dry run in a kept instance sent nothing"
     );
 }
 

@@ -11,6 +11,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use reqwest::header::{HeaderName, HeaderValue};
+use sha2::{Digest, Sha256};
 
 use super::allowed_hosts::{AllowedHosts, Origin};
 use super::log::Redactor;
@@ -55,6 +56,8 @@ pub struct InstanceContext {
     allowed: AllowedHosts,
     credentials: Option<Credentials>,
     options: InstanceOptions,
+    /// A digest of everything the context was made from (see [`InstanceContext::fingerprint`]).
+    fingerprint: [u8; 32],
 }
 
 impl fmt::Debug for InstanceContext {
@@ -119,6 +122,7 @@ impl InstanceContext {
             }
         }
         let redactor = Redactor::new(secrets, tokens);
+        let fingerprint = fingerprint_of(instance, values, &lookups, &options);
 
         Ok(InstanceContext {
             instance: instance.to_string(),
@@ -128,6 +132,7 @@ impl InstanceContext {
             allowed: AllowedHosts::new(origins),
             credentials,
             options,
+            fingerprint,
         })
     }
 
@@ -141,10 +146,22 @@ impl InstanceContext {
         self.redactor = self
             .redactor
             .with_secrets(sealed.iter().map(|(_, value)| value.clone()));
+        let mut digest = Sha256::new();
+        digest.update(self.fingerprint);
+        for (key, value) in sealed {
+            field(&mut digest, key);
+            field(&mut digest, value);
+        }
+        self.fingerprint = digest.finalize().into();
     }
 
     /// A context that grants nothing: for calls such as `manifest` made before any instance exists.
     pub fn empty(instance: &str) -> InstanceContext {
+        Self::empty_with(instance, InstanceOptions::default())
+    }
+
+    /// As [`InstanceContext::empty`], under these options (benchmarks: `keep_instance` off).
+    pub fn empty_with(instance: &str, options: InstanceOptions) -> InstanceContext {
         InstanceContext {
             instance: instance.to_string(),
             visible: BTreeMap::new(),
@@ -152,8 +169,19 @@ impl InstanceContext {
             lookups: BTreeMap::new(),
             allowed: AllowedHosts::default(),
             credentials: None,
-            options: InstanceOptions::default(),
+            fingerprint: fingerprint_of(instance, &BTreeMap::new(), &BTreeMap::new(), &options),
+            options,
         }
+    }
+
+    /// SHA-256 over everything this context was made from: the instance name, every server
+    /// variable (secrets and sealed values included), the lookup tables and the options. Two
+    /// contexts with one fingerprint grant a connector version exactly the same things (what a
+    /// context grants is derived from these and the version's manifest), so an instance kept from
+    /// a call under one may serve a call under the other; any change of settings, lookups or
+    /// options gives another fingerprint, and so a fresh instance.
+    pub fn fingerprint(&self) -> &[u8; 32] {
+        &self.fingerprint
     }
 
     pub fn instance(&self) -> &str {
@@ -217,6 +245,41 @@ impl InstanceContext {
             .unwrap_or(first);
         Some(chosen.bss_value.as_str())
     }
+}
+
+/// See [`InstanceContext::fingerprint`]. Every field is length-prefixed, so no two different
+/// inputs hash the same bytes.
+fn fingerprint_of(
+    instance: &str,
+    values: &BTreeMap<String, String>,
+    lookups: &BTreeMap<String, Vec<LookupEntry>>,
+    options: &InstanceOptions,
+) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    field(&mut digest, instance);
+    digest.update((values.len() as u64).to_le_bytes());
+    for (key, value) in values {
+        field(&mut digest, key);
+        field(&mut digest, value);
+    }
+    digest.update((lookups.len() as u64).to_le_bytes());
+    for (key, entries) in lookups {
+        field(&mut digest, key);
+        digest.update((entries.len() as u64).to_le_bytes());
+        for entry in entries {
+            field(&mut digest, &entry.bss_value);
+            field(&mut digest, &entry.remote_value);
+            digest.update([u8::from(entry.pull_default)]);
+        }
+    }
+    // Every option is a plain value, so its derived `Debug` text names each field and its value.
+    field(&mut digest, &format!("{options:?}"));
+    digest.finalize().into()
+}
+
+fn field(digest: &mut Sha256, text: &str) {
+    digest.update((text.len() as u64).to_le_bytes());
+    digest.update(text.as_bytes());
 }
 
 fn render(template: &str, values: &BTreeMap<String, String>) -> Result<String, SettingProblem> {

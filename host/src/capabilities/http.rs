@@ -302,6 +302,15 @@ impl HttpCall {
         }
     }
 
+    /// Starts another call of a kept instance: its context (the same grants, see
+    /// `InstanceContext::fingerprint`), its own dry-run flag and a fresh request budget.
+    pub fn begin_call(&mut self, context: Arc<InstanceContext>, dry_run: bool) {
+        self.header_names = context.redactor().lowercase();
+        self.context = context;
+        self.dry_run = dry_run;
+        self.sent = 0;
+    }
+
     /// Requests the guest has sent (or tried to send) in this call.
     pub fn sent(&self) -> u32 {
         self.sent

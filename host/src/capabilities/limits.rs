@@ -2,7 +2,8 @@
 //! remembers that it refused a grow: a Rust guest that cannot allocate aborts with an
 //! `unreachable` trap, and only the limiter knows the real cause, so the call is reported as having
 //! hit its memory cap. The cap is on all of the instance's memories together; what it granted is
-//! the call's peak guest memory (wasm memories never shrink).
+//! the call's peak guest memory (wasm memories never shrink). An instance kept for later calls
+//! keeps its guard, so the cap holds over the instance's whole life, not per call.
 
 use wasmtime::ResourceLimiter;
 
@@ -40,6 +41,13 @@ impl MemoryGuard {
     /// The size of the largest grow request refused in this call, if any.
     pub fn refused(&self) -> Option<u64> {
         self.refused
+    }
+
+    /// Starts another call in the same instance: what it holds stays counted, refusals are
+    /// forgotten.
+    pub fn begin_call(&mut self) {
+        self.refused = None;
+        self.last_grant = 0;
     }
 }
 

@@ -3,8 +3,10 @@
 //! guest imports it, but with no files, no environment, no arguments, no sockets and no stdin;
 //! stdout and stderr go to the log.
 //!
-//! [`CallState`] is the data of one call's store: built fresh per call from the instance's
-//! [`InstanceContext`], dropped when the call ends.
+//! [`CallState`] is the data of one instance's store: built from the instance's
+//! [`InstanceContext`] when the component is instantiated, re-armed by [`CallState::begin_call`]
+//! for each further call when the runtime keeps the instance (a fresh log, request budget and
+//! dry-run flag per call), dropped with the instance.
 
 pub mod address;
 pub mod allowed_hosts;
@@ -29,7 +31,7 @@ use crate::contract::bindings::{
     http as wit_http, log as wit_log, settings as wit_settings, types as wit_types,
 };
 
-/// The data of one call's store.
+/// The data of one instance's store, armed for its current call.
 pub struct CallState {
     /// Made on the first WASI call: a guest built without the WASI adapter may never make one,
     /// and making it costs (it seeds random generators).
@@ -62,6 +64,24 @@ impl CallState {
             log,
             memory: MemoryGuard::new(options.memory_limit),
         }
+    }
+
+    /// Arms a kept instance's state for its next call: `context` grants the same as the one the
+    /// instance was made under (same fingerprint), `labels` name the call, and the log, request
+    /// budget, dry-run flag and memory refusals start over. WASI's context and the resource table
+    /// stay: the guest's streams live there.
+    pub fn begin_call(&mut self, context: Arc<InstanceContext>, labels: Arc<Labels>, dry_run: bool) {
+        debug_assert_eq!(context.fingerprint(), self.context.fingerprint());
+        let options = context.options();
+        // Replaced in place: stdout, stderr and the HTTP capability hold this same sink.
+        *self.log.lock().unwrap_or_else(|p| p.into_inner()) = LogSink::new(
+            labels,
+            context.redactor().clone(),
+            options.log_bytes_per_call,
+        );
+        self.http.begin_call(context.clone(), dry_run);
+        self.memory.begin_call();
+        self.context = context;
     }
 
     pub fn requests_sent(&self) -> u32 {

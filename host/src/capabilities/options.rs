@@ -17,6 +17,7 @@
 //! | `host.max-pull-pages` | `10000` | pages one pull run reads before it stops and keeps its cursor |
 //! | `host.max-pull-records` | `1000000` | records one pull run delivers before it stops and keeps its cursor |
 //! | `host.max-retry-after` | `5m` | longest `Retry-After` a run waits for; a longer one fails the record for the retry queue |
+//! | `host.keep-instance` | `true` | a call may run in an instance kept from an earlier call of this instance (same connector version, settings, lookups and options); `false` gives every call a fresh one |
 //! | `host.conflicts` | `bss-wins` | a field both the BSS and the remote changed since the last push: `bss-wins` writes the BSS value and reports the remote's, `report` holds the record unchanged for review |
 //!
 //! Durations take `ms`, `s`, `m` or `h` (`1500ms`, `30s`, `2m`); sizes take `B`, `KiB`, `MiB` or
@@ -40,6 +41,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "host.max-pull-pages",
     "host.max-pull-records",
     "host.max-retry-after",
+    "host.keep-instance",
     "host.conflicts",
 ];
 
@@ -62,6 +64,8 @@ pub struct InstanceOptions {
     pub max_pull_pages: u32,
     pub max_pull_records: u32,
     pub max_retry_after: Duration,
+    /// Whether a call may run in an instance kept from an earlier call (`host.keep-instance`).
+    pub keep_instance: bool,
     /// Whether the BSS's value wins a field both sides changed (`host.conflicts`).
     pub conflicts_held: bool,
 }
@@ -83,6 +87,7 @@ impl Default for InstanceOptions {
             max_pull_pages: 10_000,
             max_pull_records: 1_000_000,
             max_retry_after: Duration::from_secs(300),
+            keep_instance: true,
             conflicts_held: false,
         }
     }
@@ -140,6 +145,7 @@ impl InstanceOptions {
             "host.max-pull-pages" => self.max_pull_pages = parse_count(value).map_err(fail)?,
             "host.max-pull-records" => self.max_pull_records = parse_count(value).map_err(fail)?,
             "host.max-retry-after" => self.max_retry_after = parse_duration(value).map_err(fail)?,
+            "host.keep-instance" => self.keep_instance = parse_bool(value).map_err(fail)?,
             "host.conflicts" => {
                 self.conflicts_held = match value.to_ascii_lowercase().as_str() {
                     "bss-wins" => false,

@@ -14,8 +14,10 @@
 //!   there costs whoever loads it seconds, not the call deadline;
 //! - **imports**: only what `capabilities` grants.
 //!
-//! Whatever a guest does, the call comes back as a value or as a [`CallError`]; the store is
-//! dropped after every call, so nothing a guest did survives into the next call.
+//! Whatever a guest does, the call comes back as a value or as a [`CallError`]. A call that ended
+//! normally may leave its instance for the next call of the same connector version under the same
+//! instance context (`kept`: the instance's settings, lookups and options unchanged); any other
+//! ends with its store dropped, so nothing it did survives into another call.
 
 pub mod answer;
 pub mod cache;
@@ -23,6 +25,7 @@ pub mod compiler;
 pub mod error;
 mod exports;
 pub mod imports;
+mod kept;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -41,6 +44,8 @@ use self::answer::{AnswerCap, AnswerLimits, Oversized, with_limits};
 use self::cache::{CompileCache, content_hash};
 pub use self::error::{CallError, CallFailure, LoadError};
 use self::exports::Exports;
+pub use self::kept::{MAX_CALLS_PER_INSTANCE, MAX_KEPT};
+use self::kept::{KeptInstance, KeptInstances};
 use crate::capabilities::CallState;
 use crate::capabilities::context::InstanceContext;
 use crate::capabilities::http::HttpClient;
@@ -57,6 +62,9 @@ use crate::contract::{CONTRACT_VERSION, Contract};
 
 /// How often the epoch advances; the granularity of deadlines and of guest yields.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The name under which [`Connector::instantiate`] runs: a call that runs no export.
+const INSTANTIATE_ONLY: &str = "(instantiate)";
 
 /// The deadline of a `manifest()` call: it must only describe the connector (it may call no
 /// import), so a few seconds are plenty even for a debug build, and a component that loops or
@@ -149,6 +157,9 @@ struct RuntimeInner {
     peak_guest_memory: AtomicU64,
     resets_dirty_pages_only: bool,
     http: HttpClient,
+    kept: KeptInstances,
+    /// Numbers each linked component, so kept instances are never handed to another version.
+    next_version_id: AtomicU64,
     _ticker: EpochTicker,
 }
 
@@ -167,7 +178,8 @@ fn engine_config(config: &RuntimeConfig) -> Config {
         wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
     if config.pooling {
-        let slots = config.max_concurrent_calls.max(1);
+        // Kept instances hold their slots between calls: they get slots of their own.
+        let slots = config.max_concurrent_calls.max(1) + MAX_KEPT;
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(slots)
             .total_core_instances(slots * 8)
@@ -216,6 +228,8 @@ impl Runtime {
                 peak_guest_memory: AtomicU64::new(0),
                 resets_dirty_pages_only: config.pooling && dirty_page_reset_is_safe(),
                 http: HttpClient::new()?,
+                kept: KeptInstances::default(),
+                next_version_id: AtomicU64::new(0),
             }),
         })
     }
@@ -252,6 +266,11 @@ impl Runtime {
     /// over all of the instance's memories); resets it.
     pub fn take_peak_guest_memory(&self) -> u64 {
         self.inner.peak_guest_memory.swap(0, Ordering::Relaxed)
+    }
+
+    /// Instances kept now for later calls (see `kept`).
+    pub fn kept_instances(&self) -> usize {
+        self.inner.kept.len()
     }
 
     /// Guest memory held by idle pooled slots (bytes): what the calls that left them dirtied, reset
@@ -319,6 +338,7 @@ impl Runtime {
         })?;
         let linked = Linked {
             runtime: self.clone(),
+            version_id: self.inner.next_version_id.fetch_add(1, Ordering::Relaxed),
             pre,
             exports,
             hash,
@@ -408,10 +428,18 @@ impl Runtime {
 /// be called, but nothing is known of it yet beyond its types (loading reads its manifest next).
 struct Linked {
     runtime: Runtime,
+    /// This linking's number, which its kept instances carry.
+    version_id: u64,
     pre: InstancePre<CallState>,
     exports: Exports,
     hash: String,
     contract: Contract,
+}
+
+impl Drop for Linked {
+    fn drop(&mut self) {
+        self.runtime.inner.kept.forget(self.version_id);
+    }
 }
 
 struct ConnectorInner {
@@ -443,9 +471,10 @@ impl Connector {
     }
 
     /// Instantiates the component in a fresh store under the instance's limits and drops it,
-    /// calling no export: what every call costs before guest code runs (benchmarks, warm-up).
+    /// calling no export and keeping nothing: what a call in a fresh instance costs before guest
+    /// code runs (benchmarks).
     pub async fn instantiate(&self, context: &Arc<InstanceContext>) -> Result<(), CallError> {
-        self.call(context, "(instantiate)", false, |_, _, _| {
+        self.call(context, INSTANTIATE_ONLY, false, |_, _, _| {
             Box::pin(async { Ok(()) })
         })
         .await
@@ -474,40 +503,6 @@ impl Connector {
             "lookup-choices",
             false,
             move |exports, instance, store| Box::pin(exports.lookup_choices(instance, store, key)),
-        )
-        .await
-    }
-
-    /// Runs `lookup-choices` of `key` `times` times in ONE instance and returns how long the calls
-    /// after the first took: what a trivial call would cost if the host kept an instance between
-    /// calls, which it does not (every call gets a fresh instance). For the templates bench, which
-    /// weighs that choice; not for serving (test code: left out of a production build, like the
-    /// `demo` feature's other parts).
-    #[doc(hidden)]
-    #[cfg(feature = "demo")]
-    pub async fn time_lookup_choices_in_one_instance(
-        &self,
-        context: &Arc<InstanceContext>,
-        key: &str,
-        times: u32,
-    ) -> Result<Duration, CallError> {
-        let key = key.to_string();
-        self.call(
-            context,
-            "lookup-choices",
-            false,
-            move |exports, instance, store| {
-                Box::pin(async move {
-                    // The connector's answer (choices or its error) is not what is timed; a
-                    // trap still ends the run.
-                    let _answer = exports.lookup_choices(instance, store, key.clone()).await?;
-                    let started = Instant::now();
-                    for _ in 1..times {
-                        let _answer = exports.lookup_choices(instance, store, key.clone()).await?;
-                    }
-                    Ok(started.elapsed())
-                })
-            },
         )
         .await
     }
@@ -602,7 +597,7 @@ impl Connector {
         .await
     }
 
-    /// Runs one export in a fresh store under the instance's limits.
+    /// Runs one export under the instance's limits (in a kept instance when there is one).
     async fn call<R, F>(
         &self,
         context: &Arc<InstanceContext>,
@@ -627,8 +622,9 @@ impl Connector {
 }
 
 impl Linked {
-    /// Runs one export in a fresh store under the instance's limits; `labels` name the call in
-    /// logs and errors.
+    /// Runs one export under the instance's limits, in an instance kept from an earlier call of
+    /// this version under the same context when there is one (see `kept`), else in a fresh one;
+    /// `labels` name the call in logs and errors.
     async fn call<R, F>(
         &self,
         labels: Labels,
@@ -659,14 +655,32 @@ impl Linked {
             _ => CallFailure::DeadlineExceeded(deadline),
         };
         let limits = AnswerLimits::of(options);
-        let state = CallState::new(
-            context.clone(),
-            labels.clone(),
-            runtime.http.clone(),
-            dry_run,
-        );
-        let mut store = Store::new(&runtime.engine, state);
-        store.limiter(|state| &mut state.memory);
+        let may_keep = options.keep_instance && name != "manifest" && name != INSTANTIATE_ONLY;
+        let kept = if may_keep {
+            runtime.kept.take(self.version_id, context.fingerprint())
+        } else {
+            None
+        };
+        let reused = kept.is_some();
+        let (mut store, kept_instance, calls_before) = match kept {
+            Some(mut kept) => {
+                kept.store
+                    .data_mut()
+                    .begin_call(context.clone(), labels.clone(), dry_run);
+                (kept.store, Some(kept.instance), kept.calls)
+            }
+            None => {
+                let state = CallState::new(
+                    context.clone(),
+                    labels.clone(),
+                    runtime.http.clone(),
+                    dry_run,
+                );
+                let mut store = Store::new(&runtime.engine, state);
+                store.limiter(|state| &mut state.memory);
+                (store, None, 0)
+            }
+        };
         // One import call's arguments (a log line, a request) may hold no more than one answer.
         store.set_hostcall_fuel(usize::try_from(limits.max_answer_bytes).unwrap_or(usize::MAX));
         let started = Instant::now();
@@ -681,14 +695,18 @@ impl Linked {
         });
 
         let outcome = tokio::time::timeout(deadline, async {
-            let instance = self
-                .pre
-                .instantiate_async(&mut store)
+            let instance = match kept_instance {
+                Some(instance) => instance,
+                None => self
+                    .pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(CallOutcome::Instantiate)?,
+            };
+            let value = with_limits(limits, export(&self.exports, &instance, &mut store))
                 .await
-                .map_err(CallOutcome::Instantiate)?;
-            with_limits(limits, export(&self.exports, &instance, &mut store))
-                .await
-                .map_err(CallOutcome::Trap)
+                .map_err(CallOutcome::Trap)?;
+            Ok((value, instance))
         })
         .await;
         let guest_said = store.data().finish_log();
@@ -708,10 +726,35 @@ impl Linked {
             micros = started.elapsed().as_micros() as u64,
             guest_memory,
             requests = store.data().requests_sent(),
+            kept_instance = reused,
             ok = matches!(outcome, Ok(Ok(_))),
             "connector call"
         );
-        drop(store);
+        let outcome = match outcome {
+            // A call that ended normally may leave its instance for the next; any other's
+            // instance is dropped with its store here, whatever state it was left in.
+            Ok(Ok((value, instance))) => {
+                if may_keep && refused_memory.is_none() {
+                    let kept = KeptInstance {
+                        store,
+                        instance,
+                        calls: calls_before + 1,
+                    };
+                    runtime
+                        .kept
+                        .keep(self.version_id, *context.fingerprint(), kept, guest_memory);
+                }
+                Ok(Ok(value))
+            }
+            Ok(Err(failure)) => {
+                drop(store);
+                Ok(Err(failure))
+            }
+            Err(elapsed) => {
+                drop(store);
+                Err(elapsed)
+            }
+        };
         let outcome_label = match &outcome {
             Ok(Ok(_)) => "ok",
             Err(_) => "deadline",
