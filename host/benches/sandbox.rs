@@ -399,7 +399,11 @@ async fn import(cache: &Path) {
         let fixture = fixture.clone();
         async move {
             let param = count.to_string();
-            let context = fixture_settings(&fixture, &[("mode", "import-loop"), ("param", &param)], true);
+            let context = fixture_settings(
+                &fixture,
+                &[("mode", "import-loop"), ("param", &param)],
+                true,
+            );
             let mut best = Duration::MAX;
             for _ in 0..5 {
                 let started = Instant::now();

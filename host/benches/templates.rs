@@ -199,10 +199,14 @@ async fn measure(lang: &str, dir: &Path, sandbox: &Sandbox) -> Measured {
     let call_memory = runtime.take_peak_guest_memory();
     // The same call as the host makes it by default: in the instance the call before kept.
     let kept_context = Arc::new(InstanceContext::empty("bench"));
-    let _ = connector.lookup_choices(&kept_context, "no-such-lookup").await;
+    let _ = connector
+        .lookup_choices(&kept_context, "no-such-lookup")
+        .await;
     let started = Instant::now();
     for _ in 0..CALLS {
-        let answer = connector.lookup_choices(&kept_context, "no-such-lookup").await;
+        let answer = connector
+            .lookup_choices(&kept_context, "no-such-lookup")
+            .await;
         assert!(answer.is_ok(), "{lang}: the call trapped: {answer:?}");
     }
     let kept_instance_call = started.elapsed() / CALLS as u32;

@@ -16,8 +16,9 @@
 //   missing or malformed value into ONE `invalid-settings` error.
 // - `log`: the host's log (`log.info(...)`, with `log.enabled(level)`).
 //
-// Connectors are stateless between calls (a fresh instance per call): keep nothing in module
-// globals that should outlive a call.
+// Connectors are stateless between calls: a call runs in a fresh instance or in one the host
+// kept from an earlier call of the same instance and settings, so module globals may or may not
+// hold what an earlier call left; never rely on either.
 
 import { send as hostSend } from 'bss:integration/http@1.4.0';
 import * as hostLog from 'bss:integration/log@1.4.0';

@@ -70,7 +70,12 @@ impl CallState {
     /// instance was made under (same fingerprint), `labels` name the call, and the log, request
     /// budget, dry-run flag and memory refusals start over. WASI's context and the resource table
     /// stay: the guest's streams live there.
-    pub fn begin_call(&mut self, context: Arc<InstanceContext>, labels: Arc<Labels>, dry_run: bool) {
+    pub fn begin_call(
+        &mut self,
+        context: Arc<InstanceContext>,
+        labels: Arc<Labels>,
+        dry_run: bool,
+    ) {
         debug_assert_eq!(context.fingerprint(), self.context.fingerprint());
         let options = context.options();
         // Replaced in place: stdout, stderr and the HTTP capability hold this same sink.

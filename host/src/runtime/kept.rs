@@ -14,7 +14,7 @@
 //! | its call trapped, hit its deadline, was refused memory or answered oversized | its state is whatever the interruption left |
 //! | its instance sets `host.keep-instance=false` | the admin asked for a fresh instance per call |
 //! | it has served [`MAX_CALLS_PER_INSTANCE`] calls | a slow leak or fragmentation does not live forever |
-//! | it holds more than [`MAX_KEPT_GUEST_MEMORY`] of linear memory | a kept instance is not a way to hold memory |
+//! | it holds more than [`MAX_KEPT_GUEST_MEMORY`] of linear memory, or more than half its `host.memory-limit` | a kept instance is not a way to hold memory, and the next call must have room (wasm memory never shrinks) |
 //! | it has been idle [`MAX_IDLE`] | settings that are no longer used let go of their instances |
 //! | [`MAX_KEPT`] instances or [`MAX_KEPT_TOTAL_MEMORY`] are kept already | the oldest goes first |
 //! | its connector version is dropped (a swap, an unload) | its code is gone |
@@ -91,9 +91,19 @@ impl KeptInstances {
     }
 
     /// Keeps `kept` for a later call of `version` under `fingerprint`, unless it has served its
-    /// calls or holds too much memory; makes room by dropping the oldest.
-    pub fn keep(&self, version: u64, fingerprint: [u8; 32], kept: KeptInstance, guest_memory: u64) {
-        if kept.calls >= MAX_CALLS_PER_INSTANCE || guest_memory > MAX_KEPT_GUEST_MEMORY {
+    /// calls or holds too much memory (`guest_memory` of its `memory_limit`); makes room by
+    /// dropping the oldest.
+    pub fn keep(
+        &self,
+        version: u64,
+        fingerprint: [u8; 32],
+        kept: KeptInstance,
+        guest_memory: u64,
+        memory_limit: u64,
+    ) {
+        if kept.calls >= MAX_CALLS_PER_INSTANCE
+            || guest_memory > MAX_KEPT_GUEST_MEMORY.min(memory_limit / 2)
+        {
             return;
         }
         let mut evicted = Vec::new();

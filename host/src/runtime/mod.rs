@@ -44,8 +44,8 @@ use self::answer::{AnswerCap, AnswerLimits, Oversized, with_limits};
 use self::cache::{CompileCache, content_hash};
 pub use self::error::{CallError, CallFailure, LoadError};
 use self::exports::Exports;
-pub use self::kept::{MAX_CALLS_PER_INSTANCE, MAX_KEPT};
 use self::kept::{KeptInstance, KeptInstances};
+pub use self::kept::{MAX_CALLS_PER_INSTANCE, MAX_KEPT};
 use crate::capabilities::CallState;
 use crate::capabilities::context::InstanceContext;
 use crate::capabilities::http::HttpClient;
@@ -740,9 +740,13 @@ impl Linked {
                         instance,
                         calls: calls_before + 1,
                     };
-                    runtime
-                        .kept
-                        .keep(self.version_id, *context.fingerprint(), kept, guest_memory);
+                    runtime.kept.keep(
+                        self.version_id,
+                        *context.fingerprint(),
+                        kept,
+                        guest_memory,
+                        limit,
+                    );
                 }
                 Ok(Ok(value))
             }

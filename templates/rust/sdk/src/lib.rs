@@ -26,8 +26,9 @@
 //! brings an allocator of its own (`arena.rs`) and reports panics through the log. `println!`
 //! and `eprintln!` print nowhere there, and std's clocks and randomness are not available.
 //!
-//! Connectors are stateless between calls (a fresh instance per call): nothing kept in a
-//! `static` outlives a call.
+//! Connectors are stateless between calls: a call runs in a fresh instance or in one the host
+//! kept from an earlier call of the same instance and settings, so a `static` may or may not
+//! hold what an earlier call left; never rely on either.
 
 // Lets the generated code name this crate the same way from inside it and from a connector crate.
 extern crate self as bss_connector_sdk;
