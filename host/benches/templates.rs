@@ -469,7 +469,7 @@ async fn main() {
             ),
         );
         row(
-            &format!("{lang}: trivial export in a kept instance (the default)"),
+            &format!("{lang}: trivial export, kept instance (default)"),
             format!("{:.1} µs", m.kept_instance_call.as_secs_f64() * 1e6),
         );
         row(
