@@ -363,10 +363,12 @@ fn dev_reloads_each_rebuild_and_refuses_a_broken_one() {
             ],
         )
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        // Kept for the failure message: what dev warned about while the test waited.
+        .stderr(std::fs::File::create(dir.path().join("dev.stderr")).unwrap())
         .spawn()
         .map(Killed)
         .unwrap();
+    let stderr_file = dir.path().join("dev.stderr");
     let (sender, lines) = std::sync::mpsc::channel::<String>();
     let stdout = dev.0.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -386,7 +388,10 @@ fn dev_reloads_each_rebuild_and_refuses_a_broken_one() {
                     seen.push_str(&line);
                     seen.push('\n');
                 }
-                Err(_) => panic!("dev never said {what:?}; it said:\n{seen}"),
+                Err(_) => panic!(
+                    "dev never said {what:?}; it said:\n{seen}\nand on stderr:\n{}",
+                    std::fs::read_to_string(&stderr_file).unwrap_or_default()
+                ),
             }
         }
     };

@@ -311,7 +311,8 @@ pub fn child_main(arguments: &[std::ffi::OsString]) -> i32 {
         );
         return 2;
     };
-    if priority.to_str() == Some("background") {
+    let background = priority.to_str() == Some("background");
+    if background {
         // The calls the parent serves meanwhile come first: at nice 19 the scheduler gives this
         // process a small share of a core the parent wants, and all of an idle one. Lowering
         // one's own priority needs no privilege; if it fails, the compile still runs.
@@ -340,7 +341,14 @@ pub fn child_main(arguments: &[std::ffi::OsString]) -> i32 {
             .and_then(|s| s.parse().ok())
             .unwrap_or(RuntimeConfig::default().max_concurrent_calls),
     };
-    let engine = match Engine::new(&super::engine_config(&config)) {
+    let mut wasm = super::engine_config(&config);
+    if background {
+        // One compiling thread: a parallel compile's threads on both cores made the kernel
+        // interrupt whichever core served calls (TLB shootdowns of the child's unmaps), and a
+        // background compile's length is set by what the calls leave anyway.
+        wasm.parallel_compilation(false);
+    }
+    let engine = match Engine::new(&wasm) {
         Ok(engine) => engine,
         Err(error) => {
             eprintln!("the engine could not be built: {error:#}");
