@@ -336,6 +336,55 @@ async fn a_kept_instance_serves_only_its_own_version_and_settings() {
     }
 }
 
+/// Kept instances hold pooled slots between calls, in a share of the pool of their own: with
+/// every one of them kept, as many calls as the runtime allows still run at once.
+#[tokio::test]
+async fn kept_instances_never_take_a_live_calls_slot() {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(common::shared_cache_dir()),
+        max_concurrent_calls: 2,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let connector = fixture(&runtime).await;
+    let settings = |mode: &str, param: String| {
+        context(
+            &connector,
+            &[
+                ("base-url", "https://example.com"),
+                ("mode", mode),
+                ("param", &param),
+            ],
+            private_ok(),
+        )
+    };
+    let most = bss_host::runtime::MAX_KEPT as usize;
+    for n in 0..most + 3 {
+        let said = connector
+            .activate(&settings("scribble", n.to_string()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(said, "calls 1 stale 0", "settings {n}");
+    }
+    assert_eq!(runtime.kept_instances(), most, "the oldest made room");
+    let (slow_a, slow_b) = (
+        settings("slow-version", "200".into()),
+        settings("slow-version", "201".into()),
+    );
+    let (first, second) = tokio::join!(connector.activate(&slow_a), connector.activate(&slow_b));
+    first.unwrap().unwrap();
+    second.unwrap().unwrap();
+    assert_eq!(runtime.kept_instances(), most);
+    // The oldest kept settings were dropped for the newer; the newest are still served warm.
+    let newest = connector
+        .activate(&settings("scribble", (most + 2).to_string()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(newest.starts_with("calls 2 "), "{newest}");
+}
+
 #[tokio::test]
 async fn a_dry_run_cannot_write() {
     let runtime = runtime();

@@ -21,8 +21,8 @@
 //! While a compile runs for more than [`PROGRESS_AFTER`], a progress line says so, then one
 //! every [`PROGRESS_EVERY`], so a first load of a large component is never silent. Under `serve`
 //! ([`compile_in_background`]) the child runs at the lowest scheduling priority (nice 19 and
-//! `SCHED_IDLE`), so the
-//! calls answered meanwhile keep their latency (BENCHMARKS.md, "hot swap").
+//! `SCHED_IDLE`) and on one thread, so the calls answered meanwhile keep their latency
+//! (BENCHMARKS.md, "hot swap").
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -178,14 +178,16 @@ fn engine_config(config: &RuntimeConfig) -> Config {
         wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
     if config.pooling {
-        // Kept instances hold their slots between calls: they get slots of their own.
-        let slots = config.max_concurrent_calls.max(1) + MAX_KEPT;
+        let slots = config.max_concurrent_calls.max(1);
+        // Kept instances hold their slots between calls: each gets, on top, as many as one call
+        // may hold at most, so live calls have the same pool with or without them.
+        let kept = MAX_KEPT;
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(slots)
-            .total_core_instances(slots * 8)
-            .total_memories(slots * 2)
-            .total_tables(slots * 8)
-            .total_stacks(slots)
+        pool.total_component_instances(slots + kept)
+            .total_core_instances(slots * 8 + kept * MAX_CORE_INSTANCES_PER_CALL)
+            .total_memories(slots * 2 + kept * MAX_MEMORIES_PER_CALL)
+            .total_tables(slots * 8 + kept * MAX_TABLES_PER_CALL)
+            .total_stacks(slots + kept)
             .max_memory_size(MAX_MEMORY_LIMIT as usize);
         // One call may not hold more than its share of the pool, whatever its component declares.
         pool.max_memories_per_component(MAX_MEMORIES_PER_CALL)
