@@ -322,6 +322,23 @@ async fn a_kept_instance_serves_only_its_own_version_and_settings() {
     second.await.unwrap().unwrap().unwrap();
     assert_eq!(runtime.kept_instances(), before + 2);
 
+    // An instance that grew by more than a quarter of its memory limit is not kept: the next
+    // call must have nearly the room a fresh instance has. (Each scribble call allocates 3 MiB:
+    // under 11 MiB the instance holds less than half the limit but grew by more than a quarter.)
+    for (limit_mib, kept) in [(11u64, false), (16, true)] {
+        let ctx = context(
+            &connector,
+            &settings,
+            InstanceOptions {
+                memory_limit: limit_mib << 20,
+                ..private_ok()
+            },
+        );
+        assert_eq!(activate(&connector, ctx.clone()).await, 1);
+        let second = activate(&connector, ctx).await;
+        assert_eq!(second, if kept { 2 } else { 1 }, "limit {limit_mib} MiB");
+    }
+
     // `host.keep-instance=false` keeps none.
     let fresh = context(
         &connector,
@@ -461,6 +478,9 @@ async fn a_dry_run_cannot_write() {
         2,
         "the dry run in a kept instance sent nothing"
     );
+    // ... and did not put the instance back: what a dry run was handed never reaches a call
+    // that may write.
+    assert_eq!(runtime.kept_instances(), 0);
 }
 
 #[tokio::test(flavor = "current_thread")]

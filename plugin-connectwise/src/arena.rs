@@ -7,7 +7,8 @@
 //! component is linked with an initial memory larger than its stack and data (`--initial-memory`
 //! in `host/tests/common/guest_build.rs`), and this allocator hands out that space as an arena
 //! before falling back to dlmalloc. The arena only moves forward (a block freed or shrunk at its
-//! end is taken back; others are left): an instance lives for one call, so nothing is kept long.
+//! end is taken back; others are left): most instances live for one call, and one the host keeps
+//! for later calls (at most 1,000) uses the arena up once and then grows dlmalloc's heap once.
 //! The component is single-threaded, so plain cells suffice.
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -12,10 +12,11 @@
 //! | an instance is dropped, not kept, when | because |
 //! |---|---|
 //! | its call trapped, hit its deadline, was refused memory or answered oversized | its state is whatever the interruption left |
+//! | its call was a dry run | what a dry run was handed must not reach a later call that may write |
 //! | its instance sets `host.keep-instance=false` | the admin asked for a fresh instance per call |
 //! | it has served [`MAX_CALLS_PER_INSTANCE`] calls | a slow leak or fragmentation does not live forever |
-//! | it holds more than [`MAX_KEPT_GUEST_MEMORY`] of linear memory, or more than half its `host.memory-limit` | a kept instance is not a way to hold memory, and the next call must have room (wasm memory never shrinks) |
-//! | it has been idle [`MAX_IDLE`] | settings that are no longer used let go of their instances |
+//! | it holds more than [`MAX_KEPT_GUEST_MEMORY`] of linear memory, or more than half its `host.memory-limit`, or has grown by more than a quarter of that limit since it was instantiated | a kept instance is not a way to hold memory, and the next call must have nearly the room a fresh instance would (wasm memory never shrinks; the cap counts what the instance holds) |
+//! | it has been idle [`MAX_IDLE`] (checked at every call and every second) | settings that are no longer used let go of their instances |
 //! | [`MAX_KEPT`] instances or [`MAX_KEPT_TOTAL_MEMORY`] are kept already | the oldest goes first |
 //! | its connector version is dropped (a swap, an unload) | its code is gone |
 //!
@@ -48,6 +49,8 @@ pub struct KeptInstance {
     pub instance: Instance,
     /// Calls it has served.
     pub calls: u32,
+    /// The linear memory it held once instantiated, before any call.
+    pub instantiated_memory: u64,
 }
 
 struct Entry {
@@ -71,15 +74,7 @@ impl KeptInstances {
         let mut stale = Vec::new();
         let found = {
             let mut entries = self.lock();
-            let now = Instant::now();
-            let mut index = 0;
-            while index < entries.len() {
-                if now.duration_since(entries[index].idle_since) >= MAX_IDLE {
-                    stale.push(entries.remove(index));
-                } else {
-                    index += 1;
-                }
-            }
+            remove_idle(&mut entries, &mut stale);
             entries
                 .iter()
                 .rposition(|e| e.version == version && &e.fingerprint == fingerprint)
@@ -101,14 +96,17 @@ impl KeptInstances {
         guest_memory: u64,
         memory_limit: u64,
     ) {
+        let grown = guest_memory.saturating_sub(kept.instantiated_memory);
         if kept.calls >= MAX_CALLS_PER_INSTANCE
             || guest_memory > MAX_KEPT_GUEST_MEMORY.min(memory_limit / 2)
+            || grown > memory_limit / 4
         {
             return;
         }
         let mut evicted = Vec::new();
         {
             let mut entries = self.lock();
+            remove_idle(&mut entries, &mut evicted);
             entries.push(Entry {
                 version,
                 fingerprint,
@@ -124,6 +122,14 @@ impl KeptInstances {
             }
         }
         drop(evicted);
+    }
+
+    /// Drops what has been idle [`MAX_IDLE`]; the runtime's ticker calls it every second, so an
+    /// idle host does not hold instances for ever.
+    pub fn drop_idle(&self) {
+        let mut stale = Vec::new();
+        remove_idle(&mut self.lock(), &mut stale);
+        drop(stale);
     }
 
     /// Drops every instance of `version` (its connector version is gone).
@@ -148,4 +154,15 @@ impl KeptInstances {
         // An entry is pushed or removed whole, so a panic elsewhere leaves the list consistent.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Moves the entries idle for [`MAX_IDLE`] or longer from `entries` to `into` (to be dropped by
+/// the caller outside the lock).
+fn remove_idle(entries: &mut Vec<Entry>, into: &mut Vec<Entry>) {
+    let now = Instant::now();
+    let (idle, busy): (Vec<Entry>, Vec<Entry>) = std::mem::take(entries)
+        .into_iter()
+        .partition(|e| now.duration_since(e.idle_since) >= MAX_IDLE);
+    *entries = busy;
+    into.extend(idle);
 }

@@ -1,5 +1,6 @@
 //! The component runtime: one wasmtime `Engine` per host, compiled components (cached on disk),
-//! one `InstancePre` per component, and a fresh store per call with the call's limits.
+//! one `InstancePre` per component, and a store per instance, armed with each call's limits.
+//! Instances are fresh, or kept from an earlier call of the same version and context (`kept`).
 //!
 //! Limits of every call:
 //! - **deadline**: epoch interruption (a ticker advances the epoch every 10 ms; the guest yields to
@@ -120,21 +121,29 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// Advances the engine's epoch until dropped.
+/// Advances the engine's epoch until dropped, and once a second drops the kept instances that
+/// have been idle too long.
 struct EpochTicker {
     stop: Arc<AtomicBool>,
 }
 
 impl EpochTicker {
-    fn start(engine: Engine) -> Self {
+    fn start(engine: Engine, kept: Arc<KeptInstances>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let ticks_per_sweep = (Duration::from_secs(1).as_millis() / EPOCH_TICK.as_millis()) as u32;
         std::thread::Builder::new()
             .name("bss-epoch".into())
             .spawn(move || {
+                let mut ticks = 0u32;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
+                    ticks += 1;
+                    if ticks == ticks_per_sweep {
+                        ticks = 0;
+                        kept.drop_idle();
+                    }
                 }
             })
             .expect("spawn the epoch ticker thread");
@@ -157,7 +166,7 @@ struct RuntimeInner {
     peak_guest_memory: AtomicU64,
     resets_dirty_pages_only: bool,
     http: HttpClient,
-    kept: KeptInstances,
+    kept: Arc<KeptInstances>,
     /// Numbers each linked component, so kept instances are never handed to another version.
     next_version_id: AtomicU64,
     _ticker: EpochTicker,
@@ -219,9 +228,10 @@ impl Runtime {
             Some(dir) => Some(CompileCache::new(dir, &engine)?),
             None => None,
         };
+        let kept = Arc::new(KeptInstances::default());
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
-                _ticker: EpochTicker::start(engine.clone()),
+                _ticker: EpochTicker::start(engine.clone(), kept.clone()),
                 engine,
                 config: config.clone(),
                 linker,
@@ -230,7 +240,7 @@ impl Runtime {
                 peak_guest_memory: AtomicU64::new(0),
                 resets_dirty_pages_only: config.pooling && dirty_page_reset_is_safe(),
                 http: HttpClient::new()?,
-                kept: KeptInstances::default(),
+                kept,
                 next_version_id: AtomicU64::new(0),
             }),
         })
@@ -264,8 +274,9 @@ impl Runtime {
         self.inner.resets_dirty_pages_only
     }
 
-    /// The most linear memory any one call has held since the last time this was asked (bytes,
-    /// over all of the instance's memories); resets it.
+    /// The most linear memory any one call's instance has held since the last time this was
+    /// asked (bytes, over all of the instance's memories; a kept instance's over its life so
+    /// far); resets it.
     pub fn take_peak_guest_memory(&self) -> u64 {
         self.inner.peak_guest_memory.swap(0, Ordering::Relaxed)
     }
@@ -657,8 +668,11 @@ impl Linked {
             _ => CallFailure::DeadlineExceeded(deadline),
         };
         let limits = AnswerLimits::of(options);
-        let may_keep = options.keep_instance && name != "manifest" && name != INSTANTIATE_ONLY;
-        let kept = if may_keep {
+        let may_reuse = options.keep_instance && name != "manifest" && name != INSTANTIATE_ONLY;
+        // A dry run may run in a kept instance but leaves none: what it was handed must not
+        // reach a later call that may write.
+        let may_keep = may_reuse && !dry_run;
+        let kept = if may_reuse {
             runtime.kept.take(self.version_id, context.fingerprint())
         } else {
             None
@@ -669,7 +683,8 @@ impl Linked {
                 kept.store
                     .data_mut()
                     .begin_call(context.clone(), labels.clone(), dry_run);
-                (kept.store, Some(kept.instance), kept.calls)
+                let instance = (kept.instance, kept.instantiated_memory);
+                (kept.store, Some(instance), kept.calls)
             }
             None => {
                 let state = CallState::new(
@@ -697,18 +712,21 @@ impl Linked {
         });
 
         let outcome = tokio::time::timeout(deadline, async {
-            let instance = match kept_instance {
-                Some(instance) => instance,
-                None => self
-                    .pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(CallOutcome::Instantiate)?,
+            let (instance, instantiated_memory) = match kept_instance {
+                Some(kept) => kept,
+                None => {
+                    let instance = self
+                        .pre
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(CallOutcome::Instantiate)?;
+                    (instance, store.data().memory.granted())
+                }
             };
             let value = with_limits(limits, export(&self.exports, &instance, &mut store))
                 .await
                 .map_err(CallOutcome::Trap)?;
-            Ok((value, instance))
+            Ok((value, instance, instantiated_memory))
         })
         .await;
         let guest_said = store.data().finish_log();
@@ -735,12 +753,13 @@ impl Linked {
         let outcome = match outcome {
             // A call that ended normally may leave its instance for the next; any other's
             // instance is dropped with its store here, whatever state it was left in.
-            Ok(Ok((value, instance))) => {
+            Ok(Ok((value, instance, instantiated_memory))) => {
                 if may_keep && refused_memory.is_none() {
                     let kept = KeptInstance {
                         store,
                         instance,
                         calls: calls_before + 1,
+                        instantiated_memory,
                     };
                     runtime.kept.keep(
                         self.version_id,

@@ -8,7 +8,8 @@
 //! `build.sh --lean` links an initial memory larger than the stack and data (`--initial-memory`),
 //! and this allocator hands out that space as an arena before falling back to dlmalloc. The arena
 //! only moves forward (a block freed or shrunk at its end is taken back; others are left): an
-//! instance lives for one call, so nothing is kept long. The component is single-threaded, so
+//! instance often lives for one call, and one the host keeps for later calls (at most 1,000) uses
+//! the arena up once and then grows dlmalloc's heap once. The component is single-threaded, so
 //! plain cells suffice.
 //!
 //! The same allocator as the bundled ConnectWise connector's (`plugin-connectwise/src/arena.rs` in
