@@ -1,5 +1,6 @@
 //! The process's metrics in the Prometheus text format (`GET /metrics` on `serve`): connector
-//! calls per connector, instance, export and outcome with their duration, the HTTP statuses
+//! calls per connector, instance, export and outcome with their duration, whether each ran in a
+//! fresh or a kept instance, the HTTP statuses
 //! remotes answered, records per outcome, and gauges the store knows (queue depth, feed backlog)
 //! set when scraped. One registry per process, kept in a static so any layer can count without
 //! carrying a handle; counters start at zero with the process, as Prometheus expects.
@@ -25,6 +26,14 @@ struct CallLabels {
 struct ExportLabels {
     connector: String,
     export: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstancingLabels {
+    connector: String,
+    instance: String,
+    /// `fresh` (instantiated for the call) or `kept` (left by an earlier call).
+    how: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -55,6 +64,7 @@ struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
     call_seconds: Family<ExportLabels, Histogram>,
+    instancing: Family<InstancingLabels, Counter>,
     remote_responses: Family<StatusLabels, Counter>,
     records: Family<RecordLabels, Counter>,
     queue_depth: Family<InstanceLabels, Gauge>,
@@ -80,6 +90,12 @@ fn metrics() -> &'static Metrics {
             "connector_call_seconds",
             "Duration of connector export calls",
             call_seconds.clone(),
+        );
+        let instancing = Family::<InstancingLabels, Counter>::default();
+        registry.register(
+            "connector_call_instances",
+            "Connector calls by the instance they ran in: fresh, or kept from an earlier call",
+            instancing.clone(),
         );
         let remote_responses = Family::<StatusLabels, Counter>::default();
         registry.register(
@@ -116,6 +132,7 @@ fn metrics() -> &'static Metrics {
             registry,
             calls,
             call_seconds,
+            instancing,
             remote_responses,
             records,
             queue_depth,
@@ -141,6 +158,18 @@ pub fn connector_call(connector: &str, instance: &str, export: &str, outcome: &s
             export: export.to_string(),
         })
         .observe(secs);
+}
+
+/// Counts the instance one connector call ran in: kept from an earlier call, or fresh.
+pub fn connector_call_instance(connector: &str, instance: &str, kept: bool) {
+    metrics()
+        .instancing
+        .get_or_create(&InstancingLabels {
+            connector: connector.to_string(),
+            instance: instance.to_string(),
+            how: if kept { "kept" } else { "fresh" },
+        })
+        .inc();
 }
 
 /// Counts one HTTP response a remote gave (`status` 0: no response).

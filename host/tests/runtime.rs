@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bss_host::capabilities::context::InstanceContext;
 use bss_host::capabilities::options::InstanceOptions;
-use bss_host::contract::bindings::connector::Change;
+use bss_host::contract::bindings::connector::{Change, Pushed};
 use bss_host::contract::bindings::types::{ConnectorError, Entity};
 use bss_host::runtime::{LoadError, Runtime, RuntimeConfig};
 use common::{
@@ -339,6 +339,19 @@ async fn a_kept_instance_serves_only_its_own_version_and_settings() {
         assert_eq!(second, if kept { 2 } else { 1 }, "limit {limit_mib} MiB");
     }
 
+    // Operators see which calls ran warm.
+    let metrics = bss_host::metrics::render();
+    for how in ["kept", "fresh"] {
+        assert!(
+            metrics.lines().any(
+                |line| line.starts_with("bss_connector_call_instances_total{")
+                    && line.contains("connector=\"fixture\"")
+                    && line.contains(&format!("how=\"{how}\""))
+            ),
+            "no {how} line in:\n{metrics}"
+        );
+    }
+
     // `host.keep-instance=false` keeps none.
     let fresh = context(
         &connector,
@@ -414,71 +427,44 @@ async fn a_dry_run_cannot_write() {
         &[("base-url", &url), ("mode", "push-post")],
         private_ok(),
     );
-    let records = [account("A1"), account("A2")];
+    let items = common::items(&[account("A1"), account("A2")]);
+    let push = |dry_run: bool| {
+        let (connector, ctx, items) = (connector.clone(), ctx.clone(), items.clone());
+        async move {
+            connector
+                .push(&ctx, Entity::Account, &items, common::options(dry_run))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let refused_every_write = |outcomes: &[Result<Pushed, ConnectorError>]| {
+        assert_eq!(outcomes.len(), 2);
+        for outcome in outcomes {
+            assert!(
+                matches!(outcome, Err(ConnectorError::Internal(m)) if m == "write-in-dry-run"),
+                "{outcome:?}"
+            );
+        }
+    };
+    let posts = || server.seen().iter().filter(|s| s.method == "POST").count();
 
-    let outcomes = connector
-        .push(
-            &ctx,
-            Entity::Account,
-            &common::items(&records),
-            common::options(true),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(outcomes.len(), 2);
-    for outcome in &outcomes {
-        assert!(
-            matches!(outcome, Err(ConnectorError::Internal(m)) if m == "write-in-dry-run"),
-            "{outcome:?}"
-        );
-    }
+    refused_every_write(&push(true).await);
     assert_eq!(server.accepted().await, 0, "nothing was sent");
 
-    let outcomes = connector
-        .push(
-            &ctx,
-            Entity::Account,
-            &common::items(&records),
-            common::options(false),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let outcomes = push(false).await;
     let pushed = outcomes[0].as_ref().unwrap();
     assert_eq!(
         (pushed.change, pushed.remote_id.as_str()),
         (Change::Created, "remote-8")
     );
-    assert_eq!(
-        server.seen().iter().filter(|s| s.method == "POST").count(),
-        2
-    );
+    assert_eq!(posts(), 2);
 
-    // The instance that wrote is kept for the next call; a dry run in it still cannot write.
+    // The instance that wrote is kept for the next call; a dry run in it still cannot write...
     assert_eq!(runtime.kept_instances(), 1);
-    let outcomes = connector
-        .push(
-            &ctx,
-            Entity::Account,
-            &common::items(&records),
-            common::options(true),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| matches!(o, Err(ConnectorError::Internal(m)) if m == "write-in-dry-run")),
-        "{outcomes:?}"
-    );
-    assert_eq!(
-        server.seen().iter().filter(|s| s.method == "POST").count(),
-        2,
-        "the dry run in a kept instance sent nothing"
-    );
-    // ... and did not put the instance back: what a dry run was handed never reaches a call
+    refused_every_write(&push(true).await);
+    assert_eq!(posts(), 2, "the dry run in a kept instance sent nothing");
+    // ... and does not put the instance back: what a dry run was handed never reaches a call
     // that may write.
     assert_eq!(runtime.kept_instances(), 0);
 }

@@ -793,6 +793,7 @@ impl Linked {
             outcome_label,
             started.elapsed().as_secs_f64(),
         );
+        crate::metrics::connector_call_instance(&labels.connector, &labels.instance, reused);
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Err(_elapsed) => Err(fail(deadline_failure(deadline))),
