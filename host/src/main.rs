@@ -15,6 +15,10 @@ async fn main() -> std::process::ExitCode {
     }
     // A component's compile (hundreds of MB at its peak) runs in a child that takes the peak
     // with it (BSS_HOST_COMPILE_IN_PROCESS=1 compiles here instead, for comparison).
+    if let Err(error) = compiler::check_memory_setting() {
+        eprintln!("error: {}", printable(&error));
+        return std::process::ExitCode::FAILURE;
+    }
     if std::env::var_os("BSS_HOST_COMPILE_IN_PROCESS").is_none()
         && let Ok(program) = std::env::current_exe()
     {

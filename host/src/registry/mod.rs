@@ -86,6 +86,7 @@ impl RegistryError {
                 | RegistryError::Tampered(_)
                 | RegistryError::Load(
                     LoadError::NotAComponent { .. }
+                        | LoadError::CompileOverMemoryCap { .. }
                         | LoadError::ManifestCall { .. }
                         | LoadError::Manifest { .. }
                         | LoadError::Exports { .. }

@@ -15,6 +15,7 @@
 //! |---|---|
 //! | could not be started, or does not understand its arguments | compiles in this process, with a warning |
 //! | exits 3: the bytes are not a valid component | refuses the component with the child's reason |
+//! | a background child runs out of the memory it may add ([`CHILD_MEMORY_MIB`] MiB of writable address space, or `BSS_HOST_COMPILE_MEMORY_MB`) | refuses the component until the cap is raised or the file changes (it would run out again) |
 //! | is killed, crashes, or runs past [`CHILD_DEADLINE`] (a background child: that much CPU time, or [`BACKGROUND_DEADLINE`]) | fails this load as stopped, not as an invalid component (not compiled here: that peak is what the child is for); it is tried again later |
 //! | writes an artifact that does not load | compiles in this process, with a warning |
 //!
@@ -68,6 +69,9 @@ pub enum CompileFailure {
     /// The compile was stopped before it ended (killed, crashed, out of time): nothing is known
     /// about the bytes, and a later attempt may succeed.
     Stopped(String),
+    /// The compile needed more memory than a compiler child may use: it would again, until the
+    /// cap is raised. The cap in MiB, and what the child said.
+    OverMemoryCap { cap_mib: u64, said: String },
 }
 
 /// Compiles `bytes` to a component of `engine`. With a child compiler (and a cache to write its
@@ -91,6 +95,10 @@ pub async fn compile(
                 Ok(component) => Ok(component),
                 Err(ChildFailed::Invalid(reason)) => Err(CompileFailure::Invalid(reason)),
                 Err(ChildFailed::Stopped(reason)) => Err(CompileFailure::Stopped(reason)),
+                Err(ChildFailed::OverMemoryCap(said)) => Err(CompileFailure::OverMemoryCap {
+                    cap_mib: child_memory_bytes().unwrap_or(CHILD_MEMORY_MIB << 20) >> 20,
+                    said,
+                }),
                 Err(ChildFailed::Unavailable(why)) => {
                     tracing::warn!(
                         origin,
@@ -162,6 +170,8 @@ enum ChildFailed {
     /// memory must not be tried again in the host, which is what the child is there to protect):
     /// what happened.
     Stopped(String),
+    /// The child ran out of the memory it may use: what it said.
+    OverMemoryCap(String),
     /// The child could not be started here: compile in this process instead.
     Unavailable(String),
 }
@@ -195,6 +205,8 @@ async fn compile_in_child(
 ) -> Result<Component, ChildFailed> {
     let unavailable =
         |what: &str, e: &dyn std::fmt::Display| ChildFailed::Unavailable(format!("{what}: {e}"));
+    // Checked here, where a wrong value can be reported; the child reads it again.
+    child_memory_bytes().map_err(ChildFailed::Stopped)?;
     // The file the child writes is made here, exclusively (never one planted or shared by another
     // process), in the cache folder that only the host writes; the child opens it, never creates.
     let temporary = artifact.with_extension(format!("compiling-{}", unique_suffix()));
@@ -268,6 +280,14 @@ async fn compile_in_child(
     };
     if !output.status.success() {
         let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        // Rust's allocation-failure message (then an abort), or the child's own verdict; only a
+        // background child is capped.
+        if priority == "background"
+            && (output.status.code() == Some(OVER_MEMORY_CAP)
+                || said.contains("memory allocation of"))
+        {
+            return Err(ChildFailed::OverMemoryCap(said));
+        }
         return Err(match output.status.code() {
             Some(INVALID_COMPONENT) => ChildFailed::Invalid(said),
             // A usage error: this binary's child does not understand its parent (a mixed build).
@@ -299,8 +319,51 @@ async fn compile_in_child(
     }
 }
 
+/// The most writable memory a compiler child may hold (`RLIMIT_DATA`), in MiB, unless
+/// [`CHILD_MEMORY_VARIABLE`] says otherwise: about ten times the peak of the largest components
+/// measured (a 20 MB Python one: ~400 MB).
+const CHILD_MEMORY_MIB: u64 = 4096;
+
+/// The environment variable that sets a compiler child's memory cap, in MiB.
+pub const CHILD_MEMORY_VARIABLE: &str = "BSS_HOST_COMPILE_MEMORY_MB";
+
+/// Checks [`CHILD_MEMORY_VARIABLE`] once at start-up (`main`), so a wrong value stops the command
+/// with an error that names it rather than failing each compile.
+pub fn check_memory_setting() -> Result<(), String> {
+    child_memory_bytes().map(|_| ())
+}
+
+/// A compiler child's memory cap in bytes: [`CHILD_MEMORY_VARIABLE`] if set, else
+/// [`CHILD_MEMORY_MIB`]; an error that says how to fix a value that is not a number of MiB.
+fn child_memory_bytes() -> Result<u64, String> {
+    let Some(value) = std::env::var_os(CHILD_MEMORY_VARIABLE) else {
+        return Ok(CHILD_MEMORY_MIB << 20);
+    };
+    value
+        .to_str()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|mib| (1..=1 << 24).contains(mib))
+        .map(|mib| mib << 20)
+        .ok_or_else(|| {
+            format!(
+                "{CHILD_MEMORY_VARIABLE}={} is not a number of MiB from 1 to 16777216; set a whole number (the default is {CHILD_MEMORY_MIB}) or unset it",
+                value.to_string_lossy()
+            )
+        })
+}
+
+/// What `RLIMIT_DATA` counts for this process now (`VmData` in `/proc/self/status`), if known.
+fn writable_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmData:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib << 10)
+}
+
 /// The child's exit code for bytes that are not a valid component (its stderr says why).
 const INVALID_COMPONENT: i32 = 3;
+/// The child's exit code for a compile that ran out of the memory the child may use.
+const OVER_MEMORY_CAP: i32 = 4;
 
 /// The compiler child: `bss-host __compile-component OUT pooling|on-demand SLOTS`, the component
 /// on stdin; OUT exists already (its parent made it). Returns the process's exit code.
@@ -355,6 +418,35 @@ pub fn child_main(arguments: &[std::ffi::OsString]) -> i32 {
             return 1;
         }
     };
+    // A component crafted to make the compiler allocate without end meets this cap (the child
+    // then aborts, and its parent refuses the component) instead of the machine's memory, where
+    // the kernel's out-of-memory killer might pick the server. `RLIMIT_DATA` counts the process's
+    // writable private memory; the cap is on what the compile adds to what the engine holds
+    // already (its pooling tables are writable), so it is set now, on top of that. Only in a
+    // background child (`serve`, compiling what lands in the plugins folder): it compiles on one
+    // thread, so a refused allocation aborts it. Two compiling threads refused at once were seen
+    // to wait for ever on std's panic-output lock instead; a command's own compile keeps both
+    // threads and no cap.
+    let cap = child_memory_bytes().unwrap_or(CHILD_MEMORY_MIB << 20);
+    match writable_memory_bytes().filter(|_| background) {
+        Some(held) => {
+            let limit = held.saturating_add(cap);
+            let data = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit reads the struct, which lives across the call.
+            if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &data) } != 0 {
+                eprintln!(
+                    "warning: the compile's memory cap could not be set: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+        None if !background => {}
+        // Without knowing what is held, a cap could fall below it: none rather than a wrong one.
+        None => eprintln!("warning: /proc/self/status has no VmData; the compile is not capped"),
+    }
     let mut bytes = Vec::new();
     if let Err(error) = std::io::stdin().read_to_end(&mut bytes) {
         eprintln!("the component could not be read from stdin: {error}");
@@ -363,7 +455,13 @@ pub fn child_main(arguments: &[std::ffi::OsString]) -> i32 {
     let artifact = match engine.precompile_component(&bytes) {
         Ok(artifact) => artifact,
         Err(error) => {
-            eprint!("{error:#}");
+            let said = format!("{error:#}");
+            eprint!("{said}");
+            // An allocation the cap refused, reported as an error rather than an abort.
+            let lower = said.to_lowercase();
+            if lower.contains("cannot allocate memory") || lower.contains("out of memory") {
+                return OVER_MEMORY_CAP;
+            }
             return INVALID_COMPONENT;
         }
     };

@@ -55,6 +55,15 @@ pub enum LoadError {
         "{origin} could not be compiled this time: {reason}; it is tried again later (the plugins folder's watcher and a fleet worker wait 30 s, then longer after each failure; a command tries on its next run)"
     )]
     CompileStopped { origin: String, reason: String },
+    /// The compile needed more memory than a compiler child may use.
+    #[error(
+        "{origin} needs more memory to compile than the compiler may use ({cap_mib} MiB, BSS_HOST_COMPILE_MEMORY_MB): {said}; if the component is legitimate, raise the cap and restart, or drop the file again"
+    )]
+    CompileOverMemoryCap {
+        origin: String,
+        cap_mib: u64,
+        said: String,
+    },
     #[error(
         "{origin} is built against {found}, but this host serves bss:integration@{served}; {fix}"
     )]

@@ -424,6 +424,13 @@ impl Runtime {
                 origin: origin.to_string(),
                 reason,
             },
+            compiler::CompileFailure::OverMemoryCap { cap_mib, said } => {
+                LoadError::CompileOverMemoryCap {
+                    origin: origin.to_string(),
+                    cap_mib,
+                    said,
+                }
+            }
         })?;
         inner.compiles.fetch_add(1, Ordering::Relaxed);
         // A child compiler wrote the cache entry itself.
