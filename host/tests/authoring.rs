@@ -346,6 +346,7 @@ fn dev_reloads_each_rebuild_and_refuses_a_broken_one() {
             let _ = self.0.wait();
         }
     }
+    let stderr_file = dir.path().join("dev.stderr");
     let mut dev = HOST
         .command(
             dir.path(),
@@ -364,11 +365,10 @@ fn dev_reloads_each_rebuild_and_refuses_a_broken_one() {
         )
         .stdout(std::process::Stdio::piped())
         // Kept for the failure message: what dev warned about while the test waited.
-        .stderr(std::fs::File::create(dir.path().join("dev.stderr")).unwrap())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
         .spawn()
         .map(Killed)
         .unwrap();
-    let stderr_file = dir.path().join("dev.stderr");
     let (sender, lines) = std::sync::mpsc::channel::<String>();
     let stdout = dev.0.stdout.take().unwrap();
     std::thread::spawn(move || {

@@ -149,8 +149,8 @@ impl InstanceContext {
         let mut digest = Sha256::new();
         digest.update(self.fingerprint);
         for (key, value) in sealed {
-            field(&mut digest, key);
-            field(&mut digest, value);
+            hash_field(&mut digest, key);
+            hash_field(&mut digest, value);
         }
         self.fingerprint = digest.finalize().into();
     }
@@ -256,28 +256,28 @@ fn fingerprint_of(
     options: &InstanceOptions,
 ) -> [u8; 32] {
     let mut digest = Sha256::new();
-    field(&mut digest, instance);
+    hash_field(&mut digest, instance);
     digest.update((values.len() as u64).to_le_bytes());
     for (key, value) in values {
-        field(&mut digest, key);
-        field(&mut digest, value);
+        hash_field(&mut digest, key);
+        hash_field(&mut digest, value);
     }
     digest.update((lookups.len() as u64).to_le_bytes());
     for (key, entries) in lookups {
-        field(&mut digest, key);
+        hash_field(&mut digest, key);
         digest.update((entries.len() as u64).to_le_bytes());
         for entry in entries {
-            field(&mut digest, &entry.bss_value);
-            field(&mut digest, &entry.remote_value);
+            hash_field(&mut digest, &entry.bss_value);
+            hash_field(&mut digest, &entry.remote_value);
             digest.update([u8::from(entry.pull_default)]);
         }
     }
     // Every option is a plain value, so its derived `Debug` text names each field and its value.
-    field(&mut digest, &format!("{options:?}"));
+    hash_field(&mut digest, &format!("{options:?}"));
     digest.finalize().into()
 }
 
-fn field(digest: &mut Sha256, text: &str) {
+fn hash_field(digest: &mut Sha256, text: &str) {
     digest.update((text.len() as u64).to_le_bytes());
     digest.update(text.as_bytes());
 }

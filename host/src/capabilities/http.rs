@@ -274,11 +274,7 @@ impl HttpCall {
         labels: Arc<Labels>,
         dry_run: bool,
     ) -> Self {
-        let log = LogSink::new(
-            labels,
-            context.redactor().clone(),
-            context.options().log_bytes_per_call,
-        );
+        let log = LogSink::of_call(labels, &context);
         let mut call = Self::with_log(client, context, Arc::new(Mutex::new(log)), dry_run);
         call.owns_log = true;
         call

@@ -337,6 +337,15 @@ pub struct LogSink {
 }
 
 impl LogSink {
+    /// The log of one call under `context`: its secrets redacted, its `host.log-bytes-per-call`.
+    pub fn of_call(labels: Arc<Labels>, context: &super::context::InstanceContext) -> Self {
+        Self::new(
+            labels,
+            context.redactor().clone(),
+            context.options().log_bytes_per_call,
+        )
+    }
+
     pub fn new(labels: Arc<Labels>, redactor: Redactor, budget: u64) -> Self {
         LogSink {
             labels,

@@ -50,19 +50,14 @@ impl CallState {
         client: HttpClient,
         dry_run: bool,
     ) -> Self {
-        let options = context.options().clone();
-        let log = Arc::new(Mutex::new(LogSink::new(
-            labels,
-            context.redactor().clone(),
-            options.log_bytes_per_call,
-        )));
+        let log = Arc::new(Mutex::new(LogSink::of_call(labels, &context)));
         CallState {
             wasi: None,
             table: ResourceTable::new(),
             http: HttpCall::with_log(client, context.clone(), log.clone(), dry_run),
+            memory: MemoryGuard::new(context.options().memory_limit),
             context,
             log,
-            memory: MemoryGuard::new(options.memory_limit),
         }
     }
 
@@ -77,13 +72,8 @@ impl CallState {
         dry_run: bool,
     ) {
         debug_assert_eq!(context.fingerprint(), self.context.fingerprint());
-        let options = context.options();
         // Replaced in place: stdout, stderr and the HTTP capability hold this same sink.
-        *self.log.lock().unwrap_or_else(|p| p.into_inner()) = LogSink::new(
-            labels,
-            context.redactor().clone(),
-            options.log_bytes_per_call,
-        );
+        *self.log.lock().unwrap_or_else(|p| p.into_inner()) = LogSink::of_call(labels, &context);
         self.http.begin_call(context.clone(), dry_run);
         self.memory.begin_call();
         self.context = context;

@@ -247,6 +247,14 @@ mod tests {
         assert_eq!(options.call_deadline, Duration::from_millis(1500));
         assert_eq!(options.memory_limit, 64 << 20);
         assert_eq!(options.max_response_bytes, 512 << 10);
+        assert!(options.keep_instance, "kept instances are the default");
+        options.set("host.keep-instance", "off").unwrap();
+        assert!(!options.keep_instance);
+        let err = options.set("host.keep-instance", "sometimes").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "host.keep-instance: \"sometimes\" is not true or false"
+        );
 
         let err = options.set("host.memory-limit", "8GiB").unwrap_err();
         assert!(

@@ -46,6 +46,11 @@ pub const MAX_IDLE: Duration = Duration::from_secs(60);
 /// An instantiated component and its store, between two calls.
 pub struct KeptInstance {
     pub store: Store<CallState>,
+    pub warm: Warm,
+}
+
+/// What is known of an instance besides its store: kept with it, carried through a call.
+pub struct Warm {
     pub instance: Instance,
     /// Calls it has served.
     pub calls: u32,
@@ -96,8 +101,8 @@ impl KeptInstances {
         guest_memory: u64,
         memory_limit: u64,
     ) {
-        let grown = guest_memory.saturating_sub(kept.instantiated_memory);
-        if kept.calls >= MAX_CALLS_PER_INSTANCE
+        let grown = guest_memory.saturating_sub(kept.warm.instantiated_memory);
+        if kept.warm.calls >= MAX_CALLS_PER_INSTANCE
             || guest_memory > MAX_KEPT_GUEST_MEMORY.min(memory_limit / 2)
             || grown > memory_limit / 4
         {

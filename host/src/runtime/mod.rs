@@ -45,8 +45,8 @@ use self::answer::{AnswerCap, AnswerLimits, Oversized, with_limits};
 use self::cache::{CompileCache, content_hash};
 pub use self::error::{CallError, CallFailure, LoadError};
 use self::exports::Exports;
-use self::kept::{KeptInstance, KeptInstances};
-pub use self::kept::{MAX_CALLS_PER_INSTANCE, MAX_KEPT};
+pub use self::kept::MAX_KEPT;
+use self::kept::{KeptInstance, KeptInstances, Warm};
 use crate::capabilities::CallState;
 use crate::capabilities::context::InstanceContext;
 use crate::capabilities::http::HttpClient;
@@ -685,13 +685,12 @@ impl Linked {
             None
         };
         let reused = kept.is_some();
-        let (mut store, kept_instance, calls_before) = match kept {
-            Some(mut kept) => {
-                kept.store
+        let (mut store, warm) = match kept {
+            Some(KeptInstance { mut store, warm }) => {
+                store
                     .data_mut()
                     .begin_call(context.clone(), labels.clone(), dry_run);
-                let instance = (kept.instance, kept.instantiated_memory);
-                (kept.store, Some(instance), kept.calls)
+                (store, Some(warm))
             }
             None => {
                 let state = CallState::new(
@@ -702,7 +701,7 @@ impl Linked {
                 );
                 let mut store = Store::new(&runtime.engine, state);
                 store.limiter(|state| &mut state.memory);
-                (store, None, 0)
+                (store, None)
             }
         };
         // One import call's arguments (a log line, a request) may hold no more than one answer.
@@ -719,21 +718,22 @@ impl Linked {
         });
 
         let outcome = tokio::time::timeout(deadline, async {
-            let (instance, instantiated_memory) = match kept_instance {
-                Some(kept) => kept,
-                None => {
-                    let instance = self
+            let warm = match warm {
+                Some(warm) => warm,
+                None => Warm {
+                    instance: self
                         .pre
                         .instantiate_async(&mut store)
                         .await
-                        .map_err(CallOutcome::Instantiate)?;
-                    (instance, store.data().memory.granted())
-                }
+                        .map_err(CallOutcome::Instantiate)?,
+                    calls: 0,
+                    instantiated_memory: store.data().memory.granted(),
+                },
             };
-            let value = with_limits(limits, export(&self.exports, &instance, &mut store))
+            let value = with_limits(limits, export(&self.exports, &warm.instance, &mut store))
                 .await
                 .map_err(CallOutcome::Trap)?;
-            Ok((value, instance, instantiated_memory))
+            Ok((value, warm))
         })
         .await;
         let guest_said = store.data().finish_log();
@@ -757,36 +757,26 @@ impl Linked {
             ok = matches!(outcome, Ok(Ok(_))),
             "connector call"
         );
-        let outcome = match outcome {
-            // A call that ended normally may leave its instance for the next; any other's
-            // instance is dropped with its store here, whatever state it was left in.
-            Ok(Ok((value, instance, instantiated_memory))) => {
+        // A call that ended normally may leave its instance for the next; any other's instance
+        // is dropped with its store when this returns, whatever state it was left in.
+        let outcome = outcome.map(|ended| {
+            ended.map(|(value, warm)| {
                 if may_keep && refused_memory.is_none() {
-                    let kept = KeptInstance {
-                        store,
-                        instance,
-                        calls: calls_before + 1,
-                        instantiated_memory,
+                    let warm = Warm {
+                        calls: warm.calls + 1,
+                        ..warm
                     };
                     runtime.kept.keep(
                         self.version_id,
                         *context.fingerprint(),
-                        kept,
+                        KeptInstance { store, warm },
                         guest_memory,
                         limit,
                     );
                 }
-                Ok(Ok(value))
-            }
-            Ok(Err(failure)) => {
-                drop(store);
-                Ok(Err(failure))
-            }
-            Err(elapsed) => {
-                drop(store);
-                Err(elapsed)
-            }
-        };
+                value
+            })
+        });
         let outcome_label = match &outcome {
             Ok(Ok(_)) => "ok",
             Err(_) => "deadline",
